@@ -1,0 +1,45 @@
+"""DashState: the snapshot the cluster and the shift lights render.
+
+Outputs never ask a source or the estimator anything; they get one of these
+per frame. Every value that can go missing is ``None`` when it is not live,
+so no output can show a stale value as if it were live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# What a source looks like on the dash.
+LIVE = "live"  # delivering fresh values
+STALE = "stale"  # connected or was delivering, but nothing fresh
+ABSENT = "absent"  # not connected / never delivered
+
+UP = "up"
+DOWN = "down"
+
+
+@dataclass(frozen=True)
+class SourceView:
+    name: str  # "obd", "gps", "pulses", ...
+    state: str  # LIVE, STALE or ABSENT
+    message: str = ""  # why, in one sentence, when not LIVE
+    errors: int = 0  # errors counted so far
+
+
+@dataclass(frozen=True)
+class DashState:
+    t: float  # s, the monotonic time this snapshot is for
+    profile_title: str
+    rpm: float | None  # rev/min, None when neither measured nor estimable
+    rpm_estimated: bool  # True when rpm comes from speed and gear, not a tach
+    speed_kmh: float | None  # None when no speed source is live
+    gear: int | None  # 0 = neutral / clutch in, 1..n, None = unknown
+    cue: str | None  # UP, DOWN or None
+    upshift_rpm: float  # where the upshift cue fires
+    redline_rpm: float  # where the tach's red zone starts
+    tach_max_rpm: float  # full scale of the tach
+    coolant_c: float | None = None
+    battery_v: float | None = None
+    sources: tuple[SourceView, ...] = field(default_factory=tuple)
+    speed_source: str | None = None  # which source the speed came from
+    rpm_source: str | None = None  # which source the rpm came from (None when estimated)

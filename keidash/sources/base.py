@@ -1,0 +1,113 @@
+"""The contract every source keeps.
+
+A source owns one device (or one emulated device) and runs in its own thread.
+It turns the device's bytes or edges into :class:`~keidash.readings.Reading`
+objects and hands them to a sink (usually :meth:`ReadingBus.put`). It never
+blocks the frame loop, never raises out of its thread, and reports how it is
+doing through :meth:`Source.status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..readings import Reading
+
+logger = logging.getLogger(__name__)
+
+# Link states a source reports about its device.
+CONNECTING = "connecting"  # opening the port / initialising the adapter
+CONNECTED = "connected"  # talking to the device
+FAILED = "failed"  # cannot open or lost the device; retrying (message says why)
+STOPPED = "stopped"  # stop() was called
+
+Sink = Callable[[Reading], None]
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    link: str  # CONNECTING, CONNECTED, FAILED or STOPPED
+    message: str = ""  # one plain sentence for the driver, empty when all is well
+    errors: dict[str, int] = field(default_factory=dict)  # error kind -> count
+    readings: int = 0  # readings delivered so far
+
+
+class Source:
+    """Base class: subclasses implement :meth:`run` and call :meth:`emit`.
+
+    ``run`` is called in the source's thread and must return soon after
+    :attr:`stopping` is set. Exceptions escaping ``run`` are logged, shown as
+    FAILED and the source is restarted after ``retry_s`` (a USB adapter that
+    was unplugged comes back by itself).
+    """
+
+    #: channels this kind of source can deliver
+    channels: tuple[str, ...] = ()
+    retry_s = 2.0
+
+    def __init__(self, name: str, sink: Sink):
+        self.name = name
+        self._sink = sink
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._link = CONNECTING
+        self._message = ""
+        self._errors: Counter[str] = Counter()
+        self._readings = 0
+
+    # -- for subclasses -------------------------------------------------
+    def run(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def emit(self, t: float, channel: str, value: float, max_age: float) -> None:
+        self._readings += 1
+        self._sink(Reading(t, channel, float(value), self.name, max_age))
+
+    def set_link(self, link: str, message: str = "") -> None:
+        with self._lock:
+            if (link, message) != (self._link, self._message):
+                log = logger.warning if link == FAILED else logger.info
+                log("%s: %s%s", self.name, link, f" ({message})" if message else "")
+            self._link, self._message = link, message
+
+    def count_error(self, kind: str) -> None:
+        with self._lock:
+            self._errors[kind] += 1
+
+    # -- for the pipeline -----------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name=f"source-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.set_link(STOPPED)
+
+    def status(self) -> SourceStatus:
+        with self._lock:
+            return SourceStatus(self.name, self._link, self._message, dict(self._errors), self._readings)
+
+    def _main(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.run()
+            except Exception as exc:  # a source must never take the cluster down
+                logger.exception("%s: source failed", self.name)
+                self.count_error(type(exc).__name__)
+                self.set_link(FAILED, f"{self.name} failed: {exc}; retrying")
+            if self.stopping.wait(self.retry_s):
+                break
+
+
+def monotonic() -> float:
+    """The clock readings are stamped with (seconds, arbitrary origin)."""
+    return time.monotonic()
