@@ -103,7 +103,7 @@ class Source:
             except Exception as exc:  # a source must never take the cluster down
                 logger.exception("%s: source failed", self.name)
                 self.count_error(type(exc).__name__)
-                self.set_link(FAILED, f"{self.name} failed: {exc}; retrying")
+                self.set_link(FAILED, f"failed: {exc}; retrying")
             if self.stopping.wait(self.retry_s):
                 break
 

@@ -1,0 +1,195 @@
+"""keidash's command line: ``keidash demo``, ``keidash run``, ``keidash profiles``.
+
+A user mistake (bad argument, unknown profile, bad config key) gets one plain
+sentence on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from . import __version__
+from .errors import ConfigError, KeidashError, ProfileError
+
+logger = logging.getLogger("keidash")
+
+EXIT_USAGE = 2
+DEFAULT_HEADLESS_SECONDS = 20.0
+DEFAULT_SCREENSHOT = "keidash-demo.png"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one sentence, not a usage dump
+        self.exit(EXIT_USAGE, f"keidash: {message} (see 'keidash {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"keidash: {message} (see 'keidash --help')\n")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 160 or h < 120:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 800x480, not {text!r}") from None
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text) if text.replace(".", "", 1).isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number, 0 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="keidash", description="Instrument cluster for Japanese kei mini-trucks.")
+    parser.add_argument("--version", action="version", version=f"keidash {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def display_options(p):
+        p.add_argument("--headless", action="store_true", help="render off-screen (no window)")
+        p.add_argument("--seconds", type=_positive, help="stop after this many seconds")
+        p.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
+        p.add_argument("--fps", type=_positive, help="frames per second (default 60)")
+        p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
+        p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+
+    demo = sub.add_parser("demo", help="run the virtual truck through the real pipeline to the cluster")
+    demo.add_argument("--profile", default="hijet-s500p", help="truck to simulate (default hijet-s500p)")
+    demo.add_argument("--hardware", default="obd,gps,pulses",
+                      help="emulated devices to read, comma-separated: obd,gps,pulses "
+                           "(gps alone = a truck with no rpm source)")
+    demo.add_argument("--speedup", type=_positive, default=1.0, help="simulated seconds per real second")
+    demo.add_argument("--skip", type=_non_negative, default=0.0,
+                      help="start this many simulated seconds into the day")
+    demo.add_argument("--obey-cues", action="store_true",
+                      help="the virtual driver shifts when keidash says so (closed loop)")
+    demo.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
+    display_options(demo)
+
+    run = sub.add_parser("run", help="drive a real truck from a config file")
+    run.add_argument("--config", required=True, metavar="PATH", help="TOML config (see docs/config.md)")
+    display_options(run)
+
+    sub.add_parser("profiles", help="list the vehicle profiles")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING - 10 * getattr(args, "verbose", 0),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "profiles":
+            return cmd_profiles()
+        if args.command == "demo":
+            return cmd_demo(args)
+        return cmd_run(args)
+    except (ConfigError, ProfileError) as exc:
+        print(f"keidash: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeidashError as exc:
+        print(f"keidash: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_profiles() -> int:
+    from .profiles import list_profiles, load_profile
+    for name in list_profiles():
+        p = load_profile(name)
+        gears = (f"{len(p.gear_ratios)} gears, final {p.final_drive:g}" if p.ratios_known
+                 else "ratios learned by driving")
+        print(f"{name:14s} {p.title} ({p.years}), {p.engine.code} {p.engine.displacement_cc:g} cc, "
+              f"{p.tyre.size}, {gears}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .profiles import load_profile
+    load_profile(args.profile)  # an unknown profile is a usage error before anything starts
+    query = f"hardware={args.hardware}&speedup={args.speedup:g}&skip={args.skip:g}"
+    if args.obey_cues:
+        query += "&obey=1"
+    sources = {"sim": f"sim://{args.profile}?{query}"}
+    return _run(args, args.profile, sources, size=args.size, fullscreen=False, shift={}, demo=True)
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    config = load_config(args.config)
+    return _run(args, config.profile, config.sources, size=config.size, fullscreen=config.fullscreen,
+                shift=config.shift, fps=config.fps)
+
+
+def _no_display() -> bool:
+    return (not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+            and os.environ.get("SDL_VIDEODRIVER") not in ("kmsdrm", "x11", "wayland"))
+
+
+def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, shift,
+         fps: float = 60.0, demo: bool = False) -> int:
+    from .engine import shift_limits
+    from .estimator import EstimatorConfig
+    from .profiles import load_profile
+    from .rig import open_rig
+
+    profile = load_profile(profile_name)
+    headless = args.headless or _no_display()
+    seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
+    screenshot = args.screenshot or (DEFAULT_SCREENSHOT if headless and demo else None)
+    if headless and seconds is None:
+        print("keidash: running headless; stop with Ctrl-C or SIGTERM", file=sys.stderr)
+
+    from .display.cluster import Cluster
+    try:
+        cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless)
+    except Exception as exc:  # pygame.error and friends: say it plainly
+        raise KeidashError(f"cannot open the display: {exc}") from None
+
+    rig = open_rig(sources, profile)
+    limits = shift_limits(profile, **{k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")})
+    config = EstimatorConfig(limits=limits, rpm_per_kmh=profile.rpm_per_kmh(), profile_title=profile.title,
+                             source_priority=rig.priority())
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    from .app import run_dash
+    try:
+        rig.start()
+        stats = run_dash(rig, config, [cluster], fps=args.fps or fps, seconds=seconds, stop=stop,
+                         should_quit=cluster.poll_quit)
+        if screenshot:
+            cluster.save(screenshot)
+            print(f"keidash: saved a screenshot of the cluster to {os.path.abspath(screenshot)}")
+        if args.stats_json:
+            stats.write(args.stats_json)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        rig.stop()
+        cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Vehicle profiles: one TOML per model in this folder, sourced numbers only.
+
+A profile holds what is known about a model (engine figures, gear ratios, final
+drive, tyre, tach pulses) with the source of every number. What is not known
+stays empty: gear ratios missing from a profile are learned by driving, never
+guessed. Numbers keidash needs but no source gives (idle speed, red line) are
+settings with documented defaults in :mod:`keidash.limits`, not profile facts.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ProfileError
+from ..tyres import Tyre, parse_tyre
+
+_ENGINE_KEYS = {"code", "displacement_cc", "cylinders", "peak_power_kw", "peak_power_rpm",
+                "peak_torque_nm", "peak_torque_rpm", "idle_rpm", "sources"}
+_GEARBOX_KEYS = {"transmission", "gear_count", "gear_ratios", "reverse_ratio", "final_drive",
+                 "transfer_low_ratio", "sources"}
+_TYRE_KEYS = {"size", "sources"}
+_TACH_KEYS = {"pulses_per_rev", "signal", "sources"}
+_TOP_KEYS = {"name", "title", "years", "engine", "gearbox", "tyre", "tach"}
+
+
+@dataclass(frozen=True)
+class Engine:
+    code: str
+    displacement_cc: float
+    cylinders: int | None = None
+    peak_power_kw: float | None = None
+    peak_power_rpm: float | None = None
+    peak_torque_nm: float | None = None
+    peak_torque_rpm: float | None = None
+    idle_rpm: float | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    title: str
+    years: str
+    engine: Engine
+    tyre: Tyre
+    gear_ratios: tuple[float, ...] = ()  # 1st..top; empty = unknown, to be learned
+    gear_count: int | None = None  # forward gears, when known even if ratios are not
+    final_drive: float | None = None
+    reverse_ratio: float | None = None
+    transfer_low_ratio: float | None = None
+    transmission: str | None = None
+    tach_pulses_per_rev: float | None = None
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> sources
+
+    @property
+    def ratios_known(self) -> bool:
+        return bool(self.gear_ratios) and self.final_drive is not None
+
+    @property
+    def forward_gears(self) -> int | None:
+        return len(self.gear_ratios) if self.gear_ratios else self.gear_count
+
+    def rpm_per_kmh(self) -> tuple[float, ...]:
+        """Engine rpm per km/h of road speed in each gear (high range); () if unknown.
+
+        rpm = v[km/h] x (1000/60) / C_roll[m] x i_gear x i_final
+        """
+        if not self.ratios_known:
+            return ()
+        c = self.tyre.rolling_circumference_m
+        return tuple(1000 / 60 / c * i * self.final_drive for i in self.gear_ratios)
+
+    def with_rpm_per_kmh(self, per_gear: tuple[float, ...]) -> "Profile":
+        """This profile with gear constants learned as rpm per km/h (final drive folded in)."""
+        c = self.tyre.rolling_circumference_m
+        ratios = tuple(round(k * c * 60 / 1000, 4) for k in per_gear)
+        return replace(self, gear_ratios=ratios, final_drive=1.0, gear_count=len(ratios))
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _number(table: dict, key: str, where: str, required: bool = False):
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise ProfileError(f"{where}: {key} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ProfileError(f"{where}: {key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def profile_from_dict(data: dict, origin: str) -> Profile:
+    """Build a Profile from parsed TOML, with one plain sentence for any mistake."""
+    _check_keys(data, _TOP_KEYS, origin)
+    for key in ("name", "title", "engine", "tyre"):
+        if key not in data:
+            raise ProfileError(f"{origin}: [{key}] is missing" if key in ("engine", "tyre")
+                               else f"{origin}: {key} is missing")
+    engine_t, gearbox_t = data["engine"], data.get("gearbox", {})
+    tyre_t, tach_t = data["tyre"], data.get("tach", {})
+    _check_keys(engine_t, _ENGINE_KEYS, f"{origin} [engine]")
+    _check_keys(gearbox_t, _GEARBOX_KEYS, f"{origin} [gearbox]")
+    _check_keys(tyre_t, _TYRE_KEYS, f"{origin} [tyre]")
+    _check_keys(tach_t, _TACH_KEYS, f"{origin} [tach]")
+    where = f"{origin} [engine]"
+    cylinders = engine_t.get("cylinders")
+    if cylinders is not None and (not isinstance(cylinders, int) or not 1 <= cylinders <= 12):
+        raise ProfileError(f"{where}: cylinders must be a whole number from 1 to 12")
+    engine = Engine(
+        code=str(engine_t.get("code", "?")),
+        displacement_cc=_number(engine_t, "displacement_cc", where, required=True),
+        cylinders=cylinders,
+        peak_power_kw=_number(engine_t, "peak_power_kw", where),
+        peak_power_rpm=_number(engine_t, "peak_power_rpm", where),
+        peak_torque_nm=_number(engine_t, "peak_torque_nm", where),
+        peak_torque_rpm=_number(engine_t, "peak_torque_rpm", where),
+        idle_rpm=_number(engine_t, "idle_rpm", where),
+    )
+    where = f"{origin} [gearbox]"
+    ratios = gearbox_t.get("gear_ratios", [])
+    if not isinstance(ratios, list) or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in ratios):
+        raise ProfileError(f"{where}: gear_ratios must be a list of positive numbers (empty if unknown)")
+    gear_count = gearbox_t.get("gear_count")
+    if gear_count is not None and (not isinstance(gear_count, int) or not 1 <= gear_count <= 8):
+        raise ProfileError(f"{where}: gear_count must be a whole number from 1 to 8")
+    if ratios and gear_count is not None and gear_count != len(ratios):
+        raise ProfileError(f"{where}: gear_count is {gear_count} but {len(ratios)} gear_ratios are given")
+    tyre_size = tyre_t.get("size")
+    if not isinstance(tyre_size, str):
+        raise ProfileError(f"{origin} [tyre]: size is missing (write it like 145R12)")
+    try:
+        tyre = parse_tyre(tyre_size)
+    except ValueError as exc:
+        raise ProfileError(f"{origin} [tyre]: {exc}") from None
+    sources = {name: tuple(t.get("sources", ())) for name, t in
+               (("engine", engine_t), ("gearbox", gearbox_t), ("tyre", tyre_t), ("tach", tach_t)) if t}
+    return Profile(
+        name=str(data["name"]), title=str(data["title"]), years=str(data.get("years", "")),
+        engine=engine, tyre=tyre,
+        gear_ratios=tuple(float(r) for r in ratios),
+        gear_count=gear_count,
+        final_drive=_number(gearbox_t, "final_drive", where),
+        reverse_ratio=_number(gearbox_t, "reverse_ratio", where),
+        transfer_low_ratio=_number(gearbox_t, "transfer_low_ratio", where),
+        transmission=gearbox_t.get("transmission"),
+        tach_pulses_per_rev=_number(tach_t, "pulses_per_rev", f"{origin} [tach]"),
+        sources=sources,
+    )
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped with keidash."""
+    folder = resources.files(__name__)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """Load a shipped profile by name, or any profile TOML by path."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        origin = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileError(f"profile file {path} does not exist") from None
+        except OSError as exc:
+            raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from None
+    else:
+        if name_or_path not in list_profiles():
+            raise ProfileError(f"unknown profile {name_or_path!r}; known: {', '.join(list_profiles())}")
+        origin = f"profile {name_or_path}"
+        text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{origin} is not valid TOML: {exc}") from None
+    return profile_from_dict(data, origin)

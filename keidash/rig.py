@@ -1,0 +1,206 @@
+"""Sources chosen by URL, started and stopped together.
+
+=====================================  ==========================================
+``obd:///dev/ttyUSB0?protocol=5``      ELM327 adapter through python-obd
+                                       (``protocol`` 1-9/A or auto, ``baud``)
+``nmea:///dev/serial0?baud=9600``      GPS receiver writing NMEA
+``pulses://gpio?tach=17&vss=27``       coil tach / speed sensor on GPIO (BCM numbers;
+                                       ``tach_ppr`` pulses per rev, ``vss_ppk`` per km)
+``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS
+                                       and pulse pins (``hardware=obd,gps,pulses``,
+                                       ``speedup``, ``obey=1`` to follow keidash's cues,
+                                       ``skip`` simulated seconds to start into the day,
+                                       ``protocol`` of the emulated ELM327)
+=====================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import ConfigError
+from .profiles import Profile, load_profile
+from .readings import ReadingBus
+from .sources.base import CONNECTED, Source
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = ("obd", "nmea", "pulses", "sim")
+SIM_HARDWARE = ("obd", "gps", "pulses")
+#: default pins of the virtual truck's pulse inputs (BCM), as in hardware/ wiring
+SIM_TACH_PIN, SIM_VSS_PIN = 17, 27
+
+
+@dataclass
+class Rig:
+    """Running sources, and whatever emulated hardware feeds them."""
+
+    bus: ReadingBus
+    sources: list[Source] = field(default_factory=list)
+    _stoppables: list = field(default_factory=list)  # virtual truck and emulators, stopped last
+    truck: object = None  # the VirtualTruck when a sim:// source is in use
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stop()
+        for thing in reversed(self._stoppables):
+            try:
+                thing.stop()
+            except Exception:  # shutting down: note it and carry on stopping the rest
+                logger.exception("stopping %r", thing)
+
+    def links(self) -> dict[str, tuple[bool, str]]:
+        """Each source's (connected, message) for the dash."""
+        out = {}
+        for source in self.sources:
+            status = source.status()
+            out[source.name] = (status.link == CONNECTED, status.message)
+        return out
+
+    def priority(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sources)
+
+    def show_cue(self, cue: str | None) -> None:
+        if self.truck is not None:
+            self.truck.show_cue(cue)
+
+
+def _query(url: str, parts, allowed: set[str]) -> dict[str, str]:
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise ConfigError(f"{url}: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(allowed)) or 'none'}")
+    return query
+
+
+def _num(url: str, query: dict, key: str, default, kind=float):
+    if key not in query:
+        return default
+    try:
+        value = kind(query[key])
+    except ValueError:
+        raise ConfigError(f"{url}: {key} must be a number, not {query[key]!r}") from None
+    if value < 0:
+        raise ConfigError(f"{url}: {key} must not be negative")
+    return value
+
+
+def _protocol(url: str, query: dict) -> str | None:
+    protocol = query.get("protocol", "auto").upper()
+    if protocol in ("AUTO", "0", ""):
+        return None
+    if protocol not in tuple("123456789A"):
+        raise ConfigError(f"{url}: protocol must be auto or 1-9/A (5 = ISO 14230 fast init, "
+                          f"3 = ISO 9141, 6 = CAN 11/500), not {query['protocol']!r}")
+    return protocol
+
+
+def open_rig(sources: dict[str, str], profile: Profile | None = None) -> Rig:
+    """Build (not start) the sources named by URL. Raises ConfigError with one sentence."""
+    if not sources:
+        raise ConfigError("no sources configured: name at least one, e.g. gps = \"nmea:///dev/serial0\"")
+    rig = Rig(ReadingBus())
+    try:
+        for name, url in sources.items():
+            _add(rig, name, url, profile)
+    except Exception:
+        rig.stop()
+        raise
+    return rig
+
+
+def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
+    if not isinstance(url, str):
+        raise ConfigError(f"source {name}: the URL must be a string like \"nmea:///dev/serial0\"")
+    parts = urlsplit(url)
+    sink = rig.bus.put
+    if parts.scheme == "obd":
+        query = _query(url, parts, {"protocol", "baud"})
+        from .sources.obd import ObdSource
+        port = parts.netloc + parts.path
+        if not port:
+            raise ConfigError(f"{url}: name the adapter's port, e.g. obd:///dev/ttyUSB0")
+        rig.sources.append(ObdSource(name, sink, port, protocol=_protocol(url, query),
+                                     baudrate=_num(url, query, "baud", None, int)))
+    elif parts.scheme == "nmea":
+        query = _query(url, parts, {"baud"})
+        from .sources.nmea import NmeaSource
+        port = parts.netloc + parts.path
+        if not port:
+            raise ConfigError(f"{url}: name the GPS port, e.g. nmea:///dev/serial0")
+        rig.sources.append(NmeaSource(name, sink, port, baudrate=_num(url, query, "baud", 9600, int)))
+    elif parts.scheme == "pulses":
+        query = _query(url, parts, {"tach", "vss", "tach_ppr", "vss_ppk"})
+        from .sources.pulses import PulseSource
+        tach = _num(url, query, "tach", None, int)
+        vss = _num(url, query, "vss", None, int)
+        if tach is None and vss is None:
+            raise ConfigError(f"{url}: name at least one pin, e.g. pulses://gpio?tach=17&vss=27")
+        default_ppr = (profile.tach_pulses_per_rev if profile else None) or 1.5
+        rig.sources.append(PulseSource(name, sink, tach_pin=tach, vss_pin=vss,
+                                       tach_pulses_per_rev=_num(url, query, "tach_ppr", default_ppr),
+                                       vss_pulses_per_km=_num(url, query, "vss_ppk", 2548.0)))
+    elif parts.scheme == "sim":
+        _add_sim(rig, url, parts)
+    else:
+        raise ConfigError(f"source {name}: unknown URL scheme {parts.scheme or url!r}; "
+                          f"use one of {', '.join(s + '://' for s in SCHEMES)}")
+
+
+def _add_sim(rig: Rig, url: str, parts) -> None:
+    """The virtual truck and its emulated devices, read through the real sources."""
+    query = _query(url, parts, {"hardware", "speedup", "obey", "protocol", "skip"})
+    if rig.truck is not None:
+        raise ConfigError(f"{url}: only one virtual truck at a time")
+    sim_profile = load_profile(parts.netloc or "hijet-s500p")
+    hardware = [h for h in query.get("hardware", ",".join(SIM_HARDWARE)).split(",") if h]
+    for h in hardware:
+        if h not in SIM_HARDWARE:
+            raise ConfigError(f"{url}: unknown hardware {h!r}; choose from {', '.join(SIM_HARDWARE)}")
+    speedup = _num(url, query, "speedup", 1.0)
+    if speedup <= 0:
+        raise ConfigError(f"{url}: speedup must be above 0")
+    from .sim.truck import VirtualTruck
+    if not sim_profile.ratios_known:
+        raise ConfigError(f"{url}: profile {sim_profile.name} has no sourced gear ratios, so the virtual "
+                          "truck cannot be built from it; simulate hijet-s500p instead")
+    truck = VirtualTruck(sim_profile, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
+                         speedup=speedup)
+    rig.truck = truck
+    truck.advance(_num(url, query, "skip", 0.0))  # fast-forward into the day before going live
+    truck.start()
+    rig._stoppables.append(truck)
+    sink = rig.bus.put
+    if "pulses" in hardware:
+        from gpiozero.pins.mock import MockFactory
+        from .sim.pulses import PulseGenerator
+        from .sources.pulses import PulseSource
+        factory = MockFactory()
+        ppr = sim_profile.tach_pulses_per_rev or 1.5
+        rig.sources.append(PulseSource("pulses", sink, factory=factory, tach_pin=SIM_TACH_PIN,
+                                       vss_pin=SIM_VSS_PIN, tach_pulses_per_rev=ppr))
+        generator = PulseGenerator(truck.truth, factory, tach_pin=SIM_TACH_PIN, vss_pin=SIM_VSS_PIN,
+                                   tach_pulses_per_rev=ppr)
+        generator.start()
+        rig._stoppables.append(generator)
+    if "obd" in hardware:
+        from .sim.elm327 import EmulatedELM327
+        from .sources.obd import ObdSource
+        protocol = _protocol(url, query) or "6"
+        elm = EmulatedELM327(truck.truth, protocol=protocol)
+        elm.start()
+        rig._stoppables.append(elm)
+        rig.sources.append(ObdSource("obd", sink, elm.port, protocol=protocol))
+    if "gps" in hardware:
+        from .sim.nmea import EmulatedGPS
+        from .sources.nmea import NmeaSource
+        gps = EmulatedGPS(truck.truth)
+        gps.start()
+        rig._stoppables.append(gps)
+        rig.sources.append(NmeaSource("gps", sink, gps.port))

@@ -1,0 +1,118 @@
+"""The virtual truck: physics and driver stepped in (scaled) real time.
+
+A thread advances the physics in fixed 10 ms steps of simulated time, paced
+against the monotonic clock times ``speedup``. Emulated hardware reads the
+ground truth through :meth:`VirtualTruck.truth`; keidash's own cue reaches the
+driver through :meth:`VirtualTruck.show_cue` (closed loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+from ..engine import shift_limits
+from ..profiles import Profile
+from .driver import KEI_DAY, Driver, Leg
+from .physics import Body, PhysicsState, TruckPhysics
+from .truth import TruckTruth
+
+logger = logging.getLogger(__name__)
+
+STEP_S = 0.01
+EARTH_RADIUS_M = 6_371_000.0
+START_LAT, START_LON = 36.6513, 138.1810  # somewhere among the orchards of Nagano
+
+
+class VirtualTruck:
+    def __init__(self, profile: Profile, *, legs: tuple[Leg, ...] = KEI_DAY, obey_cues: bool = False,
+                 shift_rpm: float | None = None, speedup: float = 1.0, body: Body = Body()):
+        limits = shift_limits(profile)
+        self.profile = profile
+        self.physics = TruckPhysics(profile, body, idle_rpm=limits.idle_rpm)
+        self.driver = Driver(self.physics, legs, shift_rpm=shift_rpm or 0.85 * limits.upshift_rpm,
+                             lug_rpm=limits.lug_rpm, obey_cues=obey_cues)
+        self.speedup = speedup
+        self._state = PhysicsState(engine_rpm=limits.idle_rpm)
+        self._coolant_c = 25.0
+        self._lat, self._lon = START_LAT, START_LON
+        self._cue: str | None = None
+        self._lock = threading.Lock()
+        self._truth = self._make_truth()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.history: list[TruckTruth] = []  # one truth every 0.1 s of sim time, for tests and the demo
+        self.record_history = False
+
+    # -- stepping (pure given the inputs; no clock) ------------------------
+    def advance(self, sim_seconds: float) -> None:
+        """Advance the simulation by ``sim_seconds`` in 10 ms steps."""
+        steps = max(1, round(sim_seconds / STEP_S))
+        for _ in range(steps):
+            with self._lock:
+                cue = self._cue
+            controls = self.driver.step(self._state, STEP_S, cue)
+            s = self.physics.step(self._state, controls, STEP_S, self.driver.grade())
+            moved = s.distance_m - self._state.distance_m
+            self._state = s
+            self._coolant_c += (88.0 - self._coolant_c) * STEP_S / 240.0  # warms up over minutes
+            heading = math.radians(self.driver.heading_deg())
+            self._lat += math.degrees(moved * math.cos(heading) / EARTH_RADIUS_M)
+            self._lon += math.degrees(moved * math.sin(heading) /
+                                      (EARTH_RADIUS_M * math.cos(math.radians(self._lat))))
+            truth = self._make_truth(cue)
+            with self._lock:
+                self._truth = truth
+            if self.record_history and round(s.t / STEP_S) % 10 == 0:
+                self.history.append(truth)
+
+    def _make_truth(self, cue: str | None = None) -> TruckTruth:
+        s = self._state
+        charging = s.engine_rpm > 600
+        return TruckTruth(
+            t=s.t, rpm=s.engine_rpm, speed_kmh=s.speed_ms * 3.6, gear=s.gear,
+            clutch_in=s.gear == 0 or s.clutch < 0.99, throttle_pct=100 * s.throttle,
+            coolant_c=self._coolant_c, battery_v=14.1 if charging else 12.4,
+            distance_m=s.distance_m, latitude=self._lat, longitude=self._lon,
+            heading_deg=self.driver.heading_deg(), cue=cue)
+
+    # -- for emulated hardware and the pipeline ------------------------------
+    def truth(self) -> TruckTruth:
+        with self._lock:
+            return self._truth
+
+    def show_cue(self, cue: str | None) -> None:
+        """What keidash's cluster shows now; the driver obeys it when ``obey_cues``."""
+        with self._lock:
+            self._cue = cue
+
+    # -- real-time running --------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="virtual-truck", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.is_set():
+            due = (time.monotonic() - start) * self.speedup
+            behind = due - self._state.t
+            if behind >= STEP_S:
+                self.advance(min(behind, 0.5))  # never spiral after a stall of the host
+                if behind > 0.5:
+                    start += (behind - 0.5) / self.speedup
+            else:
+                self._stop.wait(STEP_S / self.speedup)
+
+    def __enter__(self) -> "VirtualTruck":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,139 @@
+"""Every shipped profile is physically sane and carries only sourced numbers."""
+
+import math
+
+import pytest
+
+from keidash.errors import ProfileError
+from keidash.profiles import list_profiles, load_profile, profile_from_dict
+from keidash.tyres import parse_tyre
+
+PROFILES = list_profiles()
+
+
+def test_the_five_trucks_are_shipped():
+    assert {"hijet-s500p", "carry-dd51t", "acty-ha4", "sambar-ks4", "minicab-u42t"} <= set(PROFILES)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_profile_is_physically_sane(name):
+    p = load_profile(name)
+    assert p.name == name
+    e = p.engine
+    assert 540 <= e.displacement_cc <= 660, "kei engines are 550 or 660 cc"
+    if e.cylinders is not None:
+        assert e.cylinders in (3, 4)
+    if e.peak_power_kw is not None:
+        assert 25 <= e.peak_power_kw <= 48, "kei trucks make about 40-64 PS"
+    if e.peak_torque_nm is not None:
+        assert 40 <= e.peak_torque_nm <= 110
+    if e.peak_power_rpm and e.peak_torque_rpm:
+        assert e.peak_torque_rpm < e.peak_power_rpm <= 8000
+        # power at peak torque cannot exceed peak power
+        assert e.peak_torque_nm * e.peak_torque_rpm * math.pi / 30 / 1000 <= e.peak_power_kw * 1.001
+    assert 1.5 <= p.tyre.rolling_circumference_m <= 1.85
+    if p.gear_ratios:
+        assert list(p.gear_ratios) == sorted(p.gear_ratios, reverse=True), "1st is the lowest gear"
+        assert 3.0 <= p.gear_ratios[0] <= 6.0 and 0.6 <= p.gear_ratios[-1] <= 1.1
+        assert 3.0 <= p.final_drive <= 9.0
+        k = p.rpm_per_kmh()
+        # 100 km/h in top gear lands between 3000 and 6500 rpm on a kei truck
+        assert 3000 <= 100 * k[-1] <= 6500
+    if p.tach_pulses_per_rev is not None:
+        assert p.tach_pulses_per_rev in (0.5, 1.0, 1.5, 2.0)
+    if p.forward_gears is not None:
+        assert 4 <= p.forward_gears <= 6
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_table_names_its_sources(name):
+    p = load_profile(name)
+    for table in ("engine", "tyre"):
+        assert p.sources.get(table), f"{name} [{table}] has no sources"
+    if p.gear_ratios:
+        assert p.sources.get("gearbox")
+
+
+def test_unsourced_ratios_are_left_empty_not_guessed():
+    for name in ("carry-dd51t", "acty-ha4", "sambar-ks4", "minicab-u42t"):
+        p = load_profile(name)
+        assert p.gear_ratios == () and p.final_drive is None and not p.ratios_known
+        assert p.rpm_per_kmh() == ()
+
+
+def test_hijet_matches_the_sourced_derivation():
+    # kei-vehicles.md: 278.5 / 163.9 / 113.0 / 68.6 / 50.9 rpm per km/h with C_roll = 1.619 m;
+    # keidash uses the measured 536 mm diameter (C_roll 1.6165 m), 0.16 % shorter.
+    p = load_profile("hijet-s500p")
+    expected = (278.5, 163.9, 113.0, 68.6, 50.9)
+    for got, want in zip(p.rpm_per_kmh(), expected):
+        assert got == pytest.approx(want, rel=0.004)
+    assert p.gear_ratios == (4.059, 2.389, 1.646, 1.000, 0.742)
+    assert p.final_drive == 6.666 and p.transfer_low_ratio == 1.782
+
+
+@pytest.mark.parametrize("code,size,diameter_mm", [
+    ("145R12 6PR LT", "145R12", 542.0),           # measured
+    ("145/80R12 80/78N LT", "145/80R12", 536.0),  # measured
+    ("5.00-12", "5.00-12", 566.0),                # measured, bias
+    ("155/65R13", "155/65R13", 13 * 25.4 + 2 * 155 * 0.65),
+    ("165 R 15", "165R15", 15 * 25.4 + 2 * 165 * 0.80),  # ETRTO: no aspect = 80
+])
+def test_tyre_sizes(code, size, diameter_mm):
+    t = parse_tyre(code)
+    assert t.size == size
+    assert t.diameter_m * 1000 == pytest.approx(diameter_mm)
+    assert t.rolling_circumference_m == pytest.approx(0.96 * math.pi * diameter_mm / 1000)
+
+
+def test_rolling_circumferences_from_the_sources():
+    # kei-vehicles.md [D]: 145/80R12 -> 1.619 m (formula), 5.00-12 -> 1.707 m
+    assert parse_tyre("5.00-12").rolling_circumference_m == pytest.approx(1.707, abs=0.001)
+    assert parse_tyre("145/80R12").rolling_circumference_m == pytest.approx(1.619, abs=0.004)
+
+
+@pytest.mark.parametrize("code", ["", "12", "R12", "big tyres", "145/80", "5.00"])
+def test_bad_tyre_codes_say_how_to_write_one(code):
+    with pytest.raises(ValueError, match="write it like 145R12"):
+        parse_tyre(code)
+
+
+def _minimal(**changes):
+    data = {"name": "x", "title": "X", "engine": {"displacement_cc": 657}, "tyre": {"size": "145R12"}}
+    for key, value in changes.items():
+        table, _, field = key.partition("__")
+        if field:
+            data.setdefault(table, {})[field] = value
+        else:
+            data[table] = value
+    return data
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"engine__redline": 7000}, "unknown key 'redline'"),
+    ({"engine__peak_power_kw": -3}, "peak_power_kw must be a positive number"),
+    ({"gearbox__gear_ratios": [4.0, "x"]}, "gear_ratios must be a list"),
+    ({"gearbox__gear_ratios": [4.0, 2.0], "gearbox__gear_count": 5}, "gear_count is 5 but 2"),
+    ({"tyre__size": "huge"}, "not understood"),
+    ({"colour": "white"}, "unknown key 'colour'"),
+])
+def test_bad_profiles_get_one_plain_sentence(changes, message):
+    with pytest.raises(ProfileError, match=message):
+        profile_from_dict(_minimal(**changes), "test")
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ProfileError, match="unknown profile 'hijet-s999'.*hijet-s500p"):
+        load_profile("hijet-s999")
+
+
+def test_profile_from_a_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\ntitle = "Mine"\n[engine]\ndisplacement_cc = 657\n'
+                    '[gearbox]\ngear_ratios = [4.0, 2.4, 1.6, 1.0, 0.8]\nfinal_drive = 6.0\n'
+                    '[tyre]\nsize = "145R12"\n')
+    p = load_profile(str(path))
+    assert p.ratios_known and len(p.rpm_per_kmh()) == 5
+    (tmp_path / "bad.toml").write_text("name = [")
+    with pytest.raises(ProfileError, match="not valid TOML"):
+        load_profile(str(tmp_path / "bad.toml"))
