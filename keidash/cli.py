@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     logging.basicConfig(level=logging.WARNING - 10 * getattr(args, "verbose", 0),
                         format="%(levelname)s %(name)s: %(message)s")
+    # python-obd's import makes pint redefine units and log each at WARNING: noise, not news
+    logging.getLogger("pint").setLevel(logging.ERROR)
     try:
         if args.command == "profiles":
             return cmd_profiles()

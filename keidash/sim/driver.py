@@ -57,6 +57,7 @@ class DriverState:
     integral: float = 0.0
     cue_seen_s: float = 0.0  # how long the current cue has been showing
     last_cue: str | None = None
+    cue_obeyed: bool = False  # acted on the cue showing now: a driver acts once per cue
     shifts: int = 0
 
 
@@ -98,7 +99,7 @@ class Driver:
         s = self.s
         s.timer += dt
         if cue != s.last_cue:
-            s.cue_seen_s, s.last_cue = 0.0, cue
+            s.cue_seen_s, s.last_cue, s.cue_obeyed = 0.0, cue, False
         else:
             s.cue_seen_s += dt
         speed = p.speed_ms * 3.6
@@ -184,10 +185,12 @@ class Driver:
         if gear < self.top_gear and rpm > self.physics.rev_limit_rpm * 0.97:
             return gear + 1
         if self.obey_cues:
-            if cue and s.cue_seen_s >= REACTION_S:
+            if cue and s.cue_seen_s >= REACTION_S and not s.cue_obeyed:
                 if cue == "up" and gear < self.top_gear:
+                    s.cue_obeyed = True
                     return gear + 1
                 if cue == "down" and gear > 1:
+                    s.cue_obeyed = True
                     return gear - 1
             return gear
         # habits: shift up at the set rpm while accelerating, early while cruising

@@ -99,7 +99,8 @@ class VirtualTruck:
             self._thread.join(2.0)
 
     def _run(self) -> None:
-        start = time.monotonic()
+        # pace from where the truck already is (advance() may have fast-forwarded it)
+        start = time.monotonic() - self._state.t / self.speedup
         while not self._stop.is_set():
             due = (time.monotonic() - start) * self.speedup
             behind = due - self._state.t

@@ -1,0 +1,146 @@
+"""The command line: user mistakes get one plain sentence and exit status 2."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from keidash.cli import main
+from keidash.config import config_from_dict, load_config
+from keidash.errors import ConfigError
+from keidash.rig import open_rig
+
+ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+
+
+def run_cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "keidash", *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def test_profiles_lists_every_truck():
+    out = run_cli("profiles")
+    assert out.returncode == 0
+    assert "hijet-s500p" in out.stdout and "5 gears, final 6.666" in out.stdout
+    assert "carry-dd51t" in out.stdout and "ratios learned by driving" in out.stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["demo", "--profile", "hijet-s999"], "unknown profile 'hijet-s999'"),
+    (["demo", "--profile", "carry-dd51t", "--seconds", "1"], "no sourced gear ratios"),
+    (["demo", "--seconds", "soon"], "'soon' is not a number"),
+    (["demo", "--seconds", "-3"], "must be above 0"),
+    (["demo", "--size", "huge"], "size must look like 800x480"),
+    (["demo", "--hardware", "obd,radar", "--seconds", "1"], "unknown hardware 'radar'"),
+    (["demo", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["run"], "the following arguments are required: --config"),
+    (["run", "--config", "/nonexistent/keidash.toml"], "config file /nonexistent/keidash.toml does not exist"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_user_mistakes_get_one_sentence_and_status_2(args, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        status = main(args)
+        raise SystemExit(status)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_config_key_through_the_real_command(tmp_path):
+    config = tmp_path / "truck.toml"
+    config.write_text('profile = "hijet-s500p"\n[sources]\ngps = "nmea:///dev/serial0"\n'
+                      '[display]\nbrightness = 3\n')
+    out = run_cli("run", "--config", str(config), "--headless", "--seconds", "1")
+    assert out.returncode == 2
+    assert "unknown key 'brightness'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unreadable_config_says_permission_denied(tmp_path):
+    config = tmp_path / "truck.toml"
+    config.write_text('profile = "hijet-s500p"\n')
+    config.chmod(0)
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigError, match="permission denied"):
+            load_config(str(config))
+        return
+    # root reads any file: run the real command as nobody instead, as CI runs as root
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
+    tmp_path.chmod(0o755)
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                          "-m", "keidash", "run", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"keidash: cannot read config file {config}: permission denied"
+
+
+@pytest.mark.parametrize("data,message", [
+    ({}, "profile is missing"),
+    ({"profile": "hijet-s500p"}, r"\[sources\] is empty"),
+    ({"profile": "hijet-s500p", "sources": {"gps": "nmea:///dev/x"}, "display": {"fps": 0}}, "fps must be a positive"),
+    ({"profile": "hijet-s500p", "sources": {"gps": "nmea:///dev/x"}, "display": {"fullscreen": "yes"}},
+     "fullscreen must be true or false"),
+    ({"profile": "hijet-s500p", "sources": {"gps": "nmea:///dev/x"}, "shift": {"upshift": 4000}},
+     "unknown key 'upshift'"),
+    ({"profile": "hijet-s500p", "sources": {"gps": "nmea:///dev/x"}, "extra": 1}, "unknown key 'extra'"),
+])
+def test_config_mistakes(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data, "truck.toml")
+
+
+def test_config_keeps_source_order_as_priority():
+    config = config_from_dict({"profile": "hijet-s500p", "sources": {
+        "pulses": "pulses://gpio?tach=17", "obd": "obd:///dev/ttyUSB0?protocol=5", "gps": "nmea:///dev/serial0"},
+        "display": {"width": 1024, "height": 600, "fullscreen": True}, "shift": {"upshift_rpm": 4500}})
+    assert list(config.sources) == ["pulses", "obd", "gps"]
+    assert config.size == (1024, 600) and config.fullscreen and config.shift == {"upshift_rpm": 4500.0}
+
+
+@pytest.mark.parametrize("url,message", [
+    ("ftp://truck", "unknown URL scheme 'ftp'"),
+    ("obd://", "name the adapter's port"),
+    ("obd:///dev/ttyUSB0?protocol=12", "protocol must be auto or 1-9/A"),
+    ("obd:///dev/ttyUSB0?speed=fast", "unknown option 'speed'"),
+    ("nmea:///dev/serial0?baud=fast", "baud must be a number"),
+    ("pulses://gpio", "name at least one pin"),
+    ("pulses://gpio?tach=17&tach_ppr=x", "tach_ppr must be a number"),
+    ("sim://hijet-s500p?speedup=0", "speedup must be above 0"),
+    ("sim://nope", "unknown profile 'nope'"),
+])
+def test_bad_source_urls(url, message):
+    with pytest.raises(Exception) as info:
+        open_rig({"src": url})
+    assert isinstance(info.value, ValueError)  # ConfigError / ProfileError are ValueErrors
+    assert message in str(info.value)
+
+
+def test_no_display_runs_headless_and_says_where_the_screenshot_went(tmp_path):
+    env = {k: v for k, v in ENV.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    out = subprocess.run([sys.executable, "-m", "keidash", "demo", "--seconds", "2", "--hardware", "gps"],
+                         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"saved a screenshot of the cluster to {tmp_path / 'keidash-demo.png'}" in out.stdout
+    assert (tmp_path / "keidash-demo.png").stat().st_size > 10_000
+
+
+def test_start_up_path_imports_nothing_heavy():
+    # python-obd (pint) costs ~0.2 s here and seconds on a Pi Zero: only a source thread imports it
+    code = ("import sys, keidash.cli, keidash.rig, keidash.app, keidash.estimator, keidash.display.cluster;"
+            "print(sorted(m for m in ('obd', 'pint', 'pygame', 'gpiozero', 'serial', 'pynmea2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_example_config_in_docs_loads_and_builds_its_sources():
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "docs" / "example-config.toml"
+    config = load_config(str(path))
+    assert config.profile == "hijet-s500p" and config.fullscreen
+    rig = open_rig(config.sources)  # built, not started: no hardware is touched
+    assert [s.name for s in rig.sources] == ["pulses", "obd", "gps"]

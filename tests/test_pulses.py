@@ -1,0 +1,402 @@
+"""Tach and speed-sensor pulses: the pure rate maths with exact ticks, then
+PulseSource reading PulseGenerator's pulses on gpiozero's MockFactory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keidash.errors import ConfigError
+from keidash.readings import RPM, SPEED
+from keidash.sim.pulses import PulseGenerator
+from keidash.sim.truth import TruckTruth, parked
+from keidash.sources.base import CONNECTED, FAILED
+from keidash.sources.pulses import (
+    PulseSource,
+    TACH_MIN_WINDOW_S,
+    is_glitch,
+    kmh_from_rate,
+    rate_from_edges,
+    rpm_from_rate,
+    speed_timer,
+    tach_timer,
+    window,
+    zero_timeout,
+)
+
+US = 1_000_000  # synthetic ticks are integer microseconds, so the maths is exact
+
+
+def us_diff(later: int, earlier: int) -> float:
+    return (later - earlier) / US
+
+
+def train(rate_hz: float, n: int, start: int = 0) -> list[int]:
+    """n evenly spaced edge ticks (us) at rate_hz; rate_hz must divide 1e6."""
+    period = round(US / rate_hz)
+    assert period * rate_hz == US
+    return [start + i * period for i in range(n)]
+
+
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+# -- pure maths ------------------------------------------------------------
+def test_rate_from_edges_is_reciprocal_period_timing():
+    assert rate_from_edges(train(80, 5), us_diff) == 80.0
+    assert rate_from_edges([0, 10_000, 30_000], us_diff) == 2 / 0.03
+    assert rate_from_edges([], us_diff) is None
+    assert rate_from_edges([5], us_diff) is None
+    assert rate_from_edges([5, 5], us_diff) is None
+
+
+def test_units():
+    assert rpm_from_rate(75.0, 1.5) == 3000.0  # 3-cyl distributor: f = rpm / 40
+    assert rpm_from_rate(100.0, 2.0) == 3000.0  # 4-cyl: f = rpm / 30
+    assert kmh_from_rate(2548.0 / 60.0, 2548.0) == pytest.approx(60.0)  # 42.47 Hz at 60 km/h
+
+
+def test_window_covers_an_engine_cycle_and_a_minimum_time():
+    # 3200 rpm at 1.5 p/rev: 80 Hz, 12.5 ms; an engine cycle is 3 periods (37.5 ms),
+    # so 50 ms needs 4 periods, i.e. the last 5 edges.
+    ticks = train(80, 40)
+    assert window(ticks, us_diff, 3, 0.05) == ticks[-5:]
+    assert window(ticks, us_diff, 3, 0.1) == ticks[-9:]
+    # Idle, 20 Hz: the engine cycle (3 periods = 150 ms) is the longer condition.
+    ticks = train(20, 40)
+    assert window(ticks, us_diff, 3, 0.05) == ticks[-4:]
+    # Too few edges yet: all of them.
+    assert window(ticks[:3], us_diff, 3, 0.05) == ticks[:3]
+    # The tach's own timer uses the same rule.
+    timer = tach_timer(us_diff, 1.5)
+    assert (timer.min_periods, timer.min_span_s) == (3, TACH_MIN_WINDOW_S)
+
+
+def test_is_glitch():
+    recent = [0.0125] * 8
+    assert is_glitch(0.001, recent)
+    assert is_glitch(0.0037, recent)  # < 0.3 x 12.5 ms
+    assert not is_glitch(0.0038, recent)
+    assert not is_glitch(0.001, [])  # nothing to compare with yet
+
+
+def test_zero_timeout():
+    assert zero_timeout(None, 0.5, 3.0) == 0.5
+    assert zero_timeout(0.0125, 0.5, 3.0) == 0.5
+    assert zero_timeout(0.3, 0.5, 3.0) == pytest.approx(0.9)
+    assert zero_timeout(0.7, 1.0, 3.0, max_s=1.0) == 1.0
+
+
+def test_timer_rejects_glitches_and_counts_them():
+    timer = tach_timer(us_diff, 1.5)
+    ticks = train(80, 60)
+    glitches = 0
+    for i, tick in enumerate(ticks):
+        assert timer.add_edge(tick)
+        if i >= 4 and i % 7 == 0:  # coil ringing: a second edge 1 ms after the real one
+            assert not timer.add_edge(tick + 1_000)
+            glitches += 1
+    assert timer.glitches == glitches > 0
+    assert timer.rate(ticks[-1] + 5_000) == 80.0
+
+
+def test_timer_follows_a_sudden_jump_in_rate():
+    # Faster than the glitch ratio allows: it must recover, not lock up.
+    timer = tach_timer(us_diff, 1.5)
+    ticks = train(100, 20) + train(400, 60, start=20 * 10_000)
+    for tick in ticks:
+        timer.add_edge(tick)
+    assert timer.rate(ticks[-1]) == 400.0
+
+
+def test_tach_reads_zero_after_the_timeout():
+    timer = tach_timer(us_diff, 1.5)
+    ticks = train(80, 20)
+    for tick in ticks:
+        timer.add_edge(tick)
+    assert timer.rate(ticks[-1] + 490_000) == 80.0
+    assert timer.rate(ticks[-1] + 510_000) == 0.0  # max(0.5 s, 3 x 12.5 ms)
+    # At cranking speed the timeout is 3 periods: 5 Hz -> 0.6 s.
+    timer = tach_timer(us_diff, 1.5)
+    ticks = train(5, 6)
+    for tick in ticks:
+        timer.add_edge(tick)
+    assert timer.rate(ticks[-1] + 590_000) == 5.0
+    assert timer.rate(ticks[-1] + 610_000) == 0.0
+
+
+def test_timer_starts_afresh_after_a_silence():
+    timer = tach_timer(us_diff, 1.5)
+    first = train(100, 50)
+    second = train(50, 10, start=first[-1] + 2 * US)
+    for tick in first + second:
+        timer.add_edge(tick)
+    assert timer.rate(second[-1]) == 50.0  # the old 100 Hz edges do not leak in
+    # One edge after a silence cannot be timed: it reads 0.
+    timer.add_edge(second[-1] + 3 * US)
+    assert timer.rate(second[-1] + 3 * US) == 0.0
+
+
+def test_speed_zero_after_one_second_and_minimum_speed():
+    timer = speed_timer(us_diff)
+    ticks = train(2, 5)  # 2 Hz = 2.8 km/h
+    for tick in ticks:
+        timer.add_edge(tick)
+    assert kmh_from_rate(timer.rate(ticks[-1] + 990_000), 2548.0) == pytest.approx(2 * 3600 / 2548)
+    assert timer.rate(ticks[-1] + 1_010_000) == 0.0
+    # Below 1 Hz (1.4 km/h) every edge comes after the timeout: it reads 0.
+    timer = speed_timer(us_diff)
+    ticks = [i * 1_250_000 for i in range(5)]
+    for tick in ticks:
+        timer.add_edge(tick)
+        assert timer.rate(tick) == 0.0
+
+
+@given(period_us=st.integers(2_000, 400_000), n=st.integers(2, 100))
+def test_rate_is_exact_for_any_steady_train(period_us, n):
+    timer = tach_timer(us_diff, 1.5)
+    ticks = [i * period_us for i in range(n)]
+    for tick in ticks:
+        assert timer.add_edge(tick)
+    assert timer.rate(ticks[-1]) == pytest.approx(US / period_us, rel=1e-12)
+
+
+# -- on gpiozero's MockFactory ---------------------------------------------
+class Truth:
+    """A settable truth the generator reads from its thread."""
+
+    def __init__(self, rpm: float, speed_kmh: float):
+        self.value = replace(parked(), rpm=rpm, speed_kmh=speed_kmh)
+
+    def set(self, **changes) -> None:
+        self.value = replace(self.value, **changes)
+
+    def __call__(self) -> TruckTruth:
+        return self.value
+
+
+@pytest.fixture
+def factory():
+    factory = MockFactory()
+    yield factory
+    factory.close()
+
+
+class Bench:
+    """PulseSource reading PulseGenerator's pins, collecting readings."""
+
+    def __init__(self, factory, truth, ppr=1.5):
+        self.readings = []
+        self.received = []  # monotonic time each reading reached the sink
+        self.lock = threading.Lock()
+        self.source = PulseSource("pulses", self._sink, factory=factory, tach_pin=17, vss_pin=27,
+                                  tach_pulses_per_rev=ppr)
+        self.generator = PulseGenerator(truth, factory, tach_pin=17, vss_pin=27, tach_pulses_per_rev=ppr)
+
+    def _sink(self, reading):
+        with self.lock:
+            self.readings.append(reading)
+            self.received.append(time.monotonic())
+
+    def values(self, channel, since=0):
+        with self.lock:
+            return [r.value for r in self.readings[since:] if r.channel == channel]
+
+    def count(self):
+        with self.lock:
+            return len(self.readings)
+
+    def __enter__(self):
+        self.source.start()
+        self.generator.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.generator.stop()
+        self.source.stop()
+
+
+def test_constant_truth_within_3_percent(factory):
+    with Bench(factory, Truth(3000.0, 60.0)) as bench:
+        assert wait_for(lambda: len(bench.values(RPM)) > 5 and len(bench.values(SPEED)) > 5)
+        settled = bench.count()  # the first window is shorter; judge the steady state
+        assert wait_for(lambda: len(bench.values(RPM, settled)) >= 20 and len(bench.values(SPEED, settled)) >= 20)
+        rpm, speed = bench.values(RPM, settled), bench.values(SPEED, settled)
+    assert all(abs(v - 3000.0) <= 90.0 for v in rpm), (min(rpm), max(rpm))
+    assert all(abs(v - 60.0) <= 1.8 for v in speed), (min(speed), max(speed))
+    assert bench.source.status().link == "stopped"
+    assert bench.source.status().errors == {}
+
+
+@pytest.mark.parametrize("ppr", [0.5, 1.0, 1.5, 2.0])
+def test_tach_pulses_per_rev(factory, ppr):
+    with Bench(factory, Truth(3000.0, 0.0), ppr=ppr) as bench:
+        assert wait_for(lambda: len(bench.values(RPM)) > 3)
+        settled = bench.count()
+        assert wait_for(lambda: len(bench.values(RPM, settled)) >= 10)
+        rpm = bench.values(RPM, settled)
+    assert all(abs(v - 3000.0) <= 90.0 for v in rpm), (ppr, min(rpm), max(rpm))
+
+
+def test_ignition_off_falls_to_zero(factory):
+    truth = Truth(3000.0, 60.0)
+    with Bench(factory, truth) as bench:
+        assert wait_for(lambda: bench.values(RPM)[-1:] and bench.values(RPM)[-1] > 2900
+                        and bench.values(SPEED)[-1:] and bench.values(SPEED)[-1] > 58)
+        truth.set(rpm=0.0, speed_kmh=0.0)
+        # rpm times out after 0.5 s, speed after 1 s (plus a publish period).
+        assert wait_for(lambda: bench.values(RPM)[-1] == 0.0 and bench.values(SPEED)[-1] == 0.0, 3.0)
+        off = bench.count()
+        assert wait_for(lambda: bench.count() > off + 10)  # zeros keep coming, nothing else
+        assert set(bench.values(RPM, off)) == {0.0} and set(bench.values(SPEED, off)) == {0.0}
+        # ... and the engine starts again.
+        truth.set(rpm=900.0)
+        assert wait_for(lambda: bench.values(RPM)[-1] > 850)
+    assert all(p.when_changed is None for p in (factory.pin(17), factory.pin(27)))
+
+
+def test_readings_are_stamped_mid_window_so_a_ramp_reads_true(factory):
+    # Revving at 5000 rpm/s: a value stamped at its window's last edge would
+    # read about 250 rpm (8 %) low against the truth at its time stamp.
+    start = time.monotonic() + 0.3
+
+    def truth_rpm(t: float) -> float:
+        return 1000.0 + 5000.0 * min(max(t - start, 0.0), 1.0)
+
+    class Ramp(Truth):
+        def __call__(self):
+            return replace(self.value, rpm=truth_rpm(time.monotonic()))
+
+    with Bench(factory, Ramp(1000.0, 0.0)) as bench:
+        assert wait_for(lambda: time.monotonic() > start + 1.0)
+        with bench.lock:
+            received = [(r, t) for r, t in zip(bench.readings, bench.received) if r.channel == RPM]
+    ramp = [r for r, _ in received if start + 0.2 < r.t < start + 0.9]
+    assert len(ramp) > 10
+    assert all(abs(r.value - truth_rpm(r.t)) <= 0.03 * truth_rpm(r.t) for r in ramp), \
+        [(round(r.t - start, 3), round(r.value), round(truth_rpm(r.t))) for r in ramp]
+    # Never stamped after it was sent, in order, and live until the zero timeout.
+    assert all(r.t <= t for r, t in received)
+    live = [r for r, _ in received if r.value > 0]
+    assert all(a.t < b.t for a, b in zip(live, live[1:]))
+    assert all(r.max_age >= 0.6 for r in live)
+
+
+def test_glitches_on_a_pin_are_counted(factory):
+    out = []
+    source = PulseSource("pulses", out.append, factory=factory, tach_pin=17)
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == CONNECTED)
+        pin = factory.pin(17)
+        for i in range(40):
+            pin.drive_low()
+            pin.drive_high()
+            if i % 10 == 5:  # ringing right after the real edge
+                pin.drive_low()
+                pin.drive_high()
+            time.sleep(0.01)  # >= 10 ms: at most 4000 rpm at 1.5 p/rev
+        assert wait_for(lambda: source.status().errors.get("glitch") == 4)
+    finally:
+        source.stop()
+    rpm = [r.value for r in out if r.channel == RPM and r.value > 0]
+    assert rpm and all(2000 < v <= 4000 * 1.01 for v in rpm[2:]), rpm
+
+
+def test_bad_configuration_is_a_config_error():
+    with pytest.raises(ConfigError, match="pulses per revolution must be positive"):
+        PulseSource("pulses", lambda r: None, tach_pin=17, tach_pulses_per_rev=0)
+    with pytest.raises(ConfigError, match="pulses per km must be positive"):
+        PulseSource("pulses", lambda r: None, vss_pin=27, vss_pulses_per_km=-1)
+
+
+def test_no_pins_configured_fails_with_a_plain_message(factory):
+    assert failure_message(PulseSource("pulses", lambda r: None, factory=factory)) == \
+        "no tach or speed-sensor pin configured"
+
+
+def test_invalid_pin_fails_with_a_plain_message(factory):
+    message = failure_message(PulseSource("pulses", lambda r: None, factory=factory, tach_pin=99))
+    assert message.startswith("GPIO99 for the tach is not a pin on this board")
+
+
+def test_pin_in_use_fails_with_a_plain_message(factory):
+    factory.pin(27, pin_class=MockPWMPin)  # something else drives GPIO27 as PWM
+    message = failure_message(PulseSource("pulses", lambda r: None, factory=factory, tach_pin=17, vss_pin=27))
+    assert message == "GPIO27 for the speed sensor is busy: another program is using it"
+    assert factory.pin(17).when_changed is None  # the tach pin was released again
+
+
+def failure_message(source: PulseSource) -> str:
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == FAILED)
+        return source.status().message
+    finally:
+        source.stop()
+
+
+@pytest.mark.skipif(os.path.exists("/dev/gpiochip0"), reason="this machine has GPIO")
+@pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")
+def test_no_gpio_here_fails_with_a_plain_message(monkeypatch):
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    message = failure_message(PulseSource("pulses", lambda r: None, tach_pin=17))
+    assert message.startswith("no GPIO pins here (not a Raspberry Pi?)")
+
+
+def test_unknown_pin_factory_fails_with_a_plain_message(monkeypatch):
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
+    message = failure_message(PulseSource("pulses", lambda r: None, tach_pin=17))
+    assert message.startswith("cannot use the GPIO pin factory 'no-such-factory' set in GPIOZERO_PIN_FACTORY")
+
+
+def test_default_factory_from_the_environment(monkeypatch):
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    out = []
+    source = PulseSource("pulses", out.append, tach_pin=17)  # factory=None: gpiozero's default
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == CONNECTED)
+        assert isinstance(Device.pin_factory, MockFactory)
+        with PulseGenerator(Truth(1800.0, 0.0), Device.pin_factory, tach_pin=17, vss_pin=None):
+            assert wait_for(lambda: [r for r in out if r.channel == RPM and abs(r.value - 1800) < 54])
+    finally:
+        source.stop()
+        Device.pin_factory.close()
+
+
+def test_generator_keeps_mock_pin_history_bounded(factory):
+    truth = Truth(12000.0, 200.0)  # 400 + 140 Hz: a thousand state changes a second
+    with PulseGenerator(truth, factory, tach_pulses_per_rev=2.0):
+        pin = factory.pin(17)
+        assert wait_for(lambda: len(pin.states) > 600)
+        assert wait_for(lambda: len(pin.states) < 100)  # trimmed, not growing without bound
+
+
+def test_generator_sends_no_pulses_when_stopped(factory):
+    truth = Truth(0.0, 0.0)
+    with PulseGenerator(truth, factory):
+        time.sleep(0.3)
+        tach, vss = factory.pin(17), factory.pin(27)
+        assert [s.state for s in tach.states][-1] is True  # idles high
+        assert not any(s.state is False for s in tach.states[1:])
+        assert not any(s.state is False for s in vss.states[1:])
