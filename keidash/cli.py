@@ -149,6 +149,17 @@ def _no_display() -> bool:
             and os.environ.get("SDL_VIDEODRIVER") not in ("kmsdrm", "x11", "wayland"))
 
 
+def _check_writable(option: str, path: str | None) -> None:
+    """Fail before the drive, not after it, when an output file cannot be written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{option} {path}: cannot write in {folder} (permission denied)")
+
+
 def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, shift,
          fps: float = 60.0, demo: bool = False) -> int:
     from .engine import shift_limits
@@ -157,6 +168,8 @@ def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, 
     from .rig import open_rig
 
     profile = load_profile(profile_name)
+    for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json)):
+        _check_writable(option, path)
     headless = args.headless or _no_display()
     seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
     screenshot = args.screenshot or (DEFAULT_SCREENSHOT if headless and demo else None)

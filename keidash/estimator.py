@@ -189,8 +189,9 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
     views = []
     for name in names:
         mine = [latest for (source, _), latest in state.latest.items() if source == name]
-        connected, message = links.get(name, (bool(mine), ""))
-        if any(latest.live(t) for latest in mine):
+        connected, message = links.get(name, (True, ""))
+        # a source whose link is down is not live, even while a slow value is still in date
+        if connected and any(latest.live(t) for latest in mine):
             views.append(SourceView(name, LIVE, ""))
         elif mine:
             age = t - max(latest.t for latest in mine)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ConfigError
 from .profiles import Profile, load_profile
 from .readings import ReadingBus
-from .sources.base import CONNECTED, Source
+from .sources.base import CONNECTED, CONNECTING, Source
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Rig:
     sources: list[Source] = field(default_factory=list)
     _stoppables: list = field(default_factory=list)  # virtual truck and emulators, stopped last
     truck: object = None  # the VirtualTruck when a sim:// source is in use
+    devices: dict = field(default_factory=dict)  # its emulated "obd", "gps", "pulses" (to unplug in tests)
 
     def start(self) -> None:
         for source in self.sources:
@@ -60,7 +61,8 @@ class Rig:
         out = {}
         for source in self.sources:
             status = source.status()
-            out[source.name] = (status.link == CONNECTED, status.message)
+            message = status.message or ("connecting" if status.link == CONNECTING else "")
+            out[source.name] = (status.link == CONNECTED, message)
         return out
 
     def priority(self) -> tuple[str, ...]:
@@ -173,7 +175,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     truck = VirtualTruck(sim_profile, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
                          speedup=speedup)
     rig.truck = truck
-    truck.advance(_num(url, query, "skip", 0.0))  # fast-forward into the day before going live
+    truck.fast_forward(_num(url, query, "skip", 0.0))  # into the day before going live
     truck.start()
     rig._stoppables.append(truck)
     sink = rig.bus.put
@@ -189,6 +191,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
                                    tach_pulses_per_rev=ppr)
         generator.start()
         rig._stoppables.append(generator)
+        rig.devices["pulses"] = generator
     if "obd" in hardware:
         from .sim.elm327 import EmulatedELM327
         from .sources.obd import ObdSource
@@ -196,6 +199,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         elm = EmulatedELM327(truck.truth, protocol=protocol)
         elm.start()
         rig._stoppables.append(elm)
+        rig.devices["obd"] = elm
         rig.sources.append(ObdSource("obd", sink, elm.port, protocol=protocol))
     if "gps" in hardware:
         from .sim.nmea import EmulatedGPS
@@ -203,4 +207,5 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         gps = EmulatedGPS(truck.truth)
         gps.start()
         rig._stoppables.append(gps)
+        rig.devices["gps"] = gps
         rig.sources.append(NmeaSource("gps", sink, gps.port))

@@ -38,6 +38,8 @@ def test_profiles_lists_every_truck():
     (["run"], "the following arguments are required: --config"),
     (["run", "--config", "/nonexistent/keidash.toml"], "config file /nonexistent/keidash.toml does not exist"),
     (["fly"], "invalid choice: 'fly'"),
+    (["demo", "--screenshot", "/nonexistent/shot.png"], "the folder /nonexistent does not exist"),
+    (["demo", "--stats-json", "/nonexistent/s.json"], "the folder /nonexistent does not exist"),
 ])
 def test_user_mistakes_get_one_sentence_and_status_2(args, expected, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -24,7 +24,7 @@ HIJET = load_profile("hijet-s500p")
 LIMITS = shift_limits(HIJET)
 
 
-def drive(url: str, seconds: float, settle_sim_s: float):
+def drive(url: str, seconds: float, settle_sim_s: float, during=None):
     rig = open_rig({"sim": url}, HIJET)
     config = EstimatorConfig(LIMITS, HIJET.rpm_per_kmh(), HIJET.title, source_priority=rig.priority())
     cluster = Cluster(headless=True)
@@ -32,6 +32,8 @@ def drive(url: str, seconds: float, settle_sim_s: float):
     last_change = {"gear": None, "t": -1e9}
 
     def on_frame(dash):
+        if during is not None:
+            during(rig, dash)
         truth = rig.truck.truth()
         if truth.gear != last_change["gear"]:
             last_change.update(gear=truth.gear, t=truth.t)
@@ -45,11 +47,11 @@ def drive(url: str, seconds: float, settle_sim_s: float):
         cluster.close()
     steady = [(d, tr) for d, tr, since in frames
               if tr.speed_kmh > 6 and not tr.clutch_in and since > settle_sim_s]
-    return stats, frames, steady
+    return stats, frames, steady, rig
 
 
 def test_full_hardware_demo_shows_the_truths_gears_and_cues(tmp_path):
-    stats, frames, steady = drive("sim://hijet-s500p?speedup=4", seconds=50, settle_sim_s=3.0)
+    stats, frames, steady, _ = drive("sim://hijet-s500p?speedup=4", seconds=50, settle_sim_s=3.0)
     assert stats.as_dict()["frames"] >= 0.8 * 50 * 30
     assert frames[-1][1].t > 150  # simulated minutes, not seconds
     last = frames[-1][0]
@@ -70,7 +72,7 @@ def test_full_hardware_demo_shows_the_truths_gears_and_cues(tmp_path):
 def test_speed_only_truck_driven_by_keidash_cues():
     # GPS only: no rpm source at all; the virtual driver shifts when the dash says so. Real
     # time: the driver's reaction is in simulated seconds, the dash's patience in real ones.
-    stats, frames, steady = drive("sim://hijet-s500p?hardware=gps&obey=1&skip=130", seconds=45,
+    stats, frames, steady, _ = drive("sim://hijet-s500p?hardware=gps&obey=1&skip=130", seconds=45,
                                   settle_sim_s=1.0)
     assert {v.name for v in frames[-1][0].sources} == {"gps"}
     moving = [d for d, tr in steady]
@@ -79,3 +81,33 @@ def test_speed_only_truck_driven_by_keidash_cues():
     agree = sum(d.gear == tr.gear for d, tr in steady)
     assert agree / len(steady) >= 0.90, f"{agree}/{len(steady)}"
     assert any(tr.cue == UP for _, tr in steady) or any(f[1].cue == UP for f in frames)
+
+
+def test_adapter_unplugged_mid_drive_goes_stale_and_the_dash_carries_on():
+    unplugged = {}
+
+    def pull_the_plug(rig, dash):
+        # once OBD has been live for 2 s, pull the adapter out
+        if "obd" in {v.name for v in dash.sources if v.state == LIVE}:
+            unplugged.setdefault("live_since", dash.t)
+        if "t" not in unplugged and dash.t - unplugged.get("live_since", dash.t) > 2.0:
+            unplugged["t"] = dash.t
+            rig.devices["obd"].unplug()
+
+    stats, frames, steady, rig = drive("sim://hijet-s500p?hardware=obd,gps&skip=262", seconds=12,
+                                       settle_sim_s=1.0, during=pull_the_plug)
+    assert "t" in unplugged, "OBD never went live"
+    before = [d for d, _, _ in frames if d.t < unplugged["t"]]
+    after = [d for d, _, _ in frames if d.t > unplugged["t"] + 1.5]
+    assert before and all(d.rpm_source == "obd" for d in before[-5:])
+    # the frame loop never waited for the dead adapter: frames kept coming to the end
+    assert after and after[-1].t - unplugged["t"] > 12 - (unplugged["t"] - frames[0][0].t) - 1
+    for d in after:
+        obd = next(v for v in d.sources if v.name == "obd")
+        assert obd.state != LIVE and obd.message  # shown stale, with the reason
+        assert d.rpm_source is None  # never the adapter's last value as if live
+        assert d.speed_source == "gps"
+        assert d.rpm is None or d.rpm_estimated
+    assert any(d.rpm_estimated and d.gear for d in after)
+    shown = next(v for v in after[-1].sources if v.name == "obd")
+    assert "OBD adapter" in shown.message  # e.g. "no OBD adapter at /dev/pts/3: is it plugged in?"
