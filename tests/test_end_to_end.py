@@ -10,8 +10,6 @@ import os
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-import pytest
-
 from keidash.app import run_dash
 from keidash.dashstate import LIVE, UP
 from keidash.display.cluster import Cluster

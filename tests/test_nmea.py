@@ -22,17 +22,9 @@ from keidash.sim.nmea import EmulatedGPS, nmea_sentences, sentence
 from keidash.sim.truth import TruckTruth, parked
 from keidash.sources.base import CONNECTED, FAILED, STOPPED
 from keidash.sources.nmea import NO_FIX_MESSAGE, NmeaSource, open_error_message
+from waiting import wait_for
 
 KMH_PER_KNOT = 1.852
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def parse_all(lines: list[bytes]) -> list[pynmea2.NMEASentence]:

@@ -31,6 +31,7 @@ from keidash.sources.pulses import (
     window,
     zero_timeout,
 )
+from waiting import wait_for
 
 US = 1_000_000  # synthetic ticks are integer microseconds, so the maths is exact
 
@@ -46,15 +47,6 @@ def train(rate_hz: float, n: int, start: int = 0) -> list[int]:
     return [start + i * period for i in range(n)]
 
 
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 # -- pure maths ------------------------------------------------------------

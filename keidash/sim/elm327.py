@@ -27,6 +27,7 @@ import tty
 from collections import Counter
 
 from ..errors import ConfigError
+from .device import EmulatedDevice
 from .truth import TruckTruth, TruthFn
 
 logger = logging.getLogger(__name__)
@@ -390,7 +391,7 @@ def _is_hex(text: str) -> bool:
     return bool(text) and all(c in "0123456789ABCDEF" for c in text)
 
 
-class EmulatedELM327:
+class EmulatedELM327(EmulatedDevice):
     """:class:`ELM327Protocol` on a pseudo-terminal, with fault injection.
 
     ``port`` is the slave side (``/dev/pts/N``) for python-obd or pyserial to
@@ -402,6 +403,7 @@ class EmulatedELM327:
     _POLL_S = 0.05  # how often the service thread checks for stop/unplug
 
     def __init__(self, truth_fn: TruthFn, protocol: str = "6", reply_delay_s: float = 0.0):
+        super().__init__()
         self.chip = ELM327Protocol(truth_fn, protocol)
         self.reply_delay_s = reply_delay_s
         self._master, self._slave = pty.openpty()
@@ -411,34 +413,22 @@ class EmulatedELM327:
         # or not anyone reads, so output nobody reads is dropped, not queued.
         os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
+        self.thread_name = f"elm327-{self.port}"
         self._frozen = threading.Event()
-        self._stopping = threading.Event()
         self._unplug_requested = threading.Event()
         self._closed = threading.Event()
         self._write_lock = threading.Lock()
         self._chip_lock = threading.Lock()  # the chip is used by the service thread, read by callers
-        self._thread: threading.Thread | None = None
         self._ignored = 0  # commands dropped while frozen
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> EmulatedELM327:
         if self._closed.is_set():
             raise RuntimeError("an unplugged or stopped emulator cannot be started again")
-        self._thread = threading.Thread(target=self._serve, name=f"elm327-{self.port}", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
+    def _after_stop(self) -> None:
         self._close_fds()
-
-    def __enter__(self) -> EmulatedELM327:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     # -- fault injection --------------------------------------------------------
     def freeze(self) -> None:
@@ -476,10 +466,10 @@ class EmulatedELM327:
         return sum(counts.get(kind, 0) for kind in ("at", "obd", "invalid"))
 
     # -- the service thread ----------------------------------------------------
-    def _serve(self) -> None:
+    def _run(self) -> None:
         pending = bytearray()
         try:
-            while not self._stopping.is_set() and not self._unplug_requested.is_set():
+            while not self._stop.is_set() and not self._unplug_requested.is_set():
                 ready, _, _ = select.select([self._master], [], [], self._POLL_S)
                 if not ready:
                     continue
@@ -506,7 +496,7 @@ class EmulatedELM327:
             reply = self.chip.handle(line)
             kind = self.chip.last_kind
         if kind == "obd" and self.reply_delay_s > 0:
-            if self._stopping.wait(self.reply_delay_s):
+            if self._stop.wait(self.reply_delay_s):
                 return
         if self._frozen.is_set() or self._unplug_requested.is_set():
             return

@@ -19,6 +19,7 @@ import tty
 from datetime import datetime, timedelta, timezone
 from functools import reduce
 
+from .device import EmulatedDevice
 from .truth import TruckTruth, TruthFn
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def nmea_sentences(truth: TruckTruth, fix: bool = True) -> list[bytes]:
             sentence(",".join(["GPGGA", *gga]))]
 
 
-class EmulatedGPS:
+class EmulatedGPS(EmulatedDevice):
     """A GPS receiver on a pseudo-terminal, fed from the truck's ground truth.
 
     ``port`` is the slave side ("/dev/pts/N"); open it with pyserial like a
@@ -107,7 +108,10 @@ class EmulatedGPS:
     closes the pty.
     """
 
+    thread_name = "emulated-gps"
+
     def __init__(self, truth_fn: TruthFn, rate_hz: float = 5.0):
+        super().__init__()
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self._truth_fn = truth_fn
@@ -120,8 +124,6 @@ class EmulatedGPS:
         self._lock = threading.Lock()  # one writer at a time: epochs and inject()
         self._fix = True
         self._unplugged = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.epochs = 0  # fix epochs written so far
         self.dropped_bytes = 0  # bytes lost because nobody was reading
 
@@ -146,25 +148,8 @@ class EmulatedGPS:
                 os.close(self._master)
                 os.close(self._slave)
 
-    # -- life cycle -----------------------------------------------------
-    def start(self) -> "EmulatedGPS":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="emulated-gps", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+    def _after_stop(self) -> None:
         self.unplug()
-
-    def __enter__(self) -> "EmulatedGPS":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     # -- internals ------------------------------------------------------
     def _run(self) -> None:

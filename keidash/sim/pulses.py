@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from typing import Any, Callable
 
+from .device import EmulatedDevice
 from .truth import TruckTruth, TruthFn
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class _PulseTrain:
             logger.debug("mock pin callback vanished: %s", exc)
 
 
-class PulseGenerator:
+class PulseGenerator(EmulatedDevice):
     """Tach and speed-sensor pulses from the truck's truth on mock pins.
 
     ``factory`` is a gpiozero ``MockFactory``; either pin may be None.
@@ -98,9 +98,12 @@ class PulseGenerator:
     km/h / 3600 * pulses per km (2548 = JIS 637 rev/km x 4 pulses/rev).
     """
 
+    thread_name = "pulse-generator"
+
     def __init__(self, truth_fn: TruthFn, factory: Any, tach_pin: int | None = 17,
                  vss_pin: int | None = 27, tach_pulses_per_rev: float = 1.5,
                  vss_pulses_per_km: float = 2548.0):
+        super().__init__()
         self._truth_fn = truth_fn
         self._trains: list[_PulseTrain] = []
         if tach_pin is not None:
@@ -109,31 +112,12 @@ class PulseGenerator:
         if vss_pin is not None:
             self._trains.append(_PulseTrain(factory.pin(vss_pin),
                                             lambda truth: truth.speed_kmh / 3600.0 * vss_pulses_per_km))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def missed(self) -> int:
         """Pulses skipped because the generator thread woke later than a whole period."""
         return sum(train.missed for train in self._trains)
 
-    def start(self) -> "PulseGenerator":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="pulse-generator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
-
-    def __enter__(self) -> "PulseGenerator":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     def _run(self) -> None:
         now = time.monotonic()

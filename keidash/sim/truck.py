@@ -17,6 +17,7 @@ from ..engine import shift_limits
 from ..profiles import Profile
 from .driver import KEI_DAY, Driver, Leg
 from .physics import Body, PhysicsState, TruckPhysics
+from .device import EmulatedDevice
 from .truth import TruckTruth
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,12 @@ EARTH_RADIUS_M = 6_371_000.0
 START_LAT, START_LON = 36.6513, 138.1810  # somewhere among the orchards of Nagano
 
 
-class VirtualTruck:
+class VirtualTruck(EmulatedDevice):
+    thread_name = "virtual-truck"
+
     def __init__(self, profile: Profile, *, legs: tuple[Leg, ...] = KEI_DAY, obey_cues: bool = False,
                  shift_rpm: float | None = None, speedup: float = 1.0, body: Body = Body()):
+        super().__init__()
         limits = shift_limits(profile)
         self.profile = profile
         self.physics = TruckPhysics(profile, body, idle_rpm=limits.idle_rpm)
@@ -41,8 +45,6 @@ class VirtualTruck:
         self._cue: str | None = None
         self._lock = threading.Lock()
         self._truth = self._make_truth()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.history: list[TruckTruth] = []  # one truth every 0.1 s of sim time, for tests and the demo
         self.record_history = False
 
@@ -97,15 +99,6 @@ class VirtualTruck:
             self._cue = cue
 
     # -- real-time running --------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="virtual-truck", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-
     def _run(self) -> None:
         # pace from where the truck already is (advance() may have fast-forwarded it)
         start = time.monotonic() - self._state.t / self.speedup
@@ -118,10 +111,3 @@ class VirtualTruck:
                     start += (behind - 0.5) / self.speedup
             else:
                 self._stop.wait(STEP_S / self.speedup)
-
-    def __enter__(self) -> "VirtualTruck":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
