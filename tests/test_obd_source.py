@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from as_nobody import source_message_as_nobody
 import serial
 
 from keidash.errors import ConfigError
@@ -184,14 +185,17 @@ def test_missing_port_says_so():
     assert got() == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root opens any port, so permission cannot be denied")
 def test_permission_denied_says_what_to_do():
     got = Collected()
     with EmulatedELM327(Truck(), "6") as emu:
         os.chmod(emu.port, 0)
-        with running(make_source(got, emu.port)) as source:
-            wait_for(lambda: source.status().link == FAILED, "FAILED")
-            assert "add the user to the dialout group" in source.status().message
+        if os.geteuid() == 0:
+            message = source_message_as_nobody("ObdSource('obd', sink, port, protocol='6')", emu.port)
+        else:
+            with running(make_source(got, emu.port)) as source:
+                wait_for(lambda: source.status().link == FAILED, "FAILED")
+                message = source.status().message
+    assert "add the user to the dialout group" in message and emu.port in message
 
 
 def test_ignition_off_then_on_then_off():
