@@ -59,6 +59,7 @@ class Source:
         self._lock = threading.Lock()
         self._link = CONNECTING
         self._message = ""
+        self._logged_failure: str | None = None  # the failure last written to the log
         self._errors: Counter[str] = Counter()
         self._readings = 0
 
@@ -72,9 +73,14 @@ class Source:
 
     def set_link(self, link: str, message: str = "") -> None:
         with self._lock:
-            if (link, message) != (self._link, self._message):
-                log = logger.warning if link == FAILED else logger.info
-                log("%s: %s%s", self.name, link, f" ({message})" if message else "")
+            # A device that stays missing is retried every few seconds: log its failure
+            # once, and again only when the reason changes or it has come back meanwhile.
+            if link == FAILED and message != self._logged_failure:
+                logger.warning("%s: %s (%s)", self.name, link, message)
+                self._logged_failure = message
+            elif link == CONNECTED and self._link != CONNECTED:
+                logger.info("%s: %s%s", self.name, link, f" ({message})" if message else "")
+                self._logged_failure = None
             self._link, self._message = link, message
 
     def count_error(self, kind: str) -> None:

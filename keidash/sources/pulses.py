@@ -21,6 +21,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from collections import deque
 from typing import Any, Callable, Sequence
 
@@ -282,8 +283,13 @@ class PulseSource(Source):
         if self._factory is not None:
             return self._factory
         from gpiozero import Device  # lazy: gpiozero probes the hardware on first use
+        from gpiozero.exc import PinFactoryFallback
 
-        Device.ensure_pin_factory()
+        # gpiozero warns once per backend it tries before the one that works (or none):
+        # the outcome is reported on the dash, the tries are noise in the journal
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PinFactoryFallback)
+            Device.ensure_pin_factory()
         return Device.pin_factory
 
     def run(self) -> None:
