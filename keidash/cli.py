@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, metavar="PATH", help="TOML config (see docs/config.md)")
     display_options(run)
 
+    replay = sub.add_parser("replay", help="play a recorded drive through the cluster")
+    replay.add_argument("log", metavar="LOG", help="carOBD CSV, OpenXC trace, Torque Pro CSV or any CSV")
+    replay.add_argument("--format", default="auto", help="auto (default), carobd, openxc, torque or csv")
+    replay.add_argument("--columns", help="for any CSV: time=COL,speed=COL[,rpm=COL][,gear=COL]")
+    replay.add_argument("--speed-unit", choices=("kmh", "mph", "ms"), help="unit of the speed column")
+    replay.add_argument("--speed", type=_non_negative, default=1.0,
+                        help="times real time (default 1; 0 = as fast as possible)")
+    replay.add_argument("--profile", default="hijet-s500p", help="the truck the log was driven in")
+    replay.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
+    display_options(replay)
+
     sub.add_parser("profiles", help="list the vehicle profiles")
     return parser
 
@@ -105,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_profiles()
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "replay":
+            return cmd_replay(args)
         return cmd_run(args)
     except (ConfigError, ProfileError) as exc:
         print(f"keidash: {exc}", file=sys.stderr)
@@ -135,6 +148,20 @@ def cmd_demo(args) -> int:
         query += "&obey=1"
     sources = {"sim": f"sim://{args.profile}?{query}"}
     return _run(args, args.profile, sources, size=args.size, fullscreen=False, shift={}, demo=True)
+
+
+def cmd_replay(args) -> int:
+    from urllib.parse import quote, urlencode
+
+    from .profiles import load_profile
+    load_profile(args.profile)
+    options = {"format": args.format, "speed": f"{args.speed:g}"}
+    if args.columns:
+        options["columns"] = args.columns
+    if args.speed_unit:
+        options["speed_unit"] = args.speed_unit
+    url = "replay://" + quote(os.path.abspath(args.log)) + "?" + urlencode(options)
+    return _run(args, args.profile, {"replay": url}, size=args.size, fullscreen=False, shift={})
 
 
 def cmd_run(args) -> int:
@@ -173,7 +200,7 @@ def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, 
     headless = args.headless or _no_display()
     seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
     screenshot = args.screenshot or (DEFAULT_SCREENSHOT if headless and demo else None)
-    if headless and seconds is None:
+    if headless and seconds is None and not all(url.startswith("replay:") for url in sources.values()):
         print("keidash: running headless; stop with Ctrl-C or SIGTERM", file=sys.stderr)
 
     from .display.cluster import Cluster
@@ -192,7 +219,7 @@ def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, 
     try:
         rig.start()
         stats = run_dash(rig, config, [cluster], fps=args.fps or fps, seconds=seconds, stop=stop,
-                         should_quit=cluster.poll_quit)
+                         should_quit=lambda: cluster.poll_quit() or rig.finished())
         if screenshot:
             cluster.save(screenshot)
             print(f"keidash: saved a screenshot of the cluster to {os.path.abspath(screenshot)}")

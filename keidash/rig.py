@@ -6,6 +6,8 @@
 ``nmea:///dev/serial0?baud=9600``      GPS receiver writing NMEA
 ``pulses://gpio?tach=17&vss=27``       coil tach / speed sensor on GPIO (BCM numbers;
                                        ``tach_ppr`` pulses per rev, ``vss_ppk`` per km)
+``replay:///home/pi/logs/drive.csv``   a recorded drive (``format``, ``speed``, ``columns``,
+                                       ``speed_unit``; see docs/replay.md)
 ``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS
                                        and pulse pins (``hardware=obd,gps,pulses``,
                                        ``speedup``, ``obey=1`` to follow keidash's cues,
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
 from .profiles import Profile, load_profile
@@ -27,7 +29,7 @@ from .sources.base import CONNECTED, CONNECTING, Source
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ("obd", "nmea", "pulses", "sim")
+SCHEMES = ("obd", "nmea", "pulses", "sim", "replay")
 SIM_HARDWARE = ("obd", "gps", "pulses")
 #: default pins of the virtual truck's pulse inputs (BCM), as in hardware/ wiring
 SIM_TACH_PIN, SIM_VSS_PIN = 17, 27
@@ -67,6 +69,11 @@ class Rig:
 
     def priority(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.sources)
+
+    def finished(self) -> bool:
+        """True when every source is a replay that has reached the end of its log."""
+        replays = [s for s in self.sources if hasattr(s, "finished")]
+        return bool(replays) and len(replays) == len(self.sources) and all(s.finished.is_set() for s in replays)
 
     def show_cue(self, cue: str | None) -> None:
         if self.truck is not None:
@@ -150,6 +157,15 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
                                        vss_pulses_per_km=_num(url, query, "vss_ppk", 2548.0)))
     elif parts.scheme == "sim":
         _add_sim(rig, url, parts)
+    elif parts.scheme == "replay":
+        query = _query(url, parts, {"format", "speed", "columns", "speed_unit"})
+        from .replay import open_replay
+        path = unquote(parts.netloc + parts.path)  # replay:///abs/x.csv or replay://rel/x.csv
+        if not path:
+            raise ConfigError(f"{url}: name the log, e.g. replay:///home/pi/logs/drive.csv")
+        rig.sources.append(open_replay(name, sink, path, format=query.get("format", "auto"),
+                                       speed=_num(url, query, "speed", 1.0), columns=query.get("columns"),
+                                       speed_unit=query.get("speed_unit")))
     else:
         raise ConfigError(f"source {name}: unknown URL scheme {parts.scheme or url!r}; "
                           f"use one of {', '.join(s + '://' for s in SCHEMES)}")

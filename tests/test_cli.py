@@ -146,3 +146,25 @@ def test_example_config_in_docs_loads_and_builds_its_sources():
     assert config.profile == "hijet-s500p" and config.fullscreen
     rig = open_rig(config.sources)  # built, not started: no hardware is touched
     assert [s.name for s in rig.sources] == ["pulses", "obd", "gps"]
+
+
+def test_replay_plays_a_real_log_through_the_cluster_and_stops_at_its_end(tmp_path):
+    log = os.path.join(os.path.dirname(__file__), "data", "drives", "openxc-ford", "driving2.jsonl")
+    stats = tmp_path / "stats.json"
+    out = run_cli("replay", log, "--speed", "0", "--headless", "--stats-json", str(stats),
+                  "--screenshot", str(tmp_path / "end.png"))
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    import json
+    assert json.loads(stats.read_text())["frames"] >= 1
+    assert (tmp_path / "end.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["replay", "/nonexistent/drive.csv"], "no log at /nonexistent/drive.csv"),
+    (["replay", "README.md", "--format", "xls"], "unknown log format 'xls'"),
+    (["replay", "README.md"], "unknown log format"),
+])
+def test_replay_mistakes(args, expected):
+    out = run_cli(*args, "--headless", "--seconds", "1")
+    assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr

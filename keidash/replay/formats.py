@@ -1,0 +1,124 @@
+"""The log formats keidash can replay, chosen by name or recognised from the file's start.
+
+Each format is a :class:`LogFormat`: a ``sniff`` that looks at the first lines
+and a pure ``read(lines, name, **options) -> DriveLog``. To add one (keidash's
+own SQLite trip log will be next), write a module with those two functions and
+:func:`register` it; ``load_log``, ``replay://`` URLs and ``keidash replay``
+pick it up by name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from ..errors import ConfigError
+from . import carobd, generic, openxc, torque
+from .log import DriveLog, _kinds
+
+AUTO = "auto"
+#: lines handed to each sniff
+HEAD_LINES = 5
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    name: str  # as given to --format / ?format=
+    description: str
+    sniff: Callable[[list[str]], bool] | None  # first non-empty lines -> is it this format? None: never guessed
+    read: Callable[..., DriveLog]  # read(lines, name, **options)
+    options: tuple[str, ...] = ()  # keyword options read() takes
+
+
+FORMATS: dict[str, LogFormat] = {}
+
+
+def register(fmt: LogFormat) -> None:
+    """Add a format; formats with a sniff are tried in the order registered."""
+    FORMATS[fmt.name] = fmt
+
+
+register(LogFormat("carobd", "carOBD CSV (ENGINE_RUN_TINE, ENGINE_RPM, VEHICLE_SPEED)", carobd.sniff, carobd.read))
+register(LogFormat("openxc", "OpenXC trace, one JSON message per line, timed or untimed", openxc.sniff, openxc.read))
+register(LogFormat("torque", "Torque Pro CSV export (GPS Time, Device Time, ...)", torque.sniff, torque.read))
+register(LogFormat("csv", "any CSV with a header, through columns=time=COL,speed=COL[,rpm=COL][,gear=COL]",
+                   None, generic.read, ("columns", "speed_unit")))
+
+
+def format_names() -> str:
+    return ", ".join(FORMATS)
+
+
+def missing_column(name: str, column: str, header: list[str]) -> ConfigError:
+    shown = ", ".join(repr(h) for h in header if h) or "none"
+    return ConfigError(f"{name} has no column {column!r}; its columns are: {shown}")
+
+
+def detect_format(head: list[str], name: str = "log") -> str:
+    """The registered format whose sniff recognises these first lines, or ConfigError."""
+    lines = [line for line in head if line.strip()][:HEAD_LINES]
+    for fmt in FORMATS.values():
+        if fmt.sniff is not None and fmt.sniff(lines):
+            return fmt.name
+    first = lines[0].strip() if lines else ""
+    shown = first if len(first) <= 80 else first[:77] + "..."
+    raise ConfigError(f"{name}: unknown log format (it starts {shown!r}); give format= one of "
+                      f"{format_names()}, with columns=time=COL,speed=COL[,rpm=COL] for a plain CSV")
+
+
+def read_text(path: str) -> list[str]:
+    """The file's lines, or ConfigError saying plainly why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"no log at {path}: check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; name a log file in it") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read {path}: permission denied") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"cannot read {path}: {reason}") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise ConfigError(f"{path} is empty: there is no drive to replay")
+    return lines
+
+
+def read_lines(lines: Iterable[str], name: str = "log", format: str = AUTO, columns=None,
+               speed_unit: str | None = None) -> DriveLog:
+    """Lines of a log -> DriveLog (no file access); see :func:`load_log`."""
+    lines = list(lines)
+    if format == AUTO:
+        format = "csv" if columns is not None else detect_format(lines[:50], name)
+    if format not in FORMATS:
+        raise ConfigError(f"unknown log format {format!r}; use {AUTO} or one of {format_names()}")
+    fmt = FORMATS[format]
+    options = {k: v for k, v in (("columns", columns), ("speed_unit", speed_unit)) if v is not None}
+    extra = sorted(set(options) - set(fmt.options))
+    if extra:
+        raise ConfigError(f"{name}: {extra[0]} only applies to a plain CSV (format csv), not to {format}")
+    log = fmt.read(lines, name, **options)
+    if not log.samples and log.hint:
+        raise ConfigError(f"{name}: {log.hint}")
+    if not log.samples:
+        bad = f" ({log.bad_rows} bad rows: {_kinds(log.errors)})" if log.bad_rows else ""
+        raise ConfigError(f"{name} holds no usable rpm or speed samples{bad}")
+    return log
+
+
+def load_log(path: str | os.PathLike, format: str = AUTO, columns=None, speed_unit: str | None = None) -> DriveLog:
+    """Read a drive log into samples.
+
+    ``format`` is a registered name or ``auto`` (recognised from the header;
+    ``columns`` alone means a plain CSV). ``columns`` is
+    ``time=COL,speed=COL[,rpm=COL][,gear=COL]`` (a string or :class:`Columns`),
+    ``speed_unit`` one of kmh, mph, ms (plain CSV only; default kmh). Raises
+    ConfigError with one sentence for a missing, unreadable, empty or unknown
+    file and for a missing column; bad rows are counted in ``errors``.
+    """
+    path = os.fspath(path)
+    return read_lines(read_text(path), path, format, columns, speed_unit)
+

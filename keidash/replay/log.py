@@ -1,0 +1,225 @@
+"""A recorded drive as samples, and the readings a replay of it produces.
+
+Every format reader turns a file into a :class:`DriveLog`: a tuple of
+:class:`Sample` rows in log time (seconds from the log's start), the bad rows
+it counted and skipped, and a sentence on how it derived time. Nothing here
+reads a clock: :func:`readings_from_log` maps a log to readings stamped with
+log time, so the estimator gives the same answer on every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Iterable, Iterator, Mapping
+
+from ..readings import RPM, SPEED, Reading
+
+#: a value outside these is a corrupt row, not a measurement
+MAX_PLAUSIBLE_KMH = 400.0
+MAX_PLAUSIBLE_RPM = 20_000.0
+#: readings stay live for this many of the log's refresh intervals ...
+MAX_AGE_PERIODS = 3.0
+#: ... but never less than this (s of wall time), so frame-loop jitter cannot blank a gauge
+MIN_MAX_AGE_S = 0.2
+#: refresh interval assumed for a channel seen fewer than three times (s)
+DEFAULT_REFRESH_S = 1.0
+#: below this the vehicle counts as stopped (as the estimator's moving_kmh)
+MOVING_KMH = 4.0
+
+BOTH = (RPM, SPEED)  # fresh channels are always listed in this order
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One row of a drive: what was known at log time ``t``.
+
+    ``speed_kmh`` and ``rpm`` are the latest values at ``t`` (None when the log
+    has none, or only one too old to hold). ``fresh`` names the channels that
+    were measured anew at this sample (rpm before speed); a value repeated between the logger's
+    polls is not fresh and becomes no reading.
+    """
+
+    t: float  # s from the log's start
+    speed_kmh: float | None  # road speed, km/h
+    rpm: float | None  # engine speed, rev/min
+    gear: int | None = None  # label in the log: 1.. forward, 0 neutral, -1 reverse, None unlabelled
+    fresh: tuple[str, ...] = BOTH  # channels measured at t, in the order of BOTH
+
+    @property
+    def moving(self) -> bool:
+        return self.speed_kmh is not None and self.speed_kmh >= MOVING_KMH
+
+
+@dataclass(frozen=True)
+class DriveLog:
+    """A whole recorded drive, ready to replay or to learn from."""
+
+    name: str  # the file it came from
+    format: str  # the registered format name, e.g. "carobd"
+    samples: tuple[Sample, ...]
+    errors: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # bad-row kind -> count
+    time_base: str = ""  # one sentence: how log time was derived
+    refresh_s: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))  # channel -> s
+    hint: str = ""  # why no row could be used, when the reader can tell (for the error message)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples[-1].t - self.samples[0].t if self.samples else 0.0
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels this log delivers at least once (RPM before SPEED)."""
+        return tuple(ch for ch in (RPM, SPEED) if any(ch in s.fresh for s in self.samples))
+
+    @property
+    def has_gear(self) -> bool:
+        return any(s.gear is not None for s in self.samples)
+
+    def max_age(self, channel: str, speed: float = 1.0) -> float:
+        """How long (s) a reading of ``channel`` stays live when played at ``speed`` x real time.
+
+        Three refresh intervals of the log, so one late poll does not blank the
+        gauge while a logger that stopped shows as stale. ``speed`` 0 (as fast as
+        possible) is treated as real time.
+        """
+        period = self.refresh_s.get(channel, DEFAULT_REFRESH_S)
+        return max(MAX_AGE_PERIODS * period / (speed if speed > 0 else 1.0), MIN_MAX_AGE_S)
+
+    def with_readings(self, source: str = "replay") -> Iterator[tuple[Sample, tuple[Reading, ...]]]:
+        """Each sample with the readings it produces (rpm before speed), stamped with log time.
+
+        For one output row per input sample: fold the readings into the
+        estimator, then ask it about ``sample.t``.
+        """
+        ages = {ch: self.max_age(ch) for ch in (RPM, SPEED)}
+        for sample in self.samples:
+            yield sample, sample_readings(sample, source, ages)
+
+    def summary(self) -> str:
+        """One line for the driver: what the log holds."""
+        moving = sum(s.moving for s in self.samples)
+        gear = "gear labels" if self.has_gear else "no gear labels"
+        bad = f"{self.bad_rows} bad rows skipped ({_kinds(self.errors)})" if self.bad_rows else "no bad rows"
+        return (f"{self.name}: {self.format}, {len(self.samples)} samples over {self.duration_s / 60:.1f} min "
+                f"({moving} moving), {' and '.join(self.channels) or 'no rpm or speed'}, {gear}, {bad}")
+
+
+def _kinds(errors: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(errors.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def sample_readings(sample: Sample, source: str, max_age: Mapping[str, float]) -> tuple[Reading, ...]:
+    """The readings one sample produces: one per fresh channel that has a value."""
+    out = []
+    if RPM in sample.fresh and sample.rpm is not None:
+        out.append(Reading(sample.t, RPM, sample.rpm, source, max_age[RPM]))
+    if SPEED in sample.fresh and sample.speed_kmh is not None:
+        out.append(Reading(sample.t, SPEED, sample.speed_kmh, source, max_age[SPEED]))
+    return tuple(out)
+
+
+def readings_from_log(log: DriveLog, source: str = "replay") -> list[Reading]:
+    """The whole log as readings with log time as ``t``, in order: pure, no clock."""
+    return [reading for _, readings in log.with_readings(source) for reading in readings]
+
+
+def refresh_intervals(samples: tuple[Sample, ...]) -> dict[str, float]:
+    """Median interval (s) between fresh values of each channel; absent channels are left out."""
+    out = {}
+    for channel in (RPM, SPEED):
+        times = [s.t for s in samples if channel in s.fresh]
+        gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+        if len(gaps) >= 2:
+            out[channel] = statistics.median(gaps)
+        elif times:
+            out[channel] = DEFAULT_REFRESH_S
+    return out
+
+
+def make_log(name: str, format: str, samples: list[Sample], errors: Counter, time_base: str,
+             hint: str = "") -> DriveLog:
+    """A DriveLog with log time starting at 0 (to the microsecond) and its refresh intervals measured."""
+    if samples and samples[0].t != 0.0:
+        t0 = samples[0].t  # e.g. a UNIX time: subtract before rounding away float noise
+        samples = [Sample(round(s.t - t0, 6), s.speed_kmh, s.rpm, s.gear, s.fresh) for s in samples]
+    frozen = tuple(samples)
+    return DriveLog(name, format, frozen, MappingProxyType(dict(errors)), time_base,
+                    MappingProxyType(refresh_intervals(frozen)), hint)
+
+
+# -- small parsers shared by the readers --------------------------------------
+def fresh_channels(channels) -> tuple[str, ...]:
+    """The given channels in the canonical order (RPM, SPEED), for Sample.fresh."""
+    return tuple(ch for ch in BOTH if ch in channels)
+
+
+def csv_rows(lines: Iterable[str], delimiter: str = ",") -> Iterator[list[str] | None]:
+    """One row per line (a quoted field never spans lines); None for a line csv cannot split."""
+    for line in lines:
+        try:
+            yield next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+        except csv.Error:
+            yield None
+
+
+class BadRow(ValueError):
+    """A row that is counted and skipped; ``kind`` names the problem."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def number(text: str, kind: str = "number") -> float:
+    """A finite float from a cell, or BadRow(kind)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise BadRow(kind) from None
+    if not math.isfinite(value):
+        raise BadRow(kind)
+    return value
+
+
+def speed_value(value: float) -> float:
+    if not 0.0 <= value <= MAX_PLAUSIBLE_KMH:
+        raise BadRow("range")
+    return value
+
+
+def rpm_value(value: float) -> float:
+    if not 0.0 <= value <= MAX_PLAUSIBLE_RPM:
+        raise BadRow("range")
+    return value
+
+
+GEAR_WORDS = {"neutral": 0, "reverse": -1, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
+              "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+GEAR_LETTERS = {"n": 0, "r": -1, "p": 0}  # park holds no gear: as neutral for ratio learning
+
+
+def gear_label(text: str) -> int | None:
+    """A gear from a log cell: 1-10, first..tenth, N/neutral/0, R/reverse/-1; empty or '-' is None."""
+    word = str(text).strip().lower()
+    if word in ("", "-"):
+        return None
+    if word in GEAR_WORDS:
+        return GEAR_WORDS[word]
+    if word in GEAR_LETTERS:
+        return GEAR_LETTERS[word]
+    try:
+        value = float(word)
+    except ValueError:
+        raise BadRow("gear") from None
+    if value != int(value) or not -1 <= value <= 10:
+        raise BadRow("gear")
+    return int(value)
