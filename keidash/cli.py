@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
     display_options(replay)
 
+    probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
+    probe.add_argument("url", metavar="URL", help="e.g. obd:///dev/ttyUSB0?protocol=5 or nmea:///dev/serial0")
+    probe.add_argument("--seconds", type=_positive, default=5.0, help="how long to listen (default 5)")
+    probe.add_argument("--json", action="store_true", help="print one JSON object")
+    probe.add_argument("--profile", help="profile for pulse defaults (tach pulses per rev)")
+    probe.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+
     sub.add_parser("profiles", help="list the vehicle profiles")
     return parser
 
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "replay":
             return cmd_replay(args)
+        if args.command == "probe":
+            return cmd_probe(args)
         return cmd_run(args)
     except (ConfigError, ProfileError) as exc:
         print(f"keidash: {exc}", file=sys.stderr)
@@ -148,6 +157,18 @@ def cmd_demo(args) -> int:
         query += "&obey=1"
     sources = {"sim": f"sim://{args.profile}?{query}"}
     return _run(args, args.profile, sources, size=args.size, fullscreen=False, shift={}, demo=True)
+
+
+def cmd_probe(args) -> int:
+    """Exit status 0 when some reading arrived, 1 when none did (the report says why)."""
+    import json
+
+    from .probe import format_probe, probe
+    from .profiles import load_profile
+    profile = load_profile(args.profile) if args.profile else None
+    result = probe(args.url, args.seconds, profile)
+    print(json.dumps(result, indent=1) if args.json else format_probe(result))
+    return 0 if any(s.get("readings") for s in result.get("sources", {}).values()) else 1
 
 
 def cmd_replay(args) -> int:

@@ -1,8 +1,8 @@
 """Sources chosen by URL, started and stopped together.
 
 =====================================  ==========================================
-``obd:///dev/ttyUSB0?protocol=5``      ELM327 adapter through python-obd
-                                       (``protocol`` 1-9/A or auto, ``baud``)
+``obd:///dev/ttyUSB0?protocol=5``      ELM327 adapter (USB, /dev/rfcomm0, or
+                                       ``obd://socket://host:port``); options in docs/config.md
 ``nmea:///dev/serial0?baud=9600``      GPS receiver writing NMEA
 ``pulses://gpio?tach=17&vss=27``       coil tach / speed sensor on GPIO (BCM numbers;
                                        ``tach_ppr`` pulses per rev, ``vss_ppk`` per km)
@@ -12,7 +12,8 @@
                                        and pulse pins (``hardware=obd,gps,pulses``,
                                        ``speedup``, ``obey=1`` to follow keidash's cues,
                                        ``skip`` simulated seconds to start into the day,
-                                       ``protocol`` of the emulated ELM327)
+                                       ``protocol`` and ``ecu_ms`` reply delay of the
+                                       emulated ELM327)
 =====================================  ==========================================
 """
 
@@ -100,6 +101,24 @@ def _num(url: str, query: dict, key: str, default, kind=float):
     return value
 
 
+def _flag(url: str, query: dict, key: str, default: bool) -> bool:
+    if key not in query:
+        return default
+    if query[key] not in ("0", "1"):
+        raise ConfigError(f"{url}: {key} is 0 or 1, not {query[key]!r}")
+    return query[key] == "1"
+
+
+def _obd_port(url: str, parts) -> str:
+    """obd:///dev/ttyUSB0 -> /dev/ttyUSB0; obd://socket://192.168.0.10:35000 -> the pyserial URL."""
+    if parts.netloc == "socket:" or url.startswith("obd://socket://"):
+        return url[len("obd://"):].split("?", 1)[0]
+    port = parts.netloc + parts.path
+    if not port:
+        raise ConfigError(f"{url}: name the adapter's port, e.g. obd:///dev/ttyUSB0")
+    return port
+
+
 def _protocol(url: str, query: dict) -> str | None:
     protocol = query.get("protocol", "auto").upper()
     if protocol in ("AUTO", "0", ""):
@@ -130,20 +149,25 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
     parts = urlsplit(url)
     sink = rig.bus.put
     if parts.scheme == "obd":
-        query = _query(url, parts, {"protocol", "baud"})
+        query = _query(url, parts, {"protocol", "baud", "slow_s", "timeout", "headers", "st_ms", "at",
+                                    "multi", "max_hz"})
         from .sources.obd import ObdSource
-        port = parts.netloc + parts.path
-        if not port:
-            raise ConfigError(f"{url}: name the adapter's port, e.g. obd:///dev/ttyUSB0")
-        rig.sources.append(ObdSource(name, sink, port, protocol=_protocol(url, query),
-                                     baudrate=_num(url, query, "baud", None, int)))
+        port = _obd_port(url, parts)
+        max_hz = _num(url, query, "max_hz", 50.0)
+        rig.sources.append(ObdSource(
+            name, sink, port, protocol=_protocol(url, query), baudrate=_num(url, query, "baud", None, int),
+            timeout=_num(url, query, "timeout", None), slow_every_s=_num(url, query, "slow_s", 2.0),
+            headers=_flag(url, query, "headers", True), ecu_timeout_ms=_num(url, query, "st_ms", 100, int),
+            adaptive_timing=_num(url, query, "at", 1, int), multi_pid=_flag(url, query, "multi", True),
+            max_poll_hz=max_hz or None))
     elif parts.scheme == "nmea":
-        query = _query(url, parts, {"baud"})
+        query = _query(url, parts, {"baud", "rate"})
         from .sources.nmea import NmeaSource
         port = parts.netloc + parts.path
         if not port:
             raise ConfigError(f"{url}: name the GPS port, e.g. nmea:///dev/serial0")
-        rig.sources.append(NmeaSource(name, sink, port, baudrate=_num(url, query, "baud", 9600, int)))
+        rig.sources.append(NmeaSource(name, sink, port, baudrate=_num(url, query, "baud", 9600, int),
+                                      ublox_rate_hz=_num(url, query, "rate", None)))
     elif parts.scheme == "pulses":
         query = _query(url, parts, {"tach", "vss", "tach_ppr", "vss_ppk"})
         from .sources.pulses import PulseSource
@@ -173,7 +197,7 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
 
 def _add_sim(rig: Rig, url: str, parts) -> None:
     """The virtual truck and its emulated devices, read through the real sources."""
-    query = _query(url, parts, {"hardware", "speedup", "obey", "protocol", "skip"})
+    query = _query(url, parts, {"hardware", "speedup", "obey", "protocol", "skip", "ecu_ms"})
     if rig.truck is not None:
         raise ConfigError(f"{url}: only one virtual truck at a time")
     sim_profile = load_profile(parts.netloc or "hijet-s500p")
@@ -212,7 +236,8 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         from .sim.elm327 import EmulatedELM327
         from .sources.obd import ObdSource
         protocol = _protocol(url, query) or "6"
-        elm = EmulatedELM327(truck.truth, protocol=protocol)
+        elm = EmulatedELM327(truck.truth, protocol=protocol,
+                             reply_delay_s=_num(url, query, "ecu_ms", 0.0) / 1000)
         elm.start()
         rig._stoppables.append(elm)
         rig.devices["obd"] = elm

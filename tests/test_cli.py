@@ -168,3 +168,18 @@ def test_replay_plays_a_real_log_through_the_cluster_and_stops_at_its_end(tmp_pa
 def test_replay_mistakes(args, expected):
     out = run_cli(*args, "--headless", "--seconds", "1")
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
+
+
+def test_probe_reports_rates_as_json():
+    import json
+    out = run_cli("probe", "sim://hijet-s500p?hardware=gps&skip=262", "--seconds", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["speed_kmh"]["hz"] > 1 and report["speed_kmh"]["errors"] == 0
+    assert report["sources"]["gps"]["link"] == "connected"
+
+
+def test_probe_of_a_missing_adapter_says_why_and_exits_1():
+    out = run_cli("probe", "obd:///dev/ttyUSB-keidash-none", "--seconds", "1")
+    assert out.returncode == 1
+    assert "no OBD adapter at /dev/ttyUSB-keidash-none: is it plugged in?" in out.stdout

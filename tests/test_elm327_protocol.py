@@ -241,6 +241,68 @@ def test_response_count_suffix_changes_nothing():
     assert answer(elm, b"010C1") == answer(elm, b"010C")
 
 
+def test_response_count_cuts_a_multi_frame_answer():
+    elm = chip()
+    python_obd_setup(elm, "6")
+    assert answer(elm, b"010C0D05111C421") == ["7E8 10 0F 41 0C 1A F8 0D 2A"]  # the first frame only
+    assert answer(elm, b"010C0D05111C422") == ["7E8 10 0F 41 0C 1A F8 0D 2A", "7E8 21 05 78 11 54 1C 0A 42"]
+    assert len(answer(elm, b"010C0D05111C423")) == 3
+    elm.handle(b"ATH0")
+    assert answer(elm, b"010C0D05111C421") == ["00F", "0: 41 0C 1A F8 0D 2A"]
+
+
+# -- timing: what EmulatedELM327 waits before it answers -------------------------------
+
+def test_with_the_count_met_the_chip_answers_as_soon_as_the_ecu_has():
+    elm = chip()
+    python_obd_setup(elm, "6")
+    elm.handle(b"010C1")
+    assert elm.reply_wait_s(0.05) == 0.05
+    elm.handle(b"010C0D1")  # rpm and speed: one frame
+    assert elm.reply_wait_s(0.05) == 0.05
+    elm.handle(b"010C0D052")  # 8 bytes: two frames
+    assert elm.reply_wait_s(0.05) == 0.05
+
+
+@pytest.mark.parametrize(("settings", "listening_s"), [
+    ([b"ATAT0"], 0.200),  # the default ATST 32: 50 x 4 ms
+    ([b"ATAT0", b"ATST19"], 0.100),
+    ([b"ATAT0", b"ATST19", b"ATST00"], 0.200),  # 00 restores the default
+    ([], 0.120),  # ATAT1, the default: 2 x 50 ms + 20 ms, the emulator's model
+    ([b"ATAT2"], 0.0705),  # 1.25 x 50 ms + 8 ms
+    ([b"ATAT1", b"ATST0A"], 0.040),  # adaptive never waits longer than ATST
+])
+def test_without_a_count_the_chip_listens_until_its_timeout(settings, listening_s):
+    elm = chip()
+    python_obd_setup(elm, "6")
+    for command in settings:
+        assert answer(elm, command) == ["OK"]
+    elm.handle(b"010C")
+    assert elm.reply_wait_s(0.05) == pytest.approx(0.05 + listening_s)
+    elm.handle(b"010C2")  # a count of 2, one ECU: it listens for the second in vain
+    assert elm.reply_wait_s(0.05) == pytest.approx(0.05 + listening_s)
+    elm.handle(b"0160")  # unsupported: nobody answers, the chip waits out its timeout
+    assert answer(elm, b"0160") == ["NO DATA"]
+    assert elm.reply_wait_s(0.05) == pytest.approx(listening_s)
+
+
+def test_bus_errors_and_at_commands_come_at_once():
+    elm = chip("6")
+    python_obd_setup(elm, "5")
+    assert answer(elm, b"010C1") == ["BUS INIT: ...ERROR"]
+    assert elm.reply_wait_s(0.05) == 0.0
+    elm.handle(b"ATI")
+    assert elm.reply_wait_s(0.05) == 0.0
+
+
+def test_a_reset_restores_the_timing_settings():
+    elm = chip()
+    elm.handle(b"ATAT0")
+    elm.handle(b"ATST10")
+    elm.handle(b"ATZ")
+    assert (elm.adaptive, elm.timeout_st) == (1, 0x32)
+
+
 def test_empty_line_repeats_the_last_command():
     elm = chip()
     python_obd_setup(elm, "6")

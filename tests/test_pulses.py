@@ -22,6 +22,7 @@ from keidash.sources.base import CONNECTED, FAILED
 from keidash.sources.pulses import (
     PulseSource,
     TACH_MIN_WINDOW_S,
+    edge_on_factory_clock,
     is_glitch,
     kmh_from_rate,
     rate_from_edges,
@@ -392,3 +393,111 @@ def test_generator_sends_no_pulses_when_stopped(factory):
         assert [s.state for s in tach.states][-1] is True  # idles high
         assert not any(s.state is False for s in tach.states[1:])
         assert not any(s.state is False for s in vss.states[1:])
+
+
+# -- edge ticks and the clock ------------------------------------------------
+def test_channels_follow_the_pins_configured():
+    assert PulseSource("p", lambda r: None, tach_pin=17, vss_pin=27).channels == (RPM, SPEED)
+    assert PulseSource("p", lambda r: None, tach_pin=17).channels == (RPM,)
+    assert PulseSource("p", lambda r: None, vss_pin=27).channels == (SPEED,)
+
+
+def seconds_diff(later: float, earlier: float) -> float:
+    """The mock, lgpio and native factories' ticks_diff: float seconds."""
+    return later - earlier
+
+
+def pigpio_diff(later: int, earlier: int) -> float:
+    """gpiozero's PiGPIOFactory.ticks_diff: 32-bit microsecond ticks that wrap."""
+    return ((later - earlier) % 0x100000000) / 1000000
+
+
+def test_edge_on_factory_clock():
+    now = 5000.0  # time.monotonic() of a mock / lgpio factory
+    assert edge_on_factory_clock(seconds_diff, now, now) and edge_on_factory_clock(seconds_diff, now, now - 0.04)
+    assert edge_on_factory_clock(seconds_diff, now, now + 0.002)  # arrived after ticks() was read
+    assert edge_on_factory_clock(seconds_diff, now, now - 9.9)  # a source thread that stalled for seconds
+    assert not edge_on_factory_clock(seconds_diff, now, 1.7e9)  # CLOCK_REALTIME against CLOCK_MONOTONIC
+    assert not edge_on_factory_clock(seconds_diff, 1.7e9, now)
+    # pigpio: a slightly newer edge wraps to 71.6 minutes one way, a few us the other; also across the wrap.
+    assert edge_on_factory_clock(pigpio_diff, 1_000_000, 1_002_000)
+    assert edge_on_factory_clock(pigpio_diff, 5, 0xFFFFFF00)
+    assert not edge_on_factory_clock(pigpio_diff, 1_000_000, 1_000_000 + 60_000_000)
+
+
+class FakePin:
+    """Just enough of a gpiozero pin for PulseSource; the test calls when_changed itself."""
+
+    def __init__(self):
+        self.function = self.pull = self.edges = self.bounce = None
+        self.when_changed = None
+
+    def close(self):
+        pass
+
+
+class RealtimeEdgesFactory:
+    """A pin factory whose ticks() is time.monotonic() but whose edges come stamped with
+    CLOCK_REALTIME, as lgpio's do on a kernel older than 5.7."""
+
+    def __init__(self):
+        self.pins = {}
+
+    def pin(self, n):
+        return self.pins.setdefault(n, FakePin())
+
+    @staticmethod
+    def ticks():
+        return time.monotonic()
+
+    @staticmethod
+    def ticks_diff(later, earlier):
+        return later - earlier
+
+
+def test_edges_on_another_clock_are_timed_by_arrival():
+    factory = RealtimeEdgesFactory()
+    out = []
+    source = PulseSource("pulses", out.append, factory=factory, tach_pin=17)
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == CONNECTED)
+        start = time.monotonic()
+        pin = factory.pin(17)
+        for _ in range(40):  # 50 Hz at 1.5 p/rev: 2000 rpm
+            pin.when_changed(time.time(), 0)
+            time.sleep(0.02)
+        assert wait_for(lambda: any(r.value > 0 for r in out))
+    finally:
+        source.stop()
+    assert source.status().errors == {"clock": 1}
+    live = [r for r in out if r.value > 0]
+    assert live and all(start - 1.0 <= r.t <= time.monotonic() for r in live)
+    assert all(1500 < r.value < 2100 for r in live[2:]), [round(r.value) for r in live]
+
+
+class ScriptedInput:
+    """Call PulseSource's publish step by hand with exact times (no thread, no clock)."""
+
+    def __init__(self):
+        self.out = []
+        self.source = PulseSource("pulses", self.out.append, factory=self, tach_pin=17)
+        self.input = self.source._inputs(self.ticks_diff)[0]
+
+    @staticmethod
+    def ticks_diff(later, earlier):
+        return later - earlier
+
+    def publish(self, now, *edges):
+        for edge in edges:
+            self.input.raw.append((edge, edge))
+        self.source._publish(self.input, self, now, now, 0.25)
+
+
+def test_a_channels_readings_never_go_back_in_time():
+    s = ScriptedInput()
+    s.publish(10.000)  # standing: a zero now
+    s.publish(10.010, 10.009)  # the first edge: still a zero (one edge cannot be timed)
+    s.publish(10.030, 10.0095, 10.0100)  # two more just after: the window's middle is before 10.010
+    assert [r.value for r in s.out][:2] == [0.0, 0.0] and s.out[2].value > 0
+    assert [r.t for r in s.out] == sorted(r.t for r in s.out)

@@ -6,7 +6,8 @@ apart from transport, see STYLE.md):
 * :class:`ELM327Protocol` is pure: one command line in, the exact bytes an
   ELM327 v1.5 sends back out (echo, headers, the ``\\r\\r>`` prompt), with the
   values read from a :class:`~keidash.sim.truth.TruckTruth` and encoded with
-  the SAE J1979 formulas.
+  the SAE J1979 formulas, and how long the chip would take over it
+  (:meth:`ELM327Protocol.reply_wait_s`).
 * :class:`EmulatedELM327` serves that protocol on a pseudo-terminal, so
   python-obd (or pyserial, or a terminal program) talks to it exactly as it
   talks to a USB adapter, and tests can hang it, unplug it or feed it noise.
@@ -70,6 +71,14 @@ _K_LINE_ADDRESSED = (0x6A, 0x33, 0x10)  # 9141 functional, KWP functional, engin
 
 _MAX_PIDS_PER_REQUEST = 6  # SAE J1979, CAN only
 _MAX_REQUEST_BYTES = 7  # what fits in one CAN single frame
+
+# Timing (ELM327 data sheet: AT ST, AT AT and the response count).
+DEFAULT_TIMEOUT_ST = 0x32  # ATST units of 4 ms: 200 ms, the chip's default
+_ST_UNIT_S = 0.004
+# How much ATAT1 and ATAT2 shorten the wait, as this emulator models it: the
+# data sheet says only that adaptive timing follows the ECU's measured reply
+# time with a margin (AT2 a smaller one), and never exceeds ATST.
+_ADAPTIVE_WAIT = {1: (2.0, 0.020), 2: (1.25, 0.008)}  # ATAT: (x reply time, + s)
 
 
 def _clamp_byte(value: float) -> int:
@@ -149,6 +158,12 @@ class ELM327Protocol:
         self.counts: Counter[str] = Counter()
         #: kind of the last command handled, so a transport can delay OBD replies like an ECU
         self.last_kind = ""
+        # The last OBD request, for reply_wait_s: frames the ECU sent (0: none),
+        # the response count asked for (None: no suffix), and whether the chip
+        # waited in vain for an ECU (NO DATA).
+        self.last_frames = 0
+        self.last_wanted: int | None = None
+        self.last_unanswered = False
         # ATSP is kept over resets (the chip stores it in EEPROM); ATTP is not.
         self._stored_auto, self._stored_protocol = True, "0"
         self._reset()
@@ -183,6 +198,29 @@ class ELM327Protocol:
         self.counts[self.last_kind] += 1
         return echo + self._format(lines)
 
+    def reply_wait_s(self, reply_delay_s: float) -> float:
+        """How long the chip takes over the last OBD request (0 for anything else).
+
+        ``reply_delay_s`` is the ECU's reply time. An answer comes after it;
+        then, unless the response count (the request's suffix digit) has been
+        met, the chip listens on for more ECUs until its timeout: ATST x 4 ms,
+        shortened by adaptive timing (ATAT1, ATAT2) towards the reply time. A
+        request nobody answers waits out that timeout before NO DATA. Bus
+        errors (CAN ERROR, BUS INIT: ...ERROR, UNABLE TO CONNECT) come at once:
+        bus initialisation and protocol search times are not modelled.
+        """
+        if self.last_kind != "obd":
+            return 0.0
+        timeout = self.timeout_st * _ST_UNIT_S
+        if self.adaptive in _ADAPTIVE_WAIT:
+            factor, margin = _ADAPTIVE_WAIT[self.adaptive]
+            timeout = min(timeout, factor * reply_delay_s + margin)
+        if self.last_frames == 0:
+            return timeout if self.last_unanswered else 0.0
+        if self.last_wanted is not None and self.last_wanted <= self.last_frames:
+            return reply_delay_s  # the count is met: back at once
+        return reply_delay_s + timeout
+
     # -- settings -----------------------------------------------------------
     def _reset(self) -> None:
         """Settings after power-up, ATZ, ATWS or ATD."""
@@ -190,6 +228,8 @@ class ELM327Protocol:
         self.headers = False
         self.linefeeds = False
         self.spaces = True
+        self.timeout_st = DEFAULT_TIMEOUT_ST
+        self.adaptive = 1  # ATAT1 is the chip's default
         self._auto, self._protocol = self._stored_auto, self._stored_protocol
         self._bus_up = False  # protocol found (auto) or bus initialised (manual)
         self._header: int | None = None  # None: the protocol's functional address
@@ -261,6 +301,10 @@ class ELM327Protocol:
         if cmd in _ACCEPTED_AT:
             return ["OK"]
         if cmd.startswith("ST") and len(cmd) == 4 and _is_hex(cmd[2:]):  # ECU timeout, hh x 4 ms
+            self.timeout_st = int(cmd[2:], 16) or DEFAULT_TIMEOUT_ST  # 00 restores the default
+            return ["OK"]
+        if cmd in ("AT0", "AT1", "AT2"):  # adaptive timing off, normal, aggressive
+            self.adaptive = int(cmd[2])
             return ["OK"]
         for prefix in ("CRA", "CF", "CM"):  # CAN receive address, filter, mask
             arg = cmd[len(prefix):]
@@ -286,9 +330,11 @@ class ELM327Protocol:
 
     # -- OBD requests -------------------------------------------------------
     def _obd_request(self, command: str) -> list[str] | None:
+        self.last_frames, self.last_wanted, self.last_unanswered = 0, None, False
         if len(command) % 2:
-            # python-obd's fast mode appends the number of responses to wait
-            # for (1 hex digit); with one ECU it changes nothing here.
+            # The response count (1 hex digit): the chip stops listening once
+            # that many frames came (see reply_wait_s), and shows no more.
+            self.last_wanted = int(command[-1], 16) or None
             command = command[:-1]
         request = bytes.fromhex(command)
         if len(request) > _MAX_REQUEST_BYTES:
@@ -305,11 +351,22 @@ class ELM327Protocol:
                 lines.append("BUS INIT: ...OK")
             self._bus_up = True
         if not self.ecu_awake:
-            return lines + [self._nobody_answers(self._current_protocol(), bus_was_up=True)]
+            answer = self._nobody_answers(self._current_protocol(), bus_was_up=True)
+            self.last_unanswered = answer == "NO DATA"
+            return lines + [answer]
         reply = self._ecu_reply(request) if self._addressed_to_engine() else None
         if reply is None:
+            self.last_unanswered = True
             return lines + ["NO DATA"]
-        return lines + self._frames(reply)
+        frames = self._frames(reply)
+        # Without headers a multi-frame CAN answer starts with a length line, which is no frame.
+        length_line = 1 if len(frames) > 1 and ":" not in frames[0] and not self.headers else 0
+        sent = len(frames) - length_line
+        if self.last_wanted is not None and self.last_wanted < sent:
+            sent = self.last_wanted
+            frames = frames[:length_line + sent]
+        self.last_frames = sent
+        return lines + frames
 
     def _nobody_answers(self, protocol: str, bus_was_up: bool = False) -> str:
         """What the chip prints when no ECU answers on ``protocol``."""
@@ -383,7 +440,7 @@ class ELM327Protocol:
 # AT commands answered OK without visible effect (timing, filters, memory, formats).
 _ACCEPTED_AT = frozenset({
     "M0", "M1", "AL", "NL", "CAF0", "CAF1", "CFC0", "CFC1", "D0", "D1",
-    "AT0", "AT1", "AT2", "R0", "R1", "V0", "V1", "LP", "BI", "CRA", "KW0", "KW1", "IB10", "IB96",
+    "R0", "R1", "V0", "V1", "LP", "BI", "CRA", "KW0", "KW1", "IB10", "IB96",
 })
 
 
@@ -396,8 +453,10 @@ class EmulatedELM327(EmulatedDevice):
 
     ``port`` is the slave side (``/dev/pts/N``) for python-obd or pyserial to
     open. A daemon thread reads commands (ended by CR) from the master side
-    and writes the replies back. ``reply_delay_s`` holds back every OBD (not
-    AT) reply, like an ECU that takes its time.
+    and writes the replies back. ``reply_delay_s`` is the ECU's reply time:
+    each OBD (not AT) answer comes that much later, and the chip's own
+    listening timeout is added as :meth:`ELM327Protocol.reply_wait_s` models it
+    (about 50 ms models a K-line ECU, 5 ms a CAN one).
     """
 
     _POLL_S = 0.05  # how often the service thread checks for stop/unplug
@@ -494,10 +553,9 @@ class EmulatedELM327(EmulatedDevice):
     def _answer(self, line: bytes) -> None:
         with self._chip_lock:
             reply = self.chip.handle(line)
-            kind = self.chip.last_kind
-        if kind == "obd" and self.reply_delay_s > 0:
-            if self._stop.wait(self.reply_delay_s):
-                return
+            wait = self.chip.reply_wait_s(self.reply_delay_s)
+        if wait > 0 and self._stop.wait(wait):
+            return
         if self._frozen.is_set() or self._unplug_requested.is_set():
             return
         self._write(reply)

@@ -1,39 +1,69 @@
-"""Engine data from an ELM327 OBD-II adapter, through python-obd.
+"""Engine data from an ELM327 OBD-II adapter.
 
-rpm and speed are polled every cycle; coolant, battery voltage and throttle
-every ``slow_every_s``. Each value is stamped when its reply arrived. NO DATA
-and garbled replies are counted, never fatal. A lost or silent adapter ends
-:meth:`ObdSource.run` with FAILED and one plain sentence; the base class
-retries, so an adapter that is plugged back in comes back by itself.
+keidash's own transport talks to the adapter (:mod:`keidash.sources.elm327_link`
+for the I/O, :mod:`keidash.sources.elm327` for the replies); python-obd's
+command table and decoders turn the data bytes into values. Why not
+python-obd's I/O: see docs/obd.md (measured: its ``Async`` delivers under four
+rpm+speed pairs a second, connecting sleeps 1 to 3 s, and a frozen adapter
+blocks one query for two minutes).
 
-python-obd is imported only when the source runs: importing it costs a
+Each poll cycle asks for rpm and speed (in one request on CAN when the
+adapter can), then at most one slow value when it is due: coolant, battery
+voltage (PID 42, or the adapter's own ATRV when the ECU lacks it) and
+throttle, each every ``slow_every_s``. Each value is stamped when its reply
+arrived, and vouched for (``max_age``) for about three poll cycles as
+measured. Error replies are counted by kind (see
+:data:`keidash.sources.elm327.ERROR_KINDS`), never fatal. A silent adapter
+is FAILED within a second, an unplugged one at once; the source reconnects
+by itself, waiting 0.25 s, then twice as long each time up to 5 s, and at once
+when a missing port appears again.
+
+python-obd is imported only in the source's thread: importing it costs a
 noticeable fraction of a second on a Pi, and keidash must start without it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import threading
 import time
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE
 from .base import CONNECTED, CONNECTING, FAILED, Sink, Source, monotonic
+from .elm327 import OK
+from .elm327_link import AdapterSettings, AdapterSilent, Elm327, LinkError, LinkLost, LinkStopped
 
 logger = logging.getLogger(__name__)
 
-_FAST_MAX_AGE_S = 1.0  # rpm and speed come several times a second
-_EMPTY_CYCLES_LIMIT = 3  # cycles in a row without rpm or speed before giving up
-_ELM327_PROTOCOLS = "123456789A"  # what python-obd can parse; None = search
+_ELM327_PROTOCOLS = "123456789A"  # None = let the adapter search
+
+#: what each channel is asked with: python-obd command name and the unit it is emitted in
+_FAST = ((RPM, "RPM", "rpm"), (SPEED, "SPEED", "kph"))
+_SLOW = ((COOLANT, "COOLANT_TEMP", "degC"), (BATTERY, "CONTROL_MODULE_VOLTAGE", "volt"),
+         (THROTTLE, "THROTTLE_POS", "percent"))
+#: the slow item that reads the battery from the adapter (ATRV) when the ECU has no PID 42
+ADAPTER_VOLTS = "ATRV"
+
+#: a fast value is live for this many poll cycles, as measured ...
+MAX_AGE_CYCLES = 3.0
+#: ... but never less than this (one late reply must not blank the tach) ...
+MIN_FAST_MAX_AGE_S = 0.5
+#: ... nor more than this (a crawling link must not pass for a live one)
+MAX_FAST_MAX_AGE_S = 2.0
+#: until a cycle has been measured
+INITIAL_FAST_MAX_AGE_S = 1.0
+#: poll cycles in a row without rpm or speed before the ECU counts as gone
+EMPTY_CYCLES_LIMIT = 3
 
 
 def _import_obd():
     """Import python-obd and undo the console handler it installs on import.
 
     keidash's CLI and journald decide where logs go (STYLE.md). The "obd"
-    logger keeps the WARNING level python-obd gives it: at INFO it writes one
-    line per query.
+    logger keeps the WARNING level python-obd gives it.
     """
     import obd
 
@@ -44,268 +74,288 @@ def _import_obd():
     return obd
 
 
-class _ErrorCapture(logging.Handler):
-    """Collects python-obd's error messages from one thread while it connects.
+class Backoff:
+    """Waits between reconnection attempts: ``first_s``, doubling up to ``cap_s``; reset on success."""
 
-    python-obd reports why a connection failed only in its log; keidash
-    needs the reason to tell the driver what to do.
+    def __init__(self, first_s: float, cap_s: float):
+        self.first_s, self.cap_s = first_s, cap_s
+        self._next = first_s
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(2 * delay, self.cap_s)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first_s
+
+
+class PollPlan:
+    """What each poll cycle asks for; pure, so the schedule is tested without a clock.
+
+    ``fast`` PIDs are asked every cycle: in one request when ``multi_pid``,
+    else one each. Each ``slow`` item (a PID, or :data:`ADAPTER_VOLTS`) is
+    asked every ``slow_every_s``, at most one per cycle so a cycle is never
+    held up by more than one extra reply; the most overdue goes first.
     """
 
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.thread = threading.get_ident()
-        self.messages: list[str] = []
+    def __init__(self, fast: tuple[int, ...], slow: tuple, slow_every_s: float, multi_pid: bool):
+        self.fast = fast
+        self.multi_pid = multi_pid and len(fast) > 1
+        self.slow_every_s = slow_every_s
+        self._next_due = {item: 0.0 for item in slow}  # all due at once, asked one per cycle
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.messages.append(record.getMessage())
+    def fast_requests(self) -> list[tuple[int, ...]]:
+        if self.multi_pid:
+            return [self.fast]
+        return [(pid,) for pid in self.fast]
+
+    def slow_due(self, now: float):
+        """The slow item to ask this cycle (now marked as asked), or None."""
+        if not self._next_due:
+            return None
+        item = min(self._next_due, key=self._next_due.get)
+        if self._next_due[item] > now:
+            return None
+        self._next_due[item] = now + self.slow_every_s
+        return item
 
 
-class _ReplyRecorder:
-    """Stands in for python-obd's ELM327 interface and keeps the last reply.
-
-    ``OBD.query`` drops the adapter's own messages (NO DATA, CAN ERROR...)
-    before handing back a response, so without this a silent adapter and a
-    NO DATA could not be told apart. Everything else is passed through.
-    """
-
-    def __init__(self, interface):
-        self._interface = interface
-        self.messages: list | None = None  # None: nothing sent since the last query began
-
-    def send_and_parse(self, cmd):
-        self.messages = self._interface.send_and_parse(cmd)
-        return self.messages
-
-    def __getattr__(self, name):
-        return getattr(self._interface, name)
+@dataclass(frozen=True)
+class _Wanted:
+    channel: str
+    pid: int
+    command: object  # python-obd's OBDCommand
+    unit: object  # python-obd's pint unit
 
 
 class ObdSource(Source):
-    """An ELM327 adapter on ``port`` (``/dev/ttyUSB0``, ``/dev/rfcomm0``, a pty...).
+    """An ELM327 adapter on ``port``: ``/dev/ttyUSB0``, ``/dev/rfcomm0``,
+    ``socket://192.168.0.10:35000``, a pty...
 
     ``protocol`` is the ELM327 protocol number as a string ("6" = CAN 11/500,
-    "5" = KWP fast, "3" = ISO 9141-2...) or None to let the adapter search.
-    ``timeout`` (s) is the longest silence tolerated inside one reply once
-    connected; ``slow_every_s`` is how often the slow channels are polled.
+    "5" = ISO 14230 fast init, "3" = ISO 9141-2...) tried first, or None to
+    let the adapter search; the adapter searches too when the configured one
+    reaches no ECU. ``timeout`` (s) is the longest silence tolerated inside a
+    reply before the adapter counts as frozen; None derives it from
+    ``ecu_timeout_ms`` (ATST) and the bus, under 1 s. ``slow_every_s`` is how
+    often each slow channel is polled.
+
+    ``headers`` (ATH1), ``ecu_timeout_ms`` (ATST), ``adaptive_timing``
+    (ATAT 0/1/2) and ``multi_pid`` set the adapter up (docs/obd.md);
+    ``max_poll_hz`` caps the poll rate (None: as fast as the bus answers).
     """
 
     channels = (RPM, SPEED, COOLANT, BATTERY, THROTTLE)
-    #: shortest poll cycle (s): a fast adapter need not burn the Pi's CPU
-    #: faster than the display can show
-    min_cycle_s = 0.05
+    #: reconnect backoff (s): first wait, and the cap it doubles up to
+    backoff_min_s = 0.25
+    backoff_max_s = 5.0
 
     def __init__(self, name: str, sink: Sink, port: str, protocol: str | None = None,
-                 baudrate: int | None = None, timeout: float = 1.0, slow_every_s: float = 2.0):
+                 baudrate: int | None = None, timeout: float | None = None, slow_every_s: float = 2.0,
+                 *, headers: bool = True, ecu_timeout_ms: int = 100, adaptive_timing: int = 1,
+                 multi_pid: bool = True, max_poll_hz: float | None = 50.0):
         super().__init__(name, sink)
         self.port = port
         self.protocol = None if protocol is None else str(protocol).upper()
         if self.protocol is not None and self.protocol not in tuple(_ELM327_PROTOCOLS):
             raise ConfigError(f"unknown OBD protocol {self.protocol!r}: use 1 to 9 or A, "
                               f"or leave it out to let the adapter search")
+        if adaptive_timing not in (0, 1, 2):
+            raise ConfigError(f"adaptive timing is 0, 1 or 2, not {adaptive_timing!r}")
+        if not 4 <= ecu_timeout_ms <= 1020:
+            raise ConfigError(f"the ECU timeout is 4 to 1020 ms (ATST steps of 4 ms), not {ecu_timeout_ms!r}")
         self.baudrate = baudrate
         self.timeout = timeout
         self.slow_every_s = slow_every_s
-        # The pyserial port python-obd opened, so stop() can interrupt a read.
-        self._serial = None
-        self._serial_lock = threading.Lock()
+        self.settings = AdapterSettings(protocol=self.protocol, headers=headers, timeout_ms=ecu_timeout_ms,
+                                        adaptive_timing=adaptive_timing, silence_s=timeout,
+                                        multi_pid=multi_pid)
+        self.min_cycle_s = 1.0 / max_poll_hz if max_poll_hz else 0.0
+        # What the last connection found, for the status line, the bench and the next try.
+        self.connected_info = None  # keidash.sources.elm327_link.Connected
+        self.cycle_s: float | None = None  # s, measured poll cycle (rpm and speed once each)
+        self._found_protocol: str | None = None  # what the adapter's search found, tried first from then on
 
-    # -- the source thread ----------------------------------------------------
+    # -- the source thread ------------------------------------------------------
     def run(self) -> None:
-        self._set_link(CONNECTING)
-        problem = self._check_port()
-        if problem:
-            self._set_link(FAILED, problem)
-            return
-        obd = _import_obd()
-        connection = self._connect(obd)
-        if connection is None:
-            return
-        try:
-            self._set_link(CONNECTED)
-            self._poll(obd, connection)
-        finally:
-            self._close(connection)
+        obd = None
+        backoff = Backoff(self.backoff_min_s, self.backoff_max_s)
+        while not self.stopping.is_set():
+            self._set_link(CONNECTING)
+            problem = self._check_port()
+            if problem:
+                self._set_link(FAILED, problem)
+            else:
+                obd = obd or _import_obd()
+                if self._session(obd):
+                    backoff.reset()
+            self._wait_to_retry(backoff.next())
 
-    def stop(self, timeout: float = 3.0) -> None:
-        self.stopping.set()
-        # python-obd waits in blocking serial reads and, when nothing comes,
-        # retries ten times. pyserial's cancel_read() is its documented way to
-        # end a blocked read from another thread; keep cancelling until the
-        # source thread notices `stopping`.
-        deadline = time.monotonic() + timeout
-        thread = self._thread
-        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
-            self._cancel_read()
-            thread.join(0.05)
-        super().stop(max(0.0, deadline - time.monotonic()))
+    def _wait_to_retry(self, delay: float) -> None:
+        """Wait ``delay``, or less when the device file, gone meanwhile, is back (plugged in again)."""
+        device_file = self.port.startswith("/")
+        seen_missing = False
+        deadline = time.monotonic() + delay
+        while not self.stopping.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            if device_file:
+                if not os.path.exists(self.port):
+                    seen_missing = True
+                elif seen_missing:
+                    self.stopping.wait(0.1)  # let udev finish with it (group, permissions)
+                    return
 
-    # -- connecting ------------------------------------------------------------
     def _check_port(self) -> str:
         """A plain sentence if the port plainly cannot be opened, else ""."""
         if not self.port.startswith("/"):
-            return ""  # a pyserial URL (socket://...): python-obd will say
+            return ""  # a pyserial URL (socket://...): opening it will say
         if not os.path.exists(self.port):
-            return self._missing()
+            return f"no OBD adapter at {self.port}: is it plugged in?"
         if not os.access(self.port, os.R_OK | os.W_OK):
-            return self._no_permission()
+            return (f"no permission to open {self.port}: add the user to the dialout group "
+                    f"(sudo usermod -aG dialout $USER) and log in again")
         return ""
 
-    def _missing(self) -> str:
-        return f"no OBD adapter at {self.port}: is it plugged in?"
-
-    def _no_permission(self) -> str:
-        return (f"no permission to open {self.port}: add the user to the dialout group "
-                f"(sudo usermod -aG dialout $USER) and log in again")
-
-    def _connect(self, obd):
-        """An open python-obd connection that reaches the engine ECU, or None
-        after setting FAILED with the reason."""
-        capture = _ErrorCapture()
-        obd_logger = logging.getLogger("obd")
-        obd_logger.addHandler(capture)
+    def _session(self, obd) -> bool:
+        """Connect and poll until the adapter is lost; True if it got connected."""
+        wanted = {w.pid: w for w in _wanted(obd)}
+        settings = self.settings
+        if self._found_protocol is not None:
+            settings = dataclasses.replace(settings, protocol=self._found_protocol)
+        link = Elm327(self.port, settings, _pid_bytes(obd), self.baudrate, self.stopping)
         try:
-            connection = obd.OBD(self.port, baudrate=self.baudrate, protocol=self.protocol,
-                                 fast=True, timeout=self.timeout)
-        finally:
-            obd_logger.removeHandler(capture)
-        status = connection.status()
-        problem = ""
-        if status == obd.OBDStatus.NOT_CONNECTED:
-            problem = self._explain_open_failure(capture.messages)
-        elif status == obd.OBDStatus.ELM_CONNECTED:
-            problem = (f"the OBD adapter at {self.port} reads no battery voltage: "
-                       f"is it pushed fully into the OBD socket?")
-        elif status == obd.OBDStatus.OBD_CONNECTED:
-            problem = "adapter found but the ECU does not answer: is the ignition on?"
-        elif not (connection.supports(obd.commands.RPM) or connection.supports(obd.commands.SPEED)):
-            # A manual protocol "connects" even when nobody answers 0100;
-            # then the ECU has announced no PIDs beyond python-obd's base set.
-            if len(connection.supported_commands) > len(obd.commands.base_commands()):
-                problem = "the ECU answers but reports neither rpm nor speed"
-            else:
-                problem = "adapter found but the ECU does not answer: is the ignition on?"
-        if problem or self.stopping.is_set():
-            self._set_link(FAILED, problem)
-            connection.close()
-            return None
-        serial_port = getattr(connection.interface, "_ELM327__port", None)
-        if serial_port is not None:
-            # python-obd reads with a fixed 10 s timeout and retries ten times,
-            # so a hung adapter would block each query for almost two minutes.
-            serial_port.timeout = self.timeout
-        with self._serial_lock:
-            self._serial = serial_port
-        connection.interface = _ReplyRecorder(connection.interface)
-        return connection
-
-    def _explain_open_failure(self, errors: list[str]) -> str:
-        text = " ".join(errors)
-        if "Errno 13" in text or "Permission denied" in text:
-            return self._no_permission()
-        if "Errno 2" in text or "No such file" in text:
-            return self._missing()
-        return (f"the device at {self.port} does not answer like an ELM327 OBD adapter: "
-                f"is it the right port?")
-
-    def _close(self, connection) -> None:
-        with self._serial_lock:
-            self._serial = None
-        try:
-            connection.close()
-        except Exception:  # the port may already be gone; nothing left to save
-            logger.debug("%s: closing the OBD connection failed", self.name, exc_info=True)
-
-    def _cancel_read(self) -> None:
-        # The lock keeps this away from our own close (see _close). python-obd
-        # also closes the port by itself when a read or write fails; then
-        # cancel_read() is a no-op or fails, which is harmless.
-        with self._serial_lock:
-            if self._serial is None:
-                return
             try:
-                self._serial.cancel_read()
-            except (OSError, TypeError, AttributeError):
-                pass
+                info = link.connect()
+            except LinkError as exc:
+                if isinstance(exc, AdapterSilent):
+                    self.count_error("no_reply")
+                self._set_link(FAILED, str(exc))
+                return False
+            finally:
+                for kind in link.connect_errors:
+                    self.count_error(kind)
+            if info.searched:
+                self._found_protocol = info.protocol  # try it first next time: no search needed
+            fast = tuple(pid for channel, pid in ((RPM, 0x0C), (SPEED, 0x0D)) if pid in info.supported)
+            if not fast:
+                self._set_link(FAILED, "the ECU answers but reports neither rpm nor speed")
+                return False
+            self.connected_info = info
+            logger.info("%s: %s on protocol %s%s, connected in %.2f s%s", self.name, info.banner,
+                        info.protocol, " (searched)" if info.searched else "", info.connect_s,
+                        ", rpm and speed in one request" if info.multi_pid else "")
+            self._set_link(CONNECTED)
+            slow = []
+            for channel, pid in ((COOLANT, 0x05), (BATTERY, 0x42), (THROTTLE, 0x11)):
+                if pid in info.supported:
+                    slow.append(pid)
+                elif channel == BATTERY:
+                    slow.append(ADAPTER_VOLTS)
+            plan = PollPlan(fast, tuple(slow), self.slow_every_s, info.multi_pid)
+            self._poll(link, plan, wanted)
+            return True
+        except LinkStopped:
+            return False
+        except AdapterSilent as exc:
+            self.count_error("no_reply")
+            self._set_link(FAILED, str(exc))
+            return True
+        except LinkLost as exc:
+            self._set_link(FAILED, str(exc))
+            return True
+        finally:
+            link.close()
 
     # -- polling -----------------------------------------------------------------
-    def _poll(self, obd, connection) -> None:
-        commands = obd.commands
-        fast = [(cmd, channel, unit) for cmd, channel, unit in (
-            (commands.RPM, RPM, obd.Unit.rpm),
-            (commands.SPEED, SPEED, obd.Unit.kph),
-        ) if connection.supports(cmd)]
-        slow = [(cmd, channel, unit) for cmd, channel, unit in (
-            (commands.COOLANT_TEMP, COOLANT, obd.Unit.degC),
-            (commands.CONTROL_MODULE_VOLTAGE, BATTERY, obd.Unit.volt),
-            (commands.THROTTLE_POS, THROTTLE, obd.Unit.percent),
-        ) if connection.supports(cmd)]
-        # A slow value is vouched for until two slow polls have been missed.
-        slow_max_age = 2 * self.slow_every_s + _FAST_MAX_AGE_S
-        next_slow = 0.0
+    def _poll(self, link: Elm327, plan: PollPlan, wanted: dict) -> None:
+        """Poll until stopped; raises LinkError subclasses when the adapter is lost."""
+        self.cycle_s = None
         empty_cycles = 0
         while not self.stopping.is_set():
             cycle_start = monotonic()
-            got_fast, outcome = False, ""
-            for cmd, channel, unit in fast:
-                outcome = self._query(connection, cmd, channel, unit, _FAST_MAX_AGE_S)
-                got_fast |= outcome == "ok"
-                if outcome == "no_reply":
-                    break  # a silent adapter costs seconds per query: do not ask it more
-            if outcome != "no_reply" and cycle_start >= next_slow:
-                next_slow = cycle_start + self.slow_every_s
-                for cmd, channel, unit in slow:
-                    self._query(connection, cmd, channel, unit, slow_max_age)
-            if connection.status() == obd.OBDStatus.NOT_CONNECTED:
-                self._set_link(FAILED, f"lost the OBD adapter at {self.port}: was it unplugged?")
-                return
-            empty_cycles = 0 if got_fast else empty_cycles + 1
-            if empty_cycles >= _EMPTY_CYCLES_LIMIT:
-                if outcome == "no_reply":
-                    self._set_link(FAILED, f"the OBD adapter at {self.port} stopped answering")
+            fast_max_age = self._fast_max_age()
+            got_fast = False
+            for pids in plan.fast_requests():
+                reply, t = link.query(pids)
+                got_fast |= self._take(reply, t, wanted, fast_max_age)
+            item = plan.slow_due(cycle_start)
+            if item == ADAPTER_VOLTS:
+                volts, t = link.voltage()
+                if volts is None:
+                    self.count_error("garbage")
                 else:
-                    self._set_link(FAILED, "the ECU stopped answering: is the ignition on?")
+                    self.emit(t, BATTERY, volts, self._slow_max_age(fast_max_age))
+            elif item is not None:
+                reply, t = link.query((item,))
+                self._take(reply, t, wanted, self._slow_max_age(fast_max_age))
+            empty_cycles = 0 if got_fast else empty_cycles + 1
+            if empty_cycles >= EMPTY_CYCLES_LIMIT:
+                self._set_link(FAILED, "the ECU stopped answering: is the ignition on?")
                 return
-            self.stopping.wait(self.min_cycle_s - (monotonic() - cycle_start))
+            elapsed = monotonic() - cycle_start
+            if elapsed < self.min_cycle_s:
+                self.stopping.wait(self.min_cycle_s - elapsed)
+            if got_fast:
+                cycle = monotonic() - cycle_start
+                self.cycle_s = cycle if self.cycle_s is None else 0.8 * self.cycle_s + 0.2 * cycle
 
-    def _query(self, connection, cmd, channel: str, unit, max_age: float) -> str:
-        """Ask for one value and emit it; returns "ok" or the error kind counted."""
-        if self.stopping.is_set():
-            return "stopped"
-        recorder = connection.interface
-        recorder.messages = None
-        try:
-            response = connection.query(cmd)
-            t = monotonic()
-            if response.is_null():
-                kind = _error_kind(recorder.messages)
-            else:
-                self.emit(t, channel, response.value.to(unit).magnitude, max_age)
-                return "ok"
-        except Exception:  # a garbled reply must not end the connection
-            logger.debug("%s: %s failed", self.name, cmd.name, exc_info=True)
-            kind = "bad_reply"
-        self.count_error(kind)
-        return kind
+    def _take(self, reply, t: float, wanted: dict, max_age: float) -> bool:
+        """Count the reply's errors and emit its values; True if any value came."""
+        for kind in dict.fromkeys(reply.errors or ((reply.kind,) if reply.kind != OK else ())):
+            self.count_error(kind)
+        if "adapter_reset" in reply.errors:
+            # Power dip at cranking: the chip restarted with echo on and headers off.
+            raise LinkLost(f"the OBD adapter at {self.port} restarted; setting it up again")
+        emitted = False
+        for pid, data in reply.values.items():
+            w = wanted.get(pid)
+            if w is None:
+                continue
+            try:
+                value = _decode(w, data)
+            except Exception:  # a decoder that chokes on odd bytes must not end the connection
+                logger.debug("%s: cannot decode PID %02X from %s", self.name, pid, data.hex(), exc_info=True)
+                self.count_error("garbage")
+                continue
+            self.emit(t, w.channel, value, max_age)
+            emitted = True
+        return emitted
+
+    def _fast_max_age(self) -> float:
+        if self.cycle_s is None:
+            return INITIAL_FAST_MAX_AGE_S
+        return min(MAX_FAST_MAX_AGE_S, max(MIN_FAST_MAX_AGE_S, MAX_AGE_CYCLES * self.cycle_s))
+
+    def _slow_max_age(self, fast_max_age: float) -> float:
+        # A slow value is vouched for until two of its polls have been missed.
+        return 2 * self.slow_every_s + fast_max_age
 
     def _set_link(self, link: str, message: str = "") -> None:
-        # After stop() the link stays STOPPED, whatever a late query says.
+        # After stop() the link stays STOPPED, whatever a late reply says.
         if not self.stopping.is_set():
             self.set_link(link, message)
 
 
-def _error_kind(messages) -> str:
-    """Why a query gave no value, as counted in the source's status:
+def _wanted(obd) -> list[_Wanted]:
+    """Every channel with its PID, python-obd command and unit."""
+    out = []
+    for channel, name, unit in _FAST + _SLOW:
+        command = obd.commands[name]
+        out.append(_Wanted(channel, command.pid, command, getattr(obd.Unit, unit)))
+    return out
 
-    "no_reply"  the adapter said nothing (hung, or the line is dead)
-    "no_data"   the adapter said NO DATA (the ECU did not answer that PID)
-    "elm_error" the adapter said something else (CAN ERROR, BUS INIT: ...ERROR, ?)
-    "bad_reply" hex came back but not a usable answer
-    """
-    if not messages:  # None when python-obd had no port left to send on
-        return "no_reply"
-    if any("NO DATA" in m.raw() for m in messages):
-        return "no_data"
-    if any(not m.parsed() for m in messages):
-        return "elm_error"
-    return "bad_reply"
+
+def _pid_bytes(obd) -> dict[int, int]:
+    """Each mode 01 PID's data length, from python-obd's command table."""
+    return {cmd.pid: cmd.bytes - 2 for cmd in obd.commands[1] if cmd is not None and cmd.bytes > 2}
+
+
+def _decode(wanted: _Wanted, data: bytes) -> float:
+    """One PID's data bytes as a number in the channel's unit, by python-obd's decoder."""
+    from obd.protocols.protocol import Message
+
+    message = Message([])
+    message.data = bytearray([0x41, wanted.pid]) + data
+    return float(wanted.command.decode([message]).to(wanted.unit).magnitude)

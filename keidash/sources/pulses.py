@@ -12,6 +12,19 @@ thread drives a mock pin, so it only records the edge's tick. The source's
 own thread turns edges into values at ``publish_hz`` with the pure functions
 and the clock-free :class:`PulseTimer` below, which the tests drive with
 exact synthetic ticks.
+
+Edge ticks and the clock. On a Pi, gpiozero's lgpio pin factory hands
+``when_changed`` the kernel's timestamp of the edge (lgpio's alert
+``timestamp`` in ns, divided by 1e9), taken in the GPIO interrupt, and its
+``ticks()`` is ``time.monotonic()``. The kernel stamps GPIO line events with
+CLOCK_MONOTONIC (the default since Linux 5.7, and lgpio asks for no other),
+which is also what ``time.monotonic()`` reads on Linux, so ``ticks_diff`` of
+an edge and ``ticks()`` is the edge's true age and a reading's time is
+``time.monotonic() - ticks_diff(ticks(), edge)``. The other factories
+(mock, rpigpio, native) stamp edges with ``ticks()`` in the callback. An
+edge tick that is not on the factory's clock (a kernel before 5.7 stamps
+CLOCK_REALTIME) is caught by :func:`edge_on_factory_clock`: that pin is then
+timed by when its edges reach the callback, counted once as a ``clock`` error.
 """
 
 from __future__ import annotations
@@ -60,6 +73,9 @@ VSS_TIMEOUT_S = 1.0
 
 #: raw edges buffered between two publishes; far more than any real input gives
 EDGE_BUFFER = 4096
+#: an edge tick this far in the future or past of the factory's ticks() when it is
+#: published is not on that clock (edges are published within a few publish periods)
+EDGE_CLOCK_SLACK_S = 10.0
 #: accepted edges kept for the window (10 000 rpm at 2 p/rev for 100 ms is 34)
 HISTORY = 256
 
@@ -111,6 +127,23 @@ def zero_timeout(period: float | None, min_s: float, periods: float, max_s: floa
     """
     timeout = min_s if period is None else max(min_s, periods * period)
     return min(timeout, max_s)
+
+
+def edge_on_factory_clock(ticks_diff: TicksDiff, now_tick: Any, edge: Any,
+                          slack_s: float = EDGE_CLOCK_SLACK_S) -> bool:
+    """True when ``edge`` is within ``slack_s`` of ``now_tick`` on the factory's clock.
+
+    Edges are published within a few publish periods of arriving, so an edge
+    far in the past or future is on another clock. A few ms in the future is
+    normal: the edge can arrive after ``ticks()`` was read. Both directions
+    are asked, since some factories' ``ticks_diff`` wraps rather than goes
+    negative (pigpio's 32-bit microsecond ticks).
+    """
+    return min(abs(ticks_diff(now_tick, edge)), abs(ticks_diff(edge, now_tick))) < slack_s
+
+
+def _seconds_diff(later: float, earlier: float) -> float:
+    return later - earlier
 
 
 def rpm_from_rate(rate_hz: float, pulses_per_rev: float) -> float:
@@ -202,21 +235,38 @@ def speed_timer(ticks_diff: TicksDiff) -> PulseTimer:
 class _PulseInput:
     """One pin: the edge callback's buffer, the timer and how to scale its rate."""
 
-    def __init__(self, role: str, channel: str, gpio: int, timer: PulseTimer,
-                 scale: Callable[[float], float]):
+    def __init__(self, role: str, channel: str, gpio: int, make_timer: Callable[[TicksDiff], PulseTimer],
+                 ticks_diff: TicksDiff, scale: Callable[[float], float]):
         self.role = role  # "tach" or "speed sensor", for messages
         self.channel = channel
         self.gpio = gpio
-        self.timer = timer
+        self.make_timer = make_timer
+        self.timer = make_timer(ticks_diff)
         self.scale = scale  # pulse rate (Hz) -> value in the channel's unit
-        self.raw: deque[Any] = deque(maxlen=EDGE_BUFFER)
+        self.raw: deque[tuple[Any, float]] = deque(maxlen=EDGE_BUFFER)  # (edge tick, arrival monotonic)
         self.pin: Any = None
         self.emitted_edge: Any = None  # last edge a reading was emitted for
+        self.emitted_t = -math.inf  # time of the last live reading: stamps never go back
+        self.by_arrival = False  # edge ticks proved to be on another clock: time edges by arrival
 
     def on_edge(self, ticks: Any, state: Any) -> None:
         # Runs in gpiozero's callback thread: deque.append is thread-safe and
         # quick, everything else happens in the source's thread.
-        self.raw.append(ticks)
+        self.raw.append((ticks, time.monotonic()))
+
+    def time_by_arrival(self) -> None:
+        """From now on, time this pin's edges by when they reached the callback."""
+        self.by_arrival = True
+        self.timer = self.make_timer(_seconds_diff)
+        self.emitted_edge = None
+
+
+def _drain(pulse_input: _PulseInput) -> list[tuple[Any, float]]:
+    """The edges the callback has recorded since the last call, oldest first."""
+    raw, edges = pulse_input.raw, []
+    while raw:
+        edges.append(raw.popleft())  # popleft is thread-safe against the callback's append
+    return edges
 
 
 def _factory_error_message(exc: BaseException, factory_name: str | None) -> str:
@@ -263,6 +313,9 @@ class PulseSource(Source):
         self._factory = factory
         self.tach_pin = tach_pin
         self.vss_pin = vss_pin
+        # what this source delivers, as configured
+        self.channels = tuple(channel for channel, pin in ((RPM, tach_pin), (SPEED, vss_pin))
+                              if pin is not None)
         self.tach_pulses_per_rev = tach_pulses_per_rev
         self.vss_pulses_per_km = vss_pulses_per_km
         self.publish_hz = publish_hz
@@ -271,11 +324,11 @@ class PulseSource(Source):
         inputs = []
         if self.tach_pin is not None:
             ppr = self.tach_pulses_per_rev
-            inputs.append(_PulseInput("tach", RPM, self.tach_pin, tach_timer(ticks_diff, ppr),
-                                      lambda hz: rpm_from_rate(hz, ppr)))
+            inputs.append(_PulseInput("tach", RPM, self.tach_pin, lambda diff: tach_timer(diff, ppr),
+                                      ticks_diff, lambda hz: rpm_from_rate(hz, ppr)))
         if self.vss_pin is not None:
             ppkm = self.vss_pulses_per_km
-            inputs.append(_PulseInput("speed sensor", SPEED, self.vss_pin, speed_timer(ticks_diff),
+            inputs.append(_PulseInput("speed sensor", SPEED, self.vss_pin, speed_timer, ticks_diff,
                                       lambda hz: kmh_from_rate(hz, ppkm)))
         return inputs
 
@@ -335,23 +388,42 @@ class PulseSource(Source):
             due += interval
             if due < time.monotonic():  # fell behind: do not publish in a burst
                 due = time.monotonic() + interval
+            # Take the edges first, then the time: no edge is newer than "now", which
+            # matters where ticks_diff wraps instead of going negative (pigpio).
+            edges = [_drain(pulse_input) for pulse_input in inputs]
             now_tick = factory.ticks()
             now = time.monotonic()
-            for pulse_input in inputs:
-                self._publish(pulse_input, factory, now_tick, now, zero_max_age)
+            for pulse_input, new_edges in zip(inputs, edges):
+                self._publish(pulse_input, factory, now_tick, now, zero_max_age, new_edges)
 
     def _publish(self, pulse_input: _PulseInput, factory: Any, now_tick: Any, now: float,
-                 zero_max_age: float) -> None:
+                 zero_max_age: float, edges: list[tuple[Any, float]] | None = None) -> None:
+        """Time the edges that came since the last publish (``None``: take them now) and emit."""
+        if edges is None:
+            edges = _drain(pulse_input)
+        if edges and not pulse_input.by_arrival and not edge_on_factory_clock(
+                factory.ticks_diff, now_tick, edges[-1][0]):
+            self.count_error("clock")
+            logger.warning("%s: GPIO%d's edge times are not on the pin factory's clock (a kernel "
+                           "before 5.7?); timing its edges by their arrival instead",
+                           self.name, pulse_input.gpio)
+            pulse_input.time_by_arrival()
+        if pulse_input.by_arrival:
+            ticks_diff, now_tick = _seconds_diff, now
+            edges = [arrival for _, arrival in edges]
+        else:
+            ticks_diff = factory.ticks_diff
+            edges = [tick for tick, _ in edges]
         timer = pulse_input.timer
         glitches = timer.glitches
-        raw = pulse_input.raw
-        while raw:
-            timer.add_edge(raw.popleft())  # popleft is thread-safe against the callback's append
+        for edge in edges:
+            timer.add_edge(edge)
         for _ in range(timer.glitches - glitches):
             self.count_error("glitch")
         rate, span = timer.measure(now_tick)
         if rate == 0.0:
             pulse_input.emitted_edge = None
+            pulse_input.emitted_t = now
             self.emit(now, pulse_input.channel, 0.0, zero_max_age)
             return
         last_edge = timer.edges[-1]
@@ -361,8 +433,11 @@ class PulseSource(Source):
         # The value is the average over the window, which is the rate at the
         # window's middle (exactly so while rpm ramps): stamp it there, on the
         # monotonic clock, rather than at the last edge, half a window late.
-        last_edge_t = now - factory.ticks_diff(now_tick, last_edge)
-        t = last_edge_t - span / 2
+        # Never before the channel's previous reading, though (a zero sent just
+        # before the first edges were timed): readings of a channel keep their order.
+        last_edge_t = now - ticks_diff(now_tick, last_edge)
+        t = max(last_edge_t - span / 2, pulse_input.emitted_t)
+        pulse_input.emitted_t = t
         # The value stands until the zero timeout would replace it, plus a publish.
         max_age = span / 2 + timer.timeout() + 2.0 / self.publish_hz
         self.emit(t, pulse_input.channel, pulse_input.scale(rate), max_age)
