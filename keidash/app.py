@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from . import calibration as vss
 from .dashstate import DashState
 from .estimator import EstimatorConfig, EstimatorState, advise, step
 from .rig import Rig
@@ -30,6 +31,7 @@ class FrameStats:
     first_frame_s: float | None = None  # from process start to the first frame shown
     first_frame_monotonic: float | None = None  # CLOCK_MONOTONIC of that frame (for bench/)
     frame_ms: list[float] = field(default_factory=list)  # render time of each frame
+    vss_calibration: "vss.VssCalibration | None" = None  # what the speed sensor was learned to be
     started: float = 0.0
     ended: float = 0.0
 
@@ -68,16 +70,37 @@ _IMPORTED = time.monotonic()
 def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: float = 60.0,
              seconds: float | None = None, stop: threading.Event | None = None,
              should_quit: Callable[[], bool] = lambda: False,
-             on_frame: Callable[[DashState], None] | None = None) -> FrameStats:
-    """Run frames until ``seconds`` pass, ``stop`` is set or ``should_quit()`` says so."""
+             on_frame: Callable[[DashState], None] | None = None,
+             calibration: "vss.CalibrationConfig | None" = None) -> FrameStats:
+    """Run frames until ``seconds`` pass, ``stop`` is set or ``should_quit()`` says so.
+
+    With ``calibration`` (see :meth:`Rig.vss_calibration`), the speed sensor's pulses per
+    km are learned against the GPS and its speed is corrected once the scale is trusted:
+    the calibrator sees raw readings, the estimator corrected ones.
+    """
     stats = FrameStats()
     state = EstimatorState()
+    cal_state = vss.CalibrationState()
+    cal_result = vss.result(cal_state, calibration) if calibration else None
     period = 1.0 / fps if fps > 0 else 0.0
     stop = stop or threading.Event()
     stats.started = start = time.monotonic()
     next_frame = start
     while not stop.is_set():
-        for reading in rig.bus.drain():
+        readings = rig.bus.drain()
+        if calibration is not None and readings:
+            samples = len(cal_state.samples)
+            degraded = rig.gps_degraded(calibration.gps_source)
+            for reading in readings:
+                cal_state = vss.step(cal_state, reading, calibration, gps_degraded=degraded)
+            if len(cal_state.samples) != samples:
+                was_ready, cal_result = cal_result.ready, vss.result(cal_state, calibration)
+                stats.vss_calibration = cal_result
+                if cal_result.ready and not was_ready:
+                    logger.info("speed sensor measured against GPS: %.0f pulses per km (scale %.4f)",
+                                cal_result.pulses_per_km, cal_result.scale)
+            readings = [vss.correct(r, cal_result, calibration) for r in readings]
+        for reading in readings:
             state = step(state, reading, config)
         now = time.monotonic()
         dash = advise(state, now, config, rig.links())

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start this many simulated seconds into the day")
     demo.add_argument("--obey-cues", action="store_true",
                       help="the virtual driver shifts when keidash says so (closed loop)")
+    demo.add_argument("--vss-error", type=float, default=0.0, metavar="PCT",
+                      help="make the virtual speed sensor read PCT %% high, to watch keidash learn it")
     demo.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
     display_options(demo)
 
@@ -152,7 +154,7 @@ def cmd_profiles() -> int:
 def cmd_demo(args) -> int:
     from .profiles import load_profile
     load_profile(args.profile)  # an unknown profile is a usage error before anything starts
-    query = f"hardware={args.hardware}&speedup={args.speedup:g}&skip={args.skip:g}"
+    query = f"hardware={args.hardware}&speedup={args.speedup:g}&skip={args.skip:g}&vss_error={args.vss_error:g}"
     if args.obey_cues:
         query += "&obey=1"
     sources = {"sim": f"sim://{args.profile}?{query}"}
@@ -240,7 +242,12 @@ def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, 
     try:
         rig.start()
         stats = run_dash(rig, config, [cluster], fps=args.fps or fps, seconds=seconds, stop=stop,
-                         should_quit=lambda: cluster.poll_quit() or rig.finished())
+                         should_quit=lambda: cluster.poll_quit() or rig.finished(),
+                         calibration=rig.vss_calibration())
+        learned = stats.vss_calibration
+        if learned is not None and learned.ready and learned.pulses_per_km:
+            print(f"keidash: the speed sensor gives {learned.pulses_per_km:.0f} pulses per km (measured "
+                  f"against the GPS); put vss_ppk={learned.pulses_per_km:.0f} in the pulses:// URL")
         if screenshot:
             cluster.save(screenshot)
             print(f"keidash: saved a screenshot of the cluster to {os.path.abspath(screenshot)}")

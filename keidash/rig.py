@@ -13,13 +13,14 @@
                                        ``speedup``, ``obey=1`` to follow keidash's cues,
                                        ``skip`` simulated seconds to start into the day,
                                        ``protocol`` and ``ecu_ms`` reply delay of the
-                                       emulated ELM327)
+                                       emulated ELM327, ``vss_error`` % of its speed sensor)
 =====================================  ==========================================
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -70,6 +71,22 @@ class Rig:
 
     def priority(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.sources)
+
+    def vss_calibration(self):
+        """A CalibrationConfig when a speed sensor can be calibrated against a GPS here, else None."""
+        from .calibration import CalibrationConfig
+        from .sources.nmea import NmeaSource
+        from .sources.pulses import PulseSource
+        vss = next((s for s in self.sources if isinstance(s, PulseSource) and s.vss_pin is not None), None)
+        gps = next((s for s in self.sources if isinstance(s, NmeaSource)), None)
+        if vss is None or gps is None:
+            return None
+        return CalibrationConfig(vss_source=vss.name, gps_source=gps.name,
+                                 assumed_pulses_per_km=vss.vss_pulses_per_km)
+
+    def gps_degraded(self, name: str) -> bool:
+        source = next((s for s in self.sources if s.name == name), None)
+        return bool(getattr(source, "degraded", False))
 
     def finished(self) -> bool:
         """True when every source is a replay that has reached the end of its log."""
@@ -197,7 +214,7 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
 
 def _add_sim(rig: Rig, url: str, parts) -> None:
     """The virtual truck and its emulated devices, read through the real sources."""
-    query = _query(url, parts, {"hardware", "speedup", "obey", "protocol", "skip", "ecu_ms"})
+    query = _query(url, parts, {"hardware", "speedup", "obey", "protocol", "skip", "ecu_ms", "vss_error"})
     if rig.truck is not None:
         raise ConfigError(f"{url}: only one virtual truck at a time")
     sim_profile = load_profile(parts.netloc or "hijet-s500p")
@@ -227,8 +244,16 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         ppr = sim_profile.tach_pulses_per_rev or 1.5
         rig.sources.append(PulseSource("pulses", sink, factory=factory, tach_pin=SIM_TACH_PIN,
                                        vss_pin=SIM_VSS_PIN, tach_pulses_per_rev=ppr))
+        # vss_error: a speed sensor reading that many % high (worn or non-stock tyres), which
+        # keidash learns to correct against the GPS
+        try:
+            vss_error = float(query.get("vss_error", 0))
+        except ValueError:
+            vss_error = math.nan
+        if not -30 <= vss_error <= 30:
+            raise ConfigError(f"{url}: vss_error is a percentage from -30 to 30")
         generator = PulseGenerator(truck.truth, factory, tach_pin=SIM_TACH_PIN, vss_pin=SIM_VSS_PIN,
-                                   tach_pulses_per_rev=ppr)
+                                   tach_pulses_per_rev=ppr, vss_pulses_per_km=2548.0 * (1 + vss_error / 100))
         generator.start()
         rig._stoppables.append(generator)
         rig.devices["pulses"] = generator

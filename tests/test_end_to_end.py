@@ -10,6 +10,8 @@ import os
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
+import pytest
+
 from keidash.app import run_dash
 from keidash.dashstate import LIVE, UP
 from keidash.display.cluster import Cluster
@@ -109,3 +111,30 @@ def test_adapter_unplugged_mid_drive_goes_stale_and_the_dash_carries_on():
     assert any(d.rpm_estimated and d.gear for d in after)
     shown = next(v for v in after[-1].sources if v.name == "obd")
     assert "OBD adapter" in shown.message  # e.g. "no OBD adapter at /dev/pts/3: is it plugged in?"
+
+
+def test_speed_sensor_reading_5_percent_high_is_learned_against_gps_and_corrected():
+    from dataclasses import replace as dc_replace
+
+    rig = open_rig({"sim": "sim://hijet-s500p?hardware=pulses,gps&skip=300&vss_error=5"}, HIJET)
+    config = EstimatorConfig(LIMITS, HIJET.rpm_per_kmh(), HIJET.title, source_priority=rig.priority())
+    # shorter windows than the default 3 s x 20 so the test learns in seconds, not a minute
+    calibration = dc_replace(rig.vss_calibration(), window_s=1.0, min_samples=8)
+    assert calibration.vss_source == "pulses" and calibration.gps_source == "gps"
+    cluster = Cluster(headless=True)
+    seen = []
+    try:
+        rig.start()
+        stats = run_dash(rig, config, [cluster], fps=30, seconds=30, calibration=calibration,
+                         on_frame=lambda d: seen.append((d, rig.truck.truth())))
+    finally:
+        rig.stop()
+        cluster.close()
+    learned = stats.vss_calibration
+    assert learned is not None and learned.ready
+    assert learned.pulses_per_km == pytest.approx(2548.0 * 1.05, rel=0.01)
+    steady = [(d, tr) for d, tr in seen if d.speed_source == "pulses" and tr.speed_kmh > 60]
+    early, late = steady[:30], steady[-60:]
+    # before calibration the speed sensor reads ~5 % high; after it, true within 1 %
+    assert sum(d.speed_kmh / tr.speed_kmh for d, tr in early) / len(early) > 1.03
+    assert all(abs(d.speed_kmh / tr.speed_kmh - 1) < 0.01 for d, tr in late)

@@ -85,13 +85,13 @@ def test_a_pulse_url_reports_only_the_pins_given(monkeypatch):
     from gpiozero import Device
     monkeypatch.setattr(Device, "pin_factory", None)
     try:
-        result = probe("pulses://gpio?tach=17", 0.5)
+        result = probe("pulses://gpio?tach=17", 1.5)  # zero only after the 0.5 s silence timeout
     finally:
         if Device.pin_factory is not None:
             Device.pin_factory.close()
     assert list(result) == [RPM, "sources"]
     assert result["sources"]["pulses"]["link"] == "connected"
-    assert result[RPM]["last"] == 0.0  # nothing on the pin: the engine is off
+    assert result[RPM]["last"] == 0.0  # nothing on the pin for longer than the timeout: engine off
 
 
 @pytest.mark.parametrize("url, seconds, message", [

@@ -496,8 +496,20 @@ class ScriptedInput:
 
 def test_a_channels_readings_never_go_back_in_time():
     s = ScriptedInput()
-    s.publish(10.000)  # standing: a zero now
-    s.publish(10.010, 10.009)  # the first edge: still a zero (one edge cannot be timed)
-    s.publish(10.030, 10.0095, 10.0100)  # two more just after: the window's middle is before 10.010
-    assert [r.value for r in s.out][:2] == [0.0, 0.0] and s.out[2].value > 0
+    s.publish(10.000)  # just started listening: nothing known yet, so nothing said
+    assert s.out == []
+    s.publish(11.000)  # a second of silence: now it is a zero
+    # edges that happened just before that zero but were drained after it: their
+    # window's middle (10.9995) is before the zero's time
+    s.publish(11.030, 10.999, 10.9995, 11.000)
+    assert [r.value for r in s.out][:1] == [0.0] and s.out[1].value > 0
     assert [r.t for r in s.out] == sorted(r.t for r in s.out)
+
+
+def test_nothing_not_zero_is_said_before_the_first_edges_can_be_timed():
+    s = ScriptedInput()
+    s.publish(10.000)
+    s.publish(10.010, 10.009)  # one edge cannot be timed: not known yet, and certainly not 0
+    assert s.out == []
+    s.publish(10.030, 10.0095, 10.0100)
+    assert len(s.out) == 1 and s.out[0].value > 0

@@ -232,6 +232,18 @@ def speed_timer(ticks_diff: TicksDiff) -> PulseTimer:
 
 
 # -- the source -----------------------------------------------------------
+def _silent(timer: PulseTimer, now_tick: Any, listened_s: float) -> bool:
+    """True when the input has been quiet for its timeout: only then is the value zero.
+
+    Just after start, or with a single edge since a silence, the rate cannot be timed
+    yet; that is "not known yet", never "0 rpm" (a truck at 90 km/h is not stopped
+    because keidash has only just started listening).
+    """
+    if timer.edges:
+        return timer.timed_out(now_tick)
+    return listened_s >= timer.timeout()
+
+
 class _PulseInput:
     """One pin: the edge callback's buffer, the timer and how to scale its rate."""
 
@@ -248,6 +260,7 @@ class _PulseInput:
         self.emitted_edge: Any = None  # last edge a reading was emitted for
         self.emitted_t = -math.inf  # time of the last live reading: stamps never go back
         self.by_arrival = False  # edge ticks proved to be on another clock: time edges by arrival
+        self.listening_since: float | None = None  # monotonic time of the first publish
 
     def on_edge(self, ticks: Any, state: Any) -> None:
         # Runs in gpiozero's callback thread: deque.append is thread-safe and
@@ -421,6 +434,10 @@ class PulseSource(Source):
         for _ in range(timer.glitches - glitches):
             self.count_error("glitch")
         rate, span = timer.measure(now_tick)
+        if pulse_input.listening_since is None:
+            pulse_input.listening_since = now
+        if rate == 0.0 and not _silent(timer, now_tick, now - pulse_input.listening_since):
+            return  # too few edges yet to time, but no silence either: nothing to say, not zero
         if rate == 0.0:
             pulse_input.emitted_edge = None
             pulse_input.emitted_t = now
