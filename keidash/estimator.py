@@ -162,13 +162,23 @@ def _cue(previous: str | None, gear: int | None, rpm: float | None, speed_kmh: f
     return None
 
 
+def _error_summary(by_kind: Mapping[str, int]) -> str:
+    """'3 errors: checksum 2, parse 1' (most frequent first), or '' when none were counted."""
+    total = sum(by_kind.values())
+    if not total:
+        return ""
+    kinds = sorted(by_kind.items(), key=lambda item: (-item[1], item[0]))
+    return f"{total} error{'s' if total != 1 else ''}: " + ", ".join(f"{k} {n}" for k, n in kinds)
+
+
 def advise(state: EstimatorState, t: float, config: EstimatorConfig,
-           links: Mapping[str, tuple[bool, str]] = MappingProxyType({})) -> DashState:
+           links: Mapping[str, tuple] = MappingProxyType({})) -> DashState:
     """What the dash shows at ``t``.
 
-    ``links`` maps each configured source to (connected, message) as the source
-    reports it; a source that never delivered is absent, one whose values are
-    all older than their freshness limit is stale.
+    ``links`` maps each configured source to (connected, message[, error counts by
+    kind]) as the source reports it; a source that never delivered is absent, one
+    whose values are all older than their freshness limit is stale. A live source's
+    message sums its counted errors (bad replies and checksums are shown, never fatal).
     """
     speed = _best(state, SPEED, t, config)
     rpm = _best(state, RPM, t, config)
@@ -189,15 +199,18 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
     views = []
     for name in names:
         mine = [latest for (source, _), latest in state.latest.items() if source == name]
-        connected, message = links.get(name, (True, ""))
+        connected, message, *counted = links.get(name, (True, ""))
+        by_kind = counted[0] if counted else {}
+        errors = sum(by_kind.values())
         # a source whose link is down is not live, even while a slow value is still in date
         if connected and any(latest.live(t) for latest in mine):
-            views.append(SourceView(name, LIVE, ""))
+            views.append(SourceView(name, LIVE, _error_summary(by_kind), errors))
         elif mine:
             age = t - max(latest.t for latest in mine)
-            views.append(SourceView(name, STALE, message or f"no fresh data for {age:.0f} s"))
+            views.append(SourceView(name, STALE, message or f"no fresh data for {age:.0f} s", errors))
         else:
-            views.append(SourceView(name, ABSENT, message or ("waiting for data" if connected else "not connected")))
+            views.append(SourceView(name, ABSENT, message or ("waiting for data" if connected else "not connected"),
+                                    errors))
 
     coolant = _best(state, COOLANT, t, config)
     battery = _best(state, BATTERY, t, config)

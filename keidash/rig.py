@@ -60,13 +60,13 @@ class Rig:
             except Exception:  # shutting down: note it and carry on stopping the rest
                 logger.exception("stopping %r", thing)
 
-    def links(self) -> dict[str, tuple[bool, str]]:
-        """Each source's (connected, message) for the dash."""
+    def links(self) -> dict[str, tuple[bool, str, dict[str, int]]]:
+        """Each source's (connected, message, error counts by kind) for the dash."""
         out = {}
         for source in self.sources:
             status = source.status()
             message = status.message or ("connecting" if status.link == CONNECTING else "")
-            out[source.name] = (status.link == CONNECTED, message)
+            out[source.name] = (status.link == CONNECTED, message, status.errors)
         return out
 
     def priority(self) -> tuple[str, ...]:

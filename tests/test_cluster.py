@@ -271,3 +271,11 @@ def test_window_path_draws_on_the_display_surface():
                                  c.layout.shift[1] + 2))[:3] == cluster_mod.CUE_UP
     finally:
         c.close()
+
+
+def test_live_source_with_counted_errors_shows_them_in_the_status_strip(cluster):
+    clean = drive(sources=(SourceView("gps", LIVE, "", 0),))
+    noisy = drive(sources=(SourceView("gps", LIVE, "3 errors: checksum 3", 3),))
+    x, y, w, h = cluster.layout.status
+    message_area = (x + w // 5, y, w // 3, h)  # right of the dot and name, left of the title
+    assert region(cluster, clean, message_area) != region(cluster, noisy, message_area)

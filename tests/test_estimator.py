@@ -193,3 +193,14 @@ def _states(readings):
         state = step(state, r, CONFIG)
         out.append(state)
     return out
+
+
+def test_counted_errors_are_shown_on_a_live_source_and_stay_with_a_stale_one():
+    state = feed(drive(3, 30, 0.0, 1.0, source="gps", rpm=False))
+    links = {"gps": (True, "", {"checksum": 2, "parse": 1})}
+    live = advise(state, 1.0, CONFIG, links).sources[0]
+    assert live.state == LIVE and live.errors == 3 and live.message == "3 errors: checksum 2, parse 1"
+    stale = advise(state, 5.0, CONFIG, links).sources[0]
+    assert stale.state == STALE and stale.errors == 3 and "no fresh data" in stale.message
+    clean = advise(state, 1.0, CONFIG, {"gps": (True, "", {})}).sources[0]
+    assert clean.errors == 0 and clean.message == ""

@@ -522,14 +522,16 @@ class Cluster:
         self._text(screen, state.profile_title, title_px, LABEL, title_x,
                    y + h // 2 + round(title_px * 0.36))
 
-        trouble = next((s for s in state.sources if s.state != LIVE), None)
+        # a source in trouble first; else a live one that has counted errors (noisy line)
+        trouble = next((s for s in state.sources if s.state != LIVE), None) or next(
+            (s for s in state.sources if s.errors and s.message), None)
         if trouble is None:
             return
         message = trouble.message or ("no data" if trouble.state == ABSENT else "data is old")
         text = f"{trouble.name}: {message}"
         left = max(end + self._px(16), x + lay.source_slot * len(state.sources))
         room = title_x - self._px(16) - left
-        colour = SOURCE_COLOURS[STALE] if trouble.state == STALE else TEXT
+        colour = SOURCE_COLOURS[STALE] if trouble.state == STALE else (LABEL if trouble.state == LIVE else TEXT)
         text = self._fit(text, name_px, room)
         if text:
             self._text(screen, text, name_px, colour, left, baseline)
