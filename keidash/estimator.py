@@ -64,7 +64,6 @@ class EstimatorState:
     candidate_since: float = 0.0
     cue: str | None = None
     cue_since: float = 0.0
-    rpm_estimated: bool = False
 
 
 def _best(state: EstimatorState, channel: str, now: float, config: EstimatorConfig) -> tuple[str, float] | None:
@@ -123,7 +122,7 @@ def _track(state: EstimatorState, t: float, config: EstimatorConfig) -> Estimato
     speed = _best(state, SPEED, t, config)
     rpm = _best(state, RPM, t, config)
     if speed is None or not config.rpm_per_kmh:
-        return replace(state, gear=None, candidate=None, cue=None, rpm_estimated=rpm is None)
+        return replace(state, gear=None, candidate=None, cue=None)
     speed_kmh = speed[1]
     if speed_kmh < config.moving_kmh:
         candidate = 0
@@ -138,14 +137,12 @@ def _track(state: EstimatorState, t: float, config: EstimatorConfig) -> Estimato
     # speed-only inference already waited for the driver: no extra dwell there
     if candidate != gear and (rpm is None or t - state.candidate_since >= config.gear_dwell_s):
         gear = candidate
-    if gear is None and rpm is None:
-        gear = candidate
 
     shown_rpm = rpm[1] if rpm is not None else (
         config.rpm_per_kmh[gear - 1] * speed_kmh if gear else None)
     cue = _cue(state.cue if gear == state.gear else None, gear, shown_rpm, speed_kmh, config)
     cue_since = state.cue_since if cue == state.cue and gear == state.gear else t
-    return replace(state, gear=gear, cue=cue, cue_since=cue_since, rpm_estimated=rpm is None)
+    return replace(state, gear=gear, cue=cue, cue_since=cue_since)
 
 
 def _cue(previous: str | None, gear: int | None, rpm: float | None, speed_kmh: float,

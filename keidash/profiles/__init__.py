@@ -10,7 +10,7 @@ settings with documented defaults in :mod:`keidash.limits`, not profile facts.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -72,11 +72,6 @@ class Profile:
         c = self.tyre.rolling_circumference_m
         return tuple(1000 / 60 / c * i * self.final_drive for i in self.gear_ratios)
 
-    def with_rpm_per_kmh(self, per_gear: tuple[float, ...]) -> "Profile":
-        """This profile with gear constants learned as rpm per km/h (final drive folded in)."""
-        c = self.tyre.rolling_circumference_m
-        ratios = tuple(round(k * c * 60 / 1000, 4) for k in per_gear)
-        return replace(self, gear_ratios=ratios, final_drive=1.0, gear_count=len(ratios))
 
 
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:

@@ -45,8 +45,6 @@ class VirtualTruck(EmulatedDevice):
         self._cue: str | None = None
         self._lock = threading.Lock()
         self._truth = self._make_truth()
-        self.history: list[TruckTruth] = []  # one truth every 0.1 s of sim time, for tests and the demo
-        self.record_history = False
 
     # -- stepping (pure given the inputs; no clock) ------------------------
     def advance(self, sim_seconds: float) -> None:
@@ -67,8 +65,6 @@ class VirtualTruck(EmulatedDevice):
             truth = self._make_truth(cue)
             with self._lock:
                 self._truth = truth
-            if self.record_history and round(s.t / STEP_S) % 10 == 0:
-                self.history.append(truth)
 
     def fast_forward(self, sim_seconds: float) -> None:
         """Advance with no dash attached: the driver shifts by habit meanwhile."""
