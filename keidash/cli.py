@@ -95,9 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed-unit", choices=("kmh", "mph", "ms"), help="unit of the speed column")
     replay.add_argument("--speed", type=_non_negative, default=1.0,
                         help="times real time (default 1; 0 = as fast as possible)")
-    replay.add_argument("--profile", default="hijet-s500p", help="the truck the log was driven in")
+    truck = replay.add_mutually_exclusive_group()
+    truck.add_argument("--profile", help="the truck the log was driven in (default: learn it as the log plays)")
+    truck.add_argument("--ratios-from", metavar="LOG2",
+                       help="learn the truck (gear ratios, habits) from another drive with rpm first")
+    replay.add_argument("--hide-rpm", action="store_true", help="hide the log's rpm: estimate it from speed")
+    replay.add_argument("--estimates", metavar="OUT.csv",
+                        help="write one row per sample: t, speed_kmh, rpm_in, rpm_est, gear_est, cue")
     replay.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
     display_options(replay)
+
+    learn = sub.add_parser("learn", help="learn a truck's gear ratios from drives with rpm and speed")
+    learn.add_argument("logs", nargs="+", metavar="LOG", help="drive logs (any format replay reads)")
+    learn.add_argument("--profile", help="the truck's profile to add the learned ratios to")
+    learn.add_argument("--gears", type=int, help="forward gears (default: the profile's, else found)")
+    learn.add_argument("--out", metavar="PROFILE.toml", help="write the profile with the learned ratios")
+
+    marks = sub.add_parser("marks", help="shift speeds per gear, as a table and a speedometer sticker")
+    marks.add_argument("--profile", required=True, help="the truck (its ratios known or learned)")
+    marks.add_argument("--units", choices=("mph", "kmh"), default="mph", help="speed units (default mph)")
+    marks.add_argument("--out", metavar="FILE.svg|.png", help="write a printable sticker")
+
+    ev = sub.add_parser("eval", help="the estimator's figures on recorded drives")
+    ev.add_argument("paths", nargs="+", metavar="LOG|DIR", help="logs, or folders of logs (one folder per vehicle)")
+    ev.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
     probe.add_argument("url", metavar="URL", help="e.g. obd:///dev/ttyUSB0?protocol=5 or nmea:///dev/serial0")
@@ -129,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_replay(args)
         if args.command == "probe":
             return cmd_probe(args)
+        if args.command == "learn":
+            return cmd_learn(args)
+        if args.command == "marks":
+            return cmd_marks(args)
+        if args.command == "eval":
+            return cmd_eval(args)
         return cmd_run(args)
     except (ConfigError, ProfileError) as exc:
         print(f"keidash: {exc}", file=sys.stderr)
@@ -176,15 +203,91 @@ def cmd_probe(args) -> int:
 def cmd_replay(args) -> int:
     from urllib.parse import quote, urlencode
 
-    from .profiles import load_profile
-    load_profile(args.profile)
+    from .replay import load_log
+    _check_writable("--estimates", args.estimates)
+    log = load_log(args.log, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
+    profile, learned = _replay_truck(args)
+    if args.estimates:
+        from .estimates import estimate_log, write_estimates
+        config = _estimator_config(profile, {}, ("replay",), learned)
+        rows = write_estimates(estimate_log(log, config, hide_rpm=args.hide_rpm), args.estimates)
+        print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
+        if args.headless or _no_display():
+            return 0  # nothing to watch: the estimates are what was asked for
     options = {"format": args.format, "speed": f"{args.speed:g}"}
     if args.columns:
         options["columns"] = args.columns
     if args.speed_unit:
         options["speed_unit"] = args.speed_unit
+    if args.hide_rpm:
+        options["hide_rpm"] = "1"
     url = "replay://" + quote(os.path.abspath(args.log)) + "?" + urlencode(options)
-    return _run(args, args.profile, {"replay": url}, size=args.size, fullscreen=False, shift={})
+    return _run(args, profile, {"replay": url}, size=args.size, fullscreen=False, shift={}, learned=learned)
+
+
+def _replay_truck(args):
+    """The profile a replay runs with, and what was learned beforehand (``--ratios-from``) or None."""
+    from .profiles import load_profile, unknown_profile
+    if args.profile:
+        return load_profile(args.profile), None
+    profile = unknown_profile()
+    if not args.ratios_from:
+        return profile, None  # ratios are learned as the log plays
+    from .replay import load_log
+    from .truck import learn_truck
+    calibration = load_log(args.ratios_from)
+    learned = learn_truck([calibration], profile)
+    if not learned.ratios:
+        raise ConfigError(f"--ratios-from {args.ratios_from}: {learned.why_not}")
+    print(f"keidash: learned from {calibration.name}: {learned.describe()}")
+    return profile, learned
+
+
+def cmd_learn(args) -> int:
+    from .learn import profile_with_learned
+    from .profiles import load_profile
+    from .replay import load_log
+    from .truck import learn_truck
+    if args.out:
+        _check_writable("--out", args.out)
+    if args.gears is not None and not 1 <= args.gears <= 10:
+        raise ConfigError(f"--gears {args.gears}: a gearbox has 1 to 10 forward gears")
+    profile = load_profile(args.profile) if args.profile else None
+    logs = [load_log(path) for path in args.logs]
+    learned = learn_truck(logs, profile, gears=args.gears)
+    print(learned.report())
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(profile_with_learned(profile, learned.ratios_learned, [log.name for log in logs]))
+        print(f"keidash: wrote the profile with the learned ratios to {os.path.abspath(args.out)}")
+    return 0 if learned.ratios else 1
+
+
+def cmd_marks(args) -> int:
+    if args.out:
+        _check_writable("--out", args.out)
+    from .marks import marks_main
+    print(marks_main(args.profile, args.units, args.out))
+    if args.out:
+        print(f"keidash: wrote the sticker to {os.path.abspath(args.out)}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .evaluate import as_json, evaluate, format_table
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: no such file or folder")
+    if args.json:
+        _check_writable("--json", args.json)
+    figures = evaluate(args.paths)
+    print(format_table(figures))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(as_json(figures), f, indent=1)
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -210,14 +313,18 @@ def _check_writable(option: str, path: str | None) -> None:
         raise ConfigError(f"{option} {path}: cannot write in {folder} (permission denied)")
 
 
-def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, shift,
-         fps: float = 60.0, demo: bool = False) -> int:
-    from .engine import shift_limits
-    from .estimator import EstimatorConfig
+def _estimator_config(profile, shift: dict, priority, learned=None):
+    from .estimator import config_for
+    return config_for(profile, shift, priority, learned)
+
+
+def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
+         fps: float = 60.0, demo: bool = False, learned=None) -> int:
     from .profiles import load_profile
     from .rig import open_rig
 
-    profile = load_profile(profile_name)
+    if isinstance(profile, str):
+        profile = load_profile(profile)
     for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json)):
         _check_writable(option, path)
     headless = args.headless or _no_display()
@@ -233,9 +340,7 @@ def _run(args, profile_name: str, sources: dict[str, str], *, size, fullscreen, 
         raise KeidashError(f"cannot open the display: {exc}") from None
 
     rig = open_rig(sources, profile)
-    limits = shift_limits(profile, **{k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")})
-    config = EstimatorConfig(limits=limits, rpm_per_kmh=profile.rpm_per_kmh(), profile_title=profile.title,
-                             source_priority=rig.priority())
+    config = _estimator_config(profile, shift, rig.priority(), learned)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     from .app import run_dash

@@ -16,7 +16,8 @@ Example (docs/example-config.toml)::
     fps = 60
 
     [shift]                          # your engine's limits; defaults in docs/profiles.md
-    upshift_rpm = 4500
+    mode = "economy"                 # or "power" (docs/shifting.md)
+    upshift_rpm = 4500               # optional: one upshift rpm for every gear, instead of the mode's
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .errors import ConfigError
 
 _TOP = {"profile", "sources", "display", "shift"}
 _DISPLAY = {"width", "height", "fullscreen", "fps"}
-_SHIFT = {"upshift_rpm", "redline_rpm", "idle_rpm"}
+_SHIFT = {"upshift_rpm", "redline_rpm", "idle_rpm", "mode", "upshift_rpm_per_gear"}
+_SHIFT_MODES = ("power", "economy")  # keidash.shift.MODES (not imported: config loads before the estimator)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Config:
     size: tuple[int, int] = (800, 480)
     fullscreen: bool = False
     fps: float = 60.0
-    shift: dict[str, float] = field(default_factory=dict)
+    shift: dict = field(default_factory=dict)  # [shift]: rpm limits, mode, upshift_rpm_per_gear
 
 
 def _known(table, allowed: set[str], where: str) -> dict:
@@ -95,5 +97,22 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
         size=(_positive(display, "width", where, 800, int), _positive(display, "height", where, 480, int)),
         fullscreen=fullscreen,
         fps=_positive(display, "fps", where, 60.0),
-        shift={k: _positive(shift, k, f"{origin} [shift]", None) for k in shift},
+        shift=_shift(shift, f"{origin} [shift]"),
     )
+
+
+def _shift(table: dict, where: str) -> dict:
+    out: dict = {k: _positive(table, k, where, None) for k in ("upshift_rpm", "redline_rpm", "idle_rpm")
+                 if k in table}
+    if "mode" in table:
+        if table["mode"] not in _SHIFT_MODES:
+            raise ConfigError(f"{where}: mode must be one of {', '.join(_SHIFT_MODES)}, not {table['mode']!r}")
+        out["mode"] = table["mode"]
+    if "upshift_rpm_per_gear" in table:
+        per_gear = table["upshift_rpm_per_gear"]
+        if (not isinstance(per_gear, list) or not per_gear
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in per_gear)):
+            raise ConfigError(f"{where}: upshift_rpm_per_gear must be a list of rpm, 1st gear first "
+                              f"(0 = keidash's point for that gear), e.g. [4500, 4200, 4000, 3800]")
+        out["upshift_rpm_per_gear"] = tuple(float(v) for v in per_gear)
+    return out

@@ -1,20 +1,26 @@
-"""Estimator v1: gear, rpm and shift cues from readings. Pure and deterministic.
+"""The estimator: readings in, what the dash shows out. Pure and deterministic.
 
 ``step(state, reading, config) -> state`` folds one reading in; ``advise(state,
 t, config, links) -> DashState`` says what the dash shows at time ``t``. Neither
 reads a clock, a port or a file: time arrives with the readings, so a replayed
-log gives the same gears and cues every time.
+log gives the same gears and cues every time. The parts, each a pure module:
 
-- Gear with an rpm source: the nearest gear by rpm per km/h (in log space, within
-  a tolerance), else neutral / clutch in; a new gear must hold ``gear_dwell_s``
-  before it is shown (hysteresis against shift transients).
-- Gear from speed alone: the driver is assumed to follow keidash's own cues, so
-  a cue that has shown for ``obey_after_s`` means the shift happened; a gear that
-  would put the engine below idle or past the rev limit cannot be the gear.
-  From standstill the truck starts in 1st.
-- Rpm without a tach: rpm per km/h of the gear x road speed, marked *estimated*.
-- Cues: up at the upshift rpm (below top gear), down when lugging below the
-  WLTP limit in 3rd and up; each clears with a margin (no flicker).
+- **Ratios** (:mod:`keidash.learn`): the profile's sourced ratios, ratios learned
+  beforehand (``keidash learn``, ``--ratios-from``), or, when neither is known,
+  learned live from every rpm and speed reading; used once every gear is found.
+- **Gear with rpm** (:mod:`keidash.gears`): an HMM forward filter over neutral /
+  clutch in and each gear that knows slip makes the engine turn faster than the
+  ratio, with a dwell before the shown gear changes.
+- **Gear from speed alone** (:mod:`keidash.speedonly`): a forward filter over the
+  gears weighing what each gear can deliver at this speed, the clutch dip of an
+  upshift, the driver's learned habits and keidash's own cues; rpm = ratio x speed,
+  marked *estimated*.
+- **The needle** (:mod:`keidash.needle`): a Kalman filter over rpm and its rate,
+  fed by every rpm reading (or the speed-only estimate) at its own time and
+  predicted to the frame's display time; it restarts at a gear change.
+- **Cues** (:mod:`keidash.shift`): up at the mode's upshift point (power or
+  economy, per gear, capped while the engine is cold), down when lugging in 3rd and
+  up unless the lower gear would over-rev; each clears with a margin.
 """
 
 from __future__ import annotations
@@ -22,24 +28,44 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from .dashstate import ABSENT, DOWN, LIVE, STALE, UP, DashState, SourceView
-from .engine import ShiftLimits
-from .readings import BATTERY, COOLANT, RPM, SPEED, Reading
+from .dashstate import ABSENT, LIVE, STALE, DashState, SourceView
+from .engine import ShiftLimits, shift_limits
+from .gears import GearModel, TrackerState, track
+from .learn import LearnedRatios, LearnerState, learned, learner_step
+from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
+from .profiles import Engine, Profile
+from .readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
+from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
+from .speedonly import Habits, SpeedModel, SpeedOnlyState, rpm_estimate, speed_step
+
+if TYPE_CHECKING:
+    from .truck import TruckKnowledge
+
+#: the needle's source name for rpm estimated from speed and gear
+ESTIMATED = "estimated"
 
 
 @dataclass(frozen=True)
 class EstimatorConfig:
     limits: ShiftLimits
-    rpm_per_kmh: tuple[float, ...] = ()  # per gear, 1st..top; () = unknown
+    rpm_per_kmh: tuple[float, ...] = ()  # per gear, 1st..top, known beforehand; () = learn while driving
     profile_title: str = ""
     source_priority: tuple[str, ...] = ("pulses", "obd", "gps")  # first live one wins
-    gear_tolerance: float = 0.08  # |ln(observed / gear constant)| to accept a gear
-    gear_dwell_s: float = 0.25  # a new gear must hold this long before it is shown
+    gear_count: int | None = None  # forward gears when known (helps live learning)
+    engine: Engine | None = None  # torque curve for the shift points
+    shift_mode: str = "economy"  # one of keidash.shift.MODES
+    upshift_rpm_per_gear: tuple[float, ...] = ()  # owner's upshift rpm per gear (0 = by mode)
+    habits: Habits | None = None  # the driver's habits, for speed-only gears
+    obedience: float | None = None  # share of cues the driver follows; None = learned or speedonly's default
+    mass_kg: float | None = None  # truck + load (kg), with the engine's figures: the acceleration envelope
+    learn: bool = True  # learn the ratios live when rpm_per_kmh is ()
+    relearn_every_s: float = 5.0  # how often live learning re-reads its histogram (s of reading time)
     moving_kmh: float = 4.0  # below this the truck counts as stopped
-    obey_after_s: float = 0.8  # speed only: a cue showing this long means the driver shifted
-    cue_margin_rpm: float = 250.0  # a cue clears this far back inside its limit
+    gear_dwell_s: float = 0.25  # a new gear must hold this long before it is shown (with rpm)
+    match_tolerance: float = 0.08  # |ln(rpm per km/h / gear's)| of a reading that restarts the needle
+    needle: NeedleConfig = field(default_factory=NeedleConfig)
 
     @property
     def top_gear(self) -> int:
@@ -59,11 +85,48 @@ class Latest:
 @dataclass(frozen=True)
 class EstimatorState:
     latest: Mapping[tuple[str, str], Latest] = field(default_factory=lambda: MappingProxyType({}))
+    learner: LearnerState | None = None  # live ratio learning (None until an rpm and speed arrive)
+    learned: LearnedRatios | None = None  # what live learning found at its last look
+    learned_at: float = -math.inf
+    ratios: tuple[float, ...] = ()  # the ratios in use: the config's, else learned live
+    models: "Models | None" = None  # built from ratios and the config when ratios change
+    tracker: TrackerState = TrackerState()  # gear with an rpm source
+    speed_only: SpeedOnlyState = SpeedOnlyState()  # gear from speed alone
+    engaged: int | None = None  # the gear the last rpm reading matched, or speed-only's (resets the needle)
     gear: int | None = None  # shown gear: 0 neutral / clutch in, None unknown
-    candidate: int | None = None
-    candidate_since: float = 0.0
+    estimated: bool = False  # the needle runs on rpm estimated from speed
+    needle: NeedleState = NeedleState()
     cue: str | None = None
     cue_since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Models:
+    """What the trackers and the cue need for one set of ratios (derived, kept in the state)."""
+
+    ratios: tuple[float, ...]
+    gear: GearModel
+    speed: SpeedModel
+    policy: ShiftPolicy
+
+
+def _models(state: EstimatorState, config: EstimatorConfig) -> Models:
+    if state.models is not None and state.models.ratios == state.ratios:
+        return state.models
+    ratios, limits = state.ratios, config.limits
+    gear_model = GearModel(ratios, idle_rpm=limits.idle_rpm, moving_kmh=config.moving_kmh,
+                           dwell_s=config.gear_dwell_s)
+    policy = ShiftPolicy(ratios, limits, mode=config.shift_mode, engine=config.engine,
+                         upshift_rpm_per_gear=config.upshift_rpm_per_gear[:max(len(ratios) - 1, 0)],
+                         moving_kmh=config.moving_kmh)
+    speed_model = SpeedModel(ratios, limits, habits=_fitting(config.habits, ratios), engine=config.engine,
+                             mass_kg=config.mass_kg, obedience=config.obedience)
+    return Models(ratios, gear_model, speed_model, policy)
+
+
+def _fitting(habits: Habits | None, ratios: tuple[float, ...]) -> Habits | None:
+    """Habits learned for another gear count do not apply."""
+    return habits if habits is not None and habits.top_gear == len(ratios) else None
 
 
 def _best(state: EstimatorState, channel: str, now: float, config: EstimatorConfig) -> tuple[str, float] | None:
@@ -81,31 +144,6 @@ def _best(state: EstimatorState, channel: str, now: float, config: EstimatorConf
     return source, latest.value
 
 
-def _gear_from_rpm(rpm: float, speed: float, config: EstimatorConfig) -> int:
-    if rpm < 0.5 * config.limits.idle_rpm:
-        return 0  # engine stopped or stalled while rolling: no gear can be read
-    ratio = rpm / speed
-    errors = [abs(math.log(ratio / k)) for k in config.rpm_per_kmh]
-    gear = min(range(len(errors)), key=errors.__getitem__)
-    return gear + 1 if errors[gear] <= config.gear_tolerance else 0
-
-
-def _gear_from_speed(state: EstimatorState, speed: float, t: float, config: EstimatorConfig) -> int:
-    k, limits = config.rpm_per_kmh, config.limits
-    gear = state.gear if state.gear else 1
-    cue_held = state.cue is not None and t - state.cue_since >= config.obey_after_s
-    if cue_held and state.cue == UP and gear < config.top_gear:
-        gear += 1
-    elif cue_held and state.cue == DOWN and gear > 1:
-        gear -= 1
-    # a gear that would turn the engine past its limit or below idle cannot be the gear
-    while gear < config.top_gear and k[gear - 1] * speed > limits.redline_rpm * 1.12:
-        gear += 1
-    while gear > 1 and k[gear - 1] * speed < limits.idle_rpm * 0.9:
-        gear -= 1
-    return gear
-
-
 def step(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> EstimatorState:
     """Fold one reading into the state. A non-finite or negative value is ignored."""
     if not math.isfinite(reading.value) or reading.value < 0 or not math.isfinite(reading.t):
@@ -115,48 +153,85 @@ def step(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> Es
     state = replace(state, latest=MappingProxyType(latest))
     if reading.channel not in (RPM, SPEED):
         return state
-    return _track(state, reading.t, config)
+    if not state.ratios and config.rpm_per_kmh:
+        state = replace(state, ratios=config.rpm_per_kmh)
+    elif not config.rpm_per_kmh and config.learn:
+        state = _learn(state, reading, config)
+    return _track(state, reading, config)
 
 
-def _track(state: EstimatorState, t: float, config: EstimatorConfig) -> EstimatorState:
+def _learn(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> EstimatorState:
+    """Live ratio learning from the chosen rpm and speed sources."""
+    best = _best(state, reading.channel, reading.t, config)
+    if best is None or best[0] != reading.source:
+        return state  # a lower-priority source: one time line per channel
+    learner = learner_step(state.learner or LearnerState(), reading.t, reading.channel, reading.value)
+    state = replace(state, learner=learner)
+    if reading.t - state.learned_at < config.relearn_every_s:
+        return state
+    found = learned(learner, config.gear_count, config.limits.idle_rpm)
+    ratios = found.rpm_per_kmh() if found.ready else state.ratios
+    if ratios != state.ratios:  # new ratios: the trackers start again with them
+        state = replace(state, ratios=ratios, tracker=TrackerState(), speed_only=SpeedOnlyState(), engaged=None)
+    return replace(state, learned=found, learned_at=reading.t)
+
+
+def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> EstimatorState:
+    t = reading.t
     speed = _best(state, SPEED, t, config)
     rpm = _best(state, RPM, t, config)
-    if speed is None or not config.rpm_per_kmh:
-        return replace(state, gear=None, candidate=None, cue=None)
+    needle = state.needle
+    if reading.channel == RPM:
+        needle = needle_update(needle, t, reading.value, reading.source, config.needle)
+    ratios = state.ratios
+    if speed is None or not ratios:
+        return replace(state, needle=needle, gear=None, engaged=None, cue=None, estimated=False)
     speed_kmh = speed[1]
-    if speed_kmh < config.moving_kmh:
-        candidate = 0
-    elif rpm is not None:
-        candidate = _gear_from_rpm(rpm[1], speed_kmh, config)
+    models = _models(state, config)
+    gear_model, speed_model, policy = models.gear, models.speed, models.policy
+
+    engaged, tracker, speed_only = state.engaged, state.tracker, state.speed_only
+    if rpm is not None:
+        tracker = track(tracker, t, speed_kmh, rpm[1], gear_model)
+        gear, shown_rpm, estimated = tracker.gear, rpm[1], False
+        if reading.channel == RPM:
+            matched = _matching_gear(rpm[1], speed_kmh, ratios, config)
+            if matched and matched != engaged:  # the first reading that matches another gear:
+                needle = needle_reset(needle, t, rpm[1], config.needle)  # restart the needle there
+            engaged = matched
     else:
-        candidate = _gear_from_speed(state, speed_kmh, t, config)
+        if reading.channel == SPEED and reading.source == speed[0]:
+            speed_only = speed_step(speed_only, t, speed_kmh, speed_model, state.cue)
+        gear, estimated = speed_only.gear, True
+        shown_rpm = rpm_estimate(speed_only, speed_kmh, speed_model)
+        if shown_rpm is not None and reading.channel == SPEED:
+            if gear != engaged or state.needle.t is None or not state.estimated:
+                needle = needle_reset(needle, t, shown_rpm, config.needle)
+            else:
+                needle = needle_update(needle, t, shown_rpm, ESTIMATED, config.needle)
+        engaged = gear
 
-    if candidate != state.candidate:
-        state = replace(state, candidate=candidate, candidate_since=t)
-    gear = state.gear
-    # speed-only inference already waited for the driver: no extra dwell there
-    if candidate != gear and (rpm is None or t - state.candidate_since >= config.gear_dwell_s):
-        gear = candidate
-
-    shown_rpm = rpm[1] if rpm is not None else (
-        config.rpm_per_kmh[gear - 1] * speed_kmh if gear else None)
-    cue = _cue(state.cue if gear == state.gear else None, gear, shown_rpm, speed_kmh, config)
+    coolant = _best(state, COOLANT, t, config)
+    throttle = _best(state, THROTTLE, t, config)
+    previous = state.cue if gear == state.gear else None
+    cue = shift_cue(policy, previous, gear, shown_rpm, speed_kmh, coolant[1] if coolant else None,
+                    demand_from_throttle(throttle[1] if throttle else None))
     cue_since = state.cue_since if cue == state.cue and gear == state.gear else t
-    return replace(state, gear=gear, cue=cue, cue_since=cue_since)
+    return replace(state, models=models, tracker=tracker, speed_only=speed_only, engaged=engaged, gear=gear,
+                   estimated=estimated, needle=needle, cue=cue, cue_since=cue_since)
 
 
-def _cue(previous: str | None, gear: int | None, rpm: float | None, speed_kmh: float,
-         config: EstimatorConfig) -> str | None:
-    if not gear or rpm is None:
+def _matching_gear(rpm: float, speed_kmh: float, ratios: tuple[float, ...], config: EstimatorConfig) -> int | None:
+    """The gear whose rpm per km/h this reading matches within ``match_tolerance``, else None.
+
+    Not the shown gear (the tracker's, after its dwell): the needle restarts at the very first
+    reading of a new gear, before the dwell, or it would smear across the shift.
+    """
+    if speed_kmh < config.moving_kmh or rpm <= 0:
         return None
-    limits, margin = config.limits, config.cue_margin_rpm
-    if gear < config.top_gear:
-        if rpm >= limits.upshift_rpm or (previous == UP and rpm > limits.upshift_rpm - margin):
-            return UP
-    if gear >= 3 and speed_kmh >= config.moving_kmh:
-        if rpm < limits.lug_rpm or (previous == DOWN and rpm < limits.lug_rpm + margin):
-            return DOWN
-    return None
+    x = math.log(rpm / speed_kmh)
+    gear = min(range(len(ratios)), key=lambda i: abs(x - math.log(ratios[i])))
+    return gear + 1 if abs(x - math.log(ratios[gear])) <= config.match_tolerance else None
 
 
 def _error_summary(by_kind: Mapping[str, int]) -> str:
@@ -179,18 +254,18 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
     """
     speed = _best(state, SPEED, t, config)
     rpm = _best(state, RPM, t, config)
-    gear, cue, estimated = state.gear, state.cue, False
+    gear, cue = state.gear, state.cue
     speed_kmh = speed[1] if speed else None
     if speed is None:
         gear, cue = None, None
-    if rpm is not None:
-        rpm_value = rpm[1]
-    elif gear and speed_kmh is not None and config.rpm_per_kmh:
-        rpm_value, estimated = config.rpm_per_kmh[gear - 1] * speed_kmh, True
-    else:
-        rpm_value = None
-    if rpm is None and not estimated:
-        cue = None
+    estimated = rpm is None
+    rpm_value = None
+    if rpm is not None or (speed is not None and gear is not None and state.estimated):
+        rpm_value = needle_predict(state.needle, t, config.needle)
+        if rpm_value is None and rpm is not None:
+            rpm_value = rpm[1]
+    if rpm_value is None:
+        estimated, cue = False, None
 
     names = list(links) + sorted({s for s, _ in state.latest} - set(links))
     views = []
@@ -212,10 +287,44 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
     coolant = _best(state, COOLANT, t, config)
     battery = _best(state, BATTERY, t, config)
     limits = config.limits
+    upshift = limits.upshift_rpm
+    if state.ratios and gear and 1 <= gear < len(state.ratios):
+        upshift = upshift_rpm(_models(state, config).policy, gear, coolant[1] if coolant else None)
     return DashState(
         t=t, profile_title=config.profile_title, rpm=rpm_value, rpm_estimated=estimated,
         speed_kmh=speed_kmh, gear=gear, cue=cue,
-        upshift_rpm=limits.upshift_rpm, redline_rpm=limits.redline_rpm, tach_max_rpm=limits.tach_max_rpm,
+        upshift_rpm=upshift, redline_rpm=limits.redline_rpm, tach_max_rpm=limits.tach_max_rpm,
         coolant_c=coolant[1] if coolant else None, battery_v=battery[1] if battery else None,
         sources=tuple(views), speed_source=speed[0] if speed else None,
         rpm_source=rpm[0] if rpm else None)
+
+
+def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[str, ...],
+               learned_truck: "TruckKnowledge | None" = None,
+               rpm_per_kmh: tuple[float, ...] | None = None) -> EstimatorConfig:
+    """The estimator's settings for ``profile`` and the config's ``[shift]`` table.
+
+    Ratios: ``rpm_per_kmh`` when given, else those learned beforehand
+    (``learned_truck``), else the profile's (sourced, or its ``[learned]`` table),
+    else learned live. ``shift`` may hold idle_rpm, redline_rpm, upshift_rpm
+    (one upshift rpm for every gear), upshift_rpm_per_gear and mode. Idle: the config's,
+    else the profile's, else the one seen in the drives learned from, else keidash's default.
+    """
+    limits = {k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")}
+    if not limits["idle_rpm"] and not profile.engine.idle_rpm and learned_truck is not None:
+        limits["idle_rpm"] = learned_truck.idle_rpm  # the idle seen in the drives learned from
+    limits = shift_limits(profile, **limits)
+    if rpm_per_kmh is None:
+        rpm_per_kmh = learned_truck.ratios if learned_truck and learned_truck.ratios else profile.rpm_per_kmh()
+    mode = str(shift.get("mode", "economy"))
+    if mode not in MODES:
+        from .errors import ConfigError
+        raise ConfigError(f"[shift] mode {mode!r}: choose one of {', '.join(MODES)}")
+    per_gear = tuple(float(v) for v in shift.get("upshift_rpm_per_gear", ()))
+    if not per_gear and shift.get("upshift_rpm"):
+        per_gear = (float(shift["upshift_rpm"]),) * 9  # the owner's one upshift rpm for every gear
+    return EstimatorConfig(
+        limits=limits, rpm_per_kmh=tuple(rpm_per_kmh), profile_title=profile.title,
+        source_priority=tuple(priority), gear_count=profile.forward_gears, engine=profile.engine,
+        shift_mode=mode, upshift_rpm_per_gear=per_gear,
+        habits=learned_truck.habits if learned_truck else None)

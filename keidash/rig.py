@@ -199,14 +199,15 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
     elif parts.scheme == "sim":
         _add_sim(rig, url, parts)
     elif parts.scheme == "replay":
-        query = _query(url, parts, {"format", "speed", "columns", "speed_unit"})
+        query = _query(url, parts, {"format", "speed", "columns", "speed_unit", "hide_rpm"})
         from .replay import open_replay
         path = unquote(parts.netloc + parts.path)  # replay:///abs/x.csv or replay://rel/x.csv
         if not path:
             raise ConfigError(f"{url}: name the log, e.g. replay:///home/pi/logs/drive.csv")
         rig.sources.append(open_replay(name, sink, path, format=query.get("format", "auto"),
                                        speed=_num(url, query, "speed", 1.0), columns=query.get("columns"),
-                                       speed_unit=query.get("speed_unit")))
+                                       speed_unit=query.get("speed_unit"),
+                                       hide_rpm=query.get("hide_rpm", "0") not in ("0", "", "no", "false")))
     else:
         raise ConfigError(f"source {name}: unknown URL scheme {parts.scheme or url!r}; "
                           f"use one of {', '.join(s + '://' for s in SCHEMES)}")

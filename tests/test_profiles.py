@@ -137,3 +137,46 @@ def test_profile_from_a_file(tmp_path):
     (tmp_path / "bad.toml").write_text("name = [")
     with pytest.raises(ProfileError, match="not valid TOML"):
         load_profile(str(tmp_path / "bad.toml"))
+
+
+# -- the [learned] table (ratios learned by driving, keidash.learn) ---------------------
+def test_learned_ratios_are_used_when_no_sourced_ratios():
+    p = profile_from_dict(_minimal(learned={"rpm_per_kmh": [280.0, 160.0, 110.0, 70.0, 51.0],
+                                            "confidence": [0.6, 0.9, 0.9, 0.9, 0.8], "samples": 900,
+                                            "logs": ["a.csv"]}), "test")
+    assert p.rpm_per_kmh() == (280.0, 160.0, 110.0, 70.0, 51.0)
+    assert p.learned.samples == 900 and p.learned.logs == ("a.csv",)
+
+
+def test_sourced_ratios_win_over_learned_ones():
+    hijet = load_profile("hijet-s500p")
+    data = {"name": "h", "title": "H", "engine": {"displacement_cc": 658},
+            "gearbox": {"gear_ratios": list(hijet.gear_ratios), "final_drive": hijet.final_drive},
+            "tyre": {"size": "145/80R12"}, "learned": {"rpm_per_kmh": [1.0] * 5, "confidence": [1.0] * 5}}
+    assert profile_from_dict(data, "test").rpm_per_kmh() == hijet.rpm_per_kmh()
+
+
+def test_a_gear_not_learned_is_nan_and_gives_no_ratios():
+    p = profile_from_dict(_minimal(learned={"rpm_per_kmh": [72.0, 48.0, math.nan], "confidence": [0.5, 0.9, 0.0]}),
+                          "test")
+    assert p.learned.rpm_per_kmh == (72.0, 48.0, None) and p.rpm_per_kmh() == ()
+
+
+def test_learned_only_profile_needs_no_engine_or_tyre():
+    p = profile_from_dict({"name": "learned", "title": "L", "learned": {"rpm_per_kmh": [100.0, 50.0],
+                                                                         "confidence": [1, 1]}}, "test")
+    assert p.tyre is None and p.engine.displacement_cc is None and p.rpm_per_kmh() == (100.0, 50.0)
+    with pytest.raises(ProfileError, match=r"\[engine\] is missing"):
+        profile_from_dict({"name": "x", "title": "X"}, "test")
+
+
+@pytest.mark.parametrize("learned,message", [
+    ({"rpm_per_kmh": [-3.0], "confidence": [0.5]}, "rpm_per_kmh must be a list of positive numbers"),
+    ({"rpm_per_kmh": [70.0, 50.0], "confidence": [0.5]}, "one number from 0 to 1 per rpm_per_kmh"),
+    ({"rpm_per_kmh": [70.0], "confidence": [1.5]}, "one number from 0 to 1"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "samples": -1}, "samples must be a whole number"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "when": "today"}, "unknown key 'when'"),
+])
+def test_bad_learned_tables_get_one_plain_sentence(learned, message):
+    with pytest.raises(ProfileError, match=message):
+        profile_from_dict(_minimal(learned=learned), "test")

@@ -9,6 +9,7 @@ settings with documented defaults in :mod:`keidash.limits`, not profile facts.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,13 +24,14 @@ _GEARBOX_KEYS = {"transmission", "gear_count", "gear_ratios", "reverse_ratio", "
                  "transfer_low_ratio", "sources"}
 _TYRE_KEYS = {"size", "sources"}
 _TACH_KEYS = {"pulses_per_rev", "signal", "sources"}
-_TOP_KEYS = {"name", "title", "years", "engine", "gearbox", "tyre", "tach"}
+_LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs"}
+_TOP_KEYS = {"name", "title", "years", "engine", "gearbox", "tyre", "tach", "learned"}
 
 
 @dataclass(frozen=True)
 class Engine:
     code: str
-    displacement_cc: float
+    displacement_cc: float | None  # None only in a profile of learned ratios alone
     cylinders: int | None = None
     peak_power_kw: float | None = None
     peak_power_rpm: float | None = None
@@ -39,12 +41,28 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class Learned:
+    """Ratios learned by driving (keidash.learn), kept in a profile's [learned] table."""
+
+    rpm_per_kmh: tuple[float | None, ...]  # 1st..top; None (nan in the TOML) for a gear not seen
+    confidence: tuple[float, ...]  # 0..1 per gear
+    samples: int  # steady rpm/speed pairs learned from
+    logs: tuple[str, ...] = ()  # the drive logs' file names
+
+    def known(self) -> tuple[float, ...]:
+        """Every gear's rpm per km/h; () unless every gear was seen."""
+        if not self.rpm_per_kmh or any(r is None for r in self.rpm_per_kmh):
+            return ()
+        return tuple(self.rpm_per_kmh)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     title: str
     years: str
     engine: Engine
-    tyre: Tyre
+    tyre: Tyre | None  # None only in a profile of learned ratios alone
     gear_ratios: tuple[float, ...] = ()  # 1st..top; empty = unknown, to be learned
     gear_count: int | None = None  # forward gears, when known even if ratios are not
     final_drive: float | None = None
@@ -53,10 +71,11 @@ class Profile:
     transmission: str | None = None
     tach_pulses_per_rev: float | None = None
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> sources
+    learned: Learned | None = None  # ratios learned by driving, when a [learned] table is present
 
     @property
     def ratios_known(self) -> bool:
-        return bool(self.gear_ratios) and self.final_drive is not None
+        return bool(self.gear_ratios) and self.final_drive is not None and self.tyre is not None
 
     @property
     def forward_gears(self) -> int | None:
@@ -65,10 +84,11 @@ class Profile:
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Engine rpm per km/h of road speed in each gear (high range); () if unknown.
 
-        rpm = v[km/h] x (1000/60) / C_roll[m] x i_gear x i_final
+        From the sourced ratios: rpm = v[km/h] x (1000/60) / C_roll[m] x i_gear x i_final.
+        Without them, the [learned] ratios when every gear was learned.
         """
         if not self.ratios_known:
-            return ()
+            return self.learned.known() if self.learned is not None else ()
         c = self.tyre.rolling_circumference_m
         return tuple(1000 / 60 / c * i * self.final_drive for i in self.gear_ratios)
 
@@ -91,15 +111,43 @@ def _number(table: dict, key: str, where: str, required: bool = False):
     return float(value)
 
 
+def _learned(table: dict, origin: str) -> Learned:
+    where = f"{origin} [learned]"
+    _check_keys(table, _LEARNED_KEYS, where)
+    ratios, confidence = table.get("rpm_per_kmh", []), table.get("confidence", [])
+    if not isinstance(ratios, list) or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and (r > 0 or math.isnan(r)) for r in ratios):
+        raise ProfileError(f"{where}: rpm_per_kmh must be a list of positive numbers (nan for a gear not seen)")
+    if not isinstance(confidence, list) or len(confidence) != len(ratios) or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 1 for c in confidence):
+        raise ProfileError(f"{where}: confidence must list one number from 0 to 1 per rpm_per_kmh")
+    samples = table.get("samples", 0)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ProfileError(f"{where}: samples must be a whole number")
+    logs = table.get("logs", [])
+    if not isinstance(logs, list) or not all(isinstance(n, str) for n in logs):
+        raise ProfileError(f"{where}: logs must be a list of file names")
+    return Learned(tuple(None if math.isnan(r) else float(r) for r in ratios),
+                   tuple(float(c) for c in confidence), samples, tuple(logs))
+
+
 def profile_from_dict(data: dict, origin: str) -> Profile:
-    """Build a Profile from parsed TOML, with one plain sentence for any mistake."""
+    """Build a Profile from parsed TOML, with one plain sentence for any mistake.
+
+    ``[engine]`` and ``[tyre]`` may be left out only by a profile that has a
+    ``[learned]`` table (ratios learned for a truck no profile describes).
+    """
     _check_keys(data, _TOP_KEYS, origin)
-    for key in ("name", "title", "engine", "tyre"):
+    if not isinstance(data.get("learned", {}), dict):
+        raise ProfileError(f"{origin}: learned must be a table")
+    learned = _learned(data["learned"], origin) if "learned" in data else None
+    required = ("name", "title") if learned is not None else ("name", "title", "engine", "tyre")
+    for key in required:
         if key not in data:
             raise ProfileError(f"{origin}: [{key}] is missing" if key in ("engine", "tyre")
                                else f"{origin}: {key} is missing")
-    engine_t, gearbox_t = data["engine"], data.get("gearbox", {})
-    tyre_t, tach_t = data["tyre"], data.get("tach", {})
+    engine_t, gearbox_t = data.get("engine", {}), data.get("gearbox", {})
+    tyre_t, tach_t = data.get("tyre", {}), data.get("tach", {})
     _check_keys(engine_t, _ENGINE_KEYS, f"{origin} [engine]")
     _check_keys(gearbox_t, _GEARBOX_KEYS, f"{origin} [gearbox]")
     _check_keys(tyre_t, _TYRE_KEYS, f"{origin} [tyre]")
@@ -110,7 +158,7 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
         raise ProfileError(f"{where}: cylinders must be a whole number from 1 to 12")
     engine = Engine(
         code=str(engine_t.get("code", "?")),
-        displacement_cc=_number(engine_t, "displacement_cc", where, required=True),
+        displacement_cc=_number(engine_t, "displacement_cc", where, required="engine" in data),
         cylinders=cylinders,
         peak_power_kw=_number(engine_t, "peak_power_kw", where),
         peak_power_rpm=_number(engine_t, "peak_power_rpm", where),
@@ -129,12 +177,15 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
     if ratios and gear_count is not None and gear_count != len(ratios):
         raise ProfileError(f"{where}: gear_count is {gear_count} but {len(ratios)} gear_ratios are given")
     tyre_size = tyre_t.get("size")
-    if not isinstance(tyre_size, str):
+    if tyre_size is None and "tyre" not in data:
+        tyre = None  # only with [learned]: checked above
+    elif not isinstance(tyre_size, str):
         raise ProfileError(f"{origin} [tyre]: size is missing (write it like 145R12)")
-    try:
-        tyre = parse_tyre(tyre_size)
-    except ValueError as exc:
-        raise ProfileError(f"{origin} [tyre]: {exc}") from None
+    else:
+        try:
+            tyre = parse_tyre(tyre_size)
+        except ValueError as exc:
+            raise ProfileError(f"{origin} [tyre]: {exc}") from None
     sources = {name: tuple(t.get("sources", ())) for name, t in
                (("engine", engine_t), ("gearbox", gearbox_t), ("tyre", tyre_t), ("tach", tach_t)) if t}
     return Profile(
@@ -148,6 +199,7 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
         transmission=gearbox_t.get("transmission"),
         tach_pulses_per_rev=_number(tach_t, "pulses_per_rev", f"{origin} [tach]"),
         sources=sources,
+        learned=learned,
     )
 
 
@@ -178,3 +230,13 @@ def load_profile(name_or_path: str) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{origin} is not valid TOML: {exc}") from None
     return profile_from_dict(data, origin)
+
+
+def unknown_profile() -> Profile:
+    """A truck keidash knows nothing about yet: no engine figures, no ratios (learned by driving).
+
+    Its limits are keidash's defaults (keidash.engine.shift_limits); used to replay or
+    learn from a drive when no profile is named.
+    """
+    return Profile(name="unknown", title="Unknown truck (learning)", years="",
+                   engine=Engine(code="unknown", displacement_cc=None), tyre=None)

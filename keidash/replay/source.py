@@ -34,12 +34,13 @@ class ReplaySource(Source):
 
     channels = (RPM, SPEED)
 
-    def __init__(self, name: str, sink: Sink, log: DriveLog, speed: float = 1.0):
+    def __init__(self, name: str, sink: Sink, log: DriveLog, speed: float = 1.0, hide_rpm: bool = False):
         if not speed >= 0:  # also catches NaN
             raise ConfigError(f"replay speed must be 0 (as fast as possible) or more, not {speed!r}")
         super().__init__(name, sink)
         self.log = log
         self.speed = float(speed)
+        self.hide_rpm = hide_rpm  # play as a truck with no rpm source: speed only
         self.finished = threading.Event()  # set when the whole log has been played
         self.position_s = 0.0  # log time of the last sample played
         with self._lock:  # the log's bad rows show in the status like any source's errors
@@ -64,6 +65,8 @@ class ReplaySource(Source):
                     return
                 stamp = monotonic()
             for reading in sample_readings(sample, self.name, ages):
+                if self.hide_rpm and reading.channel == RPM:
+                    continue
                 self.emit(stamp, reading.channel, reading.value, reading.max_age)
             self.position_s = sample.t - t0
         self.set_link(STOPPED, FINISHED_MESSAGE)
@@ -73,7 +76,7 @@ class ReplaySource(Source):
 
 
 def open_replay(name: str, sink: Sink, path: str, *, format: str = AUTO, speed: float = 1.0,
-                columns: str | None = None, speed_unit: str | None = None) -> ReplaySource:
+                columns: str | None = None, speed_unit: str | None = None, hide_rpm: bool = False) -> ReplaySource:
     """Read the log at ``path`` (ConfigError with one sentence if it cannot be) and build its source."""
     return ReplaySource(name, sink, load_log(path, format=format, columns=columns, speed_unit=speed_unit),
-                        speed=speed)
+                        speed=speed, hide_rpm=hide_rpm)

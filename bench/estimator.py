@@ -1,0 +1,199 @@
+"""The estimator's figures (issue 4), each against its goal; exits 1 when a goal is missed.
+
+1. Ratio learning on the shared real drives (tests/data/drives): every Etios gear found from
+   the five carOBD logs together; each OpenXC gear within 2 % of its label median.
+2. Gear with rpm: the estimator's gear against the OpenXC gear labels (moving samples labelled
+   with a forward gear), ratios learned from the other log; goal 99 %. Nearest-ratio per
+   sample beside it, measured by the same code.
+3. Speed only: rpm hidden, share of moving samples within 10 % of the recorded rpm, beside a
+   naive estimator (EU gear-shift-indicator speeds) and an oracle that knows the gear;
+   goal: keidash at least 90 % of the oracle's share on every log (leave-one-out training).
+4. The needle on the virtual truck (bench/needle.py's 5 Hz noisy, late OBD source at 60 fps):
+   keidash.needle alone (bench/needle.py), and the whole estimator fed the same readings;
+   goal: added lag on ramps at most 100 ms, noise below sample-and-hold.
+5. Cost: CPU time per reading of estimator.step + advise over a real log, against a bare
+   nearest-ratio classifier per reading (estimator v1's gear rule) in the same run.
+
+Run: ``.venv/bin/python bench/estimator.py [--json PATH]`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from keidash.engine import shift_limits  # noqa: E402
+from keidash.estimator import EstimatorState, advise, config_for, step  # noqa: E402
+from keidash.evaluate import evaluate, label_medians  # noqa: E402
+from keidash.learn import learn_from_logs  # noqa: E402
+from keidash.profiles import load_profile, unknown_profile  # noqa: E402
+from keidash.readings import RPM, SPEED, Reading  # noqa: E402
+from keidash.replay import load_log, readings_from_log  # noqa: E402
+
+DRIVES = ROOT / "tests" / "data" / "drives"
+VEHICLES = ("carobd-etios", "openxc-ford")
+GOAL_RATIO_PCT = 2.0
+GOAL_GEAR_AGREE = 0.99
+GOAL_OF_ORACLE = 0.90
+GOAL_LAG_MS = 100.0
+
+
+def learning() -> dict:
+    etios = [load_log(str(p)) for p in sorted((DRIVES / "carobd-etios").glob("*.csv"))]
+    together = learn_from_logs(etios)
+    out = {"etios_all": {"found": together.found, "rpm_per_kmh": [g.rpm_per_kmh for g in together.gears],
+                         "confidence": [g.confidence for g in together.gears]}}
+    worst = 0.0
+    for path in sorted((DRIVES / "openxc-ford").glob("*.jsonl")):
+        log = load_log(str(path))
+        found = learn_from_logs([log], gears=5)
+        medians = label_medians(log, 5)
+        errors = [100 * (g.rpm_per_kmh - m) / m if g.rpm_per_kmh and m else math.inf
+                  for g, m in zip(found.gears, medians)]
+        out[path.name] = {"rpm_per_kmh": [g.rpm_per_kmh for g in found.gears], "label_medians": medians,
+                          "error_pct": [round(e, 2) for e in errors]}
+        worst = max(worst, max(abs(e) for e in errors))
+    out["goals"] = {"all five Etios gears found": together.found == 5,
+                    f"every OpenXC gear within {GOAL_RATIO_PCT:g} % (worst {worst:.1f} %)": worst <= GOAL_RATIO_PCT}
+    return out
+
+
+def logs_figures() -> dict:
+    figures = evaluate([str(DRIVES / v) for v in VEHICLES])
+    out, goals = {}, {}
+    for f in figures:
+        out[f.name] = {"gear_agree": f.gear_agree, "gear_agree_nearest": f.gear_agree_nearest,
+                       "speed_only": f.speed_only, "naive": f.speed_only_naive, "oracle": f.speed_only_oracle,
+                       "of_oracle": f.of_oracle, "trained_ratios": f.trained_ratios, "notes": f.notes}
+        if f.gear_agree is not None:
+            goals[f"{f.name}: gear with rpm {100 * f.gear_agree:.1f} % >= {100 * GOAL_GEAR_AGREE:g} %"] = (
+                f.gear_agree >= GOAL_GEAR_AGREE)
+        if f.of_oracle is not None:
+            goals[f"{f.name}: speed only {100 * f.of_oracle:.0f} % of the oracle >= {100 * GOAL_OF_ORACLE:g} %"] = (
+                f.of_oracle >= GOAL_OF_ORACLE)
+        else:
+            goals[f"{f.name}: speed only measured"] = False
+    out["goals"] = goals
+    return out
+
+
+def needle_figures(seconds: float = 600.0, seed: int = 1) -> dict:
+    import needle as bench_needle  # bench/needle.py
+
+    alone = bench_needle.measure(seconds=seconds, seed=seed)
+    # the same truck and readings through the whole estimator: its own gear tracker resets the needle
+    profile = load_profile(bench_needle.PROFILE)
+    truth = bench_needle.run_truck(seconds)
+    readings = bench_needle.obd_readings(truth, random.Random(seed))
+    config = config_for(profile, {}, ("obd",))
+    by_arrival = sorted(readings, key=lambda r: r.received)
+    state, needle, j = EstimatorState(), [], 0
+    for k in range(int(truth.t[-1] * bench_needle.FPS)):
+        t = k / bench_needle.FPS
+        arrived = []
+        while j < len(by_arrival) and by_arrival[j].received <= t:
+            arrived.append(by_arrival[j])
+            j += 1
+        for r in sorted(arrived, key=lambda r: r.t):
+            speed = round(truth.speed_kmh[truth.index(r.t)])  # in the same reply, whole km/h
+            state = step(state, Reading(r.t, SPEED, speed, "obd", 0.6), config)
+            state = step(state, Reading(r.t, RPM, r.rpm, "obd", 0.6), config)
+        needle.append(advise(state, t, config).rpm)
+    whole = bench_needle.metrics(truth, needle)
+    hold = alone["figures"]["hold"]
+    goals = {
+        f"needle lag on ramps {alone['figures']['filter']['lag_ramp_ms']:.0f} ms <= {GOAL_LAG_MS:.0f} ms":
+            alone["figures"]["filter"]["lag_ramp_ms"] <= GOAL_LAG_MS,
+        f"estimator needle lag on ramps {whole['lag_ramp_ms']:.0f} ms <= {GOAL_LAG_MS:.0f} ms":
+            whole["lag_ramp_ms"] <= GOAL_LAG_MS,
+        "needle noise below sample-and-hold": alone["figures"]["filter"]["noise_rpm"] < hold["noise_rpm"],
+        "estimator needle noise below sample-and-hold": whole["noise_rpm"] < hold["noise_rpm"],
+    }
+    return {"source": alone["source"], "hold": hold, "filter": alone["figures"]["filter"],
+            "filter_no_reset": alone["figures"]["filter_no_reset"], "estimator": whole, "goals": goals}
+
+
+def cost(repeats: int = 5) -> dict:
+    log = load_log(str(DRIVES / "openxc-ford" / "driving.jsonl"))
+    readings = readings_from_log(log)
+    ratios = learn_from_logs([log]).rpm_per_kmh()
+    config = config_for(unknown_profile(), {}, ("replay",), rpm_per_kmh=ratios)
+
+    def run_estimator():
+        state = EstimatorState()
+        for r in readings:
+            state = step(state, r, config)
+            advise(state, r.t, config)
+
+    def run_nearest():  # estimator v1's rule: the nearest ratio in log space, per reading
+        logs = [math.log(k) for k in ratios]
+        rpm = speed = None
+        for r in readings:
+            if r.channel == RPM:
+                rpm = r.value
+            else:
+                speed = r.value
+            if rpm and speed and speed >= 4:
+                x = math.log(rpm / speed)
+                min(range(len(logs)), key=lambda i: abs(x - logs[i]))
+
+    def best(fn):
+        times = []
+        for _ in range(repeats):
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        return min(times) / len(readings) * 1e6
+
+    baseline, ours = best(run_nearest), best(run_estimator)
+    return {"readings": len(readings), "nearest_us": round(baseline, 2), "estimator_us": round(ours, 1),
+            "ratio": round(ours / baseline, 1),
+            "share_of_core_at_100_readings_per_s": round(ours * 100 / 1e6, 4)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
+    args = parser.parse_args()
+    report = {"learning": learning(), "logs": logs_figures(), "needle": needle_figures(), "cost": cost()}
+    missed = 0
+    for part in ("learning", "logs", "needle"):
+        for goal, met in report[part]["goals"].items():
+            print(f"{'MET   ' if met else 'MISSED'} {goal}")
+            missed += not met
+    c = report["cost"]
+    print(f"cost: {c['estimator_us']} us per reading (step + advise), {c['ratio']}x a bare nearest-ratio "
+          f"classifier ({c['nearest_us']} us) in the same run, over {c['readings']} readings")
+    n = report["needle"]
+    print("needle (lag on ramps ms / noise rpm / jitter / after shifts rpm): " + "; ".join(
+        f"{name} {n[name]['lag_ramp_ms']:.0f} / {n[name]['noise_rpm']:.1f} / {n[name]['jitter_rpm']:.1f} / "
+        f"{n[name]['shift_rms_rpm']:.0f}" for name in ("hold", "filter", "estimator")))
+    for name, f in report["logs"].items():
+        if name == "goals":
+            continue
+        agree = "" if f["gear_agree"] is None else (
+            f"gear {100 * f['gear_agree']:.1f} % (nearest {100 * f['gear_agree_nearest']:.1f} %), ")
+        if f["speed_only"] is not None:
+            print(f"{name}: {agree}speed only {100 * f['speed_only']:.1f} % / naive {100 * f['naive']:.1f} % / "
+                  f"oracle {100 * f['oracle']:.1f} %")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(report, out, indent=1, default=str)
+    print(f"{missed} goal(s) missed" if missed else "every goal met")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""``keidash eval``: the estimator's figures on recorded drives, measured the way the dash runs.
+
+Logs are grouped by vehicle (the folder they sit in). Each log is scored with what
+was learned from the *other* logs of its vehicle (leave-one-out), as an owner's
+truck is calibrated on earlier drives and then driven: gear ratios
+(:func:`keidash.learn.learn_from_logs`) and driving habits
+(:func:`keidash.speedonly.learn_habits`, from the gears the tracker found in those
+drives). A vehicle with one log only is scored on itself, and says so.
+
+Per log:
+
+- **ratios**: learned from this log alone; against the label medians where the log
+  has gear labels (error in %).
+- **gear with rpm**: the estimator's gear against the labels, over moving samples
+  labelled with a forward gear, beside nearest-ratio per sample with the same ratios.
+- **speed only**: rpm hidden; the share of moving samples whose estimated rpm is within
+  10 % of the recorded rpm, beside a naive estimator (gear by the EU gear-shift
+  indicator speeds 15/35/50/70/90 km/h) and an oracle that knows the gear (the label,
+  or for unlabelled logs the gear whose ratio x speed is nearest the recorded rpm).
+
+Everything runs through :func:`keidash.estimates.estimate_log`, the code path of
+``keidash replay --estimates``. Pure: no clock.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .engine import shift_limits
+from .estimates import estimate_log
+from .profiles import Profile, unknown_profile
+from .replay import DriveLog, load_log
+
+#: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
+NAIVE_SPEEDS_KMH = (15.0, 35.0, 50.0, 70.0, 90.0)
+WITHIN = 0.10  # an rpm estimate within 10 % of the recorded rpm counts as right
+MOVING_KMH = 4.0
+#: a log file keidash eval reads, by extension
+LOG_EXTENSIONS = (".csv", ".jsonl", ".json", ".txt")
+
+
+@dataclass
+class LogFigures:
+    name: str
+    vehicle: str
+    moving: int = 0
+    labelled: bool = False
+    cross_validated: bool = True
+    ratios: tuple[float | None, ...] = ()  # learned from this log alone
+    ratio_confidence: tuple[float, ...] = ()
+    label_medians: tuple[float | None, ...] = ()
+    ratio_error_pct: tuple[float | None, ...] = ()
+    trained_ratios: tuple[float, ...] = ()  # learned from the other logs: the ones used below
+    gear_agree: float | None = None  # tracker vs labels, moving forward-labelled samples
+    gear_agree_nearest: float | None = None
+    speed_only: float | None = None  # share within 10 %
+    speed_only_naive: float | None = None
+    speed_only_oracle: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def of_oracle(self) -> float | None:
+        if self.speed_only is None or not self.speed_only_oracle:
+            return None
+        return self.speed_only / self.speed_only_oracle
+
+
+def find_logs(paths: Sequence[str]) -> list[str]:
+    """The log files named, and those inside the folders named (recursively, sorted)."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                found += [os.path.join(folder, f) for f in sorted(files)
+                          if f.lower().endswith(LOG_EXTENSIONS) and not f.startswith(".")]
+        else:
+            found.append(path)
+    return found
+
+
+def vehicle_of(path: str) -> str:
+    """Logs in one folder are one vehicle."""
+    return os.path.basename(os.path.dirname(os.path.abspath(path)))
+
+
+def label_medians(log: DriveLog, gears: int) -> tuple[float | None, ...]:
+    """Median rpm per km/h of the moving samples labelled with each forward gear."""
+    by_gear = defaultdict(list)
+    for s in log.samples:
+        if s.moving and s.rpm and s.gear and s.gear > 0:
+            by_gear[s.gear].append(s.rpm / s.speed_kmh)
+    return tuple(statistics.median(by_gear[g]) if by_gear[g] else None for g in range(1, gears + 1))
+
+
+def nearest_gear(rpm: float, speed_kmh: float, ratios: Sequence[float]) -> int:
+    r = math.log(rpm / speed_kmh)
+    return 1 + min(range(len(ratios)), key=lambda i: abs(r - math.log(ratios[i])))
+
+
+def naive_gear(speed_kmh: float, gears: int) -> int:
+    for gear, top in enumerate(NAIVE_SPEEDS_KMH, start=1):
+        if speed_kmh < top:
+            return min(gear, gears)
+    return gears
+
+
+def _share(hits: Iterable[bool]) -> float | None:
+    hits = list(hits)
+    return sum(hits) / len(hits) if hits else None
+
+
+def _within(estimate: float | None, truth: float) -> bool:
+    return estimate is not None and abs(estimate - truth) <= WITHIN * truth
+
+
+def evaluate(paths: Sequence[str], profile: Profile | None = None) -> list[LogFigures]:
+    """Figures for every log in ``paths`` (files or folders), for a truck like ``profile``.
+
+    The profile gives the engine limits (idle, red line); with none, keidash's defaults.
+    """
+    from .estimator import config_for
+    from .learn import learn_from_logs
+    from .truck import learn_truck
+
+    profile = profile or unknown_profile()
+    limits = shift_limits(profile)
+
+    files = find_logs(paths)
+    logs = {path: load_log(path) for path in files}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for path in files:
+        groups[vehicle_of(path)].append(path)
+
+    out = []
+    for path in files:
+        log = logs[path]
+        fig = LogFigures(os.path.basename(path), vehicle_of(path), labelled=log.has_gear)
+        moving = [s for s in log.samples if s.moving and s.rpm]
+        fig.moving = len(moving)
+        if not moving:
+            fig.notes.append("no moving samples with rpm")
+            out.append(fig)
+            continue
+        alone = learn_from_logs([log], idle_rpm=limits.idle_rpm)
+        fig.ratios = tuple(g.rpm_per_kmh for g in alone.gears)
+        fig.ratio_confidence = tuple(round(g.confidence, 3) for g in alone.gears)
+        if log.has_gear:
+            fig.label_medians = label_medians(log, len(alone.gears) or 5)
+            fig.ratio_error_pct = tuple(
+                None if (k is None or m is None) else 100 * (k - m) / m
+                for k, m in zip(fig.ratios, fig.label_medians))
+
+        others = [logs[p] for p in groups[fig.vehicle] if p != path]
+        if not others:
+            others, fig.cross_validated = [log], False
+            fig.notes.append("only log of its vehicle: trained on itself")
+        trained = learn_truck(others, profile)
+        ratios = trained.ratios
+        fig.trained_ratios = ratios
+        if not ratios:
+            fig.notes.append(f"learning from the other logs: {trained.why_not}")
+            out.append(fig)
+            continue
+        config = config_for(profile, {}, ("replay",), trained)
+
+        rows = list(estimate_log(log, config))
+        hidden = list(estimate_log(log, config, hide_rpm=True))
+        samples = log.samples
+        if log.has_gear:
+            forward = [(s, r) for s, r in zip(samples, rows) if s.moving and s.rpm and s.gear and s.gear > 0]
+            fig.gear_agree = _share(r.gear_est == s.gear for s, r in forward)
+            fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear for s, _ in forward)
+
+        scored = [(s, r) for s, r in zip(samples, hidden) if s.moving and s.rpm]
+        fig.speed_only = _share(_within(r.rpm_est, s.rpm) for s, r in scored)
+        fig.speed_only_naive = _share(
+            _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
+
+        def oracle_gear(s):
+            if log.has_gear:
+                return s.gear if s.gear and 0 < s.gear <= len(ratios) else None
+            return nearest_gear(s.rpm, s.speed_kmh, ratios)
+        fig.speed_only_oracle = _share(
+            (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
+        out.append(fig)
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def format_table(figures: Sequence[LogFigures]) -> str:
+    """The figures as text tables, one block per measure."""
+    lines = ["Ratio learning (rpm per km/h, from each log alone; error vs label median where labelled)"]
+    for f in figures:
+        found = " ".join("-" if k is None else f"{k:.1f}" for k in f.ratios) or "none"
+        err = ""
+        if f.ratio_error_pct:
+            err = "  error " + " ".join("-" if e is None else f"{e:+.1f}%" for e in f.ratio_error_pct)
+        lines.append(f"  {f.vehicle}/{f.name}: {found}{err}")
+    lines += ["", "Gear with rpm (moving samples labelled with a forward gear)"]
+    for f in figures:
+        if f.gear_agree is not None:
+            lines.append(f"  {f.vehicle}/{f.name}: keidash {_pct(f.gear_agree)}, "
+                         f"nearest ratio {_pct(f.gear_agree_nearest)}")
+    lines += ["", "Speed only (rpm hidden): share of moving samples within 10 % of the recorded rpm"]
+    for f in figures:
+        if f.speed_only is not None:
+            of = "-" if f.of_oracle is None else f"{100 * f.of_oracle:.0f}%"
+            cv = "" if f.cross_validated else " (trained on itself)"
+            lines.append(f"  {f.vehicle}/{f.name}: keidash {_pct(f.speed_only)}, naive {_pct(f.speed_only_naive)}, "
+                         f"oracle {_pct(f.speed_only_oracle)}; keidash/oracle {of}{cv}")
+    for f in figures:
+        for note in f.notes:
+            lines.append(f"  note {f.vehicle}/{f.name}: {note}")
+    return "\n".join(lines)
+
+
+def as_json(figures: Sequence[LogFigures]) -> list[dict]:
+    out = []
+    for f in figures:
+        d = {k: v for k, v in f.__dict__.items()}
+        d["of_oracle"] = f.of_oracle
+        out.append(d)
+    return out

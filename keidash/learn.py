@@ -1,0 +1,490 @@
+"""Learning each forward gear's rpm per km/h from any drive with rpm and speed.
+
+A truck whose gear ratios no source gives (most kei profiles) learns them by
+driving: in a gear with the clutch home, engine rpm / road speed is a constant
+of the gearbox, final drive and tyre. Everything else a drive holds (launches
+and clutch slip, shifts, coasting with the clutch in, reverse, 4WD low range,
+readings of rpm and speed taken at different moments) scatters between and
+around those constants. The method:
+
+1. **Pairs.** Each fresh reading of one channel is paired with the other
+   channel's latest reading when the two were measured within
+   :data:`PAIR_SKEW_S` of each other (the carOBD logs poll both only every
+   ~2 s). Pairs below :data:`MIN_SPEED_KMH` or :data:`MIN_RPM` carry no ratio.
+2. **Steady runs.** A pair counts only inside a run of pairs whose log-ratio
+   stays within a tolerance of the run's first pair for at least
+   :data:`HOLD_S` (with sparse data: the second agreeing pair). The tolerance
+   is :data:`STEADY_TOL` plus the speed resolution's share of the speed
+   (:data:`SPEED_RESOLUTION_KMH` / v: 1 km/h of OBD's whole km/h is 12 % at
+   8 km/h). Shifts, launches with the clutch slipping and coasting change the
+   ratio between pairs and never form a run.
+3. **Histogram.** Counted pairs go into a fixed histogram of log(rpm/km/h)
+   (:data:`BIN` wide bins from :data:`MIN_RATIO` to :data:`MAX_RATIO`), each
+   spread over the ratio's own uncertainty from the speed resolution, with
+   the sum of rpm per bin beside it. That is the whole memory: bounded,
+   immutable, the same size after a minute or a year of driving.
+4. **Peaks.** :func:`learned` smooths the histogram with a Gaussian kernel
+   (:data:`BANDWIDTH`, 1.2 % of the ratio), takes its local maxima, merges
+   those closer than :data:`MIN_STEP` (gear steps are >= ~15 %), and gives
+   each peak the basin from valley to valley (at most :data:`MAX_BASIN` from
+   the peak). A peak is a cluster when its basin holds at least
+   :data:`MIN_CLUSTER_SAMPLES` pairs and :data:`MIN_CLUSTER_SHARE` of all.
+5. **Not gears.** Clusters whose mean rpm is within :data:`IDLE_MARGIN_RPM`
+   of idle (creeping on the clutch or the converter, reversing at idle) are
+   kept apart in ``other``; so is a set of at least two clusters that are one
+   consistent multiple k in :data:`LOW_RANGE` (4WD low range) of more massive
+   clusters, when the clusters left still form a gearbox (no step above
+   :data:`MAX_STEP`). With the gear count given, the most massive clusters
+   are the gears and the rest are ``other``.
+6. **Values.** Each gear's rpm per km/h is the weighted median of its basin
+   (the centre of where the truck is seen in that gear: on a manual that is
+   the mode; behind a slipping torque converter it lies above it, like the
+   median of rpm/speed over the samples labelled with that gear).
+   Confidence = (1 - exp(-n / :data:`CONFIDENT_SAMPLES`)) x
+   1 / (1 + (se / :data:`SHARP_SE`)^2), with se = spread / sqrt(n) the relative standard
+   error of the centre and spread = MAD / median.
+7. **Missing gears.** With ``gears`` given and fewer clusters found, a step
+   above :data:`MAX_STEP` between two clusters holds the missing gear(s);
+   any still missing are the top gears (a drive starts in 1st, but a short
+   town drive need not reach top). A missing gear has ``rpm_per_kmh`` None
+   and confidence 0: nothing is made up.
+
+Pure and deterministic: no clock, port or file; :func:`learner_step` costs a
+copy of two ~900-entry tuples, a few microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Iterable
+
+from .profiles import Profile
+from .readings import RPM, SPEED
+from .replay.log import DriveLog
+
+#: rpm and speed measured further apart than this (s) make no pair
+PAIR_SKEW_S = 0.6
+#: below this road speed (km/h) a ratio is too coarse to find gears by (and a launch is likely)
+MIN_SPEED_KMH = 6.0
+#: from this road speed (km/h) the truck is moving: its pairs place each gear's centre
+MOVING_KMH = 4.0
+#: below this engine speed (rpm) the engine is stalling or off: no ratio
+MIN_RPM = 500.0
+#: a run's pairs agree within this share (of the ratio) plus the speed resolution's share
+STEADY_TOL = 0.04
+#: speed readings are assumed this coarse (km/h): OBD-II gives whole km/h
+SPEED_RESOLUTION_KMH = 1.0
+#: a run must have lasted this long (s) before its pairs count
+HOLD_S = 1.0
+#: a gap longer than this (s) between pairs ends a run
+MAX_GAP_S = 3.0
+#: the histogram spans rpm per km/h from MIN_RATIO to MAX_RATIO in BIN-wide log bins
+MIN_RATIO = 10.0
+MAX_RATIO = 1000.0
+BIN = 0.005
+N_BINS = math.ceil(math.log(MAX_RATIO / MIN_RATIO) / BIN)
+#: Gaussian smoothing of the log-ratio density (sigma, log units ~ share of the ratio)
+BANDWIDTH = 0.012
+#: two peaks closer than this (log) are one cluster: adjacent gears differ by >= ~15 %
+MIN_STEP = math.log(1.13)
+#: two peaks whose valley is above this share of the lower one are one cluster
+MIN_DIP = 0.5
+#: a cluster's basin reaches at most this far (log) from its peak
+MAX_BASIN = math.log(1.30)
+#: a peak is a cluster with at least this many pairs ...
+MIN_CLUSTER_SAMPLES = 4.0
+#: ... and at least this share of all pairs
+MIN_CLUSTER_SHARE = 0.003
+#: without a gear count, more clusters than this are tested for a low-range copy
+MAX_GEARS = 6
+#: adjacent forward gears are never further apart than this factor
+MAX_STEP = 2.1
+#: a 4WD transfer's low range multiplies every ratio by a factor in this range
+LOW_RANGE = (1.5, 2.0)
+#: ratios agreeing within this (log) are "the same" when testing for a low-range copy
+LOW_RANGE_MATCH = 0.03
+#: a cluster whose mean rpm is below idle + this is creeping or reversing at idle, not a gear
+IDLE_MARGIN_RPM = 150.0
+#: confidence reaches 63 % at this many pairs ...
+CONFIDENT_SAMPLES = 20.0
+#: ... and halves when the cluster's centre is this uncertain (relative standard error: spread / sqrt(pairs)).
+#: A wide cluster (whole-km/h speeds at low speed) is still sure of its centre with many pairs.
+SHARP_SE = 0.01
+#: every gear at least this confident makes the learned ratios ready to drive the dash
+READY_CONFIDENCE = 0.5
+
+_EMPTY = (0.0,) * N_BINS
+
+
+@dataclass(frozen=True)
+class GearRatio:
+    """One forward gear as learned."""
+
+    rpm_per_kmh: float | None  # engine rpm per km/h of road speed; None when the gear was not seen
+    confidence: float  # 0..1
+    samples: int  # steady pairs in the gear's cluster (rounded)
+    spread: float  # robust relative spread of the cluster: MAD / median
+
+
+@dataclass(frozen=True)
+class LearnedRatios:
+    """The forward gears found, 1st..top, and the clusters that are not forward gears."""
+
+    gears: tuple[GearRatio, ...]  # 1st..top, rpm_per_kmh falling
+    other: tuple[float, ...]  # rpm per km/h of clusters not taken as forward gears (low range, reverse, ...)
+    samples_used: int  # steady pairs in the histogram
+    gear_count_given: bool = False  # True when the gear count came from the caller
+
+    def rpm_per_kmh(self) -> tuple[float, ...]:
+        """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
+        if not self.gears or any(g.rpm_per_kmh is None for g in self.gears):
+            return ()
+        return tuple(g.rpm_per_kmh for g in self.gears)
+
+    @property
+    def found(self) -> int:
+        """How many gears have a learned value."""
+        return sum(g.rpm_per_kmh is not None for g in self.gears)
+
+    @property
+    def ready(self) -> bool:
+        """Every gear known and at least READY_CONFIDENCE sure: fit to drive the dash."""
+        return bool(self.rpm_per_kmh()) and all(g.confidence >= READY_CONFIDENCE for g in self.gears)
+
+
+@dataclass(frozen=True)
+class LearnerState:
+    """What the learner remembers: the latest readings, the current run and a fixed histogram."""
+
+    rpm: tuple[float, float] | None = None  # (t s, rpm) of the latest rpm reading
+    speed: tuple[float, float] | None = None  # (t s, km/h) of the latest speed reading
+    run_start: float | None = None  # t (s) of the current steady run's first pair
+    run_last: float = 0.0  # t (s) of the run's latest pair
+    run_ratio: float = 0.0  # log(rpm per km/h) of the run's first pair
+    run_pending: tuple[float, float, float] | None = None  # (log ratio, half width, rpm): first pair, not counted yet
+    weights: tuple[float, ...] = field(default=_EMPTY, repr=False)  # steady pairs per log-ratio bin
+    moving: tuple[float, ...] = field(default=_EMPTY, repr=False)  # every moving pair per bin, steady or not
+    rpm_sums: tuple[float, ...] = field(default=_EMPTY, repr=False)  # sum of rpm per bin
+    pairs: int = 0  # steady pairs counted
+
+
+def _bin(log_ratio: float) -> int:
+    return int((log_ratio - math.log(MIN_RATIO)) / BIN)
+
+
+def _spread(histogram: tuple[float, ...], lo: int, hi: int, amount: float) -> tuple[float, ...]:
+    """``histogram`` with ``amount`` spread evenly over bins lo..hi."""
+    share = amount / (hi - lo + 1)
+    return histogram[:lo] + tuple(w + share for w in histogram[lo:hi + 1]) + histogram[hi + 1:]
+
+
+def _span(log_ratio: float, half_width: float) -> tuple[int, int]:
+    return max(_bin(log_ratio - half_width), 0), min(_bin(log_ratio + half_width), N_BINS - 1)
+
+
+def _add(state: LearnerState, log_ratio: float, half_width: float, rpm: float) -> LearnerState:
+    """The state with one steady pair spread evenly over [log_ratio +- half_width]."""
+    lo, hi = _span(log_ratio, half_width)
+    return _replace(state, weights=_spread(state.weights, lo, hi, 1.0),
+                    rpm_sums=_spread(state.rpm_sums, lo, hi, rpm), pairs=state.pairs + 1)
+
+
+def learner_step(state: LearnerState, t: float, channel: str, value: float) -> LearnerState:
+    """Fold one fresh reading (t in s, rpm or km/h) into the learner; other channels are ignored."""
+    if channel == RPM:
+        state = _replace(state, rpm=(t, value))
+    elif channel == SPEED:
+        state = _replace(state, speed=(t, value))
+    else:
+        return state
+    if state.rpm is None or state.speed is None or abs(state.rpm[0] - state.speed[0]) > PAIR_SKEW_S:
+        return state
+    rpm, kmh = state.rpm[1], state.speed[1]
+    if kmh < MOVING_KMH or rpm < MIN_RPM or not MIN_RATIO < rpm / kmh < MAX_RATIO:
+        return _replace(state, run_start=None, run_pending=None)
+    log_ratio = math.log(rpm / kmh)
+    resolution = SPEED_RESOLUTION_KMH / kmh
+    half_width = max(0.5 * resolution, BIN / 2)
+    state = _replace(state, moving=_spread(state.moving, *_span(log_ratio, half_width), 1.0))
+    if kmh < MIN_SPEED_KMH:
+        return _replace(state, run_start=None, run_pending=None)
+    in_run = (state.run_start is not None and t - state.run_last <= MAX_GAP_S
+              and abs(log_ratio - state.run_ratio) <= STEADY_TOL + resolution)
+    if not in_run:
+        return _replace(state, run_start=t, run_last=t, run_ratio=log_ratio,
+                        run_pending=(log_ratio, half_width, rpm))
+    state = _replace(state, run_last=t)
+    if t - state.run_start < HOLD_S:
+        return state
+    if state.run_pending is not None:
+        state = _add(_replace(state, run_pending=None), *state.run_pending)
+    return _add(state, log_ratio, half_width, rpm)
+
+
+def _replace(state: LearnerState, **changes) -> LearnerState:
+    values = {name: getattr(state, name) for name in LearnerState.__dataclass_fields__}
+    values.update(changes)
+    return LearnerState(**values)
+
+
+def learn_pairs(state: LearnerState, log: DriveLog) -> LearnerState:
+    """Fold every fresh reading of a drive log into ``state``, in log order."""
+    for sample in log.samples:
+        if RPM in sample.fresh and sample.rpm is not None:
+            state = learner_step(state, sample.t, RPM, sample.rpm)
+        if SPEED in sample.fresh and sample.speed_kmh is not None:
+            state = learner_step(state, sample.t, SPEED, sample.speed_kmh)
+    return state
+
+
+def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
+                    idle_rpm: float = 850.0) -> LearnedRatios:
+    """Learn from whole drives (each starts a fresh run: log times are not comparable)."""
+    state = LearnerState()
+    for log in logs:
+        state = learn_pairs(_replace(state, rpm=None, speed=None, run_start=None, run_pending=None), log)
+    return learned(state, gears, idle_rpm)
+
+
+# -- from the histogram to gears ------------------------------------------------
+@dataclass(frozen=True)
+class Cluster:
+    """A peak of the log-ratio density and the pairs in its basin."""
+
+    peak: float  # rpm per km/h at the density's maximum
+    rpm_per_kmh: float  # weighted median of the basin
+    mass: float  # pairs in the basin
+    spread: float  # MAD / median
+    mean_rpm: float  # mean engine rpm of the basin's pairs
+
+
+def _smooth(weights: tuple[float, ...]) -> list[float]:
+    sigma = BANDWIDTH / BIN
+    reach = int(3 * sigma) + 1
+    kernel = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-reach, reach + 1)]
+    out = [0.0] * len(weights)
+    for i, w in enumerate(weights):
+        if w:
+            for j, k in enumerate(kernel, i - reach):
+                if 0 <= j < len(out):
+                    out[j] += w * k
+    return out
+
+
+def _ratio(bin_position: float) -> float:
+    """rpm per km/h at a (fractional) bin position, bin centres at i + 0.5."""
+    return MIN_RATIO * math.exp(bin_position * BIN)
+
+
+def _weighted_quantile(weights: list[float], lo: int, q: float) -> float:
+    """The q-quantile as a fractional bin position of weights starting at bin lo."""
+    total = sum(weights)
+    target, acc = q * total, 0.0
+    for i, w in enumerate(weights):
+        if w and acc + w >= target:
+            return lo + i + (target - acc) / w
+        acc += w
+    return lo + len(weights)
+
+
+def clusters(state: LearnerState) -> list[Cluster]:
+    """Every significant peak of the steady histogram, highest rpm per km/h (1st gear) first."""
+    total = sum(state.weights)
+    if total <= 0:
+        return []
+    density = _smooth(state.weights)
+    peaks = [i for i in range(1, N_BINS - 1)
+             if density[i] > 0 and density[i] >= density[i - 1] and density[i] > density[i + 1]]
+    min_bins = MIN_STEP / BIN
+    merged: list[int] = []
+    for i in sorted(peaks, key=lambda i: -density[i]):  # strongest first keeps its place
+        if all(abs(i - j) >= min_bins for j in merged):
+            merged.append(i)
+    merged.sort()
+    merged = _prominent(density, merged)
+    reach = int(MAX_BASIN / BIN)
+    basins = []  # (peak bin, first bin, last bin, mass) of the significant peaks
+    for n, i in enumerate(merged):
+        lo = max(i - reach, 0, _valley(density, merged[n - 1], i) if n else 0)
+        hi = min(i + reach, N_BINS - 1, _valley(density, i, merged[n + 1]) if n + 1 < len(merged) else N_BINS)
+        mass = sum(state.weights[lo:hi + 1])
+        if mass >= max(MIN_CLUSTER_SAMPLES, MIN_CLUSTER_SHARE * total):
+            basins.append((i, lo, hi, mass))
+    found = []
+    for n, (i, lo, hi, mass) in enumerate(basins):
+        steady = list(state.weights[lo:hi + 1])
+        median_pos = _weighted_quantile(steady, lo, 0.5)
+        deviations = sorted((abs(j + lo + 0.5 - median_pos), w) for j, w in enumerate(steady) if w)
+        acc, mad_bins = 0.0, 0.0
+        for d, w in deviations:
+            acc += w
+            if acc >= mass / 2:
+                mad_bins = d
+                break
+        # the centre: every moving pair nearer this peak than its neighbours (in log ratio)
+        # (the outermost clusters' cells mirror their inner half, at most half the widest step)
+        half_step = int(math.log(MAX_STEP) / 2 / BIN)
+        below = (i - basins[n - 1][0]) // 2 if n else None
+        above = (basins[n + 1][0] - i) // 2 if n + 1 < len(basins) else None
+        cell_lo = i - min(half_step, below if below is not None else (above or half_step))
+        cell_hi = i + min(half_step, above if above is not None else (below or half_step))
+        cell_lo, cell_hi = max(cell_lo, 0), min(cell_hi, N_BINS - 1)
+        moving = list(state.moving[cell_lo:cell_hi + 1])
+        if sum(moving) > 0:
+            median_pos = _weighted_quantile(moving, cell_lo, 0.5)
+        found.append(Cluster(peak=_ratio(i + 0.5), rpm_per_kmh=_ratio(median_pos), mass=mass,
+                             spread=math.expm1(mad_bins * BIN),
+                             mean_rpm=sum(state.rpm_sums[lo:hi + 1]) / mass))
+    return sorted(found, key=lambda c: -c.rpm_per_kmh)
+
+
+def _prominent(density: list[float], peaks: list[int]) -> list[int]:
+    """Peaks left after merging neighbours whose valley is not below MIN_DIP x the lower peak."""
+    peaks = list(peaks)
+    while True:
+        shallow = [(density[_valley(density, a, b)] / min(density[a], density[b]), n)
+                   for n, (a, b) in enumerate(zip(peaks, peaks[1:]))]
+        shallow = [(dip, n) for dip, n in shallow if dip > MIN_DIP]
+        if not shallow:
+            return peaks
+        _, n = max(shallow)
+        a, b = peaks[n], peaks[n + 1]
+        peaks.remove(a if density[a] < density[b] else b)
+
+
+def _valley(density: list[float], a: int, b: int) -> int:
+    return min(range(a, b + 1), key=lambda j: (density[j], j))
+
+
+def _low_range_copies(cands: list[Cluster]) -> set[int]:
+    """Indices of clusters that are one consistent low-range multiple of more massive ones."""
+    best: set[int] = set()
+    factors = sorted({a.rpm_per_kmh / b.rpm_per_kmh for a in cands for b in cands
+                      if LOW_RANGE[0] <= a.rpm_per_kmh / b.rpm_per_kmh <= LOW_RANGE[1]})
+    for k in factors:
+        copies = {n for n, a in enumerate(cands) if any(
+            abs(math.log(a.rpm_per_kmh / (k * b.rpm_per_kmh))) <= LOW_RANGE_MATCH and a.mass < b.mass
+            for b in cands)}
+        originals_are_gears = all(any(
+            abs(math.log(a.rpm_per_kmh / (k * b.rpm_per_kmh))) <= LOW_RANGE_MATCH and a.mass < b.mass
+            for m, b in enumerate(cands) if m not in copies) for n, a in enumerate(cands) if n in copies)
+        if len(copies) < 2 or len(copies) <= len(best) or not originals_are_gears:
+            continue
+        rest = [c.rpm_per_kmh for n, c in enumerate(cands) if n not in copies]
+        if all(a / b <= MAX_STEP for a, b in zip(rest, rest[1:])):
+            best = copies
+    return best
+
+
+def _confidence(c: Cluster) -> float:
+    standard_error = c.spread / math.sqrt(max(c.mass, 1.0))
+    return (1 - math.exp(-c.mass / CONFIDENT_SAMPLES)) / (1 + (standard_error / SHARP_SE) ** 2)
+
+
+def _gear(c: Cluster) -> GearRatio:
+    return GearRatio(round(c.rpm_per_kmh, 2), round(_confidence(c), 3), round(c.mass), round(c.spread, 4))
+
+
+_MISSING = GearRatio(None, 0.0, 0, 0.0)
+
+
+def _slots(ratios: list[float], gears: int) -> tuple[int, ...]:
+    """Gear slots (0 = 1st) for found ratios (falling) when ``gears`` are expected.
+
+    Steps above MAX_STEP hold missing gears (as many as keep each step within
+    MAX_STEP, at most what is missing); the rest are missing at the top.
+    """
+    best, best_cost = tuple(range(len(ratios))), math.inf
+    for chosen in combinations(range(gears), len(ratios)):
+        if chosen[0] != 0 and len(ratios) > 1:
+            continue  # the most geared cluster found is 1st (a drive starts in 1st)
+        cost = 0.0
+        for (sa, ra), (sb, rb) in zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])):
+            step = math.log(ra / rb) / (sb - sa)
+            cost += max(0.0, step - math.log(MAX_STEP)) * 10 + (sb - sa - 1)
+        if cost < best_cost:
+            best, best_cost = chosen, cost
+    return best
+
+
+def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0) -> LearnedRatios:
+    """The forward gears in ``state``: ``gears`` of them when given, else as many as found."""
+    found = clusters(state)
+    other = [c for c in found if c.mean_rpm < idle_rpm + IDLE_MARGIN_RPM]
+    cands = [c for c in found if c not in other]
+    copies = _low_range_copies(cands) if len(cands) > (gears or MAX_GEARS) else set()
+    if gears is not None and len(cands) - len(copies) < gears:
+        copies = set()
+    other += [c for n, c in enumerate(cands) if n in copies]
+    cands = [c for n, c in enumerate(cands) if n not in copies]
+    if gears is not None and len(cands) > gears:
+        keep = sorted(cands, key=lambda c: -c.mass)[:gears]
+        other += [c for c in cands if c not in keep]
+        cands = [c for c in cands if c in keep]
+    if gears is None or len(cands) == gears:
+        table = tuple(_gear(c) for c in cands)
+    else:
+        slots = _slots([c.rpm_per_kmh for c in cands], gears)
+        by_slot = dict(zip(slots, cands))
+        table = tuple(_gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
+    return LearnedRatios(gears=table, other=tuple(round(c.rpm_per_kmh, 2) for c in
+                                                  sorted(other, key=lambda c: -c.rpm_per_kmh)),
+                         samples_used=state.pairs, gear_count_given=gears is not None)
+
+
+# -- persistence: a profile with a [learned] table -------------------------------
+def _toml_value(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+def _toml_table(name: str, values: dict) -> list[str]:
+    rows = [f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None and v != ()]
+    return ["", f"[{name}]", *rows] if rows else []
+
+
+def profile_with_learned(profile: Profile | None, learned: LearnedRatios, logs: list[str]) -> str:
+    """TOML text of ``profile`` (or a minimal profile "learned") plus a [learned] table.
+
+    The base profile's content is written back from what :class:`Profile` holds
+    (comments and the tach's signal description are not kept). A gear not seen
+    is written as ``nan`` with confidence 0. The text loads back with
+    :func:`keidash.profiles.load_profile`.
+    """
+    lines = ["# written by keidash learn: the [learned] table holds rpm per km/h learned by driving"]
+    if profile is None:
+        lines += ['name = "learned"', 'title = "Ratios learned by driving"']
+    else:
+        e, src = profile.engine, profile.sources
+        lines += [f"name = {_toml_value(profile.name)}", f"title = {_toml_value(profile.title)}",
+                  f"years = {_toml_value(profile.years)}"]
+        lines += _toml_table("engine", {
+            "code": e.code, "displacement_cc": e.displacement_cc, "cylinders": e.cylinders,
+            "peak_power_kw": e.peak_power_kw, "peak_power_rpm": e.peak_power_rpm,
+            "peak_torque_nm": e.peak_torque_nm, "peak_torque_rpm": e.peak_torque_rpm,
+            "idle_rpm": e.idle_rpm, "sources": src.get("engine", ())})
+        lines += _toml_table("gearbox", {
+            "transmission": profile.transmission, "gear_count": profile.gear_count,
+            "gear_ratios": profile.gear_ratios, "reverse_ratio": profile.reverse_ratio,
+            "final_drive": profile.final_drive, "transfer_low_ratio": profile.transfer_low_ratio,
+            "sources": src.get("gearbox", ())})
+        if profile.tyre is not None:
+            lines += _toml_table("tyre", {"size": profile.tyre.size, "sources": src.get("tyre", ())})
+        lines += _toml_table("tach", {"pulses_per_rev": profile.tach_pulses_per_rev,
+                                      "sources": src.get("tach", ())})
+    lines += ["", "[learned]",
+              f"rpm_per_kmh = {_toml_value([math.nan if g.rpm_per_kmh is None else g.rpm_per_kmh for g in learned.gears])}",
+              f"confidence = {_toml_value([g.confidence for g in learned.gears])}",
+              f"samples = {learned.samples_used}",
+              f"logs = {_toml_value(list(logs))}"]
+    return "\n".join(lines) + "\n"

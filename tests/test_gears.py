@@ -1,0 +1,138 @@
+"""Gear tracker (keidash.gears): real labelled logs, the virtual truck, synthetic shifts.
+
+Figures come from ``.venv/bin/python bench/gears_eval.py``; the floors here sit a
+little under what was measured, so a change that makes the tracker worse fails.
+"""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from keidash.engine import shift_limits
+from keidash.gears import (GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears, standing_rpm,
+                           track, track_samples)
+from keidash.profiles import load_profile
+from keidash.replay import load_log
+from keidash.sim.truck import VirtualTruck
+
+DRIVES = Path(__file__).parent / "data" / "drives" / "openxc-ford"
+HIJET = load_profile("hijet-s500p")
+K = HIJET.rpm_per_kmh()  # about 279.0, 164.2, 113.1, 68.7, 51.0
+MODEL = GearModel(K, idle_rpm=shift_limits(HIJET).idle_rpm)
+
+
+@pytest.fixture(scope="module")
+def ford():
+    return {name: load_log(DRIVES / f"{name}.jsonl").samples for name in ("driving", "driving2")}
+
+
+# measured: driving 90.44 % (3489/3858; nearest-ratio 86.88 %), driving2 83.98 % (870/1036; nearest 79.44 %),
+# ratios and idle taken from the OTHER log (cross-validated). Nearly all misses lie within 0.75 s of a
+# label change: the labels are the automatic's commanded gear, which leads and lags the ratio.
+@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.895), ("driving2", "driving", 0.83)])
+def test_agrees_with_openxc_labels_better_than_nearest_ratio(ford, name, other, floor):
+    ratios = label_ratios(ford[other])
+    model = GearModel(ratios, idle_rpm=standing_rpm(ford[other]))
+    agree, counted = agreement(ford[name], track_samples(ford[name], model))
+    near_agree, near_counted = agreement(ford[name], nearest_ratio_gears(ford[name], ratios))
+    assert counted == near_counted > 1000
+    assert agree / counted >= floor
+    assert agree > near_agree
+
+
+def test_label_ratios_are_learned_from_the_log(ford):
+    ratios = label_ratios(ford["driving"])
+    assert len(ratios) == 5 and all(a > b for a, b in zip(ratios, ratios[1:]))
+    assert ratios[0] == pytest.approx(139.0, rel=0.01)  # the median quoted in tests/data/drives/README.md context
+
+
+def test_tracking_is_deterministic(ford):
+    model = GearModel(label_ratios(ford["driving2"]))
+    assert track_samples(ford["driving"], model) == track_samples(ford["driving"], model)
+
+
+def feed(pairs, state=None, model=MODEL):
+    """Track (t, speed, rpm) pairs; return the state after each."""
+    state = state or TrackerState()
+    out = []
+    for t, speed, rpm in pairs:
+        state = track(state, t, speed, rpm, model)
+        out.append(state)
+    return out
+
+
+def cruise(gear, speed_kmh, t0, seconds, rate_hz=10.0, slip=1.0):
+    return [(t0 + i / rate_hz, speed_kmh, K[gear - 1] * speed_kmh * slip) for i in range(int(seconds * rate_hz))]
+
+
+def test_synthetic_shifts_show_each_gear_after_the_dwell():
+    states = feed(cruise(1, 15, 0.0, 1.0) + cruise(2, 20, 1.0, 1.0) + cruise(3, 30, 2.0, 1.0)
+                  + cruise(2, 30, 3.0, 1.0))
+    shown = {round(s.t, 1): s.gear for s in states}
+    assert shown[0.9] == 1
+    assert shown[1.0] == 1 and shown[1.1] == 1  # 2nd not shown before the dwell (0.25 s) ...
+    assert shown[1.4] == 2 and shown[1.9] == 2  # ... and shown once it has held
+    assert shown[2.1] == 2 and shown[2.5] == 3 and shown[2.9] == 3
+    assert shown[3.1] == 3 and shown[3.6] == 2 and shown[3.9] == 2  # downshift: seen once the ratio settles
+    assert {s.gear for s in states} == {1, 2, 3}  # never a gear between, never neutral
+
+
+def test_clutch_in_coast_is_neutral():
+    coast = [(5.0 + i / 10, 48.0 - i / 10, MODEL.idle_rpm) for i in range(30)]  # rolling, engine at idle
+    states = feed(cruise(4, 50, 0.0, 5.0) + coast)
+    assert states[49].gear == 4
+    assert all(s.gear == 0 for s in states[-25:])
+
+
+def test_slip_during_a_launch_stays_in_1st():
+    stopped = [(i / 10, 0.0, MODEL.idle_rpm) for i in range(20)]
+    # clutch let out over 1.5 s: engine at 1600-2200 rpm, far faster than 1st says, as the truck gathers speed
+    launch = [(2.0 + i / 10, 0.4 * i, 1600 + 40 * i) for i in range(15)]
+    locked = cruise(1, 8.0, 3.5, 1.0)
+    states = feed(stopped + launch + locked)
+    assert states[19].gear == 0  # standing: neutral / clutch in
+    moving = [s.gear for s, (t, v, r) in zip(states, stopped + launch + locked) if v >= MODEL.moving_kmh]
+    assert set(moving) <= {0, 1} and moving[-12:] == [1] * 12
+    assert moving.count(1) >= len(moving) - 3  # at most the dwell on neutral at the first moving pairs
+
+
+def test_rpm_slower_than_top_gear_allows_is_neutral_and_no_rpm_is_neutral():
+    states = feed(cruise(5, 80, 0.0, 2.0) + [(2.0 + i / 10, 80.0, 0.0) for i in range(10)])
+    assert states[19].gear == 5 and states[-1].gear == 0
+
+
+def test_sparse_pairs_like_carobd_still_track():
+    # one pair every 2 s, as the Etios logs: each new gear shows on the pair that measures it
+    pairs = cruise(2, 20, 0.0, 6.0, rate_hz=0.5) + cruise(3, 30, 6.0, 6.0, rate_hz=0.5)
+    assert [s.gear for s in feed(pairs)] == [2, 2, 2, 3, 3, 3]
+
+
+@pytest.fixture(scope="module")
+def kei_day():
+    truck = VirtualTruck(HIJET)
+    truths = []
+    for _ in range(6600):  # the whole kei-truck day at 10 Hz
+        truck.advance(0.1)
+        truths.append(truck.truth())
+    return truths
+
+
+# measured (clutch engaged, moving): 10 Hz 99.56 % (5857/5883), 0.5 Hz 99.67 % (298/299);
+# all moving samples with a gear engaged (clutch-in moments shown as 0 by design): 96.4 % / 98.4 %
+@pytest.mark.parametrize("every, floor", [(1, 0.99), (20, 0.98)])
+def test_virtual_truck_gear(kei_day, every, floor):
+    state, agree, counted = TrackerState(), 0, 0
+    for truth in kei_day[::every]:
+        state = track(state, truth.t, truth.speed_kmh, truth.rpm, MODEL)
+        if truth.speed_kmh >= MODEL.moving_kmh and truth.gear > 0 and not truth.clutch_in:
+            agree += state.gear == truth.gear
+            counted += 1
+    assert counted > 250 and agree / counted >= floor
+
+
+def test_state_is_small_and_immutable():
+    state = feed(cruise(3, 30, 0.0, 1.0))[-1]
+    assert len(state.posterior) == len(K) + 1 and math.isclose(sum(state.posterior), 1.0)
+    with pytest.raises(AttributeError):
+        state.gear = 2

@@ -1,0 +1,263 @@
+"""Ratio learning: real logs (carOBD Etios, OpenXC Ford) and synthetic drives with known ratios."""
+
+import math
+import random
+import statistics
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from keidash.learn import (GearRatio, LearnedRatios, LearnerState, learn_from_logs, learned, learner_step,
+                           profile_with_learned)
+from keidash.profiles import load_profile
+from keidash.readings import RPM, SPEED
+from keidash.replay import load_log
+from keidash.replay.log import DriveLog, Sample
+
+DRIVES = Path(__file__).parent / "data" / "drives"
+ETIOS = ("drive4", "live1", "long2", "ufpe1", "ufpe7")
+FORD = ("driving", "driving2")
+
+
+@lru_cache(maxsize=None)
+def _log(path: str) -> DriveLog:
+    return load_log(str(DRIVES / path))
+
+
+def _etios(name):
+    return _log(f"carobd-etios/{name}.csv")
+
+
+def _ford(name):
+    return _log(f"openxc-ford/{name}.jsonl")
+
+
+def _label_medians(log):
+    """Median rpm/speed of the moving samples labelled with each forward gear."""
+    return [statistics.median(s.rpm / s.speed_kmh for s in log.samples if s.gear == g and s.moving and s.rpm)
+            for g in range(1, 6)]
+
+
+# -- real logs ---------------------------------------------------------------------
+def test_all_five_etios_gears_from_the_five_logs_together():
+    result = learn_from_logs([_etios(n) for n in ETIOS])
+    ratios = result.rpm_per_kmh()
+    assert len(ratios) == 5, result
+    # the clusters seen by eye in the logs: 1st ~130-150 (rare: 2 s polls), 72, 48, 35, 29
+    assert 120 < ratios[0] < 160
+    for got, want in zip(ratios[1:], (72, 48, 35.4, 29.1)):
+        assert got == pytest.approx(want, rel=0.04)
+    steps = [a / b for a, b in zip(ratios, ratios[1:])]
+    assert all(1.13 < s < 2.1 for s in steps)
+    assert result.gears[-1].confidence > 0.8 and result.gears[0].confidence < result.gears[-1].confidence
+
+
+@pytest.mark.parametrize("name", ["ufpe1", "ufpe7"])
+def test_short_campus_logs_do_not_invent_fifth(name):
+    free = learn_from_logs([_etios(name)])
+    assert free.found < 5 and free.rpm_per_kmh()[-1] > 33, "no cluster near 29 rpm per km/h in a campus drive"
+    given = learn_from_logs([_etios(name)], gears=5)
+    assert len(given.gears) == 5
+    assert given.gears[-1] == GearRatio(None, 0.0, 0, 0.0)
+    assert given.rpm_per_kmh() == () and not given.ready
+    assert all(g.rpm_per_kmh is None or g.rpm_per_kmh > 33 for g in given.gears)
+
+
+def test_long_etios_drive_finds_top_gear_sharp_and_confident():
+    result = learn_from_logs([_etios("long2")])
+    top = result.gears[-1]
+    assert top.rpm_per_kmh == pytest.approx(29.1, rel=0.02) and top.confidence > 0.8 and top.spread < 0.02
+
+
+@pytest.mark.parametrize("name", FORD)
+def test_openxc_gears_near_the_label_medians(name):
+    log = _ford(name)
+    result = learn_from_logs([log], gears=5)
+    errors = [got / want - 1 for got, want in zip(result.rpm_per_kmh(), _label_medians(log))]
+    assert len(errors) == 5
+    # 2 % on every gear but driving2's 1st, which is 2.1 % low (docs/learning.md)
+    assert sum(abs(e) <= 0.02 for e in errors) >= 4 and all(abs(e) <= 0.025 for e in errors), errors
+
+
+@pytest.mark.parametrize("name", FORD)
+def test_openxc_gear_count_is_found_without_being_given(name):
+    assert learn_from_logs([_ford(name)]).found == 5
+
+
+def _kmeans_1d(values, k, rounds=100):
+    """Plain k-means on log ratios, started at evenly spaced quantiles (deterministic)."""
+    xs = sorted(values)
+    centres = [xs[int((i + 0.5) * len(xs) / k)] for i in range(k)]
+    for _ in range(rounds):
+        groups = [[] for _ in centres]
+        for x in xs:
+            groups[min(range(k), key=lambda i: abs(x - centres[i]))].append(x)
+        centres = [sum(g) / len(g) if g else c for g, c in zip(groups, centres)]
+    return sorted((math.exp(c) for c in centres), reverse=True)
+
+
+@pytest.mark.parametrize("name", FORD)
+def test_plain_kmeans_misses_gears_the_learner_finds(name):
+    log = _ford(name)
+    moving = [math.log(s.rpm / s.speed_kmh) for s in log.samples if s.speed_kmh >= 8 and s.rpm >= 850]
+    kmeans = _kmeans_1d(moving, 5)
+    truth = _label_medians(log)
+    kmeans_worst = max(abs(got / want - 1) for got, want in zip(kmeans, truth))
+    learner_worst = max(abs(got / want - 1) for got, want in zip(learn_from_logs([log], 5).rpm_per_kmh(), truth))
+    assert kmeans_worst > 0.05 and learner_worst < 0.025
+
+
+# -- synthetic drives -----------------------------------------------------------------
+KEI = (279.0, 164.2, 113.1, 68.7, 51.0)  # rpm per km/h of a 5-speed (hijet-s500p-like), test input only
+
+
+def _drive(ratios, seconds=900, dt=0.1, seed=1, slip=True, low=None, reverse=None, sparse=False):
+    """Samples of a made-up drive: launches with clutch slip, shifts, cruising, coasting.
+
+    ``low`` = transfer ratio: a quarter of the driving is in low range (every ratio x low);
+    ``reverse`` = rpm per km/h in reverse: reversing at idle-ish rpm and 5-9 km/h;
+    ``sparse``: rpm and speed polled every 2 s, speed 0.1 s after rpm, whole km/h (like carOBD).
+    """
+    rng = random.Random(seed)
+    t, rows = 0.0, []
+
+    def hold(kmh_of, rpm_of, length):
+        nonlocal t
+        end = t + length
+        while t < end:
+            rows.append((t, max(kmh_of(t), 0.0), max(rpm_of(t), 0.0)))
+            t += dt
+
+    while t < seconds:
+        factor = low if (low and rng.random() < 0.25) else 1.0
+        if reverse and rng.random() < 0.15:
+            v = rng.uniform(5, 9)
+            hold(lambda _: v * rng.gauss(1, 0.01), lambda _: v * reverse * rng.gauss(1, 0.01), 6)
+        v = 0.0
+        for gear, ratio in enumerate(ratios):
+            k = ratio * factor
+            t0, v0 = t, v
+            top = rng.uniform(2600, 4200) / k
+            if gear == 0 and slip:  # launch: clutch slipping, engine held at 1500-2000
+                hold(lambda s: v0 + 2.0 * (s - t0), lambda s: max(1700 + rng.gauss(0, 80), k * (v0 + 2.0 * (s - t0))), 2)
+                t0, v0 = t, v0 + 4.0
+            accel = rng.uniform(1.0, 3.0)
+            length = max((top - v0) / accel, 0.5)
+            hold(lambda s: v0 + accel * (s - t0), lambda s: k * (v0 + accel * (s - t0)) * rng.gauss(1, 0.01), length)
+            v = max(top, v0)
+            if rng.random() < 0.3 or gear == len(ratios) - 1:  # cruise a while in this gear
+                hold(lambda _: v * rng.gauss(1, 0.005), lambda _: k * v * rng.gauss(1, 0.01), rng.uniform(5, 30))
+            t1 = t  # shift: clutch in, rpm falls towards idle, speed holds
+            hold(lambda _: v, lambda s: 900 + (k * v - 900) * math.exp(-(s - t1) / 0.3), 0.8)
+        t1, v1 = t, v  # coast down with the clutch in
+        hold(lambda s: v1 - 1.5 * (s - t1), lambda _: 850 + rng.gauss(0, 20), v1 / 1.5)
+        hold(lambda _: 0.0, lambda _: 850.0, 3)
+    if not sparse:
+        return [Sample(t, round(v, 1), round(r, 0)) for t, v, r in rows]
+    samples, next_rpm, next_speed = [], 0.0, 0.1
+    for t, v, r in rows:
+        fresh = tuple(ch for ch, due in ((RPM, next_rpm), (SPEED, next_speed)) if t >= due)
+        if RPM in fresh:
+            next_rpm += 2.0
+        if SPEED in fresh:
+            next_speed += 2.0
+        if fresh:
+            samples.append(Sample(t, float(round(v)), round(r * 4) / 4, fresh=fresh))
+    return samples
+
+
+def _learn(samples, gears=None):
+    state = LearnerState()
+    for s in samples:
+        if RPM in s.fresh:
+            state = learner_step(state, s.t, RPM, s.rpm)
+        if SPEED in s.fresh:
+            state = learner_step(state, s.t, SPEED, s.speed_kmh)
+    return learned(state, gears)
+
+
+def _assert_ratios(result: LearnedRatios, truth, rel=0.02):
+    got = result.rpm_per_kmh()
+    assert len(got) == len(truth), result
+    for g, want in zip(got, truth):
+        assert g == pytest.approx(want, rel=rel), (got, truth)
+
+
+def test_synthetic_dense_drive_with_clutch_slip():
+    result = _learn(_drive(KEI))
+    _assert_ratios(result, KEI)
+    assert result.ready
+    # coasting with the clutch in at idle may form a cluster: it is kept apart, far from every gear
+    assert all(min(abs(math.log(o / k)) for k in KEI) > 0.1 for o in result.other)
+
+
+def test_synthetic_sparse_drive_like_carobd():
+    result = _learn(_drive(KEI, seconds=3600, sparse=True))
+    _assert_ratios(result, KEI, rel=0.03)
+
+
+def test_synthetic_low_range_clusters_are_not_gears():
+    low = 1.782
+    for gears in (5, None):
+        result = _learn(_drive(KEI, seconds=1800, low=low, seed=3), gears)
+        _assert_ratios(result, KEI)
+        copies = [o for o in result.other if min(abs(math.log(o / (low * k))) for k in KEI) < 0.03]
+        assert len(copies) >= 2, result.other
+
+
+def test_synthetic_reverse_at_idle_is_not_a_gear():
+    result = _learn(_drive(KEI, reverse=1.45 * KEI[0], seed=5), 5)
+    _assert_ratios(result, KEI)
+    assert result.gears[0].rpm_per_kmh < 1.2 * KEI[0]
+
+
+def test_synthetic_missing_top_gear_is_none_with_zero_confidence():
+    samples = _drive(KEI[:3], seed=7)
+    result = _learn(samples, 5)
+    assert [g.rpm_per_kmh is None for g in result.gears] == [False, False, False, True, True]
+    assert result.gears[3].confidence == 0 and result.rpm_per_kmh() == ()
+    assert _learn(samples).found == 3
+
+
+def test_learner_is_deterministic_and_bounded():
+    samples = _drive(KEI, seconds=300)
+    a, b = _learn(samples), _learn(samples)
+    assert a == b
+    state = LearnerState()
+    size = len(state.weights)
+    for s in samples[:500]:
+        state = learner_step(state, s.t, RPM, s.rpm)
+    assert len(state.weights) == size
+
+
+def test_other_channels_are_ignored():
+    state = learner_step(LearnerState(), 1.0, "coolant_c", 90.0)
+    assert state == LearnerState()
+
+
+# -- profile persistence ---------------------------------------------------------------
+@pytest.mark.parametrize("base", [None, "carry-dd51t", "hijet-s500p"])
+def test_learned_profile_loads_back(tmp_path, base):
+    result = _learn(_drive(KEI))
+    profile = load_profile(base) if base else None
+    path = tmp_path / "mine.toml"
+    path.write_text(profile_with_learned(profile, result, ["trip.csv"]), encoding="utf-8")
+    back = load_profile(str(path))
+    assert back.learned.rpm_per_kmh == result.rpm_per_kmh()
+    assert back.learned.logs == ("trip.csv",) and back.learned.samples == result.samples_used
+    if base == "hijet-s500p":  # sourced ratios win over learned ones
+        assert back.rpm_per_kmh() == profile.rpm_per_kmh() and back.gear_ratios == profile.gear_ratios
+    else:
+        assert back.rpm_per_kmh() == result.rpm_per_kmh()
+    if profile is not None:
+        assert (back.name, back.engine, back.tyre) == (profile.name, profile.engine, profile.tyre)
+
+
+def test_learned_profile_keeps_a_missing_gear_missing(tmp_path):
+    result = learn_from_logs([_etios("ufpe1")], gears=5)
+    path = tmp_path / "campus.toml"
+    path.write_text(profile_with_learned(None, result, ["ufpe1.csv"]), encoding="utf-8")
+    back = load_profile(str(path))
+    assert back.learned.rpm_per_kmh[-1] is None and back.learned.confidence[-1] == 0
+    assert back.rpm_per_kmh() == () and back.tyre is None
