@@ -37,15 +37,16 @@ def cell(gear):
 
 
 def main():
-    print("| log | gears given | found | 1st | 2nd | 3rd | 4th | 5th | other | pairs |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| log | gears given | found | 1st | 2nd | 3rd | 4th | 5th | other | pairs | launches | numbering |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for paths, name in [([p], p.name) for p in ETIOS] + [(ETIOS, "all five Etios")] + [([p], p.name) for p in FORD]:
         logs = [load_log(str(p)) for p in paths]
         for gears in (None, 5):
             r = learn_from_logs(logs, gears)
             cells = [cell(g) for g in r.gears] + [""] * (5 - len(r.gears))
             print(f"| {name} | {gears or '-'} | {r.found} | " + " | ".join(cells[:5]) +
-                  f" | {', '.join(f'{o:.1f}' for o in r.other) or '-'} | {r.samples_used} |")
+                  f" | {', '.join(f'{o:.1f}' for o in r.other) or '-'} | {r.samples_used} | {r.launches} |"
+                  f" {'certain' if r.numbering_certain else 'UNSURE'} |")
     print()
     print("| log | method | 1st | 2nd | 3rd | 4th | 5th | worst |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

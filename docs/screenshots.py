@@ -17,8 +17,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from keidash.app import run_dash  # noqa: E402
 from keidash.dashstate import LIVE, STALE, UP  # noqa: E402
 from keidash.display.cluster import Cluster  # noqa: E402
-from keidash.engine import shift_limits  # noqa: E402
-from keidash.estimator import EstimatorConfig  # noqa: E402
+from keidash.estimator import config_for  # noqa: E402
 from keidash.profiles import load_profile  # noqa: E402
 from keidash.rig import open_rig  # noqa: E402
 
@@ -28,8 +27,7 @@ HIJET = load_profile("hijet-s500p")
 def capture(path: str, url: str, wanted, *, after=None, seconds: float = 60.0) -> bool:
     """Run ``url`` until ``wanted(dash)`` holds, then save that frame. ``after(rig, t)`` may act."""
     rig = open_rig({"sim": url}, HIJET)
-    config = EstimatorConfig(shift_limits(HIJET), HIJET.rpm_per_kmh(), HIJET.title,
-                             source_priority=rig.priority())
+    config = config_for(HIJET, {}, rig.priority())  # as keidash demo: economy cues
     cluster = Cluster(headless=True)
     stop = threading.Event()
     found = []

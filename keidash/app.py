@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 
 from . import calibration as vss
 from .dashstate import DashState
-from .estimator import EstimatorConfig, EstimatorState, advise, step
+from .estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
 from .rig import Rig
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class FrameStats:
     first_frame_monotonic: float | None = None  # CLOCK_MONOTONIC of that frame (for bench/)
     frame_ms: list[float] = field(default_factory=list)  # render time of each frame
     vss_calibration: "vss.VssCalibration | None" = None  # what the speed sensor was learned to be
+    learned: "object | None" = None  # keidash.learn.LearnedRatios found while driving (None: nothing learned)
     started: float = 0.0
     ended: float = 0.0
 
@@ -122,4 +123,5 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
             next_frame = done
         stop.wait(max(0.0, next_frame - time.monotonic()))
     stats.ended = time.monotonic()
+    stats.learned = learned_so_far(state, config)
     return stats

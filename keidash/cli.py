@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
         p.add_argument("--fps", type=_positive, help="frames per second (default 60)")
         p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
+        p.add_argument("--save-learned", metavar="PROFILE.toml",
+                       help="on exit, write the gear ratios learned while driving into this profile file")
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
     demo = sub.add_parser("demo", help="run the virtual truck through the real pipeline to the cluster")
@@ -113,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     marks = sub.add_parser("marks", help="shift speeds per gear, as a table and a speedometer sticker")
     marks.add_argument("--profile", required=True, help="the truck (its ratios known or learned)")
-    marks.add_argument("--units", choices=("mph", "kmh"), default="mph", help="speed units (default mph)")
+    marks.add_argument("--units", choices=("mph", "kmh"), default="kmh",
+                       help="speed units (default kmh: a kei truck's speedometer reads km/h)")
     marks.add_argument("--out", metavar="FILE.svg|.png", help="write a printable sticker")
 
     ev = sub.add_parser("eval", help="the estimator's figures on recorded drives")
@@ -313,6 +316,20 @@ def _check_writable(option: str, path: str | None) -> None:
         raise ConfigError(f"{option} {path}: cannot write in {folder} (permission denied)")
 
 
+def _save_learned(profile, learned, path: str, sources: list[str]) -> None:
+    """Write the ratios learned while driving into a profile file (or say why there are none)."""
+    if learned is None or not learned.found:
+        print("keidash: nothing was learned while driving (the ratios were known, or no steady driving "
+              f"with rpm and speed was seen); {path} not written", file=sys.stderr)
+        return
+    from .learn import profile_with_learned
+    base = profile if profile.name != "unknown" else None
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(profile_with_learned(base, learned, [f"live: {', '.join(sources)}"]))
+    print(f"keidash: wrote the ratios learned while driving ({learned.found} of {len(learned.gears)} gears) "
+          f"to {os.path.abspath(path)}")
+
+
 def _estimator_config(profile, shift: dict, priority, learned=None):
     from .estimator import config_for
     return config_for(profile, shift, priority, learned)
@@ -325,7 +342,8 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
 
     if isinstance(profile, str):
         profile = load_profile(profile)
-    for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json)):
+    for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
+                         ("--save-learned", args.save_learned)):
         _check_writable(option, path)
     headless = args.headless or _no_display()
     seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
@@ -353,6 +371,8 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         if learned is not None and learned.ready and learned.pulses_per_km:
             print(f"keidash: the speed sensor gives {learned.pulses_per_km:.0f} pulses per km (measured "
                   f"against the GPS); put vss_ppk={learned.pulses_per_km:.0f} in the pulses:// URL")
+        if args.save_learned:
+            _save_learned(profile, stats.learned, args.save_learned, list(sources))
         if screenshot:
             cluster.save(screenshot)
             print(f"keidash: saved a screenshot of the cluster to {os.path.abspath(screenshot)}")

@@ -176,6 +176,13 @@ def _learn(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
     return replace(state, learned=found, learned_at=reading.t)
 
 
+def learned_so_far(state: EstimatorState, config: EstimatorConfig) -> LearnedRatios | None:
+    """Everything live learning has seen, read now (not at its last periodic look); None if nothing."""
+    if state.learner is None:
+        return None
+    return learned(state.learner, config.gear_count, config.limits.idle_rpm)
+
+
 def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> EstimatorState:
     t = reading.t
     speed = _best(state, SPEED, t, config)
@@ -289,7 +296,9 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
     limits = config.limits
     upshift = limits.upshift_rpm
     if state.ratios and gear and 1 <= gear < len(state.ratios):
-        upshift = upshift_rpm(_models(state, config).policy, gear, coolant[1] if coolant else None)
+        throttle = _best(state, THROTTLE, t, config)
+        upshift = upshift_rpm(_models(state, config).policy, gear, coolant[1] if coolant else None,
+                              demand_from_throttle(throttle[1] if throttle else None))  # as the cue
     return DashState(
         t=t, profile_title=config.profile_title, rpm=rpm_value, rpm_estimated=estimated,
         speed_kmh=speed_kmh, gear=gear, cue=cue,

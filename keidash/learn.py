@@ -44,10 +44,18 @@ around those constants. The method:
    1 / (1 + (se / :data:`SHARP_SE`)^2), with se = spread / sqrt(n) the relative standard
    error of the centre and spread = MAD / median.
 7. **Missing gears.** With ``gears`` given and fewer clusters found, a step
-   above :data:`MAX_STEP` between two clusters holds the missing gear(s);
-   any still missing are the top gears (a drive starts in 1st, but a short
-   town drive need not reach top). A missing gear has ``rpm_per_kmh`` None
-   and confidence 0: nothing is made up.
+   above :data:`MAX_STEP` between two clusters holds the missing gear(s).
+   Whether gears are missing above the highest cluster is told by the
+   launches: the lowest ratio in the first :data:`LAUNCH_S` after each
+   standstill is at or above 1st's (the truck pulls away in 1st, clutch home
+   or slipping). Launches below the highest cluster x :data:`MIN_GEAR_STEP`
+   (>= :data:`LAUNCH_NEAR_SHARE` of them) make it 1st; at least
+   :data:`MIN_LAUNCHES`, (almost) all above that, prove a gear above it (as
+   few as fit). Any other case cannot decide: the likeliest numbering is
+   taken, ``numbering_certain`` is False and every confidence is multiplied
+   by :data:`UNCERTAIN_NUMBERING`. Gears still missing are the top gears (a
+   short town drive need not reach top). A missing gear has ``rpm_per_kmh``
+   None and confidence 0: nothing is made up.
 
 Pure and deterministic: no clock, port or file; :func:`learner_step` costs a
 copy of two ~900-entry tuples, a few microseconds.
@@ -115,6 +123,22 @@ CONFIDENT_SAMPLES = 20.0
 SHARP_SE = 0.01
 #: every gear at least this confident makes the learned ratios ready to drive the dash
 READY_CONFIDENCE = 0.5
+#: a speed reading below this (km/h) is a standstill: the next pull-away is a launch in 1st
+STANDSTILL_KMH = 1.0
+#: for this long (s) after the last standstill the truck is surely still in 1st (drivers shift at ~3 s)
+LAUNCH_S = 2.5
+#: adjacent forward gears differ by at least this factor (the smallest step of common 5-speeds is ~1.2)
+MIN_GEAR_STEP = 1.15
+#: at least this many launches, (almost) all well above the highest cluster, prove a gear above it
+MIN_LAUNCHES = 3
+#: launches whose ratio leaves no room for a gear above the highest cluster: this share of them
+#: (and at least one) makes that cluster 1st; at most LAUNCH_STRAY_SHARE of them is noise
+LAUNCH_NEAR_SHARE = 0.2
+LAUNCH_STRAY_SHARE = 0.1
+#: "any number of gears" above the highest cluster, when the launches do not bound it
+UNBOUNDED = 99
+#: a gear's confidence is multiplied by this when its number is not certain
+UNCERTAIN_NUMBERING = 0.5
 
 _EMPTY = (0.0,) * N_BINS
 
@@ -137,6 +161,8 @@ class LearnedRatios:
     other: tuple[float, ...]  # rpm per km/h of clusters not taken as forward gears (low range, reverse, ...)
     samples_used: int  # steady pairs in the histogram
     gear_count_given: bool = False  # True when the gear count came from the caller
+    numbering_certain: bool = True  # False when the evidence cannot tell which gear the highest cluster is
+    launches: int = 0  # pull-aways from a standstill seen (each one a 1st-gear upper bound)
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
@@ -169,6 +195,9 @@ class LearnerState:
     moving: tuple[float, ...] = field(default=_EMPTY, repr=False)  # every moving pair per bin, steady or not
     rpm_sums: tuple[float, ...] = field(default=_EMPTY, repr=False)  # sum of rpm per bin
     pairs: int = 0  # steady pairs counted
+    stopped_at: float | None = None  # t (s) of the latest standstill speed reading
+    launch_pending: float | None = None  # lowest log(rpm per km/h) in the current launch so far
+    launches: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches per bin of their lowest ratio
 
 
 def _bin(log_ratio: float) -> int:
@@ -198,8 +227,12 @@ def learner_step(state: LearnerState, t: float, channel: str, value: float) -> L
         state = _replace(state, rpm=(t, value))
     elif channel == SPEED:
         state = _replace(state, speed=(t, value))
+        if value < STANDSTILL_KMH:
+            state = _replace(_close_launch(state), stopped_at=t)
     else:
         return state
+    if state.stopped_at is not None and t - state.stopped_at > LAUNCH_S:
+        state = _replace(_close_launch(state), stopped_at=None)
     if state.rpm is None or state.speed is None or abs(state.rpm[0] - state.speed[0]) > PAIR_SKEW_S:
         return state
     rpm, kmh = state.rpm[1], state.speed[1]
@@ -207,6 +240,9 @@ def learner_step(state: LearnerState, t: float, channel: str, value: float) -> L
         return _replace(state, run_start=None, run_pending=None)
     log_ratio = math.log(rpm / kmh)
     resolution = SPEED_RESOLUTION_KMH / kmh
+    if state.stopped_at is not None:  # pulling away: in 1st, clutch home or slipping
+        if state.launch_pending is None or log_ratio < state.launch_pending:
+            state = _replace(state, launch_pending=log_ratio)
     half_width = max(0.5 * resolution, BIN / 2)
     state = _replace(state, moving=_spread(state.moving, *_span(log_ratio, half_width), 1.0))
     if kmh < MIN_SPEED_KMH:
@@ -222,6 +258,14 @@ def learner_step(state: LearnerState, t: float, channel: str, value: float) -> L
     if state.run_pending is not None:
         state = _add(_replace(state, run_pending=None), *state.run_pending)
     return _add(state, log_ratio, half_width, rpm)
+
+
+def _close_launch(state: LearnerState) -> LearnerState:
+    """The state with the current launch (if any pair was seen in it) counted in ``launches``."""
+    if state.launch_pending is None:
+        return state
+    i = min(max(_bin(state.launch_pending), 0), N_BINS - 1)
+    return _replace(state, launch_pending=None, launches=_spread(state.launches, i, i, 1.0))
 
 
 def _replace(state: LearnerState, **changes) -> LearnerState:
@@ -245,7 +289,8 @@ def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
     """Learn from whole drives (each starts a fresh run: log times are not comparable)."""
     state = LearnerState()
     for log in logs:
-        state = learn_pairs(_replace(state, rpm=None, speed=None, run_start=None, run_pending=None), log)
+        state = learn_pairs(_replace(_close_launch(state), rpm=None, speed=None, run_start=None,
+                                     run_pending=None, stopped_at=None), log)
     return learned(state, gears, idle_rpm)
 
 
@@ -391,23 +436,66 @@ def _gear(c: Cluster) -> GearRatio:
 _MISSING = GearRatio(None, 0.0, 0, 0.0)
 
 
-def _slots(ratios: list[float], gears: int) -> tuple[int, ...]:
-    """Gear slots (0 = 1st) for found ratios (falling) when ``gears`` are expected.
+def _launch_verdict(state: LearnerState, top: float) -> tuple[int, int, int, int]:
+    """(launches, fewest, most, likeliest) gears above the highest cluster ``top`` (rpm per km/h).
 
-    Steps above MAX_STEP hold missing gears (as many as keep each step within
-    MAX_STEP, at most what is missing); the rest are missing at the top.
+    Each launch's lowest ratio is at or above 1st's: the truck pulls away in 1st, the clutch
+    home or slipping (whole-km/h speeds at 4-8 km/h only raise it further). A launch below ``top`` x
+    MIN_GEAR_STEP leaves no room for a gear above ``top``; enough of them make ``top`` 1st.
+    At least MIN_LAUNCHES launches, (almost) all above that, prove a gear above ``top``; as a
+    slipping clutch raises a launch's ratio, only their lower quartile bounds how many.
+    Anything else decides nothing: (n, 0, UNBOUNDED, 1 if every launch was above else 0).
     """
-    best, best_cost = tuple(range(len(ratios))), math.inf
+    launches = list(state.launches)
+    if state.launch_pending is not None:
+        launches[min(max(_bin(state.launch_pending), 0), N_BINS - 1)] += 1.0
+    n = sum(launches)
+    if n == 0:
+        return 0, 0, UNBOUNDED, 0
+    near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
+    if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
+        return round(n), 0, 0, 0
+    bound = _ratio(_weighted_quantile(launches, 0, 0.25))
+    most = max(int(math.log(bound / top) / math.log(MIN_GEAR_STEP)), 1)
+    if n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n:
+        return round(n), 1, most, 1
+    return round(n), 0, UNBOUNDED, int(near == 0)
+
+
+def _gap_fits(ra: float, rb: float, gap: int) -> bool:
+    """True when ``gap`` gear steps can lie between rpm per km/h ``ra`` > ``rb`` of two clusters.
+
+    Neighbours no further apart than MAX_STEP are adjacent gears (every gear between two gears
+    driven steadily is driven steadily too); a wider step holds gears of MIN_GEAR_STEP..MAX_STEP.
+    """
+    step = math.log(ra / rb)
+    if gap == 1:
+        return step <= math.log(MAX_STEP)
+    return step > math.log(MAX_STEP) and math.log(MIN_GEAR_STEP) <= step / gap <= math.log(MAX_STEP)
+
+
+def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tuple[tuple[int, ...], bool]:
+    """Gear slots (0 = 1st) for found ratios (falling) when ``gears`` are expected, and whether sure.
+
+    ``above`` = (fewest, most, likeliest) gears above the highest cluster by the launches. Among
+    the numberings that fit (every gap by :func:`_gap_fits`), the one nearest the likeliest
+    count above, then with fewest gears in gaps, is taken (a short drive need not reach top);
+    it is certain when it is the only one.
+    Without a fitting numbering, the cheapest by step is taken, uncertain.
+    """
+    fewest, most, likeliest = above
+    fits, best, best_cost = [], tuple(range(len(ratios))), math.inf
     for chosen in combinations(range(gears), len(ratios)):
-        if chosen[0] != 0 and len(ratios) > 1:
-            continue  # the most geared cluster found is 1st (a drive starts in 1st)
-        cost = 0.0
-        for (sa, ra), (sb, rb) in zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])):
-            step = math.log(ra / rb) / (sb - sa)
-            cost += max(0.0, step - math.log(MAX_STEP)) * 10 + (sb - sa - 1)
+        pairs = list(zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])))
+        cost = sum(max(0.0, math.log(ra / rb) / (sb - sa) - math.log(MAX_STEP)) * 10 + (sb - sa - 1)
+                   for (sa, ra), (sb, rb) in pairs) + 100 * max(fewest - chosen[0], chosen[0] - most, 0) + chosen[0]
         if cost < best_cost:
             best, best_cost = chosen, cost
-    return best
+        if fewest <= chosen[0] <= most and all(_gap_fits(ra, rb, sb - sa) for (sa, ra), (sb, rb) in pairs):
+            fits.append(chosen)
+    if not fits:
+        return best, False
+    return min(fits, key=lambda c: (abs(c[0] - likeliest), c[0], c[-1])), len(fits) == 1
 
 
 def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0) -> LearnedRatios:
@@ -424,15 +512,22 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
         other += [c for c in cands if c not in keep]
         cands = [c for c in cands if c in keep]
+    launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh) if cands else (0, 0, 0, 0)
+    above = tuple(above)
     if gears is None or len(cands) == gears:
+        certain = gears is not None or above[:2] == (0, 0)
         table = tuple(_gear(c) for c in cands)
     else:
-        slots = _slots([c.rpm_per_kmh for c in cands], gears)
+        slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         by_slot = dict(zip(slots, cands))
         table = tuple(_gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
+    if not certain and gears is not None:  # without a count the numbering is "from the highest found"
+        table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
+                      for g in table)
     return LearnedRatios(gears=table, other=tuple(round(c.rpm_per_kmh, 2) for c in
                                                   sorted(other, key=lambda c: -c.rpm_per_kmh)),
-                         samples_used=state.pairs, gear_count_given=gears is not None)
+                         samples_used=state.pairs, gear_count_given=gears is not None,
+                         numbering_certain=certain, launches=launches)
 
 
 # -- persistence: a profile with a [learned] table -------------------------------

@@ -7,7 +7,7 @@
 ``pulses://gpio?tach=17&vss=27``       coil tach / speed sensor on GPIO (BCM numbers;
                                        ``tach_ppr`` pulses per rev, ``vss_ppk`` per km)
 ``replay:///home/pi/logs/drive.csv``   a recorded drive (``format``, ``speed``, ``columns``,
-                                       ``speed_unit``; see docs/replay.md)
+                                       ``speed_unit``, ``hide_rpm=1``; see docs/replay.md)
 ``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS
                                        and pulse pins (``hardware=obd,gps,pulses``,
                                        ``speedup``, ``obey=1`` to follow keidash's cues,

@@ -28,8 +28,15 @@ Evidence, each optional:
 - **The clutch dip of an upshift**: with speed sampled densely enough
   (spacing under :data:`DIP_MAX_SPACING_S`), an accelerating stretch, then
   0.25-1.5 s of flat or falling speed, then acceleration again marks an upshift.
+- **The driver's usual rpm** beyond the speeds the habits cover (a town driver's
+  habits say nothing about 90 km/h, and clamping to their fastest bin picks the gear
+  they used at 60): the in-gear time of the habits, turned into rpm with the ratios,
+  gives a normal in log rpm; the gear whose rpm there is most usual is favoured.
 - **keidash's own cues**: a cue shown for :data:`OBEY_AFTER_S` moves the belief
-  one gear by the driver's obedience (learned, or :data:`DEFAULT_OBEDIENCE`).
+  one gear by the driver's obedience (given, learned, or :data:`DEFAULT_OBEDIENCE`
+  without habits). Habits learned from drives with no cue recorded already hold every
+  shift this driver makes, so with those a cue moves nothing unless an obedience is given
+  (:attr:`SpeedModel.cue_weight`).
 
 Evidence is tempered by the time it covers (``min(1, dt / EVIDENCE_S)``), so a
 70 Hz speed feed does not count as 70 independent opinions per second.
@@ -68,8 +75,10 @@ ACCEL_MAX_SPAN_S = 4.5
 #: kept speed points are at least this far apart (s) and at most this old (s)
 KEEP_SPACING_S = 0.1
 KEEP_S = 5.0
-#: a sample counts as one full piece of evidence per this many seconds it covers
-EVIDENCE_S = 0.5
+#: a sample counts as one full piece of evidence per this many seconds it covers (0.2 chosen on the
+#: real logs of bench/speedonly_eval.py and keidash eval: 0.5 lost 3-4 points on the dense OpenXC
+#: feeds; the 2 s carOBD feeds count fully at either)
+EVIDENCE_S = 0.2
 #: a gap longer than this (s) restarts the filter's timing (a dropout, a new log)
 MAX_GAP_S = 10.0
 #: smoothing of the habit histogram: pseudo-seconds spread over all cells of a gear
@@ -113,6 +122,9 @@ ENVELOPE_SIGMA_MS2 = 0.15
 OVER_REV_SHARE = 1.08
 UNDER_IDLE_SHARE = 0.75
 LIMIT_PENALTY = 6.0  # log-likelihood lost per 10 % beyond a limit
+#: the driver's rpm habit (used beyond the speeds the habits cover) is a normal in log rpm at least
+#: this wide
+RPM_HABIT_MIN_SPREAD = 0.1
 #: with no habits: how fast (log space) rpm outside lug..upshift grows unlikely
 NO_HABIT_WIDTH = 0.2
 
@@ -174,6 +186,35 @@ class SpeedModel:
         if self.habits is not None and self.habits.obedience is not None:
             return self.habits.obedience
         return DEFAULT_OBEDIENCE
+
+    @property
+    def cue_weight(self) -> float:
+        """How far a cue on show moves the belief: the obedience, but 0 when habits were learned from
+        drives where no cue was seen (their shift rates already hold every shift this driver makes, so
+        a cue would count a shift twice)."""
+        if self.obedience is None and self.habits is not None and self.habits.obedience is None:
+            return 0.0
+        return self.driver_obedience
+
+    @cached_property
+    def rpm_habit(self) -> tuple[float, float] | None:
+        """(mean, spread) of log rpm over the driver's in-gear time, from the habits and the ratios:
+        the engine speed this driver holds, whatever the road speed. None without habits."""
+        h = self.habits
+        if h is None or h.top_gear != self.top_gear:
+            return None
+        weights, logs = [], []
+        for g in range(1, self.top_gear + 1):
+            for v, row in enumerate(h.seconds[g]):
+                if sum(row) > 0:
+                    weights.append(sum(row))
+                    logs.append(math.log(self.rpm_per_kmh[g - 1] * (v + 0.5) * SPEED_BIN_KMH))
+        total = sum(weights)
+        if total <= 0:
+            return None
+        mean = sum(w * x for w, x in zip(weights, logs)) / total
+        spread = math.sqrt(sum(w * (x - mean) ** 2 for w, x in zip(weights, logs)) / total)
+        return mean, max(spread, RPM_HABIT_MIN_SPREAD)
 
 
 @dataclass(frozen=True)
@@ -343,6 +384,11 @@ def _evidence(model: SpeedModel, speed_kmh: float, accel: float | None, weight: 
     top, limits = model.top_gear, model.limits
     out = [0.0] * (top + 1)
     v_bin, a_bin = speed_bin(speed_kmh), accel_bin(accel)
+    # beyond the speeds the habits cover (clamped to their edge there) the driver's usual rpm says more
+    rpm_habit = None
+    if model.habits is not None:
+        low, high = model.habits.speed_bin_range
+        rpm_habit = None if low <= v_bin <= high else model.rpm_habit
     for g in range(top + 1):
         ll = 0.0
         if model.habits is not None:
@@ -354,6 +400,9 @@ def _evidence(model: SpeedModel, speed_kmh: float, accel: float | None, weight: 
             ll -= weight * (outside / NO_HABIT_WIDTH) ** 2
         else:
             ll -= weight * 2.0  # no habits: clutch in while moving is the exception
+        if g > 0 and rpm_habit is not None:
+            mean, spread = rpm_habit
+            ll -= weight * 0.5 * ((math.log(model.rpm_per_kmh[g - 1] * speed_kmh) - mean) / spread) ** 2
         if g > 0:
             rpm = model.rpm_per_kmh[g - 1] * speed_kmh
             over = math.log(rpm / (limits.redline_rpm * OVER_REV_SHARE))
@@ -488,9 +537,9 @@ def speed_step(state: SpeedOnlyState, t: float, speed_kmh: float, model: SpeedMo
     if cue in (UP, DOWN) and not cue_used and t - cue_since >= OBEY_AFTER_S:
         cue_used = True  # the driver in the gear keidash cued in has answered it
         if cue == UP:
-            cue_up = model.driver_obedience
+            cue_up = model.cue_weight
         else:
-            cue_down = model.driver_obedience
+            cue_down = model.cue_weight
     if up_boost > 0 or cue_up > 0:
         up_at = t
 

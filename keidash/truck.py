@@ -98,12 +98,30 @@ def _standing_rpm(logs: Sequence[DriveLog]) -> float | None:
 GAP_BETWEEN_DRIVES_S = 600.0
 
 
+#: a row whose rpm per km/h is this close (ln) to a gear's is in that gear, for habits
+HABIT_MATCH = 0.10
+
+
 def _gear_rows(logs: Sequence[DriveLog], config):
-    """(t, speed_kmh, gear) from the estimator over each drive in turn, on one rising time line."""
+    """(t, speed_kmh, gear) over each drive in turn, on one rising time line.
+
+    The gear is the one the row's rpm matches (within HABIT_MATCH) when it matches one, else the
+    estimator's: the tracker's display dwell would make the habits lag the real shifts.
+    """
+    import math
+
     from .estimates import estimate_log
+    logs_k = [math.log(k) for k in config.rpm_per_kmh]
     offset = 0.0
     for log in logs:
-        for row in estimate_log(log, config):
-            if row.speed_kmh is not None and row.gear_est >= 0:
-                yield offset + row.t, row.speed_kmh, row.gear_est
+        for sample, row in zip(log.samples, estimate_log(log, config)):
+            if row.speed_kmh is None or row.gear_est < 0:
+                continue
+            gear = row.gear_est
+            if sample.rpm and sample.speed_kmh and sample.speed_kmh >= config.moving_kmh:
+                x = math.log(sample.rpm / sample.speed_kmh)
+                nearest = min(range(len(logs_k)), key=lambda i: abs(x - logs_k[i]))
+                if abs(x - logs_k[nearest]) <= HABIT_MATCH:
+                    gear = nearest + 1
+            yield offset + row.t, row.speed_kmh, gear
         offset += log.duration_s + GAP_BETWEEN_DRIVES_S

@@ -7,6 +7,7 @@ The real-log figures are the issue's metric (rpm hidden, share of moving samples
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +18,8 @@ from keidash.engine import shift_limits
 from keidash.profiles import load_profile
 from keidash.sim.physics import Body
 from keidash.sim.truck import VirtualTruck
-from keidash.speedonly import (DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits, rpm_estimate,
-                               speed_step)
+from keidash.speedonly import (DEFAULT_OBEDIENCE, DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,
+                               rpm_estimate, speed_step)
 
 _spec = importlib.util.spec_from_file_location(
     "speedonly_eval", Path(__file__).resolve().parents[1] / "bench" / "speedonly_eval.py")
@@ -36,15 +37,18 @@ def scores():
     return {s.name: s for s in bench.real_logs()}
 
 
-# ours (measured), floors slightly under: (ours floor, ours/oracle floor)
+# ours (measured), floors slightly under: (ours floor, ours/oracle floor). Measured with EVIDENCE_S 0.2,
+# the usual-rpm evidence beyond the habits' speeds and cues ignored for habits learned without cues
+# (keidash eval, the product figure with the real ratio learner, gives 55.6 / 54.8 / 82.8 / 61.1 / 54.3 /
+# 50.6 / 54.5 %).
 FLOORS = {
-    "drive4.csv": (0.50, 0.66),  # measured 0.520, ratio 0.686
-    "live1.csv": (0.51, 0.66),  # measured 0.536, ratio 0.688
-    "long2.csv": (0.77, 0.82),  # measured 0.791, ratio 0.846
+    "drive4.csv": (0.50, 0.66),  # measured 0.523, ratio 0.690
+    "live1.csv": (0.51, 0.66),  # measured 0.540, ratio 0.694
+    "long2.csv": (0.76, 0.82),  # measured 0.784, ratio 0.840
     "ufpe1.csv": (0.62, 0.79),  # measured 0.644, ratio 0.815
-    "ufpe7.csv": (0.54, 0.78),  # measured 0.560, ratio 0.801
-    "driving.jsonl": (0.48, 0.70),  # measured 0.502, ratio 0.728
-    "driving2.jsonl": (0.48, 0.74),  # measured 0.503, ratio 0.768
+    "ufpe7.csv": (0.54, 0.78),  # measured 0.562, ratio 0.804
+    "driving.jsonl": (0.50, 0.73),  # measured 0.523, ratio 0.759
+    "driving2.jsonl": (0.52, 0.80),  # measured 0.545, ratio 0.833
 }
 
 
@@ -170,3 +174,41 @@ def test_the_same_speeds_give_the_same_gears():
             out.append(state)
         return out
     assert run() == run()
+
+
+def _town_driver_rows():
+    """10 Hz (t, km/h, gear) of town driving: 1st to 15, 2nd to 30, 3rd to 45, 4th to 60 km/h, then
+    4th held at 55-60 km/h for a minute and a short spell of 5th; never faster than 60 km/h."""
+    rows, t = [], 0.0
+    for gear, low, high in ((1, 5.0, 15.0), (2, 15.0, 30.0), (3, 30.0, 45.0), (4, 45.0, 60.0)):
+        v = low
+        while v < high:
+            rows.append((t, v, gear))
+            t, v = t + 0.1, v + 0.3
+    for i in range(600):
+        rows.append((t, 57.0 + 2.0 * math.sin(i / 50), 4))
+        t += 0.1
+    for i in range(50):
+        rows.append((t, 59.0, 5))
+        t += 0.1
+    return rows
+
+
+def test_beyond_the_habits_speeds_the_drivers_usual_rpm_picks_the_gear():
+    """At 80 km/h, faster than this driver ever went, 4th (5500 rpm) is not their habit: 5th is."""
+    model = SpeedModel(K, LIMITS, habits=learn_habits(_town_driver_rows()))
+    assert model.habits.speed_bin_range[1] == 11  # 55-60 km/h, mostly in 4th
+    state = SpeedOnlyState()
+    for i in range(100):
+        state = speed_step(state, i / 10, 80.0, model)
+    assert state.gear == 5
+    mean, _ = model.rpm_habit
+    assert 1500 < math.exp(mean) < 4000  # 1st..4th across town: a few thousand rpm
+
+
+def test_cues_move_nothing_for_habits_learned_without_cues_unless_an_obedience_is_given():
+    habits = learn_habits(_town_driver_rows())
+    assert habits.obedience is None
+    assert SpeedModel(K, LIMITS, habits=habits).cue_weight == 0.0  # its shift rates hold every shift
+    assert SpeedModel(K, LIMITS, habits=habits, obedience=0.7).cue_weight == 0.7
+    assert SpeedModel(K, LIMITS).cue_weight == DEFAULT_OBEDIENCE  # no habits: keidash's premise
