@@ -67,11 +67,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from .profiles import Profile
 from .readings import RPM, SPEED
-from .replay.log import DriveLog
+
+if TYPE_CHECKING:  # the replay package is for logs only: the live dash need not import it
+    from .replay.log import DriveLog
 
 #: rpm and speed measured further apart than this (s) make no pair
 PAIR_SKEW_S = 0.6

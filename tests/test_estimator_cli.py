@@ -229,3 +229,25 @@ def test_a_replay_url_can_hide_the_rpm():
     finally:
         rig.stop()
     assert channels == {SPEED}
+
+
+# -- a known log gives known gears and cues (golden files) -------------------------------------
+@pytest.mark.parametrize("hide,name", [(False, "driving2-with-rpm.csv"), (True, "driving2-speed-only.csv")])
+def test_golden_a_known_log_gives_the_known_gears_needle_and_cues(hide, name):
+    """driving2 with the truck learned from driving, against tests/data/golden (regenerate.py there
+    after a deliberate change, and review the diff)."""
+    sys.path.insert(0, str(Path(__file__).parent / "data" / "golden"))
+    from regenerate import golden_config
+    golden = read_rows(Path(__file__).parent / "data" / "golden" / name)
+    rows = list(estimate_log(load_log(str(FORD / "driving2.jsonl")), golden_config(), hide_rpm=hide))
+    assert len(rows) == len(golden)
+    assert [r.gear_est for r in rows] == [int(g["gear_est"]) for g in golden]
+    assert [r.cue or "" for r in rows] == [g["cue"] for g in golden]
+    for r, g in zip(rows, golden):
+        if g["rpm_est"] == "":
+            assert r.rpm_est is None
+        else:
+            assert r.rpm_est == pytest.approx(float(g["rpm_est"]), abs=1.0)
+    # and the golden file itself says something: gears 1-4, up and down cues
+    assert {int(g["gear_est"]) for g in golden} >= {1, 2, 3, 4}
+    assert {g["cue"] for g in golden} >= {"down"}  # this automatic cruises below the lugging limit
