@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["first_frame.py", "obd_rate.py", "estimator.py"]
+BENCHES = ["first_frame.py", "obd_rate.py", "estimator.py", "render.py"]
 
 failed = 0
 for name in BENCHES:

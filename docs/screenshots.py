@@ -17,6 +17,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from keidash.app import run_dash  # noqa: E402
 from keidash.dashstate import LIVE, STALE, UP  # noqa: E402
 from keidash.display.cluster import Cluster  # noqa: E402
+from keidash.cab import Cab  # noqa: E402
 from keidash.estimator import config_for  # noqa: E402
 from keidash.profiles import load_profile  # noqa: E402
 from keidash.rig import open_rig  # noqa: E402
@@ -41,7 +42,7 @@ def capture(path: str, url: str, wanted, *, after=None, seconds: float = 60.0) -
             stop.set()
     try:
         rig.start()
-        run_dash(rig, config, [cluster], fps=30, seconds=seconds, stop=stop, on_frame=on_frame)
+        run_dash(rig, config, [cluster], fps=30, seconds=seconds, stop=stop, on_frame=on_frame, cab=Cab())
     finally:
         rig.stop()
         cluster.close()

@@ -12,12 +12,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from . import calibration as vss
 from .dashstate import DashState
 from .estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
 from .rig import Rig
+
+if TYPE_CHECKING:
+    from .cab import Cab
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +75,13 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
              seconds: float | None = None, stop: threading.Event | None = None,
              should_quit: Callable[[], bool] = lambda: False,
              on_frame: Callable[[DashState], None] | None = None,
-             calibration: "vss.CalibrationConfig | None" = None) -> FrameStats:
+             calibration: "vss.CalibrationConfig | None" = None, cab: "Cab | None" = None) -> FrameStats:
     """Run frames until ``seconds`` pass, ``stop`` is set or ``should_quit()`` says so.
 
     With ``calibration`` (see :meth:`Rig.vss_calibration`), the speed sensor's pulses per
     km are learned against the GPS and its speed is corrected once the scale is trusted:
-    the calibrator sees raw readings, the estimator corrected ones.
+    the calibrator sees raw readings, the estimator corrected ones. With ``cab``, each
+    frame's DashState gets the trip, odometer, clock, night theme, page and units.
     """
     stats = FrameStats()
     state = EstimatorState()
@@ -101,10 +105,14 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
                     logger.info("speed sensor measured against GPS: %.0f pulses per km (scale %.4f)",
                                 cal_result.pulses_per_km, cal_result.scale)
             readings = [vss.correct(r, cal_result, calibration) for r in readings]
+        if cab is not None:
+            cab.readings(readings)
         for reading in readings:
             state = step(state, reading, config)
         now = time.monotonic()
         dash = advise(state, now, config, rig.links())
+        if cab is not None:
+            dash = cab.dress(dash, now)
         for output in outputs:
             output.render(dash)
         done = time.monotonic()

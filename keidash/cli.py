@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
         p.add_argument("--fps", type=_positive, help="frames per second (default 60)")
         p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
+        p.add_argument("--units", choices=("mph", "kmh"), help="the big speed figure (default mph, or the config's)")
+        p.add_argument("--layout", choices=("800x480", "480x320", "1024x600", "1280x400"),
+                       help="cluster layout (default: from the screen size)")
         p.add_argument("--save-learned", metavar="PROFILE.toml",
                        help="on exit, write the gear ratios learned while driving into this profile file")
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -297,7 +300,7 @@ def cmd_run(args) -> int:
     from .config import load_config
     config = load_config(args.config)
     return _run(args, config.profile, config.sources, size=config.size, fullscreen=config.fullscreen,
-                shift=config.shift, fps=config.fps)
+                shift=config.shift, fps=config.fps, config=config)
 
 
 def _no_display() -> bool:
@@ -336,7 +339,8 @@ def _estimator_config(profile, shift: dict, priority, learned=None):
 
 
 def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
-         fps: float = 60.0, demo: bool = False, learned=None) -> int:
+         fps: float = 60.0, demo: bool = False, learned=None, config=None) -> int:
+    """Run the dash: ``config`` is the run's Config (None for demo and replay: defaults)."""
     from .profiles import load_profile
     from .rig import open_rig
 
@@ -352,25 +356,27 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         print("keidash: running headless; stop with Ctrl-C or SIGTERM", file=sys.stderr)
 
     from .display.cluster import Cluster
+    layout = args.layout or (config.layout if config else None)
     try:
-        cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless)
+        cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
     except Exception as exc:  # pygame.error and friends: say it plainly
         raise KeidashError(f"cannot open the display: {exc}") from None
 
     rig = open_rig(sources, profile)
-    config = _estimator_config(profile, shift, rig.priority(), learned)
+    estimator = _estimator_config(profile, shift, rig.priority(), learned)
+    cab, outputs = _cab_and_outputs(args, config)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     from .app import run_dash
     try:
         rig.start()
-        stats = run_dash(rig, config, [cluster], fps=args.fps or fps, seconds=seconds, stop=stop,
+        stats = run_dash(rig, estimator, [cluster, *outputs], fps=args.fps or fps, seconds=seconds, stop=stop,
                          should_quit=lambda: cluster.poll_quit() or rig.finished(),
-                         calibration=rig.vss_calibration())
-        learned = stats.vss_calibration
-        if learned is not None and learned.ready and learned.pulses_per_km:
-            print(f"keidash: the speed sensor gives {learned.pulses_per_km:.0f} pulses per km (measured "
-                  f"against the GPS); put vss_ppk={learned.pulses_per_km:.0f} in the pulses:// URL")
+                         calibration=rig.vss_calibration(), cab=cab)
+        vss = stats.vss_calibration
+        if vss is not None and vss.ready and vss.pulses_per_km:
+            print(f"keidash: the speed sensor gives {vss.pulses_per_km:.0f} pulses per km (measured "
+                  f"against the GPS); put vss_ppk={vss.pulses_per_km:.0f} in the pulses:// URL")
         if args.save_learned:
             _save_learned(profile, stats.learned, args.save_learned, list(sources))
         if screenshot:
@@ -382,8 +388,58 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         rig.stop()
+        cab.close()
+        for output in outputs:
+            output.close()
         cluster.close()
     return 0
+
+
+def _cab_and_outputs(args, config):
+    """The cab (trip, clock, night, button) and the GPIO outputs the config asks for.
+
+    A GPIO device that cannot be opened (no GPIO here, pin busy, no permission) is one
+    warning and the dash runs without it, saying so on screen: the cluster matters more.
+    """
+    from .cab import Cab, CabSettings
+    units = args.units or (config.units if config else "mph")
+    if config is None:
+        return Cab(CabSettings(units=units)), []
+    distance_file = os.path.join(config.data_dir, "distance.json") if config.data_dir else None
+    problems, outputs = [], []
+    settings = CabSettings(units=units, odometer_km=config.odometer_km, distance_file=distance_file,
+                           night_from=config.night["night_from"], day_from=config.night["day_from"],
+                           button_pin=config.button_pin, night_switch_pin=config.night["switch"])
+    try:
+        cab = Cab(settings)
+    except Exception as exc:  # gpiozero's errors: BadPinFactory, GPIOPinInUse, PermissionError ...
+        problems.append(f"button/night switch: {exc}")
+        cab = Cab(replace_settings(settings, button_pin=None, night_switch_pin=None))
+    if config.lights:
+        from .outputs.lights import ShiftBuzzer, ShiftLights
+        lights = config.lights
+        try:
+            outputs.append(ShiftLights(lights["bar"], down_pin=lights["down"], span_rpm=lights["span_rpm"]))
+        except Exception as exc:
+            problems.append(f"shift lights: {exc}")
+        if lights["buzzer"] is not None:
+            try:
+                outputs.append(ShiftBuzzer(lights["buzzer"]))
+            except Exception as exc:
+                problems.append(f"buzzer: {exc}")
+    if config.backlight is not None:
+        from .backlight import Backlight
+        outputs.append(Backlight(config.backlight["path"], day=config.backlight["day"],
+                                 night=config.backlight["night"]))
+    for problem in problems:
+        logger.warning("%s: running without it", problem)
+    cab.problems = problems
+    return cab, outputs
+
+
+def replace_settings(settings, **changes):
+    from dataclasses import replace
+    return replace(settings, **changes)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,13 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-_TOP = {"profile", "sources", "display", "shift"}
-_DISPLAY = {"width", "height", "fullscreen", "fps"}
+_TOP = {"profile", "sources", "display", "shift", "lights", "button", "night", "backlight", "data_dir"}
+_DISPLAY = {"width", "height", "fullscreen", "fps", "layout", "units", "odometer_km"}
+_LIGHTS = {"bar", "down", "buzzer", "span_rpm"}
+_BUTTON = {"pin"}
+_NIGHT = {"switch", "night_from", "day_from"}
+_BACKLIGHT = {"day", "night", "path"}
+_LAYOUTS = ("800x480", "480x320", "1024x600", "1280x400")  # keidash.display layouts by name
 _SHIFT = {"upshift_rpm", "redline_rpm", "idle_rpm", "mode", "upshift_rpm_per_gear"}
 _SHIFT_MODES = ("power", "economy")  # keidash.shift.MODES (not imported: config loads before the estimator)
 
@@ -42,6 +47,14 @@ class Config:
     fullscreen: bool = False
     fps: float = 60.0
     shift: dict = field(default_factory=dict)  # [shift]: rpm limits, mode, upshift_rpm_per_gear
+    layout: str | None = None  # [display] layout by name; None: from the screen size
+    units: str = "mph"  # [display] units of the big speed figure
+    odometer_km: float | None = None  # [display] the truck's odometer when keidash was fitted
+    lights: dict = field(default_factory=dict)  # [lights] bar (pins), down, buzzer, span_rpm
+    button_pin: int | None = None  # [button] pin
+    night: dict = field(default_factory=dict)  # [night] switch (pin), night_from, day_from
+    backlight: dict | None = None  # [backlight] day, night, path; None: leave the backlight alone
+    data_dir: str | None = None  # where keidash keeps what it measured (the distance)
 
 
 def _known(table, allowed: set[str], where: str) -> dict:
@@ -98,7 +111,86 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
         fullscreen=fullscreen,
         fps=_positive(display, "fps", where, 60.0),
         shift=_shift(shift, f"{origin} [shift]"),
+        **_cab(data, origin),
     )
+
+
+def _pin(table: dict, key: str, where: str) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 27:
+        raise ConfigError(f"{where}: {key} must be a BCM GPIO number 0-27, not {value!r}")
+    return value
+
+
+def _clock(table: dict, key: str, where: str, default: str) -> str:
+    value = table.get(key, default)
+    try:
+        hours, minutes = (int(v) for v in str(value).split(":"))
+        if not (0 <= hours < 24 and 0 <= minutes < 60):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{where}: {key} must be a clock time like \"19:00\", not {value!r}") from None
+    return f"{hours:02d}:{minutes:02d}"
+
+
+def _cab(data: dict, origin: str) -> dict:
+    """The issue-5 tables: display layout and units, shift lights, button, night theme, backlight."""
+    display = data.get("display", {})
+    where = f"{origin} [display]"
+    out: dict = {}
+    if "layout" in display:
+        if display["layout"] not in _LAYOUTS:
+            raise ConfigError(f"{where}: layout must be one of {', '.join(_LAYOUTS)}, not {display['layout']!r}")
+        out["layout"] = display["layout"]
+    if "units" in display:
+        if display["units"] not in ("mph", "kmh"):
+            raise ConfigError(f"{where}: units must be \"mph\" or \"kmh\", not {display['units']!r}")
+        out["units"] = display["units"]
+    if "odometer_km" in display:
+        value = display["odometer_km"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where}: odometer_km must be the odometer reading in km, not {value!r}")
+        out["odometer_km"] = float(value)
+
+    lights = _known(data.get("lights", {}), _LIGHTS, f"{origin} [lights]")
+    where = f"{origin} [lights]"
+    if lights:
+        bar = lights.get("bar", [])
+        if (not isinstance(bar, list) or not bar
+                or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in bar)):
+            raise ConfigError(f"{where}: bar must be a list of BCM GPIO numbers, left to right, e.g. [5, 6, 13, 19, 26]")
+        used = list(bar) + [p for p in (_pin(lights, "down", where), _pin(lights, "buzzer", where)) if p is not None]
+        if len(set(used)) != len(used):
+            raise ConfigError(f"{where}: a GPIO pin is used twice")
+        out["lights"] = {"bar": tuple(bar), "down": _pin(lights, "down", where),
+                         "buzzer": _pin(lights, "buzzer", where),
+                         "span_rpm": _positive(lights, "span_rpm", where, 1500.0)}
+    button = _known(data.get("button", {}), _BUTTON, f"{origin} [button]")
+    out["button_pin"] = _pin(button, "pin", f"{origin} [button]")
+    night = _known(data.get("night", {}), _NIGHT, f"{origin} [night]")
+    where = f"{origin} [night]"
+    out["night"] = {"switch": _pin(night, "switch", where), "night_from": _clock(night, "night_from", where, "19:00"),
+                    "day_from": _clock(night, "day_from", where, "06:00")}
+    if "backlight" in data:
+        backlight = _known(data["backlight"], _BACKLIGHT, f"{origin} [backlight]")
+        where = f"{origin} [backlight]"
+        levels = {}
+        for key, default in (("day", 255), ("night", 40)):
+            value = backlight.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+                raise ConfigError(f"{where}: {key} must be a brightness 0-255, not {value!r}")
+            levels[key] = value
+        path = backlight.get("path")
+        if path is not None and not isinstance(path, str):
+            raise ConfigError(f"{where}: path must be a folder under /sys/class/backlight")
+        out["backlight"] = {**levels, "path": path}
+    if "data_dir" in data:
+        if not isinstance(data["data_dir"], str) or not data["data_dir"]:
+            raise ConfigError(f"{origin}: data_dir must be a folder, e.g. \"/var/lib/keidash\"")
+        out["data_dir"] = data["data_dir"]
+    return out
 
 
 def _shift(table: dict, where: str) -> dict:

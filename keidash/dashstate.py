@@ -35,7 +35,7 @@ class DashState:
     speed_kmh: float | None  # None when no speed source is live
     gear: int | None  # 0 = neutral / clutch in, 1..n, None = unknown
     cue: str | None  # UP, DOWN or None
-    upshift_rpm: float  # where the upshift cue fires
+    upshift_rpm: float  # where the upshift cue fires in this gear (the red line in top gear)
     redline_rpm: float  # where the tach's red zone starts
     tach_max_rpm: float  # full scale of the tach
     coolant_c: float | None = None
@@ -43,3 +43,12 @@ class DashState:
     sources: tuple[SourceView, ...] = field(default_factory=tuple)
     speed_source: str | None = None  # which source the speed came from
     rpm_source: str | None = None  # which source the rpm came from (None when estimated)
+    low_range: bool = False  # 4WD low range engaged (the rpm matches a gear x the transfer's low ratio)
+    # -- set by the frame loop, not the estimator ------------------------------------------------
+    trip_km: float | None = None  # distance since the trip was started (None: no speed yet)
+    odometer_km: float | None = None  # the truck's total, when the owner has set it (None: unknown)
+    wall_time: float | None = None  # UNIX time for the clock; None when the clock is not trusted
+    night: bool = False  # night theme (dim, red-shifted) by clock, sun or switch
+    units: str = "mph"  # the big speed figure: "mph" (km/h beside it) or "kmh" (mph beside it)
+    page: int = 0  # 0 = the drive page, 1 = trip page (trip, odometer, coolant, battery, sources)
+    message: str = ""  # one sentence for the driver (e.g. "logging paused: disk full"), "" when none

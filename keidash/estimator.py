@@ -129,10 +129,15 @@ def _fitting(habits: Habits | None, ratios: tuple[float, ...]) -> Habits | None:
     return habits if habits is not None and habits.top_gear == len(ratios) else None
 
 
-def _best(state: EstimatorState, channel: str, now: float, config: EstimatorConfig) -> tuple[str, float] | None:
-    """The live value of ``channel`` from the highest-priority source: (source, value)."""
+def _best(state: EstimatorState, channel: str, now: float, config: EstimatorConfig,
+          down: frozenset[str] = frozenset()) -> tuple[str, float] | None:
+    """The live value of ``channel`` from the highest-priority source: (source, value).
+
+    A source in ``down`` (its link is lost) has no live value, even one still within its
+    freshness limit: a coolant reading vouched for 10 s must not outlive the adapter.
+    """
     found = [(source, latest) for (source, ch), latest in state.latest.items()
-             if ch == channel and latest.live(now)]
+             if ch == channel and latest.live(now) and source not in down]
     if not found:
         return None
 
@@ -259,8 +264,9 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
     whose values are all older than their freshness limit is stale. A live source's
     message sums its counted errors (bad replies and checksums are shown, never fatal).
     """
-    speed = _best(state, SPEED, t, config)
-    rpm = _best(state, RPM, t, config)
+    down = frozenset(name for name, link in links.items() if not link[0])
+    speed = _best(state, SPEED, t, config, down)
+    rpm = _best(state, RPM, t, config, down)
     gear, cue = state.gear, state.cue
     speed_kmh = speed[1] if speed else None
     if speed is None:
@@ -291,12 +297,14 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
             views.append(SourceView(name, ABSENT, message or ("waiting for data" if connected else "not connected"),
                                     errors))
 
-    coolant = _best(state, COOLANT, t, config)
-    battery = _best(state, BATTERY, t, config)
+    coolant = _best(state, COOLANT, t, config, down)
+    battery = _best(state, BATTERY, t, config, down)
     limits = config.limits
     upshift = limits.upshift_rpm
-    if state.ratios and gear and 1 <= gear < len(state.ratios):
-        throttle = _best(state, THROTTLE, t, config)
+    if state.ratios and gear == len(state.ratios):
+        upshift = limits.redline_rpm  # top gear: nothing to shift up to, the bar warns of the red line only
+    elif state.ratios and gear and 1 <= gear < len(state.ratios):
+        throttle = _best(state, THROTTLE, t, config, down)
         upshift = upshift_rpm(_models(state, config).policy, gear, coolant[1] if coolant else None,
                               demand_from_throttle(throttle[1] if throttle else None))  # as the cue
     return DashState(

@@ -17,8 +17,10 @@ SPEED = "speed_kmh"  # road speed, km/h
 COOLANT = "coolant_c"  # engine coolant temperature, deg C
 BATTERY = "battery_v"  # supply voltage, V
 THROTTLE = "throttle_pct"  # throttle position, %
+LATITUDE = "lat_deg"  # GPS position, degrees north (negative south)
+LONGITUDE = "lon_deg"  # GPS position, degrees east (negative west)
 
-CHANNELS = (RPM, SPEED, COOLANT, BATTERY, THROTTLE)
+CHANNELS = (RPM, SPEED, COOLANT, BATTERY, THROTTLE, LATITUDE, LONGITUDE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP, DashState, SourceView  # noqa: E402
 from keidash.display import cluster as cluster_mod  # noqa: E402
 from keidash.display.cluster import Cluster, Layout, gear_text, speed_texts  # noqa: E402
+from keidash.display.cluster import DIM, NEEDLE, SOURCE_COLOURS, TEXT  # noqa: E402
 
 SIZE = (800, 480)
 
@@ -184,12 +185,11 @@ def test_status_shows_first_problem(cluster):
     assert count_colour(cluster, beyond, cluster_mod.SOURCE_COLOURS[STALE]) > 20
 
 
-def test_long_message_does_not_cover_title(cluster):
+def test_long_message_does_not_cover_clock(cluster):
     lay = cluster.layout
-    title_only = drive(sources=(SourceView("obd", STALE, ""),))
-    long = drive(sources=(SourceView("obd", STALE, "x" * 500),))
-    x, y, w, h = lay.status
-    right = (x + w - lay.source_slot, y, lay.source_slot, h)  # where the title sits
+    title_only = drive(sources=(SourceView("obd", STALE, ""),), wall_time=1.7e9)
+    long = drive(sources=(SourceView("obd", STALE, "x" * 500),), wall_time=1.7e9)
+    right = lay.clock  # the clock took the profile title's place (the title is on the trip page)
     assert region(cluster, title_only, right) == region(cluster, long, right)
 
 
@@ -279,3 +279,206 @@ def test_live_source_with_counted_errors_shows_them_in_the_status_strip(cluster)
     x, y, w, h = cluster.layout.status
     message_area = (x + w // 5, y, w // 3, h)  # right of the dot and name, left of the title
     assert region(cluster, clean, message_area) != region(cluster, noisy, message_area)
+
+
+# -- layouts, themes, elements and the dirty-rectangle renderer (issue 5) ----------------------
+
+from keidash.display.cluster import FullRedrawCluster, shift_bar_key  # noqa: E402
+from keidash.display.layout import LAYOUTS, choose_layout  # noqa: E402
+from keidash.display.texts import clock_text, distance_text, gear_label  # noqa: E402
+from keidash.display.theme import DAY, NIGHT  # noqa: E402
+
+
+def ink_height(surface, rect, colour) -> int:
+    """Rows of ``rect`` holding at least one pixel exactly ``colour``."""
+    mask = pygame.mask.from_threshold(surface.subsurface(rect), colour, (1, 1, 1, 255))
+    boxes = mask.get_bounding_rects()
+    if not boxes:
+        return 0
+    return max(b.bottom for b in boxes) - min(b.top for b in boxes)
+
+
+@pytest.mark.parametrize("size, name", [
+    ((800, 480), "800x480"), ((480, 320), "480x320"), ((1024, 600), "1024x600"),
+    ((1280, 400), "1280x400"), ((1920, 480), "1280x400"), ((1280, 720), "1024x600"),
+    ((320, 240), "480x320"), ((720, 480), "800x480")])
+def test_layout_chosen_by_aspect_and_size(size, name):
+    assert choose_layout(size) == name
+
+
+def test_unknown_layout_is_a_clear_error():
+    with pytest.raises(ValueError, match="1280x400"):
+        Cluster(layout="1920x1080", headless=True)
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_named_layout_fits_and_figures_are_a_quarter_of_the_height(name):
+    c = Cluster(layout=name, headless=True)
+    try:
+        lay = c.layout
+        w, h = lay.size
+        assert c.surface.get_size() == LAYOUTS[name][0]
+        boxes = [lay.shift, lay.tach_rect, lay.speed, lay.gear, lay.info, lay.status]
+        for bx, by, bw, bh in boxes + [lay.page, lay.clock, lay.status_message]:
+            assert bx >= 0 and by >= 0 and bx + bw <= w and by + bh <= h and bw > 0 and bh > 0
+        rects = [pygame.Rect(b) for b in boxes]
+        for i, a in enumerate(rects):
+            for b in rects[i + 1:]:
+                assert not a.colliderect(b), (name, a, b)
+        # the widest speed the truck shows, and the tallest gear figure, measured in pixels
+        c.render(drive(speed_kmh=188.0 / 0.621371, units="mph", gear=4))
+        assert ink_height(c.surface, lay.speed, TEXT) >= 0.25 * h
+        assert ink_height(c.surface, lay.gear, TEXT) >= 0.25 * h
+        c.render(drive(speed_kmh=188.0, units="kmh"))  # three digits fit their panel
+        left = pygame.Rect(lay.speed).inflate(-4, -4)
+        mask = pygame.mask.from_threshold(c.surface.subsurface(left), TEXT, (1, 1, 1, 255))
+        assert mask.get_bounding_rects() and min(b.left for b in mask.get_bounding_rects()) > 0
+    finally:
+        c.close()
+
+
+def frames(n: int = 90) -> list[DashState]:
+    """A short drive: a pull through the ramp into the flashing bar, cues, pages, night, gaps."""
+    out = []
+    for i in range(n):
+        t = 100.0 + i / 30
+        rpm = 1800.0 + 40.0 * i
+        out.append(drive(
+            t=t, rpm=None if 40 <= i < 44 else rpm, rpm_estimated=50 <= i < 60,
+            speed_kmh=None if 20 <= i < 23 else 30.0 + i / 3, gear=2 + i // 30,
+            cue=DOWN if 70 <= i < 75 else None, coolant_c=None if i % 17 == 0 else 80 + i / 9,
+            trip_km=i / 10, odometer_km=12000 + i / 10, wall_time=1.7e9 + 20 * i,
+            night=80 <= i < 85, page=1 if 60 <= i < 66 else 0, low_range=i >= 86,
+            message="GPS antenna unplugged" if 30 <= i < 33 else "",
+            sources=(SourceView("obd", LIVE), SourceView("gps", STALE if i % 11 == 0 else LIVE))))
+    return out
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_dirty_rectangles_give_the_same_pixels_as_a_full_redraw(name):
+    dirty = Cluster(layout=name, headless=True)
+    full = FullRedrawCluster(layout=name, headless=True)
+    try:
+        redrawn = []
+        for state in frames():
+            dirty.render(state)
+            full.render(state)
+            assert (pygame.image.tobytes(dirty.surface, "RGB")
+                    == pygame.image.tobytes(full.surface, "RGB")), state
+            redrawn.append(sum(w * h for _, _, w, h in dirty.last_dirty))
+        # and it redraws less: on average under a third of the screen per frame
+        w, h = dirty.layout.size
+        assert sum(redrawn) / len(redrawn) < w * h / 3
+    finally:
+        dirty.close()
+        full.close()
+
+
+def test_nothing_changed_nothing_redrawn(cluster):
+    cluster.render(drive())
+    cluster.render(drive(t=100.01))
+    assert cluster.last_dirty == []
+    # the needle moving touches the tach only
+    cluster.render(drive(t=100.02, rpm=3210.0))  # same shift lamps lit
+    assert cluster.last_dirty
+    tach = pygame.Rect(cluster.layout.tach_rect)
+    assert all(tach.contains(r) for r in cluster.last_dirty)
+
+
+def test_shift_progression_then_flash_at_6_hz():
+    up = 3500.0
+    assert shift_bar_key(drive(rpm=up - 1600, upshift_rpm=up)) == ("ramp", 0)
+    assert shift_bar_key(drive(rpm=up - 1500, upshift_rpm=up)) == ("ramp", 1)
+    lit = [shift_bar_key(drive(rpm=up - 1500 + r, upshift_rpm=up))[1] for r in range(0, 1500, 50)]
+    assert lit == sorted(lit) and lit[-1] == 12
+    assert shift_bar_key(drive(rpm=None)) == ("ramp", 0)
+    assert shift_bar_key(drive(rpm=1000.0, cue=DOWN)) == ("down",)
+    # at and past the upshift point, or on an up cue, the bar flashes: 6 on-off cycles a second
+    for state in (drive(rpm=up, upshift_rpm=up), drive(rpm=2000.0, cue=UP)):
+        phases = [shift_bar_key(dataclasses.replace(state, t=100.0 + i / 240))[1] for i in range(240)]
+        switches = sum(a != b for a, b in zip(phases, phases[1:]))
+        assert switches in (11, 12) and phases.count(True) == 120
+
+
+def test_shift_ramp_lights_left_to_right(cluster):
+    lay = cluster.layout
+    cluster.render(drive(rpm=3500 - 1500 + 10, upshift_rpm=3500.0))
+    first = cluster.surface.get_at(pygame.Rect(lay.shift_segment(0)).center)[:3]
+    last = cluster.surface.get_at(pygame.Rect(lay.shift_segment(11)).center)[:3]
+    assert first == DAY.segments[0] and last == DAY.segment_off
+    cluster.render(drive(rpm=3499.0, upshift_rpm=3500.0))
+    assert cluster.surface.get_at(pygame.Rect(lay.shift_segment(11)).center)[:3] == DAY.segments[11]
+
+
+def test_night_theme_is_dim_and_switches_back(cluster):
+    def brightness() -> float:
+        return sum(pygame.transform.average_color(cluster.surface)[:3]) / 3
+    cluster.render(drive())
+    day = brightness()
+    cluster.render(drive(night=True))
+    night = brightness()
+    cluster.render(drive())
+    assert brightness() == day
+    assert night < 0.7 * day
+    # no pure white-ish pixel at night
+    cluster.render(drive(night=True))
+    assert count_colour(cluster, (0, 0, *SIZE), DAY.text) == 0
+    assert count_colour(cluster, cluster.layout.speed, NIGHT.text) > 500
+
+
+def test_low_range_marker(cluster):
+    lay = cluster.layout
+    assert gear_label(1, True) == "1L" and gear_label(0, True) == "NL" and gear_label(None, True) == "-"
+    cluster.render(drive(gear=1))
+    assert count_colour(cluster, lay.gear, DAY.low_range) == 0
+    cluster.render(drive(gear=1, low_range=True))
+    assert count_colour(cluster, lay.gear, DAY.low_range) > 200
+
+
+def test_message_strip_and_clock(cluster):
+    lay = cluster.layout
+    cluster.render(drive(message=""))
+    assert count_colour(cluster, lay.status_message, DAY.warning) == 0
+    cluster.render(drive(message="logging paused: disk full"))
+    assert count_colour(cluster, lay.message_strip, DAY.warning) > 0.5 * lay.message_strip[2] * lay.status[3]
+    assert clock_text(None) == "--:--"
+    import time
+    assert clock_text(1.7e9) == time.strftime("%H:%M", time.localtime(1.7e9))
+    no_clock = region(cluster, drive(wall_time=None), lay.clock)
+    assert count_colour(cluster, lay.clock, DAY.text) == 0
+    assert region(cluster, drive(wall_time=1.7e9), lay.clock) != no_clock
+
+
+def test_distances_in_the_drivers_units():
+    assert distance_text(10.0, "mph", 1) == "6.2 mi"
+    assert distance_text(10.0, "kmh", 1) == "10.0 km"
+    assert distance_text(123456.0, "kmh", 0) == "123,456 km"
+    assert distance_text(None, "mph", 1) == "--"
+
+
+def test_units_swap_the_big_figure(cluster):
+    lay = cluster.layout
+    assert region(cluster, drive(units="mph"), lay.speed) != region(cluster, drive(units="kmh"), lay.speed)
+
+
+def test_missing_values_are_dashes_never_old_figures(cluster):
+    lay = cluster.layout
+    cluster.render(drive())
+    for row in lay.info_rows[:2]:
+        assert count_colour(cluster, row, TEXT) > 50
+    cluster.render(drive(coolant_c=None, battery_v=None, trip_km=None, odometer_km=None))
+    for row in lay.info_rows:
+        assert count_colour(cluster, row, TEXT) == 0
+        assert count_colour(cluster, row, DIM) > 10
+
+
+def test_trip_page_keeps_speed_and_gear(cluster):
+    lay = cluster.layout
+    state = drive(page=1, trip_km=42.0, sources=(SourceView("gps", STALE, "no fix for 12 s"),))
+    cluster.render(state)
+    assert count_colour(cluster, lay.tach_rect, NEEDLE) == 0  # no tach on the trip page
+    assert count_colour(cluster, lay.speed, TEXT) > 500
+    assert count_colour(cluster, lay.gear, TEXT) > 500
+    assert count_colour(cluster, lay.page, SOURCE_COLOURS[STALE]) > 50  # the source and its why
+    cluster.render(drive(page=0))
+    assert count_colour(cluster, lay.tach_rect, NEEDLE) > 100

@@ -209,3 +209,19 @@ def test_counted_errors_are_shown_on_a_live_source_and_stay_with_a_stale_one():
     assert stale.state == STALE and stale.errors == 3 and "no fresh data" in stale.message
     clean = advise(state, 1.0, CONFIG, {"gps": (True, "", {})}).sources[0]
     assert clean.errors == 0 and clean.message == ""
+
+
+def test_a_lost_source_shows_nothing_live_even_a_slow_value_still_in_date():
+    state = feed(drive(3, 30, 0.0, 1.0) + [Reading(1.0, COOLANT, 84.0, "obd", 10.0)])
+    assert advise(state, 1.0, CONFIG, {"obd": (True, "")}).coolant_c == 84.0
+    lost = advise(state, 1.5, CONFIG, {"obd": (False, "lost the OBD adapter at /dev/ttyUSB0")})
+    assert lost.coolant_c is None and lost.speed_kmh is None and lost.rpm is None
+    assert lost.sources[0].state == STALE and "lost the OBD adapter" in lost.sources[0].message
+
+
+def test_in_top_gear_the_upshift_point_shown_is_the_red_line():
+    top = feed(drive(5, 90, 0.0, 1.0))
+    dash = advise(top, 1.0, CONFIG)
+    assert dash.gear == 5 and dash.upshift_rpm == LIMITS.redline_rpm
+    third = advise(feed(drive(3, 30, 0.0, 1.0)), 1.0, CONFIG)
+    assert third.upshift_rpm == LIMITS.upshift_rpm  # no torque curve in CONFIG: the fixed point

@@ -251,3 +251,39 @@ def test_golden_a_known_log_gives_the_known_gears_needle_and_cues(hide, name):
     # and the golden file itself says something: gears 1-4, up and down cues
     assert {int(g["gear_est"]) for g in golden} >= {1, 2, 3, 4}
     assert {g["cue"] for g in golden} >= {"down"}  # this automatic cruises below the lugging limit
+
+
+def test_run_with_shift_lights_button_night_switch_backlight_and_a_data_dir(tmp_path):
+    """The whole issue-5 config on mock GPIO: the dash runs, measures distance, keeps it."""
+    config = tmp_path / "truck.toml"
+    config.write_text(f'''
+profile = "hijet-s500p"
+data_dir = "{tmp_path}"
+[sources]
+sim = "sim://hijet-s500p?hardware=obd&skip=140&speedup=4"
+[display]
+units = "kmh"
+odometer_km = 51234
+layout = "480x320"
+[lights]
+bar = [5, 6, 13, 19, 26]
+down = 12
+buzzer = 16
+[button]
+pin = 21
+[night]
+switch = 20
+[backlight]
+path = "{tmp_path / 'no-such-backlight'}"
+''')
+    stats = tmp_path / "stats.json"
+    env = dict(ENV, GPIOZERO_PIN_FACTORY="mock")
+    out = subprocess.run([sys.executable, "-m", "keidash", "run", "--config", str(config), "--headless",
+                          "--seconds", "6", "--stats-json", str(stats), "--screenshot", str(tmp_path / "s.png")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "backlight" in out.stderr  # no such device: one sentence saying so, and the dash runs on
+    import json
+    assert json.loads(stats.read_text())["frames"] > 100
+    assert json.loads((tmp_path / "distance.json").read_text())["km"] > 0.01  # 24 simulated s of driving

@@ -106,8 +106,14 @@ class Collector:
     """A port-less NmeaSource and the readings it emits."""
 
     def __init__(self):
-        self.readings = []
-        self.source = NmeaSource("gps", self.readings.append, port="/dev/never-opened")
+        self.readings = []  # speed readings (what most tests are about)
+        self.everything = []  # speed and position
+        self.source = NmeaSource("gps", self._sink, port="/dev/never-opened")
+
+    def _sink(self, reading):
+        self.everything.append(reading)
+        if reading.channel == "speed_kmh":
+            self.readings.append(reading)
 
     def lines(self, lines, t0=100.0, dt=0.2):
         """Each line arrives dt after the one before."""
@@ -491,7 +497,11 @@ class Link:
         self.truth = truth or SteppingTruth()
         self.gps = EmulatedGPS(self.truth, rate_hz, **gps_options)
         self.readings = []
-        self.source = NmeaSource("gps", self.readings.append, self.gps.port, **(source_options or {}))
+        self.positions = []
+        self.source = NmeaSource("gps", self._sink, self.gps.port, **(source_options or {}))
+
+    def _sink(self, reading):  # speed in .readings (what the tests are about), the position apart
+        (self.readings if reading.channel == "speed_kmh" else self.positions).append(reading)
 
     def __enter__(self):
         self.source.start()
@@ -674,3 +684,17 @@ def test_the_emulated_receiver_answers_a_rate_poll():
                             ACK_CFG_RATE in received)
     # The setting (200 ms, navRate 1, GPS time), then the acknowledgement.
     assert bytes(received).index(CFG_RATE_5HZ) < bytes(received).index(ACK_CFG_RATE)
+
+
+def test_a_fix_gives_the_position_too_for_the_night_theme():
+    c = Collector()
+    c.lines([sentence("GPRMC,225446,A,4916.45,N,12311.12,W,000.5,054.7,191194,020.3,E")])
+    got = {r.channel: r.value for r in c.everything}
+    assert got["lat_deg"] == pytest.approx(49 + 16.45 / 60) and got["lon_deg"] == pytest.approx(-(123 + 11.12 / 60))
+    c = Collector()
+    c.lines([sentence("GPRMC,225446,A,3352.12,S,15112.55,E,000.5,054.7,191194,,")])
+    got = {r.channel: r.value for r in c.everything}
+    assert got["lat_deg"] < 0 < got["lon_deg"]
+    c = Collector()  # a fix with a malformed position: speed still, no position
+    c.lines([sentence("GPRMC,225446,A,49x6.45,N,12311.12,W,000.5,054.7,191194,,")])
+    assert {r.channel for r in c.everything} == {"speed_kmh"}

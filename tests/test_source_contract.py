@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from keidash.readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
+from keidash.readings import BATTERY, COOLANT, LATITUDE, LONGITUDE, RPM, SPEED, THROTTLE, Reading
 from keidash.rig import open_rig
 from keidash.sim.elm327 import EmulatedELM327
 from keidash.sim.nmea import EmulatedGPS
@@ -45,10 +45,11 @@ from waiting import wait_for
 CRUISING = replace(parked(), rpm=2414.0, speed_kmh=48.0, gear=3, throttle_pct=31.0, coolant_c=86.0,
                    battery_v=13.87)
 TRUTH_OF = {RPM: CRUISING.rpm, SPEED: CRUISING.speed_kmh, COOLANT: CRUISING.coolant_c,
-            BATTERY: CRUISING.battery_v, THROTTLE: CRUISING.throttle_pct}
+            BATTERY: CRUISING.battery_v, THROTTLE: CRUISING.throttle_pct,
+            LATITUDE: CRUISING.latitude, LONGITUDE: CRUISING.longitude}
 #: what real hardware may plausibly say
 PLAUSIBLE = {RPM: (0.0, 12_000.0), SPEED: (0.0, 300.0), COOLANT: (-40.0, 215.0), BATTERY: (0.0, 25.0),
-             THROTTLE: (0.0, 100.0)}
+             THROTTLE: (0.0, 100.0), LATITUDE: (-90.0, 90.0), LONGITUDE: (-180.0, 180.0)}
 STATES = (CONNECTING, CONNECTED, FAILED, STOPPED)
 
 
@@ -297,7 +298,7 @@ class TestObdKLine(ObdOnTheVirtualTruck):
 
 
 class TestNmea(SourceContract):
-    tolerance = {SPEED: 0.01}  # RMC carries knots to 3 decimals
+    tolerance = {SPEED: 0.01, LATITUDE: 1e-6, LONGITUDE: 1e-6}  # knots to 3 decimals, minutes to 5
 
     def build(self, sink):
         gps = EmulatedGPS(RunningTruth(), rate_hz=5.0)

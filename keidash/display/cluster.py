@@ -1,13 +1,36 @@
 """The instrument cluster: draws one DashState per frame with pygame-ce.
 
-The cluster renders what it is given and asks nothing of any source. It is
-sized for the official 7" Raspberry Pi display (800x480) and lays itself out
-from the window size, so other displays only need a different ``size``.
+The cluster renders what it is given and asks nothing of any source. It picks
+one of the layouts in :mod:`keidash.display.layout` from the screen size (or
+by name) and one of the themes in :mod:`keidash.display.theme` from
+``DashState.night``.
 
 pygame is imported inside :class:`Cluster`, never at module import: keidash
 must start fast, and tests and tools that only need the layout stay light.
-Everything that does not change between frames (the tach face, panels and
-labels) is drawn once into a background Surface and blitted each frame.
+
+How a frame is drawn (the Pi Zero 2 W has little CPU to spare):
+
+- **Static layer**: everything that does not change while driving (panels,
+  labels, the tach face with its red zone and upshift notch) is drawn once per
+  (theme, page, tach scale, redline, upshift point) into a background Surface.
+- **Elements**: the dash is a list of elements in drawing order (shift bar,
+  EST badge, rpm digits, needle, speed, gear, info rows, status strip...).
+  Each has an area, a *key* (the few values its look depends on: the gear
+  text, the needle's rpm rounded to half a pixel of travel, the flash phase)
+  and a draw function that stays inside its area.
+- **Dirty rectangles**: an element is redrawn only when its key changed. Its
+  old and new areas are restored from the static layer, merged so no pixel is
+  restored twice, then every element that overlaps them is redrawn clipped to
+  them, in order (the needle crossing the EST badge redraws the badge under
+  it). Only those rectangles are sent to the screen
+  (``pygame.display.update(rects)``). A frame where nothing changed costs a
+  few dictionary look-ups.
+- **Text caches**: digits are drawn from cached glyph surfaces (one per
+  character, size and colour), other text from a small cache keyed by value.
+
+:class:`FullRedrawCluster` draws the same picture by redrawing every element
+each frame; it is the benchmark's baseline (bench/render.py) and the tests
+check both give the same pixels.
 """
 
 from __future__ import annotations
@@ -15,135 +38,50 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, Callable, Hashable
 
 from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP, DashState
+from keidash.display.layout import (  # noqa: F401  (re-exported for callers and tests)
+    LAYOUTS, SHIFT_SEGMENTS, Layout, choose_layout, tach_angle_deg)
+from keidash.display.texts import (  # noqa: F401
+    KMH_TO_MPH, MISSING, battery_text, clock_text, coolant_text, distance_text, gear_text,
+    rpm_text, source_problem, speed_figures, speed_texts)
+from keidash.display.theme import DAY, NIGHT, THEMES, Theme
 
 log = logging.getLogger(__name__)
 
-KMH_TO_MPH = 0.621371  # mph per km/h
+# The day theme's colours under their old names (tests and tools check pixels against them).
+BACKGROUND = DAY.background
+PANEL = DAY.panel
+PANEL_EDGE = DAY.panel_edge
+TEXT = DAY.text
+LABEL = DAY.label
+DIM = DAY.dim
+RED_ZONE = DAY.red_zone
+NEEDLE = DAY.needle
+ESTIMATED = DAY.estimated
+CUE_UP = DAY.cue_up
+CUE_DOWN = DAY.cue_down
+SOURCE_COLOURS = DAY.sources
 
-# Colours, RGB. High contrast on a dark background: the cab is bright by day
-# and the screen is read in a glance.
-BACKGROUND = (6, 8, 12)
-PANEL = (18, 22, 30)
-PANEL_EDGE = (48, 56, 70)
-TACH_FACE = (14, 17, 24)
-TEXT = (240, 242, 246)
-LABEL = (150, 158, 172)
-DIM = (80, 86, 98)
-TICK = (225, 228, 235)
-RED_ZONE = (225, 28, 28)
-NEEDLE = (255, 112, 0)  # measured rpm
-ESTIMATED = (60, 190, 255)  # rpm estimated from speed and gear
-HUB = (40, 44, 52)
-UPSHIFT_MARK = (255, 196, 0)
-CUE_UP = (255, 196, 0)  # lamp colour for "shift up"
-CUE_DOWN = (40, 120, 255)  # lamp colour for "shift down"
-CUE_TEXT_UP = (10, 10, 10)
-CUE_TEXT_DOWN = (255, 255, 255)
-STATUS_BAR = (14, 16, 22)
+SHIFT_RAMP_RPM = 1500.0  # rev/min: the progression lights from this far below the upshift point
+FLASH_HZ = 6.0  # the whole bar flashes at this rate while an upshift is due
+GLYPH_CHARS = frozenset("0123456789-.:, ")  # drawn from cached glyphs, whatever the value
+TEXT_CACHE_SIZE = 256  # other rendered texts kept, least recently used dropped
 
-SOURCE_COLOURS = {
-    LIVE: (40, 200, 80),
-    STALE: (255, 176, 0),
-    ABSENT: (110, 114, 122),
-}
-
-TACH_SWEEP_DEG = 240.0
-TACH_START_DEG = 90.0 + TACH_SWEEP_DEG / 2  # 0 rpm, lower left; maths angle, counter-clockwise
+Rect = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Where everything goes, in pixels, for one screen size.
+class Element:
+    """One part of the dash: where it is, what its look depends on, how to draw it."""
 
-    Rects are ``(x, y, width, height)`` tuples so the layout needs no pygame.
-    ``unit`` is the scale against the 800x480 design size, for fonts and strokes.
-    """
-
-    size: tuple[int, int]
-    unit: float
-    shift: tuple[int, int, int, int]  # the shift lamp bar along the top
-    tach_center: tuple[int, int]
-    tach_radius: int
-    speed: tuple[int, int, int, int]
-    gear: tuple[int, int, int, int]
-    gauges: tuple[int, int, int, int]  # coolant and battery
-    status: tuple[int, int, int, int]  # the source strip along the bottom
-    source_slot: int  # width of one source's dot + name in the status strip
-
-    @classmethod
-    def for_size(cls, size: tuple[int, int]) -> Layout:
-        w, h = size
-        unit = min(w / 800, h / 480)
-        margin = max(4, round(10 * unit))
-        status_h = max(20, round(0.075 * h))
-        status = (0, h - status_h, w, status_h)
-        shift = (margin, margin, w - 2 * margin, round(0.11 * h))
-        top = shift[1] + shift[3] + margin
-        bottom = status[1] - margin
-        radius = round(min((bottom - top) / 2, 0.25 * w - 2 * margin))
-        center = (2 * margin + radius, (top + bottom) // 2)
-        right_x = center[0] + radius + 2 * margin
-        right_w = w - margin - right_x
-        speed_h = round(0.56 * (bottom - top))
-        speed = (right_x, top, right_w, speed_h)
-        lower_y = top + speed_h + margin
-        lower_h = bottom - lower_y
-        gear_w = round(0.40 * right_w)
-        gear = (right_x, lower_y, gear_w, lower_h)
-        gauges = (right_x + gear_w + margin, lower_y, right_w - gear_w - margin, lower_h)
-        return cls(size=(w, h), unit=unit, shift=shift, tach_center=center, tach_radius=radius,
-                   speed=speed, gear=gear, gauges=gauges, status=status,
-                   source_slot=round(0.13 * w))
-
-    def tach_point(self, rpm: float, tach_max_rpm: float,
-                   radius_fraction: float) -> tuple[int, int]:
-        """The pixel at ``rpm`` on the tach scale, ``radius_fraction`` of the way out."""
-        a = math.radians(tach_angle_deg(rpm, tach_max_rpm))
-        cx, cy = self.tach_center
-        r = self.tach_radius * radius_fraction
-        return round(cx + r * math.cos(a)), round(cy - r * math.sin(a))
-
-    def source_dot(self, index: int) -> tuple[int, int]:
-        """Centre of the dot of the ``index``-th source in the status strip."""
-        x, y, _, h = self.status
-        return round(x + 0.6 * h + index * self.source_slot), y + h // 2
-
-    @property
-    def tach_rect(self) -> tuple[int, int, int, int]:
-        (cx, cy), r = self.tach_center, self.tach_radius
-        return (cx - r, cy - r, 2 * r, 2 * r)
-
-    @property
-    def rpm_digits_rect(self) -> tuple[int, int, int, int]:
-        """The rpm digits, in the open bottom of the tach."""
-        (cx, cy), r = self.tach_center, self.tach_radius
-        return (round(cx - 0.42 * r), round(cy + 0.38 * r), round(0.84 * r), round(0.44 * r))
-
-
-def tach_angle_deg(rpm: float, tach_max_rpm: float) -> float:
-    """Maths angle (degrees, counter-clockwise from +x) of ``rpm`` on the tach; pegs at the ends."""
-    fraction = min(max(rpm / tach_max_rpm, 0.0), 1.0)
-    return TACH_START_DEG - TACH_SWEEP_DEG * fraction
-
-
-def speed_texts(speed_kmh: float | None) -> tuple[str, str]:
-    """Road speed as shown: (mph, km/h), whole numbers, "--" when unknown."""
-    if speed_kmh is None:
-        return "--", "--"
-    return str(int(round(speed_kmh * KMH_TO_MPH))), str(int(round(speed_kmh)))
-
-
-def gear_text(gear: int | None) -> str:
-    if gear is None:
-        return "-"
-    if gear == 0:
-        return "N"
-    if gear < 0:
-        return "R"
-    return str(gear)
+    name: str
+    area: Callable[[DashState], Rect]  # the pixels it may touch for this state
+    key: Callable[[DashState], Hashable]  # equal keys = identical pixels
+    draw: Callable[[Any, DashState], None]  # draws on the screen, inside ``area``
 
 
 def _is_headless() -> bool:
@@ -155,18 +93,47 @@ def _is_headless() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def shift_bar_key(state: DashState) -> tuple:
+    """What the shift bar shows: ("down",), ("up", flash on?) or ("ramp", lamps lit).
+
+    The flash phase comes from ``state.t`` so a replay flashes the same way every time.
+    """
+    if state.cue == DOWN:
+        return ("down",)
+    rpm = state.rpm
+    if state.cue == UP or (rpm is not None and rpm >= state.upshift_rpm):
+        return ("up", (state.t * FLASH_HZ) % 1.0 < 0.5)
+    if rpm is None:
+        return ("ramp", 0)
+    start = state.upshift_rpm - SHIFT_RAMP_RPM
+    if rpm < start:
+        return ("ramp", 0)
+    return ("ramp", min(SHIFT_SEGMENTS, int((rpm - start) / SHIFT_RAMP_RPM * SHIFT_SEGMENTS) + 1))
+
+
 class Cluster:
     """The dash: ``render(state)`` once per frame, ``poll_quit()`` between frames.
 
+    ``size`` is the window in pixels (default: the named layout's size, else 800x480);
+    ``layout`` forces a layout by name (see :data:`LAYOUTS`), else the nearest to ``size``.
     ``headless=None`` renders offscreen when there is no display to open
     (no X11/Wayland and not SDL's kmsdrm driver); ``fullscreen=True`` with
     ``SDL_VIDEODRIVER=kmsdrm`` runs on a Pi without a desktop.
+    ``full_redraw=True`` redraws everything every frame (the benchmark baseline).
     """
 
     _open = 0  # Clusters not yet closed: pygame's subsystems are process-wide
+    full_redraw = False
 
-    def __init__(self, size: tuple[int, int] = (800, 480), fullscreen: bool = False,
-                 headless: bool | None = None):
+    def __init__(self, size: tuple[int, int] | None = None, fullscreen: bool = False,
+                 headless: bool | None = None, layout: str | None = None,
+                 full_redraw: bool | None = None):
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+        if size is None:
+            size = LAYOUTS[layout][0] if layout else (800, 480)
+        if full_redraw is not None:
+            self.full_redraw = full_redraw
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         if headless is None:
             headless = _is_headless()
@@ -193,12 +160,21 @@ class Cluster:
             if fullscreen:
                 pygame.mouse.set_visible(False)
             self._screen = self._window
-        self.layout = Layout.for_size(self._screen.get_size())
+        self.layout = Layout.for_size(self._screen.get_size(), layout)
+        self.theme: Theme = DAY
         self._font_path = os.path.join(os.path.dirname(pygame.__file__),
                                        pygame.font.get_default_font())
-        self._fonts: dict[int, object] = {}
-        self._texts: dict[tuple, object] = {}
-        self._backgrounds: dict[tuple, object] = {}
+        self._fonts: dict[int, Any] = {}
+        self._glyphs: dict[tuple, tuple[Any, int]] = {}
+        self._texts: OrderedDict[tuple, Any] = OrderedDict()
+        self._backgrounds: dict[tuple, Any] = {}
+        self._static_key: tuple | None = None
+        self._elements: list[Element] = []
+        self._keys: dict[str, Hashable] = {}
+        self._areas: dict[str, Rect] = {}
+        self.frames = 0
+        self.last_dirty: list[Rect] = []  # what the last frame sent to the screen
+        log.debug("cluster %s layout %s", self._screen.get_size(), self.layout.name)
 
     # -- public API ---------------------------------------------------------
 
@@ -208,17 +184,59 @@ class Cluster:
         return self._screen
 
     def render(self, state: DashState) -> None:
-        """Draw one frame of ``state`` and show it."""
+        """Draw one frame of ``state`` and show it (only what changed, unless ``full_redraw``)."""
+        pg = self._pg
+        self.frames += 1
+        static_key = self._static_key_of(state)
+        if static_key != self._static_key:
+            self._static_key = static_key
+            self.theme = THEMES["night" if state.night else "day"]
+            self._elements = self._build_elements(state.page)
+            self._keys.clear()
+            self._areas.clear()
+        background = self._background(state)
         screen = self._screen
-        screen.blit(self._background(state), (0, 0))
-        self._draw_shift_lamp(screen, state.cue)
-        self._draw_tach(screen, state)
-        self._draw_speed(screen, state.speed_kmh)
-        self._draw_gear(screen, state.gear)
-        self._draw_gauges(screen, state.coolant_c, state.battery_v)
-        self._draw_status(screen, state)
+        if self.full_redraw or not self._keys:
+            screen.blit(background, (0, 0))
+            for element in self._elements:
+                area = element.area(state)
+                screen.set_clip(area)
+                element.draw(screen, state)
+                self._keys[element.name] = element.key(state)
+                self._areas[element.name] = area
+            screen.set_clip(None)
+            self.last_dirty = [(0, 0, *screen.get_size())]
+            if self._window is not None:
+                pg.display.flip()
+            return
+
+        dirty = []
+        new_keys = {}
+        for element in self._elements:
+            key = element.key(state)
+            new_keys[element.name] = key
+            if key != self._keys.get(element.name):
+                dirty.append(pg.Rect(self._areas[element.name]))
+                dirty.append(pg.Rect(element.area(state)))
+        self._keys = new_keys
+        if not dirty:
+            self.last_dirty = []
+            return
+        dirty = _merge(dirty)
+        for rect in dirty:
+            screen.blit(background, rect, rect)
+        for element in self._elements:
+            area = pg.Rect(element.area(state))
+            self._areas[element.name] = tuple(area)
+            for rect in dirty:
+                clip = area.clip(rect)
+                if clip.width and clip.height:
+                    screen.set_clip(clip)
+                    element.draw(screen, state)
+        screen.set_clip(None)
+        self.last_dirty = [tuple(r) for r in dirty]
         if self._window is not None:
-            self._pg.display.flip()
+            pg.display.update(dirty)
 
     def save(self, path) -> None:
         """Write the last frame as a PNG."""
@@ -241,6 +259,7 @@ class Cluster:
             return
         self._closed = True
         self._fonts.clear()
+        self._glyphs.clear()
         self._texts.clear()
         self._backgrounds.clear()
         Cluster._open -= 1
@@ -256,67 +275,133 @@ class Cluster:
             font = self._fonts[px] = self._pg.font.Font(self._font_path, px)
         return font
 
+    def _glyph(self, char: str, px: int, colour) -> tuple[Any, int]:
+        """A cached glyph surface and its advance in pixels."""
+        key = (char, px, colour)
+        glyph = self._glyphs.get(key)
+        if glyph is None:
+            font = self._font(px)
+            glyph = self._glyphs[key] = (font.render(char, True, colour), font.size(char)[0])
+        return glyph
+
     def _render_text(self, text: str, px: int, colour):
         key = (text, px, colour)
         surf = self._texts.get(key)
         if surf is None:
-            if len(self._texts) > 512:  # digits change every frame; keep the cache bounded
-                self._texts.clear()
             surf = self._texts[key] = self._font(px).render(text, True, colour)
+            if len(self._texts) > TEXT_CACHE_SIZE:
+                self._texts.popitem(last=False)
+        else:
+            self._texts.move_to_end(key)
         return surf
 
+    def _text_width(self, text: str, px: int) -> int:
+        if GLYPH_CHARS.issuperset(text):
+            return sum(self._glyph(c, px, (0, 0, 0))[1] for c in text)
+        return self._font(px).size(text)[0]
+
     def _text(self, target, text: str, px: int, colour, x: int, baseline: int,
-              align: str = "left") -> tuple[int, int, int, int]:
+              align: str = "left") -> Rect:
         """Draw ``text`` with its baseline at ``baseline``; ``x`` is its left, centre or right."""
+        top = baseline - self._font(px).get_ascent()
+        if GLYPH_CHARS.issuperset(text):  # figures: glyph by glyph, from the cache
+            glyphs = [self._glyph(c, px, colour) for c in text]
+            w = sum(advance for _, advance in glyphs)
+            left = {"left": x, "center": x - w // 2, "right": x - w}[align]
+            pen = left
+            for surf, advance in glyphs:
+                target.blit(surf, (pen, top))
+                pen += advance
+            return (left, top, w, self._font(px).get_height())
         surf = self._render_text(text, px, colour)
         w = surf.get_width()
         left = {"left": x, "center": x - w // 2, "right": x - w}[align]
-        top = baseline - self._font(px).get_ascent()
         target.blit(surf, (left, top))
         return (left, top, w, surf.get_height())
 
     def _px(self, design_px: float) -> int:
         return max(8, round(design_px * self.layout.unit))
 
-    # -- static background ---------------------------------------------------
+    def _fit(self, text: str, px: int, room: int) -> str:
+        """``text``, cut short with an ellipsis to fit ``room`` pixels."""
+        font = self._font(px)
+        if font.size(text)[0] <= room:
+            return text
+        while text and font.size(text + "\N{HORIZONTAL ELLIPSIS}")[0] > room:
+            text = text[:-1]
+        return text.rstrip() + "\N{HORIZONTAL ELLIPSIS}" if text else ""
+
+    def _fit_px(self, text: str, px: int, room: int) -> int:
+        """The largest font size up to ``px`` at which ``text`` fits ``room`` pixels."""
+        while px > 8 and self._text_width(text, px) > room:
+            px -= 1
+        return px
+
+    def _missing(self, target, dashes: str, digits_px: int, x: int, baseline: int,
+                 align: str, colour=None) -> None:
+        """Dashes for a missing big number: thin, dim, centred on where the digits would be.
+
+        A hyphen at digit size is a fat block that reads as a glitch.
+        """
+        px = round(digits_px * 0.7)
+        # freesansbold: digits are 0.73 em tall, the hyphen's middle is 0.28 em up
+        dash_baseline = baseline - round(0.365 * digits_px) + round(0.28 * px)
+        self._text(target, dashes, px, colour or self.theme.dim, x, dash_baseline, align)
+
+    # -- static layer --------------------------------------------------------
+
+    def _static_key_of(self, state: DashState) -> tuple:
+        return (state.night, state.page, state.tach_max_rpm, state.redline_rpm, state.upshift_rpm)
 
     def _background(self, state: DashState):
-        key = (self._screen.get_size(), state.tach_max_rpm, state.redline_rpm)
+        key = self._static_key_of(state)
         bg = self._backgrounds.get(key)
         if bg is None:
-            bg = self._backgrounds[key] = self._build_background(state.tach_max_rpm,
-                                                                 state.redline_rpm)
+            theme = THEMES["night" if state.night else "day"]
+            bg = self._backgrounds[key] = self._build_background(theme, state)
             log.debug("built cluster background for %s", key)
         return bg
 
-    def _build_background(self, tach_max_rpm: float, redline_rpm: float):
+    def _panel(self, target, rect, theme: Theme) -> None:
+        radius = self._px(10)
+        self._pg.draw.rect(target, theme.panel, rect, border_radius=radius)
+        self._pg.draw.rect(target, theme.panel_edge, rect, width=max(1, self._px(2)),
+                           border_radius=radius)
+
+    def _label_px(self, row_h: int) -> int:
+        return max(10, min(round(0.34 * row_h), self._px(20)))
+
+    def _build_background(self, theme: Theme, state: DashState):
         pg = self._pg
         lay = self.layout
         bg = pg.Surface(lay.size)
-        bg.fill(BACKGROUND)
-        radius_px = self._px(10)
-        for rect in (lay.speed, lay.gear, lay.gauges):
-            pg.draw.rect(bg, PANEL, rect, border_radius=radius_px)
-            pg.draw.rect(bg, PANEL_EDGE, rect, width=max(1, self._px(2)), border_radius=radius_px)
-        pg.draw.rect(bg, STATUS_BAR, lay.status)
-        pg.draw.line(bg, PANEL_EDGE, lay.status[:2], (lay.status[2], lay.status[1]))
-        self._draw_tach_face(bg, tach_max_rpm, redline_rpm)
-
-        label_px = self._px(18)
-        down = self._px(12) + label_px * 3 // 4  # label baseline below a panel's top
-        pad = self._px(12)
-        gx, gy, gw, _ = lay.gear
-        self._text(bg, "GEAR", label_px, LABEL, gx + gw // 2, gy + down, "center")
-        sx, sy, _, _ = lay.speed
-        self._text(bg, "SPEED", label_px, LABEL, sx + pad, sy + down)
-        ux, uy, _, uh = lay.gauges
-        for i, label in enumerate(("COOLANT", "BATTERY")):
-            self._text(bg, label, label_px, LABEL, ux + pad, uy + i * (uh // 2) + down)
+        bg.fill(theme.background)
+        for rect in (lay.speed, lay.gear, lay.info):
+            self._panel(bg, rect, theme)
+        pg.draw.rect(bg, theme.status_bar, lay.status)
+        pg.draw.line(bg, theme.panel_edge, lay.status[:2], (lay.status[2] - 1, lay.status[1]))
+        gx, gy, gw, gh = lay.gear
+        label_px = self._label_px(round(0.25 * gh))
+        self._text(bg, "GEAR", label_px, theme.label, gx + gw // 2,
+                   gy + self._px(8) + label_px * 3 // 4, "center")
+        pad = self._px(10)
+        for (x, y, _, h), label in zip(lay.info_rows, ("COOLANT", "BATTERY", "TRIP", "ODO")):
+            px = self._label_px(h)
+            self._text(bg, label, px, theme.label, x + pad, y + h // 2 + round(0.36 * px))
+        if state.page == 1:
+            self._panel(bg, lay.page, theme)
+            for (x, y, w, h), label in zip(self._page_rows(), self._page_labels()):
+                px = self._label_px(h)
+                self._text(bg, label, px, theme.label, x, y + h // 2 + round(0.36 * px))
+        else:
+            self._draw_tach_face(bg, theme, state.tach_max_rpm, state.redline_rpm)
+            self._draw_upshift_notch(bg, theme, state)
         if bg.get_bytesize() == 4 and self._window is not None:
             bg = bg.convert()
         return bg
 
-    def _draw_tach_face(self, target, tach_max_rpm: float, redline_rpm: float) -> None:
+    def _draw_tach_face(self, target, theme: Theme, tach_max_rpm: float,
+                        redline_rpm: float) -> None:
         """Ticks, numerals and red zone, drawn at 2x and scaled down for smooth edges."""
         pg = self._pg
         lay = self.layout
@@ -324,7 +409,7 @@ class Cluster:
         r = lay.tach_radius
         side = 2 * r + 4
         face = pg.Surface((side * ss, side * ss))
-        face.fill(BACKGROUND)
+        face.fill(theme.background)
         c = (side * ss / 2, side * ss / 2)
         R = r * ss
 
@@ -332,31 +417,31 @@ class Cluster:
             a = math.radians(tach_angle_deg(rpm, tach_max_rpm))
             return c[0] + R * fraction * math.cos(a), c[1] - R * fraction * math.sin(a)
 
-        pg.draw.circle(face, PANEL_EDGE, c, R)
-        pg.draw.circle(face, TACH_FACE, c, R - max(2, self._px(3)) * ss)
+        pg.draw.circle(face, theme.panel_edge, c, R)
+        pg.draw.circle(face, theme.tach_face, c, R - max(2, self._px(3)) * ss)
 
         # red zone: a band inside the rim, from the redline to full scale
         if redline_rpm < tach_max_rpm:
             steps = max(8, int(48 * (tach_max_rpm - redline_rpm) / tach_max_rpm))
             arc = [redline_rpm + (tach_max_rpm - redline_rpm) * i / steps for i in range(steps + 1)]
             band = [point(v, 0.93) for v in arc] + [point(v, 0.80) for v in reversed(arc)]
-            pg.draw.polygon(face, RED_ZONE, band)
+            pg.draw.polygon(face, theme.red_zone, band)
 
         # ticks: major every 1000 rpm with numerals, minor every 500
-        major_w = max(2, round(4 * lay.unit)) * ss
-        minor_w = max(1, round(2 * lay.unit)) * ss
-        numeral_px = self._px(34) * ss
+        scale = r / 183  # against the 800x480 tach
+        major_w = max(2, round(4 * scale)) * ss
+        minor_w = max(1, round(2 * scale)) * ss
+        numeral_px = max(10, round(34 * scale)) * ss
         font = pg.font.Font(self._font_path, numeral_px)
         rpm = 0
         while rpm <= tach_max_rpm + 1e-6:
             major = rpm % 1000 == 0
-            colour = TEXT if rpm < redline_rpm else (255, 235, 235)
             inner = 0.78 if major else 0.85
-            pg.draw.line(face, colour, point(rpm, inner), point(rpm, 0.93),
+            pg.draw.line(face, theme.tick, point(rpm, inner), point(rpm, 0.93),
                          major_w if major else minor_w)
             if major:
                 numeral = font.render(str(rpm // 1000), True,
-                                      RED_ZONE if rpm >= redline_rpm else TEXT)
+                                      theme.red_zone if rpm >= redline_rpm else theme.text)
                 # keep the numeral's box clear of the ticks, however wide it is ("10")
                 a = math.radians(tach_angle_deg(rpm, tach_max_rpm))
                 half_w, half_h = numeral.get_width() / 2, numeral_px * 0.37
@@ -364,39 +449,103 @@ class Cluster:
                 nx, ny = point(rpm, 0.70 - reach / R)
                 face.blit(numeral, numeral.get_rect(center=(nx, ny)))
             rpm += 500
-        unit_font = pg.font.Font(self._font_path, self._px(16) * ss)
-        label = unit_font.render("x1000 r/min", True, LABEL)
+        unit_font = pg.font.Font(self._font_path, max(9, round(16 * scale)) * ss)
+        label = unit_font.render("x1000 r/min", True, theme.label)
         face.blit(label, label.get_rect(center=(c[0], c[1] - 0.36 * R)))
 
         face = pg.transform.smoothscale(face, (side, side))
         cx, cy = lay.tach_center
         target.blit(face, (cx - side // 2, cy - side // 2))
 
-    # -- dynamic parts --------------------------------------------------------
-
-    def _draw_shift_lamp(self, screen, cue: str | None) -> None:
-        pg = self._pg
-        x, y, w, h = self.layout.shift
-        radius = self._px(8)
-        if cue not in (UP, DOWN):
-            pg.draw.rect(screen, PANEL, (x, y, w, h), border_radius=radius)
-            pg.draw.rect(screen, PANEL_EDGE, (x, y, w, h), width=max(1, self._px(2)),
-                         border_radius=radius)
+    def _draw_upshift_notch(self, target, theme: Theme, state: DashState) -> None:
+        """The upshift point as a small amber notch outside the scale."""
+        if not 0 < state.upshift_rpm < state.tach_max_rpm:
             return
-        up = cue == UP
-        lamp, ink = (CUE_UP, CUE_TEXT_UP) if up else (CUE_DOWN, CUE_TEXT_DOWN)
-        pg.draw.rect(screen, lamp, (x, y, w, h), border_radius=radius)
-        text_px = round(h * 0.75)
-        label = "SHIFT UP" if up else "SHIFT DOWN"
-        baseline = y + h // 2 + round(text_px * 0.36)
-        tx, _, tw, _ = self._text(screen, label, text_px, ink, x + w // 2, baseline, "center")
-        # arrows either side of the words, and at the bar's ends, so the cue
-        # reads from the corner of the eye even before the words do
-        size = round(h * 0.62)
-        gap = round(h * 0.6)
-        for ax in (tx - gap - size // 2, tx + tw + gap + size // 2, x + gap + size // 2,
-                   x + w - gap - size // 2):
-            self._arrow(screen, ax, y + h // 2, size, up, ink)
+        lay = self.layout
+        (cx, cy), r = lay.tach_center, lay.tach_radius
+        a = math.radians(tach_angle_deg(state.upshift_rpm, state.tach_max_rpm))
+        tip = lay.tach_point(state.upshift_rpm, state.tach_max_rpm, 0.945)
+        base = r * 0.995
+        spread = 0.045
+        notch = [tip,
+                 (cx + base * math.cos(a + spread), cy - base * math.sin(a + spread)),
+                 (cx + base * math.cos(a - spread), cy - base * math.sin(a - spread))]
+        self._gfx.aapolygon(target, notch, theme.upshift_mark)
+        self._gfx.filled_polygon(target, notch, theme.upshift_mark)
+
+    # -- elements ---------------------------------------------------------------
+
+    def _build_elements(self, page: int) -> list[Element]:
+        lay = self.layout
+
+        def fixed(rect: Rect) -> Callable[[DashState], Rect]:
+            return lambda state: rect
+
+        elements = [Element("shift", fixed(lay.shift), shift_bar_key, self._draw_shift_bar)]
+        if page == 1:
+            elements.append(Element("page", fixed(lay.page), self._page_key, self._draw_page))
+        else:
+            elements += [
+                Element("est", fixed(lay.est_rect),
+                        lambda s: s.rpm_estimated and s.rpm is not None, self._draw_est),
+                Element("rpm", fixed(lay.rpm_digits_rect),
+                        lambda s: (rpm_text(s.rpm), s.rpm_estimated), self._draw_rpm_digits),
+                Element("needle", self._needle_area,
+                        lambda s: (self._needle_rpm(s), s.rpm_estimated), self._draw_needle),
+            ]
+        elements += [
+            Element("speed", fixed(lay.speed),
+                    lambda s: speed_figures(s.speed_kmh, s.units), self._draw_speed),
+            Element("gear", fixed(lay.gear), lambda s: (s.gear, s.low_range), self._draw_gear),
+        ]
+        for row, value in zip(lay.info_rows, (
+                lambda s: coolant_text(s.coolant_c), lambda s: battery_text(s.battery_v),
+                lambda s: distance_text(s.trip_km, s.units, 1),
+                lambda s: distance_text(s.odometer_km, s.units, 0))):
+            elements.append(Element(f"info{row[1]}", fixed(row), value,
+                                    self._info_drawer(row, value)))
+        elements += [
+            Element("sources", fixed(lay.sources),
+                    lambda s: (tuple((v.name, v.state) for v in s.sources), bool(s.message)),
+                    self._draw_sources),
+            Element("status_message",
+                    lambda s: lay.message_strip if s.message else lay.status_message,
+                    lambda s: (s.message, source_problem(s.sources)), self._draw_status_message),
+            Element("clock", fixed(lay.clock), lambda s: clock_text(s.wall_time), self._draw_clock),
+        ]
+        return elements
+
+    # shift bar
+
+    def _draw_shift_bar(self, screen, state: DashState) -> None:
+        pg = self._pg
+        theme = self.theme
+        lay = self.layout
+        key = shift_bar_key(state)
+        x, y, w, h = lay.shift
+        radius = self._px(8)
+        if key[0] == "down" or key == ("up", True):
+            up = key[0] == "up"
+            lamp, ink = (theme.cue_up, theme.cue_text_up) if up else (theme.cue_down,
+                                                                     theme.cue_text_down)
+            pg.draw.rect(screen, lamp, (x, y, w, h), border_radius=radius)
+            text_px = round(h * 0.75)
+            label = "SHIFT UP" if up else "SHIFT DOWN"
+            baseline = y + h // 2 + round(text_px * 0.36)
+            tx, _, tw, _ = self._text(screen, label, text_px, ink, x + w // 2, baseline, "center")
+            # arrows either side of the words, and at the bar's ends, so the cue
+            # reads from the corner of the eye even before the words do
+            size = round(h * 0.62)
+            gap = round(h * 0.6)
+            for ax in (tx - gap - size // 2, tx + tw + gap + size // 2, x + gap + size // 2,
+                       x + w - gap - size // 2):
+                self._arrow(screen, ax, y + h // 2, size, up, ink)
+            return
+        lit = key[1] if key[0] == "ramp" else 0
+        seg_radius = max(2, radius // 2)
+        for i in range(SHIFT_SEGMENTS):
+            colour = theme.segments[i] if i < lit else theme.segment_off
+            pg.draw.rect(screen, colour, lay.shift_segment(i), border_radius=seg_radius)
 
     def _arrow(self, screen, cx: int, cy: int, size: int, up: bool, colour) -> None:
         s = -1 if up else 1  # screen y grows downwards
@@ -408,150 +557,247 @@ class Cluster:
             self._gfx.aapolygon(screen, poly, colour)
             self._gfx.filled_polygon(screen, poly, colour)
 
-    def _draw_tach(self, screen, state: DashState) -> None:
+    # tach
+
+    def _needle_rpm(self, state: DashState) -> float | None:
+        """The rpm the needle is drawn at: rounded to half a pixel of tip travel."""
+        if state.rpm is None:
+            return None
+        travel_px = math.radians(240.0) * 0.9 * self.layout.tach_radius
+        step = state.tach_max_rpm / travel_px / 2
+        return round(state.rpm / step) * step
+
+    def _needle_area(self, state: DashState) -> Rect:
+        return self.layout.needle_area(self._needle_rpm(state), state.tach_max_rpm)
+
+    def _draw_needle(self, screen, state: DashState) -> None:
         lay = self.layout
+        theme = self.theme
+        rpm = self._needle_rpm(state)
+        if rpm is not None:
+            poly = lay.needle_polygon(rpm, state.tach_max_rpm)
+            colour = theme.estimated if state.rpm_estimated else theme.needle
+            self._gfx.aapolygon(screen, poly, colour)
+            self._gfx.filled_polygon(screen, poly, colour)
         (cx, cy), r = lay.tach_center, lay.tach_radius
-        colour = ESTIMATED if state.rpm_estimated else NEEDLE
+        self._pg.draw.circle(screen, theme.hub, (cx, cy), round(0.075 * r))
+        self._pg.draw.circle(screen, theme.panel_edge, (cx, cy), round(0.075 * r),
+                             max(1, self._px(2)))
 
-        # the upshift point as a small amber notch outside the scale
-        if 0 < state.upshift_rpm < state.tach_max_rpm:
-            a = math.radians(tach_angle_deg(state.upshift_rpm, state.tach_max_rpm))
-            tip = lay.tach_point(state.upshift_rpm, state.tach_max_rpm, 0.945)
-            base = r * 0.995
-            spread = 0.045
-            notch = [tip,
-                     (cx + base * math.cos(a + spread), cy - base * math.sin(a + spread)),
-                     (cx + base * math.cos(a - spread), cy - base * math.sin(a - spread))]
-            self._gfx.aapolygon(screen, notch, UPSHIFT_MARK)
-            self._gfx.filled_polygon(screen, notch, UPSHIFT_MARK)
+    def _draw_est(self, screen, state: DashState) -> None:
+        if not (state.rpm_estimated and state.rpm is not None):
+            return
+        x, y, w, h = self.layout.est_rect
+        self._pg.draw.rect(screen, self.theme.estimated, (x, y, w, h), border_radius=max(2, h // 4))
+        px = round(h * 0.78)
+        self._text(screen, "EST", px, self.theme.background, x + w // 2,
+                   y + h // 2 + round(px * 0.36), "center")
 
-        if state.rpm_estimated and state.rpm is not None:
-            bx, by = cx, round(cy + 0.27 * r)
-            px = self._px(22)
-            surf = self._render_text("EST", px, BACKGROUND)
-            bw, bh = surf.get_width() + self._px(14), round(px * 1.05)
-            box = (bx - bw // 2, by - bh // 2, bw, bh)
-            self._pg.draw.rect(screen, ESTIMATED, box, border_radius=self._px(5))
-            self._text(screen, "EST", px, BACKGROUND, bx, by + round(px * 0.36), "center")
-
-        dx, dy, dw, dh = lay.rpm_digits_rect
+    def _draw_rpm_digits(self, screen, state: DashState) -> None:
+        dx, dy, dw, dh = self.layout.rpm_digits_rect
+        cx = dx + dw // 2
         digits_px = round(dh * 0.72)
         baseline = dy + round(dh * 0.78)
         if state.rpm is None:
-            self._missing(screen, "----", digits_px, cx, baseline, "center")
-        else:
-            shown = int(round(state.rpm / 10.0) * 10)
-            self._text(screen, str(shown), digits_px, colour, cx, baseline, "center")
-            self._needle(screen, state.rpm, state.tach_max_rpm, colour)
-        self._pg.draw.circle(screen, HUB, (cx, cy), round(0.075 * r))
-        self._pg.draw.circle(screen, PANEL_EDGE, (cx, cy), round(0.075 * r), max(1, self._px(2)))
+            self._missing(screen, rpm_text(None), digits_px, cx, baseline, "center")
+            return
+        colour = self.theme.estimated if state.rpm_estimated else self.theme.needle
+        self._text(screen, rpm_text(state.rpm), digits_px, colour, cx, baseline, "center")
 
-    def _needle(self, screen, rpm: float, tach_max_rpm: float, colour) -> None:
-        (cx, cy), r = self.layout.tach_center, self.layout.tach_radius
-        a = math.radians(tach_angle_deg(rpm, tach_max_rpm))
-        ux, uy = math.cos(a), -math.sin(a)  # along the needle, screen coords
-        nx, ny = -uy, ux  # across it
-        tip, tail = 0.90 * r, -0.14 * r
-        base_half, tip_half = 0.045 * r, 0.014 * r
-        poly = [(cx + ux * tail + nx * base_half, cy + uy * tail + ny * base_half),
-                (cx + ux * tip + nx * tip_half, cy + uy * tip + ny * tip_half),
-                (cx + ux * tip - nx * tip_half, cy + uy * tip - ny * tip_half),
-                (cx + ux * tail - nx * base_half, cy + uy * tail - ny * base_half)]
-        self._gfx.aapolygon(screen, poly, colour)
-        self._gfx.filled_polygon(screen, poly, colour)
+    # speed and gear
 
-    def _draw_speed(self, screen, speed_kmh: float | None) -> None:
+    def _draw_speed(self, screen, state: DashState) -> None:
+        theme = self.theme
         x, y, w, h = self.layout.speed
-        pad = self._px(14)
-        digits_px = round(h * 0.70)
-        unit_px = self._px(30)
-        baseline = y + round(h * 0.70)
-        number_right = x + w - pad - round(unit_px * 2.6)
-        mph, kmh = speed_texts(speed_kmh)
-        colour = DIM if speed_kmh is None else TEXT
-        if speed_kmh is None:
-            self._missing(screen, mph, digits_px, number_right, baseline, "right")
-        else:
-            self._text(screen, mph, digits_px, colour, number_right, baseline, "right")
-        self._text(screen, "mph", unit_px, LABEL, number_right + self._px(10), baseline)
-        small_px = self._px(32)
-        small_base = y + h - pad
-        ux = x + w - pad
-        _, _, uw, _ = self._text(screen, "km/h", self._px(20), LABEL, ux, small_base, "right")
-        self._text(screen, kmh, small_px, colour, ux - uw - self._px(8), small_base, "right")
-
-    def _draw_gear(self, screen, gear: int | None) -> None:
-        x, y, w, h = self.layout.gear
-        px = round(h * 0.80)
-        baseline = y + round(h * 0.86)
-        if gear is None:
-            self._missing(screen, "-", px, x + w // 2, baseline, "center")
-        else:
-            self._text(screen, gear_text(gear), px, TEXT, x + w // 2, baseline, "center")
-
-    def _draw_gauges(self, screen, coolant_c: float | None, battery_v: float | None) -> None:
-        x, y, w, h = self.layout.gauges
+        px = self.layout.speed_px
         pad = self._px(12)
-        row_h = h // 2
-        px = self._px(40)
-        values = (f"{coolant_c:.0f}\N{DEGREE SIGN}C" if coolant_c is not None else "--",
-                  f"{battery_v:.1f} V" if battery_v is not None else "--")
-        for i, value in enumerate(values):
-            colour = DIM if value == "--" else TEXT
-            self._text(screen, value, px, colour, x + w - pad, y + (i + 1) * row_h - pad, "right")
+        big, big_unit, small, small_unit = speed_figures(state.speed_kmh, state.units)
+        ink = round(0.73 * px)
+        baseline = y + (h + ink) // 2
+        label_px = max(10, round(0.17 * px))
+        small_px = max(12, round(0.26 * px))
+        unit_w = max(self._font(label_px).size(u)[0] for u in ("mph", "km/h"))
+        unit_w = max(unit_w, self._text_width("888", small_px))
+        number_right = x + w - pad - unit_w - pad
+        if state.speed_kmh is None:
+            self._missing(screen, big, px, number_right, baseline, "right")
+        else:
+            self._text(screen, big, px, theme.text, number_right, baseline, "right")
+        ux = number_right + pad
+        self._text(screen, big_unit, label_px, theme.label, ux, baseline - ink + round(0.73 * label_px))
+        self._text(screen, small_unit, label_px, theme.label, ux, baseline)
+        small_colour = theme.dim if state.speed_kmh is None else theme.text
+        self._text(screen, small, small_px, small_colour, ux,
+                   baseline - round(1.25 * label_px))
 
-    def _draw_status(self, screen, state: DashState) -> None:
+    def _draw_gear(self, screen, state: DashState) -> None:
+        theme = self.theme
+        x, y, w, h = self.layout.gear
+        px = self.layout.gear_px
+        label_zone = self._px(8) + self._label_px(round(0.25 * h))
+        ink = round(0.73 * px)
+        baseline = y + label_zone + (h - label_zone + ink) // 2
+        text = gear_text(state.gear)
+        marker_px = round(0.42 * px)
+        marker_w = self._font(marker_px).size("L")[0] if state.low_range else 0
+        main_w = self._font(px).size(text)[0]
+        if state.low_range:
+            px = self._fit_px(text, px, w - marker_w - self._px(16))
+            main_w = self._font(px).size(text)[0]
+        left = x + (w - main_w - marker_w) // 2
+        if state.gear is None:
+            self._missing(screen, text, px, left + main_w // 2, baseline, "center")
+        else:
+            self._text(screen, text, px, theme.text, left, baseline)
+        if state.low_range:
+            self._text(screen, "L", marker_px, theme.low_range, left + main_w, baseline)
+
+    # info panel
+
+    def _info_drawer(self, row: Rect, value: Callable[[DashState], str]):
+        def draw(screen, state: DashState) -> None:
+            x, y, w, h = row
+            pad = self._px(10)
+            text = value(state)
+            label_w = self._font(self._label_px(h)).size("BATTERY")[0]
+            px = max(12, min(round(0.62 * h), self._px(44)))
+            px = self._fit_px(text, px, w - 3 * pad - label_w)
+            colour = self.theme.dim if text == MISSING else self.theme.text
+            self._text(screen, text, px, colour, x + w - pad, y + h // 2 + round(0.36 * px),
+                       "right")
+        return draw
+
+    # status strip
+
+    def _draw_sources(self, screen, state: DashState) -> None:
         lay = self.layout
+        theme = self.theme
         x, y, w, h = lay.status
-        name_px = self._px(18)
+        name_px = max(10, round(0.46 * h))
         baseline = y + h // 2 + round(name_px * 0.36)
         dot_r = max(3, round(h * 0.2))
-        end = x
-        for i, source in enumerate(state.sources):
-            colour = SOURCE_COLOURS.get(source.state, SOURCE_COLOURS[ABSENT])
+        for i, source in enumerate(state.sources[:3]):
+            colour = theme.sources.get(source.state, theme.sources[ABSENT])
+            if state.message:  # the message strip needs the room: dots only
+                self._pg.draw.circle(screen, colour, lay.compact_dot(i), dot_r)
+                continue
             dx, dy = lay.source_dot(i)
             self._pg.draw.circle(screen, colour, (dx, dy), dot_r)
-            nx = dx + dot_r + self._px(6)
-            name_colour = TEXT if source.state == LIVE else colour
-            _, _, nw, _ = self._text(screen, source.name, name_px, name_colour, nx, baseline)
-            end = max(end, nx + nw)
+            nx = dx + dot_r + max(3, round(6 * lay.unit))
+            name_colour = theme.text if source.state == LIVE else colour
+            room = lay.source_slot - (nx - (x + i * lay.source_slot)) - max(2, round(4 * lay.unit))
+            self._text(screen, self._fit(source.name, name_px, room), name_px, name_colour, nx,
+                       baseline)
 
-        title_px = self._px(16)
-        title = self._render_text(state.profile_title, title_px, LABEL)
-        title_x = x + w - self._px(10) - title.get_width()
-        self._text(screen, state.profile_title, title_px, LABEL, title_x,
-                   y + h // 2 + round(title_px * 0.36))
-
-        # a source in trouble first; else a live one that has counted errors (noisy line)
-        trouble = next((s for s in state.sources if s.state != LIVE), None) or next(
-            (s for s in state.sources if s.errors and s.message), None)
-        if trouble is None:
+    def _draw_status_message(self, screen, state: DashState) -> None:
+        theme = self.theme
+        x, y, w, h = self.layout.message_strip if state.message else self.layout.status_message
+        pad = self._px(10)
+        px = max(10, round(0.5 * h))
+        baseline = y + h // 2 + round(px * 0.36)
+        if state.message:
+            self._pg.draw.rect(screen, theme.warning, (x, y + 2, w, h - 3),
+                               border_radius=self._px(4))
+            px = max(10, round(0.6 * h))
+            text = self._fit("! " + state.message, px, w - 2 * pad)
+            self._text(screen, text, px, theme.warning_text, x + pad, y + h // 2 + round(px * 0.36))
             return
-        message = trouble.message or ("no data" if trouble.state == ABSENT else "data is old")
-        text = f"{trouble.name}: {message}"
-        left = max(end + self._px(16), x + lay.source_slot * len(state.sources))
-        room = title_x - self._px(16) - left
-        colour = SOURCE_COLOURS[STALE] if trouble.state == STALE else (LABEL if trouble.state == LIVE else TEXT)
-        text = self._fit(text, name_px, room)
+        problem = source_problem(state.sources)
+        if problem is None:
+            return
+        text, source_state = problem
+        colour = (theme.sources[STALE] if source_state == STALE
+                  else theme.label if source_state == LIVE else theme.text)
+        text = self._fit(text, px, w - 2 * pad)
         if text:
-            self._text(screen, text, name_px, colour, left, baseline)
+            self._text(screen, text, px, colour, x + pad, baseline)
 
-    def _missing(self, target, dashes: str, digits_px: int, x: int, baseline: int,
-                 align: str) -> None:
-        """Dashes for a missing big number: thin, dim, centred on where the digits would be.
+    def _draw_clock(self, screen, state: DashState) -> None:
+        x, y, w, h = self.layout.clock
+        px = max(10, round(0.66 * h))
+        text = clock_text(state.wall_time)
+        colour = self.theme.dim if state.wall_time is None else self.theme.text
+        self._text(screen, text, px, colour, x + w, y + h // 2 + round(px * 0.36), "right")
 
-        A hyphen at digit size is a fat block that reads as a glitch.
-        """
-        px = round(digits_px * 0.7)
-        # freesansbold: digits are 0.73 em tall, the hyphen's middle is 0.28 em up
-        dash_baseline = baseline - round(0.365 * digits_px) + round(0.28 * px)
-        self._text(target, dashes, px, DIM, x, dash_baseline, align)
+    # trip page
 
-    def _fit(self, text: str, px: int, room: int) -> str:
-        """``text``, cut short with an ellipsis to fit ``room`` pixels."""
-        font = self._font(px)
-        if font.size(text)[0] <= room:
-            return text
-        while text and font.size(text + "\N{HORIZONTAL ELLIPSIS}")[0] > room:
-            text = text[:-1]
-        return text.rstrip() + "\N{HORIZONTAL ELLIPSIS}" if text else ""
+    def _page_labels(self) -> tuple[str, ...]:
+        return ("TRIP", "ODOMETER", "COOLANT", "BATTERY")
+
+    def _page_rows(self) -> list[Rect]:
+        """Label/value rows of the trip page (the sources list goes below them)."""
+        x, y, w, h = self.layout.page
+        pad = self._px(14)
+        title_h = round(0.12 * h)
+        row_h = round(0.13 * h)
+        return [(x + pad, y + title_h + i * row_h, w - 2 * pad, row_h) for i in range(4)]
+
+    def _page_key(self, state: DashState) -> tuple:
+        return (state.profile_title, distance_text(state.trip_km, state.units, 1),
+                distance_text(state.odometer_km, state.units, 0), coolant_text(state.coolant_c),
+                battery_text(state.battery_v), state.sources)
+
+    def _draw_page(self, screen, state: DashState) -> None:
+        theme = self.theme
+        x, y, w, h = self.layout.page
+        pad = self._px(14)
+        title_px = max(10, round(0.055 * h))
+        title = self._fit(state.profile_title, title_px, w - 2 * pad)
+        self._text(screen, title, title_px, theme.label, x + pad, y + pad + round(0.75 * title_px))
+        values = (distance_text(state.trip_km, state.units, 1),
+                  distance_text(state.odometer_km, state.units, 0),
+                  coolant_text(state.coolant_c), battery_text(state.battery_v))
+        rows = self._page_rows()
+        for (rx, ry, rw, rh), value in zip(rows, values):
+            label_w = self._font(self._label_px(rh)).size("ODOMETER")[0]
+            px = self._fit_px(value, round(0.72 * rh), rw - label_w - pad)
+            colour = theme.dim if value == MISSING else theme.text
+            self._text(screen, value, px, colour, rx + rw, ry + rh // 2 + round(0.36 * px), "right")
+        # the sources, each with its state and why
+        top = rows[-1][1] + rows[-1][3] + pad
+        line_h = max(12, round(0.085 * h))
+        px = max(10, round(0.62 * line_h))
+        dot_r = max(3, round(0.22 * line_h))
+        for i, source in enumerate(state.sources):
+            ly = top + i * line_h
+            if ly + line_h > y + h - pad // 2:
+                break
+            colour = theme.sources.get(source.state, theme.sources[ABSENT])
+            self._pg.draw.circle(screen, colour, (x + pad + dot_r, ly + line_h // 2), dot_r)
+            why = source.message or {LIVE: "live", STALE: "data is old", ABSENT: "no data"}.get(
+                source.state, source.state)
+            if source.errors:
+                why = f"{why} ({source.errors} errors)"
+            text = self._fit(f"{source.name}: {why}", px, w - 3 * pad - 2 * dot_r)
+            self._text(screen, text, px, theme.text if source.state == LIVE else colour,
+                       x + 2 * pad + 2 * dot_r, ly + line_h // 2 + round(0.36 * px))
+
+
+class FullRedrawCluster(Cluster):
+    """The same dash, redrawn whole every frame: the baseline bench/render.py measures against."""
+
+    full_redraw = True
+
+
+def _merge(rects: list) -> list:
+    """Merge overlapping rects until none overlap, so no pixel is restored and drawn twice."""
+    merged: list = []
+    for rect in rects:
+        if not (rect.width and rect.height):
+            continue
+        rect = rect.copy()
+        changed = True
+        while changed:
+            changed = False
+            for other in merged:
+                if rect.colliderect(other):
+                    merged.remove(other)
+                    rect.union_ip(other)
+                    changed = True
+                    break
+        merged.append(rect)
+    return merged
+
+
+__all__ = ["Cluster", "FullRedrawCluster", "Layout", "LAYOUTS", "choose_layout", "gear_text", "KMH_TO_MPH",
+           "speed_texts", "DAY", "NIGHT", "Element"]

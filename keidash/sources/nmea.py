@@ -38,7 +38,7 @@ import pynmea2
 import serial
 
 from ..errors import ConfigError
-from ..readings import SPEED
+from ..readings import LATITUDE, LONGITUDE, SPEED
 from .base import CONNECTED, CONNECTING, FAILED, Sink, Source
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ DEFAULT_PERIOD_S = 1.0
 MAX_AGE_PERIODS = 3.0
 #: ... but never less than this, so one late sentence does not blank the speedo
 MIN_MAX_AGE_S = 1.5
+#: a position is good for this long (s): it only decides day or night
+POSITION_MAX_AGE_S = 60.0
 #: no valid sentence for this long: tell the driver what to check
 SILENCE_S = 3.0
 #: VTG is only used when no RMC has been seen for this many receiver periods
@@ -112,6 +114,20 @@ def open_error_message(port: str, exc: BaseException) -> str:
 
 def _field(data: list[str], index: int) -> str:
     return data[index] if index < len(data) else ""
+
+
+def _position(fields: list[str]) -> tuple[float, float] | None:
+    """(lat, lon) in degrees from RMC's ddmm.mmmm,N/S,dddmm.mmmm,E/W fields; None if malformed."""
+    if len(fields) < 4 or fields[1] not in ("N", "S") or fields[3] not in ("E", "W"):
+        return None
+    lat, lon = _number(fields[0]), _number(fields[2])
+    if lat is None or lon is None:
+        return None
+    lat = int(lat // 100) + (lat % 100) / 60
+    lon = int(lon // 100) + (lon % 100) / 60
+    if lat > 90 or lon > 180:
+        return None
+    return (-lat if fields[1] == "S" else lat), (-lon if fields[3] == "W" else lon)
 
 
 def _number(text: str) -> float | None:
@@ -180,7 +196,7 @@ class NmeaSource(Source):
     ``max_age`` follows the rate measured from the sentences either way.
     """
 
-    channels = (SPEED,)
+    channels = (SPEED, LATITUDE, LONGITUDE)
 
     def __init__(self, name: str, sink: Sink, port: str, baudrate: int = 9600,
                  ublox_rate_hz: float | None = None):
@@ -477,6 +493,10 @@ class NmeaSource(Source):
             return
         self._last_epoch = epoch
         self._speed(knots * KMH_PER_KNOT, t)
+        position = _position(data[2:6])
+        if position is not None:  # for the night theme (sunset where the truck is)
+            self.emit(t, LATITUDE, position[0], POSITION_MAX_AGE_S)
+            self.emit(t, LONGITUDE, position[1], POSITION_MAX_AGE_S)
 
     def _handle_vtg(self, data: list[str], t: float) -> None:
         if self._last_rmc_t is not None and t - self._last_rmc_t < VTG_FALLBACK_PERIODS * self._period():

@@ -1,0 +1,87 @@
+"""What each figure on the cluster says, as text (pure: no pygame, no clock).
+
+Every value that is not live arrives as ``None`` and is shown as ``"--"``,
+so the dash never shows an old value as if it were current.
+"""
+
+from __future__ import annotations
+
+import time
+
+from keidash.dashstate import ABSENT
+
+KMH_TO_MPH = 0.621371  # mph per km/h
+MISSING = "--"
+
+
+def speed_texts(speed_kmh: float | None) -> tuple[str, str]:
+    """Road speed as shown: (mph, km/h), whole numbers, "--" when unknown."""
+    if speed_kmh is None:
+        return MISSING, MISSING
+    return str(int(round(speed_kmh * KMH_TO_MPH))), str(int(round(speed_kmh)))
+
+
+def speed_figures(speed_kmh: float | None, units: str) -> tuple[str, str, str, str]:
+    """(big figure, its unit, small figure, its unit) for ``units`` "mph" or "kmh"."""
+    mph, kmh = speed_texts(speed_kmh)
+    if units == "kmh":
+        return kmh, "km/h", mph, "mph"
+    return mph, "mph", kmh, "km/h"
+
+
+def gear_text(gear: int | None) -> str:
+    """The gear figure: "N" for neutral, "R" for reverse, "-" when unknown."""
+    if gear is None:
+        return "-"
+    if gear == 0:
+        return "N"
+    if gear < 0:
+        return "R"
+    return str(gear)
+
+
+def gear_label(gear: int | None, low_range: bool) -> str:
+    """The gear as the driver reads it, with the low-range "L": "1L", "NL", "3"."""
+    return gear_text(gear) + ("L" if low_range and gear is not None else "")
+
+
+def distance_text(km: float | None, units: str, decimals: int) -> str:
+    """A trip or odometer distance in the driver's units ("mi" or "km"), "--" when unknown."""
+    if km is None:
+        return MISSING
+    if units == "kmh":
+        return f"{km:,.{decimals}f} km"
+    return f"{km * KMH_TO_MPH:,.{decimals}f} mi"
+
+
+def coolant_text(coolant_c: float | None) -> str:
+    return MISSING if coolant_c is None else f"{coolant_c:.0f}\N{DEGREE SIGN}C"
+
+
+def battery_text(battery_v: float | None) -> str:
+    return MISSING if battery_v is None else f"{battery_v:.1f} V"
+
+
+def clock_text(wall_time: float | None) -> str:
+    """Local time HH:MM of a UNIX time; "--:--" when the clock is not trusted."""
+    if wall_time is None:
+        return "--:--"
+    return time.strftime("%H:%M", time.localtime(wall_time))
+
+
+def rpm_text(rpm: float | None) -> str:
+    """The rpm digits, to the nearest 10 rev/min; "----" when unknown."""
+    return "----" if rpm is None else str(int(round(rpm / 10.0) * 10))
+
+
+def source_problem(sources) -> tuple[str, str] | None:
+    """(text, state) of the source the driver should hear about first, or None.
+
+    A source in trouble first; else a live one that has counted errors (a noisy line).
+    """
+    trouble = next((s for s in sources if s.state != "live"), None) or next(
+        (s for s in sources if s.errors and s.message), None)
+    if trouble is None:
+        return None
+    message = trouble.message or ("no data" if trouble.state == ABSENT else "data is old")
+    return f"{trouble.name}: {message}", trouble.state
