@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--profile", help="profile for pulse defaults (tach pulses per rev)")
     probe.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
+    doctor = sub.add_parser("doctor", help="check this Pi is ready: ports, adapter, GPS fix, pins, display, "
+                                           "groups, disk")
+    doctor.add_argument("--config", metavar="PATH", help="TOML config (default /etc/keidash/config.toml when it "
+                                                         "exists)")
+    doctor.add_argument("--seconds", type=_positive, default=5.0,
+                        help="how long to listen to the adapter and the GPS (default 5)")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+
     sub.add_parser("profiles", help="list the vehicle profiles")
     return parser
 
@@ -162,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_marks(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "doctor":
+            from .doctor import doctor_main
+            return doctor_main(args.config, args.seconds, args.json)
         return cmd_run(args)
     except (ConfigError, ProfileError) as exc:
         print(f"keidash: {exc}", file=sys.stderr)
