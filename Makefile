@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean install-pi uninstall-pi systemd-analyze
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,30 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/keidash demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) systemd-analyze
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) bench/run_all.py
+
+# tests/test_systemd.py checks the units with systemd-analyze: install it when missing and we can.
+systemd-analyze:
+	@if command -v systemd-analyze >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: no systemd-analyze and no apt-get: the unit checks in tests/test_systemd.py will skip"; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo "make: no systemd-analyze and not root: the unit checks will skip (sudo apt-get install systemd)"; \
+	else \
+		echo "make: installing systemd for systemd-analyze"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+	fi
+
+# On the Pi (docs/install.md): sudo make install-pi. DESTDIR=/some/root installs into that root.
+install-pi:
+	DESTDIR="$(DESTDIR)" sh systemd/install.sh
+
+uninstall-pi:
+	DESTDIR="$(DESTDIR)" sh systemd/install.sh --uninstall
 
 clean:
 	rm -rf $(VENV) build *.egg-info

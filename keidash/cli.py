@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from . import __version__
 from .errors import ConfigError, KeidashError, ProfileError
@@ -141,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long to listen to the adapter and the GPS (default 5)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
 
+    ign = sub.add_parser("ignition", help="power the Pi off after the ignition has been off a while")
+    ign.add_argument("--pin", type=int, required=True, help="BCM number of the ignition-sense input (hardware/: 22)")
+    ign.add_argument("--grace", type=_positive, default=10.0, help="seconds off before powering off (default 10)")
+    polarity = ign.add_mutually_exclusive_group()
+    polarity.add_argument("--active-low", dest="active_low", action="store_true", default=True,
+                          help="the pin reads LOW while the ignition is on (optocoupler; default)")
+    polarity.add_argument("--active-high", dest="active_low", action="store_false",
+                          help="the pin reads HIGH while the ignition is on")
+
     sub.add_parser("profiles", help="list the vehicle profiles")
     return parser
 
@@ -170,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_marks(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "ignition":
+            from .ignition import ignition_main
+            return ignition_main(args.pin, args.grace, args.active_low)
         if args.command == "doctor":
             from .doctor import doctor_main
             return doctor_main(args.config, args.seconds, args.json)
@@ -376,6 +389,11 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
     rig = open_rig(sources, profile)
     estimator = _estimator_config(profile, shift, rig.priority(), learned)
     cab, outputs = _cab_and_outputs(args, config)
+    from .notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
+    watchdog = Watchdog.from_environment(
+        check_sources=lambda: sources_alive(rig.sources),
+        describe=lambda: "; ".join(f"{name}: {'connected' if ok else (message or 'not connected')}"
+                                   for name, (ok, message, *_) in rig.links().items()))
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     from .app import run_dash
@@ -383,7 +401,8 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         rig.start()
         stats = run_dash(rig, estimator, [cluster, *outputs], fps=args.fps or fps, seconds=seconds, stop=stop,
                          should_quit=lambda: cluster.poll_quit() or rig.finished(),
-                         calibration=rig.vss_calibration(), cab=cab)
+                         calibration=rig.vss_calibration(), cab=cab,
+                         on_frame=lambda dash: watchdog.frame(time.monotonic()))
         vss = stats.vss_calibration
         if vss is not None and vss.ready and vss.pulses_per_km:
             print(f"keidash: the speed sensor gives {vss.pulses_per_km:.0f} pulses per km (measured "
@@ -396,6 +415,7 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         if args.stats_json:
             stats.write(args.stats_json)
     finally:
+        watchdog.stopping()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         rig.stop()

@@ -287,3 +287,26 @@ path = "{tmp_path / 'no-such-backlight'}"
     import json
     assert json.loads(stats.read_text())["frames"] > 100
     assert json.loads((tmp_path / "distance.json").read_text())["km"] > 0.01  # 24 simulated s of driving
+
+
+def test_under_systemd_the_dash_says_ready_pings_the_watchdog_and_says_stopping(tmp_path):
+    import socket
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.1)
+    env = dict(ENV, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+    out = subprocess.run([sys.executable, "-m", "keidash", "replay", str(FORD / "driving2.jsonl"), "--speed", "1",
+                          "--headless", "--seconds", "3"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    messages = []
+    try:
+        while True:
+            messages.append(sock.recv(4096).decode())
+    except socket.timeout:
+        pass
+    finally:
+        sock.close()
+    assert "READY=1" in messages[0]
+    assert sum("WATCHDOG=1" in m for m in messages) >= 4  # every 0.5 s for 3 s while healthy
+    assert "STOPPING=1" in messages[-1]
