@@ -7,6 +7,7 @@ import math
 import statistics
 from pathlib import Path
 
+from keidash.evaluate import plain_kmeans
 from keidash.learn import learn_from_logs
 from keidash.replay import load_log
 
@@ -20,16 +21,10 @@ def label_medians(log):
             for g in range(1, 6)]
 
 
-def kmeans(log, k=5, rounds=100):
+def kmeans(log, k=5):
     """Plain 1-D k-means on log(rpm/km/h) of every pair at >= 8 km/h and >= 850 rpm."""
-    xs = sorted(math.log(s.rpm / s.speed_kmh) for s in log.samples if s.speed_kmh >= 8 and s.rpm >= 850)
-    centres = [xs[int((i + 0.5) * len(xs) / k)] for i in range(k)]
-    for _ in range(rounds):
-        groups = [[] for _ in centres]
-        for x in xs:
-            groups[min(range(k), key=lambda i: abs(x - centres[i]))].append(x)
-        centres = [sum(g) / len(g) if g else c for g, c in zip(groups, centres)]
-    return sorted((math.exp(c) for c in centres), reverse=True)
+    return plain_kmeans([math.log(s.rpm / s.speed_kmh) for s in log.samples
+                         if s.speed_kmh >= 8 and s.rpm >= 850], k)
 
 
 def cell(gear):

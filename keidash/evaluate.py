@@ -110,6 +110,19 @@ def naive_gear(speed_kmh: float, gears: int) -> int:
     return gears
 
 
+def plain_kmeans(log_ratios: Sequence[float], k: int, rounds: int = 100) -> list[float]:
+    """The baseline the ratio learner is measured against: plain 1-D k-means on ln(rpm per km/h),
+    started at evenly spaced quantiles (deterministic); the centres as rpm per km/h, highest first."""
+    xs = sorted(log_ratios)
+    centres = [xs[int((i + 0.5) * len(xs) / k)] for i in range(k)]
+    for _ in range(rounds):
+        groups: list[list[float]] = [[] for _ in centres]
+        for x in xs:
+            groups[min(range(k), key=lambda i: abs(x - centres[i]))].append(x)
+        centres = [sum(g) / len(g) if g else c for g, c in zip(groups, centres)]
+    return sorted((math.exp(c) for c in centres), reverse=True)
+
+
 def _share(hits: Iterable[bool]) -> float | None:
     hits = list(hits)
     return sum(hits) / len(hits) if hits else None

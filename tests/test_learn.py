@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from keidash.evaluate import plain_kmeans
+
 from keidash.learn import (GearRatio, LearnedRatios, LearnerState, learn_from_logs, learned, learner_step,
                            profile_with_learned)
 from keidash.profiles import load_profile
@@ -85,23 +87,11 @@ def test_openxc_gear_count_is_found_without_being_given(name):
     assert learn_from_logs([_ford(name)]).found == 5
 
 
-def _kmeans_1d(values, k, rounds=100):
-    """Plain k-means on log ratios, started at evenly spaced quantiles (deterministic)."""
-    xs = sorted(values)
-    centres = [xs[int((i + 0.5) * len(xs) / k)] for i in range(k)]
-    for _ in range(rounds):
-        groups = [[] for _ in centres]
-        for x in xs:
-            groups[min(range(k), key=lambda i: abs(x - centres[i]))].append(x)
-        centres = [sum(g) / len(g) if g else c for g, c in zip(groups, centres)]
-    return sorted((math.exp(c) for c in centres), reverse=True)
-
-
 @pytest.mark.parametrize("name", FORD)
 def test_plain_kmeans_misses_gears_the_learner_finds(name):
     log = _ford(name)
     moving = [math.log(s.rpm / s.speed_kmh) for s in log.samples if s.speed_kmh >= 8 and s.rpm >= 850]
-    kmeans = _kmeans_1d(moving, 5)
+    kmeans = plain_kmeans(moving, 5)
     truth = _label_medians(log)
     kmeans_worst = max(abs(got / want - 1) for got, want in zip(kmeans, truth))
     learner_worst = max(abs(got / want - 1) for got, want in zip(learn_from_logs([log], 5).rpm_per_kmh(), truth))
