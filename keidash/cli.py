@@ -151,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     polarity.add_argument("--active-high", dest="active_low", action="store_false",
                           help="the pin reads HIGH while the ignition is on")
 
+    trips = sub.add_parser("trips", help="list the trips in the trip log")
+    trips.add_argument("db", metavar="LOG", help="the trip log (SQLite), e.g. /var/lib/keidash/trips.db")
+    report = sub.add_parser("report", help="one trip as an HTML or PNG report")
+    report.add_argument("db", metavar="LOG", help="the trip log (SQLite)")
+    report.add_argument("--trip", default="last", help="trip number (see keidash trips) or last (default)")
+    report.add_argument("-o", "--out", metavar="FILE.html|FILE.png",
+                        help="default trip-N.html; PNG needs keidash[report] (matplotlib)")
+    export = sub.add_parser("export", help="one trip as CSV (frames) or GPX (GPS track)")
+    export.add_argument("db", metavar="LOG", help="the trip log (SQLite)")
+    export.add_argument("--trip", default="last", help="trip number or last (default)")
+    export.add_argument("-o", "--out", required=True, metavar="FILE.csv|FILE.gpx")
+
     sub.add_parser("profiles", help="list the vehicle profiles")
     return parser
 
@@ -183,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ignition":
             from .ignition import ignition_main
             return ignition_main(args.pin, args.grace, args.active_low)
+        if args.command in ("trips", "report", "export"):
+            from . import trips
+            if args.command == "trips":
+                return trips.trips_main(args.db)
+            if args.command == "report":
+                return trips.report_main(args.db, args.trip, args.out)
+            return trips.export_main(args.db, args.trip, args.out)
         if args.command == "doctor":
             from .doctor import doctor_main
             return doctor_main(args.config, args.seconds, args.json)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..errors import ConfigError
-from . import carobd, generic, openxc, torque
+from . import carobd, generic, openxc, torque, triplog
 from .log import DriveLog, _kinds
 
 AUTO = "auto"
@@ -44,6 +44,8 @@ register(LogFormat("openxc", "OpenXC trace, one JSON message per line, timed or 
 register(LogFormat("torque", "Torque Pro CSV export (GPS Time, Device Time, ...)", torque.sniff, torque.read))
 register(LogFormat("csv", "any CSV with a header, through columns=time=COL,speed=COL[,rpm=COL][,gear=COL]",
                    None, generic.read, ("columns", "speed_unit")))
+register(LogFormat("triplog", "keidash trip log (SQLite): the last trip's rpm and speed readings",
+                   triplog.sniff, triplog.read, ("trip",)))
 
 
 def format_names() -> str:

@@ -1,0 +1,412 @@
+"""The trip log's reader side: keidash trips / report / export and replay of a trip log.
+
+The databases are written here with sqlite3 directly, in the trip-log schema
+(version 1), never through keidash.triplog, so these tests pin the file format:
+trip 1 is hand-made (every figure can be worked out on paper), trip 2 is the
+real OpenXC drive driving2.jsonl (its labels as the dash's gear).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sqlite3
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from keidash import trips
+from keidash.errors import ConfigError, KeidashError
+from keidash.replay import load_log
+
+DRIVE = Path(__file__).parent / "data" / "drives" / "openxc-ford" / "driving2.jsonl"
+
+SCHEMA = """
+CREATE TABLE trips (id INTEGER PRIMARY KEY, started_unix REAL NOT NULL, ended_unix REAL,
+                    profile TEXT NOT NULL DEFAULT '', sources TEXT NOT NULL DEFAULT '');
+CREATE TABLE readings (trip INTEGER NOT NULL REFERENCES trips(id), t REAL NOT NULL,
+                       channel TEXT NOT NULL, value REAL NOT NULL, source TEXT NOT NULL);
+CREATE TABLE frames (trip INTEGER NOT NULL REFERENCES trips(id), t REAL NOT NULL,
+                     speed_kmh REAL, rpm REAL, rpm_estimated INTEGER NOT NULL, gear INTEGER, cue TEXT);
+CREATE INDEX readings_trip_t ON readings(trip, t);
+CREATE INDEX frames_trip_t ON frames(trip, t);
+"""
+
+T1_START = 1_767_225_600.0  # 2026-01-01 00:00 UTC
+T2_START = T1_START + 3600.0
+
+
+def new_db(path: Path, version: int = 1) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.executescript(SCHEMA)
+    db.execute(f"PRAGMA user_version = {version}")
+    return db
+
+
+# trip 1, by hand: 10 Hz frames for 60 s; gear 1 for 10 s, 2 for 15 s, 3 for 20 s, 4 for 15 s;
+# 36 km/h for 30 s then 72 km/h; rpm 3000 but 7000 for 1 s in 1st (over-rev) and 1000 for 2 s in 3rd (lugging)
+def trip1_frame(k: int) -> tuple:
+    t = k / 10
+    gear = 1 if t < 10 else 2 if t < 25 else 3 if t < 45 else 4
+    speed = 36.0 if t < 30 else 72.0
+    rpm = 7000.0 if 50 <= k < 60 else 1000.0 if 300 <= k < 320 else 3000.0
+    cue = "UP" if 80 <= k < 90 else "DOWN" if 305 <= k < 310 else None
+    return (t, speed, rpm, 0, gear, cue)
+
+
+TRIP1_GPS_FIXES = 60  # one a second
+
+
+def trip1_readings() -> list[tuple]:
+    rows = []
+    for k in range(120):  # OBD every 0.5 s, rpm and speed at the same time
+        t = k / 2
+        rows += [(t, "rpm", 3000.0 + k, "obd"), (t, "speed_kmh", 36.0 + k / 10, "obd")]
+    for k in range(TRIP1_GPS_FIXES):  # GPS once a second; its speed is outnumbered by OBD's
+        rows += [(k + 0.05, "lat_deg", 35.0 + k * 1e-4, "gps"), (k + 0.05, "lon_deg", 139.0 + k * 1e-4, "gps"),
+                 (k + 0.05, "speed_kmh", 35.0, "gps")]
+    rows.append((12.0, "coolant_c", 80.0, "obd"))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def drive():
+    return load_log(DRIVE)
+
+
+@pytest.fixture(scope="module")
+def trip_db(tmp_path_factory, drive) -> Path:
+    return write_trip_log(tmp_path_factory.mktemp("triplog") / "trip.db", drive)
+
+
+def write_trip_log(path: Path, drive) -> Path:
+    """Trip 1 by hand with GPS, trip 2 the real drive (not ended, no profile, no GPS)."""
+    db = new_db(path)
+    db.execute("INSERT INTO trips VALUES (1, ?, ?, 'hijet-s500p', 'obd,gps')", (T1_START, T1_START + 60.0))
+    db.executemany("INSERT INTO frames VALUES (1, ?, ?, ?, ?, ?, ?)", [trip1_frame(k) for k in range(600)])
+    db.executemany("INSERT INTO readings VALUES (1, ?, ?, ?, ?)", trip1_readings())
+    db.execute("INSERT INTO trips VALUES (2, ?, NULL, '', 'replay')", (T2_START,))
+    readings = [(s.t, ch, s.rpm if ch == "rpm" else s.speed_kmh, "obd")
+                for s in drive.samples for ch in s.fresh]
+    db.executemany("INSERT INTO readings VALUES (2, ?, ?, ?, ?)", readings)
+    db.executemany("INSERT INTO frames VALUES (2, ?, ?, ?, 0, ?, ?)",
+                   [(s.t, s.speed_kmh, s.rpm, s.gear, "UP" if (s.rpm or 0) > 2500 else None)
+                    for s in drive.samples])
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def trapezoid_km(points) -> float:
+    """What the fixture's speeds add up to: trapezoids, gaps over 2 s skipped."""
+    km = 0.0
+    for (ta, va), (tb, vb) in zip(points, points[1:]):
+        if None not in (va, vb) and 0 < tb - ta <= 2.0:
+            km += (va + vb) / 2 * (tb - ta) / 3600
+    return km
+
+
+# -- keidash trips ---------------------------------------------------------------------------
+def test_trips_lists_both_trips(trip_db, drive, capsys, utc):
+    assert trips.trips_main(str(trip_db)) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3  # header and two trips
+    one = lines[1].split()
+    # trip 1 by hand: 29.9 s at 10 m/s + 0.1 s from 10 to 20 m/s + 29.9 s at 20 m/s = 898.5 m
+    assert one[:4] == ["1", "2026-01-01", "00:00", "0:01:00"]
+    assert one[4:8] == ["0.9", f"{0.8985 / 1.609344:.1f}", "72", "hijet-s500p"]
+    two = lines[2].split()
+    km = trapezoid_km([(s.t, s.speed_kmh) for s in drive.samples])
+    assert two[0] == "2" and two[1:3] == ["2026-01-01", "01:00"]
+    assert two[3] == trips.format_duration(drive.samples[-1].t)  # not ended: as far as the log goes
+    assert float(two[4]) == pytest.approx(km, abs=0.05) and km > 0.5
+    assert float(two[6]) == pytest.approx(max(s.speed_kmh for s in drive.samples), abs=0.5)
+    assert lines[2].endswith("- (not ended)")
+
+
+def test_summary_distance_is_the_integrated_speed(trip_db):
+    db = trips.open_trip_log(trip_db)
+    try:
+        trip = trips.find_trip(db, 1)
+        summary = trips.summarise(trip, trips.frames(db, 1))
+    finally:
+        db.close()
+    assert summary.distance_km == pytest.approx(0.8985, abs=1e-9)
+    assert summary.max_speed_kmh == 72.0 and summary.duration_s == 60.0
+
+
+def test_an_empty_trip_log_lists_no_trips(tmp_path, capsys):
+    new_db(tmp_path / "empty.db").close()
+    assert trips.trips_main(str(tmp_path / "empty.db")) == 0
+    assert "no trips recorded yet" in capsys.readouterr().out
+
+
+def test_reads_while_the_dash_is_writing(trip_db, tmp_path, capsys):
+    path = tmp_path / "live.db"
+    writer = new_db(path)
+    writer.execute("INSERT INTO trips VALUES (1, ?, NULL, '', 'obd')", (T1_START,))
+    writer.executemany("INSERT INTO frames VALUES (1, ?, 36.0, 3000.0, 0, 2, NULL)", [(k / 10,) for k in range(11)])
+    writer.commit()
+    writer.execute("INSERT INTO frames VALUES (1, 1.1, 36.0, 3000.0, 0, 2, NULL)")  # a write still open
+    try:
+        assert trips.trips_main(str(path)) == 0
+    finally:
+        writer.rollback()
+        writer.close()
+    assert "0:00:01" in capsys.readouterr().out.splitlines()[1]  # the committed second only
+
+
+# -- errors: one sentence each -----------------------------------------------------------------
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"^no trip log at .*nothere\.db: check the path"):
+        trips.trips_main(str(tmp_path / "nothere.db"))
+
+
+def test_not_a_database(tmp_path):
+    (tmp_path / "notes.db").write_text("this is not a database\n")
+    with pytest.raises(ConfigError, match="is not a keidash trip log \\(not an SQLite database\\)"):
+        trips.trips_main(str(tmp_path / "notes.db"))
+
+
+def test_a_database_without_the_tables(tmp_path):
+    db = sqlite3.connect(tmp_path / "other.db")
+    db.execute("CREATE TABLE something (x)")
+    db.close()
+    with pytest.raises(ConfigError, match="is not a keidash trip log \\(it has no frames table\\)"):
+        trips.trips_main(str(tmp_path / "other.db"))
+
+
+def test_a_damaged_database(tmp_path, trip_db):
+    data = bytearray(trip_db.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten, the header intact
+    (tmp_path / "damaged.db").write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="is damaged or not a keidash trip log"):
+        trips.trips_main(str(tmp_path / "damaged.db"))
+
+
+def test_empty_db_has_nothing_to_report(tmp_path):
+    new_db(tmp_path / "empty.db").close()
+    with pytest.raises(ConfigError, match=r"^no trips recorded in .*empty\.db yet$"):
+        trips.report_main(str(tmp_path / "empty.db"), "last", str(tmp_path / "r.html"))
+    with pytest.raises(ConfigError, match="no trips recorded"):
+        trips.export_main(str(tmp_path / "empty.db"), "last", str(tmp_path / "r.csv"))
+
+
+def test_unknown_trip_id(trip_db, tmp_path):
+    with pytest.raises(ConfigError, match=r"^no trip 7 in .*; its trips are 1, 2 \(see keidash trips\)$"):
+        trips.report_main(str(trip_db), "7", str(tmp_path / "r.html"))
+    with pytest.raises(ConfigError, match="trip must be a trip number or 'last', not 'first'"):
+        trips.export_main(str(trip_db), "first", str(tmp_path / "r.csv"))
+
+
+def test_newer_schema(tmp_path):
+    new_db(tmp_path / "future.db", version=2).close()
+    with pytest.raises(KeidashError, match=r"written by a newer keidash \(trip-log schema 2, this one reads up to 1\)"):
+        trips.trips_main(str(tmp_path / "future.db"))
+
+
+def test_locked_file(tmp_path, monkeypatch):
+    path = tmp_path / "locked.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = DELETE")  # a WAL file never locks readers out; a rollback journal can
+    db.executescript(SCHEMA)
+    db.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(trips, "LOCK_WAIT_S", 0.05)
+    try:
+        with pytest.raises(KeidashError, match="is locked by another program: try again"):
+            trips.trips_main(str(path))
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+
+
+def test_wrong_output_kinds(trip_db, tmp_path):
+    with pytest.raises(ConfigError, match="name a .html or .png file"):
+        trips.report_main(str(trip_db), "1", str(tmp_path / "r.pdf"))
+    with pytest.raises(ConfigError, match="name a .csv or .gpx file"):
+        trips.export_main(str(trip_db), "1", str(tmp_path / "r.kml"))
+
+
+# -- keidash report --------------------------------------------------------------------------
+def gear_table(page: str) -> dict[str, float]:
+    table = re.search(r'<table class="gears">(.*?)</table>', page, re.S).group(1)
+    return {g: float(s) for g, s in re.findall(r'<tr><td>([^<]+)</td><td class="s">([\d.]+)</td>', table)}
+
+
+def test_report_html_of_the_hand_made_trip(trip_db, tmp_path):
+    out = tmp_path / "trip1.html"
+    assert trips.report_main(str(trip_db), "1", str(out)) == 0
+    page = out.read_text(encoding="utf-8")
+    svg = re.search(r"<svg .*?</svg>", page, re.S).group(0)
+    ET.fromstring(svg)  # well-formed
+    assert len(re.findall(r'class="cue cue-up"', svg)) == 1  # one UP cue coming on, held for ten frames
+    assert len(re.findall(r'class="cue cue-down"', svg)) == 1
+    for line in ("speed", "rpm", "gear"):
+        assert f'<path class="{line}" d="M' in svg
+    gears = gear_table(page)
+    assert gears == pytest.approx({"1": 10.0, "2": 15.0, "3": 20.0, "4": 14.9})  # the last frame lasts no time
+    assert "0.90 km (0.56 miles)" in page and "72 km/h" in page
+    over = re.search(r'<table class="over-rev">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r"<tr><td>[^<]*</td><td>([\d.]+)</td><td>(\w+)</td><td>(\d+)</td>", over) == [("1.0", "1", "7000")]
+    lug = re.search(r'<table class="lugging">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r"<tr><td>[^<]*</td><td>([\d.]+)</td><td>(\w+)</td><td>(\d+)</td>", lug) == [("2.0", "3", "1000")]
+
+
+def test_report_of_the_last_trip_is_the_real_drive(trip_db, drive, tmp_path):
+    out = tmp_path / "last.html"
+    trips.report_main(str(trip_db), "last", str(out))
+    page = out.read_text(encoding="utf-8")
+    assert "<h1>Trip 2</h1>" in page
+    seconds_in = {}
+    for a, b in zip(drive.samples, drive.samples[1:]):
+        if 0 < b.t - a.t <= 2.0:
+            seconds_in[a.gear] = seconds_in.get(a.gear, 0.0) + b.t - a.t
+    gears = gear_table(page)
+    assert gears["2"] == pytest.approx(seconds_in[2], abs=0.05) and seconds_in[2] > 5
+    assert gears["unknown"] == pytest.approx(seconds_in[None], abs=0.05)
+    ups = sum(1 for a, b in zip((None,) + drive.samples, drive.samples)
+              if (b.rpm or 0) > 2500 and (a is None or (a.rpm or 0) <= 2500))
+    assert len(re.findall('class="cue cue-up"', page)) == ups > 0
+    assert "keidash's defaults" in page  # the trip names no profile
+
+
+def test_lugging_needs_3rd_gear_and_motion():
+    f = trips.Frame
+    frames = [f(0.0, 30.0, 1000.0, False, 2, None), f(0.1, 30.0, 1000.0, False, 3, None),
+              f(0.2, 2.0, 1000.0, False, 3, None), f(0.3, 30.0, 1000.0, True, 4, None),
+              f(0.4, 30.0, 1000.0, True, 4, None), f(3.0, 30.0, 1000.0, True, 4, None)]
+    events = trips.lugging(frames, 1456.25)
+    # 3rd at 30 km/h, then 4th (estimated rpm) until the 2.6 s gap ends it, then a lone frame after the gap
+    assert [(round(e.start_t, 1), round(e.duration_s, 1), e.gear, e.estimated) for e in events] == [
+        (0.1, 0.1, 3, False), (0.3, 0.1, 4, True), (3.0, 0.0, 4, True)]
+
+
+def test_report_png(trip_db, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib (the keidash[report] extra) is not installed")
+    out = tmp_path / "trip1.png"
+    assert trips.report_main(str(trip_db), "1", str(out)) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_png_without_matplotlib_says_how_to_install_it(trip_db, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"PNG reports need matplotlib: pip install 'keidash\[report\]'"):
+        trips.report_main(str(trip_db), "1", str(tmp_path / "trip1.png"))
+    assert not (tmp_path / "trip1.png").exists()
+
+
+# -- keidash export --------------------------------------------------------------------------
+def test_export_csv_one_row_per_frame_with_positions(trip_db, tmp_path):
+    out = tmp_path / "trip1.csv"
+    assert trips.export_main(str(trip_db), "1", str(out)) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 600
+    assert list(rows[0]) == ["t", "speed_kmh", "rpm", "rpm_estimated", "gear", "cue", "lat_deg", "lon_deg"]
+    for k in (0, 55, 84, 307, 599):
+        t, speed, rpm, est, gear, cue = trip1_frame(k)
+        row = rows[k]
+        assert (float(row["t"]), float(row["speed_kmh"]), float(row["rpm"]), row["rpm_estimated"], int(row["gear"]),
+                row["cue"]) == (t, speed, rpm, "0", gear, cue or "")
+        fix = min(range(TRIP1_GPS_FIXES), key=lambda n: abs(n + 0.05 - t))  # the fixture's fixes at n + 0.05 s
+        assert float(row["lat_deg"]) == pytest.approx(35.0 + fix * 1e-4, abs=1e-7)
+        assert float(row["lon_deg"]) == pytest.approx(139.0 + fix * 1e-4, abs=1e-7)
+
+
+def test_export_csv_without_positions(trip_db, drive, tmp_path):
+    out = tmp_path / "trip2.csv"
+    trips.export_main(str(trip_db), "2", str(out))
+    with open(out, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["t", "speed_kmh", "rpm", "rpm_estimated", "gear", "cue"]
+    assert len(rows) == 1 + len(drive.samples)
+    assert [r[4] for r in rows[1:]] == ["" if s.gear is None else str(s.gear) for s in drive.samples]
+
+
+def test_export_gpx(trip_db, tmp_path):
+    out = tmp_path / "trip1.gpx"
+    assert trips.export_main(str(trip_db), "1", str(out)) == 0
+    ns = {"g": trips.GPX_NS, "x": trips.GPXTPX_NS}
+    root = ET.parse(out).getroot()
+    points = root.findall("g:trk/g:trkseg/g:trkpt", ns)
+    assert len(points) == TRIP1_GPS_FIXES
+    assert float(points[3].get("lat")) == pytest.approx(35.0003) and float(points[3].get("lon")) == pytest.approx(139.0003)
+    assert points[0].find("g:time", ns).text == "2026-01-01T00:00:00.050Z"
+    assert points[59].find("g:time", ns).text == "2026-01-01T00:00:59.050Z"
+    speeds = [float(p.find("g:extensions/x:TrackPointExtension/x:speed", ns).text) for p in points]
+    assert speeds[0] == 10.0 and speeds[-1] == 20.0  # the dash's 36 and 72 km/h, in m/s
+
+
+def test_export_gpx_of_a_trip_without_gps(trip_db, tmp_path):
+    with pytest.raises(ConfigError, match="^no GPS position in trip 2$"):
+        trips.export_main(str(trip_db), "last", str(tmp_path / "trip2.gpx"))
+
+
+# -- replay of a trip log --------------------------------------------------------------------
+def test_replay_detects_and_reads_the_last_trip(trip_db, drive):
+    log = load_log(trip_db)
+    assert log.format == "triplog"
+    assert len(log.samples) == len(drive.samples)
+    for got, wrote in zip(log.samples, drive.samples):
+        assert got.t == pytest.approx(wrote.t, abs=1e-6)
+        assert (got.speed_kmh, got.rpm, got.fresh, got.gear) == (wrote.speed_kmh, wrote.rpm, wrote.fresh, None)
+
+
+def test_replay_of_a_named_trip_keeps_the_main_speed_source(trip_db):
+    from keidash.replay.triplog import load_trip
+    log = load_trip(trip_db, 1)
+    # OBD rpm and speed every 0.5 s, both fresh; GPS speed (outnumbered) left out
+    assert len(log.samples) == 120
+    assert all(s.fresh == ("rpm", "speed_kmh") for s in log.samples)
+    assert [(s.t, s.rpm, s.speed_kmh) for s in log.samples[:3]] == [(0.0, 3000.0, 36.0), (0.5, 3001.0, 36.1),
+                                                                     (1.0, 3002.0, 36.2)]
+    assert "speed_kmh from obd" in log.time_base
+
+
+def test_replay_holds_the_channel_not_measured():
+    from keidash.replay.triplog import trip_samples
+    samples = trip_samples({"rpm": [(0.0, 900.0), (1.0, 950.0)], "speed_kmh": [(0.5, 10.0), (1.0, 12.0)]})
+    assert [(s.t, s.speed_kmh, s.rpm, s.fresh) for s in samples] == [
+        (0.0, None, 900.0, ("rpm",)), (0.5, 10.0, 900.0, ("speed_kmh",)), (1.0, 12.0, 950.0, ("rpm", "speed_kmh"))]
+
+
+def test_replay_of_a_trip_without_rpm_or_speed(tmp_path):
+    db = new_db(tmp_path / "cold.db")
+    db.execute("INSERT INTO trips VALUES (1, ?, ?, '', 'obd')", (T1_START, T1_START + 5))
+    db.execute("INSERT INTO readings VALUES (1, 0.0, 'coolant_c', 20.0, 'obd')")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigError, match="trip 1 holds no rpm or speed readings"):
+        load_log(tmp_path / "cold.db")
+
+
+def test_replay_errors_are_the_trip_log_sentences(tmp_path):
+    new_db(tmp_path / "future.db", version=2).close()
+    with pytest.raises(KeidashError, match="newer keidash"):
+        load_log(tmp_path / "future.db")
+    new_db(tmp_path / "empty.db").close()
+    with pytest.raises(ConfigError, match="no trips recorded"):
+        load_log(tmp_path / "empty.db")
+
+
+def test_reading_never_writes_the_trip_log(trip_db, tmp_path):
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(trip_db.read_bytes())
+    before = copy.read_bytes()
+    trips.trips_main(str(copy))
+    trips.export_main(str(copy), "1", str(tmp_path / "t.csv"))
+    load_log(copy)
+    assert copy.read_bytes() == before  # (SQLite may leave its -wal and -shm files beside it)
