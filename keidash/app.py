@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from . import calibration as vss
@@ -21,6 +21,7 @@ from .rig import Rig
 
 if TYPE_CHECKING:
     from .cab import Cab
+    from .triplog import TripLog
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,16 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
              seconds: float | None = None, stop: threading.Event | None = None,
              should_quit: Callable[[], bool] = lambda: False,
              on_frame: Callable[[DashState], None] | None = None,
-             calibration: "vss.CalibrationConfig | None" = None, cab: "Cab | None" = None) -> FrameStats:
+             calibration: "vss.CalibrationConfig | None" = None, cab: "Cab | None" = None,
+             log: "TripLog | None" = None) -> FrameStats:
     """Run frames until ``seconds`` pass, ``stop`` is set or ``should_quit()`` says so.
 
     With ``calibration`` (see :meth:`Rig.vss_calibration`), the speed sensor's pulses per
     km are learned against the GPS and its speed is corrected once the scale is trusted:
     the calibrator sees raw readings, the estimator corrected ones. With ``cab``, each
-    frame's DashState gets the trip, odometer, clock, night theme, page and units.
+    frame's DashState gets the trip, odometer, clock, night theme, page and units. With
+    ``log``, every reading and the frames (at the log's rate) go to the trip log, which only
+    queues them (its writer thread does the I/O) and whose trouble shows as the frame's message.
     """
     stats = FrameStats()
     state = EstimatorState()
@@ -107,10 +111,17 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
             readings = [vss.correct(r, cal_result, calibration) for r in readings]
         if cab is not None:
             cab.readings(readings)
+        if log is not None and readings:
+            log.readings(readings, time.monotonic())
         for reading in readings:
             state = step(state, reading, config)
         now = time.monotonic()
         dash = advise(state, now, config, rig.links())
+        if log is not None:
+            log.frame(dash, now)
+            trouble = log.status()
+            if trouble:
+                dash = replace(dash, message=trouble)
         if cab is not None:
             dash = cab.dress(dash, now)
         for output in outputs:

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--units", choices=("mph", "kmh"), help="the big speed figure (default mph, or the config's)")
         p.add_argument("--layout", choices=("800x480", "480x320", "1024x600", "1280x400"),
                        help="cluster layout (default: from the screen size)")
+        p.add_argument("--log", metavar="TRIPS.db",
+                       help="keep every reading and frame in this SQLite trip log (keidash run: default "
+                            "data_dir/trips.db when the config sets data_dir)")
         p.add_argument("--save-learned", metavar="PROFILE.toml",
                        help="on exit, write the gear ratios learned while driving into this profile file")
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -390,7 +393,7 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
     if isinstance(profile, str):
         profile = load_profile(profile)
     for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
-                         ("--save-learned", args.save_learned)):
+                         ("--save-learned", args.save_learned), ("--log", args.log)):
         _check_writable(option, path)
     headless = args.headless or _no_display()
     seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
@@ -408,6 +411,11 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
     rig = open_rig(sources, profile)
     estimator = _estimator_config(profile, shift, rig.priority(), learned)
     cab, outputs = _cab_and_outputs(args, config)
+    log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
+    log = None
+    if log_path:
+        from .triplog import TripLog
+        log = TripLog(log_path, profile=profile.name, sources=" ".join(f"{n}={u}" for n, u in sources.items()))
     from .notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
     watchdog = Watchdog.from_environment(
         check_sources=lambda: sources_alive(rig.sources),
@@ -420,7 +428,7 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         rig.start()
         stats = run_dash(rig, estimator, [cluster, *outputs], fps=args.fps or fps, seconds=seconds, stop=stop,
                          should_quit=lambda: cluster.poll_quit() or rig.finished(),
-                         calibration=rig.vss_calibration(), cab=cab,
+                         calibration=rig.vss_calibration(), cab=cab, log=log,
                          on_frame=lambda dash: watchdog.frame(time.monotonic()))
         vss = stats.vss_calibration
         if vss is not None and vss.ready and vss.pulses_per_km:
@@ -439,6 +447,8 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
             signal.signal(sig, handler)
         rig.stop()
         cab.close()
+        if log is not None:
+            log.close()
         for output in outputs:
             output.close()
         cluster.close()

@@ -7,12 +7,12 @@ pattern): every ``commit_every_s`` it drains the queue and writes everything in 
 transaction (``executemany``), so at most about one commit interval of data is at risk.
 
 Durability (docs/triplog.md has the measurements): the database is in WAL mode with
-``synchronous=NORMAL``. A commit appends the transaction's pages to the WAL; the WAL is only
-fsynced at checkpoints. After a crash or a power cut SQLite replays the WAL up to the last
-complete, checksummed transaction and ignores a torn tail, so the database is never corrupt.
-A killed process (SIGKILL) loses only what it had not committed (the OS cache survives); a
-power cut can also lose the last committed transactions the OS had not yet written out
-(Linux writes dirty pages within ~5-30 s), never the ones before the last checkpoint.
+``synchronous=FULL`` by default: every commit (one a second) fsyncs the WAL, so a power cut
+loses at most the last commit interval, as a killed process does. After a crash or a power
+cut SQLite replays the WAL up to the last complete, checksummed transaction and ignores a
+torn tail, so the database is never corrupt. ``synchronous="NORMAL"`` (fsync only at
+checkpoints) is cheaper but lets a power cut take the last several seconds (Linux writes
+dirty pages within ~5-30 s).
 
 Trips: one trip per :class:`TripLog` (keidash starts at ignition on), and a new trip when
 readings resume after more than ``TRIP_GAP_S`` (5 min) without any (the truck parked with
@@ -153,7 +153,7 @@ class TripLog:
         retry_s: float = 5.0,
         max_queued: int = 200_000,
         mono: Callable[[], float] = time.monotonic,
-        synchronous: str = "NORMAL",
+        synchronous: str = "FULL",
     ):
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")

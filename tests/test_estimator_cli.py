@@ -310,3 +310,41 @@ def test_under_systemd_the_dash_says_ready_pings_the_watchdog_and_says_stopping(
     assert "READY=1" in messages[0]
     assert sum("WATCHDOG=1" in m for m in messages) >= 4  # every 0.5 s for 3 s while healthy
     assert "STOPPING=1" in messages[-1]
+
+
+def test_demo_keeps_a_trip_log_that_trips_lists_and_replay_plays(tmp_path):
+    db = tmp_path / "trips.db"
+    out = run_cli("demo", "--seconds", "4", "--headless", "--skip", "140", "--speedup", "4", "--log", db,
+                  "--screenshot", tmp_path / "s.png")
+    assert out.returncode == 0, out.stderr
+    listed = run_cli("trips", db)
+    assert listed.returncode == 0 and "hijet-s500p" in listed.stdout
+    estimates = tmp_path / "e.csv"
+    played = run_cli("replay", db, "--speed", "0", "--headless", "--estimates", estimates)
+    assert played.returncode == 0, played.stderr
+    assert len(read_rows(estimates)) > 20
+
+
+def test_a_trip_log_that_cannot_be_written_is_a_message_on_the_dash_and_the_dash_runs_on(tmp_path):
+    import sqlite3
+    import threading
+
+    from keidash.app import run_dash
+    from keidash.rig import open_rig
+    from keidash.triplog import TripLog
+
+    def refuse(path):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    rig = open_rig({"replay": f"replay://{FORD / 'driving2.jsonl'}?speed=4"})
+    log = TripLog(str(tmp_path / "trips.db"), connect=refuse, retry_s=0.2)
+    seen = []
+    rig.start()
+    try:
+        stats = run_dash(rig, config_for(unknown_profile(), {}, ("replay",)), [], fps=30, seconds=2.0,
+                         stop=threading.Event(), on_frame=lambda dash: seen.append(dash.message), log=log)
+    finally:
+        rig.stop()
+        log.close()
+    assert stats.as_dict()["frames"] > 30  # the frames went on
+    assert any("trip log paused" in m for m in seen)
