@@ -111,8 +111,35 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
         fullscreen=fullscreen,
         fps=_positive(display, "fps", where, 60.0),
         shift=_shift(shift, f"{origin} [shift]"),
-        **_cab(data, origin),
+        **_pins_once(_cab(data, origin), sources, origin),
     )
+
+
+def _pins_once(cab: dict, sources: dict, origin: str) -> dict:
+    """No GPIO pin may serve two things: pulse inputs in [sources], lights, button, night switch."""
+    from urllib.parse import parse_qs, urlsplit
+    users: dict[int, str] = {}
+
+    def claim(pin, what):
+        if pin is None:
+            return
+        if pin in users:
+            raise ConfigError(f"{origin}: GPIO{pin} is used by both {users[pin]} and {what}; give each its own pin")
+        users[pin] = what
+    for name, url in sources.items():
+        parts = urlsplit(str(url))
+        if parts.scheme == "pulses":
+            for key, values in parse_qs(parts.query).items():
+                if key in ("tach", "vss") and values and values[0].isdigit():
+                    claim(int(values[0]), f"[sources] {name} {key}")
+    lights = cab.get("lights") or {}
+    for i, pin in enumerate(lights.get("bar", ())):
+        claim(pin, f"[lights] bar LED {i + 1}")
+    claim(lights.get("down"), "[lights] down")
+    claim(lights.get("buzzer"), "[lights] buzzer")
+    claim(cab.get("button_pin"), "[button] pin")
+    claim((cab.get("night") or {}).get("switch"), "[night] switch")
+    return cab
 
 
 def _pin(table: dict, key: str, where: str) -> int | None:

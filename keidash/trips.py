@@ -545,6 +545,7 @@ def write_png(report: Report, out: str) -> None:
     fig, (ax_speed, ax_rpm, ax_gear) = plt.subplots(3, 1, sharex=True, figsize=(11, 8))
     ax_speed.plot(t, [f.speed_kmh if f.speed_kmh is not None else float("nan") for f in fs], color="#06c")
     ax_speed.set_ylabel("km/h")
+    ax_speed.set_ylim(bottom=0)  # from a standstill: a steady 40 km/h must not look like a rally
     ax_rpm.plot(t, [f.rpm if f.rpm is not None else float("nan") for f in fs], color="#333")
     ax_rpm.axhline(report.redline_rpm, color="#c00", linestyle="--", linewidth=0.8)
     ax_rpm.axhline(report.lug_rpm, color="#c80", linestyle="--", linewidth=0.8)
@@ -552,8 +553,12 @@ def write_png(report: Report, out: str) -> None:
         up = cue.upper() == "UP"
         ax_rpm.axvline(when, color="#c00" if up else "#06c", linewidth=0.5, alpha=0.6)
     ax_rpm.set_ylabel("rpm")
+    ax_rpm.set_ylim(0, max(report.redline_rpm * 1.1, ax_rpm.get_ylim()[1]))
     ax_gear.step(t, [f.gear if f.gear is not None else float("nan") for f in fs], where="post", color="#080")
     ax_gear.set_ylabel("gear")
+    top_gear = max([f.gear for f in fs if f.gear is not None] + [5])
+    ax_gear.set_ylim(-0.5, top_gear + 0.5)  # whole gears, N (0) to top, whatever the trip used
+    ax_gear.set_yticks(range(top_gear + 1), ["N"] + [str(g) for g in range(1, top_gear + 1)])
     ax_gear.set_xlabel("s since the trip started")
     gears = ", ".join(f"{gear_name(g)} {secs:.0f} s" for g, secs in
                       sorted(report.gear_s.items(), key=lambda kv: _gear_order(kv[0])))

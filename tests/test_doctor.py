@@ -294,15 +294,15 @@ def config_with(tmp_path, body: str):
 
 
 def test_a_pin_used_twice_fails_naming_both_users(tmp_path, mock_gpio):
-    config = config_with(tmp_path, """
+    # the config itself refuses it (keidash run would too): the config check says so
+    check, config = check_config(write_config(tmp_path, """
         [sources]
         pulses = "pulses://gpio?tach=17&vss=27"
         [button]
         pin = 27
-    """)
-    check = check_gpio(config)
-    assert check.line() == ("FAIL gpio: GPIO 27 is used twice: by pulses vss and by [button] pin: "
-                            "move [button] pin to a free pin (docs/config.md)")
+    """))
+    assert config is None and not check.ok
+    assert "GPIO27 is used by both [sources] pulses vss and [button] pin" in check.line()
 
 
 def test_a_pin_on_the_uart_of_the_gps_is_used_twice(tmp_path, mock_gpio):

@@ -348,3 +348,12 @@ def test_a_trip_log_that_cannot_be_written_is_a_message_on_the_dash_and_the_dash
         log.close()
     assert stats.as_dict()["frames"] > 30  # the frames went on
     assert any("trip log paused" in m for m in seen)
+
+
+def test_a_gpio_pin_used_twice_in_the_config_is_one_sentence():
+    base = {"profile": "hijet-s500p", "sources": {"pulses": "pulses://gpio?tach=17&vss=27"}}
+    with pytest.raises(ConfigError, match="GPIO27 is used by both .sources. pulses vss and .button. pin"):
+        config_from_dict({**base, "button": {"pin": 27}}, "t")
+    with pytest.raises(ConfigError, match="GPIO5 is used by both .lights. bar LED 1 and .night. switch"):
+        config_from_dict({**base, "lights": {"bar": [5, 6]}, "night": {"switch": 5}}, "t")
+    assert config_from_dict({**base, "button": {"pin": 21}}, "t").button_pin == 21
