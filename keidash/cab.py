@@ -51,7 +51,6 @@ class Cab:
         self._saved_km = self.store.km
         self._saved_at: float | None = None
         self.position: tuple[float, float] | None = None
-        self.problems: list[str] = []  # GPIO devices the dash runs without, one sentence each
         self.button = self.switch = None
         if settings.button_pin is not None:
             from .inputs import DashButton
@@ -59,6 +58,9 @@ class Cab:
         if settings.night_switch_pin is not None:
             from .inputs import NightSwitch
             self.switch = NightSwitch(settings.night_switch_pin, pin_factory=pin_factory)
+        # GPIO devices the dash runs without (no GPIO, pin busy, no permission), one sentence each;
+        # the frame loop's owner adds those of the outputs
+        self.problems: list[str] = [d.problem for d in (self.button, self.switch) if d is not None and d.problem]
 
     def readings(self, readings: Iterable[Reading]) -> None:
         """Take what the cab needs from this frame's readings (the GPS position)."""

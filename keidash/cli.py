@@ -261,7 +261,8 @@ def cmd_replay(args) -> int:
     profile, learned = _replay_truck(args)
     if args.estimates:
         from .estimates import estimate_log, write_estimates
-        config = _estimator_config(profile, {}, ("replay",), learned)
+        from .estimator import config_for
+        config = config_for(profile, {}, ("replay",), learned)
         rows = write_estimates(estimate_log(log, config, hide_rpm=args.hide_rpm), args.estimates)
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
         if args.headless or _no_display():
@@ -379,11 +380,6 @@ def _save_learned(profile, learned, path: str, sources: list[str]) -> None:
           f"to {os.path.abspath(path)}")
 
 
-def _estimator_config(profile, shift: dict, priority, learned=None):
-    from .estimator import config_for
-    return config_for(profile, shift, priority, learned)
-
-
 def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
          fps: float = 60.0, demo: bool = False, learned=None, config=None) -> int:
     """Run the dash: ``config`` is the run's Config (None for demo and replay: defaults)."""
@@ -409,7 +405,8 @@ def _run(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
         raise KeidashError(f"cannot open the display: {exc}") from None
 
     rig = open_rig(sources, profile)
-    estimator = _estimator_config(profile, shift, rig.priority(), learned)
+    from .estimator import config_for
+    estimator = config_for(profile, shift, rig.priority(), learned)
     cab, outputs = _cab_and_outputs(args, config)
     log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
     log = None
@@ -466,40 +463,22 @@ def _cab_and_outputs(args, config):
     if config is None:
         return Cab(CabSettings(units=units)), []
     distance_file = os.path.join(config.data_dir, "distance.json") if config.data_dir else None
-    problems, outputs = [], []
-    settings = CabSettings(units=units, odometer_km=config.odometer_km, distance_file=distance_file,
-                           night_from=config.night["night_from"], day_from=config.night["day_from"],
-                           button_pin=config.button_pin, night_switch_pin=config.night["switch"])
-    try:
-        cab = Cab(settings)
-    except Exception as exc:  # gpiozero's errors: BadPinFactory, GPIOPinInUse, PermissionError ...
-        problems.append(f"button/night switch: {exc}")
-        cab = Cab(replace_settings(settings, button_pin=None, night_switch_pin=None))
+    cab = Cab(CabSettings(units=units, odometer_km=config.odometer_km, distance_file=distance_file,
+                          night_from=config.night["night_from"], day_from=config.night["day_from"],
+                          button_pin=config.button_pin, night_switch_pin=config.night["switch"]))
+    outputs = []
     if config.lights:
         from .outputs.lights import ShiftBuzzer, ShiftLights
         lights = config.lights
-        try:
-            outputs.append(ShiftLights(lights["bar"], down_pin=lights["down"], span_rpm=lights["span_rpm"]))
-        except Exception as exc:
-            problems.append(f"shift lights: {exc}")
+        outputs.append(ShiftLights(lights["bar"], down_pin=lights["down"], span_rpm=lights["span_rpm"]))
         if lights["buzzer"] is not None:
-            try:
-                outputs.append(ShiftBuzzer(lights["buzzer"]))
-            except Exception as exc:
-                problems.append(f"buzzer: {exc}")
-    if config.backlight is not None:
+            outputs.append(ShiftBuzzer(lights["buzzer"]))
+    cab.problems += [output.problem for output in outputs if output.problem]  # shown on the dash
+    if config.backlight is not None:  # a display without a backlight control is no fault: logged only
         from .backlight import Backlight
         outputs.append(Backlight(config.backlight["path"], day=config.backlight["day"],
                                  night=config.backlight["night"]))
-    for problem in problems:
-        logger.warning("%s: running without it", problem)
-    cab.problems = problems
     return cab, outputs
-
-
-def replace_settings(settings, **changes):
-    from dataclasses import replace
-    return replace(settings, **changes)
 
 
 if __name__ == "__main__":

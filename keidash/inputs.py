@@ -71,7 +71,7 @@ class DashButton:
             return Button(pin, pull_up=True, hold_time=self.hold_s, hold_repeat=False,
                           pin_factory=pin_factory)
 
-        self._button = open_gpio("dash button", [pin], build)
+        self._button, self.problem = open_gpio("dash button", [pin], build)
         self.available = self._button is not None
         if self._button is not None:
             self._button.when_pressed = self._pressed
@@ -128,7 +128,7 @@ class NightSwitch:
 
             return Button(pin, pull_up=True, pin_factory=pin_factory)
 
-        self._switch = open_gpio("night switch", [pin], build)
+        self._switch, self.problem = open_gpio("night switch", [pin], build)
         self.available = self._switch is not None
 
     @property

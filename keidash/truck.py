@@ -11,6 +11,7 @@ way this driver drives. Pure: the logs are already loaded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -108,8 +109,6 @@ def _gear_rows(logs: Sequence[DriveLog], config):
     The gear is the one the row's rpm matches (within HABIT_MATCH) when it matches one, else the
     estimator's: the tracker's display dwell would make the habits lag the real shifts.
     """
-    import math
-
     from .estimates import estimate_log
     logs_k = [math.log(k) for k in config.rpm_per_kmh]
     offset = 0.0

@@ -109,3 +109,16 @@ def test_the_button_changes_page_and_units_and_the_switch_forces_night():
     time.sleep(0.05)
     assert cab.dress(dash(), 0.2, wall=NOON_TOKYO).night
     cab.close(now=1.0)
+
+
+def test_a_button_whose_pin_is_taken_is_a_sentence_on_the_dash():
+    factory = MockFactory()
+    from gpiozero import Button
+    taken = Button(21, pin_factory=factory)  # another device already has GPIO21
+    try:
+        cab = Cab(CabSettings(button_pin=21), pin_factory=factory)
+        message = cab.dress(dash(), 0.0, wall=NOON_TOKYO).message
+        assert "dash button" in message and "GPIO21" in message
+        cab.close(now=1.0)
+    finally:
+        taken.close()

@@ -18,7 +18,7 @@ from keidash.errors import ConfigError
 from keidash.estimates import COLUMNS, estimate_log
 from keidash.estimator import EstimatorState, advise, config_for, step
 from keidash.profiles import load_profile, unknown_profile
-from keidash.readings import SPEED
+from keidash.readings import SPEED, Reading
 from keidash.replay import load_log, readings_from_log
 from keidash.truck import learn_truck
 
@@ -171,7 +171,7 @@ def test_the_dash_learns_the_ratios_while_driving():
 
 def test_speed_only_without_ratios_shows_speed_but_no_gear_or_rpm():
     config = config_for(unknown_profile(), {}, ("gps",))
-    state = step(EstimatorState(), __import__("keidash.readings").readings.Reading(1.0, SPEED, 40.0, "gps"), config)
+    state = step(EstimatorState(), Reading(1.0, SPEED, 40.0, "gps"), config)
     dash = advise(state, 1.0, config)
     assert dash.speed_kmh == 40.0 and dash.gear is None and dash.rpm is None
 

@@ -169,18 +169,20 @@ def gpio_problem(role: str, pins: Sequence[int], exc: BaseException) -> str:
     return f"{role}: cannot use {where}: {text or name}"
 
 
-def open_gpio(role: str, pins: Sequence[int], build: Callable[[], Any]) -> Any | None:
-    """Call ``build()`` (which makes gpiozero devices); on failure log why and return None."""
+def open_gpio(role: str, pins: Sequence[int], build: Callable[[], Any]) -> tuple[Any | None, str]:
+    """Call ``build()`` (which makes gpiozero devices): (devices, "") or, on failure, (None, the
+    sentence saying why, also logged) for the device to keep as its ``problem``."""
     try:
         from gpiozero.exc import PinFactoryFallback  # lazy: importing keidash never probes GPIO
 
         with warnings.catch_warnings():
             # gpiozero warns once per backend it tries before one works: noise in the journal
             warnings.simplefilter("ignore", PinFactoryFallback)
-            return build()
+            return build(), ""
     except Exception as exc:  # noqa: BLE001 - any failure becomes one sentence, never a crash
-        logger.warning("%s", gpio_problem(role, pins, exc))
-        return None
+        problem = gpio_problem(role, pins, exc)
+        logger.warning("%s", problem)
+        return None, problem
 
 
 class ShiftLights:
@@ -215,7 +217,7 @@ class ShiftLights:
                 raise
             return bar, down
 
-        devices = open_gpio("shift lights", pins, build)
+        devices, self.problem = open_gpio("shift lights", pins, build)
         self._bar, self._down = devices if devices is not None else (None, None)
         self.available = devices is not None
 
@@ -260,7 +262,7 @@ class ShiftBuzzer:
 
             return Buzzer(pin, pin_factory=pin_factory)
 
-        self._buzzer = open_gpio("shift buzzer", [pin], build)
+        self._buzzer, self.problem = open_gpio("shift buzzer", [pin], build)
         self.available = self._buzzer is not None
 
     def render(self, state: DashState) -> None:
