@@ -9,7 +9,7 @@
    naive estimator (EU gear-shift-indicator speeds) and an oracle that knows the gear;
    goal: keidash at least 90 % of the oracle's share on every log (leave-one-out training).
 4. The needle on the virtual truck (bench/needle.py's 5 Hz noisy, late OBD source at 60 fps):
-   keidash.needle alone (bench/needle.py), and the whole estimator fed the same readings;
+   keidash.estimate.needle alone (bench/needle.py), and the whole estimator fed the same readings;
    goal: added lag on ramps at most 100 ms, noise below sample-and-hold.
 5. Cost: CPU time per reading of estimator.step + advise over a real log, against a bare
    nearest-ratio classifier per reading (estimator v1's gear rule) in the same run.
@@ -33,10 +33,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from keidash.engine import shift_limits  # noqa: E402
-from keidash.estimator import EstimatorState, advise, config_for, step  # noqa: E402
-from keidash.evaluate import evaluate, label_medians  # noqa: E402
-from keidash.learn import learn_from_logs  # noqa: E402
+from keidash.profiles.engine import shift_limits  # noqa: E402
+from keidash.estimate.estimator import EstimatorState, advise, config_for, step  # noqa: E402
+from keidash.estimate.evaluate import evaluate, label_medians  # noqa: E402
+from keidash.estimate.learn import learn_from_logs  # noqa: E402
 from keidash.profiles import load_profile, unknown_profile  # noqa: E402
 from keidash.readings import RPM, SPEED, Reading  # noqa: E402
 from keidash.replay import load_log, readings_from_log  # noqa: E402

@@ -1,4 +1,4 @@
-"""Gear tracking figures: keidash.gears against the OpenXC labels and the virtual truck.
+"""Gear tracking figures: keidash.estimate.gears against the OpenXC labels and the virtual truck.
 
 For each labelled OpenXC log (Ford, automatic), with gear ratios taken as the
 label medians of (a) the OTHER log (cross-validated, the honest figure) and (b)
@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from keidash.gears import (GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears,  # noqa: E402
+from keidash.estimate.gears import (GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears,  # noqa: E402
                            standing_rpm, track, track_samples)
 from keidash.replay import load_log  # noqa: E402
 
@@ -82,7 +82,7 @@ def sim_agreement(truths, model: GearModel, every: int = 1) -> dict[str, tuple[i
 
 
 def virtual_truck(overrides: dict | None = None) -> None:
-    from keidash.engine import shift_limits
+    from keidash.profiles.engine import shift_limits
     truck, truths = simulate()
     model = GearModel(truck.profile.rpm_per_kmh(), idle_rpm=shift_limits(truck.profile).idle_rpm,
                       **(overrides or {}))

@@ -1,4 +1,4 @@
-"""The tach needle against the virtual truck's truth: sample-and-hold vs keidash.needle.
+"""The tach needle against the virtual truck's truth: sample-and-hold vs keidash.estimate.needle.
 
 The virtual truck (hijet-s500p, its KEI_DAY: farm track, town, highway; the
 driver shifting by habit) is stepped offline in 10 ms steps, no real time.
@@ -14,7 +14,7 @@ Frames are rendered at 60 fps. At each frame every reading received by then is
 handed over (in measurement order), and the needle is read at the frame time:
 
 * (a) ``hold``: the latest received value, sample-and-hold;
-* (b) ``filter``: keidash.needle with its defaults, reset at gear changes;
+* (b) ``filter``: keidash.estimate.needle with its defaults, reset at gear changes;
 * (c) ``filter_no_reset``: the same filter never reset (shows what the reset buys).
 
 The resets come from an emulated gear estimator: each reading's rpm over the
@@ -60,8 +60,8 @@ import random
 import sys
 from dataclasses import dataclass
 
-from keidash.engine import shift_limits
-from keidash.needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
+from keidash.profiles.engine import shift_limits
+from keidash.estimate.needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from keidash.profiles import load_profile
 from keidash.sim.truck import STEP_S, VirtualTruck
 

@@ -1,6 +1,6 @@
 """Power cuts on the trip log: SIGKILL a writing keidash at random moments, then check the file.
 
-Each run starts a child Python that opens a :class:`keidash.triplog.TripLog` (its trip tagged
+Each run starts a child Python that opens a :class:`keidash.triplog.writer.TripLog` (its trip tagged
 ``sources='run<i>'``) and queues readings as fast as a busy dash ever would (``--batch``
 readings every ms, the value an index counting from 0, plus a frame every 0.1 s). After
 queueing each batch the child appends ``<last index> <monotonic time>`` to a counter file
@@ -45,7 +45,7 @@ CHILD = r"""
 import os, sys, time
 from keidash.dashstate import DashState
 from keidash.readings import Reading
-from keidash.triplog import TripLog
+from keidash.triplog.writer import TripLog
 
 path, tag, commit, counters, batch = sys.argv[1:6]
 commit, batch = float(commit), int(batch)
@@ -169,7 +169,7 @@ def _busy_dash(workdir: Path, synchronous: str) -> list[str]:
     """A busy dash: 200 readings/s and 10 frames/s for 10 s, commit every 1 s."""
     from keidash.dashstate import DashState
     from keidash.readings import Reading
-    from keidash.triplog import TripLog
+    from keidash.triplog.writer import TripLog
 
     log = TripLog(str(workdir / f"load-{synchronous}.db"), commit_every_s=1.0,
                   synchronous=synchronous)
@@ -201,7 +201,7 @@ def _busy_dash(workdir: Path, synchronous: str) -> list[str]:
 def _sustained(workdir: Path) -> str:
     """500 000 readings queued at once; time until all are committed."""
     from keidash.readings import Reading
-    from keidash.triplog import TripLog
+    from keidash.triplog.writer import TripLog
 
     log = TripLog(str(workdir / "rate.db"), commit_every_s=1.0, max_queued=1_000_000)
     now = time.monotonic()

@@ -1,4 +1,4 @@
-"""How well gear and rpm follow from road speed alone (keidash.speedonly), on real logs and the virtual truck.
+"""How well gear and rpm follow from road speed alone (keidash.estimate.speedonly), on real logs and the virtual truck.
 
 Real logs: rpm is hidden and the estimate compared with the recorded rpm: the share of
 moving samples (speed >= 4 km/h, rpm recorded) within 10 %, beside
@@ -32,13 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keidash.engine import LOWEST_KEI_PEAK_POWER_RPM, ShiftLimits, shift_limits  # noqa: E402
+from keidash.profiles.engine import LOWEST_KEI_PEAK_POWER_RPM, ShiftLimits, shift_limits  # noqa: E402
 from keidash.profiles import load_profile  # noqa: E402
 from keidash.replay import DriveLog, load_log  # noqa: E402
 from keidash.sim.driver import Leg  # noqa: E402
-from keidash.sim.physics import Body  # noqa: E402
+from keidash.profiles.body import Body  # noqa: E402
 from keidash.sim.truck import VirtualTruck  # noqa: E402
-from keidash.speedonly import (DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,  # noqa: E402
+from keidash.estimate.speedonly import (DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,  # noqa: E402
                                rpm_estimate, speed_step)
 
 DRIVES = ROOT / "tests" / "data" / "drives"

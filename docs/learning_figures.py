@@ -7,8 +7,8 @@ import math
 import statistics
 from pathlib import Path
 
-from keidash.evaluate import plain_kmeans
-from keidash.learn import learn_from_logs
+from keidash.estimate.evaluate import plain_kmeans
+from keidash.estimate.learn import learn_from_logs
 from keidash.replay import load_log
 
 DRIVES = Path(__file__).resolve().parent.parent / "tests" / "data" / "drives"

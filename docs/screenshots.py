@@ -18,7 +18,7 @@ from keidash.app import run_dash  # noqa: E402
 from keidash.dashstate import LIVE, STALE, UP  # noqa: E402
 from keidash.display.cluster import Cluster  # noqa: E402
 from keidash.cab import Cab  # noqa: E402
-from keidash.estimator import config_for  # noqa: E402
+from keidash.estimate.estimator import config_for  # noqa: E402
 from keidash.profiles import load_profile  # noqa: E402
 from keidash.rig import open_rig  # noqa: E402
 

@@ -1,7 +1,10 @@
-"""The frame loop: drain readings, fold them into the estimator, render a snapshot.
+"""The running dash: ``keidash demo``, ``run`` and ``replay`` assemble it, the frame loop runs it.
 
-Sources run in their own threads and only ever put readings on the bus, so a
-silent or frozen device can never hold up a frame.
+:func:`start_dash` opens the sources (by URL), the cluster, the cab, the GPIO
+outputs and the trip log, runs :func:`run_dash` and closes them all, whatever
+happens. The frame loop drains readings, folds them into the estimator and
+renders a snapshot. Sources run in their own threads and only ever put readings
+on the bus, so a silent or frozen device can never hold up a frame.
 """
 
 from __future__ import annotations
@@ -9,21 +12,28 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from . import calibration as vss
+from .sources import calibration as vss
+from .config import check_writable, load_config
 from .dashstate import DashState
-from .estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
+from .errors import ConfigError, KeidashError
+from .estimate.estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
 from .rig import Rig
 
 if TYPE_CHECKING:
     from .cab import Cab
-    from .triplog import TripLog
+    from .triplog.writer import TripLog
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_HEADLESS_SECONDS = 20.0
+DEFAULT_SCREENSHOT = "keidash-demo.png"
 
 
 class Output(Protocol):
@@ -36,7 +46,7 @@ class FrameStats:
     first_frame_monotonic: float | None = None  # CLOCK_MONOTONIC of that frame (for bench/)
     frame_ms: list[float] = field(default_factory=list)  # render time of each frame
     vss_calibration: "vss.VssCalibration | None" = None  # what the speed sensor was learned to be
-    learned: "object | None" = None  # keidash.learn.LearnedRatios found while driving (None: nothing learned)
+    learned: "object | None" = None  # keidash.estimate.learn.LearnedRatios found while driving (None: nothing learned)
     started: float = 0.0
     ended: float = 0.0
 
@@ -144,3 +154,186 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
     stats.ended = time.monotonic()
     stats.learned = learned_so_far(state, config)
     return stats
+
+
+# -- keidash demo / run / replay --------------------------------------------------------------
+def demo_main(args) -> int:
+    """``keidash demo``: the virtual truck through the real sources to the cluster."""
+    from .profiles import load_profile
+    load_profile(args.profile)  # an unknown profile is a usage error before anything starts
+    query = f"hardware={args.hardware}&speedup={args.speedup:g}&skip={args.skip:g}&vss_error={args.vss_error:g}"
+    if args.obey_cues:
+        query += "&obey=1"
+    sources = {"sim": f"sim://{args.profile}?{query}"}
+    return start_dash(args, args.profile, sources, size=args.size, fullscreen=False, shift={}, demo=True)
+
+
+def run_main(args) -> int:
+    """``keidash run --config PATH``: a real truck."""
+    config = load_config(args.config)
+    return start_dash(args, config.profile, config.sources, size=config.size, fullscreen=config.fullscreen,
+                shift=config.shift, fps=config.fps, config=config)
+
+
+def replay_main(args) -> int:
+    """``keidash replay LOG``: a recorded drive through the cluster (and ``--estimates``)."""
+    from urllib.parse import quote, urlencode
+
+    from .replay import load_log
+    check_writable("--estimates", args.estimates)
+    log = load_log(args.log, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
+    profile, learned = _replay_truck(args)
+    if args.estimates:
+        from .estimate.drives import estimate_log, write_estimates
+        from .estimate.estimator import config_for
+        config = config_for(profile, {}, ("replay",), learned)
+        rows = write_estimates(estimate_log(log, config, hide_rpm=args.hide_rpm), args.estimates)
+        print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
+        if args.headless or no_display():
+            return 0  # nothing to watch: the estimates are what was asked for
+    options = {"format": args.format, "speed": f"{args.speed:g}"}
+    if args.columns:
+        options["columns"] = args.columns
+    if args.speed_unit:
+        options["speed_unit"] = args.speed_unit
+    if args.hide_rpm:
+        options["hide_rpm"] = "1"
+    url = "replay://" + quote(os.path.abspath(args.log)) + "?" + urlencode(options)
+    return start_dash(args, profile, {"replay": url}, size=args.size, fullscreen=False, shift={}, learned=learned)
+
+
+def _replay_truck(args):
+    """The profile a replay runs with, and what was learned beforehand (``--ratios-from``) or None."""
+    from .profiles import load_profile, unknown_profile
+    if args.profile:
+        return load_profile(args.profile), None
+    profile = unknown_profile()
+    if not args.ratios_from:
+        return profile, None  # ratios are learned as the log plays
+    from .replay import load_log
+    from .estimate.drives import learn_truck
+    calibration = load_log(args.ratios_from)
+    learned = learn_truck([calibration], profile)
+    if not learned.ratios:
+        raise ConfigError(f"--ratios-from {args.ratios_from}: {learned.why_not}")
+    print(f"keidash: learned from {calibration.name}: {learned.describe()}")
+    return profile, learned
+
+
+def no_display() -> bool:
+    return (not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+            and os.environ.get("SDL_VIDEODRIVER") not in ("kmsdrm", "x11", "wayland"))
+
+
+def _save_learned(profile, learned, path: str, sources: list[str]) -> None:
+    """Write the ratios learned while driving into a profile file (or say why there are none)."""
+    if learned is None or not learned.found:
+        print("keidash: nothing was learned while driving (the ratios were known, or no steady driving "
+              f"with rpm and speed was seen); {path} not written", file=sys.stderr)
+        return
+    from .estimate.learn import profile_with_learned
+    base = profile if profile.name != "unknown" else None
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(profile_with_learned(base, learned, [f"live: {', '.join(sources)}"]))
+    print(f"keidash: wrote the ratios learned while driving ({learned.found} of {len(learned.gears)} gears) "
+          f"to {os.path.abspath(path)}")
+
+
+def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shift,
+         fps: float = 60.0, demo: bool = False, learned=None, config=None) -> int:
+    """Run the dash: ``config`` is the run's Config (None for demo and replay: defaults)."""
+    from .profiles import load_profile
+    from .rig import open_rig
+
+    if isinstance(profile, str):
+        profile = load_profile(profile)
+    for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
+                         ("--save-learned", args.save_learned), ("--log", args.log)):
+        check_writable(option, path)
+    headless = args.headless or no_display()
+    seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
+    screenshot = args.screenshot or (DEFAULT_SCREENSHOT if headless and demo else None)
+    if headless and seconds is None and not all(url.startswith("replay:") for url in sources.values()):
+        print("keidash: running headless; stop with Ctrl-C or SIGTERM", file=sys.stderr)
+
+    from .display.cluster import Cluster
+    layout = args.layout or (config.layout if config else None)
+    try:
+        cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
+    except Exception as exc:  # pygame.error and friends: say it plainly
+        raise KeidashError(f"cannot open the display: {exc}") from None
+
+    rig = open_rig(sources, profile)
+    from .estimate.estimator import config_for
+    estimator = config_for(profile, shift, rig.priority(), learned)
+    cab, outputs = _cab_and_outputs(args, config)
+    log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
+    log = None
+    if log_path:
+        from .triplog.writer import TripLog
+        log = TripLog(log_path, profile=profile.name, sources=" ".join(f"{n}={u}" for n, u in sources.items()))
+    from .pi.notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
+    watchdog = Watchdog.from_environment(
+        check_sources=lambda: sources_alive(rig.sources),
+        describe=lambda: "; ".join(f"{name}: {'connected' if ok else (message or 'not connected')}"
+                                   for name, (ok, message, *_) in rig.links().items()))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        rig.start()
+        stats = run_dash(rig, estimator, [cluster, *outputs], fps=args.fps or fps, seconds=seconds, stop=stop,
+                         should_quit=lambda: cluster.poll_quit() or rig.finished(),
+                         calibration=rig.vss_calibration(), cab=cab, log=log,
+                         on_frame=lambda dash: watchdog.frame(time.monotonic()))
+        vss = stats.vss_calibration
+        if vss is not None and vss.ready and vss.pulses_per_km:
+            print(f"keidash: the speed sensor gives {vss.pulses_per_km:.0f} pulses per km (measured "
+                  f"against the GPS); put vss_ppk={vss.pulses_per_km:.0f} in the pulses:// URL")
+        if args.save_learned:
+            _save_learned(profile, stats.learned, args.save_learned, list(sources))
+        if screenshot:
+            cluster.save(screenshot)
+            print(f"keidash: saved a screenshot of the cluster to {os.path.abspath(screenshot)}")
+        if args.stats_json:
+            stats.write(args.stats_json)
+    finally:
+        watchdog.stopping()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        rig.stop()
+        cab.close()
+        if log is not None:
+            log.close()
+        for output in outputs:
+            output.close()
+        cluster.close()
+    return 0
+
+
+def _cab_and_outputs(args, config):
+    """The cab (trip, clock, night, button) and the GPIO outputs the config asks for.
+
+    A GPIO device that cannot be opened (no GPIO here, pin busy, no permission) is one
+    warning and the dash runs without it, saying so on screen: the cluster matters more.
+    """
+    from .cab import Cab, CabSettings
+    units = args.units or (config.units if config else "mph")
+    if config is None:
+        return Cab(CabSettings(units=units)), []
+    distance_file = os.path.join(config.data_dir, "distance.json") if config.data_dir else None
+    cab = Cab(CabSettings(units=units, odometer_km=config.odometer_km, distance_file=distance_file,
+                          night_from=config.night["night_from"], day_from=config.night["day_from"],
+                          button_pin=config.button_pin, night_switch_pin=config.night["switch"]))
+    outputs = []
+    if config.lights:
+        from .outputs.lights import ShiftBuzzer, ShiftLights
+        lights = config.lights
+        outputs.append(ShiftLights(lights["bar"], down_pin=lights["down"], span_rpm=lights["span_rpm"]))
+        if lights["buzzer"] is not None:
+            outputs.append(ShiftBuzzer(lights["buzzer"]))
+    cab.problems += [output.problem for output in outputs if output.problem]  # shown on the dash
+    if config.backlight is not None:  # a display without a backlight control is no fault: logged only
+        from .outputs.backlight import Backlight
+        outputs.append(Backlight(config.backlight["path"], day=config.backlight["day"],
+                                 night=config.backlight["night"]))
+    return cab, outputs

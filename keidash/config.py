@@ -22,6 +22,7 @@ Example (docs/example-config.toml)::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ _NIGHT = {"switch", "night_from", "day_from"}
 _BACKLIGHT = {"day", "night", "path"}
 _LAYOUTS = ("800x480", "480x320", "1024x600", "1280x400")  # keidash.display layouts by name
 _SHIFT = {"upshift_rpm", "redline_rpm", "idle_rpm", "mode", "upshift_rpm_per_gear"}
-_SHIFT_MODES = ("power", "economy")  # keidash.shift.MODES (not imported: config loads before the estimator)
+_SHIFT_MODES = ("power", "economy")  # keidash.estimate.shift.MODES (not imported: config loads before the estimator)
 
 
 @dataclass(frozen=True)
@@ -235,3 +236,14 @@ def _shift(table: dict, where: str) -> dict:
                               f"(0 = keidash's point for that gear), e.g. [4500, 4200, 4000, 3800]")
         out["upshift_rpm_per_gear"] = tuple(float(v) for v in per_gear)
     return out
+
+
+def check_writable(option: str, path: str | None) -> None:
+    """Fail before the drive, not after it, when an output file cannot be written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{option} {path}: cannot write in {folder} (permission denied)")

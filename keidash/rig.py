@@ -74,7 +74,7 @@ class Rig:
 
     def vss_calibration(self):
         """A CalibrationConfig when a speed sensor can be calibrated against a GPS here, else None."""
-        from .calibration import CalibrationConfig
+        from .sources.calibration import CalibrationConfig
         from .sources.nmea import NmeaSource
         from .sources.pulses import PulseSource
         vss = next((s for s in self.sources if isinstance(s, PulseSource) and s.vss_pin is not None), None)

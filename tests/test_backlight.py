@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import keidash.backlight as backlight_module
-from keidash.backlight import Backlight, find_backlight, scaled
+import keidash.outputs.backlight as backlight_module
+from keidash.outputs.backlight import Backlight, find_backlight, scaled
 from keidash.dashstate import DashState
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -100,7 +100,7 @@ def test_a_broken_device_is_one_log_line_and_no_error(tmp_path, caplog):
 PERMISSION_PROBE = textwrap.dedent("""
     import logging, sys
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    from keidash.backlight import Backlight
+    from keidash.outputs.backlight import Backlight
     from keidash.dashstate import DashState
     light = Backlight(sys.argv[1])
     light.render(DashState(t=0.0, profile_title="t", rpm=None, rpm_estimated=False, speed_kmh=None,

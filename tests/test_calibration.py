@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keidash.calibration import (
+from keidash.sources.calibration import (
     JIS_PULSES_PER_KM,
     CalibrationConfig,
     CalibrationState,

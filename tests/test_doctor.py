@@ -15,8 +15,10 @@ import tty
 
 import pytest
 
-from keidash import doctor
-from keidash.doctor import (Check, can_read_write, check_adapter, check_config, check_disk, check_display,
+from keidash.pi import doctor
+from keidash.pi.doctor import board, ports
+from keidash.pi.doctor.base import can_read_write
+from keidash.pi.doctor import (Check, check_adapter, check_config, check_disk, check_display,
                             check_gpio, check_gps, check_groups, check_serial, doctor_main, run_checks)
 from keidash.sim.elm327 import EmulatedELM327
 from keidash.sim.nmea import EmulatedGPS
@@ -202,7 +204,7 @@ def test_a_device_this_user_may_not_open_fails_with_the_usermod_fix(locked_file)
         [check] = check_serial({"obd": url})
         line = check.line()
     else:  # root opens anything: run the check as nobody
-        line = run_as_nobody(f"from keidash.doctor import check_serial; "
+        line = run_as_nobody(f"from keidash.pi.doctor import check_serial; "
                              f"print(check_serial({{'obd': {url!r}}})[0].line())")
     group = grp.getgrgid(os.stat(locked_file).st_gid).gr_name
     assert line == (f"FAIL serial: obd {locked_file}: this user may not read and write it (group {group}): "
@@ -236,9 +238,9 @@ def test_read_write_permission_by_mode_bits(locked_file):
 def test_a_serial_console_on_the_uart_is_found(tmp_path):
     cmdline = tmp_path / "cmdline"
     cmdline.write_text("console=serial0,115200 console=tty1 root=PARTUUID=1 rootwait\n")
-    assert doctor._console_on(str(cmdline)) == "serial0"
+    assert ports._console_on(str(cmdline)) == "serial0"
     cmdline.write_text("console=tty1 root=PARTUUID=1 rootwait\n")
-    assert doctor._console_on(str(cmdline)) is None
+    assert ports._console_on(str(cmdline)) is None
 
 
 # -- the adapter and the GPS ----------------------------------------------------------
@@ -372,8 +374,8 @@ def test_display_device_this_user_may_not_open(tmp_path):
 
 
 def test_pygame_display_init_is_tried_in_a_child_process():
-    assert doctor._try_display_init("dummy", dict(os.environ)) == ""
-    problem = doctor._try_display_init("keidash-no-such-driver", dict(os.environ))
+    assert board._try_display_init("dummy", dict(os.environ)) == ""
+    problem = board._try_display_init("keidash-no-such-driver", dict(os.environ))
     assert problem.startswith("pygame.display.init() failed: ")
 
 
@@ -404,7 +406,7 @@ def test_a_data_dir_this_user_may_not_write(tmp_path):
         if os.geteuid() != 0:
             line = check_disk(folder).line()
         else:
-            line = run_as_nobody(f"from keidash.doctor import check_disk; print(check_disk({folder!r}).line())")
+            line = run_as_nobody(f"from keidash.pi.doctor import check_disk; print(check_disk({folder!r}).line())")
     finally:
         os.rmdir(folder)
     assert line == (f"FAIL disk: cannot write in {folder}: Permission denied: "

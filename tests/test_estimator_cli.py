@@ -15,12 +15,12 @@ import pytest
 
 from keidash.config import config_from_dict
 from keidash.errors import ConfigError
-from keidash.estimates import COLUMNS, estimate_log
-from keidash.estimator import EstimatorState, advise, config_for, step
+from keidash.estimate.drives import COLUMNS, estimate_log
+from keidash.estimate.estimator import EstimatorState, advise, config_for, step
 from keidash.profiles import load_profile, unknown_profile
 from keidash.readings import SPEED, Reading
 from keidash.replay import load_log, readings_from_log
-from keidash.truck import learn_truck
+from keidash.estimate.drives import learn_truck
 
 DRIVES = Path(__file__).parent / "data" / "drives"
 FORD = DRIVES / "openxc-ford"
@@ -190,7 +190,7 @@ def test_shift_mode_and_per_gear_points_from_the_config():
 
 def test_one_upshift_rpm_from_the_config_replaces_the_mode_in_every_gear():
     est = config_for(load_profile("hijet-s500p"), {"upshift_rpm": 4500.0}, ("gps",))
-    from keidash.shift import ShiftPolicy, upshift_rpm
+    from keidash.estimate.shift import ShiftPolicy, upshift_rpm
     policy = ShiftPolicy(est.rpm_per_kmh, est.limits, mode=est.shift_mode, engine=est.engine,
                          upshift_rpm_per_gear=est.upshift_rpm_per_gear[:4])
     assert [upshift_rpm(policy, g) for g in range(1, 5)] == [4500.0] * 4
@@ -331,7 +331,7 @@ def test_a_trip_log_that_cannot_be_written_is_a_message_on_the_dash_and_the_dash
 
     from keidash.app import run_dash
     from keidash.rig import open_rig
-    from keidash.triplog import TripLog
+    from keidash.triplog.writer import TripLog
 
     def refuse(path):
         raise sqlite3.OperationalError("database or disk is full")

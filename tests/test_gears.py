@@ -1,4 +1,4 @@
-"""Gear tracker (keidash.gears): real labelled logs, the virtual truck, synthetic shifts.
+"""Gear tracker (keidash.estimate.gears): real labelled logs, the virtual truck, synthetic shifts.
 
 Figures come from ``.venv/bin/python bench/gears_eval.py``; the floors here sit a
 little under what was measured, so a change that makes the tracker worse fails.
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from keidash.engine import shift_limits
-from keidash.gears import (GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears, standing_rpm,
+from keidash.profiles.engine import shift_limits
+from keidash.estimate.gears import (GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears, standing_rpm,
                            track, track_samples)
 from keidash.profiles import load_profile
 from keidash.replay import load_log

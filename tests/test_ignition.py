@@ -9,7 +9,7 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from keidash.ignition import POWER_OFF, STOP_DASH, IgnitionWatch, ignition_main, power_off_action
+from keidash.pi.ignition import POWER_OFF, STOP_DASH, IgnitionWatch, ignition_main, power_off_action
 from waiting import wait_for
 
 GRACE_S = 0.2

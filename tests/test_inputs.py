@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keidash.inputs import PAGE, UNITS, DashButton, NightSwitch, UiState, ui_step
+from keidash.cab.inputs import PAGE, UNITS, DashButton, NightSwitch, UiState, ui_step
 
 BUTTON, SWITCH = 21, 20
 HOLD_S = 0.2

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from keidash.evaluate import plain_kmeans
+from keidash.estimate.evaluate import plain_kmeans
 
-from keidash.learn import (GearRatio, LearnedRatios, LearnerState, learn_from_logs, learned, learner_step,
+from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, learn_from_logs, learned, learner_step,
                            profile_with_learned)
 from keidash.profiles import load_profile
 from keidash.readings import RPM, SPEED

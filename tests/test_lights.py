@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keidash.dashstate import DOWN, LIVE, STALE, UP, DashState, SourceView
-from keidash.estimator import EstimatorConfig, EstimatorState, advise, step
-from keidash.engine import shift_limits
+from keidash.estimate.estimator import EstimatorConfig, EstimatorState, advise, step
+from keidash.profiles.engine import shift_limits
 from keidash.outputs import ShiftBuzzer, ShiftLights
 from keidash.outputs.lights import bar_lit
 from keidash.profiles import load_profile
@@ -59,7 +59,7 @@ def history(pin) -> list[float]:
 
 def test_importing_the_outputs_does_not_import_gpiozero():
     import subprocess
-    code = "import sys, keidash.outputs, keidash.inputs; print('gpiozero' in sys.modules)"
+    code = "import sys, keidash.outputs, keidash.cab.inputs; print('gpiozero' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,4 @@
-"""The tach needle filter (keidash/needle.py): fused rpm readings predicted to a display time."""
+"""The tach needle filter (keidash/estimate/needle.py): fused rpm readings predicted to a display time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keidash.needle import (NeedleConfig, NeedleState, needle_horizon_s, needle_predict, needle_reset,
+from keidash.estimate.needle import (NeedleConfig, NeedleState, needle_horizon_s, needle_predict, needle_reset,
                             needle_update)
 from keidash.profiles import load_profile
 from keidash.sim.truck import STEP_S, VirtualTruck

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from keidash.notify import Notifier, Watchdog, healthy, sources_alive, watchdog_interval_s
+from keidash.pi.notify import Notifier, Watchdog, healthy, sources_alive, watchdog_interval_s
 
 
 @pytest.fixture

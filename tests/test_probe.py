@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from keidash.errors import ConfigError
-from keidash.probe import format_probe, probe
+from keidash.pi.probe import format_probe, probe
 from keidash.readings import BATTERY, COOLANT, LATITUDE, LONGITUDE, RPM, SPEED, THROTTLE
 from keidash.sim.nmea import EmulatedGPS
 from keidash.sim.truth import parked

@@ -6,7 +6,7 @@ import pytest
 
 from keidash.errors import ProfileError
 from keidash.profiles import list_profiles, load_profile, profile_from_dict
-from keidash.tyres import parse_tyre
+from keidash.profiles.tyres import parse_tyre
 
 PROFILES = list_profiles()
 
@@ -139,7 +139,7 @@ def test_profile_from_a_file(tmp_path):
         load_profile(str(tmp_path / "bad.toml"))
 
 
-# -- the [learned] table (ratios learned by driving, keidash.learn) ---------------------
+# -- the [learned] table (ratios learned by driving, keidash.estimate.learn) ---------------------
 def test_learned_ratios_are_used_when_no_sourced_ratios():
     p = profile_from_dict(_minimal(learned={"rpm_per_kmh": [280.0, 160.0, 110.0, 70.0, 51.0],
                                             "confidence": [0.6, 0.9, 0.9, 0.9, 0.8], "samples": 900,

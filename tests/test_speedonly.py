@@ -1,4 +1,4 @@
-"""keidash.speedonly: gear and rpm from road speed alone.
+"""keidash.estimate.speedonly: gear and rpm from road speed alone.
 
 The real-log figures are the issue's metric (rpm hidden, share of moving samples within
 10 % of the recorded rpm), leave-one-out as in bench/speedonly_eval.py, which prints them.
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from keidash.engine import shift_limits
+from keidash.profiles.engine import shift_limits
 from keidash.profiles import load_profile
-from keidash.sim.physics import Body
+from keidash.profiles.body import Body
 from keidash.sim.truck import VirtualTruck
-from keidash.speedonly import (DEFAULT_OBEDIENCE, DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,
+from keidash.estimate.speedonly import (DEFAULT_OBEDIENCE, DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,
                                rpm_estimate, speed_step)
 
 _spec = importlib.util.spec_from_file_location(

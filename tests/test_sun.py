@@ -23,7 +23,7 @@ import calendar
 
 import pytest
 
-from keidash.sun import SUNRISE_ELEVATION_DEG, clock_minutes, is_night, sun_elevation_deg
+from keidash.cab.sun import SUNRISE_ELEVATION_DEG, clock_minutes, is_night, sun_elevation_deg
 
 TOKYO = (35 + 39 / 60 + 29.2 / 3600, 139 + 44 / 60 + 28.9 / 3600)
 CHICAGO = (41.88, -87.63)

@@ -1,4 +1,4 @@
-"""The trip log (keidash/triplog.py): schema, trips, faults, retention, power cuts.
+"""The trip log (keidash/triplog/writer.py): schema, trips, faults, retention, power cuts.
 
 Faults are simulated without mounts: a full disk by a small ``PRAGMA max_page_count`` set by
 an injected connect function, a read-only file system by opening the file with
@@ -19,7 +19,7 @@ import pytest
 
 from keidash.dashstate import DashState
 from keidash.readings import Reading
-from keidash.triplog import SCHEMA_VERSION, TRIP_GAP_S, TripLog, migrate
+from keidash.triplog.writer import SCHEMA_VERSION, TRIP_GAP_S, TripLog, migrate
 
 FAST = dict(commit_every_s=0.02, retry_s=0.02)
 

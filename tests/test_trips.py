@@ -1,7 +1,7 @@
 """The trip log's reader side: keidash trips / report / export and replay of a trip log.
 
 The databases are written here with sqlite3 directly, in the trip-log schema
-(version 1), never through keidash.triplog, so these tests pin the file format:
+(version 1), never through keidash.triplog.writer, so these tests pin the file format:
 trip 1 is hand-made (every figure can be worked out on paper), trip 2 is the
 real OpenXC drive driving2.jsonl (its labels as the dash's gear).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from keidash import trips
+from keidash.triplog import export, reading, report
 from keidash.errors import ConfigError, KeidashError
 from keidash.replay import load_log
 
@@ -121,7 +121,7 @@ def trapezoid_km(points) -> float:
 
 # -- keidash trips ---------------------------------------------------------------------------
 def test_trips_lists_both_trips(trip_db, drive, capsys, utc):
-    assert trips.trips_main(str(trip_db)) == 0
+    assert reading.trips_main(str(trip_db)) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # header and two trips
     one = lines[1].split()
@@ -131,17 +131,17 @@ def test_trips_lists_both_trips(trip_db, drive, capsys, utc):
     two = lines[2].split()
     km = trapezoid_km([(s.t, s.speed_kmh) for s in drive.samples])
     assert two[0] == "2" and two[1:3] == ["2026-01-01", "01:00"]
-    assert two[3] == trips.format_duration(drive.samples[-1].t)  # not ended: as far as the log goes
+    assert two[3] == reading.format_duration(drive.samples[-1].t)  # not ended: as far as the log goes
     assert float(two[4]) == pytest.approx(km, abs=0.05) and km > 0.5
     assert float(two[6]) == pytest.approx(max(s.speed_kmh for s in drive.samples), abs=0.5)
     assert lines[2].endswith("- (not ended)")
 
 
 def test_summary_distance_is_the_integrated_speed(trip_db):
-    db = trips.open_trip_log(trip_db)
+    db = reading.open_trip_log(trip_db)
     try:
-        trip = trips.find_trip(db, 1)
-        summary = trips.summarise(trip, trips.frames(db, 1))
+        trip = reading.find_trip(db, 1)
+        summary = reading.summarise(trip, reading.frames(db, 1))
     finally:
         db.close()
     assert summary.distance_km == pytest.approx(0.8985, abs=1e-9)
@@ -150,7 +150,7 @@ def test_summary_distance_is_the_integrated_speed(trip_db):
 
 def test_an_empty_trip_log_lists_no_trips(tmp_path, capsys):
     new_db(tmp_path / "empty.db").close()
-    assert trips.trips_main(str(tmp_path / "empty.db")) == 0
+    assert reading.trips_main(str(tmp_path / "empty.db")) == 0
     assert "no trips recorded yet" in capsys.readouterr().out
 
 
@@ -162,7 +162,7 @@ def test_reads_while_the_dash_is_writing(trip_db, tmp_path, capsys):
     writer.commit()
     writer.execute("INSERT INTO frames VALUES (1, 1.1, 36.0, 3000.0, 0, 2, NULL)")  # a write still open
     try:
-        assert trips.trips_main(str(path)) == 0
+        assert reading.trips_main(str(path)) == 0
     finally:
         writer.rollback()
         writer.close()
@@ -172,13 +172,13 @@ def test_reads_while_the_dash_is_writing(trip_db, tmp_path, capsys):
 # -- errors: one sentence each -----------------------------------------------------------------
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"^no trip log at .*nothere\.db: check the path"):
-        trips.trips_main(str(tmp_path / "nothere.db"))
+        reading.trips_main(str(tmp_path / "nothere.db"))
 
 
 def test_not_a_database(tmp_path):
     (tmp_path / "notes.db").write_text("this is not a database\n")
     with pytest.raises(ConfigError, match="is not a keidash trip log \\(not an SQLite database\\)"):
-        trips.trips_main(str(tmp_path / "notes.db"))
+        reading.trips_main(str(tmp_path / "notes.db"))
 
 
 def test_a_database_without_the_tables(tmp_path):
@@ -186,7 +186,7 @@ def test_a_database_without_the_tables(tmp_path):
     db.execute("CREATE TABLE something (x)")
     db.close()
     with pytest.raises(ConfigError, match="is not a keidash trip log \\(it has no frames table\\)"):
-        trips.trips_main(str(tmp_path / "other.db"))
+        reading.trips_main(str(tmp_path / "other.db"))
 
 
 def test_a_damaged_database(tmp_path, trip_db):
@@ -194,28 +194,28 @@ def test_a_damaged_database(tmp_path, trip_db):
     data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten, the header intact
     (tmp_path / "damaged.db").write_bytes(bytes(data))
     with pytest.raises(ConfigError, match="is damaged or not a keidash trip log"):
-        trips.trips_main(str(tmp_path / "damaged.db"))
+        reading.trips_main(str(tmp_path / "damaged.db"))
 
 
 def test_empty_db_has_nothing_to_report(tmp_path):
     new_db(tmp_path / "empty.db").close()
     with pytest.raises(ConfigError, match=r"^no trips recorded in .*empty\.db yet$"):
-        trips.report_main(str(tmp_path / "empty.db"), "last", str(tmp_path / "r.html"))
+        report.report_main(str(tmp_path / "empty.db"), "last", str(tmp_path / "r.html"))
     with pytest.raises(ConfigError, match="no trips recorded"):
-        trips.export_main(str(tmp_path / "empty.db"), "last", str(tmp_path / "r.csv"))
+        export.export_main(str(tmp_path / "empty.db"), "last", str(tmp_path / "r.csv"))
 
 
 def test_unknown_trip_id(trip_db, tmp_path):
     with pytest.raises(ConfigError, match=r"^no trip 7 in .*; its trips are 1, 2 \(see keidash trips\)$"):
-        trips.report_main(str(trip_db), "7", str(tmp_path / "r.html"))
+        report.report_main(str(trip_db), "7", str(tmp_path / "r.html"))
     with pytest.raises(ConfigError, match="trip must be a trip number or 'last', not 'first'"):
-        trips.export_main(str(trip_db), "first", str(tmp_path / "r.csv"))
+        export.export_main(str(trip_db), "first", str(tmp_path / "r.csv"))
 
 
 def test_newer_schema(tmp_path):
     new_db(tmp_path / "future.db", version=2).close()
     with pytest.raises(KeidashError, match=r"written by a newer keidash \(trip-log schema 2, this one reads up to 1\)"):
-        trips.trips_main(str(tmp_path / "future.db"))
+        reading.trips_main(str(tmp_path / "future.db"))
 
 
 def test_locked_file(tmp_path, monkeypatch):
@@ -224,10 +224,10 @@ def test_locked_file(tmp_path, monkeypatch):
     db.execute("PRAGMA journal_mode = DELETE")  # a WAL file never locks readers out; a rollback journal can
     db.executescript(SCHEMA)
     db.execute("BEGIN EXCLUSIVE")
-    monkeypatch.setattr(trips, "LOCK_WAIT_S", 0.05)
+    monkeypatch.setattr(reading, "LOCK_WAIT_S", 0.05)
     try:
         with pytest.raises(KeidashError, match="is locked by another program: try again"):
-            trips.trips_main(str(path))
+            reading.trips_main(str(path))
     finally:
         db.execute("ROLLBACK")
         db.close()
@@ -235,9 +235,9 @@ def test_locked_file(tmp_path, monkeypatch):
 
 def test_wrong_output_kinds(trip_db, tmp_path):
     with pytest.raises(ConfigError, match="name a .html or .png file"):
-        trips.report_main(str(trip_db), "1", str(tmp_path / "r.pdf"))
+        report.report_main(str(trip_db), "1", str(tmp_path / "r.pdf"))
     with pytest.raises(ConfigError, match="name a .csv or .gpx file"):
-        trips.export_main(str(trip_db), "1", str(tmp_path / "r.kml"))
+        export.export_main(str(trip_db), "1", str(tmp_path / "r.kml"))
 
 
 # -- keidash report --------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def gear_table(page: str) -> dict[str, float]:
 
 def test_report_html_of_the_hand_made_trip(trip_db, tmp_path):
     out = tmp_path / "trip1.html"
-    assert trips.report_main(str(trip_db), "1", str(out)) == 0
+    assert report.report_main(str(trip_db), "1", str(out)) == 0
     page = out.read_text(encoding="utf-8")
     svg = re.search(r"<svg .*?</svg>", page, re.S).group(0)
     ET.fromstring(svg)  # well-formed
@@ -267,7 +267,7 @@ def test_report_html_of_the_hand_made_trip(trip_db, tmp_path):
 
 def test_report_of_the_last_trip_is_the_real_drive(trip_db, drive, tmp_path):
     out = tmp_path / "last.html"
-    trips.report_main(str(trip_db), "last", str(out))
+    report.report_main(str(trip_db), "last", str(out))
     page = out.read_text(encoding="utf-8")
     assert "<h1>Trip 2</h1>" in page
     seconds_in = {}
@@ -284,11 +284,11 @@ def test_report_of_the_last_trip_is_the_real_drive(trip_db, drive, tmp_path):
 
 
 def test_lugging_needs_3rd_gear_and_motion():
-    f = trips.Frame
+    f = reading.Frame
     frames = [f(0.0, 30.0, 1000.0, False, 2, None), f(0.1, 30.0, 1000.0, False, 3, None),
               f(0.2, 2.0, 1000.0, False, 3, None), f(0.3, 30.0, 1000.0, True, 4, None),
               f(0.4, 30.0, 1000.0, True, 4, None), f(3.0, 30.0, 1000.0, True, 4, None)]
-    events = trips.lugging(frames, 1456.25)
+    events = reading.lugging(frames, 1456.25)
     # 3rd at 30 km/h, then 4th (estimated rpm) until the 2.6 s gap ends it, then a lone frame after the gap
     assert [(round(e.start_t, 1), round(e.duration_s, 1), e.gear, e.estimated) for e in events] == [
         (0.1, 0.1, 3, False), (0.3, 0.1, 4, True), (3.0, 0.0, 4, True)]
@@ -297,21 +297,21 @@ def test_lugging_needs_3rd_gear_and_motion():
 def test_report_png(trip_db, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib (the keidash[report] extra) is not installed")
     out = tmp_path / "trip1.png"
-    assert trips.report_main(str(trip_db), "1", str(out)) == 0
+    assert report.report_main(str(trip_db), "1", str(out)) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_png_without_matplotlib_says_how_to_install_it(trip_db, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"PNG reports need matplotlib: pip install 'keidash\[report\]'"):
-        trips.report_main(str(trip_db), "1", str(tmp_path / "trip1.png"))
+        report.report_main(str(trip_db), "1", str(tmp_path / "trip1.png"))
     assert not (tmp_path / "trip1.png").exists()
 
 
 # -- keidash export --------------------------------------------------------------------------
 def test_export_csv_one_row_per_frame_with_positions(trip_db, tmp_path):
     out = tmp_path / "trip1.csv"
-    assert trips.export_main(str(trip_db), "1", str(out)) == 0
+    assert export.export_main(str(trip_db), "1", str(out)) == 0
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 600
@@ -328,7 +328,7 @@ def test_export_csv_one_row_per_frame_with_positions(trip_db, tmp_path):
 
 def test_export_csv_without_positions(trip_db, drive, tmp_path):
     out = tmp_path / "trip2.csv"
-    trips.export_main(str(trip_db), "2", str(out))
+    export.export_main(str(trip_db), "2", str(out))
     with open(out, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["t", "speed_kmh", "rpm", "rpm_estimated", "gear", "cue"]
@@ -338,8 +338,8 @@ def test_export_csv_without_positions(trip_db, drive, tmp_path):
 
 def test_export_gpx(trip_db, tmp_path):
     out = tmp_path / "trip1.gpx"
-    assert trips.export_main(str(trip_db), "1", str(out)) == 0
-    ns = {"g": trips.GPX_NS, "x": trips.GPXTPX_NS}
+    assert export.export_main(str(trip_db), "1", str(out)) == 0
+    ns = {"g": export.GPX_NS, "x": export.GPXTPX_NS}
     root = ET.parse(out).getroot()
     points = root.findall("g:trk/g:trkseg/g:trkpt", ns)
     assert len(points) == TRIP1_GPS_FIXES
@@ -352,7 +352,7 @@ def test_export_gpx(trip_db, tmp_path):
 
 def test_export_gpx_of_a_trip_without_gps(trip_db, tmp_path):
     with pytest.raises(ConfigError, match="^no GPS position in trip 2$"):
-        trips.export_main(str(trip_db), "last", str(tmp_path / "trip2.gpx"))
+        export.export_main(str(trip_db), "last", str(tmp_path / "trip2.gpx"))
 
 
 # -- replay of a trip log --------------------------------------------------------------------
@@ -406,7 +406,7 @@ def test_reading_never_writes_the_trip_log(trip_db, tmp_path):
     copy = tmp_path / "copy.db"
     copy.write_bytes(trip_db.read_bytes())
     before = copy.read_bytes()
-    trips.trips_main(str(copy))
-    trips.export_main(str(copy), "1", str(tmp_path / "t.csv"))
+    reading.trips_main(str(copy))
+    export.export_main(str(copy), "1", str(tmp_path / "t.csv"))
     load_log(copy)
     assert copy.read_bytes() == before  # (SQLite may leave its -wal and -shm files beside it)

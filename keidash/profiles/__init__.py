@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ProfileError
-from ..tyres import Tyre, parse_tyre
+from .tyres import Tyre, parse_tyre
 
 _ENGINE_KEYS = {"code", "displacement_cc", "cylinders", "peak_power_kw", "peak_power_rpm",
                 "peak_torque_nm", "peak_torque_rpm", "idle_rpm", "sources"}
@@ -42,7 +42,7 @@ class Engine:
 
 @dataclass(frozen=True)
 class Learned:
-    """Ratios learned by driving (keidash.learn), kept in a profile's [learned] table."""
+    """Ratios learned by driving (keidash.estimate.learn), kept in a profile's [learned] table."""
 
     rpm_per_kmh: tuple[float | None, ...]  # 1st..top; None (nan in the TOML) for a gear not seen
     confidence: tuple[float, ...]  # 0..1 per gear
@@ -235,8 +235,19 @@ def load_profile(name_or_path: str) -> Profile:
 def unknown_profile() -> Profile:
     """A truck keidash knows nothing about yet: no engine figures, no ratios (learned by driving).
 
-    Its limits are keidash's defaults (keidash.engine.shift_limits); used to replay or
+    Its limits are keidash's defaults (keidash.profiles.engine.shift_limits); used to replay or
     learn from a drive when no profile is named.
     """
     return Profile(name="unknown", title="Unknown truck (learning)", years="",
                    engine=Engine(code="unknown", displacement_cc=None), tyre=None)
+
+
+def profiles_main() -> int:
+    """``keidash profiles``: one line per shipped profile."""
+    for name in list_profiles():
+        p = load_profile(name)
+        gears = (f"{len(p.gear_ratios)} gears, final {p.final_drive:g}" if p.ratios_known
+                 else "ratios learned by driving")
+        print(f"{name:14s} {p.title} ({p.years}), {p.engine.code} {p.engine.displacement_cc:g} cc, "
+              f"{p.tyre.size}, {gears}")
+    return 0

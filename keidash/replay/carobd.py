@@ -35,7 +35,8 @@ from collections import Counter
 from typing import Iterable
 
 from ..readings import RPM, SPEED
-from .log import BOTH, BadRow, DriveLog, Sample, csv_rows, fresh_channels, make_log, number, rpm_value, speed_value
+from .log import (BOTH, BadRow, DriveLog, Sample, csv_rows, fresh_channels, make_log, missing_column, number, rpm_value,
+                  speed_value)
 
 TIME_COLUMNS = ("ENGINE_RUN_TINE ()", "ENGINE_RUN_TIME ()")  # the first is how carOBD spells it
 RPM_COLUMN = "ENGINE_RPM ()"
@@ -57,8 +58,6 @@ def sniff(head: list[str]) -> bool:
 
 
 def read(lines: Iterable[str], name: str = "log") -> DriveLog:
-    from .formats import missing_column  # late: formats imports this module
-
     rows = csv_rows(lines)
     header = [cell.strip() for cell in next(rows, None) or []]
     time_name = next((n for n in TIME_COLUMNS if n in header), TIME_COLUMNS[0])

@@ -52,11 +52,6 @@ def format_names() -> str:
     return ", ".join(FORMATS)
 
 
-def missing_column(name: str, column: str, header: list[str]) -> ConfigError:
-    shown = ", ".join(repr(h) for h in header if h) or "none"
-    return ConfigError(f"{name} has no column {column!r}; its columns are: {shown}")
-
-
 def detect_format(head: list[str], name: str = "log") -> str:
     """The registered format whose sniff recognises these first lines, or ConfigError."""
     lines = [line for line in head if line.strip()][:HEAD_LINES]

@@ -18,8 +18,8 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import (BadRow, DriveLog, Sample, csv_rows, fresh_channels, gear_label, make_log, number, rpm_value,
-                  speed_value)
+from .log import (BadRow, DriveLog, Sample, csv_rows, fresh_channels, gear_label, make_log, missing_column, number,
+                  rpm_value, speed_value)
 
 #: km/h per unit of each speed unit
 SPEED_UNITS = {"kmh": 1.0, "mph": 1.609344, "ms": 3.6}
@@ -128,7 +128,6 @@ def find_column(name: str, wanted: str, header: list[str]) -> int:
     folded = [h.lower() for h in header]
     if folded.count(wanted.lower()) == 1:
         return folded.index(wanted.lower())
-    from .formats import missing_column
     raise missing_column(name, wanted, header)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Iterator, Mapping
 
+from ..errors import ConfigError
 from ..readings import RPM, SPEED, Reading
 
 #: a value outside these is a corrupt row, not a measurement
@@ -223,3 +224,8 @@ def gear_label(text: str) -> int | None:
     if value != int(value) or not -1 <= value <= 10:
         raise BadRow("gear")
     return int(value)
+
+
+def missing_column(name: str, column: str, header: list[str]) -> ConfigError:
+    shown = ", ".join(repr(h) for h in header if h) or "none"
+    return ConfigError(f"{name} has no column {column!r}; its columns are: {shown}")

@@ -21,7 +21,8 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import BadRow, DriveLog, Sample, csv_rows, fresh_channels, make_log, number, rpm_value, speed_value
+from .log import (BadRow, DriveLog, Sample, csv_rows, fresh_channels, make_log, missing_column, number, rpm_value,
+                  speed_value)
 
 TIME_COLUMNS = ("Device Time", "GPS Time")
 RPM_PREFIX = "Engine RPM"
@@ -43,7 +44,6 @@ class _Layout:
     """Where the wanted values sit, read from one header line."""
 
     def __init__(self, name: str, header: list[str]):
-        from .formats import missing_column
         self.header = header
         self.time_name = next((n for n in TIME_COLUMNS if n in header), None)
         if self.time_name is None:

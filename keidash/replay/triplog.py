@@ -12,7 +12,7 @@ replayed, so two speeds never fight over one gauge. The dash's own frames
 the estimator again.
 
 Detection is by the file's first bytes, SQLite's header ``SQLite format 3\\0``.
-The file is opened read-only through keidash.trips, so its errors (not a trip
+The file is opened read-only through keidash.triplog.reading, so its errors (not a trip
 log, newer schema, locked) are the same sentences ``keidash trips`` gives.
 """
 
@@ -42,7 +42,7 @@ def read(lines: Iterable[str], name: str = "log", trip: str | int = "last") -> D
 
 def load_trip(path: str | os.PathLike, trip: str | int = "last") -> DriveLog:
     """One trip (an id or "last") of the trip log at ``path`` as a DriveLog of rpm and speed samples."""
-    from ..trips import channel_readings, find_trip, open_trip_log  # late: keidash.trips is the bigger module
+    from ..triplog.reading import channel_readings, find_trip, open_trip_log  # late: keidash.triplog.reading is the bigger module
 
     path = os.fspath(path)
     db = open_trip_log(path)

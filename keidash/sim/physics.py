@@ -3,7 +3,8 @@
 Pure and deterministic: :meth:`TruckPhysics.step` advances the state by ``dt``
 under the driver's controls. Only the sourced engine and drivetrain figures come
 from the profile; mass, drag and rolling resistance are the virtual truck's
-assumptions (:class:`Body`), not claims about any real truck.
+assumptions (:class:`keidash.profiles.body.Body`, shared with the speed-only
+estimator), not claims about any real truck.
 """
 
 from __future__ import annotations
@@ -11,23 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..engine import full_load_torque_nm
 from ..profiles import Profile
-
-G = 9.81  # m/s^2
-AIR_DENSITY = 1.2  # kg/m^3
-
-
-@dataclass(frozen=True)
-class Body:
-    """The virtual truck's assumed body: no source gives these for a kei truck."""
-
-    mass_kg: float = 850.0  # ~770 kg curb (Carry DA16T, sourced) + driver, empty bed
-    drag_area_m2: float = 1.2  # Cd x A: a 1.475 m wide, ~1.8 m tall box, Cd ~0.5
-    rolling_coefficient: float = 0.015  # light-truck tyres on tarmac
-    driveline_efficiency: float = 0.90
-    engine_inertia_kgm2: float = 0.08  # crank, flywheel, clutch
-    clutch_capacity_nm: float = 110.0  # torque the clutch holds fully engaged
+from ..profiles.body import AIR_DENSITY, G, Body
+from ..profiles.engine import full_load_torque_nm
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 
-from ..engine import shift_limits
+from ..profiles.engine import shift_limits
 from ..profiles import Profile
 from .driver import KEI_DAY, Driver, Leg
 from .physics import Body, PhysicsState, TruckPhysics

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .profiles import Engine, Profile
+from . import Engine, Profile
 
 #: keidash's default idle speed: no kei-truck idle speed is sourced (set yours in the config)
 DEFAULT_IDLE_RPM = 850.0

@@ -3,8 +3,8 @@
 Logs are grouped by vehicle (the folder they sit in). Each log is scored with what
 was learned from the *other* logs of its vehicle (leave-one-out), as an owner's
 truck is calibrated on earlier drives and then driven: gear ratios
-(:func:`keidash.learn.learn_from_logs`) and driving habits
-(:func:`keidash.speedonly.learn_habits`, from the gears the tracker found in those
+(:func:`keidash.estimate.learn.learn_from_logs`) and driving habits
+(:func:`keidash.estimate.speedonly.learn_habits`, from the gears the tracker found in those
 drives). A vehicle with one log only is scored on itself, and says so.
 
 Per log:
@@ -18,7 +18,7 @@ Per log:
   indicator speeds 15/35/50/70/90 km/h) and an oracle that knows the gear (the label,
   or for unlabelled logs the gear whose ratio x speed is nearest the recorded rpm).
 
-Everything runs through :func:`keidash.estimates.estimate_log`, the code path of
+Everything runs through :func:`keidash.estimate.drives.estimate_log`, the code path of
 ``keidash replay --estimates``. Pure: no clock.
 """
 
@@ -31,10 +31,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .engine import shift_limits
-from .estimates import estimate_log
-from .profiles import Profile, unknown_profile
-from .replay import DriveLog, load_log
+from ..profiles.engine import shift_limits
+from .drives import estimate_log
+from ..profiles import Profile, unknown_profile
+from ..replay import DriveLog, load_log
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
 NAIVE_SPEEDS_KMH = (15.0, 35.0, 50.0, 70.0, 90.0)
@@ -139,7 +139,7 @@ def evaluate(paths: Sequence[str], profile: Profile | None = None) -> list[LogFi
     """
     from .estimator import config_for
     from .learn import learn_from_logs
-    from .truck import learn_truck
+    from .drives import learn_truck
 
     profile = profile or unknown_profile()
     limits = shift_limits(profile)

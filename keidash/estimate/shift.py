@@ -3,7 +3,7 @@
 The road speed ``v`` (km/h) and each gear's engine rpm per km/h ``k_g`` say
 everything about the drivetrain: in gear ``g`` the engine turns ``k_g x v``,
 and the force at the wheels at full load is proportional to ``T(k_g v) x k_g``
-(``T`` the full-load torque curve, :func:`keidash.engine.full_load_torque_nm`),
+(``T`` the full-load torque curve, :func:`keidash.profiles.engine.full_load_torque_nm`),
 because ``k_g`` is proportional to the overall ratio gear x final drive. The
 tyre radius and the final drive cancel out, so a shift point needs only the
 ``k`` values and the engine's peak figures.
@@ -24,7 +24,7 @@ Two modes choose the upshift rpm of each gear:
 
 A profile without the engine's peak torque and power figures has no torque
 curve: both modes fall back to the profile/config upshift rpm
-(:func:`keidash.engine.shift_limits`). A per-gear upshift rpm from the config
+(:func:`keidash.profiles.engine.shift_limits`). A per-gear upshift rpm from the config
 overrides the mode. Then, in this order:
 
 - cold engine: below ``COLD_BELOW_C`` coolant temperature, when it is known,
@@ -50,10 +50,10 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .dashstate import DOWN, UP
-from .engine import ShiftLimits, full_load_torque_nm
-from .errors import ConfigError
-from .profiles import Engine, Profile
+from ..dashstate import DOWN, UP
+from ..profiles.engine import ShiftLimits, full_load_torque_nm
+from ..errors import ConfigError
+from ..profiles import Engine, Profile
 
 MODES = ("power", "economy")
 

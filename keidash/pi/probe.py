@@ -40,10 +40,10 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .readings import CHANNELS, Reading
-from .rig import open_rig
-from .sources.base import CONNECTED
+from ..errors import ConfigError
+from ..readings import CHANNELS, Reading
+from ..rig import open_rig
+from ..sources.base import CONNECTED
 
 #: what a source opened by URL is called in the report, by URL scheme
 SOURCE_NAMES = {"obd": "obd", "nmea": "gps", "pulses": "pulses", "sim": "sim"}
@@ -203,3 +203,14 @@ def format_probe(result: dict) -> str:
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def probe_main(url: str, seconds: float, json_out: bool = False, profile_name: str | None = None) -> int:
+    """``keidash probe``: exit status 0 when some reading arrived, 1 when none did (the report says why)."""
+    import json
+
+    from ..profiles import load_profile
+    profile = load_profile(profile_name) if profile_name else None
+    result = probe(url, seconds, profile)
+    print(json.dumps(result, indent=1) if json_out else format_probe(result))
+    return 0 if any(s.get("readings") for s in result.get("sources", {}).values()) else 1

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from .outputs.lights import open_gpio
+from ..gpio import open_gpio
 
 PAGE = "page"  # event: show the next page
 UNITS = "units"  # event: swap mph and km/h for the big speed figure

@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: loaded rolling radius / free radius (rule of thumb, mechguru.com)
 ROLLING_FACTOR = 0.96

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from .dashstate import DashState
-from .readings import LATITUDE, LONGITUDE, Reading
+from ..dashstate import DashState
+from ..readings import LATITUDE, LONGITUDE, Reading
 from .trip import DistanceStore, TripMeter, trip_step
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ Evidence, each optional:
   speeds at which they shift, and how often they obey keidash's cues.
 - **Physics** when the profile has the engine's peak figures and a mass is
   given: a gear cannot deliver more acceleration at this speed than its
-  full-load torque allows (:func:`keidash.engine.full_load_torque_nm`, minus
-  rolling and air drag of :class:`keidash.sim.physics.Body`).
+  full-load torque allows (:func:`keidash.profiles.engine.full_load_torque_nm`, minus
+  rolling and air drag of :class:`keidash.profiles.body.Body`).
 - **Rpm limits**: a gear that would turn the engine past the red line or well
   below idle at this speed is not the gear.
 - **The clutch dip of an upshift**: with speed sampled densely enough
@@ -55,9 +55,9 @@ from functools import cached_property
 from dataclasses import dataclass
 from typing import Iterable
 
-from .engine import ShiftLimits, full_load_torque_nm
-from .profiles import Engine
-from .sim.physics import AIR_DENSITY, G, Body
+from ..profiles.engine import ShiftLimits, full_load_torque_nm
+from ..profiles import Engine
+from ..profiles.body import AIR_DENSITY, G, Body
 
 UP, DOWN = "up", "down"
 

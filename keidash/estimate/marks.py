@@ -1,7 +1,7 @@
 """``keidash marks``: shift speeds as a table and a printable speedometer sticker.
 
 For a driver without a screen: the road speed at which to shift out of each
-gear, in power and in economy mode (:mod:`keidash.shift`), printed as a table
+gear, in power and in economy mode (:mod:`keidash.estimate.shift`), printed as a table
 and drawn as a sticker like a speedometer face: an arc scale from 0 to the top
 speed with numbered ticks, a coloured mark and a label ("1→2") per shift,
 power marks outside the arc and economy marks inside, the profile's title and
@@ -23,9 +23,9 @@ import os
 from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
-from .engine import ShiftLimits, shift_limits
-from .errors import ConfigError, ProfileError
-from .profiles import Profile, load_profile
+from ..profiles.engine import ShiftLimits, shift_limits
+from ..errors import ConfigError, ProfileError
+from ..profiles import Profile, load_profile
 from .shift import MODES, ShiftPolicy, policy_from_profile, shift_speeds_kmh, upshift_rpm
 
 KMH_PER_MPH = 1.609344

@@ -26,7 +26,7 @@ import glob
 import logging
 import os
 
-from .dashstate import DashState
+from ..dashstate import DashState
 
 logger = logging.getLogger(__name__)
 

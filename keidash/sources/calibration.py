@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
-from .readings import SPEED, Reading
+from ..readings import SPEED, Reading
 
 #: the JIS speedometer drive: 637 rev/km x 4 pulses/rev
 JIS_PULSES_PER_KM = 2548.0

@@ -69,11 +69,11 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING, Iterable
 
-from .profiles import Profile
-from .readings import RPM, SPEED
+from ..profiles import Profile
+from ..readings import RPM, SPEED
 
 if TYPE_CHECKING:  # the replay package is for logs only: the live dash need not import it
-    from .replay.log import DriveLog
+    from ..replay.log import DriveLog
 
 #: rpm and speed measured further apart than this (s) make no pair
 PAIR_SKEW_S = 0.6

@@ -5,20 +5,20 @@ t, config, links) -> DashState`` says what the dash shows at time ``t``. Neither
 reads a clock, a port or a file: time arrives with the readings, so a replayed
 log gives the same gears and cues every time. The parts, each a pure module:
 
-- **Ratios** (:mod:`keidash.learn`): the profile's sourced ratios, ratios learned
+- **Ratios** (:mod:`keidash.estimate.learn`): the profile's sourced ratios, ratios learned
   beforehand (``keidash learn``, ``--ratios-from``), or, when neither is known,
   learned live from every rpm and speed reading; used once every gear is found.
-- **Gear with rpm** (:mod:`keidash.gears`): an HMM forward filter over neutral /
+- **Gear with rpm** (:mod:`keidash.estimate.gears`): an HMM forward filter over neutral /
   clutch in and each gear that knows slip makes the engine turn faster than the
   ratio, with a dwell before the shown gear changes.
-- **Gear from speed alone** (:mod:`keidash.speedonly`): a forward filter over the
+- **Gear from speed alone** (:mod:`keidash.estimate.speedonly`): a forward filter over the
   gears weighing what each gear can deliver at this speed, the clutch dip of an
   upshift, the driver's learned habits and keidash's own cues; rpm = ratio x speed,
   marked *estimated*.
-- **The needle** (:mod:`keidash.needle`): a Kalman filter over rpm and its rate,
+- **The needle** (:mod:`keidash.estimate.needle`): a Kalman filter over rpm and its rate,
   fed by every rpm reading (or the speed-only estimate) at its own time and
   predicted to the frame's display time; it restarts at a gear change.
-- **Cues** (:mod:`keidash.shift`): up at the mode's upshift point (power or
+- **Cues** (:mod:`keidash.estimate.shift`): up at the mode's upshift point (power or
   economy, per gear, capped while the engine is cold), down when lugging in 3rd and
   up unless the lower gear would over-rev; each clears with a margin.
 """
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
-from .dashstate import ABSENT, LIVE, STALE, DashState, SourceView
-from .engine import ShiftLimits, shift_limits
+from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
+from ..profiles.engine import ShiftLimits, shift_limits
 from .gears import GearModel, TrackerState, track
 from .learn import LearnedRatios, LearnerState, learned, learner_step
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
-from .profiles import Engine, Profile
-from .readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
+from ..profiles import Engine, Profile
+from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
 from .speedonly import Habits, SpeedModel, SpeedOnlyState, rpm_estimate, speed_step
 
@@ -55,7 +55,7 @@ class EstimatorConfig:
     source_priority: tuple[str, ...] = ("pulses", "obd", "gps")  # first live one wins
     gear_count: int | None = None  # forward gears when known (helps live learning)
     engine: Engine | None = None  # torque curve for the shift points
-    shift_mode: str = "economy"  # one of keidash.shift.MODES
+    shift_mode: str = "economy"  # one of keidash.estimate.shift.MODES
     upshift_rpm_per_gear: tuple[float, ...] = ()  # owner's upshift rpm per gear (0 = by mode)
     habits: Habits | None = None  # the driver's habits, for speed-only gears
     obedience: float | None = None  # share of cues the driver follows; None = learned or speedonly's default
@@ -335,7 +335,7 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         rpm_per_kmh = learned_truck.ratios if learned_truck and learned_truck.ratios else profile.rpm_per_kmh()
     mode = str(shift.get("mode", "economy"))
     if mode not in MODES:
-        from .errors import ConfigError
+        from ..errors import ConfigError
         raise ConfigError(f"[shift] mode {mode!r}: choose one of {', '.join(MODES)}")
     per_gear = tuple(float(v) for v in shift.get("upshift_rpm_per_gear", ()))
     if not per_gear and shift.get("upshift_rpm"):

@@ -1,0 +1,63 @@
+"""The estimator's commands on recorded drives: ``keidash learn``, ``marks`` and ``eval``.
+
+Each checks its output paths before any work (one sentence, never a traceback
+after a long run) and prints what it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..config import check_writable
+from ..errors import ConfigError
+
+
+def learn_main(paths: list[str], profile_name: str | None = None, gears: int | None = None,
+               out: str | None = None) -> int:
+    """``keidash learn``: 0 when every gear was found, 1 when not (the report says why)."""
+    from ..profiles import load_profile
+    from ..replay import load_log
+    from .learn import profile_with_learned
+    from .drives import learn_truck
+    if out:
+        check_writable("--out", out)
+    if gears is not None and not 1 <= gears <= 10:
+        raise ConfigError(f"--gears {gears}: a gearbox has 1 to 10 forward gears")
+    profile = load_profile(profile_name) if profile_name else None
+    logs = [load_log(path) for path in paths]
+    learned = learn_truck(logs, profile, gears=gears)
+    print(learned.report())
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(profile_with_learned(profile, learned.ratios_learned, [log.name for log in logs]))
+        print(f"keidash: wrote the profile with the learned ratios to {os.path.abspath(out)}")
+    return 0 if learned.ratios else 1
+
+
+def marks_command(profile_name: str, units: str = "kmh", out: str | None = None) -> int:
+    """``keidash marks``: the shift-speed table, and the sticker when ``out`` is given."""
+    if out:
+        check_writable("--out", out)
+    from .marks import marks_main
+    print(marks_main(profile_name, units, out))
+    if out:
+        print(f"keidash: wrote the sticker to {os.path.abspath(out)}")
+    return 0
+
+
+def eval_main(paths: list[str], json_path: str | None = None) -> int:
+    """``keidash eval``: the estimator's figures on recorded drives, as a table (and JSON)."""
+    import json
+
+    from .evaluate import as_json, evaluate, format_table
+    for path in paths:
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: no such file or folder")
+    if json_path:
+        check_writable("--json", json_path)
+    figures = evaluate(paths)
+    print(format_table(figures))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(as_json(figures), f, indent=1)
+    return 0

@@ -1,0 +1,146 @@
+"""The estimator over recorded drives: what the dash would have shown, and what the drives teach.
+
+``estimate_log(log, config, hide_rpm)`` folds each sample's readings into the
+estimator in log time and asks it about that sample's time, exactly as the frame
+loop does live, so the rows are deterministic: the same log and config give the
+same file on every run. ``write_estimates`` writes them as CSV with the columns
+``t, speed_kmh, rpm_in, rpm_est, gear_est, cue``:
+
+- ``rpm_in``: the log's rpm at that row (empty when hidden with ``hide_rpm`` or absent);
+- ``rpm_est``: the needle (measured and filtered, or estimated from speed when no rpm);
+- ``gear_est``: 0 = neutral or clutch in, -1 = unknown, else the gear;
+- ``cue``: ``up``, ``down`` or empty.
+
+``learn_truck(logs, profile)`` is what ``keidash learn``, ``keidash replay
+--ratios-from`` and ``keidash eval`` share: the ratios come from every steady
+stretch with rpm and speed (:mod:`keidash.estimate.learn`); the habits (at what
+speeds this driver uses each gear, how hard they accelerate in it, whether they
+follow cues) come from the gears the estimator then finds in the same drives
+(:mod:`keidash.estimate.speedonly`), so a truck with no rpm source later is
+estimated the way this driver drives. Pure: the logs are already loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+from ..profiles import Profile, unknown_profile
+from ..profiles.engine import shift_limits
+from ..readings import RPM
+from ..replay import DriveLog
+from .estimator import EstimatorConfig, EstimatorState, advise, config_for, step
+from .learn import learn_from_logs
+from .speedonly import learn_habits
+from .truck import TruckKnowledge
+
+COLUMNS = ("t", "speed_kmh", "rpm_in", "rpm_est", "gear_est", "cue")
+UNKNOWN_GEAR = -1
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateRow:
+    t: float  # s of log time
+    speed_kmh: float | None
+    rpm_in: float | None  # None when hidden or absent in the log
+    rpm_est: float | None
+    gear_est: int  # 0 neutral / clutch in, -1 unknown
+    cue: str | None  # "up", "down" or None
+
+
+def estimate_log(log: DriveLog, config: EstimatorConfig, hide_rpm: bool = False,
+                 state: EstimatorState | None = None) -> Iterator[EstimateRow]:
+    """One row per sample of ``log``; with ``hide_rpm`` the estimator never sees an rpm reading."""
+    state = state or EstimatorState()
+    for sample, readings in log.with_readings():
+        for reading in readings:
+            if hide_rpm and reading.channel == RPM:
+                continue
+            state = step(state, reading, config)
+        dash = advise(state, sample.t, config)
+        gear = UNKNOWN_GEAR if dash.gear is None else dash.gear
+        yield EstimateRow(sample.t, sample.speed_kmh, None if hide_rpm else sample.rpm, dash.rpm, gear, dash.cue)
+
+
+def _cell(value: float | None, digits: int) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def write_estimates(rows: Iterable[EstimateRow], path: str) -> int:
+    """Write ``rows`` as CSV to ``path``; returns the number of rows written."""
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(COLUMNS)
+        for row in rows:
+            out.writerow([f"{row.t:.3f}", _cell(row.speed_kmh, 2), _cell(row.rpm_in, 0), _cell(row.rpm_est, 0),
+                          row.gear_est, row.cue or ""])
+            count += 1
+    return count
+
+
+# -- learning a truck from its drives ---------------------------------------------------------
+def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
+                gears: int | None = None) -> TruckKnowledge:
+    """Gear ratios and habits from ``logs`` (drives with rpm and speed)."""
+
+    profile = profile or unknown_profile()
+    idle = _standing_rpm(logs)
+    limits = shift_limits(profile, idle_rpm=None if profile.engine.idle_rpm else idle)
+    gears = gears or profile.forward_gears
+    learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm)
+    ratios = learned.rpm_per_kmh()  # every gear found; each gear's confidence is reported beside it
+    habits = None
+    if ratios:
+        config = config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None, rpm_per_kmh=ratios)
+        habits = learn_habits(_gear_rows(logs, config))
+    return TruckKnowledge(learned, ratios, habits, tuple(log.name for log in logs), idle)
+
+
+#: standing rpm below this is an engine starting or stalling, not idling
+MIN_IDLE_RPM = 300.0
+
+
+def _standing_rpm(logs: Sequence[DriveLog]) -> float | None:
+    """Warm idle (rev/min): the lower quartile of the rpm while stopped with the engine running.
+
+    A quartile, not the median: standing in gear (an automatic in D or R, the A/C on)
+    holds the engine above its idle.
+    """
+    values = sorted(s.rpm for log in logs for s in log.samples
+                    if s.speed_kmh == 0 and s.rpm and s.rpm > MIN_IDLE_RPM)
+    return values[len(values) // 4] if len(values) >= 10 else None
+
+
+#: log time is laid end to end, with this gap (s) between drives, so habits never span two drives
+GAP_BETWEEN_DRIVES_S = 600.0
+
+
+#: a row whose rpm per km/h is this close (ln) to a gear's is in that gear, for habits
+HABIT_MATCH = 0.10
+
+
+def _gear_rows(logs: Sequence[DriveLog], config):
+    """(t, speed_kmh, gear) over each drive in turn, on one rising time line.
+
+    The gear is the one the row's rpm matches (within HABIT_MATCH) when it matches one, else the
+    estimator's: the tracker's display dwell would make the habits lag the real shifts.
+    """
+    logs_k = [math.log(k) for k in config.rpm_per_kmh]
+    offset = 0.0
+    for log in logs:
+        for sample, row in zip(log.samples, estimate_log(log, config)):
+            if row.speed_kmh is None or row.gear_est < 0:
+                continue
+            gear = row.gear_est
+            if sample.rpm and sample.speed_kmh and sample.speed_kmh >= config.moving_kmh:
+                x = math.log(sample.rpm / sample.speed_kmh)
+                nearest = min(range(len(logs_k)), key=lambda i: abs(x - logs_k[i]))
+                if abs(x - logs_k[nearest]) <= HABIT_MATCH:
+                    gear = nearest + 1
+            yield offset + row.t, row.speed_kmh, gear
+        offset += log.duration_s + GAP_BETWEEN_DRIVES_S

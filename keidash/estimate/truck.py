@@ -1,0 +1,50 @@
+"""What keidash knows about one truck from its drives: gear ratios, then driving habits.
+
+:class:`TruckKnowledge` is what :func:`keidash.estimate.drives.learn_truck` finds and
+what :func:`keidash.estimate.estimator.config_for` takes; it is plain data, so the
+estimator can take it without importing the code that runs the estimator over drives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+
+@dataclass(frozen=True)
+class TruckKnowledge:
+    ratios_learned: "object"  # keidash.estimate.learn.LearnedRatios
+    ratios: tuple[float, ...]  # rpm per km/h for each gear, () when not every gear was found
+    habits: "object | None"  # keidash.estimate.speedonly.Habits, None without ratios
+    logs: tuple[str, ...]
+    idle_rpm: float | None = None  # warm idle seen while stopped; None when the drives never stood
+
+    @property
+    def why_not(self) -> str:
+        """One sentence on why no complete ratio set was learned ('' when one was)."""
+        if self.ratios:
+            return ""
+        gears = self.ratios_learned.gears
+        seen = sum(g.rpm_per_kmh is not None for g in gears)
+        if not self.ratios_learned.samples_used:
+            return "no steady driving with both rpm and speed in it to learn gear ratios from"
+        return (f"found {seen} of {len(gears)} gears with confidence; drive longer, using every gear "
+                f"at a steady speed for a few seconds")
+
+    def describe(self) -> str:
+        if not self.ratios:
+            return self.why_not
+        return (f"{len(self.ratios)} gears, " + " / ".join(f"{k:.1f}" for k in self.ratios)
+                + " rpm per km/h")
+
+    def report(self) -> str:
+        """A table for the owner: each gear's rpm per km/h, confidence and samples."""
+        lines = [f"Learned from {', '.join(self.logs)} ({self.ratios_learned.samples_used} steady samples):"]
+        for number, gear in enumerate(self.ratios_learned.gears, start=1):
+            k = "not seen" if gear.rpm_per_kmh is None else f"{gear.rpm_per_kmh:7.1f} rpm per km/h"
+            lines.append(f"  gear {number}: {k}, confidence {gear.confidence:.2f} ({gear.samples} samples)")
+        for other in self.ratios_learned.other:
+            lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
+        if not self.ratios:
+            lines.append(f"  {self.why_not}")
+        return "\n".join(lines)

@@ -1,0 +1,333 @@
+"""Reading the trip log back, and ``keidash trips``.
+
+The trip log (issue 7, written by keidash.triplog.writer) is one SQLite file in WAL
+mode: a ``trips`` row per drive, every ``readings`` row the sources delivered
+(time in s since the trip started) and the dash's ``frames`` (what the driver
+saw, at most 10 Hz). This module only reads it, through a read-only
+connection, so it can run while the dash is writing the same file.
+
+- :func:`trips_main` lists the trips: start, duration, distance, top speed.
+- :mod:`keidash.triplog.report` (``keidash report``) and :mod:`keidash.triplog.export`
+  (``keidash export``) build on the reading and summing-up functions here.
+
+Distance is the dash speed integrated over time (keidash.cab.trip.trip_step:
+trapezoids, a gap over 2 s adds nothing), so a lost source never invents
+distance. The red line and lugging limit come from the profile the trip was
+driven with (keidash.profiles.engine.shift_limits), or keidash's defaults when the
+trip names no shipped profile. Every user mistake (missing file, not a trip
+log, unknown trip) is one sentence in a ConfigError.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import os
+import sqlite3
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from ..errors import ConfigError, KeidashError, ProfileError
+from ..cab.trip import MAX_GAP_S, TripMeter, trip_step
+from ..readings import LATITUDE, LONGITUDE, SPEED
+
+#: the newest trip-log schema this module reads (PRAGMA user_version)
+SCHEMA_VERSION = 1
+LAST = "last"
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: below this the truck counts as stopped (as the estimator's and replay's MOVING_KMH)
+MOVING_KMH = 4.0
+#: lugging only counts from this gear up (WLTP's rule, as the downshift cue)
+LUG_FROM_GEAR = 3
+#: a GPS fix further than this (s) from a frame is not attached to it
+MAX_POSITION_GAP_S = 5.0
+#: a latitude and a longitude further apart than this (s) are not one fix
+MAX_FIX_SKEW_S = 1.0
+KM_PER_MILE = 1.609344
+INSTALL_REPORT = "pip install 'keidash[report]'"
+#: how long (s) to wait for another program's lock on the file before saying so
+LOCK_WAIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Trip:
+    id: int
+    started_unix: float  # s, UNIX time the trip started
+    ended_unix: float | None  # s, UNIX time it ended; None while running or after a power cut
+    profile: str  # the profile name (or path) the dash ran with, '' when none
+    sources: str  # the sources' names as stored
+
+
+@dataclass(frozen=True)
+class Frame:
+    t: float  # s since the trip started
+    speed_kmh: float | None
+    rpm: float | None
+    rpm_estimated: bool  # the rpm shown was estimated from speed, not measured
+    gear: int | None  # None unknown, 0 neutral, -1 reverse
+    cue: str | None  # UP, DOWN or None
+
+
+@dataclass(frozen=True)
+class Position:
+    t: float  # s since the trip started
+    lat_deg: float
+    lon_deg: float
+
+
+@dataclass(frozen=True)
+class TripSummary:
+    trip: Trip
+    duration_s: float
+    distance_km: float
+    max_speed_kmh: float | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stretch of frames where the rpm was past a limit."""
+
+    start_t: float  # s since the trip started
+    duration_s: float
+    gear: int | None  # gear at the start
+    rpm: float  # the extreme rpm: highest for an over-rev, lowest for lugging
+    estimated: bool  # every rpm in it was estimated from speed
+
+
+# -- opening the file ------------------------------------------------------------------------
+def open_trip_log(path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection to a trip log, or ConfigError/KeidashError with one sentence."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ConfigError(f"no trip log at {path}: check the path")
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a folder; name the trip log file in it")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if header != SQLITE_HEADER:
+        raise ConfigError(f"{path} is not a keidash trip log (not an SQLite database)")
+    try:
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=LOCK_WAIT_S)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise _db_error(path, exc) from None
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise KeidashError(f"{path} was written by a newer keidash (trip-log schema {version}, this one reads "
+                           f"up to {SCHEMA_VERSION}): upgrade keidash to read it")
+    missing = {"trips", "readings", "frames"} - tables
+    if missing:
+        db.close()
+        raise ConfigError(f"{path} is not a keidash trip log (it has no {sorted(missing)[0]} table)")
+    return db
+
+
+def _db_error(path: str, exc: sqlite3.DatabaseError) -> KeidashError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return KeidashError(f"{path} is locked by another program: try again when it has finished writing")
+    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
+        return ConfigError(f"cannot open {path}: check its permissions and its folder's")
+    return ConfigError(f"{path} is damaged or not a keidash trip log ({text})")
+
+
+def _query(db: sqlite3.Connection, path: str, sql: str, args: tuple = ()) -> list[tuple]:
+    try:
+        return db.execute(sql, args).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise _db_error(path, exc) from None
+
+
+def list_trips(db: sqlite3.Connection, path: str = "trip log") -> list[Trip]:
+    rows = _query(db, path, "SELECT id, started_unix, ended_unix, profile, sources FROM trips ORDER BY id")
+    return [Trip(int(i), float(s), None if e is None else float(e), p or "", src or "") for i, s, e, p, src in rows]
+
+
+def find_trip(db: sqlite3.Connection, trip: str | int, path: str = "trip log") -> Trip:
+    """The trip with id ``trip``, or the last one for ``"last"``; ConfigError when there is none."""
+    trips = list_trips(db, path)
+    if not trips:
+        raise ConfigError(f"no trips recorded in {path} yet")
+    if str(trip).strip().lower() == LAST:
+        return trips[-1]
+    try:
+        wanted = int(str(trip).strip())
+    except ValueError:
+        raise ConfigError(f"trip must be a trip number or {LAST!r}, not {trip!r}") from None
+    for t in trips:
+        if t.id == wanted:
+            return t
+    raise ConfigError(f"no trip {wanted} in {path}; its trips are {_id_ranges([t.id for t in trips])} "
+                      f"(see keidash trips)")
+
+
+def _id_ranges(ids: list[int]) -> str:
+    if len(ids) <= 6:
+        return ", ".join(map(str, ids))
+    return f"{ids[0]} to {ids[-1]}"
+
+
+def frames(db: sqlite3.Connection, trip: int, path: str = "trip log") -> list[Frame]:
+    rows = _query(db, path, "SELECT t, speed_kmh, rpm, rpm_estimated, gear, cue FROM frames "
+                            "WHERE trip = ? ORDER BY t", (trip,))
+    return [Frame(float(t), speed, rpm, bool(est), None if gear is None else int(gear), cue or None)
+            for t, speed, rpm, est, gear, cue in rows]
+
+
+def channel_readings(db: sqlite3.Connection, trip: int, channel: str, path: str = "trip log"
+                     ) -> list[tuple[float, float, str]]:
+    """(t, value, source) of one channel in one trip, in time order."""
+    return [(float(t), float(v), s) for t, v, s in _query(
+        db, path, "SELECT t, value, source FROM readings WHERE trip = ? AND channel = ? ORDER BY t",
+        (trip, channel))]
+
+
+def positions(db: sqlite3.Connection, trip: int, path: str = "trip log") -> list[Position]:
+    """GPS fixes: each latitude paired with the longitude nearest in time (within MAX_FIX_SKEW_S)."""
+    lats = channel_readings(db, trip, LATITUDE, path)
+    lons = channel_readings(db, trip, LONGITUDE, path)
+    lon_times = [t for t, _, _ in lons]
+    out = []
+    for t, lat, _ in lats:
+        k = nearest_index(lon_times, t)
+        if k is not None and abs(lon_times[k] - t) <= MAX_FIX_SKEW_S:
+            out.append(Position(t, lat, lons[k][1]))
+    return out
+
+
+def nearest_index(times: list[float], t: float) -> int | None:
+    """Index of the time in sorted ``times`` nearest ``t`` (the earlier one on a tie), None if empty."""
+    if not times:
+        return None
+    k = bisect.bisect_left(times, t)
+    if k == len(times) or (k > 0 and t - times[k - 1] <= times[k] - t):
+        k -= 1
+    return k
+
+
+# -- what a trip amounts to (pure) -----------------------------------------------------------
+def distance_km(speeds: list[tuple[float, float | None]]) -> float:
+    """Integrated road speed (km) of (t s, speed km/h) pairs in time order."""
+    meter = TripMeter()
+    for t, speed in speeds:
+        meter = trip_step(meter, t, speed)
+    return meter.km
+
+
+def summarise(trip: Trip, trip_frames: list[Frame], speed_readings: list[tuple[float, float, str]] = ()
+              ) -> TripSummary:
+    """Duration, distance and top speed, from the frames (or the speed readings when no frame was kept)."""
+    if trip_frames:
+        speeds = [(f.t, f.speed_kmh) for f in trip_frames]
+    else:
+        speeds = [(t, v) for t, v, _ in speed_readings]
+    known = [v for _, v in speeds if v is not None]
+    if trip.ended_unix is not None:
+        duration = trip.ended_unix - trip.started_unix
+    else:  # still running, or cut off: as far as the log goes
+        duration = max((t for t, _ in speeds), default=0.0)
+    return TripSummary(trip, max(duration, 0.0), distance_km(speeds), max(known) if known else None)
+
+
+def _spans(trip_frames: list[Frame]) -> list[float]:
+    """How long (s) each frame was on screen: until the next frame, nothing after a gap or at the end."""
+    out = []
+    for a, b in zip(trip_frames, trip_frames[1:]):
+        gap = b.t - a.t
+        out.append(gap if 0 < gap <= MAX_GAP_S else 0.0)
+    if trip_frames:
+        out.append(0.0)
+    return out
+
+
+def time_in_gear(trip_frames: list[Frame]) -> dict[int | None, float]:
+    """Gear (None unknown) -> seconds the dash showed it, each frame lasting until the next."""
+    out: dict[int | None, float] = {}
+    for frame, span in zip(trip_frames, _spans(trip_frames)):
+        out[frame.gear] = out.get(frame.gear, 0.0) + span
+    return out
+
+
+def _events(trip_frames: list[Frame], inside, extreme) -> list[Event]:
+    """Runs of consecutive frames where ``inside(frame)``; a gap in the log ends a run."""
+    events: list[Event] = []
+    run: list[tuple[Frame, float]] = []
+    for frame, span in zip(trip_frames, _spans(trip_frames)):
+        if inside(frame):
+            run.append((frame, span))
+            if span > 0:
+                continue  # the run may go on into the next frame
+        if run:
+            first = run[0][0]
+            events.append(Event(first.t, sum(s for _, s in run), first.gear,
+                                extreme(f.rpm for f, _ in run), all(f.rpm_estimated for f, _ in run)))
+            run = []
+    return events
+
+
+def over_revs(trip_frames: list[Frame], redline_rpm: float) -> list[Event]:
+    """Stretches with the rpm above the red line."""
+    return _events(trip_frames, lambda f: f.rpm is not None and f.rpm > redline_rpm, max)
+
+
+def lugging(trip_frames: list[Frame], lug_rpm: float) -> list[Event]:
+    """Stretches in 3rd gear and up, moving, with the rpm below the lugging limit."""
+    return _events(trip_frames, lambda f: (f.rpm is not None and f.gear is not None and f.gear >= LUG_FROM_GEAR
+                                           and f.speed_kmh is not None and f.speed_kmh >= MOVING_KMH
+                                           and f.rpm < lug_rpm), min)
+
+
+def trip_limits(profile_name: str):
+    """(ShiftLimits, where they came from) for the profile a trip names; keidash's defaults otherwise."""
+    from ..profiles.engine import shift_limits
+    from ..profiles import list_profiles, load_profile, unknown_profile
+    if profile_name and profile_name in list_profiles():
+        try:
+            return shift_limits(load_profile(profile_name)), f"profile {profile_name}"
+        except ProfileError:
+            pass
+    return shift_limits(unknown_profile()), "keidash's defaults (the trip names no known profile)"
+
+
+# -- keidash trips ---------------------------------------------------------------------------
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def local_time(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix).strftime("%Y-%m-%d %H:%M")
+
+
+def trips_table(summaries: list[TripSummary]) -> str:
+    """The ``keidash trips`` table, one line per trip."""
+    header = f"{'trip':>5}  {'start (local)':<16}  {'duration':>8}  {'km':>7}  {'miles':>7}  {'top km/h':>8}  profile"
+    lines = [header]
+    for s in summaries:
+        top = f"{s.max_speed_kmh:.0f}" if s.max_speed_kmh is not None else "-"
+        running = "" if s.trip.ended_unix is not None else " (not ended)"
+        lines.append(f"{s.trip.id:>5}  {local_time(s.trip.started_unix):<16}  {format_duration(s.duration_s):>8}  "
+                     f"{s.distance_km:>7.1f}  {s.distance_km / KM_PER_MILE:>7.1f}  {top:>8}  "
+                     f"{s.trip.profile or '-'}{running}")
+    return "\n".join(lines)
+
+
+def trips_main(db: str) -> int:
+    """Print the trips in the trip log ``db``; 0 on success, ConfigError/KeidashError otherwise."""
+    conn = open_trip_log(db)
+    try:
+        trips = list_trips(conn, db)
+        if not trips:
+            print(f"{db}: no trips recorded yet")
+            return 0
+        summaries = [summarise(t, frames(conn, t.id, db), channel_readings(conn, t.id, SPEED, db)) for t in trips]
+    finally:
+        conn.close()
+    print(trips_table(summaries))
+    return 0
