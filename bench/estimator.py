@@ -33,11 +33,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from keidash.profiles.engine import shift_limits  # noqa: E402
 from keidash.estimate.estimator import EstimatorState, advise, config_for, step  # noqa: E402
 from keidash.estimate.evaluate import evaluate, label_medians  # noqa: E402
 from keidash.estimate.learn import learn_from_logs  # noqa: E402
 from keidash.profiles import load_profile, unknown_profile  # noqa: E402
+from keidash.profiles.engine import shift_limits  # noqa: E402
 from keidash.readings import RPM, SPEED, Reading  # noqa: E402
 from keidash.replay import load_log, readings_from_log  # noqa: E402
 

@@ -60,9 +60,9 @@ import random
 import sys
 from dataclasses import dataclass
 
-from keidash.profiles.engine import shift_limits
 from keidash.estimate.needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from keidash.profiles import load_profile
+from keidash.profiles.engine import shift_limits
 from keidash.sim.truck import STEP_S, VirtualTruck
 
 PROFILE = "hijet-s500p"

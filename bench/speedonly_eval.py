@@ -32,14 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keidash.profiles.engine import LOWEST_KEI_PEAK_POWER_RPM, ShiftLimits, shift_limits  # noqa: E402
-from keidash.profiles import load_profile  # noqa: E402
-from keidash.replay import DriveLog, load_log  # noqa: E402
-from keidash.sim.driver import Leg  # noqa: E402
-from keidash.profiles.body import Body  # noqa: E402
-from keidash.sim.truck import VirtualTruck  # noqa: E402
 from keidash.estimate.speedonly import (DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,  # noqa: E402
                                rpm_estimate, speed_step)
+from keidash.profiles import load_profile  # noqa: E402
+from keidash.profiles.body import Body  # noqa: E402
+from keidash.profiles.engine import LOWEST_KEI_PEAK_POWER_RPM, ShiftLimits, shift_limits  # noqa: E402
+from keidash.replay import DriveLog, load_log  # noqa: E402
+from keidash.sim.driver import Leg  # noqa: E402
+from keidash.sim.truck import VirtualTruck  # noqa: E402
 
 DRIVES = ROOT / "tests" / "data" / "drives"
 ETIOS = tuple(DRIVES / "carobd-etios" / f"{n}.csv" for n in ("drive4", "live1", "long2", "ufpe1", "ufpe7"))

@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from .sources import calibration as vss
 from .config import check_writable, load_config
 from .dashstate import DashState
 from .errors import ConfigError, KeidashError
 from .estimate.estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
 from .rig import Rig
+from .sources import calibration as vss
 
 if TYPE_CHECKING:
     from .cab import Cab

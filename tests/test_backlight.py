@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import keidash.outputs.backlight as backlight_module
-from keidash.outputs.backlight import Backlight, find_backlight, scaled
 from keidash.dashstate import DashState
+from keidash.outputs.backlight import Backlight, find_backlight, scaled
 
 REPO = str(Path(__file__).resolve().parents[1])
 ENV = {**os.environ, "PYTHONPATH": REPO}

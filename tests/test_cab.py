@@ -8,9 +8,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from keidash.cab import CLOCK_SET_AFTER, Cab, CabSettings
+from keidash.cab.trip import MAX_GAP_S, DistanceStore, TripMeter, trip_step
 from keidash.dashstate import DashState
 from keidash.readings import LATITUDE, LONGITUDE, Reading
-from keidash.cab.trip import MAX_GAP_S, DistanceStore, TripMeter, trip_step
 
 
 NOON_TOKYO = 1782871200.0  # 2026-07-01 03:00 UTC = 12:00 JST

@@ -15,6 +15,12 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keidash.profiles import load_profile
+from keidash.readings import RPM, SPEED, Reading
+from keidash.sim.nmea import EmulatedGPS, nmea_sentences
+from keidash.sim.pulses import PulseGenerator
+from keidash.sim.truck import VirtualTruck
+from keidash.sim.truth import parked
 from keidash.sources.calibration import (
     JIS_PULSES_PER_KM,
     CalibrationConfig,
@@ -23,12 +29,6 @@ from keidash.sources.calibration import (
     result,
     step,
 )
-from keidash.profiles import load_profile
-from keidash.readings import RPM, SPEED, Reading
-from keidash.sim.nmea import EmulatedGPS, nmea_sentences
-from keidash.sim.pulses import PulseGenerator
-from keidash.sim.truck import VirtualTruck
-from keidash.sim.truth import parked
 from keidash.sources.nmea import NmeaSource
 from keidash.sources.pulses import PulseSource
 from waiting import wait_for

@@ -17,9 +17,9 @@ import pytest
 
 from keidash.pi import doctor
 from keidash.pi.doctor import board, ports
-from keidash.pi.doctor.base import can_read_write
 from keidash.pi.doctor import (Check, check_adapter, check_config, check_disk, check_display,
                             check_gpio, check_gps, check_groups, check_serial, doctor_main, run_checks)
+from keidash.pi.doctor.base import can_read_write
 from keidash.sim.elm327 import EmulatedELM327
 from keidash.sim.nmea import EmulatedGPS
 from keidash.sim.truth import parked

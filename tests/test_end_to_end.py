@@ -15,9 +15,9 @@ import pytest
 from keidash.app import run_dash
 from keidash.dashstate import LIVE, UP
 from keidash.display.cluster import Cluster
-from keidash.profiles.engine import shift_limits
 from keidash.estimate.estimator import EstimatorConfig
 from keidash.profiles import load_profile
+from keidash.profiles.engine import shift_limits
 from keidash.rig import open_rig
 
 HIJET = load_profile("hijet-s500p")

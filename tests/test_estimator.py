@@ -5,9 +5,9 @@ import math
 import pytest
 
 from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP
-from keidash.profiles.engine import shift_limits
 from keidash.estimate.estimator import EstimatorConfig, EstimatorState, advise, step
 from keidash.profiles import load_profile
+from keidash.profiles.engine import shift_limits
 from keidash.readings import COOLANT, RPM, SPEED, Reading
 from keidash.sim.truck import VirtualTruck
 

@@ -16,11 +16,11 @@ import pytest
 from keidash.config import config_from_dict
 from keidash.errors import ConfigError
 from keidash.estimate.drives import COLUMNS, estimate_log
+from keidash.estimate.drives import learn_truck
 from keidash.estimate.estimator import EstimatorState, advise, config_for, step
 from keidash.profiles import load_profile, unknown_profile
 from keidash.readings import SPEED, Reading
 from keidash.replay import load_log, readings_from_log
-from keidash.estimate.drives import learn_truck
 
 DRIVES = Path(__file__).parent / "data" / "drives"
 FORD = DRIVES / "openxc-ford"

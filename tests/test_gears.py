@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from keidash.profiles.engine import shift_limits
 from keidash.estimate.gears import (GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears, standing_rpm,
                            track, track_samples)
 from keidash.profiles import load_profile
+from keidash.profiles.engine import shift_limits
 from keidash.replay import load_log
 from keidash.sim.truck import VirtualTruck
 

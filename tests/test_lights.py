@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from keidash.dashstate import DOWN, LIVE, STALE, UP, DashState, SourceView
 from keidash.estimate.estimator import EstimatorConfig, EstimatorState, advise, step
-from keidash.profiles.engine import shift_limits
 from keidash.outputs import ShiftBuzzer, ShiftLights
 from keidash.outputs.lights import bar_lit
 from keidash.profiles import load_profile
+from keidash.profiles.engine import shift_limits
 from keidash.readings import SPEED, Reading
 from keidash.sim.truck import VirtualTruck
 

@@ -10,11 +10,11 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 import pytest  # noqa: E402
 
-from keidash.estimate import marks  # noqa: E402
-from keidash.profiles.engine import shift_limits  # noqa: E402
 from keidash.errors import ConfigError, ProfileError  # noqa: E402
-from keidash.profiles import load_profile  # noqa: E402
+from keidash.estimate import marks  # noqa: E402
 from keidash.estimate.shift import MODES, policy_from_profile, shift_speeds_kmh, upshift_rpm  # noqa: E402
+from keidash.profiles import load_profile  # noqa: E402
+from keidash.profiles.engine import shift_limits  # noqa: E402
 
 HIJET = load_profile("hijet-s500p")
 SVG = "{http://www.w3.org/2000/svg}"

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keidash.profiles.engine import shift_limits
 from keidash.errors import ConfigError
 from keidash.estimate.estimator import EstimatorConfig, EstimatorState, advise, step
 from keidash.profiles import load_profile
+from keidash.profiles.engine import shift_limits
 from keidash.readings import RPM, SPEED, ReadingBus
 from keidash.replay import (FINISHED_MESSAGE, Columns, ReplaySource, Sample, detect_format, load_log, open_replay,
                             parse_columns, read_lines, readings_from_log)

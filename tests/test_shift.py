@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 
 from keidash.dashstate import DOWN, UP
-from keidash.profiles.engine import full_load_torque_nm, shift_limits
 from keidash.errors import ConfigError
-from keidash.profiles import Engine, load_profile
 from keidash.estimate.shift import (COLD_UPSHIFT_RPM, MODES, ShiftPolicy, cue, demand_from_throttle, policy_from_profile,
                            power_crossing_rpm, shift_speeds_kmh, upshift_rpm)
+from keidash.profiles import Engine, load_profile
+from keidash.profiles.engine import full_load_torque_nm, shift_limits
 
 HIJET = load_profile("hijet-s500p")
 LIMITS = shift_limits(HIJET)

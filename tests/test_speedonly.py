@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from keidash.profiles.engine import shift_limits
-from keidash.profiles import load_profile
-from keidash.profiles.body import Body
-from keidash.sim.truck import VirtualTruck
 from keidash.estimate.speedonly import (DEFAULT_OBEDIENCE, DOWN, UP, Habits, SpeedModel, SpeedOnlyState, learn_habits,
                                rpm_estimate, speed_step)
+from keidash.profiles import load_profile
+from keidash.profiles.body import Body
+from keidash.profiles.engine import shift_limits
+from keidash.sim.truck import VirtualTruck
 
 _spec = importlib.util.spec_from_file_location(
     "speedonly_eval", Path(__file__).resolve().parents[1] / "bench" / "speedonly_eval.py")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from keidash.triplog import export, reading, report
 from keidash.errors import ConfigError, KeidashError
 from keidash.replay import load_log
+from keidash.triplog import export, reading, report
 
 DRIVE = Path(__file__).parent / "data" / "drives" / "openxc-ford" / "driving2.jsonl"
 

@@ -31,12 +31,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
 from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
+from ..profiles import Engine, Profile
 from ..profiles.engine import ShiftLimits, shift_limits
+from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .gears import GearModel, TrackerState, track
 from .learn import LearnedRatios, LearnerState, learned, learner_step
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
-from ..profiles import Engine, Profile
-from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
 from .speedonly import Habits, SpeedModel, SpeedOnlyState, rpm_estimate, speed_step
 

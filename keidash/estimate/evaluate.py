@@ -31,10 +31,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..profiles.engine import shift_limits
-from .drives import estimate_log
 from ..profiles import Profile, unknown_profile
+from ..profiles.engine import shift_limits
 from ..replay import DriveLog, load_log
+from .drives import estimate_log
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
 NAIVE_SPEEDS_KMH = (15.0, 35.0, 50.0, 70.0, 90.0)

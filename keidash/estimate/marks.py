@@ -23,9 +23,9 @@ import os
 from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
-from ..profiles.engine import ShiftLimits, shift_limits
 from ..errors import ConfigError, ProfileError
 from ..profiles import Profile, load_profile
+from ..profiles.engine import ShiftLimits, shift_limits
 from .shift import MODES, ShiftPolicy, policy_from_profile, shift_speeds_kmh, upshift_rpm
 
 KMH_PER_MPH = 1.609344

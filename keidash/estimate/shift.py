@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..dashstate import DOWN, UP
-from ..profiles.engine import ShiftLimits, full_load_torque_nm
 from ..errors import ConfigError
 from ..profiles import Engine, Profile
+from ..profiles.engine import ShiftLimits, full_load_torque_nm
 
 MODES = ("power", "economy")
 

@@ -55,9 +55,9 @@ from functools import cached_property
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..profiles.engine import ShiftLimits, full_load_torque_nm
 from ..profiles import Engine
 from ..profiles.body import AIR_DENSITY, G, Body
+from ..profiles.engine import ShiftLimits, full_load_torque_nm
 
 UP, DOWN = "up", "down"
 

@@ -13,11 +13,11 @@ import math
 import threading
 import time
 
-from ..profiles.engine import shift_limits
 from ..profiles import Profile
+from ..profiles.engine import shift_limits
+from .device import EmulatedDevice
 from .driver import KEI_DAY, Driver, Leg
 from .physics import Body, PhysicsState, TruckPhysics
-from .device import EmulatedDevice
 from .truth import TruckTruth
 
 logger = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ..errors import ConfigError, KeidashError, ProfileError
 from ..cab.trip import MAX_GAP_S, TripMeter, trip_step
+from ..errors import ConfigError, KeidashError, ProfileError
 from ..readings import LATITUDE, LONGITUDE, SPEED
 
 #: the newest trip-log schema this module reads (PRAGMA user_version)

@@ -10,10 +10,10 @@ every changed row is a changed gear, needle or cue on a real drive.
 from pathlib import Path
 
 from keidash.estimate.drives import estimate_log, write_estimates
+from keidash.estimate.drives import learn_truck
 from keidash.estimate.estimator import config_for
 from keidash.profiles import unknown_profile
 from keidash.replay import load_log
-from keidash.estimate.drives import learn_truck
 
 HERE = Path(__file__).parent
 FORD = HERE.parent / "drives" / "openxc-ford"
