@@ -1,6 +1,7 @@
 """Every shipped profile is physically sane and carries only sourced numbers."""
 
 import math
+import re
 
 import pytest
 
@@ -11,8 +12,8 @@ from keidash.profiles.tyres import parse_tyre
 PROFILES = list_profiles()
 
 
-def test_the_five_trucks_are_shipped():
-    assert {"hijet-s500p", "carry-dd51t", "acty-ha4", "sambar-ks4", "minicab-u42t"} <= set(PROFILES)
+def test_the_trucks_are_shipped():
+    assert {"hijet-s500p", "carry-dd51t", "acty-ha4", "sambar-ks4", "sambar-tt2", "minicab-u42t"} <= set(PROFILES)
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -36,9 +37,21 @@ def test_profile_is_physically_sane(name):
         assert list(p.gear_ratios) == sorted(p.gear_ratios, reverse=True), "1st is the lowest gear"
         assert 3.0 <= p.gear_ratios[0] <= 6.0 and 0.6 <= p.gear_ratios[-1] <= 1.1
         assert 3.0 <= p.final_drive <= 9.0
+        assert all(a > b for a, b in zip(p.gear_ratios, p.gear_ratios[1:])), "each gear is taller than the last"
         k = p.rpm_per_kmh()
+        assert len(k) == len(p.gear_ratios)
         # 100 km/h in top gear lands between 3000 and 6500 rpm on a kei truck
         assert 3000 <= 100 * k[-1] <= 6500
+        # and 60 km/h in top gear between 2000 and 4000 rpm
+        assert 2000 <= 60 * k[-1] <= 4000
+    if p.reverse_ratio is not None:
+        assert 3.0 <= p.reverse_ratio <= 6.0
+    if p.transfer_low_ratio is not None:
+        assert 1.0 < p.transfer_low_ratio <= 3.0
+    if p.extra_low_ratio is not None and p.gear_ratios:
+        assert p.extra_low_ratio > p.gear_ratios[0], "EL is below 1st"
+    if p.transmission is not None:
+        assert re.fullmatch(r"[3-6](MT|AT)(\+EL)?|CVT", p.transmission), p.transmission
     if p.tach_pulses_per_rev is not None:
         assert p.tach_pulses_per_rev in (0.5, 1.0, 1.5, 2.0)
     if p.forward_gears is not None:
@@ -50,15 +63,31 @@ def test_every_table_names_its_sources(name):
     p = load_profile(name)
     for table in ("engine", "tyre"):
         assert p.sources.get(table), f"{name} [{table}] has no sources"
-    if p.gear_ratios:
-        assert p.sources.get("gearbox")
+    gearbox_numbers = (p.gear_ratios, p.gear_count, p.final_drive, p.reverse_ratio, p.transfer_low_ratio,
+                       p.extra_low_ratio, p.transmission)
+    if any(n not in (None, ()) for n in gearbox_numbers):
+        assert p.sources.get("gearbox"), f"{name} [gearbox] has numbers but no sources"
+    if p.tach_pulses_per_rev is not None:
+        assert p.sources.get("tach"), f"{name} [tach] has pulses_per_rev but no sources"
 
 
 def test_unsourced_ratios_are_left_empty_not_guessed():
-    for name in ("carry-dd51t", "acty-ha4", "sambar-ks4", "minicab-u42t"):
+    for name in ("carry-dd51t", "acty-ha4", "sambar-ks4", "sambar-tt2", "minicab-u42t"):
         p = load_profile(name)
         assert p.gear_ratios == () and p.final_drive is None and not p.ratios_known
         assert p.rpm_per_kmh() == ()
+        assert p.extra_low_ratio is None
+
+
+def test_sambar_tt2_carries_what_the_2009_manual_gives():
+    # tlorien/Kei-Truck-Van-and-Car-Manuals, 2009 GBD-TT2: EL+5MT selective 4WD, tach output R133-15;
+    # the ratios are only in the chapter's pictures, so none is entered
+    p = load_profile("sambar-tt2")
+    assert p.transmission == "5MT+EL" and p.forward_gears == 5 and p.gear_ratios == ()
+    assert p.engine.cylinders == 4 and p.engine.displacement_cc == 658
+    assert p.tach_pulses_per_rev is None  # the manual names the output, not its pulses per revolution
+    assert any("GBD-TT2/transmission.md" in s for s in p.sources["gearbox"])
+    assert any("GBD-TT2/diagnostics.md" in s for s in p.sources["tach"])
 
 
 def test_hijet_matches_the_sourced_derivation():
@@ -114,12 +143,31 @@ def _minimal(**changes):
     ({"engine__peak_power_kw": -3}, "peak_power_kw must be a positive number"),
     ({"gearbox__gear_ratios": [4.0, "x"]}, "gear_ratios must be a list"),
     ({"gearbox__gear_ratios": [4.0, 2.0], "gearbox__gear_count": 5}, "gear_count is 5 but 2"),
+    ({"gearbox__gear_ratios": [4.0, 2.4, 2.4, 1.0]}, "gear_ratios must fall from 1st to top gear"),
+    ({"gearbox__gear_ratios": [1.0, 2.4, 4.0]}, "gear_ratios must fall from 1st to top gear"),
+    ({"gearbox__gear_ratios": [4.0, math.inf]}, "gear_ratios must be a list"),
+    ({"gearbox__final_drive": math.inf}, r"test \[gearbox\]: final_drive must be a positive number"),
+    ({"gearbox__reverse_ratio": math.nan}, r"test \[gearbox\]: reverse_ratio must be a positive number"),
+    ({"gearbox__extra_low_ratio": -5.0}, r"test \[gearbox\]: extra_low_ratio must be a positive number"),
+    ({"gearbox__extra_low_ratio": "EL"}, "extra_low_ratio must be a positive number"),
+    ({"gearbox__gear_ratios": [4.0, 2.4], "gearbox__extra_low_ratio": 3.5},
+     r"test \[gearbox\]: extra_low_ratio 3.5 must be above 1st gear's 4"),
     ({"tyre__size": "huge"}, "not understood"),
     ({"colour": "white"}, "unknown key 'colour'"),
 ])
 def test_bad_profiles_get_one_plain_sentence(changes, message):
     with pytest.raises(ProfileError, match=message):
         profile_from_dict(_minimal(**changes), "test")
+
+
+def test_extra_low_gear_is_kept_apart_from_the_forward_gears():
+    p = profile_from_dict(_minimal(gearbox={"gear_ratios": [4.0, 2.4, 1.6, 1.0, 0.8], "final_drive": 6.0,
+                                            "extra_low_ratio": 6.5, "sources": ["test"]}), "test")
+    assert p.extra_low_ratio == 6.5 and p.forward_gears == 5 and len(p.rpm_per_kmh()) == 5
+    assert p.rpm_per_kmh()[0] == pytest.approx(1000 / 60 / p.tyre.rolling_circumference_m * 4.0 * 6.0)
+    # an EL without the forward ratios is fine (a source may give only the one)
+    assert profile_from_dict(_minimal(gearbox__extra_low_ratio=6.5), "test").extra_low_ratio == 6.5
+    assert profile_from_dict(_minimal(), "test").extra_low_ratio is None
 
 
 def test_unknown_profile_lists_the_known_ones():

@@ -21,7 +21,7 @@ from .tyres import Tyre, parse_tyre
 _ENGINE_KEYS = {"code", "displacement_cc", "cylinders", "peak_power_kw", "peak_power_rpm",
                 "peak_torque_nm", "peak_torque_rpm", "idle_rpm", "sources"}
 _GEARBOX_KEYS = {"transmission", "gear_count", "gear_ratios", "reverse_ratio", "final_drive",
-                 "transfer_low_ratio", "sources"}
+                 "transfer_low_ratio", "extra_low_ratio", "sources"}
 _TYRE_KEYS = {"size", "sources"}
 _TACH_KEYS = {"pulses_per_rev", "signal", "sources"}
 _LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs"}
@@ -72,6 +72,8 @@ class Profile:
     tach_pulses_per_rev: float | None = None
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> sources
     learned: Learned | None = None  # ratios learned by driving, when a [learned] table is present
+    # an "EL" extra-low gear below 1st (Sambar, Acty): not in gear_ratios, gear_count or rpm_per_kmh()
+    extra_low_ratio: float | None = None
 
     @property
     def ratios_known(self) -> bool:
@@ -106,7 +108,7 @@ def _number(table: dict, key: str, where: str, required: bool = False):
         if required:
             raise ProfileError(f"{where}: {key} is missing")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ProfileError(f"{where}: {key} must be a positive number, not {value!r}")
     return float(value)
 
@@ -169,8 +171,13 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
     where = f"{origin} [gearbox]"
     ratios = gearbox_t.get("gear_ratios", [])
     if not isinstance(ratios, list) or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in ratios):
+            isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in ratios):
         raise ProfileError(f"{where}: gear_ratios must be a list of positive numbers (empty if unknown)")
+    if any(low <= high for low, high in zip(ratios, ratios[1:])):
+        raise ProfileError(f"{where}: gear_ratios must fall from 1st to top gear, not {ratios}")
+    extra_low = _number(gearbox_t, "extra_low_ratio", where)
+    if extra_low is not None and ratios and extra_low <= ratios[0]:
+        raise ProfileError(f"{where}: extra_low_ratio {extra_low:g} must be above 1st gear's {ratios[0]:g}")
     gear_count = gearbox_t.get("gear_count")
     if gear_count is not None and (not isinstance(gear_count, int) or not 1 <= gear_count <= 8):
         raise ProfileError(f"{where}: gear_count must be a whole number from 1 to 8")
@@ -200,6 +207,7 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
         tach_pulses_per_rev=_number(tach_t, "pulses_per_rev", f"{origin} [tach]"),
         sources=sources,
         learned=learned,
+        extra_low_ratio=extra_low,
     )
 
 
