@@ -176,12 +176,17 @@ def run_main(args) -> int:
 
 
 def replay_main(args) -> int:
-    """``keidash replay LOG``: a recorded drive through the cluster (and ``--estimates``)."""
+    """``keidash replay LOG``: a recorded drive through the cluster (and ``--estimates``).
+
+    ``args.drive`` is the log played; ``args.log`` is the trip log (``--log``) that keeps
+    what the dash showed, never the same file.
+    """
     from urllib.parse import quote, urlencode
 
     from .replay import load_log
+    _check_replay_options(args)
     check_writable("--estimates", args.estimates)
-    log = load_log(args.log, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
+    log = load_log(args.drive, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
     profile, learned = _replay_truck(args)
     if args.estimates:
         from .estimate.drives import estimate_log, write_estimates
@@ -198,8 +203,29 @@ def replay_main(args) -> int:
         options["speed_unit"] = args.speed_unit
     if args.hide_rpm:
         options["hide_rpm"] = "1"
-    url = "replay://" + quote(os.path.abspath(args.log)) + "?" + urlencode(options)
+    url = "replay://" + quote(os.path.abspath(args.drive)) + "?" + urlencode(options)
     return start_dash(args, profile, {"replay": url}, size=args.size, fullscreen=False, shift={}, learned=learned)
+
+
+RATIOS_OPTIONS = (("--ratios-format", "ratios_format"), ("--ratios-columns", "ratios_columns"),
+                  ("--ratios-speed-unit", "ratios_speed_unit"))
+
+
+def _check_replay_options(args) -> None:
+    """The mistakes a replay's options can make, each one sentence before any log is read."""
+    given = [option for option, dest in RATIOS_OPTIONS if getattr(args, dest, None) is not None]
+    if given and not args.ratios_from:
+        raise ConfigError(f"{given[0]} describes the log --ratios-from learns from; name that log with "
+                          f"--ratios-from LOG2")
+    if args.log and _same_file(args.log, args.drive):
+        raise ConfigError(f"--log {args.log} is the log being replayed; keep the trip log in another file")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): the same path is still the same file
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _replay_truck(args):
@@ -210,9 +236,14 @@ def _replay_truck(args):
     profile = unknown_profile()
     if not args.ratios_from:
         return profile, None  # ratios are learned as the log plays
-    from .replay import load_log
+    from .replay import AmbiguousHeader, load_log
     from .estimate.drives import learn_truck
-    calibration = load_log(args.ratios_from)
+    try:
+        calibration = load_log(args.ratios_from, format=getattr(args, "ratios_format", None) or "auto",
+                               columns=getattr(args, "ratios_columns", None),
+                               speed_unit=getattr(args, "ratios_speed_unit", None))
+    except AmbiguousHeader as exc:  # LOG2's columns are chosen with --ratios-columns, not --columns
+        raise exc.for_option("--ratios-columns") from None
     learned = learn_truck([calibration], profile)
     if not learned.ratios:
         raise ConfigError(f"--ratios-from {args.ratios_from}: {learned.why_not}")

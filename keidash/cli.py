@@ -52,6 +52,21 @@ def _non_negative(text: str) -> float:
     return value
 
 
+#: the registered log formats (keidash.replay.FORMATS), written out so the CLI imports no reader
+LOG_FORMATS = "auto (default: recognised from the file), carobd, openxc, torque, csv or triplog"
+
+
+def log_options(p, prefix: str = "", which: str = "the log") -> None:
+    """--format, --columns and --speed-unit (with ``prefix``: the same for another log, e.g. --ratios-from's)."""
+    p.add_argument(f"--{prefix}format", default=None if prefix else "auto", metavar="FORMAT",
+                   help=f"format of {which}: {LOG_FORMATS}")
+    p.add_argument(f"--{prefix}columns", metavar="MAP",
+                   help=f"the columns of {which} when it is a CSV whose header keidash does not know or names "
+                        "twice: time=COL,speed=COL[,rpm=COL][,gear=COL]")
+    p.add_argument(f"--{prefix}speed-unit", choices=("kmh", "mph", "ms"),
+                   help=f"unit of the speed column of {which} (default: from the column's name, else kmh)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="keidash", description="Instrument cluster for Japanese kei mini-trucks.")
     parser.add_argument("--version", action="version", version=f"keidash {__version__}")
@@ -93,16 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     display_options(run)
 
     replay = sub.add_parser("replay", help="play a recorded drive through the cluster")
-    replay.add_argument("log", metavar="LOG", help="carOBD CSV, OpenXC trace, Torque Pro CSV or any CSV")
-    replay.add_argument("--format", default="auto", help="auto (default), carobd, openxc, torque or csv")
-    replay.add_argument("--columns", help="for any CSV: time=COL,speed=COL[,rpm=COL][,gear=COL]")
-    replay.add_argument("--speed-unit", choices=("kmh", "mph", "ms"), help="unit of the speed column")
+    # dest "drive": --log (the trip log, display_options) is another file and keeps args.log
+    replay.add_argument("drive", metavar="LOG",
+                        help="carOBD CSV, OpenXC trace, Torque Pro CSV, keidash trip log or any CSV")
+    log_options(replay)
     replay.add_argument("--speed", type=_non_negative, default=1.0,
                         help="times real time (default 1; 0 = as fast as possible)")
     truck = replay.add_mutually_exclusive_group()
     truck.add_argument("--profile", help="the truck the log was driven in (default: learn it as the log plays)")
     truck.add_argument("--ratios-from", metavar="LOG2",
                        help="learn the truck (gear ratios, habits) from another drive with rpm first")
+    # LOG2 gets options of its own: it is often another logger's file than LOG (an OBD log to learn
+    # from, a GPS log to replay), so one --columns for both would fit neither
+    log_options(replay.add_argument_group("LOG2 (--ratios-from), when not recognised from the file"),
+                "ratios-", "LOG2")
     replay.add_argument("--hide-rpm", action="store_true", help="hide the log's rpm: estimate it from speed")
     replay.add_argument("--estimates", metavar="OUT.csv",
                         help="write one row per sample: t, speed_kmh, rpm_in, rpm_est, gear_est, cue")
@@ -114,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--profile", help="the truck's profile to add the learned ratios to")
     learn.add_argument("--gears", type=int, help="forward gears (default: the profile's, else found)")
     learn.add_argument("--out", metavar="PROFILE.toml", help="write the profile with the learned ratios")
+    log_options(learn, which="every LOG")
 
     marks = sub.add_parser("marks", help="shift speeds per gear, as a table and a speedometer sticker")
     marks.add_argument("--profile", required=True, help="the truck (its ratios known or learned)")
@@ -124,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="the estimator's figures on recorded drives")
     ev.add_argument("paths", nargs="+", metavar="LOG|DIR", help="logs, or folders of logs (one folder per vehicle)")
     ev.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    log_options(ev, which="every log (named, or found in a folder)")
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
     probe.add_argument("url", metavar="URL", help="e.g. obd:///dev/ttyUSB0?protocol=5 or nmea:///dev/serial0")
@@ -202,13 +223,14 @@ def dispatch(args: argparse.Namespace) -> int:
         return probe_main(args.url, args.seconds, args.json, args.profile)
     if command == "learn":
         from .estimate.commands import learn_main
-        return learn_main(args.logs, args.profile, args.gears, args.out)
+        return learn_main(args.logs, args.profile, args.gears, args.out, format=args.format, columns=args.columns,
+                          speed_unit=args.speed_unit)
     if command == "marks":
         from .estimate.commands import marks_command
         return marks_command(args.profile, args.units, args.out)
     if command == "eval":
         from .estimate.commands import eval_main
-        return eval_main(args.paths, args.json)
+        return eval_main(args.paths, args.json, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
     if command == "trips":
         from .triplog.reading import trips_main
         return trips_main(args.db)

@@ -13,8 +13,12 @@ from ..errors import ConfigError
 
 
 def learn_main(paths: list[str], profile_name: str | None = None, gears: int | None = None,
-               out: str | None = None) -> int:
-    """``keidash learn``: 0 when every gear was found, 1 when not (the report says why)."""
+               out: str | None = None, format: str = "auto", columns: str | None = None,
+               speed_unit: str | None = None) -> int:
+    """``keidash learn``: 0 when every gear was found, 1 when not (the report says why).
+
+    ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`).
+    """
     from ..profiles import load_profile
     from ..replay import load_log
     from .learn import profile_with_learned
@@ -24,7 +28,7 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
     if gears is not None and not 1 <= gears <= 10:
         raise ConfigError(f"--gears {gears}: a gearbox has 1 to 10 forward gears")
     profile = load_profile(profile_name) if profile_name else None
-    logs = [load_log(path) for path in paths]
+    logs = [load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in paths]
     learned = learn_truck(logs, profile, gears=gears)
     print(learned.report())
     if out:
@@ -45,8 +49,12 @@ def marks_command(profile_name: str, units: str = "kmh", out: str | None = None)
     return 0
 
 
-def eval_main(paths: list[str], json_path: str | None = None) -> int:
-    """``keidash eval``: the estimator's figures on recorded drives, as a table (and JSON)."""
+def eval_main(paths: list[str], json_path: str | None = None, format: str = "auto", columns: str | None = None,
+              speed_unit: str | None = None) -> int:
+    """``keidash eval``: the estimator's figures on recorded drives, as a table (and JSON).
+
+    ``format``, ``columns`` and ``speed_unit`` apply to every log named or found in a folder.
+    """
     import json
 
     from .evaluate import as_json, evaluate, format_table
@@ -55,7 +63,7 @@ def eval_main(paths: list[str], json_path: str | None = None) -> int:
             raise ConfigError(f"{path}: no such file or folder")
     if json_path:
         check_writable("--json", json_path)
-    figures = evaluate(paths)
+    figures = evaluate(paths, format=format, columns=columns, speed_unit=speed_unit)
     print(format_table(figures))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:

@@ -40,8 +40,8 @@ from .drives import estimate_log
 NAIVE_SPEEDS_KMH = (15.0, 35.0, 50.0, 70.0, 90.0)
 WITHIN = 0.10  # an rpm estimate within 10 % of the recorded rpm counts as right
 MOVING_KMH = 4.0
-#: a log file keidash eval reads, by extension
-LOG_EXTENSIONS = (".csv", ".jsonl", ".json", ".txt")
+#: a log file keidash eval reads, by extension (.trace: what openxc-dump > FILE is often called)
+LOG_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".trace", ".txt")
 
 
 @dataclass
@@ -132,10 +132,12 @@ def _within(estimate: float | None, truth: float) -> bool:
     return estimate is not None and abs(estimate - truth) <= WITHIN * truth
 
 
-def evaluate(paths: Sequence[str], profile: Profile | None = None) -> list[LogFigures]:
+def evaluate(paths: Sequence[str], profile: Profile | None = None, format: str = "auto", columns: str | None = None,
+             speed_unit: str | None = None) -> list[LogFigures]:
     """Figures for every log in ``paths`` (files or folders), for a truck like ``profile``.
 
     The profile gives the engine limits (idle, red line); with none, keidash's defaults.
+    ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`).
     """
     from .estimator import config_for
     from .learn import learn_from_logs
@@ -145,7 +147,7 @@ def evaluate(paths: Sequence[str], profile: Profile | None = None) -> list[LogFi
     limits = shift_limits(profile)
 
     files = find_logs(paths)
-    logs = {path: load_log(path) for path in files}
+    logs = {path: load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in files}
     groups: dict[str, list[str]] = defaultdict(list)
     for path in files:
         groups[vehicle_of(path)].append(path)

@@ -42,8 +42,10 @@ def register(fmt: LogFormat) -> None:
 register(LogFormat("carobd", "carOBD CSV (ENGINE_RUN_TINE, ENGINE_RPM, VEHICLE_SPEED)", carobd.sniff, carobd.read))
 register(LogFormat("openxc", "OpenXC trace, one JSON message per line, timed or untimed", openxc.sniff, openxc.read))
 register(LogFormat("torque", "Torque Pro CSV export (GPS Time, Device Time, ...)", torque.sniff, torque.read))
-register(LogFormat("csv", "any CSV with a header, through columns=time=COL,speed=COL[,rpm=COL][,gear=COL]",
-                   None, generic.read, ("columns", "speed_unit")))
+# after the specific formats, so a carOBD or Torque header keeps its own reader
+register(LogFormat("csv", "any CSV whose header names time and speed (and rpm, gear) in the usual ways, or "
+                          "through columns=time=COL,speed=COL[,rpm=COL][,gear=COL]",
+                   generic.sniff, generic.read, ("columns", "speed_unit")))
 register(LogFormat("triplog", "keidash trip log (SQLite): the last trip's rpm and speed readings",
                    triplog.sniff, triplog.read, ("trip",)))
 

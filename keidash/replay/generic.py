@@ -1,4 +1,14 @@
-"""Any CSV with a header, through a columns mapping: ``time=COL,speed=COL[,rpm=COL][,gear=COL]``.
+"""Any CSV with a header: the columns named in the usual ways, or mapped by ``time=COL,speed=COL[,rpm=COL][,gear=COL]``.
+
+Without a mapping the header must name time and speed (and maybe rpm and gear)
+in one of the usual ways (:func:`header_columns`): ``time``, ``t``, ``t_s``,
+``timestamp``, ``seconds``; ``speed``, ``speed_kmh``, ``kmh``, ``speed_mph``,
+``mph``, ``vehicle_speed``, ``GPS Speed``, ``Speed (km/h)``; ``rpm``,
+``engine_rpm``, ``Engine RPM``; ``gear``, ``gear_position``. Case, spaces and
+dashes do not matter. The speed's unit comes from its name (``_mph``,
+``(km/h)``, ``_ms`` for m/s ...), else km/h, and the log's time base says it
+was assumed. Two columns that could play one part are never chosen between:
+:class:`AmbiguousHeader` names them.
 
 Time may be seconds (any origin, e.g. 12.5 or a UNIX time), ISO 8601
 date-times (``2024-06-01T07:30:00.250``, with or without a zone) or clock
@@ -60,6 +70,144 @@ def parse_columns(text: str) -> Columns:
         if key not in found:
             raise ConfigError(f"columns {text!r}: name the {key} column ({example})")
     return Columns(**found)
+
+
+# -- a header's columns by their usual names ------------------------------------------
+#: folded names (lower case; spaces, dashes and dots as "_"; a unit in brackets removed)
+TIME_NAMES = frozenset({"time", "t", "timestamp", "seconds", "secs", "sec", "elapsed", "elapsed_time",
+                        "time_elapsed", "datetime", "date_time"})
+#: a suffix or a bracketed unit that says a time column is in seconds
+TIME_UNITS = frozenset({"s", "sec", "secs", "second", "seconds"})
+RPM_NAMES = frozenset({"rpm", "engine_rpm", "enginerpm", "eng_rpm", "rpm_engine", "engine_speed", "revs"})
+#: a name that is rpm only with an rpm unit beside it: "Engine (rpm)"
+RPM_BASES = frozenset({"engine", "engine_speed", "motor"})
+RPM_UNITS = frozenset({"rpm", "1/min", "r/min", "rev/min", "revs/min", "min-1", "min^-1"})
+SPEED_NAMES = frozenset({"speed", "vehicle_speed", "road_speed", "gps_speed", "obd_speed", "speed_obd",
+                         "speed_gps", "ground_speed", "wheel_speed", "velocity", "vss"})
+#: units as written in a name (suffix after "_", or in brackets) -> SPEED_UNITS key
+SPEED_UNIT_WORDS = {"kmh": "kmh", "km/h": "kmh", "km_h": "kmh", "kph": "kmh", "km/hr": "kmh", "kmph": "kmh",
+                    "mph": "mph", "mi/h": "mph", "ms": "ms", "m/s": "ms", "m_s": "ms", "mps": "ms",
+                    "meters/second": "ms", "metres/second": "ms", "meter/second": "ms", "metre/second": "ms"}
+#: a whole column name that is a speed in that unit ("ms" alone is too likely milliseconds)
+BARE_SPEED_UNITS = {"kmh": "kmh", "kph": "kmh", "km/h": "kmh", "mph": "mph"}
+GEAR_NAMES = frozenset({"gear", "gear_position", "transmission_gear_position", "current_gear", "gear_selected",
+                        "selected_gear", "gear_engaged", "gear_label", "gear_num", "gear_number"})
+_BRACKET_UNIT = re.compile(r"^(.*?)\s*[(\[]([^()\[\]]*)[)\]]\s*$")
+_NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[\s\-.()\[\]]+", "_", text.strip().lower()).strip("_")
+
+
+def _split_unit(name: str) -> tuple[str, str | None]:
+    """``'Speed (km/h)'`` -> ``('speed', 'km/h')``: the folded name and the unit in brackets, if any."""
+    match = _BRACKET_UNIT.match(name.strip())
+    if match and match[1].strip():
+        return _fold(match[1]), match[2].strip().lower()
+    return _fold(name), None
+
+
+def column_role(name: str) -> tuple[str, str | None] | None:
+    """What a header name usually holds: ``(role, speed unit or None)``, or None for anything else.
+
+    >>> column_role("Speed (km/h)"), column_role("speed_mph"), column_role("GPS Speed"), column_role("t_s")
+    (('speed', 'kmh'), ('speed', 'mph'), ('speed', None), ('time', None))
+    """
+    base, unit = _split_unit(name)
+    if not base:
+        return None
+    # time: a usual name, maybe with a seconds suffix or unit ("t_s", "time (s)")
+    stem, _, suffix = base.rpartition("_")
+    if (base in TIME_NAMES and (unit is None or unit in TIME_UNITS)) or \
+            (stem in TIME_NAMES and suffix in TIME_UNITS and unit is None):
+        return "time", None
+    # rpm
+    if base in RPM_NAMES and (unit is None or unit in RPM_UNITS):
+        return "rpm", None
+    if base in RPM_BASES and unit in RPM_UNITS:
+        return "rpm", None
+    # speed: a usual name with its unit in brackets, as a suffix, or none; or a bare unit ("mph")
+    if unit is not None:
+        if unit not in SPEED_UNIT_WORDS:
+            return None
+        unit = SPEED_UNIT_WORDS[unit]
+    if base in SPEED_NAMES:
+        return "speed", unit
+    for word, key in SPEED_UNIT_WORDS.items():
+        if base.endswith("_" + word) and base[:-len(word) - 1] in SPEED_NAMES:
+            if unit is not None and unit != key:
+                return None  # "speed_mph (km/h)": the name contradicts itself
+            return "speed", key
+    if base in BARE_SPEED_UNITS and (unit is None or unit == BARE_SPEED_UNITS[base]):
+        return "speed", BARE_SPEED_UNITS[base]
+    if base in GEAR_NAMES and unit is None:
+        return "gear", None
+    return None
+
+
+class AmbiguousHeader(ConfigError):
+    """Two or more columns could each be the time (or speed, rpm, gear): one sentence naming them."""
+
+    def __init__(self, name: str, clashes: dict[str, list[str]], example: Columns, option: str = "--columns"):
+        self.name, self.clashes, self.example, self.option = name, clashes, example, option
+        parts = [f"{_NUMBER_WORDS.get(len(found), len(found))} {role} columns, {_and(found)}"
+                 for role, found in clashes.items()]
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+        super().__init__(f"{name}: the header names {listed}; say which to read with "
+                         f"{option} \"{example}\"")
+
+    def for_option(self, option: str) -> "AmbiguousHeader":
+        """The same sentence, telling the user the option they actually have (e.g. --ratios-columns)."""
+        return AmbiguousHeader(self.name, self.clashes, self.example, option)
+
+
+def _and(items: list[str]) -> str:
+    shown = [repr(i) for i in items]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+@dataclass(frozen=True)
+class HeaderColumns:
+    """The columns found by their usual names, and the speed unit the speed column's name gives."""
+
+    columns: Columns
+    speed_unit: str | None
+
+
+def header_columns(header: list[str], name: str = "log") -> HeaderColumns | None:
+    """The time, speed, rpm and gear columns of a header by their usual names.
+
+    None when the header names no time or no speed column; :class:`AmbiguousHeader`
+    when two columns could play one part (never a silent guess between them).
+    """
+    found: dict[str, list[tuple[str, str | None]]] = {role: [] for role in COLUMN_KEYS}
+    for cell in header:
+        role = column_role(cell) if cell.strip() else None
+        if role is not None:
+            found[role[0]].append((cell.strip(), role[1]))
+    if not found["time"] or not found["speed"]:
+        return None
+    clashes = {role: [c for c, _ in cols] for role, cols in found.items() if len(cols) > 1}
+    first = {role: cols[0][0] if cols else None for role, cols in found.items()}
+    columns = Columns(first["time"], first["speed"], first["rpm"], first["gear"])
+    if clashes:
+        raise AmbiguousHeader(name, clashes, columns)
+    return HeaderColumns(columns, found["speed"][0][1])
+
+
+def header_of(lines: list[str]) -> list[str]:
+    """The cells of the first non-empty line, split on its delimiter."""
+    first = next((line for line in lines if line.strip()), "")
+    row = next(csv_rows([first], sniff_delimiter(first)), None) or []
+    return [cell.strip() for cell in row]
+
+
+def sniff(head: list[str]) -> bool:
+    """A header that names a time and a speed column in the usual ways (even twice: read says which)."""
+    header = header_of(head[:1])
+    roles = [column_role(cell) for cell in header if cell]
+    return any(r and r[0] == "time" for r in roles) and any(r and r[0] == "speed" for r in roles)
 
 
 def speed_factor(unit: str) -> float:
@@ -132,16 +280,32 @@ def find_column(name: str, wanted: str, header: list[str]) -> int:
 
 
 def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None = None,
-         speed_unit: str = "kmh") -> DriveLog:
-    if columns is None:
-        raise ConfigError(f"{name}: a plain CSV needs columns=time=COL,speed=COL[,rpm=COL][,gear=COL]")
+         speed_unit: str | None = None) -> DriveLog:
+    """A CSV -> DriveLog: through ``columns``, or the columns its header names in the usual ways.
+
+    ``speed_unit`` (kmh, mph, ms) overrides the unit the speed column's name gives;
+    with neither, km/h is assumed and the time base says so.
+    """
     if isinstance(columns, str):
         columns = parse_columns(columns)
-    factor = speed_factor(speed_unit)
+    if speed_unit is not None:
+        speed_factor(speed_unit)  # a bad unit is the user's mistake before anything else
     lines = iter(lines)
     first = next((line for line in lines if line.strip()), "")
     delimiter = sniff_delimiter(first)
     header = [cell.strip() for cell in next(csv_rows([first], delimiter), None) or []]
+    recognised = columns is None
+    if columns is None:
+        found = header_columns(header, name)
+        if found is None:
+            shown = ", ".join(repr(h) for h in header if h) or "none"
+            raise ConfigError(f"{name}: a plain CSV needs columns=time=COL,speed=COL[,rpm=COL][,gear=COL] when "
+                              f"its header names no time and speed column keidash knows (its columns are: {shown})")
+        columns = found.columns
+    named_unit = column_role(columns.speed)
+    named_unit = named_unit[1] if named_unit and named_unit[0] == "speed" else None
+    unit = speed_unit or named_unit or "kmh"
+    factor = speed_factor(unit)
     i_time = find_column(name, columns.time, header)
     i_speed = find_column(name, columns.speed, header)
     i_rpm = find_column(name, columns.rpm, header) if columns.rpm else None
@@ -181,9 +345,17 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     if parse_time.style is None and first_time_cell is not None:
         hint = (f"no value in time column {columns.time!r} is a time keidash can read (the first is "
                 f"{first_time_cell!r}); use seconds, ISO 8601 date-times or HH:MM:SS")
-    unit = {"kmh": "km/h", "mph": "mph", "ms": "m/s"}[speed_unit]
+    shown_unit = {"kmh": "km/h", "mph": "mph", "ms": "m/s"}[unit]
+    if speed_unit is not None:
+        how = "as given"
+    elif named_unit is not None:
+        how = "from its name"
+    else:
+        how = "assumed: its name gives no unit"
+    mapped = "recognised from the header" if recognised else "as mapped"
     return make_log(name, "csv", samples, errors,
-                    f"column {columns.time!r} as {parse_time.style or 'time'}; speed in {unit}", hint)
+                    f"column {columns.time!r} as {parse_time.style or 'time'}; speed {columns.speed!r} in "
+                    f"{shown_unit} ({how}); columns {mapped}: {columns}", hint)
 
 
 def _cell(text: str, convert):

@@ -7,7 +7,10 @@ The OpenXC message format (github.com/openxc/openxc-message-format, README,
 (first..tenth, neutral, reverse) at 1 Hz and at once on change; ``odometer``
 and ``fine_odometer_since_restart`` are km.
 
-- **Timed traces** use the timestamps (milliseconds are recognised by size).
+- **Timed traces** use the timestamps (milliseconds are recognised by size),
+  whether in the message (``"timestamp": 1385133351.05``) or before it, as
+  ``TIMESTAMP: {json}`` (one message a line, as the OpenXC tools wrote traces
+  before the timestamp moved into the message). A stamp inside the message wins.
 - **Untimed traces** (message order only, as the shared Ford traces) have no
   clock, and openxc-python's ``TraceDataSource`` simply plays them as fast as
   possible. keidash advances time by one period per ``vehicle_speed`` message:
@@ -29,6 +32,7 @@ most :data:`RPM_HOLD_S`) and the latest gear (held at most :data:`GEAR_HOLD_S`).
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections import Counter
 from typing import Iterable
@@ -51,13 +55,23 @@ INTERLEAVE_S = 1.0
 MS_TIMESTAMP_ABOVE = 1e11
 
 ODOMETERS = ("fine_odometer_since_restart", "odometer")
+#: ``1385133351.05: {"name": ...}``: a trace line with its timestamp before the message
+_PREFIXED = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*:\s*(\{.*)$", re.DOTALL)
+
+
+def split_stamp(line: str) -> tuple[float | None, str]:
+    """``'TIMESTAMP: {json}'`` -> (timestamp, json text); a bare message -> (None, line)."""
+    match = _PREFIXED.match(line)
+    if match is None:
+        return None, line
+    return float(match[1]), match[2]
 
 
 def sniff(head: list[str]) -> bool:
     for line in head:
         if line.strip():
             try:
-                message = json.loads(line)
+                message = json.loads(split_stamp(line)[1])
             except ValueError:
                 return False
             return isinstance(message, dict) and (("name" in message and "value" in message)
@@ -71,8 +85,9 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
     for line in lines:
         if not line.strip():
             continue
+        prefix, text = split_stamp(line)
         try:
-            message = json.loads(line)
+            message = json.loads(text)
         except ValueError:
             errors["json"] += 1
             continue
@@ -83,7 +98,7 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
             if not ("metadata" in message or "id" in message):  # metadata and raw CAN are not bad
                 errors["message"] += 1
             continue
-        stamp = message.get("timestamp")
+        stamp = message.get("timestamp", prefix)
         if stamp is not None and not _is_number(stamp):
             errors["timestamp"] += 1
             continue
