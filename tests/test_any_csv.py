@@ -353,6 +353,7 @@ def test_the_usual_column_names(name):
     ("Time\tSpeed (km/h)", "csv"),  # speed only: a GPS logger
     ("GPS Time, Device Time, Longitude, Latitude,GPS Speed (Meters/second),Engine RPM(rpm)", "torque"),
     ("ENGINE_RUN_TINE (),ENGINE_RPM (),VEHICLE_SPEED (),time", "carobd"),
+    ("SQLite format 3\x00\x10\x00,t,speed_kmh", "triplog"),  # a trip log's schema can name t and speed_kmh
 ])
 def test_specific_formats_still_win_over_a_plain_csv(header, fmt):
     assert detect_format([header, "1,2,3"]) == fmt

@@ -205,6 +205,8 @@ def header_of(lines: list[str]) -> list[str]:
 
 def sniff(head: list[str]) -> bool:
     """A header that names a time and a speed column in the usual ways (even twice: read says which)."""
+    if not head or "\x00" in head[0]:  # binary (a SQLite trip log's first page): no CSV header
+        return False
     header = header_of(head[:1])
     roles = [column_role(cell) for cell in header if cell]
     return any(r and r[0] == "time" for r in roles) and any(r and r[0] == "speed" for r in roles)
