@@ -105,6 +105,7 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
     stop = stop or threading.Event()
     stats.started = start = time.monotonic()
     next_frame = start
+    quitting = False
     while not stop.is_set():
         readings = rig.bus.drain()
         if calibration is not None and readings:
@@ -122,18 +123,19 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
         if cab is not None:
             cab.readings(readings)
         if log is not None and readings:
-            log.readings(readings, time.monotonic())
+            log.readings(readings, rig.drive_time(time.monotonic()))
         for reading in readings:
             state = step(state, reading, config)
         now = time.monotonic()
-        dash = advise(state, now, config, rig.links())
+        drive_now = rig.drive_time(now)  # the estimator's clock: the drive's (a replay at 10x runs it 10x)
+        dash = advise(state, drive_now, config, rig.links())
         if log is not None:
-            log.frame(dash, now)
+            log.frame(dash, drive_now)
             trouble = log.status()
             if trouble:
                 dash = replace(dash, message=trouble)
         if cab is not None:
-            dash = cab.dress(dash, now)
+            dash = cab.dress(dash, drive_now)
         for output in outputs:
             output.render(dash)
         done = time.monotonic()
@@ -145,8 +147,11 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
         rig.show_cue(dash.cue)
         if on_frame is not None:
             on_frame(dash)
-        if should_quit() or (seconds is not None and done - start >= seconds):
+        if quitting or (seconds is not None and done - start >= seconds):
             break
+        if should_quit():  # one more frame: what arrived since this frame's drain is shown too
+            quitting = True
+            continue
         next_frame += period
         if next_frame < done - period:  # fell behind (slow host): do not try to catch up
             next_frame = done

@@ -60,6 +60,12 @@ class Rig:
             except Exception:  # shutting down: note it and carry on stopping the rest
                 logger.exception("stopping %r", thing)
 
+    def drive_time(self, now: float) -> float:
+        """The estimator's time at monotonic ``now``: a replay played faster or slower than real
+        time runs the drive's own clock (its readings are stamped on it), else ``now``."""
+        own = [s for s in self.sources if s.own_clock]
+        return own[0].drive_time(now) if own else now
+
     def links(self) -> dict[str, tuple[bool, str, dict[str, int]]]:
         """Each source's (connected, message, error counts by kind) for the dash."""
         out = {}
@@ -154,6 +160,10 @@ def open_rig(sources: dict[str, str], profile: Profile | None = None) -> Rig:
     try:
         for name, url in sources.items():
             _add(rig, name, url, profile)
+        own = [s.name for s in rig.sources if s.own_clock]
+        if own and len(rig.sources) > 1:
+            raise ConfigError(f"source {own[0]}: a replay at another speed than 1 runs on the log's own "
+                              "clock and cannot be read beside other sources; play it alone or at speed=1")
     except Exception:
         rig.stop()
         raise

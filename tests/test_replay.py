@@ -460,9 +460,37 @@ def test_replay_at_20x_keeps_the_log_s_rhythm(tmp_path):
     speeds = [r for r in bus.drain() if r.channel == SPEED]
     assert [r.value for r in speeds] == list(range(40))
     steps = [b.t - a.t for a, b in zip(speeds, speeds[1:])]
-    assert steps == pytest.approx([0.1 / 20] * 39, abs=1e-9)  # stamped at log time / 20 on the monotonic clock
+    assert steps == pytest.approx([0.1] * 39, abs=1e-9)  # stamped on the drive's clock: log time
     assert speeds[0].t >= started
-    assert speeds[0].max_age == pytest.approx(max(3 * log.refresh_s[SPEED] / 20, 0.2))
+    assert speeds[0].max_age == pytest.approx(max(3 * log.refresh_s[SPEED], 0.2))  # drive time too
+    # the drive's clock at monotonic time: 20 x as fast from the start, where the stamps are
+    assert source.own_clock
+    assert source.drive_time(speeds[0].t + 0.05) == pytest.approx(speeds[0].t + 1.0)
+
+
+def test_at_speed_0_the_drive_clock_is_where_the_log_is(tmp_path):
+    source = ReplaySource("replay", ReadingBus().put, small_log(tmp_path, samples=40, step_s=0.1), speed=0)
+    assert source.drive_time(123.0) == 123.0  # not playing yet: the run's own clock
+    source.start()
+    try:
+        assert source.finished.wait(5)
+        now = time.monotonic()
+        start, ended = source._clock
+        assert source.drive_time(now) == pytest.approx(start + 3.9 + (now - ended))  # runs on after the end
+    finally:
+        source.stop()
+
+
+def test_a_replay_at_another_speed_is_read_alone(tmp_path):
+    path = write(tmp_path, "t,v,r\n0,1,800\n1,2,900\n", "alone.csv")
+    from keidash.rig import open_rig
+    with pytest.raises(ConfigError, match="cannot be read beside other sources"):
+        open_rig({"replay": f"replay://{path}?speed=10&columns=time=t,speed=v,rpm=r",
+                  "gps": "nmea:///dev/keidash-no-such-gps"})
+    rig = open_rig({"replay": f"replay://{path}?speed=1&columns=time=t,speed=v,rpm=r",
+                    "gps": "nmea:///dev/keidash-no-such-gps"})
+    assert rig.drive_time(5.0) == 5.0  # at 1x the drive's clock is the run's
+    rig.stop()
 
 
 def test_stop_is_prompt_mid_replay(shared_logs):

@@ -1,12 +1,15 @@
 """ReplaySource: a recorded drive played back as a live source.
 
-Readings are stamped on the monotonic clock of the run, at ``start + log time /
-speed``, and emitted when that moment comes, so the dash sees the drive as it
-happened, ``speed`` times faster. ``max_age`` is the log's own refresh interval
-scaled the same way (see :meth:`DriveLog.max_age`). At ``speed`` 0 the
-readings are emitted as fast as possible, each stamped when it is emitted; to
-run the estimator over a log in log time use
-:func:`~keidash.replay.log.readings_from_log` instead.
+Readings are emitted at ``start + log time / speed`` on the monotonic clock (at
+``speed`` 0 as fast as possible), and stamped with the time of the *drive*:
+``start + log time``, with ``max_age`` the log's own refresh interval (see
+:meth:`DriveLog.max_age`). So the estimator sees the drive as it happened at any
+replay speed: a 1 s steady stretch is 1 s to ratio learning, the gear tracker and
+the needle, whether played at 1x, 10x or as fast as possible.
+:meth:`ReplaySource.drive_time` maps the run's monotonic clock to the drive's
+(``start + (now - start) x speed``; at ``speed`` 0, the last sample played), and
+the frame loop asks the estimator about that time. To run the estimator over a
+log without a source use :func:`~keidash.replay.log.readings_from_log`.
 
 At the end of the log the link says "replay finished" (STOPPED, so the dash
 shows the last values as stale, not live) and the thread parks until
@@ -43,6 +46,7 @@ class ReplaySource(Source):
         self.hide_rpm = hide_rpm  # play as a truck with no rpm source: speed only
         self.finished = threading.Event()  # set when the whole log has been played
         self.position_s = 0.0  # log time of the last sample played
+        self._clock: tuple[float, float] | None = None  # (monotonic start, monotonic end) of the playing
         with self._lock:  # the log's bad rows show in the status like any source's errors
             self._errors.update(log.errors)
 
@@ -51,28 +55,43 @@ class ReplaySource(Source):
             self.stopping.wait()
             return
         self.set_link(CONNECTED)
-        ages = {ch: self.log.max_age(ch, self.speed) for ch in (RPM, SPEED)}
+        ages = {ch: self.log.max_age(ch, 1.0) for ch in (RPM, SPEED)}  # in drive time
         start = monotonic()
         t0 = self.log.samples[0].t if self.log.samples else 0.0
+        self._clock = (start, None)
         for sample in self.log.samples:
             if self.speed > 0:
                 due = start + (sample.t - t0) / self.speed
                 if self.stopping.wait(max(0.0, due - monotonic())):
                     return
-                stamp = due
-            else:
-                if self.stopping.is_set():
-                    return
-                stamp = monotonic()
+            elif self.stopping.is_set():
+                return
             for reading in sample_readings(sample, self.name, ages):
                 if self.hide_rpm and reading.channel == RPM:
                     continue
-                self.emit(stamp, reading.channel, reading.value, reading.max_age)
+                self.emit(start + sample.t - t0, reading.channel, reading.value, reading.max_age)
             self.position_s = sample.t - t0
+        self._clock = (start, monotonic())
         self.set_link(STOPPED, FINISHED_MESSAGE)
         logger.info("%s: %s (%s)", self.name, FINISHED_MESSAGE, self.log.name)
         self.finished.set()
         self.stopping.wait()  # park: returning would make the base class play the log again
+
+
+    @property
+    def own_clock(self) -> bool:
+        return self.speed != 1.0
+
+    def drive_time(self, now: float) -> float:
+        """The drive's time at monotonic ``now``: where the log is (see the module doc)."""
+        if self._clock is None:
+            return now
+        start, ended = self._clock
+        if self.speed > 0:
+            return start + (now - start) * self.speed
+        # as fast as possible: the drive is where the last sample played; after the end, its
+        # clock runs on in real time, so the last values go stale as a live source's would
+        return start + self.position_s + (max(0.0, now - ended) if ended is not None else 0.0)
 
 
 def open_replay(name: str, sink: Sink, path: str, *, format: str = AUTO, speed: float = 1.0,

@@ -88,6 +88,15 @@ class Source:
             self._errors[kind] += 1
 
     # -- for the pipeline -----------------------------------------------
+    #: True for a source that stamps its readings on a clock of its own (a replay played
+    #: faster or slower than real time): see :meth:`drive_time`
+    own_clock = False
+
+    def drive_time(self, now: float) -> float:
+        """The time of the drive at monotonic ``now``, on the clock this source stamps its
+        readings with: ``now`` itself for a device read live."""
+        return now
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name=f"source-{self.name}", daemon=True)
         self._thread.start()
