@@ -16,7 +16,7 @@ import time
 from ..profiles import Profile
 from ..profiles.engine import shift_limits
 from .device import EmulatedDevice
-from .driver import KEI_DAY, Driver, Leg
+from .driver import KEI_DAY, Leg, Style, make_driver
 from .physics import Body, PhysicsState, TruckPhysics
 from .truth import TruckTruth
 
@@ -31,13 +31,15 @@ class VirtualTruck(EmulatedDevice):
     thread_name = "virtual-truck"
 
     def __init__(self, profile: Profile, *, legs: tuple[Leg, ...] = KEI_DAY, obey_cues: bool = False,
-                 shift_rpm: float | None = None, speedup: float = 1.0, body: Body = Body()):
+                 shift_rpm: float | None = None, speedup: float = 1.0, body: Body = Body(),
+                 style: Style | str | None = None, seed: int = 0):
+        """``style`` (a Style or a name in STYLES) drives a manual gearbox as people do, its
+        habits drawn from ``seed``; it ignores cues. None: the demo's habit driver."""
         super().__init__()
         limits = shift_limits(profile)
         self.profile = profile
         self.physics = TruckPhysics(profile, body, idle_rpm=limits.idle_rpm)
-        self.driver = Driver(self.physics, legs, shift_rpm=shift_rpm or 0.85 * limits.upshift_rpm,
-                             lug_rpm=limits.lug_rpm, obey_cues=obey_cues)
+        self.driver = make_driver(self.physics, legs, style, seed, shift_rpm=shift_rpm, obey_cues=obey_cues)
         self.speedup = speedup
         self._state = PhysicsState(engine_rpm=limits.idle_rpm)
         self._coolant_c = 25.0
