@@ -196,7 +196,7 @@ def replay_main(args) -> int:
     if args.estimates:
         from .estimate.drives import estimate_log, write_estimates
         from .estimate.estimator import config_for
-        config = config_for(profile, {}, ("replay",), learned)
+        config = config_for(profile, {}, ("replay",), learned, transmission=args.transmission)
         rows = write_estimates(estimate_log(log, config, hide_rpm=args.hide_rpm), args.estimates)
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
         if args.headless or no_display():
@@ -301,7 +301,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
 
     rig = open_rig(sources, profile)
     from .estimate.estimator import config_for
-    estimator = config_for(profile, shift, rig.priority(), learned)
+    estimator = config_for(profile, shift, rig.priority(), learned, transmission=getattr(args, "transmission", None))
     cab, outputs = _cab_and_outputs(args, config)
     log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
     log = None

@@ -67,6 +67,13 @@ def log_options(p, prefix: str = "", which: str = "the log") -> None:
                    help=f"unit of the speed column of {which} (default: from the column's name, else kmh)")
 
 
+def _transmission(text: str) -> str:
+    t = text.strip().upper().replace(" ", "")
+    if not t or not any(word in t for word in ("MT", "AT", "CVT", "MANUAL", "AUTO")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a gearbox: say 5MT, 4MT+EL, 3AT, CVT, manual or automatic")
+    return "MT" if t == "MANUAL" else "AT" if t in ("AUTOMATIC", "AUTO") else t
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="keidash", description="Instrument cluster for Japanese kei mini-trucks.")
     parser.add_argument("--version", action="version", version=f"keidash {__version__}")
@@ -122,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     # from, a GPS log to replay), so one --columns for both would fit neither
     log_options(replay.add_argument_group("LOG2 (--ratios-from), when not recognised from the file"),
                 "ratios-", "LOG2")
+    replay.add_argument("--transmission", type=_transmission, metavar="T",
+                        help="the gearbox, when no --profile says: 5MT, 4MT+EL, 3AT, CVT, manual or automatic "
+                             "(default: manual, as most kei trucks)")
     replay.add_argument("--hide-rpm", action="store_true", help="hide the log's rpm: estimate it from speed")
     replay.add_argument("--estimates", metavar="OUT.csv",
                         help="write one row per sample: t, speed_kmh, rpm_in, rpm_est, gear_est, cue")
@@ -144,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="the estimator's figures on recorded drives")
     ev.add_argument("paths", nargs="+", metavar="LOG|DIR", help="logs, or folders of logs (one folder per vehicle)")
     ev.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    ev.add_argument("--transmission", type=_transmission, metavar="T",
+                    help="the gearbox of every log whose folder has no vehicle.toml: 5MT, 4AT, CVT, manual, "
+                         "automatic (default: manual)")
     log_options(ev, which="every log (named, or found in a folder)")
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
@@ -230,7 +243,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return marks_command(args.profile, args.units, args.out)
     if command == "eval":
         from .estimate.commands import eval_main
-        return eval_main(args.paths, args.json, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
+        return eval_main(args.paths, args.json, format=args.format, columns=args.columns, speed_unit=args.speed_unit,
+                         transmission=args.transmission)
     if command == "trips":
         from .triplog.reading import trips_main
         return trips_main(args.db)

@@ -44,6 +44,7 @@ class DashState:
     speed_source: str | None = None  # which source the speed came from
     rpm_source: str | None = None  # which source the rpm came from (None when estimated)
     low_range: bool = False  # 4WD low range engaged (the rpm matches a gear x the transfer's low ratio)
+    gear_note: str = ""  # why no gear is shown, in a few words: "learning 3/5", "no ratios" ("" when shown)
     # -- set by the frame loop, not the estimator ------------------------------------------------
     trip_km: float | None = None  # distance since the trip was started (None: no speed yet)
     odometer_km: float | None = None  # the truck's total, when the owner has set it (None: unknown)

@@ -6,6 +6,7 @@ import pytest
 
 from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP
 from keidash.estimate.estimator import EstimatorConfig, EstimatorState, advise, step
+from keidash.estimate.gears import AUTOMATIC
 from keidash.profiles import load_profile
 from keidash.profiles.engine import shift_limits
 from keidash.readings import COOLANT, RPM, SPEED, Reading
@@ -39,19 +40,28 @@ def test_gear_from_rpm_and_speed_after_dwell():
     state = feed(drive(3, 30, 0.0, 1.0))
     dash = advise(state, 1.0, CONFIG)
     assert dash.gear == 3 and dash.rpm == pytest.approx(K[2] * 30) and not dash.rpm_estimated
-    # a shift to 4th is shown only once it has held for the dwell time
-    state = feed(drive(4, 30, 1.0, 0.2), state=state)
-    assert advise(state, 1.2, CONFIG).gear == 3
-    state = feed(drive(4, 30, 1.2, 0.3), state=state)
-    assert advise(state, 1.5, CONFIG).gear == 4
+    # a manual's clutch engaging in 4th is shown at once: its ratio is crisp, a dwell would only lag
+    assert feed(drive(4, 30, 1.0, 0.1), state=state).gear == 4
+    # with a dwell set (an automatic's default), a shift to 4th is shown only once it has held that long
+    dwelling = EstimatorConfig(LIMITS, K, HIJET.title, gear_dwell_s=0.25)
+    state = feed(drive(3, 30, 0.0, 1.0), config=dwelling)
+    state = feed(drive(4, 30, 1.0, 0.2), config=dwelling, state=state)
+    assert advise(state, 1.2, dwelling).gear == 3
+    state = feed(drive(4, 30, 1.2, 0.3), config=dwelling, state=state)
+    assert advise(state, 1.5, dwelling).gear == 4
 
 
-def test_clutch_in_while_rolling_is_neutral_and_slip_stays_in_gear():
-    # clutch in: the engine falls back to idle while the truck rolls on at 30 km/h
-    state = feed(drive(3, 30, 0.0, 1.0))
-    state = feed([r if r.channel == SPEED else Reading(r.t, RPM, LIMITS.idle_rpm, r.source)
-                  for r in drive(3, 30, 1.0, 0.6)], state=state)
-    assert advise(state, 1.6, CONFIG).gear == 0
+def test_clutch_in_while_rolling_keeps_the_lever_s_gear_and_slip_stays_in_gear():
+    # clutch in: the engine falls back to idle while the truck rolls on at 30 km/h. On a manual the
+    # lever stays in 3rd (as a gear-position sensor says); an automatic's converter never lets go,
+    # so there the engine at idle while rolling is neutral
+    idle_coast = [r if r.channel == SPEED else Reading(r.t, RPM, LIMITS.idle_rpm, r.source)
+                  for r in drive(3, 30, 1.0, 0.6)]
+    state = feed(idle_coast, state=feed(drive(3, 30, 0.0, 1.0)))
+    assert advise(state, 1.6, CONFIG).gear == 3
+    automatic = EstimatorConfig(LIMITS, K, HIJET.title, gearbox=AUTOMATIC)
+    state = feed(idle_coast, config=automatic, state=feed(drive(3, 30, 0.0, 1.0), config=automatic))
+    assert advise(state, 1.6, automatic).gear == 0
     # a slipping clutch turns the engine faster than 2nd allows (between 1st and 2nd): still 2nd
     launch = feed(drive(2, 12, 0.0, 1.0, slip=1.25))
     assert advise(launch, 1.0, CONFIG).gear == 2

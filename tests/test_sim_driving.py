@@ -260,19 +260,24 @@ def test_the_drives_show_the_failure_signature():
 
 
 # Measured with the tracker before the fix (gears.py as committed in 7b12c35), at 5 Hz:
-# town/brisk seed 0: tracker 0.905, nearest ratio 0.952; farm/everyday seed 1: 0.949 and 0.973
-# (bench/manual_drives.py for every drive, rate and seed). The misses lie around shifts: after
-# a downshift the tracker holds the higher gear as slip, and with the clutch down it shows
-# neutral where the sensor reads the lever. 8-10 % of these samples (town; 4-5 % on the farm)
-# are taken with the clutch not engaged: where it is engaged the nearest ratio agrees on
-# 99.7-99.9 %, so 98 % overall asks the tracker to name the lever's gear through most of them.
-@pytest.mark.xfail(strict=False, reason="issue 11: the tracker is being fixed")
+# town/brisk seed 0: tracker 0.905, nearest ratio 0.952; farm/everyday seed 1: 0.949 and 0.973.
+# With the manual's model (issue 11): 0.962 and 0.976 against the same 0.952 and 0.973. The
+# misses left lie around shifts with the clutch down: the lever has moved before the engine
+# says so (bench/manual_drives.py and bench/estimator.py give every drive, rate and seed).
 @pytest.mark.parametrize("route, style, seed", [("town", "brisk", 0), ("farm", "everyday", 1)])
-def test_goal_the_tracker_agrees_with_a_manual_gear_sensor(route, style, seed):
+def test_the_tracker_is_never_below_nearest_ratio_on_a_manual(route, style, seed):
     log = record(drive(route, style, seed), rpm_hz=5, seed=seed)
     samples = log.samples
     agree, counted = agreement(samples, track_samples(samples, MODEL))
     near, near_counted = agreement(samples, nearest_ratio_gears(samples, K))
     assert counted == near_counted > 2000
     assert agree >= near
+
+
+@pytest.mark.xfail(strict=False, reason="issue 11's goal of 98 % is not reached on these drives: measured "
+                   "0.962 and 0.976 (the lever moves while the clutch is down, before the ratio says so)")
+@pytest.mark.parametrize("route, style, seed", [("town", "brisk", 0), ("farm", "everyday", 1)])
+def test_goal_the_tracker_agrees_with_a_manual_gear_sensor(route, style, seed):
+    log = record(drive(route, style, seed), rpm_hz=5, seed=seed)
+    agree, counted = agreement(log.samples, track_samples(log.samples, MODEL))
     assert agree / counted >= 0.98

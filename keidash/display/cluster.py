@@ -496,7 +496,7 @@ class Cluster:
         elements += [
             Element("speed", fixed(lay.speed),
                     lambda s: speed_figures(s.speed_kmh, s.units), self._draw_speed),
-            Element("gear", fixed(lay.gear), lambda s: (s.gear, s.low_range), self._draw_gear),
+            Element("gear", fixed(lay.gear), lambda s: (s.gear, s.low_range, s.gear_note), self._draw_gear),
         ]
         for row, value in zip(lay.info_rows, (
                 lambda s: coolant_text(s.coolant_c), lambda s: battery_text(s.battery_v),
@@ -647,6 +647,10 @@ class Cluster:
         left = x + (w - main_w - marker_w) // 2
         if state.gear is None:
             self._missing(screen, text, px, left + main_w // 2, baseline, "center")
+            if state.gear_note:  # why: "learning 3/5", "no ratios"
+                note_px = self._label_px(round(0.25 * h))
+                note = self._fit(state.gear_note, note_px, w - self._px(8))
+                self._text(screen, note, note_px, theme.label, x + w // 2, y + h - self._px(6), "center")
         else:
             self._text(screen, text, px, theme.text, left, baseline)
         if state.low_range:

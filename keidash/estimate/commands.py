@@ -50,22 +50,27 @@ def marks_command(profile_name: str, units: str = "kmh", out: str | None = None)
 
 
 def eval_main(paths: list[str], json_path: str | None = None, format: str = "auto", columns: str | None = None,
-              speed_unit: str | None = None) -> int:
+              speed_unit: str | None = None, transmission: str | None = None) -> int:
     """``keidash eval``: the estimator's figures on recorded drives, as a table (and JSON).
 
-    ``format``, ``columns`` and ``speed_unit`` apply to every log named or found in a folder.
+    ``format``, ``columns`` and ``speed_unit`` apply to every log named or found in a folder;
+    ``transmission`` to every folder without a vehicle.toml. Exit status 1 when keidash does
+    worse than the naive answer beside it on some log (:func:`keidash.estimate.evaluate.shortfalls`).
     """
     import json
 
-    from .evaluate import as_json, evaluate, format_table
+    from .evaluate import as_json, evaluate, format_table, shortfalls
     for path in paths:
         if not os.path.exists(path):
             raise ConfigError(f"{path}: no such file or folder")
     if json_path:
         check_writable("--json", json_path)
-    figures = evaluate(paths, format=format, columns=columns, speed_unit=speed_unit)
+    figures = evaluate(paths, format=format, columns=columns, speed_unit=speed_unit, transmission=transmission)
     print(format_table(figures))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(as_json(figures), f, indent=1)
-    return 0
+    worse = shortfalls(figures)
+    if worse:
+        print("\nBelow the naive answer:\n" + "\n".join(f"  {line}" for line in worse))
+    return 1 if worse else 0

@@ -34,7 +34,7 @@ from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
 from ..profiles import Engine, Profile
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
-from .gears import GearModel, TrackerState, track
+from .gears import CVT, MANUAL, GearModel, Pairing, TrackerState, gearbox_kind, pair_step, track
 from .learn import LearnedRatios, LearnerState, learned, learner_step
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
@@ -63,7 +63,10 @@ class EstimatorConfig:
     learn: bool = True  # learn the ratios live when rpm_per_kmh is ()
     relearn_every_s: float = 5.0  # how often live learning re-reads its histogram (s of reading time)
     moving_kmh: float = 4.0  # below this the truck counts as stopped
-    gear_dwell_s: float = 0.25  # a new gear must hold this long before it is shown (with rpm)
+    gear_dwell_s: float | None = None  # a new gear must hold this long (s) before it is shown (with rpm);
+    #                                    None: the gearbox's (keidash.estimate.gears.GearModel)
+    gearbox: str = MANUAL  # keidash.estimate.gears.gearbox_kind of the profile's transmission
+    low_range_ratio: float | None = None  # the 4WD transfer's low ratio: low-range gears are tracked too
     match_tolerance: float = 0.08  # |ln(rpm per km/h / gear's)| of a reading that restarts the needle
     needle: NeedleConfig = field(default_factory=NeedleConfig)
 
@@ -91,8 +94,10 @@ class EstimatorState:
     ratios: tuple[float, ...] = ()  # the ratios in use: the config's, else learned live
     models: "Models | None" = None  # built from ratios and the config when ratios change
     tracker: TrackerState = TrackerState()  # gear with an rpm source
+    pairing: Pairing = Pairing()  # recent speed readings, to pair each rpm reading by time
     speed_only: SpeedOnlyState = SpeedOnlyState()  # gear from speed alone
     engaged: int | None = None  # the gear the last rpm reading matched, or speed-only's (resets the needle)
+    low_range: bool = False  # the shown gear is in the 4WD transfer's low range
     gear: int | None = None  # shown gear: 0 neutral / clutch in, None unknown
     estimated: bool = False  # the needle runs on rpm estimated from speed
     needle: NeedleState = NeedleState()
@@ -115,7 +120,7 @@ def _models(state: EstimatorState, config: EstimatorConfig) -> Models:
         return state.models
     ratios, limits = state.ratios, config.limits
     gear_model = GearModel(ratios, idle_rpm=limits.idle_rpm, moving_kmh=config.moving_kmh,
-                           dwell_s=config.gear_dwell_s)
+                           dwell_s=config.gear_dwell_s, kind=config.gearbox, low_range=config.low_range_ratio)
     policy = ShiftPolicy(ratios, limits, mode=config.shift_mode, engine=config.engine,
                          upshift_rpm_per_gear=config.upshift_rpm_per_gear[:max(len(ratios) - 1, 0)],
                          moving_kmh=config.moving_kmh)
@@ -202,10 +207,17 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
     models = _models(state, config)
     gear_model, speed_model, policy = models.gear, models.speed, models.policy
 
-    engaged, tracker, speed_only = state.engaged, state.tracker, state.speed_only
+    engaged, tracker, speed_only, pairing = state.engaged, state.tracker, state.speed_only, state.pairing
+    low_range = False
     if rpm is not None:
-        tracker = track(tracker, t, speed_kmh, rpm[1], gear_model)
-        gear, shown_rpm, estimated = tracker.gear, rpm[1], False
+        # pair by time, not by arrival: each rpm reading with the speed at its instant
+        if reading.source in (rpm[0], speed[0]):
+            pairing, pair = pair_step(pairing, "rpm" if reading.channel == RPM else "speed", t, reading.value)
+            if pair is not None:
+                tracker = track(tracker, pair[0], pair[1], pair[2], gear_model)
+        gear, shown_rpm, estimated, low_range = tracker.gear, rpm[1], False, tracker.low_range
+        if config.gearbox == CVT:
+            gear = None  # a CVT has no gears to show
         if reading.channel == RPM:
             matched = _matching_gear(rpm[1], speed_kmh, ratios, config)
             if matched and matched != engaged:  # the first reading that matches another gear:
@@ -230,7 +242,8 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
                     demand_from_throttle(throttle[1] if throttle else None))
     cue_since = state.cue_since if cue == state.cue and gear == state.gear else t
     return replace(state, models=models, tracker=tracker, speed_only=speed_only, engaged=engaged, gear=gear,
-                   estimated=estimated, needle=needle, cue=cue, cue_since=cue_since)
+                   estimated=estimated, needle=needle, cue=cue, cue_since=cue_since, pairing=pairing,
+                   low_range=low_range)
 
 
 def _matching_gear(rpm: float, speed_kmh: float, ratios: tuple[float, ...], config: EstimatorConfig) -> int | None:
@@ -307,18 +320,36 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
         throttle = _best(state, THROTTLE, t, config, down)
         upshift = upshift_rpm(_models(state, config).policy, gear, coolant[1] if coolant else None,
                               demand_from_throttle(throttle[1] if throttle else None))  # as the cue
+    note, message = _gear_note(state, config, rpm is not None, speed is not None)
     return DashState(
-        t=t, profile_title=config.profile_title, rpm=rpm_value, rpm_estimated=estimated,
-        speed_kmh=speed_kmh, gear=gear, cue=cue,
+        t=t, profile_title=config.profile_title, rpm=rpm_value, rpm_estimated=estimated, gear_note=note,
+        message=message,
+        speed_kmh=speed_kmh, gear=gear, cue=cue, low_range=state.low_range and gear is not None,
         upshift_rpm=upshift, redline_rpm=limits.redline_rpm, tach_max_rpm=limits.tach_max_rpm,
         coolant_c=coolant[1] if coolant else None, battery_v=battery[1] if battery else None,
         sources=tuple(views), speed_source=speed[0] if speed else None,
         rpm_source=rpm[0] if rpm else None)
 
 
+#: the dash's sentence for a truck whose gear ratios nothing gives and nothing can learn now
+NEEDS_RATIOS = "no gear ratios yet: drive once with OBD or a tach"
+
+
+def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, speed_live: bool) -> tuple[str, str]:
+    """(the note under a blank gear, a sentence for the message strip) while no ratios are known."""
+    if state.ratios or not speed_live:
+        return "", ""
+    count = config.gear_count or (len(state.learned.gears) if state.learned and state.learned.gear_count_given
+                                  else None)
+    if rpm_live and config.learn:
+        found = state.learned.confident if state.learned is not None else 0
+        return f"learning {found}/{count or '?'}", ""
+    return "no ratios", NEEDS_RATIOS
+
+
 def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[str, ...],
                learned_truck: "TruckKnowledge | None" = None,
-               rpm_per_kmh: tuple[float, ...] | None = None) -> EstimatorConfig:
+               rpm_per_kmh: tuple[float, ...] | None = None, transmission: str | None = None) -> EstimatorConfig:
     """The estimator's settings for ``profile`` and the config's ``[shift]`` table.
 
     Ratios: ``rpm_per_kmh`` when given, else those learned beforehand
@@ -326,6 +357,8 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
     else learned live. ``shift`` may hold idle_rpm, redline_rpm, upshift_rpm
     (one upshift rpm for every gear), upshift_rpm_per_gear and mode. Idle: the config's,
     else the profile's, else the one seen in the drives learned from, else keidash's default.
+    The gearbox's model follows ``transmission`` when given, else the profile's (a manual when
+    neither says: most kei trucks are); a 4WD transfer's low ratio adds the low-range gears.
     """
     limits = {k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")}
     if not limits["idle_rpm"] and not profile.engine.idle_rpm and learned_truck is not None:
@@ -344,4 +377,6 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         limits=limits, rpm_per_kmh=tuple(rpm_per_kmh), profile_title=profile.title,
         source_priority=tuple(priority), gear_count=profile.forward_gears, engine=profile.engine,
         shift_mode=mode, upshift_rpm_per_gear=per_gear,
-        habits=learned_truck.habits if learned_truck else None)
+        habits=learned_truck.habits if learned_truck else None,
+        gearbox=gearbox_kind(transmission or profile.transmission),
+        low_range_ratio=profile.transfer_low_ratio)

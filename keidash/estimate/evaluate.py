@@ -13,13 +13,18 @@ Per log:
   has gear labels (error in %).
 - **gear with rpm**: the estimator's gear against the labels, over moving samples
   labelled with a forward gear, beside nearest-ratio per sample with the same ratios.
+- **live learning**: nothing known beforehand, the dash learning the ratios as the log
+  plays: the share of moving labelled samples with a gear shown, and with a wrong one.
 - **speed only**: rpm hidden; the share of moving samples whose estimated rpm is within
   10 % of the recorded rpm, beside a naive estimator (gear by the EU gear-shift
   indicator speeds 15/35/50/70/90 km/h) and an oracle that knows the gear (the label,
   or for unlabelled logs the gear whose ratio x speed is nearest the recorded rpm).
 
 Everything runs through :func:`keidash.estimate.drives.estimate_log`, the code path of
-``keidash replay --estimates``. Pure: no clock.
+``keidash replay --estimates``. Pure: no clock. :func:`shortfalls` names every log where
+keidash does worse than the naive answer measured beside it (``keidash eval`` then exits 1).
+The tracker's gearbox model comes from a ``vehicle.toml`` in the log's folder
+(``transmission = "4AT"``), else ``--transmission``, else the profile, else a manual.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ..profiles import Profile, unknown_profile
 from ..profiles.engine import shift_limits
 from ..replay import DriveLog, load_log
 from .drives import estimate_log
+from .gears import gearbox_kind
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
 NAIVE_SPEEDS_KMH = (15.0, 35.0, 50.0, 70.0, 90.0)
@@ -61,6 +67,9 @@ class LogFigures:
     speed_only: float | None = None  # share within 10 %
     speed_only_naive: float | None = None
     speed_only_oracle: float | None = None
+    gearbox: str = "manual"  # the tracker's model: keidash.estimate.gears.gearbox_kind
+    learning_shown: float | None = None  # live learning from nothing: share of moving samples with a gear shown
+    learning_wrong: float | None = None  # ... and with a wrong gear shown
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -132,78 +141,144 @@ def _within(estimate: float | None, truth: float) -> bool:
     return estimate is not None and abs(estimate - truth) <= WITHIN * truth
 
 
+#: a folder of logs may describe its vehicle in this file (TOML: ``transmission = "4AT"``, ...)
+VEHICLE_FILE = "vehicle.toml"
+#: live learning: a shown gear that is wrong on at most this share of moving samples ...
+GOAL_LEARNING_WRONG = 0.02
+
+
+def vehicle_transmission(folder: str) -> str | None:
+    """The ``transmission`` a log folder's vehicle.toml names, or None (no file, no key)."""
+    import tomllib
+
+    path = os.path.join(folder, VEHICLE_FILE)
+    if not os.path.isfile(path):
+        return None
+    from ..errors import ConfigError
+    try:
+        with open(path, "rb") as f:
+            value = tomllib.load(f).get("transmission")
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: transmission must be text such as \"5MT\" or \"4AT\"")
+    return value
+
+
 def evaluate(paths: Sequence[str], profile: Profile | None = None, format: str = "auto", columns: str | None = None,
-             speed_unit: str | None = None) -> list[LogFigures]:
+             speed_unit: str | None = None, transmission: str | None = None) -> list[LogFigures]:
     """Figures for every log in ``paths`` (files or folders), for a truck like ``profile``.
 
     The profile gives the engine limits (idle, red line); with none, keidash's defaults.
     ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`).
+    The gearbox: a folder's vehicle.toml (``transmission``), else ``transmission``, else the
+    profile's, else a manual.
     """
+    files = find_logs(paths)
+    vehicles: dict[str, list[DriveLog]] = defaultdict(list)
+    names: dict[str, list[str]] = defaultdict(list)
+    gearboxes: dict[str, str | None] = {}
+    for path in files:
+        vehicle = vehicle_of(path)
+        vehicles[vehicle].append(load_log(path, format=format, columns=columns, speed_unit=speed_unit))
+        names[vehicle].append(os.path.basename(path))
+        gearboxes.setdefault(vehicle, vehicle_transmission(os.path.dirname(os.path.abspath(path))) or transmission)
+    return evaluate_logs(vehicles, names, profile, gearboxes)
+
+
+def evaluate_logs(vehicles: dict[str, list[DriveLog]], names: dict[str, list[str]] | None = None,
+                  profile: Profile | None = None, gearboxes: dict[str, str | None] | None = None) -> list[LogFigures]:
+    """Figures for logs already loaded, grouped by vehicle (see :func:`evaluate`)."""
+    from .drives import learn_truck
     from .estimator import config_for
     from .learn import learn_from_logs
-    from .drives import learn_truck
 
     profile = profile or unknown_profile()
     limits = shift_limits(profile)
-
-    files = find_logs(paths)
-    logs = {path: load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in files}
-    groups: dict[str, list[str]] = defaultdict(list)
-    for path in files:
-        groups[vehicle_of(path)].append(path)
+    names = names or {v: [log.name for log in logs] for v, logs in vehicles.items()}
+    gearboxes = gearboxes or {}
 
     out = []
-    for path in files:
-        log = logs[path]
-        fig = LogFigures(os.path.basename(path), vehicle_of(path), labelled=log.has_gear)
-        moving = [s for s in log.samples if s.moving and s.rpm]
-        fig.moving = len(moving)
-        if not moving:
-            fig.notes.append("no moving samples with rpm")
+    for vehicle, logs in vehicles.items():
+        gearbox = gearboxes.get(vehicle)
+        for n, log in enumerate(logs):
+            fig = _log_figures(log, names[vehicle][n], vehicle, [other for m, other in enumerate(logs) if m != n],
+                               profile, limits, gearbox, learn_truck, config_for, learn_from_logs)
             out.append(fig)
-            continue
-        alone = learn_from_logs([log], idle_rpm=limits.idle_rpm)
-        fig.ratios = tuple(g.rpm_per_kmh for g in alone.gears)
-        fig.ratio_confidence = tuple(round(g.confidence, 3) for g in alone.gears)
+    return out
+
+
+def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog], profile: Profile, limits,
+                 gearbox: str | None, learn_truck, config_for, learn_from_logs) -> LogFigures:
+    fig = LogFigures(name, vehicle, labelled=log.has_gear, gearbox=gearbox_kind(gearbox or profile.transmission))
+    moving = [s for s in log.samples if s.moving and s.rpm]
+    fig.moving = len(moving)
+    if not moving:
+        fig.notes.append("no moving samples with rpm")
+        return fig
+    alone = learn_from_logs([log], idle_rpm=limits.idle_rpm)
+    fig.ratios = tuple(g.rpm_per_kmh for g in alone.gears)
+    fig.ratio_confidence = tuple(round(g.confidence, 3) for g in alone.gears)
+    if log.has_gear:
+        fig.label_medians = label_medians(log, len(alone.gears) or 5)
+        fig.ratio_error_pct = tuple(
+            None if (k is None or m is None) else 100 * (k - m) / m
+            for k, m in zip(fig.ratios, fig.label_medians))
+        # live learning: nothing known beforehand, the dash learns the ratios as the log plays
+        live = list(estimate_log(log, config_for(profile, {}, ("replay",), transmission=gearbox)))
+        counted = [(s, r) for s, r in zip(log.samples, live) if s.moving and s.rpm and s.gear and s.gear > 0]
+        fig.learning_shown = _share(r.gear_est > 0 for _, r in counted)
+        fig.learning_wrong = _share(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted)
+
+    if not others:
+        others, fig.cross_validated = [log], False
+        fig.notes.append("only log of its vehicle: trained on itself")
+    trained = learn_truck(others, profile)
+    ratios = trained.ratios
+    fig.trained_ratios = ratios
+    if not ratios:
+        fig.notes.append(f"learning from the other logs: {trained.why_not}")
+        return fig
+    config = config_for(profile, {}, ("replay",), trained, transmission=gearbox)
+
+    rows = list(estimate_log(log, config))
+    hidden = list(estimate_log(log, config, hide_rpm=True))
+    samples = log.samples
+    if log.has_gear:
+        forward = [(s, r) for s, r in zip(samples, rows) if s.moving and s.rpm and s.gear and s.gear > 0]
+        fig.gear_agree = _share(r.gear_est == s.gear for s, r in forward)
+        fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear for s, _ in forward)
+
+    scored = [(s, r) for s, r in zip(samples, hidden) if s.moving and s.rpm]
+    fig.speed_only = _share(_within(r.rpm_est, s.rpm) for s, r in scored)
+    fig.speed_only_naive = _share(
+        _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
+
+    def oracle_gear(s):
         if log.has_gear:
-            fig.label_medians = label_medians(log, len(alone.gears) or 5)
-            fig.ratio_error_pct = tuple(
-                None if (k is None or m is None) else 100 * (k - m) / m
-                for k, m in zip(fig.ratios, fig.label_medians))
+            return s.gear if s.gear and 0 < s.gear <= len(ratios) else None
+        return nearest_gear(s.rpm, s.speed_kmh, ratios)
+    fig.speed_only_oracle = _share(
+        (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
+    return fig
 
-        others = [logs[p] for p in groups[fig.vehicle] if p != path]
-        if not others:
-            others, fig.cross_validated = [log], False
-            fig.notes.append("only log of its vehicle: trained on itself")
-        trained = learn_truck(others, profile)
-        ratios = trained.ratios
-        fig.trained_ratios = ratios
-        if not ratios:
-            fig.notes.append(f"learning from the other logs: {trained.why_not}")
-            out.append(fig)
-            continue
-        config = config_for(profile, {}, ("replay",), trained)
 
-        rows = list(estimate_log(log, config))
-        hidden = list(estimate_log(log, config, hide_rpm=True))
-        samples = log.samples
-        if log.has_gear:
-            forward = [(s, r) for s, r in zip(samples, rows) if s.moving and s.rpm and s.gear and s.gear > 0]
-            fig.gear_agree = _share(r.gear_est == s.gear for s, r in forward)
-            fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear for s, _ in forward)
-
-        scored = [(s, r) for s, r in zip(samples, hidden) if s.moving and s.rpm]
-        fig.speed_only = _share(_within(r.rpm_est, s.rpm) for s, r in scored)
-        fig.speed_only_naive = _share(
-            _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
-
-        def oracle_gear(s):
-            if log.has_gear:
-                return s.gear if s.gear and 0 < s.gear <= len(ratios) else None
-            return nearest_gear(s.rpm, s.speed_kmh, ratios)
-        fig.speed_only_oracle = _share(
-            (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
-        out.append(fig)
+def shortfalls(figures: Sequence[LogFigures]) -> list[str]:
+    """One line per log where keidash does worse than the naive answer beside it: the tracker
+    below nearest-ratio with the same ratios, speed only at or below the naive bands, or live
+    learning showing a wrong gear on more than GOAL_LEARNING_WRONG of the moving samples."""
+    out = []
+    for f in figures:
+        where = f"{f.vehicle}/{f.name}"
+        if f.gear_agree is not None and f.gear_agree_nearest is not None and f.gear_agree < f.gear_agree_nearest:
+            out.append(f"{where}: gear with rpm {_pct(f.gear_agree)} is below nearest ratio "
+                       f"{_pct(f.gear_agree_nearest)}")
+        if f.speed_only is not None and f.speed_only_naive is not None and f.speed_only <= f.speed_only_naive:
+            out.append(f"{where}: speed only {_pct(f.speed_only)} is not above the naive bands "
+                       f"{_pct(f.speed_only_naive)}")
+        if f.learning_wrong is not None and f.learning_wrong > GOAL_LEARNING_WRONG:
+            out.append(f"{where}: while learning, a wrong gear on {_pct(f.learning_wrong)} of moving samples "
+                       f"(at most {_pct(GOAL_LEARNING_WRONG)})")
     return out
 
 
@@ -220,11 +295,15 @@ def format_table(figures: Sequence[LogFigures]) -> str:
         if f.ratio_error_pct:
             err = "  error " + " ".join("-" if e is None else f"{e:+.1f}%" for e in f.ratio_error_pct)
         lines.append(f"  {f.vehicle}/{f.name}: {found}{err}")
-    lines += ["", "Gear with rpm (moving samples labelled with a forward gear)"]
+    lines += ["", "Gear with rpm (moving samples labelled with a forward gear; the tracker's gearbox model)"]
     for f in figures:
         if f.gear_agree is not None:
             lines.append(f"  {f.vehicle}/{f.name}: keidash {_pct(f.gear_agree)}, "
-                         f"nearest ratio {_pct(f.gear_agree_nearest)}")
+                         f"nearest ratio {_pct(f.gear_agree_nearest)} ({f.gearbox})")
+    lines += ["", "Live learning from nothing (moving labelled samples): a gear shown / a wrong gear shown"]
+    for f in figures:
+        if f.learning_shown is not None:
+            lines.append(f"  {f.vehicle}/{f.name}: shown {_pct(f.learning_shown)}, wrong {_pct(f.learning_wrong)}")
     lines += ["", "Speed only (rpm hidden): share of moving samples within 10 % of the recorded rpm"]
     for f in figures:
         if f.speed_only is not None:

@@ -1,43 +1,54 @@
 """Gear tracking from road speed and engine rpm: a causal HMM forward filter.
 
 One call of :func:`track` per new (speed, rpm) pair folds it into a small
-posterior over the hidden states *neutral / clutch in* (0) and each forward
-gear (1..top), and returns the gear the dash shows. Pure and deterministic: time
+posterior over the hidden states *neutral / clutch in* and each forward gear
+(and, on a 4WD truck whose transfer's low ratio is known, each gear in low
+range), and returns the gear the dash shows. Pure and deterministic: time
 arrives with the data, nothing here reads a clock; plain Python over at most
-``top + 1`` states, cheap enough for 100 calls a second on a Pi Zero 2 W.
+``2 x (top + 1)`` states, cheap enough for 100 calls a second on a Pi Zero 2 W.
+The pairs should be measured at one instant: :func:`pair_step` pairs rpm and
+speed readings taken at different moments (OBD asks one PID at a time) by time.
 
-Why not the nearest gear ratio per sample: a slipping clutch or an unlocked
-torque converter makes the engine turn *faster* than the gear ratio says, by a
-lot at low road speed, so the ratio wanders far above the gear it is in (coasting
-down in 2nd of an automatic looks like 1st by its ratio) while it can hardly be
-below it. The model, with ``x = ln(observed rpm per km/h / gear's rpm per km/h)``:
+The gearbox decides the model (:func:`gearbox_kind` of the profile's
+``transmission``), with ``x = ln(observed rpm per km/h / gear's rpm per km/h)``:
 
-- Emission of a forward gear = *locked* + *slipping*. Locked: a narrow Gaussian
-  in ``x`` (the gear's spread), and only while the ratio is steady (compared with
-  its own recent average, time constant ``settle_s``), so a ratio sweeping
-  through another gear's value during slip is not taken for that gear. Slipping:
-  for ``x >= 0`` a density decaying with the slip (``slip_scale``) down to a
-  floor (``slip_floor``: a launch slips a lot), so of the gears the engine is
-  faster than, the one needing least slip is likeliest but the others stay
-  possible; below 0 only a narrow Gaussian flank. One-sided, so the engine
-  turning slower than a gear allows rules that gear out: that is how an upshift
-  shows at once.
-- Emission of neutral / clutch in: the engine is free of the wheels, so any
-  ratio, likelier with the engine near idle. A ratio below top gear's (coasting
-  with the clutch in) is explained by neutral only.
-- Transitions per second, not per sample (so 100 Hz and 0.5 Hz logs agree): a
-  gear is held for ``hold_s`` on average; a change goes to an adjacent gear
-  likelier than a skip, to neutral from any gear, and from neutral to any gear.
-- Evidence is weighed by time, not by pair (``evidence_s``): pairs 10 ms apart
-  are not independent, and a 100 Hz log must not be 10 times as sure as a 10 Hz one.
-- Below ``moving_kmh`` the ratio means nothing: the posterior relaxes towards
-  the standing prior (neutral, then 1st on the launch).
-- The shown gear is the most probable state once it has been so for
-  ``dwell_s`` (hysteresis against shift transients).
+**A manual** (5MT, 4MT+EL, and any truck whose gearbox is not known: kei trucks
+are mostly manual). With the clutch home the ratio *is* the gear's: a Gaussian in
+``x`` widened by the speed's resolution (whole km/h is 12 % at 8 km/h) and the
+rpm's noise. The clutch slips only at a launch, in 1st or 2nd below
+``launch_kmh``. Everything else between two gears is a shift: the driver has
+the lever in the *new* gear while the clutch comes up, and the engine heads for
+the new gear's rpm: down towards it after an upshift, *up* towards it in a
+downshift (rev-matched with a blip, or dragged up by the clutch). So an rpm
+moving towards a gear's rpm at this speed is evidence for that gear
+(``heading_*``), an rpm rise with falling or steady speed is a downshift and
+never slip in the higher gear. With the clutch in and the engine idling while
+the truck rolls (coasting), the lever stays where it was: the dash shows the
+gear last engaged (``lever hold``), as a gear-position sensor would.
+Skip-shifts (5->3) are as possible as any change, only less likely.
 
-A downshift is seen when the ratio settles on the lower gear's value (locked);
-an upshift when the ratio falls below the gear's. No speed trend or throttle is
-used: the tracker sees only (speed, rpm) pairs.
+**An automatic** (3AT, 4AT, ...: a torque converter). Slip makes the engine turn
+*faster* than the ratio says, by a lot at low road speed, so the ratio wanders far
+above the gear it is in while it can hardly be below it. Emission of a gear =
+*locked* (a narrow Gaussian while the ratio is steady, compared with its own
+recent average, ``settle_s``) + *slipping* (for ``x >= 0`` a density decaying
+with the slip, ``slip_scale``, down to ``slip_floor``; below 0 a narrow flank).
+One-sided, so the engine turning slower than a gear allows rules it out: that is
+how an upshift shows at once.
+
+**A CVT** has no gears: :func:`gearbox_kind` says so and the estimator shows none.
+
+For both: neutral / clutch in explains any ratio, likelier with the engine near
+idle; a ratio below top gear's is explained by neutral only. Transitions are
+per second, not per sample (a gear is held ``hold_s`` on average; a change goes
+to an adjacent gear likelier than a skip, to neutral from any gear, from neutral
+to any gear), and evidence is weighed by time (``evidence_s``), so 100 Hz and
+0.5 Hz logs agree. Below ``moving_kmh`` the ratio means nothing: the posterior
+relaxes towards the standing prior (neutral, then 1st). Low range is a second
+copy of the gears (each x the transfer's low ratio) that is entered and left only
+at a standstill (the transfer is shifted stopped), so context decides where a
+low gear sits near a high one (the Hijet's low 2nd is 5 % from high 1st). The
+shown gear is the most probable state once it has been so for ``dwell_s``.
 """
 
 from __future__ import annotations
@@ -45,8 +56,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-NEUTRAL = 0  # state index and shown gear of neutral / clutch in
+NEUTRAL = 0  # shown gear of neutral / clutch in
+MANUAL, AUTOMATIC, CVT = "manual", "automatic", "cvt"
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+def gearbox_kind(transmission: str | None) -> str:
+    """MANUAL, AUTOMATIC or CVT for a profile's ``transmission`` ("5MT", "4MT+EL", "3AT", "CVT").
+
+    Unknown (None, "") is a manual: most kei trucks are, and the manual's model is the
+    one that never reads a downshift as slip.
+    """
+    text = (transmission or "").upper().replace(" ", "")
+    if "CVT" in text:
+        return CVT
+    if "MT" not in text and ("AT" in text or "AUTO" in text):
+        return AUTOMATIC
+    return MANUAL
 
 
 @dataclass(frozen=True)
@@ -55,29 +81,71 @@ class GearModel:
 
     rpm_per_kmh: tuple[float, ...]  # engine rpm per km/h in each gear, 1st..top (given, e.g. learned)
     idle_rpm: float = 850.0  # warm idle, rev/min
+    kind: str = MANUAL  # MANUAL or AUTOMATIC (gearbox_kind)
+    low_range: float | None = None  # the 4WD transfer's low ratio: low-range gears are states too
     spread: tuple[float, ...] = ()  # per gear, relative spread of the locked ratio (ln units); () = lock_spread
     moving_kmh: float = 4.0  # below this the truck counts as stopped: the ratio is not used
-    dwell_s: float = 0.25  # a new most-probable state must hold this long (s) before it is shown
+    dwell_s: float | None = None  # a new most-probable state must hold this long (s) before it is shown;
+    #                               None: 0 for a manual (its evidence is crisp), 0.25 for an automatic
     lock_spread: float = 0.04  # relative spread of a locked gear's ratio when ``spread`` does not say
+    speed_resolution_kmh: float = 1.0  # speed readings' step (OBD: whole km/h), widening the locked ratio
+    rpm_noise: float = 30.0  # rpm readings' noise (rev/min), widening the locked ratio (manual)
     below_spread: float = 0.04  # how far (ln units) the engine may read below a gear's ratio (lag, noise)
-    settle_s: float = 0.1  # time constant (s) of the ratio average that "locked" is checked against
+    settle_s: float = 0.1  # time constant (s) of the ratio's recent average (steady or not)
+    trend_s: float = 0.3  # manual: time constant (s) of its slower average; fast - slow = where it heads
+    trend_spread: float = 0.015  # manual: how far fast - slow wanders with the ratio locked (ln units) ...
+    trend_quantum: float = 0.5  # ... plus this share of the speed's resolution / speed (whole-km/h steps)
+    speed_trend_s: float = 0.5  # manual: time constant (s) of the speed's average; the lag is the acceleration
+    braking_kmh_s: float = 2.0  # manual: slowing faster than this (km/h per s), a falling ratio is the clutch
+    #                             going in (the lever stays), never an upshift
     steady_spread: float = 0.1  # locked: |ln ratio - its recent average| is about this small (ln units)
     slip_density: float = 0.25  # weight of the slipping part of a gear's emission ...
     slip_scale: float = 0.5  # ... decaying over this much slip (ln units); 0 = flat, any slip alike ...
     slip_floor: float = 0.1  # ... down to this share of it: a launch slips the clutch a lot
+    launch_kmh: float = 20.0  # manual: below this the clutch may slip in 1st and 2nd (a launch)
+    heading_density: float = 1.5  # manual: weight of "the engine heads for this gear's rpm" (a shift) ...
+    heading_scale: float = 0.25  # ... decaying with the distance still to go (ln units) ...
+    heading_min: float = 0.04  # ... once the rpm has moved this much (ln units) against its recent average
     neutral_density: float = 0.02  # density (per ln unit) of any ratio in neutral / clutch in
     idle_weight: float = 1.0  # extra weight of neutral when the engine turns near idle ...
     idle_spread: float = 0.1  # ... within this (ln units of rpm)
-    hold_s: float = 3.0  # mean time (s) a state is held, for the transition probabilities
+    hold_s: float | None = None  # mean time (s) a state is held (transition probabilities); None: 1.5 s
+    #                              for a manual, 3 s for an automatic
     evidence_s: float = 0.05  # pairs closer than this (s) are not independent: their evidence is shared
     skip_weight: float = 0.2  # a change that skips a gear, relative to one to an adjacent gear
     neutral_weight: float = 0.5  # a change to neutral, relative to one to an adjacent gear
     standing_neutral: float = 0.6  # standing prior: neutral's share (the rest is 1st)
     standing_s: float = 0.5  # time constant (s) of the pull towards the standing prior when stopped
+    low_range_prior: float = 0.1  # share of low range before anything says which
+    range_hold_s: float = 60.0  # mean time (s) standing before the transfer is shifted
+
+    def __post_init__(self):
+        manual = self.kind != AUTOMATIC
+        if self.dwell_s is None:
+            object.__setattr__(self, "dwell_s", 0.0 if manual else 0.25)
+        if self.hold_s is None:
+            object.__setattr__(self, "hold_s", 1.5 if manual else 3.0)
 
     @property
     def top_gear(self) -> int:
         return len(self.rpm_per_kmh)
+
+    @property
+    def ranges(self) -> int:
+        return 2 if self.low_range else 1
+
+    @property
+    def states(self) -> int:
+        return self.ranges * (self.top_gear + 1)
+
+    def shown(self, state: int) -> tuple[int, bool]:
+        """(gear, low range) of a state index: gear 0 = neutral / clutch in."""
+        return state % (self.top_gear + 1), state > self.top_gear
+
+    def ratio(self, state: int) -> float:
+        """rpm per km/h of a gear state (not neutral)."""
+        gear, low = self.shown(state)
+        return self.rpm_per_kmh[gear - 1] * (self.low_range if low else 1.0)
 
 
 @dataclass(frozen=True)
@@ -85,32 +153,79 @@ class TrackerState:
     """The tracker after the last (speed, rpm) pair. Immutable and small."""
 
     gear: int | None = None  # shown gear: 0 neutral / clutch in, 1.. forward, None unknown
-    posterior: tuple[float, ...] = ()  # P(state) for neutral, 1st..top; () = nothing seen yet
+    low_range: bool = False  # the shown gear is in the transfer's low range
+    posterior: tuple[float, ...] = ()  # P(state): neutral, 1st..top (then the same in low range); ()= nothing yet
     candidate: int | None = None  # the most probable state now
     candidate_since: float = 0.0  # s, (log) time it became the most probable
     t: float | None = None  # s, time of the last pair
     ratio_avg: float | None = None  # recent average of ln(rpm per km/h), for the steadiness check
+    ratio_slow: float | None = None  # slower average of ln(rpm per km/h): fast - slow is its trend
+    speed_avg: float | None = None  # recent average of the speed (km/h): speed - average = acceleration x lag
+    engaged: int | None = None  # manual: the state last seen locked (the lever while the clutch is in)
 
 
 def _gaussian(z: float) -> float:
     return math.exp(-0.5 * z * z)
 
 
-def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None) -> tuple[float, ...]:
-    """Likelihood of one moving (speed, rpm) pair under neutral and each gear (densities per ln unit).
+def _neutral(model: GearModel, rpm: float) -> float:
+    return model.neutral_density + model.idle_weight * _gaussian(math.log(rpm / model.idle_rpm) / model.idle_spread)
 
-    ``ratio_avg`` is the recent average of ln(rpm per km/h); None = no history.
+
+def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None,
+              ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0) -> tuple[float, ...]:
+    """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
+
+    ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
+    ``trend_s``; None = no history. ``accel_kmh_s``: the truck's recent acceleration; ``dt`` (s)
+    since the last pair: pairs further apart than 2 x ``settle_s`` say nothing of steadiness (a
+    manual's ratio may have changed gear between them).
     """
+    per_range = model.top_gear + 1
     if rpm <= 0.0:  # engine stopped or stalled while rolling: no gear can be read
-        return (1.0,) + (0.0,) * model.top_gear
+        return tuple(1.0 if i % per_range == 0 else 0.0 for i in range(model.states))
     log_ratio = math.log(rpm / speed_kmh)
-    steady = 1.0 if ratio_avg is None else _gaussian((log_ratio - ratio_avg) / model.steady_spread)
-    out = [model.neutral_density
-           + model.idle_weight * _gaussian(math.log(rpm / model.idle_rpm) / model.idle_spread)]
-    for gear, k in enumerate(model.rpm_per_kmh):
-        sigma = model.spread[gear] if gear < len(model.spread) and model.spread[gear] > 0 else model.lock_spread
-        x = log_ratio - math.log(k)
-        locked = steady * _gaussian(x / sigma) / (_SQRT_2PI * sigma)
+    neutral = _neutral(model, rpm)
+    manual = model.kind != AUTOMATIC
+    moving = 0.0 if ratio_avg is None else log_ratio - ratio_avg  # > 0: the ratio rises (the engine gains)
+    if manual:
+        # the readings' own scatter: the speed's resolution and the rpm's noise (ln units, squared)
+        noise = (0.29 * model.speed_resolution_kmh / speed_kmh) ** 2 + (model.rpm_noise / rpm) ** 2
+        # locked in a gear the ratio holds still; in a shift it sweeps towards the new gear's
+        trend = 0.0  # where the ratio heads, this pair included: fast - slow average
+        if ratio_avg is not None and ratio_slow is not None:
+            fast = ratio_avg + moving * (1.0 - math.exp(-max(dt, 0.0) / model.settle_s))
+            trend = fast - (ratio_slow + (log_ratio - ratio_slow) * (1.0 - math.exp(-max(dt, 0.0) / model.trend_s)))
+        # the averages' own wander: the rpm's noise, and whole-km/h steps of a speed that changes
+        wander = model.trend_spread + model.trend_quantum * model.speed_resolution_kmh / speed_kmh
+        steady = _gaussian(moving / math.sqrt(model.steady_spread ** 2 + 2.0 * noise)) if (
+            dt <= 2.0 * model.settle_s) else 1.0
+        heading = abs(trend) >= max(model.heading_min, wander)
+        if trend < 0.0 and accel_kmh_s < -model.braking_kmh_s:
+            heading = False  # braking: the engine falls because the clutch is in, the lever stays
+    else:
+        steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
+    out = []
+    for state in range(model.states):
+        gear, _ = model.shown(state)
+        if gear == NEUTRAL:
+            out.append(neutral)
+            continue
+        own = model.spread[gear - 1] if gear - 1 < len(model.spread) and model.spread[gear - 1] > 0 else (
+            model.lock_spread)
+        x = log_ratio - math.log(model.ratio(state))
+        if manual:
+            sigma = math.sqrt(own * own + noise)
+            density = steady * _gaussian(x / sigma) / (_SQRT_2PI * sigma)
+            if heading and (trend * x < 0.0 or abs(x) <= 2.0 * sigma):  # sweeping towards it, or landed on it
+                density += model.heading_density * math.exp(-abs(x) / model.heading_scale)
+            if x > 0.0 and gear <= 2 and speed_kmh < model.launch_kmh:  # a launch: the clutch slips
+                fade = 1.0 - speed_kmh / model.launch_kmh
+                density += model.slip_density * fade * (
+                    model.slip_floor + (1.0 - model.slip_floor) * math.exp(-x / model.slip_scale))
+            out.append(density)
+            continue
+        locked = steady * _gaussian(x / own) / (_SQRT_2PI * own)
         if x < 0.0:
             slipping = model.slip_density * _gaussian(x / model.below_spread)
         elif model.slip_scale > 0.0:
@@ -123,46 +238,68 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
 
 
 def _transition(model: GearModel, posterior: tuple[float, ...], dt: float) -> tuple[float, ...]:
-    """Predict ``dt`` s ahead: each state is left with probability 1 - exp(-dt / hold_s)."""
-    n = len(posterior)
+    """Predict ``dt`` s ahead: each state is left with probability 1 - exp(-dt / hold_s), within its range."""
+    per_range = model.top_gear + 1
     leave = 1.0 - math.exp(-max(dt, 0.0) / model.hold_s)
     out = [p * (1.0 - leave) for p in posterior]
     for i, p in enumerate(posterior):
         if p == 0.0:
             continue
-        if i == NEUTRAL:
-            weights = [0.0] + [1.0] * (n - 1)
+        base, here = i - i % per_range, i % per_range
+        if here == NEUTRAL:
+            weights = [0.0] + [1.0] * (per_range - 1)
         else:
             weights = [model.neutral_weight] + [
-                0.0 if j == i else 1.0 if abs(j - i) == 1 else model.skip_weight for j in range(1, n)]
+                0.0 if j == here else 1.0 if abs(j - here) == 1 else model.skip_weight for j in range(1, per_range)]
         total = sum(weights)
         for j, w in enumerate(weights):
-            out[j] += p * leave * w / total
+            out[base + j] += p * leave * w / total
     return tuple(out)
 
 
-def _standing_prior(model: GearModel) -> tuple[float, ...]:
-    rest = (0.0,) * (model.top_gear - 1)
-    return (model.standing_neutral, 1.0 - model.standing_neutral) + rest
+def _standing(model: GearModel, posterior: tuple[float, ...], dt: float) -> tuple[float, ...]:
+    """Standing still: within each range the posterior relaxes towards neutral, then 1st; the ranges
+    keep their shares (the transfer stays where it was), slowly evening out."""
+    per_range = model.top_gear + 1
+    pull = 1.0 - math.exp(-max(dt, 0.0) / model.standing_s) if posterior else 1.0
+    if not posterior:
+        shares = [1.0 - model.low_range_prior, model.low_range_prior][:model.ranges]
+        posterior = tuple(0.0 for _ in range(model.states))
+    else:
+        shares = [sum(posterior[r * per_range:(r + 1) * per_range]) for r in range(model.ranges)]
+        if model.ranges == 2:
+            swap = 0.5 * (1.0 - math.exp(-max(dt, 0.0) / model.range_hold_s))
+            shares = [shares[0] + swap * (shares[1] - shares[0]), shares[1] + swap * (shares[0] - shares[1])]
+    total = sum(shares) or 1.0
+    out = []
+    for r, share in enumerate(shares):
+        prior = [model.standing_neutral, 1.0 - model.standing_neutral] + [0.0] * (model.top_gear - 1)
+        for j in range(per_range):
+            p = posterior[r * per_range + j]
+            out.append(p + (share / total * prior[j] - p) * pull)
+    norm = sum(out)
+    return tuple(p / norm for p in out)
 
 
 def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: GearModel) -> TrackerState:
     """Fold one (speed km/h, rpm rev/min) pair measured at ``t`` (s) in; return the new state.
 
-    Call once per new pair; ``state.gear`` is what the dash shows.
+    Call once per new pair; ``state.gear`` (and ``state.low_range``) is what the dash shows.
     """
-    n = model.top_gear + 1
+    n = model.states
     if not state.posterior or len(state.posterior) != n:
-        posterior = tuple([1.0 / n] * n)
-        dt = 0.0
+        posterior, dt, fresh = _standing(model, (), 0.0), 0.0, True
     else:
-        posterior = state.posterior
-        dt = t - state.t if state.t is not None else 0.0
+        posterior, dt, fresh = state.posterior, (t - state.t if state.t is not None else 0.0), False
     prior = _transition(model, posterior, dt)
+    per_range = model.top_gear + 1
 
-    ratio_avg = state.ratio_avg
+    ratio_avg, ratio_slow, engaged, speed_avg = state.ratio_avg, state.ratio_slow, state.engaged, state.speed_avg
     if speed_kmh >= model.moving_kmh:
-        likelihood = emissions(model, speed_kmh, rpm, ratio_avg)
+        if fresh:
+            prior = tuple(1.0 / n for _ in range(n))
+        accel = 0.0 if speed_avg is None else (speed_kmh - speed_avg) / model.speed_trend_s
+        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
@@ -170,27 +307,87 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         new = tuple(j / total for j in joint) if total > 0.0 else prior
         if rpm > 0.0:
             log_ratio = math.log(rpm / speed_kmh)
-            if ratio_avg is None:
-                ratio_avg = log_ratio
-            else:
-                ratio_avg += (log_ratio - ratio_avg) * (1.0 - math.exp(-max(dt, 0.0) / model.settle_s))
+            follow = 1.0 - math.exp(-max(dt, 0.0) / model.settle_s)
+            ratio_avg = log_ratio if ratio_avg is None else ratio_avg + (log_ratio - ratio_avg) * follow
+            follow = 1.0 - math.exp(-max(dt, 0.0) / model.trend_s)
+            ratio_slow = log_ratio if ratio_slow is None else ratio_slow + (log_ratio - ratio_slow) * follow
+            best_now = max(range(n), key=new.__getitem__)
+            noise = math.hypot(0.29 * model.speed_resolution_kmh / speed_kmh, model.rpm_noise / rpm)
+            if (best_now % per_range != NEUTRAL and best_now != engaged
+                    and abs(log_ratio - math.log(model.ratio(best_now))) <= model.lock_spread + noise
+                    and abs(log_ratio - ratio_avg) <= 2.0 * noise + 0.01):
+                engaged = best_now  # locked in it (not sweeping past): the lever is there until a shift
+                ratio_slow = ratio_avg  # and the ratio is going nowhere: no trend left over from the shift
+        follow = 1.0 - math.exp(-max(dt, 0.0) / model.speed_trend_s)
+        speed_avg = speed_kmh if speed_avg is None else speed_avg + (speed_kmh - speed_avg) * follow
     else:
-        pull = 1.0 - math.exp(-max(dt, 0.0) / model.standing_s) if state.posterior else 1.0
-        new = tuple(p + (s - p) * pull for p, s in zip(prior, _standing_prior(model)))
-        ratio_avg = None
+        new = _standing(model, prior, dt)
+        ratio_avg = ratio_slow = engaged = speed_avg = None
 
     best = max(range(n), key=new.__getitem__)
+    if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
+            and speed_kmh >= model.moving_kmh and rpm > 0.0):
+        best = engaged  # clutch in while rolling: the lever stays in the gear last engaged
     if best == state.candidate:
         since = state.candidate_since
     elif state.t is None:
         since = t
     else:
         since = 0.5 * (state.t + t)  # it became the most probable somewhere between the two pairs
-    gear = state.gear
-    if gear is None or (best != gear and t - since >= model.dwell_s):
-        gear = best
-    return TrackerState(gear=gear, posterior=new, candidate=best, candidate_since=since, t=t,
-                        ratio_avg=ratio_avg)
+    shown = None if state.gear is None else state.gear + (per_range if state.low_range else 0)
+    if shown is None or (best != shown and t - since >= model.dwell_s):
+        shown = best
+    gear, low = model.shown(shown)
+    return TrackerState(gear=gear, low_range=low, posterior=new, candidate=best, candidate_since=since, t=t,
+                        ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg)
+
+
+# -- pairing rpm and speed measured at different instants -----------------------------------
+@dataclass(frozen=True)
+class Pairing:
+    """Recent speed readings (t s, km/h), to carry the speed to an rpm reading's instant."""
+
+    speed: tuple[tuple[float, float], ...] = ()
+
+
+#: the speed is not carried further than this (s) to an rpm reading: too old to pair with it
+MAX_PAIR_SKEW_S = 2.5
+#: the speed's slope is read over at least this long (s): whole km/h 0.1 s apart make no slope ...
+SLOPE_BASE_S = 0.4
+#: ... it is at most this (km/h per s): hard braking ...
+MAX_SPEED_SLOPE = 30.0
+#: ... and the speed is carried along it at most this far (s); beyond, held
+MAX_CARRY_S = 0.5
+
+
+def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[Pairing, tuple[float, float, float] | None]:
+    """Fold one reading (``channel`` "rpm" or "speed") in; return (pairing, a (t, speed, rpm) pair or None).
+
+    OBD asks one PID at a time, so rpm and speed are never measured together. Each rpm
+    reading is paired with the speed *at its instant*: the latest speed carried to ``t``
+    along its recent slope (read over SLOPE_BASE_S or more, so whole-km/h steps do not
+    make one). Pairing by time, not by arrival: the rpm is what jumps in a shift (1000
+    rpm in a tenth of a second) while the speed moves smoothly, so the rpm is taken as
+    measured and the speed brought to it, at once (no waiting for the next reading).
+    No pair when no speed was read in the last MAX_PAIR_SKEW_S.
+    """
+    if channel != "rpm":
+        kept = tuple(r for r in pairing.speed if t - r[0] <= SLOPE_BASE_S + MAX_PAIR_SKEW_S)
+        older = [r for r in kept if t - r[0] >= SLOPE_BASE_S]
+        # keep the newest reading old enough to be the slope's base, and everything since
+        kept = (older[-1:] + [r for r in kept if t - r[0] < SLOPE_BASE_S]) if older else list(kept)
+        return Pairing(tuple(kept[-12:]) + ((t, value),)), None
+    if not pairing.speed:
+        return pairing, None
+    t_s, v_s = pairing.speed[-1]
+    if abs(t - t_s) > MAX_PAIR_SKEW_S:
+        return pairing, None
+    speed = v_s
+    t_a, v_a = pairing.speed[0]
+    if t_s - t_a >= SLOPE_BASE_S:
+        slope = max(-MAX_SPEED_SLOPE, min(MAX_SPEED_SLOPE, (v_s - v_a) / (t_s - t_a)))
+        speed = max(0.0, v_s + slope * max(0.0, min(t - t_s, MAX_CARRY_S)))
+    return pairing, (t, speed, value)
 
 
 # -- running over a recorded drive and scoring against its labels -------------------------
@@ -198,11 +395,17 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
 # bench/gears_eval.py so both measure the same way.
 
 def track_samples(samples, model: GearModel) -> list[int | None]:
-    """The shown gear after each sample; the tracker is called where rpm or speed is fresh."""
-    state, shown = TrackerState(), []
+    """The shown gear after each sample, fed as the estimator feeds it: each fresh reading in turn,
+    each rpm reading paired with the speed at its instant (:func:`pair_step`)."""
+    state, pairing, shown = TrackerState(), Pairing(), []
     for s in samples:
-        if s.fresh and s.speed_kmh is not None and s.rpm is not None:
-            state = track(state, s.t, s.speed_kmh, s.rpm, model)
+        for channel in s.fresh:
+            value = s.rpm if channel == "rpm" else s.speed_kmh
+            if value is None:
+                continue
+            pairing, pair = pair_step(pairing, "rpm" if channel == "rpm" else "speed", s.t, value)
+            if pair is not None:
+                state = track(state, *pair, model)
         shown.append(state.gear)
     return shown
 

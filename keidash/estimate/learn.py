@@ -141,6 +141,13 @@ LAUNCH_STRAY_SHARE = 0.1
 UNBOUNDED = 99
 #: a gear's confidence is multiplied by this when its number is not certain
 UNCERTAIN_NUMBERING = 0.5
+#: a cluster between two others holding less than this share of the smaller one's pairs, whose
+#: neighbours are one plausible gear step apart without it, is not a gear: a stretch of clutch
+#: slip, converter slip or low range that held steady long enough to leave a peak
+PHANTOM_SHARE = 0.25
+#: a real gearbox's steps shrink from 1st towards top (progressive gearing): each step is at
+#: most this factor above the one below it (the Hijet's 2nd->3rd and 3rd->4th: 1.45, 1.65)
+STEP_PROGRESSION = 1.2
 
 _EMPTY = (0.0,) * N_BINS
 
@@ -179,8 +186,17 @@ class LearnedRatios:
 
     @property
     def ready(self) -> bool:
-        """Every gear known and at least READY_CONFIDENCE sure: fit to drive the dash."""
-        return bool(self.rpm_per_kmh()) and all(g.confidence >= READY_CONFIDENCE for g in self.gears)
+        """Fit to drive the dash: every gear known and at least READY_CONFIDENCE sure, the
+        numbering certain (which cluster is 1st) and the steps between the gears those of a
+        gearbox (:func:`gearbox_problem`). A wrong gear number is worse than none."""
+        ratios = self.rpm_per_kmh()
+        return (bool(ratios) and self.numbering_certain and not gearbox_problem(ratios)
+                and all(g.confidence >= READY_CONFIDENCE for g in self.gears))
+
+    @property
+    def confident(self) -> int:
+        """How many gears are found at least READY_CONFIDENCE sure (the dash's "learning gears 3/5")."""
+        return sum(g.rpm_per_kmh is not None and g.confidence >= READY_CONFIDENCE for g in self.gears)
 
 
 @dataclass(frozen=True)
@@ -500,6 +516,37 @@ def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tupl
     return min(fits, key=lambda c: (abs(c[0] - likeliest), c[0], c[-1])), len(fits) == 1
 
 
+def gearbox_problem(ratios: tuple[float, ...] | list[float]) -> str:
+    """'' when rpm per km/h ``ratios`` (1st..top, falling) can be one gearbox's, else why not.
+
+    Adjacent gears are MIN_GEAR_STEP to MAX_STEP apart, and the steps shrink from 1st
+    towards top (each at most STEP_PROGRESSION above the one below it): true of kei 5-speeds
+    (Hijet 1.70 / 1.45 / 1.65 / 1.35) and of the drives keidash is measured on, and not of a
+    set with a peak between two gears (two short steps below a long one).
+    """
+    steps = [a / b for a, b in zip(ratios, ratios[1:])]
+    for n, step in enumerate(steps, start=1):
+        if not MIN_GEAR_STEP <= step <= MAX_STEP:
+            return f"gears {n} and {n + 1} are {step:.2f} x apart (a gearbox: {MIN_GEAR_STEP}-{MAX_STEP})"
+    for n, (lower, upper) in enumerate(zip(steps, steps[1:]), start=2):
+        if upper > STEP_PROGRESSION * lower:
+            return (f"the step from gear {n} to {n + 1} ({upper:.2f}) is longer than the one below it "
+                    f"({lower:.2f}): a peak between gears?")
+    return ""
+
+
+def _phantoms(cands: list[Cluster]) -> list[Cluster]:
+    """Clusters between two others that are not gears (see PHANTOM_SHARE), weakest first."""
+    cands, out = list(cands), []
+    while True:
+        weak = [(c.mass / min(a.mass, b.mass), n) for n, (a, c, b) in enumerate(zip(cands, cands[1:], cands[2:]), 1)
+                if c.mass < PHANTOM_SHARE * min(a.mass, b.mass) and a.rpm_per_kmh / b.rpm_per_kmh <= MAX_STEP]
+        if not weak:
+            return out
+        _, n = min(weak)
+        out.append(cands.pop(n))
+
+
 def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0) -> LearnedRatios:
     """The forward gears in ``state``: ``gears`` of them when given, else as many as found."""
     found = clusters(state)
@@ -510,6 +557,9 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         copies = set()
     other += [c for n, c in enumerate(cands) if n in copies]
     cands = [c for n, c in enumerate(cands) if n not in copies]
+    phantoms = _phantoms(cands)
+    other += phantoms
+    cands = [c for c in cands if c not in phantoms]
     if gears is not None and len(cands) > gears:
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
         other += [c for c in cands if c not in keep]
