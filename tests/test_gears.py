@@ -148,3 +148,36 @@ def test_state_is_small_and_immutable():
     assert len(state.posterior) == len(K) + 1 and math.isclose(sum(state.posterior), 1.0)
     with pytest.raises(AttributeError):
         state.gear = 2
+
+
+# -- 4WD low range (issue 11): low-range gears are states, entered and left at a standstill -------
+LOW = GearModel(K, idle_rpm=shift_limits(HIJET).idle_rpm, low_range=HIJET.transfer_low_ratio)
+
+
+def test_low_range_gears_are_shown_with_their_l():
+    stopped = [(i / 10, 0.0, LOW.idle_rpm) for i in range(10)]
+    low1 = [(1.0 + i / 10, 6.0, K[0] * 1.782 * 6.0) for i in range(20)]  # L1: 497 rpm per km/h, no high gear
+    low2 = [(3.0 + i / 10, 12.0, K[1] * 1.782 * 12.0) for i in range(30)]  # L2: 5 % from high 1st
+    states = feed(stopped + low1 + low2, model=LOW)
+    assert (states[29].gear, states[29].low_range) == (1, True)
+    # low 2nd sits 5 % from high 1st: the context (low range since the stop) decides, not the ratio
+    assert all((s.gear, s.low_range) == (2, True) for s in states[-20:])
+
+
+def test_high_range_1st_is_not_taken_for_low_2nd():
+    stopped = [(i / 10, 0.0, LOW.idle_rpm) for i in range(10)]
+    states = feed(stopped + cruise(1, 12.0, 1.0, 3.0) + cruise(2, 20.0, 4.0, 2.0), model=LOW)
+    assert all(not s.low_range for s in states[10:])
+    assert states[30].gear == 1 and states[-1].gear == 2
+
+
+def test_the_range_changes_only_at_a_standstill():
+    """Driving in low 3rd (201 rpm per km/h) the ratio of high 1st-2nd-ish territory never flips the
+    range while moving; after a stop, a pull-away in high 1st is high range again."""
+    stopped = [(i / 10, 0.0, LOW.idle_rpm) for i in range(10)]
+    low3 = [(1.0 + i / 10, 15.0, K[2] * 1.782 * 15.0) for i in range(30)]
+    stop = [(4.0 + i / 10, 0.0, LOW.idle_rpm) for i in range(1200)]  # two minutes standing: the transfer may move
+    high1 = [(124.0 + i / 10, 12.0, K[0] * 12.0) for i in range(30)]
+    states = feed(stopped + low3 + stop + high1, model=LOW)
+    assert (states[39].gear, states[39].low_range) == (3, True)
+    assert (states[-1].gear, states[-1].low_range) == (1, False)

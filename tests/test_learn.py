@@ -10,8 +10,8 @@ import pytest
 
 from keidash.estimate.evaluate import plain_kmeans
 
-from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, learn_from_logs, learned, learner_step,
-                           profile_with_learned)
+from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, gearbox_problem, learn_from_logs, learned,
+                                   learner_step, profile_with_learned)
 from keidash.profiles import load_profile
 from keidash.readings import RPM, SPEED
 from keidash.replay import load_log
@@ -302,3 +302,36 @@ def test_synthetic_drive_with_first_stays_certain():
     result = _learn(_drive(KEI, seed=11), 5)
     assert result.numbering_certain and result.launches >= 3
     _assert_ratios(result, KEI)
+
+
+# -- honest live learning (issue 11): a wrong gear number is worse than "still learning" -----------
+def test_a_phantom_peak_between_two_gears_is_not_numbered_as_a_gear():
+    """A steady stretch of slip or low range between 2nd and 3rd leaves a peak: with a small share of
+    the pairs it is set apart, and 3rd stays 3rd."""
+    samples = _drive(KEI, seed=2)
+    t0 = samples[-1].t + 5.0
+    phantom = [Sample(t0 + i / 10, 20.0, 136.0 * 20.0) for i in range(80)]  # 8 s at 136 rpm per km/h
+    result = _learn(samples + phantom)
+    _assert_ratios(result, KEI)
+    assert result.ready and any(abs(o / 136.0 - 1) < 0.02 for o in result.other)
+
+
+def test_gears_that_are_no_gearbox_are_never_ready():
+    assert gearbox_problem(KEI) == ""
+    assert "apart" in gearbox_problem((279.0, 270.0, 113.1))  # a step of 1.03: not two gears
+    # a peak between 2nd and 3rd that was as massive as they: two short steps below a long one
+    assert "longer than the one below" in gearbox_problem((279.0, 164.2, 136.0, 113.1, 68.7))
+
+
+def test_a_kei_truck_whose_1st_is_never_held_is_not_numbered_from_2nd():
+    """A kei truck's 1st runs out at 10-13 km/h within 2 s: drives that never hold it steady learn
+    2nd..5th. Their launches, read with rpm and speed a tenth of a second apart, sit *below* 2nd's
+    ratio, which no pull-away can (slip only raises the ratio): they decide nothing, and with the
+    gear count unknown the four clusters are not numbered 1st..4th."""
+    from keidash.sim.recorded import virtual_log
+    log = virtual_log("hijet-s500p", "town", "everyday", 600, rpm_hz=5, seed=1)
+    result = learn_from_logs([log])
+    assert [round(k) for k in result.rpm_per_kmh()] == [161, 112, 69, 51]  # 2nd..5th
+    assert not result.numbering_certain and not result.ready
+    given = learn_from_logs([log], gears=5)  # with the profile's gear count: four of five, not ready
+    assert given.found == 4 and not given.ready

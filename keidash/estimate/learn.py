@@ -137,6 +137,11 @@ MIN_LAUNCHES = 3
 #: (and at least one) makes that cluster 1st; at most LAUNCH_STRAY_SHARE of them is noise
 LAUNCH_NEAR_SHARE = 0.2
 LAUNCH_STRAY_SHARE = 0.1
+#: a launch reading this much (share) below the highest cluster cannot be a pull-away in it or in a
+#: gear above it (slip only raises the ratio): rpm and speed read at different moments of a hard
+#: launch (a kei truck's 1st runs out at 10-13 km/h within 2 s); more than LAUNCH_STRAY_SHARE of
+#: them and the launches decide nothing
+LAUNCH_BELOW = 0.08
 #: "any number of gears" above the highest cluster, when the launches do not bound it
 UNBOUNDED = 99
 #: a gear's confidence is multiplied by this when its number is not certain
@@ -471,6 +476,9 @@ def _launch_verdict(state: LearnerState, top: float) -> tuple[int, int, int, int
     if n == 0:
         return 0, 0, UNBOUNDED, 0
     near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
+    below = sum(launches[:_bin(math.log(top * (1.0 - LAUNCH_BELOW)))])
+    if below > LAUNCH_STRAY_SHARE * n:
+        return round(n), 0, UNBOUNDED, 0
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
         return round(n), 0, 0, 0
     bound = _ratio(_weighted_quantile(launches, 0, 0.25))
