@@ -335,3 +335,8 @@ def test_a_kei_truck_whose_1st_is_never_held_is_not_numbered_from_2nd():
     assert not result.numbering_certain and not result.ready
     given = learn_from_logs([log], gears=5)  # with the profile's gear count: four of five, not ready
     assert given.found == 4 and not given.ready
+
+
+def test_nothing_seen_with_the_gear_count_given_is_every_gear_missing():
+    result = learned(LearnerState(), 5)
+    assert result.gears == (GearRatio(None, 0.0, 0, 0.0),) * 5 and not result.ready and result.found == 0

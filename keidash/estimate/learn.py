@@ -577,6 +577,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     if gears is None or len(cands) == gears:
         certain = gears is not None or above[:2] == (0, 0)
         table = tuple(_gear(c) for c in cands)
+    elif not cands:  # nothing steady yet: every gear still to be found
+        certain, table = False, (_MISSING,) * gears
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         by_slot = dict(zip(slots, cands))
