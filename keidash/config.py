@@ -22,6 +22,7 @@ Example (docs/example-config.toml)::
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -67,10 +68,29 @@ def _known(table, allowed: set[str], where: str) -> dict:
     return table
 
 
+# The sane range of every number in the file (inclusive): a value outside it, NaN or an
+# infinity is refused at load time with one sentence, never found by the frame loop.
+_RANGES = {
+    "width": (100, 10_000, " pixels"), "height": (100, 10_000, " pixels"),
+    "fps": (1, 240, " frames a second"),
+    "odometer_km": (0, 10_000_000, " km"),
+    "idle_rpm": (200, 3_000, " rpm"), "upshift_rpm": (1_000, 20_000, " rpm"),
+    "redline_rpm": (1_000, 20_000, " rpm"), "span_rpm": (50, 10_000, " rpm"),
+}
+
+
+def _finite_number(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value))
+
+
 def _positive(table: dict, key: str, where: str, default, kind=float):
+    """A number in ``_RANGES[key]``: finite (no nan, no inf) and sane, else one sentence."""
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{where}: {key} must be a positive number, not {value!r}")
+    lo, hi, unit = _RANGES[key]
+    if not _finite_number(value) or not lo <= value <= hi:
+        what = "a positive number" if lo > 0 else "a number"
+        raise ConfigError(f"{where}: {key} must be {what} from {lo:,} to {hi:,}{unit}, not {value!r}")
     return kind(value)
 
 
@@ -88,6 +108,8 @@ def load_config(path: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
+        raise ConfigError(f"config file {path} is nested too deeply to be a keidash config") from None
     return config_from_dict(data, path)
 
 
@@ -96,7 +118,13 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
     profile = data.get("profile")
     if not isinstance(profile, str) or not profile:
         raise ConfigError(f"{origin}: profile is missing; name one, e.g. profile = \"hijet-s500p\"")
-    sources = _known(data.get("sources", {}), set(data.get("sources", {}) or {}), f"{origin} [sources]")
+    raw_sources = data.get("sources", {})
+    sources = _known(raw_sources, set(raw_sources) if isinstance(raw_sources, dict) else set(),
+                     f"{origin} [sources]")
+    for name, url in sources.items():
+        if not isinstance(url, str):
+            raise ConfigError(f"{origin} [sources]: {name} must be a URL in quotes, e.g. "
+                              f"{name} = \"nmea:///dev/serial0\", not {url!r}")
     if not sources:
         raise ConfigError(f"{origin}: [sources] is empty; name at least one, e.g. gps = \"nmea:///dev/serial0\"")
     display = _known(data.get("display", {}), _DISPLAY, f"{origin} [display]")
@@ -178,8 +206,10 @@ def _cab(data: dict, origin: str) -> dict:
         out["units"] = display["units"]
     if "odometer_km" in display:
         value = display["odometer_km"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{where}: odometer_km must be the odometer reading in km, not {value!r}")
+        lo, hi, _ = _RANGES["odometer_km"]
+        if not _finite_number(value) or not lo <= value <= hi:
+            raise ConfigError(f"{where}: odometer_km must be the odometer reading in km "
+                              f"({lo:,} to {hi:,}), not {value!r}")
         out["odometer_km"] = float(value)
 
     lights = _known(data.get("lights", {}), _LIGHTS, f"{origin} [lights]")
@@ -230,11 +260,16 @@ def _shift(table: dict, where: str) -> dict:
         out["mode"] = table["mode"]
     if "upshift_rpm_per_gear" in table:
         per_gear = table["upshift_rpm_per_gear"]
-        if (not isinstance(per_gear, list) or not per_gear
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in per_gear)):
-            raise ConfigError(f"{where}: upshift_rpm_per_gear must be a list of rpm, 1st gear first "
-                              f"(0 = keidash's point for that gear), e.g. [4500, 4200, 4000, 3800]")
+        lo, hi, _ = _RANGES["upshift_rpm"]
+        if (not isinstance(per_gear, list) or not per_gear or len(per_gear) > 12
+                or not all(_finite_number(v) and (v == 0 or lo <= v <= hi) for v in per_gear)):
+            raise ConfigError(f"{where}: upshift_rpm_per_gear must be a list of rpm ({lo:,} to {hi:,}), "
+                              f"1st gear first (0 = keidash's point for that gear), e.g. [4500, 4200, 4000, 3800], "
+                              f"not {per_gear!r}")
         out["upshift_rpm_per_gear"] = tuple(float(v) for v in per_gear)
+    for low, high in (("idle_rpm", "upshift_rpm"), ("idle_rpm", "redline_rpm"), ("upshift_rpm", "redline_rpm")):
+        if low in out and high in out and out[low] >= out[high]:
+            raise ConfigError(f"{where}: {low} ({out[low]:g}) must be below {high} ({out[high]:g})")
     return out
 
 
