@@ -72,3 +72,14 @@ def test_with_ratios_known_the_gear_box_has_no_note():
         state = step(state, r, config)
     dash = advise(state, 3.0, config)
     assert dash.gear == 3 and dash.gear_note == "" and dash.message == ""
+
+
+def test_a_profile_with_a_gear_count_and_no_ratios_learns_without_crashing():
+    """The Acty and the Sambars know their gear count (5) but no ratios: their dash learns, and
+    says how far it has got (it raised IndexError at the first rpm and speed before)."""
+    config = config_for(load_profile("acty-ha4"), {}, ("obd",))
+    state = EstimatorState()
+    for r in readings([(i / 10, 30.0, 2100.0) for i in range(30)]):
+        state = step(state, r, config)
+    dash = advise(state, 3.0, config)
+    assert dash.gear is None and dash.gear_note == "learning 0/5"
