@@ -1,20 +1,28 @@
-"""The estimator's figures (issue 4), each against its goal; exits 1 when a goal is missed.
+"""The estimator's figures (issues 4 and 11), each against its goal; exits 1 when a goal is missed.
 
 1. Ratio learning on the shared real drives (tests/data/drives): every Etios gear found from
    the five carOBD logs together; each OpenXC gear within 2 % of its label median.
-2. Gear with rpm: the estimator's gear against the OpenXC gear labels (moving samples labelled
-   with a forward gear), ratios learned from the other log; goal 99 %. Nearest-ratio per
-   sample beside it, measured by the same code.
-3. Speed only: rpm hidden, share of moving samples within 10 % of the recorded rpm, beside a
+2. Gear with rpm, against gear labels over moving samples labelled with a forward gear, beside
+   nearest-ratio per sample with the same ratios, measured by the same code:
+   - the OpenXC Ford (an automatic: the converter model), ratios learned from the other log;
+     goal >= 93 % and never below nearest ratio;
+   - the virtual truck's manual drives (keidash.sim.recorded: 3 driver styles x 3 routes x 2 seeds,
+     rpm and speed polled in turn at 1, 5 and 10 Hz, the lever sensor's gear as label), the
+     profile's ratios; goal >= 98 % of moving samples and, per rate, never below nearest ratio.
+3. Live learning from nothing known: share of moving labelled samples with a wrong gear shown
+   (goal <= 2 %) and with a gear shown (goal >= half), on the Ford and the virtual kei-day drive
+   (10 minutes, mixed) with the Hijet's profile (its gear count, no ratios).
+4. Speed only: rpm hidden, share of moving samples within 10 % of the recorded rpm, beside a
    naive estimator (EU gear-shift-indicator speeds) and an oracle that knows the gear;
-   goal: keidash at least 90 % of the oracle's share on every log (leave-one-out training).
-4. The needle on the virtual truck (bench/needle.py's 5 Hz noisy, late OBD source at 60 fps):
+   goal: keidash at least 85 % of the oracle's share and above the naive bands on every log
+   (leave-one-out training).
+5. The needle on the virtual truck (bench/needle.py's 5 Hz noisy, late OBD source at 60 fps):
    keidash.estimate.needle alone (bench/needle.py), and the whole estimator fed the same readings;
    goal: added lag on ramps at most 100 ms, noise below sample-and-hold.
-5. Cost: CPU time per reading of estimator.step + advise over a real log, against a bare
+6. Cost: CPU time per reading of estimator.step + advise over a real log, against a bare
    nearest-ratio classifier per reading (estimator v1's gear rule) in the same run.
 
-Run: ``.venv/bin/python bench/estimator.py [--json PATH]`` (about a minute).
+Run: ``.venv/bin/python bench/estimator.py [--json PATH]`` (a few minutes).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,8 +53,15 @@ from keidash.replay import load_log, readings_from_log  # noqa: E402
 DRIVES = ROOT / "tests" / "data" / "drives"
 VEHICLES = ("carobd-etios", "openxc-ford")
 GOAL_RATIO_PCT = 2.0
-GOAL_GEAR_AGREE = 0.99
-GOAL_OF_ORACLE = 0.90
+GOAL_GEAR_AGREE_AUTOMATIC = 0.93
+GOAL_GEAR_AGREE_MANUAL = 0.98
+GOAL_OF_ORACLE = 0.85
+GOAL_LEARNING_WRONG = 0.02
+GOAL_LEARNING_SHOWN = 0.5
+VIRTUAL_STYLES = ("everyday", "brisk", "lazy")
+VIRTUAL_ROUTES = ("town", "farm", "kei-day")
+VIRTUAL_SEEDS = (0, 1)
+VIRTUAL_RATES_HZ = (10, 5, 1)
 GOAL_LAG_MS = 100.0
 
 
@@ -75,10 +91,19 @@ def logs_figures() -> dict:
     for f in figures:
         out[f.name] = {"gear_agree": f.gear_agree, "gear_agree_nearest": f.gear_agree_nearest,
                        "speed_only": f.speed_only, "naive": f.speed_only_naive, "oracle": f.speed_only_oracle,
-                       "of_oracle": f.of_oracle, "trained_ratios": f.trained_ratios, "notes": f.notes}
+                       "of_oracle": f.of_oracle, "trained_ratios": f.trained_ratios, "notes": f.notes,
+                       "learning_shown": f.learning_shown, "learning_wrong": f.learning_wrong}
         if f.gear_agree is not None:
-            goals[f"{f.name}: gear with rpm {100 * f.gear_agree:.1f} % >= {100 * GOAL_GEAR_AGREE:g} %"] = (
-                f.gear_agree >= GOAL_GEAR_AGREE)
+            goals[f"{f.name}: gear with rpm {100 * f.gear_agree:.1f} % >= {100 * GOAL_GEAR_AGREE_AUTOMATIC:g} % "
+                  f"({f.gearbox})"] = f.gear_agree >= GOAL_GEAR_AGREE_AUTOMATIC
+            goals[f"{f.name}: gear with rpm {100 * f.gear_agree:.1f} % not below nearest ratio "
+                  f"{100 * f.gear_agree_nearest:.1f} %"] = f.gear_agree >= f.gear_agree_nearest
+        if f.learning_wrong is not None:
+            goals[f"{f.name}: live learning shows a wrong gear on {100 * f.learning_wrong:.1f} % <= "
+                  f"{100 * GOAL_LEARNING_WRONG:g} %"] = f.learning_wrong <= GOAL_LEARNING_WRONG
+        if f.speed_only is not None and f.speed_only_naive is not None:
+            goals[f"{f.name}: speed only {100 * f.speed_only:.1f} % above the naive bands "
+                  f"{100 * f.speed_only_naive:.1f} %"] = f.speed_only > f.speed_only_naive
         if f.of_oracle is not None:
             goals[f"{f.name}: speed only {100 * f.of_oracle:.0f} % of the oracle >= {100 * GOAL_OF_ORACLE:g} %"] = (
                 f.of_oracle >= GOAL_OF_ORACLE)
@@ -86,6 +111,55 @@ def logs_figures() -> dict:
             goals[f"{f.name}: speed only measured"] = False
     out["goals"] = goals
     return out
+
+
+def virtual_figures() -> dict:
+    """The tracker on the virtual truck's manual drives, and live learning on its kei-day drive."""
+    from keidash.estimate.drives import estimate_log
+    from keidash.estimate.gears import agreement, nearest_ratio_gears
+    from keidash.sim.recorded import record, simulate
+
+    hijet = load_profile("hijet-s500p")
+    ratios = hijet.rpm_per_kmh()
+    config = config_for(hijet, {}, ("obd",))  # the profile's ratios, its 5MT: the manual's model
+    per_rate, drives = {}, []
+    for style in VIRTUAL_STYLES:
+        for route in VIRTUAL_ROUTES:
+            for seed in VIRTUAL_SEEDS:
+                trace = simulate("hijet-s500p", route, style, 600.0, seed)
+                for hz in VIRTUAL_RATES_HZ:
+                    log = record(trace, rpm_hz=hz, seed=seed)
+                    shown = [row.gear_est for row in estimate_log(log, config)]
+                    ours, counted = agreement(log.samples, shown)
+                    near, _ = agreement(log.samples, nearest_ratio_gears(log.samples, ratios))
+                    tally = per_rate.setdefault(hz, [0, 0, 0])
+                    tally[0] += ours
+                    tally[1] += near
+                    tally[2] += counted
+                    drives.append({"style": style, "route": route, "seed": seed, "hz": hz,
+                                   "tracker": round(ours / counted, 4), "nearest": round(near / counted, 4)})
+    rates = {hz: {"tracker": round(a / n, 4), "nearest": round(b / n, 4), "samples": n}
+             for hz, (a, b, n) in per_rate.items()}
+    # live learning: the Hijet's profile (5 gears, no ratios given), nothing learned beforehand
+    learning_config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
+    log = record(simulate("hijet-s500p", "kei-day", "everyday", 600.0, 0), rpm_hz=5, seed=0)
+    rows = list(estimate_log(log, learning_config))
+    counted = [(s, r) for s, r in zip(log.samples, rows) if s.moving and s.rpm and s.gear and s.gear > 0]
+    shown = sum(r.gear_est > 0 for _, r in counted) / len(counted)
+    wrong = sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted)
+    below = [d for d in drives if d["tracker"] < d["nearest"]]
+    goals = {}
+    for hz, f in rates.items():
+        goals[f"virtual manual drives at {hz} Hz: gear with rpm {100 * f['tracker']:.1f} % not below nearest "
+              f"ratio {100 * f['nearest']:.1f} %"] = f["tracker"] >= f["nearest"]
+        goals[f"virtual manual drives at {hz} Hz: gear with rpm {100 * f['tracker']:.1f} % >= "
+              f"{100 * GOAL_GEAR_AGREE_MANUAL:g} %"] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
+    goals[f"virtual kei-day, live learning: a wrong gear on {100 * wrong:.1f} % <= {100 * GOAL_LEARNING_WRONG:g} %"] = (
+        wrong <= GOAL_LEARNING_WRONG)
+    goals[f"virtual kei-day, live learning: a gear shown on {100 * shown:.1f} % >= {100 * GOAL_LEARNING_SHOWN:g} %"] = (
+        shown >= GOAL_LEARNING_SHOWN)
+    return {"rates": rates, "drives_below_nearest": below, "drives": len(drives),
+            "learning": {"shown": round(shown, 4), "wrong": round(wrong, 4)}, "goals": goals}
 
 
 def needle_figures(seconds: float = 600.0, seed: int = 1) -> dict:
@@ -166,9 +240,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     args = parser.parse_args()
-    report = {"learning": learning(), "logs": logs_figures(), "needle": needle_figures(), "cost": cost()}
+    report = {"learning": learning(), "logs": logs_figures(), "virtual": virtual_figures(),
+              "needle": needle_figures(), "cost": cost()}
     missed = 0
-    for part in ("learning", "logs", "needle"):
+    for part in ("learning", "logs", "virtual", "needle"):
         for goal, met in report[part]["goals"].items():
             print(f"{'MET   ' if met else 'MISSED'} {goal}")
             missed += not met
@@ -179,6 +254,10 @@ def main() -> int:
     print("needle (lag on ramps ms / noise rpm / jitter / after shifts rpm): " + "; ".join(
         f"{name} {n[name]['lag_ramp_ms']:.0f} / {n[name]['noise_rpm']:.1f} / {n[name]['jitter_rpm']:.1f} / "
         f"{n[name]['shift_rms_rpm']:.0f}" for name in ("hold", "filter", "estimator")))
+    v = report["virtual"]
+    print(f"virtual manual drives ({v['drives']} drive x rate): " + "; ".join(
+        f"{hz} Hz tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} %"
+        for hz, f in v["rates"].items()) + f"; {len(v['drives_below_nearest'])} single drives below nearest")
     for name, f in report["logs"].items():
         if name == "goals":
             continue
