@@ -5,41 +5,58 @@ GPS). With the gear ratios known (rpm per km/h in each gear, given or learned
 beforehand) the rpm follows from the gear, so the task is to track the gear.
 
 Method: a forward filter (an online hidden-Markov filter) over the states
-0 (stopped / clutch in / neutral) and 1..top. At each fresh speed value
+0 (clutch in / neutral while moving) and 1..top. At each fresh speed value
 :func:`speed_step` moves the belief by the chance of a shift since the last
 value (transition) and weighs it by what the speed and acceleration say about
 each gear (evidence); the gear shown is the most probable state. Only data up
-to now is used, so it runs live and a replay gives the same gears every time.
+to now is used, so it runs live, adds no lag, and a replay gives the same gears
+every time.
 
-Evidence, each optional:
+**With the driver's habits** (:class:`Habits`, learned by :func:`learn_habits`
+from earlier drives whose gears are known, e.g. drives with rpm) the transition
+carries the information, as it does for a driver:
 
-- **The driver's habits** (:class:`Habits`, learned by :func:`learn_habits` from
-  an earlier drive with known gears, e.g. one with rpm): how long this driver
-  spends in each gear at each speed and acceleration (a histogram, which is
-  also the learned envelope of what each gear delivers at each speed), how
-  often they shift up, down and into neutral per second in each gear, the
-  speeds at which they shift, and how often they obey keidash's cues.
+- **Shift hazards.** How often this driver left each state, for which state, per
+  second spent in it, at each speed (5 km/h bins) and while slowing, steady or
+  speeding up (:func:`accel_class`): a driver shifts up while speeding up at the
+  speeds where they always do, holds the gear while cruising, declutches or shifts
+  down while slowing. A gear held at a steady speed stays held: the speed of a
+  cruise is not new evidence every second.
+- **Where the habits saw little** (a speed they never drove, a rare state) the
+  hazards lean on a prior of :data:`HAZARD_PSEUDO_S` seconds: one-gear shifts
+  (two down, rarely) toward the rpm this driver usually holds while slowing,
+  steady or speeding up (a normal in log rpm from the habits' in-gear time),
+  never past the red line or far below idle. So at 90 km/h a town driver's
+  truck settles in the gear whose rpm is their usual one, not the one they used
+  at the fastest speed they drove.
+- **Evidence**: the rpm limits (a gear that would turn the engine past the red
+  line or well below idle is not the gear); the share of each state's time
+  spent at this speed, counted at most once per :data:`SPEED_EVIDENCE_S` and
+  weighed :data:`SPEED_EVIDENCE_WEIGHT` (a steady speed repeated 10 times a
+  second is not 10 opinions); the physics envelope below when known.
+- **A stop** leaves the clutch in or 1st; a launch then engages as the habits
+  say drivers engage at that speed (1st from a standstill).
+
+**Without habits** (a profile with ratios and no drives yet) the filter assumes
+keidash's premise, a driver who follows its cues: few shifts of their own
+(:data:`DEFAULT_UP_PER_S` x the share of cues they ignore), any rpm between the
+lugging limit and the red line as likely.
+
+In both cases, each optional:
+
 - **Physics** when the profile has the engine's peak figures and a mass is
   given: a gear cannot deliver more acceleration at this speed than its
   full-load torque allows (:func:`keidash.profiles.engine.full_load_torque_nm`, minus
   rolling and air drag of :class:`keidash.profiles.body.Body`).
-- **Rpm limits**: a gear that would turn the engine past the red line or well
-  below idle at this speed is not the gear.
 - **The clutch dip of an upshift**: with speed sampled densely enough
   (spacing under :data:`DIP_MAX_SPACING_S`), an accelerating stretch, then
   0.25-1.5 s of flat or falling speed, then acceleration again marks an upshift.
-- **The driver's usual rpm** beyond the speeds the habits cover (a town driver's
-  habits say nothing about 90 km/h, and clamping to their fastest bin picks the gear
-  they used at 60): the in-gear time of the habits, turned into rpm with the ratios,
-  gives a normal in log rpm; the gear whose rpm there is most usual is favoured.
 - **keidash's own cues**: a cue shown for :data:`OBEY_AFTER_S` moves the belief
   one gear by the driver's obedience (given, learned, or :data:`DEFAULT_OBEDIENCE`
   without habits). Habits learned from drives with no cue recorded already hold every
   shift this driver makes, so with those a cue moves nothing unless an obedience is given
-  (:attr:`SpeedModel.cue_weight`).
-
-Evidence is tempered by the time it covers (``min(1, dt / EVIDENCE_S)``), so a
-70 Hz speed feed does not count as 70 independent opinions per second.
+  (:attr:`SpeedModel.cue_weight`). An automatic (:attr:`SpeedModel.automatic`) shifts by
+  itself: cues move nothing, and without habits its own shifts are not scaled down.
 
 Call :func:`speed_step` with fresh speed values only (a value repeated between
 an adapter's polls is not a new measurement: acceleration comes from fresh
@@ -75,12 +92,14 @@ ACCEL_MAX_SPAN_S = 4.5
 #: kept speed points are at least this far apart (s) and at most this old (s)
 KEEP_SPACING_S = 0.1
 KEEP_S = 5.0
-#: a sample counts as one full piece of evidence per this many seconds it covers (0.2 chosen on the
-#: real logs of bench/speedonly_eval.py and keidash eval: 0.5 lost 3-4 points on the dense OpenXC
-#: feeds; the 2 s carOBD feeds count fully at either)
+#: without habits, a sample counts as one full piece of evidence per this many seconds it covers
 EVIDENCE_S = 0.2
 #: a gap longer than this (s) restarts the filter's timing (a dropout, a new log)
 MAX_GAP_S = 10.0
+#: a state with less belief than this is not propagated through the shift hazards (it keeps it)
+NEGLIGIBLE = 1e-6
+#: rows further apart than this (s) hold no shift hazard when learning
+MAX_HAZARD_GAP_S = 3.0
 #: smoothing of the habit histogram: pseudo-seconds spread over all cells of a gear
 HABIT_PSEUDO_S = 5.0
 #: a speed bin with less than this share of the driving is beyond the habits' range
@@ -92,8 +111,6 @@ DEFAULT_NEUTRAL_PER_S = 0.03
 DEFAULT_ENGAGE_PER_S = 0.8
 #: how far a shift-rate estimate leans on the default (pseudo-seconds of driving)
 RATE_PSEUDO_S = 20.0
-#: how fast (per s) the belief forgets toward the habits' shares of time in each gear
-FORGET_PER_S = 1.0
 #: a cue showing this long (s) is when an obedient driver has shifted
 OBEY_AFTER_S = 0.8
 #: obedience assumed when neither the model nor its habits say: keidash's premise is a driver who
@@ -108,8 +125,11 @@ DIP_MIN_RUN_S = 0.8
 DIP_MIN_S = 0.25
 DIP_MAX_S = 1.5
 DIP_MAX_SPACING_S = 0.3
-#: chance that a detected dip was an upshift
+#: chance that a detected dip was an upshift; with habits, whose hazards already expect the upshifts
+#: at the speeds this driver makes them, a dip only times one, and noise (GPS speed at 5-10 Hz) makes
+#: false dips (0.3 on bench/speedonly_eval.py's GPS-like speeds and virtual manual drives)
 DIP_UP_CHANCE = 0.6
+DIP_UP_CHANCE_WITH_HABITS = 0.3
 #: even a driver who follows every cue shifts on their own sometimes (to stop, on a hill): this share
 #: of the default shift rates is kept however obedient they are
 MIN_SPONTANEOUS = 0.1
@@ -118,6 +138,9 @@ ONE_SHIFT_S = 3.0
 #: physics: acceleration above the full-load envelope by more than this (m/s^2) is implausible
 ENVELOPE_MARGIN_MS2 = 0.25
 ENVELOPE_SIGMA_MS2 = 0.15
+#: with the clutch in the truck only rolls: faster than this (m/s^2; a 3 % downhill's pull less the
+#: rolling resistance) it is being driven
+NEUTRAL_MAX_ACCEL_MS2 = 0.25
 #: rpm limits: past redline x this, or under idle x this, the gear is implausible
 OVER_REV_SHARE = 1.08
 UNDER_IDLE_SHARE = 0.75
@@ -127,6 +150,28 @@ LIMIT_PENALTY = 6.0  # log-likelihood lost per 10 % beyond a limit
 RPM_HABIT_MIN_SPREAD = 0.1
 #: with no habits: how fast (log space) rpm outside lug..upshift grows unlikely
 NO_HABIT_WIDTH = 0.2
+#: acceleration classes of the shift hazards: slowing below the first edge, speeding up above the
+#: second (m/s^2), steady between; the fourth class is 'acceleration unknown'
+ACCEL_CLASS_EDGES = (-0.15, 0.15)
+SLOWING, STEADY, SPEEDING_UP, UNKNOWN_ACCEL = range(4)
+ACCEL_CLASSES = 4
+#: the shift hazards of a cell (state, speed bin, acceleration class) lean on the prior as if it had
+#: been seen for this many seconds in the cell (2 s: the learned rates rule where a driver spent a
+#: few seconds; chosen on the logs of bench/speedonly_eval.py, 1-5 s within a point of each other)
+HAZARD_PSEUDO_S = 2.0
+#: the prior: a one-gear shift toward more usual rpm at this rate (per s), away from it in
+#: proportion to how much less usual the rpm gets (a Metropolis step: the prior's long-run share of
+#: each gear is the driver's rpm habit); a two-gear downshift a quarter as often
+SHIFT_PRIOR_PER_S = 1.0
+SKIP_SHARE = 0.25
+#: neighbouring speed bins count this much toward a cell's hazards and occupancy
+NEIGHBOUR_WEIGHT = 0.5
+#: with habits, the share of each state's time at this speed is one piece of evidence per this many
+#: seconds (a steady speed is not new evidence at every sample), weighed this much against the
+#: hazards (chosen on bench/speedonly_eval.py: 0.15 per s held the real logs, their GPS-like
+#: resamplings and the virtual manual drives together; more favours the Ford's dense labels)
+SPEED_EVIDENCE_S = 1.0
+SPEED_EVIDENCE_WEIGHT = 0.15
 
 
 @dataclass(frozen=True)
@@ -135,7 +180,11 @@ class Habits:
 
     ``seconds[g][v][a]`` is the time (s) spent in state ``g`` (0 = clutch in / neutral while
     moving, 1..top) at speed bin ``v`` (SPEED_BIN_KMH wide) and acceleration bin ``a``
-    (ACCEL_EDGES, last bin = acceleration unknown). Rates are per second spent in a gear.
+    (ACCEL_EDGES, last bin = acceleration unknown). ``moves[g][g2][v][c]`` counts the changes from
+    state ``g`` to ``g2`` seen at speed bin ``v`` and acceleration class ``c`` (:func:`accel_class`)
+    at the end of the interval they happened in, ``exposure[g][v][c]`` the seconds spent in ``g``
+    over intervals ending in that cell: their ratio is the driver's shift hazard there. Rates are
+    per second spent in a gear.
     """
 
     seconds: tuple[tuple[tuple[float, ...], ...], ...]  # [state][speed bin][accel bin], s
@@ -146,6 +195,8 @@ class Habits:
     upshift_kmh: tuple[float | None, ...]  # [state] median speed of upshifts out of that gear
     downshift_kmh: tuple[float | None, ...]  # [state] median speed of downshifts out of that gear
     obedience: float | None = None  # share of cues followed within a few seconds; None: never saw one
+    moves: tuple[tuple[tuple[tuple[int, ...], ...], ...], ...] = ()  # [state][to state][speed bin][class]
+    exposure: tuple[tuple[tuple[float, ...], ...], ...] = ()  # [state][speed bin][class], s
 
     @cached_property
     def gear_seconds(self) -> tuple[float, ...]:
@@ -155,6 +206,18 @@ class Habits:
     @property
     def top_gear(self) -> int:
         return len(self.seconds) - 1
+
+    @cached_property
+    def speed_logliks(self) -> tuple[tuple[float, ...], ...]:
+        """[state][speed bin]: log p(speed bin | state), the share of the state's time at that speed
+        with the neighbouring bins blended in (half and a quarter each)."""
+        out = []
+        for g, table in enumerate(self.seconds):
+            at = [sum(row) for row in table] + [0.0]  # [-1] is the bin below the first
+            total = self.gear_seconds[g] + HABIT_PSEUDO_S
+            out.append(tuple(math.log((0.5 * at[v] + 0.25 * (at[v - 1] + at[v + 1]) + HABIT_PSEUDO_S / SPEED_BINS) / total)
+                             for v in range(SPEED_BINS)))
+        return tuple(out)
 
     @cached_property
     def speed_bin_range(self) -> tuple[int, int]:
@@ -174,10 +237,17 @@ class SpeedModel:
     engine: Engine | None = None  # torque curve when the profile has the peak figures
     mass_kg: float | None = None  # truck + load, kg (with ``engine``: the physics envelope)
     obedience: float | None = None  # None: from habits or DEFAULT_OBEDIENCE
+    automatic: bool = False  # an automatic gearbox shifts by itself: cues move nothing
 
     @property
     def top_gear(self) -> int:
         return len(self.rpm_per_kmh)
+
+    @cached_property
+    def learned(self) -> Habits | None:
+        """The habits when they fit this gearbox and hold shift hazards, else None (the no-habit filter)."""
+        h = self.habits
+        return h if h is not None and h.top_gear == self.top_gear and h.moves else None
 
     @property
     def driver_obedience(self) -> float:
@@ -191,8 +261,8 @@ class SpeedModel:
     def cue_weight(self) -> float:
         """How far a cue on show moves the belief: the obedience, but 0 when habits were learned from
         drives where no cue was seen (their shift rates already hold every shift this driver makes, so
-        a cue would count a shift twice)."""
-        if self.obedience is None and self.habits is not None and self.habits.obedience is None:
+        a cue would count a shift twice), and 0 for an automatic."""
+        if self.automatic or (self.obedience is None and self.habits is not None and self.habits.obedience is None):
             return 0.0
         return self.driver_obedience
 
@@ -203,18 +273,25 @@ class SpeedModel:
         h = self.habits
         if h is None or h.top_gear != self.top_gear:
             return None
-        weights, logs = [], []
-        for g in range(1, self.top_gear + 1):
-            for v, row in enumerate(h.seconds[g]):
-                if sum(row) > 0:
-                    weights.append(sum(row))
-                    logs.append(math.log(self.rpm_per_kmh[g - 1] * (v + 0.5) * SPEED_BIN_KMH))
-        total = sum(weights)
-        if total <= 0:
-            return None
-        mean = sum(w * x for w, x in zip(weights, logs)) / total
-        spread = math.sqrt(sum(w * (x - mean) ** 2 for w, x in zip(weights, logs)) / total)
-        return mean, max(spread, RPM_HABIT_MIN_SPREAD)
+        return _log_rpm_normal(self.rpm_per_kmh, ((g, v, sum(row)) for g in range(1, self.top_gear + 1)
+                                                  for v, row in enumerate(h.seconds[g])))
+
+    @cached_property
+    def class_rpm_habits(self) -> tuple[tuple[float, float] | None, ...]:
+        """The rpm habit while slowing, steady, speeding up, and over all (index UNKNOWN_ACCEL)."""
+        h = self.learned
+        if h is None:
+            return (self.rpm_habit,) * ACCEL_CLASSES
+        out = []
+        for c in range(ACCEL_CLASSES):
+            cells = ((g, v, sum(row) if c == UNKNOWN_ACCEL else row[c])
+                     for g in range(1, self.top_gear + 1) for v, row in enumerate(h.exposure[g]))
+            out.append(_log_rpm_normal(self.rpm_per_kmh, cells) or self.rpm_habit)
+        return tuple(out)
+
+    @cached_property
+    def _rate_tables(self) -> dict:
+        return {}  # (speed bin, accel class) -> shift rates, filled as the filter meets them
 
 
 @dataclass(frozen=True)
@@ -250,6 +327,31 @@ def accel_bin(accel_ms2: float | None) -> int:
 ACCEL_BINS = len(ACCEL_EDGES) + 2  # the bins of ACCEL_EDGES plus 'unknown'
 
 
+def accel_class(accel_ms2: float | None) -> int:
+    """SLOWING, STEADY, SPEEDING_UP (ACCEL_CLASS_EDGES), or UNKNOWN_ACCEL."""
+    if accel_ms2 is None:
+        return UNKNOWN_ACCEL
+    if accel_ms2 < ACCEL_CLASS_EDGES[0]:
+        return SLOWING
+    return STEADY if accel_ms2 <= ACCEL_CLASS_EDGES[1] else SPEEDING_UP
+
+
+def _log_rpm_normal(rpm_per_kmh: tuple[float, ...],
+                    cells: Iterable[tuple[int, int, float]]) -> tuple[float, float] | None:
+    """(mean, spread) of log rpm over (gear, speed bin, seconds) cells, rpm at each bin's middle."""
+    weights, logs = [], []
+    for g, v, seconds in cells:
+        if seconds > 0:
+            weights.append(seconds)
+            logs.append(math.log(rpm_per_kmh[g - 1] * (v + 0.5) * SPEED_BIN_KMH))
+    total = sum(weights)
+    if total <= 0:
+        return None
+    mean = sum(w * x for w, x in zip(weights, logs)) / total
+    spread = math.sqrt(sum(w * (x - mean) ** 2 for w, x in zip(weights, logs)) / total)
+    return mean, max(spread, RPM_HABIT_MIN_SPREAD)
+
+
 def _keep(recent: tuple[tuple[float, float], ...], t: float, speed_kmh: float) -> tuple[tuple[float, float], ...]:
     """Recent speed points with the new one, at least KEEP_SPACING_S apart and at most KEEP_S old."""
     points = tuple(p for p in recent if t - p[0] <= KEEP_S)
@@ -269,16 +371,18 @@ def _accel(recent: tuple[tuple[float, float], ...], t: float, speed_kmh: float) 
 
 # -- learning -----------------------------------------------------------------------------
 def learn_habits(samples: Iterable[tuple[float, float, int]],
-                 cues: Iterable[tuple[float, str | None]] | None = None) -> Habits:
+                 cues: Iterable[tuple[float, str | None]] | None = None, gears: int | None = None) -> Habits:
     """A driver's habits from a drive with known gears: (t s, speed km/h, gear) in time order.
 
     Gear 0 is neutral / clutch in; negative gears (reverse) and None are skipped.
     Pass fresh speed values only (acceleration is taken between them, as when tracking).
     ``cues``, (t, cue shown from t on), if keidash's cues were on show during the drive: the
     share of up/down cues followed by that shift within 3 s is the driver's obedience.
+    ``gears``: the gearbox's forward gears, when known: the habits then fit it even if the drive
+    never used the top gear (else the highest gear seen is taken for the top).
     """
     rows = [(float(t), float(v), int(g)) for t, v, g in samples if g is not None and g >= 0 and v is not None]
-    top = max((g for _, _, g in rows), default=0)
+    top = max([g for _, _, g in rows] + [gears or 0])
     seconds = [[[0.0] * ACCEL_BINS for _ in range(SPEED_BINS)] for _ in range(top + 1)]
     in_gear = [0.0] * (top + 1)
     ups, downs, neutrals = [0] * (top + 1), [0] * (top + 1), [0] * (top + 1)
@@ -286,9 +390,11 @@ def learn_habits(samples: Iterable[tuple[float, float, int]],
     up_speeds: list[list[float]] = [[] for _ in range(top + 1)]
     down_speeds: list[list[float]] = [[] for _ in range(top + 1)]
     shifts: list[tuple[float, str]] = []
+    moves = [[[[0] * ACCEL_CLASSES for _ in range(SPEED_BINS)] for _ in range(top + 1)] for _ in range(top + 1)]
+    exposure = [[[0.0] * ACCEL_CLASSES for _ in range(SPEED_BINS)] for _ in range(top + 1)]
     recent: tuple[tuple[float, float], ...] = ()
     last_gear = None  # last forward gear while moving
-    prev_state = None
+    prev_state, prev_t = None, 0.0
     for i, (t, v, g) in enumerate(rows):
         accel = _accel(recent, t, v)
         recent = _keep(recent, t, v)
@@ -296,6 +402,13 @@ def learn_habits(samples: Iterable[tuple[float, float, int]],
         if v < MOVING_KMH:
             last_gear, prev_state = None, None
             continue
+        if prev_state is not None and t - prev_t <= MAX_HAZARD_GAP_S:
+            # the interval since the last row, in the cell (speed, acceleration) it ended in: as tracked
+            v_bin, c = speed_bin(v), accel_class(accel)
+            exposure[prev_state][v_bin][c] += t - prev_t
+            if g != prev_state:
+                moves[prev_state][g][v_bin][c] += 1
+        prev_t = t
         seconds[g][speed_bin(v)][accel_bin(accel)] += max(dt, 0.0)
         in_gear[g] += max(dt, 0.0)
         if prev_state is not None and prev_state > 0 and g == 0:
@@ -325,6 +438,8 @@ def learn_habits(samples: Iterable[tuple[float, float, int]],
         upshift_kmh=tuple(median(s) for s in up_speeds),
         downshift_kmh=tuple(median(s) for s in down_speeds),
         obedience=_obedience(cues, shifts) if cues is not None else None,
+        moves=tuple(tuple(tuple(tuple(cell) for cell in row) for row in per_to) for per_to in moves),
+        exposure=tuple(tuple(tuple(round(s, 3) for s in cell) for cell in per_gear) for per_gear in exposure),
     )
 
 
@@ -340,27 +455,6 @@ def _obedience(cues: Iterable[tuple[float, str | None]], shifts: list[tuple[floa
 
 
 # -- tracking -----------------------------------------------------------------------------
-def _habit_loglik(habits: Habits, state: int, v_bin: int, a_bin: int) -> float:
-    """log p(speed bin, accel bin | state) from the histogram, neighbouring speed bins blended in."""
-    if state > habits.top_gear:
-        return math.log(1.0 / (SPEED_BINS * ACCEL_BINS))
-    table = habits.seconds[state]
-    total = habits.gear_seconds[state]
-    low, high = habits.speed_bin_range
-    v_bin = min(high, max(low, v_bin))
-
-    def at(vb: int) -> float:
-        if not 0 <= vb < SPEED_BINS:
-            return 0.0
-        row = table[vb]
-        if a_bin == ACCEL_BINS - 1:  # acceleration unknown: the speed bin's share over all
-            return sum(row) / ACCEL_BINS
-        return row[a_bin]
-
-    seconds = 0.5 * at(v_bin) + 0.25 * (at(v_bin - 1) + at(v_bin + 1))
-    return math.log((seconds + HABIT_PSEUDO_S / (SPEED_BINS * ACCEL_BINS)) / (total + HABIT_PSEUDO_S))
-
-
 def max_accel_ms2(model: SpeedModel, gear: int, speed_kmh: float) -> float | None:
     """Full-load acceleration (m/s^2) in ``gear`` at ``speed_kmh`` on the level, None without physics."""
     if model.engine is None or model.mass_kg is None or gear < 1:
@@ -379,20 +473,27 @@ def max_accel_ms2(model: SpeedModel, gear: int, speed_kmh: float) -> float | Non
     return (force - resist) / body.mass_kg
 
 
-def _evidence(model: SpeedModel, speed_kmh: float, accel: float | None, weight: float) -> list[float]:
+def _beyond_limits(model: SpeedModel, gear: int, speed_kmh: float) -> float:
+    """How far (log rpm) ``gear`` at ``speed_kmh`` is past the red line or below idle (0 within)."""
+    limits = model.limits
+    rpm = model.rpm_per_kmh[gear - 1] * speed_kmh
+    return max(0.0, math.log(rpm / (limits.redline_rpm * OVER_REV_SHARE)),
+               math.log(limits.idle_rpm * UNDER_IDLE_SHARE / rpm))
+
+
+def _evidence(model: SpeedModel, speed_kmh: float, accel: float | None, weight: float,
+              speed_weight: float) -> list[float]:
     """Log-likelihood of the speed and acceleration in each state 0..top."""
     top, limits = model.top_gear, model.limits
+    habits = model.learned
+    v_bin = speed_bin(speed_kmh)
+    low, high = habits.speed_bin_range if habits is not None else (0, 0)
     out = [0.0] * (top + 1)
-    v_bin, a_bin = speed_bin(speed_kmh), accel_bin(accel)
-    # beyond the speeds the habits cover (clamped to their edge there) the driver's usual rpm says more
-    rpm_habit = None
-    if model.habits is not None:
-        low, high = model.habits.speed_bin_range
-        rpm_habit = None if low <= v_bin <= high else model.rpm_habit
     for g in range(top + 1):
         ll = 0.0
-        if model.habits is not None:
-            ll += weight * _habit_loglik(model.habits, g, v_bin, a_bin)
+        if habits is not None:
+            if low <= v_bin <= high:  # beyond the speeds the habits cover, the hazards' prior speaks
+                ll += SPEED_EVIDENCE_WEIGHT * speed_weight * habits.speed_logliks[g][v_bin]
         elif g > 0:  # no habits: any rpm between the lugging limit and the red line is as likely
             # (not the upshift point: a driver answering a cue pulls on past it while reacting)
             rpm = model.rpm_per_kmh[g - 1] * speed_kmh
@@ -400,14 +501,11 @@ def _evidence(model: SpeedModel, speed_kmh: float, accel: float | None, weight: 
             ll -= weight * (outside / NO_HABIT_WIDTH) ** 2
         else:
             ll -= weight * 2.0  # no habits: clutch in while moving is the exception
-        if g > 0 and rpm_habit is not None:
-            mean, spread = rpm_habit
-            ll -= weight * 0.5 * ((math.log(model.rpm_per_kmh[g - 1] * speed_kmh) - mean) / spread) ** 2
+        if g == 0 and accel is not None and accel > NEUTRAL_MAX_ACCEL_MS2:
+            # clutch in, nothing drives the wheels: the truck cannot speed up (beyond a downhill's pull)
+            ll -= 0.5 * weight * ((accel - NEUTRAL_MAX_ACCEL_MS2) / ENVELOPE_SIGMA_MS2) ** 2
         if g > 0:
-            rpm = model.rpm_per_kmh[g - 1] * speed_kmh
-            over = math.log(rpm / (limits.redline_rpm * OVER_REV_SHARE))
-            under = math.log(limits.idle_rpm * UNDER_IDLE_SHARE / rpm)
-            ll -= LIMIT_PENALTY * 10 * max(0.0, over, under)
+            ll -= LIMIT_PENALTY * 10 * _beyond_limits(model, g, speed_kmh)
             envelope = max_accel_ms2(model, g, speed_kmh)
             if envelope is not None and accel is not None:
                 excess = accel - max(envelope, 0.0) - ENVELOPE_MARGIN_MS2
@@ -417,33 +515,102 @@ def _evidence(model: SpeedModel, speed_kmh: float, accel: float | None, weight: 
     return out
 
 
-def _rates(model: SpeedModel, g: int) -> tuple[float, float, float]:
-    """(up, down, neutral) shifts per second out of gear ``g``."""
-    h = model.habits
-    if h is not None and g <= h.top_gear:
-        return h.up_per_s[g], h.down_per_s[g], h.neutral_per_s[g]
-    return DEFAULT_UP_PER_S, DEFAULT_DOWN_PER_S, DEFAULT_NEUTRAL_PER_S
+def _rpm_target(model: SpeedModel, speed_kmh: float, c: int) -> list[float]:
+    """How usual each state's rpm is for this driver at this speed and acceleration class (state 0: 1),
+    nothing past the rpm limits: where the hazards' prior drifts."""
+    habit = model.class_rpm_habits[c]
+    if habit is None:  # keidash's default driver: between the lugging limit and the upshift point
+        limits = model.limits
+        habit = 0.5 * (math.log(limits.lug_rpm) + math.log(limits.upshift_rpm)), 0.3
+    mean, spread = habit
+    out = [1.0]
+    for g in range(1, model.top_gear + 1):
+        z = (math.log(model.rpm_per_kmh[g - 1] * speed_kmh) - mean) / spread
+        out.append(max(1e-12, math.exp(-0.5 * z * z - LIMIT_PENALTY * 10 * _beyond_limits(model, g, speed_kmh))))
+    return out
+
+
+def _shift_rates(model: SpeedModel, v_bin: int, c: int) -> tuple[tuple[float, ...], ...]:
+    """rates[g][g2]: moves per second from state g to g2 at this speed bin and acceleration class, what
+    the habits saw there and the prior (HAZARD_PSEUDO_S seconds of it). Cached on the model."""
+    key = (v_bin, c)
+    tables = model._rate_tables
+    if key in tables:
+        return tables[key]
+    h = model.learned
+    top = model.top_gear
+    target = _rpm_target(model, (v_bin + 0.5) * SPEED_BIN_KMH, c)
+    cells = [(b, w) for b, w in ((v_bin, 1.0), (v_bin - 1, NEIGHBOUR_WEIGHT), (v_bin + 1, NEIGHBOUR_WEIGHT))
+             if 0 <= b < SPEED_BINS]
+
+    def seen(table) -> float:
+        if c == UNKNOWN_ACCEL:
+            return sum(w * sum(table[b]) for b, w in cells)
+        return sum(w * table[b][c] for b, w in cells)
+    rates = []
+    for g in range(top + 1):
+        time = seen(h.exposure[g])
+        row = [0.0] * (top + 1)
+        for g2 in range(top + 1):
+            if g2 == g:
+                continue
+            if g == 0:  # engaging: into the gears whose rpm is usual here
+                prior = h.engage_per_s * target[g2] / sum(target[1:]) if g2 else 0.0
+            elif g2 == 0:
+                prior = h.neutral_per_s[g]
+            elif abs(g2 - g) == 1 or g2 == g - 2:
+                prior = SHIFT_PRIOR_PER_S * min(1.0, target[g2] / target[g]) * (SKIP_SHARE if g2 == g - 2 else 1.0)
+            else:
+                prior = 0.0
+            row[g2] = (seen(h.moves[g][g2]) + HAZARD_PSEUDO_S * prior) / (time + HAZARD_PSEUDO_S)
+        rates.append(tuple(row))
+    tables[key] = tuple(rates)
+    return tables[key]
+
+
+def _hazard_predict(belief: list[float], model: SpeedModel, dt: float, speed_kmh: float,
+                    accel: float | None) -> list[float]:
+    """The belief after ``dt`` s of the driver's shifts at this speed and acceleration (habits). The
+    rates are those of the two nearest speed bins' middles, interpolated."""
+    c = accel_class(accel)
+    position = min(SPEED_BINS - 1.0, max(0.0, max(speed_kmh, MOVING_KMH) / SPEED_BIN_KMH - 0.5))
+    low = min(int(position), SPEED_BINS - 2)
+    share = position - low
+    below, above = _shift_rates(model, low, c), _shift_rates(model, low + 1, c)
+    out = [0.0] * len(belief)
+    for g, b in enumerate(belief):
+        if b < NEGLIGIBLE:  # a state ruled out moves nothing worth computing
+            out[g] += b
+            continue
+        row = [(1 - share) * x + share * y for x, y in zip(below[g], above[g])]
+        total = sum(row)
+        leave = b * (1 - math.exp(-total * dt)) if total > 0 else 0.0
+        out[g] += b - leave
+        if leave > 0:
+            for g2, r in enumerate(row):
+                if r > 0:
+                    out[g2] += leave * r / total
+    return out
 
 
 def _predict(belief: list[float], model: SpeedModel, dt: float, up_boost: float, down_boost: float,
              cued_gear: int | None = None, cue_up: float = 0.0, cue_down: float = 0.0) -> list[float]:
-    """The belief after ``dt`` s of possible shifts; ``*_boost`` is an extra chance of that shift from
-    any gear, ``cue_*`` an extra chance of it from ``cued_gear`` only (the gear keidash cued in)."""
+    """The belief after ``dt`` s of the shifts a driver with no known habits makes on their own;
+    ``*_boost`` is an extra chance of that shift from any gear, ``cue_*`` an extra chance of it from
+    ``cued_gear`` only (the gear keidash cued in). With habits, call it with ``dt`` 0 for the boosts."""
     top = model.top_gear
     out = [0.0] * (top + 1)
-    engage = model.habits.engage_per_s if model.habits is not None else DEFAULT_ENGAGE_PER_S
-    p_out = 1 - math.exp(-engage * dt)
+    p_out = 1 - math.exp(-DEFAULT_ENGAGE_PER_S * dt)
     out[0] += belief[0] * (1 - p_out)
     for g in range(1, top + 1):  # leaving neutral: into any gear, the evidence decides which
         out[g] += belief[0] * p_out / top
-    # with no habits learned, an obedient driver shifts when keidash says so (the cue boost), seldom
-    # on their own; learned habits already hold how often this driver shifts
-    spontaneous = 1.0 if model.habits is not None else max(MIN_SPONTANEOUS, 1.0 - model.driver_obedience)
+    # an obedient driver shifts when keidash says so (the cue boost), seldom on their own; an automatic
+    # shifts on its own
+    spontaneous = 1.0 if model.automatic else max(MIN_SPONTANEOUS, 1.0 - model.driver_obedience)
     for g in range(1, top + 1):
-        up, down, neutral = _rates(model, g)
-        p_up = 1 - math.exp(-up * spontaneous * dt) if g < top else 0.0
-        p_down = 1 - math.exp(-down * spontaneous * dt) if g > 1 else 0.0
-        p_neutral = 1 - math.exp(-neutral * dt)
+        p_up = 1 - math.exp(-DEFAULT_UP_PER_S * spontaneous * dt) if g < top else 0.0
+        p_down = 1 - math.exp(-DEFAULT_DOWN_PER_S * spontaneous * dt) if g > 1 else 0.0
+        p_neutral = 1 - math.exp(-DEFAULT_NEUTRAL_PER_S * dt)
         boost_up = 1 - (1 - up_boost) * (1 - (cue_up if g == cued_gear else 0.0))
         boost_down = 1 - (1 - down_boost) * (1 - (cue_down if g == cued_gear else 0.0))
         if g < top:
@@ -463,22 +630,7 @@ def _predict(belief: list[float], model: SpeedModel, dt: float, up_boost: float,
             else:
                 out[g - 1] += belief[g] * p_down
         out[0] += belief[g] * p_neutral
-    # a driver's gear is only so predictable from the last one: forget toward the habits' shares
-    forget = 1 - math.exp(-FORGET_PER_S * dt)
-    if forget > 0 and model.habits is not None:  # with no habits there is nothing to forget toward
-        shares = _shares(model)
-        out = [(1 - forget) * b + forget * s for b, s in zip(out, shares)]
     return out
-
-
-def _shares(model: SpeedModel) -> list[float]:
-    """Share of moving time in each state 0..top (habits), or even shares."""
-    top = model.top_gear
-    if model.habits is None:
-        return [1.0 / (top + 1)] * (top + 1)
-    seconds = [model.habits.gear_seconds[g] if g <= model.habits.top_gear else 0.0 for g in range(top + 1)]
-    total = sum(seconds) + top + 1
-    return [(s + 1) / total for s in seconds]
 
 
 def _start_belief(model: SpeedModel, speed_kmh: float) -> list[float]:
@@ -532,7 +684,8 @@ def speed_step(state: SpeedOnlyState, t: float, speed_kmh: float, model: SpeedMo
     # one upshift shows twice, as the cue it answered and as its clutch dip: count it once
     up_at = state.up_at
     recent_up = up_at is not None and t - up_at <= ONE_SHIFT_S
-    up_boost = DIP_UP_CHANCE if dip_up and not recent_up else 0.0
+    dip_chance = DIP_UP_CHANCE if model.learned is None else DIP_UP_CHANCE_WITH_HABITS
+    up_boost = dip_chance if dip_up and not recent_up else 0.0
     down_boost = cue_up = cue_down = 0.0
     if cue in (UP, DOWN) and not cue_used and t - cue_since >= OBEY_AFTER_S:
         cue_used = True  # the driver in the gear keidash cued in has answered it
@@ -545,10 +698,16 @@ def speed_step(state: SpeedOnlyState, t: float, speed_kmh: float, model: SpeedMo
 
     if gap is None:
         belief = _start_belief(model, speed_kmh)
-        weight = 1.0
+        weight = speed_weight = 1.0
     else:
-        belief = _predict(list(state.belief), model, gap, up_boost, down_boost, cued_gear, cue_up, cue_down)
+        if model.learned is not None:
+            belief = _hazard_predict(list(state.belief), model, gap, speed_kmh, accel)
+            if up_boost or cue_up or cue_down:
+                belief = _predict(belief, model, 0.0, up_boost, down_boost, cued_gear, cue_up, cue_down)
+        else:
+            belief = _predict(list(state.belief), model, gap, up_boost, down_boost, cued_gear, cue_up, cue_down)
         weight = min(1.0, gap / EVIDENCE_S)
+        speed_weight = min(1.0, gap / SPEED_EVIDENCE_S)
 
     if speed_kmh < MOVING_KMH:
         # stopped or crawling: clutch in or 1st; a stop forgets the gear it came down in
@@ -558,7 +717,7 @@ def speed_step(state: SpeedOnlyState, t: float, speed_kmh: float, model: SpeedMo
         belief = [b / total for b in belief] if total > 0 else _start_belief(model, speed_kmh)
         gear = 0
     else:
-        loglik = _evidence(model, speed_kmh, accel, weight)
+        loglik = _evidence(model, speed_kmh, accel, weight, speed_weight)
         best = max(loglik)
         posterior = [b * math.exp(ll - best) for b, ll in zip(belief, loglik)]
         total = sum(posterior)
