@@ -163,14 +163,30 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
 
 # -- keidash demo / run / replay --------------------------------------------------------------
 def demo_main(args) -> int:
-    """``keidash demo``: the virtual truck through the real sources to the cluster."""
+    """``keidash demo``: the virtual truck through the real sources to the cluster.
+
+    The options become a ``sim://`` URL, which the user never typed: a mistake the rig
+    finds in it is said in the command line's words, never with the URL.
+    """
+    from urllib.parse import urlencode
+
     from .profiles import load_profile
-    load_profile(args.profile)  # an unknown profile is a usage error before anything starts
-    query = f"hardware={args.hardware}&speedup={args.speedup:g}&skip={args.skip:g}&vss_error={args.vss_error:g}"
+    profile = load_profile(args.profile)  # an unknown profile is a usage error before anything starts
+    if not profile.ratios_known:
+        raise ConfigError(f"--profile {profile.name} has no sourced gear ratios, so the virtual truck cannot "
+                          "be built from it; simulate hijet-s500p instead")
+    options = {"hardware": args.hardware, "speedup": f"{args.speedup:g}", "skip": f"{args.skip:g}",
+               "vss_error": f"{args.vss_error:g}"}
     if args.obey_cues:
-        query += "&obey=1"
-    sources = {"sim": f"sim://{args.profile}?{query}"}
-    return start_dash(args, args.profile, sources, size=args.size, fullscreen=False, shift={}, demo=True)
+        options["obey"] = "1"
+    url = f"sim://{args.profile}?{urlencode(options)}"  # urlencode: 1e+05 keeps its + (%2B)
+    try:
+        return start_dash(args, profile, {"sim": url}, size=args.size, fullscreen=False, shift={}, demo=True)
+    except ConfigError as exc:
+        text = str(exc)
+        if url not in text:
+            raise
+        raise ConfigError(text.replace(f"{url}: ", "keidash demo: ").replace(url, "the virtual truck")) from None
 
 
 def run_main(args) -> int:
@@ -283,39 +299,59 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
 
     if isinstance(profile, str):
         profile = load_profile(profile)
-    for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
-                         ("--save-learned", args.save_learned), ("--log", args.log)):
-        check_writable(option, path)
     headless = args.headless or no_display()
     seconds = args.seconds or (DEFAULT_HEADLESS_SECONDS if headless and demo else None)
     screenshot = args.screenshot or (DEFAULT_SCREENSHOT if headless and demo else None)
+    # every output path is checked before the drive, not after it
+    for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
+                         ("--save-learned", args.save_learned), ("--log", args.log)):
+        check_writable(option, path)
+    if screenshot and not args.screenshot:  # the demo's own screenshot, in the current folder
+        check_writable("--screenshot", screenshot,
+                       label=f"the demo saves its last frame as {screenshot} in the current folder",
+                       hint="run it from a folder you can write in, or give --screenshot PATH")
     if headless and seconds is None and not all(url.startswith("replay:") for url in sources.values()):
         print("keidash: running headless; stop with Ctrl-C or SIGTERM", file=sys.stderr)
 
-    from .display.cluster import Cluster
-    layout = args.layout or (config.layout if config else None)
-    try:
-        cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
-    except Exception as exc:  # pygame.error and friends: say it plainly
-        raise KeidashError(f"cannot open the display: {exc}") from None
-
-    rig = open_rig(sources, profile)
-    from .estimate.estimator import config_for
-    estimator = config_for(profile, shift, rig.priority(), learned, transmission=getattr(args, "transmission", None))
-    cab, outputs = _cab_and_outputs(args, config)
-    log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
-    log = None
-    if log_path:
-        from .triplog.writer import TripLog
-        log = TripLog(log_path, profile=profile.name, sources=" ".join(f"{n}={u}" for n, u in sources.items()))
-    from .pi.notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
-    watchdog = Watchdog.from_environment(
-        check_sources=lambda: sources_alive(rig.sources),
-        describe=lambda: "; ".join(f"{name}: {'connected' if ok else (message or 'not connected')}"
-                                   for name, (ok, message, *_) in rig.links().items()))
+    # Ctrl-C and SIGTERM: before the frame loop (opening the display, fast-forwarding the virtual
+    # truck into its day) they end the start-up at once; in it, they stop the loop after its frame.
+    # SDL turns both into a quit event once the display is open, which nothing reads before the loop.
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    looping = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+        if not looping.is_set():
+            raise KeyboardInterrupt
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    cluster = rig = cab = log = watchdog = None
+    outputs = []
     try:
+        from .display.cluster import Cluster
+        layout = args.layout or (config.layout if config else None)
+        try:
+            cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
+        except Exception as exc:  # pygame.error and friends: say it plainly
+            raise KeidashError(f"cannot open the display: {exc}") from None
+
+        rig = open_rig(sources, profile)
+        from .estimate.estimator import config_for
+        estimator = config_for(profile, shift, rig.priority(), learned,
+                               transmission=getattr(args, "transmission", None))
+        cab, outputs = _cab_and_outputs(args, config)
+        log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
+        if log_path:
+            from .triplog.writer import TripLog
+            log = TripLog(log_path, profile=profile.name,
+                          sources=" ".join(f"{n}={u}" for n, u in sources.items()))
+        from .pi.notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
+        watchdog = Watchdog.from_environment(
+            check_sources=lambda: sources_alive(rig.sources),
+            describe=lambda: "; ".join(f"{name}: {'connected' if ok else (message or 'not connected')}"
+                                       for name, (ok, message, *_) in rig.links().items()))
+        looping.set()
+        if stop.is_set():  # a signal came while the rest was opened
+            return 130
         rig.start()
         stats = run_dash(rig, estimator, [cluster, *outputs], fps=args.fps or fps, seconds=seconds, stop=stop,
                          should_quit=lambda: cluster.poll_quit() or rig.finished(),
@@ -328,22 +364,38 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         if args.save_learned:
             _save_learned(profile, stats.learned, args.save_learned, list(sources))
         if screenshot:
-            cluster.save(screenshot)
+            try:
+                cluster.save(screenshot)
+            except Exception as exc:  # the disk filled or went read-only during the drive
+                raise KeidashError(f"could not save the screenshot {screenshot}: {_reason(exc)}") from None
             print(f"keidash: saved a screenshot of the cluster to {os.path.abspath(screenshot)}")
         if args.stats_json:
-            stats.write(args.stats_json)
+            try:
+                stats.write(args.stats_json)
+            except OSError as exc:
+                raise KeidashError(f"could not write --stats-json {args.stats_json}: {_reason(exc)}") from None
     finally:
-        watchdog.stopping()
+        if watchdog is not None:
+            watchdog.stopping()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        rig.stop()
-        cab.close()
+        if rig is not None:
+            rig.stop()
+        if cab is not None:
+            cab.close()
         if log is not None:
             log.close()
         for output in outputs:
             output.close()
-        cluster.close()
+        if cluster is not None:
+            cluster.close()
     return 0
+
+
+def _reason(exc: BaseException) -> str:
+    """An OSError's reason in words (``No space left on device``), else the exception's text."""
+    code = getattr(exc, "errno", None)
+    return os.strerror(code).lower() if isinstance(code, int) else str(exc)
 
 
 def _cab_and_outputs(args, config):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 
 from . import __version__
@@ -35,21 +36,69 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 800x480, not {text!r}") from None
 
 
-def _positive(text: str) -> float:
+def _number(text: str) -> float:
+    """A finite number, or one sentence: 'nan', 'inf' and 1e999 are no number an owner means."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (give a finite one)")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
     return value
 
 
 def _non_negative(text: str) -> float:
-    value = float(text) if text.replace(".", "", 1).isdigit() else -1
+    try:
+        value = _number(text)
+    except argparse.ArgumentTypeError:
+        value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number, 0 or more")
     return value
+
+
+def _within(low: float, high: float, what: str, *, above: bool = False, unit: str = ""):
+    """A number type for argparse: finite, from ``low`` (or above it) to ``high``, else one sentence."""
+    def parse(text: str) -> float:
+        value = _number(text)
+        if above and value <= low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above {low:g}")
+        if value > high or value < low:
+            start = f"above {low:g}" if above else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: {what} is {start} to {high:g}{unit}")
+        return value
+    return parse
+
+
+def _whole(low: int, high: int, sentence: str):
+    """A whole-number type for argparse from ``low`` to ``high``; ``sentence`` says the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: {sentence}")
+        return value
+    return parse
+
+
+#: the demo's day (keidash.sim.driver.KEI_DAY) lasts about 487 simulated seconds before it starts
+#: over; --skip past it would only fast-forward through the same day again (tests pin the figure)
+DEMO_DAY_S = 480.0
+#: frames per second a cluster can be asked for: 1 (a slide show) to 240 (beyond any panel)
+FPS = _within(1, 240, "the frame rate", unit=" frames per second")
+#: --seconds of a drive: up to a week (a number beyond is a typo; leave --seconds out to run until stopped)
+DRIVE_SECONDS = _within(0, 7 * 24 * 3600, "--seconds", above=True, unit=" s (leave it out to run until stopped)")
+#: --seconds of probe and doctor: listening longer than an hour tells nothing more
+LISTEN_SECONDS = _within(0, 3600, "--seconds", above=True, unit=" s")
 
 
 #: the registered log formats (keidash.replay.FORMATS), written out so the CLI imports no reader
@@ -67,6 +116,20 @@ def log_options(p, prefix: str = "", which: str = "the log") -> None:
                    help=f"unit of the speed column of {which} (default: from the column's name, else kmh)")
 
 
+#: the virtual truck's emulated devices (keidash.rig.SIM_HARDWARE), written out so the CLI imports no rig
+SIM_HARDWARE = ("obd", "gps", "pulses")
+
+
+def _hardware(text: str) -> str:
+    names = [h.strip() for h in text.split(",") if h.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"name at least one device, e.g. obd,gps,pulses or gps (not {text!r})")
+    for name in names:
+        if name not in SIM_HARDWARE:
+            raise argparse.ArgumentTypeError(f"unknown hardware {name!r}; choose from {', '.join(SIM_HARDWARE)}")
+    return ",".join(dict.fromkeys(names))
+
+
 def _transmission(text: str) -> str:
     t = text.strip().upper().replace(" ", "")
     if not t or not any(word in t for word in ("MT", "AT", "CVT", "MANUAL", "AUTO")):
@@ -81,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def display_options(p):
         p.add_argument("--headless", action="store_true", help="render off-screen (no window)")
-        p.add_argument("--seconds", type=_positive, help="stop after this many seconds")
+        p.add_argument("--seconds", type=DRIVE_SECONDS, help="stop after this many seconds")
         p.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
-        p.add_argument("--fps", type=_positive, help="frames per second (default 60)")
+        p.add_argument("--fps", type=FPS, help="frames per second, 1 to 240 (default 60)")
         p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
         p.add_argument("--units", choices=("mph", "kmh"), help="the big speed figure (default mph, or the config's)")
         p.add_argument("--layout", choices=("800x480", "480x320", "1024x600", "1280x400"),
@@ -97,15 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the virtual truck through the real pipeline to the cluster")
     demo.add_argument("--profile", default="hijet-s500p", help="truck to simulate (default hijet-s500p)")
-    demo.add_argument("--hardware", default="obd,gps,pulses",
+    demo.add_argument("--hardware", type=_hardware, default="obd,gps,pulses",
                       help="emulated devices to read, comma-separated: obd,gps,pulses "
                            "(gps alone = a truck with no rpm source)")
-    demo.add_argument("--speedup", type=_positive, default=1.0, help="simulated seconds per real second")
-    demo.add_argument("--skip", type=_non_negative, default=0.0,
-                      help="start this many simulated seconds into the day")
+    demo.add_argument("--speedup", type=_within(0.1, 20, "--speedup", unit=" simulated seconds per second"),
+                      default=1.0, help="simulated seconds per real second, 0.1 to 20")
+    demo.add_argument("--skip", type=_within(0, DEMO_DAY_S, "--skip",
+                                             unit=" s: the demo's day lasts about 8 minutes"),
+                      default=0.0, help=f"start this many simulated seconds into the day (0 to {DEMO_DAY_S:g})")
     demo.add_argument("--obey-cues", action="store_true",
                       help="the virtual driver shifts when keidash says so (closed loop)")
-    demo.add_argument("--vss-error", type=float, default=0.0, metavar="PCT",
+    demo.add_argument("--vss-error", type=_within(-30, 30, "--vss-error", unit=" %"), default=0.0, metavar="PCT",
                       help="make the virtual speed sensor read PCT %% high, to watch keidash learn it")
     demo.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
     display_options(demo)
@@ -119,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("drive", metavar="LOG",
                         help="carOBD CSV, OpenXC trace, Torque Pro CSV, keidash trip log or any CSV")
     log_options(replay)
-    replay.add_argument("--speed", type=_non_negative, default=1.0,
+    replay.add_argument("--speed", type=_within(0, 1000, "--speed", unit=" times real time"), default=1.0,
                         help="times real time (default 1; 0 = as fast as possible)")
     truck = replay.add_mutually_exclusive_group()
     truck.add_argument("--profile", help="the truck the log was driven in (default: learn it as the log plays)")
@@ -141,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn = sub.add_parser("learn", help="learn a truck's gear ratios from drives with rpm and speed")
     learn.add_argument("logs", nargs="+", metavar="LOG", help="drive logs (any format replay reads)")
     learn.add_argument("--profile", help="the truck's profile to add the learned ratios to")
-    learn.add_argument("--gears", type=int, help="forward gears (default: the profile's, else found)")
+    learn.add_argument("--gears", type=_whole(1, 10, "a gearbox has 1 to 10 forward gears"), help="forward gears (default: the profile's, else found)")
     learn.add_argument("--out", metavar="PROFILE.toml", help="write the profile with the learned ratios")
     log_options(learn, which="every LOG")
 
@@ -161,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
     probe.add_argument("url", metavar="URL", help="e.g. obd:///dev/ttyUSB0?protocol=5 or nmea:///dev/serial0")
-    probe.add_argument("--seconds", type=_positive, default=5.0, help="how long to listen (default 5)")
+    probe.add_argument("--seconds", type=LISTEN_SECONDS, default=5.0, help="how long to listen (default 5)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.add_argument("--profile", help="profile for pulse defaults (tach pulses per rev)")
     probe.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -170,13 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
                                            "groups, disk")
     doctor.add_argument("--config", metavar="PATH", help="TOML config (default /etc/keidash/config.toml when it "
                                                          "exists)")
-    doctor.add_argument("--seconds", type=_positive, default=5.0,
+    doctor.add_argument("--seconds", type=LISTEN_SECONDS, default=5.0,
                         help="how long to listen to the adapter and the GPS (default 5)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
 
     ign = sub.add_parser("ignition", help="power the Pi off after the ignition has been off a while")
-    ign.add_argument("--pin", type=int, required=True, help="BCM number of the ignition-sense input (hardware/: 22)")
-    ign.add_argument("--grace", type=_positive, default=10.0, help="seconds off before powering off (default 10)")
+    ign.add_argument("--pin", type=_whole(0, 27, "BCM GPIO numbers run from 0 to 27"), required=True, help="BCM number of the ignition-sense input (hardware/: 22)")
+    ign.add_argument("--grace", type=_within(0, 3600, "--grace", above=True, unit=" s"), default=10.0, help="seconds off before powering off (default 10)")
     polarity = ign.add_mutually_exclusive_group()
     polarity.add_argument("--active-low", dest="active_low", action="store_true", default=True,
                           help="the pin reads LOW while the ignition is on (optocoupler; default)")

@@ -273,12 +273,36 @@ def _shift(table: dict, where: str) -> dict:
     return out
 
 
-def check_writable(option: str, path: str | None) -> None:
-    """Fail before the drive, not after it, when an output file cannot be written."""
+def check_writable(option: str, path: str | None, *, label: str | None = None, hint: str = "") -> None:
+    """Fail before the drive, not after it, when an output file cannot be written.
+
+    One sentence, starting with ``label`` (default: the option and the path as typed) and
+    ending with ``hint`` when given: the path is a folder, its folder is missing, or nothing
+    can be written there, said as "read-only file system" only when the file system is
+    mounted read-only and "permission denied" when it is the permissions.
+    """
     if path is None:
         return
-    folder = os.path.dirname(os.path.abspath(path))
+    label = label or f"{option} {path}"
+    hint = f"; {hint}" if hint else ""
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise ConfigError(f"{label}: {path} is a folder; name a file in it{hint}")
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise ConfigError(f"{option} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"{option} {path}: cannot write in {folder} (permission denied)")
+        if os.path.exists(folder):
+            raise ConfigError(f"{label}: {folder} is a file, not a folder{hint}")
+        raise ConfigError(f"{label}: the folder {folder} does not exist{hint}")
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        raise ConfigError(f"{label}: cannot write {target} ({_why_not_writable(target)}){hint}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{label}: cannot write in {folder} ({_why_not_writable(folder)}){hint}")
+
+
+def _why_not_writable(path: str) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return "permission denied"

@@ -1,0 +1,200 @@
+"""The first hour of an owner: each mistake is one plain sentence, never a traceback or an internal URL.
+
+Every case runs the command as a user types it: ``keidash.cli.main([...])`` or ``python -m keidash``.
+A user mistake exits 2 (ConfigError), a runtime failure 1 (KeidashError).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keidash.cli import DEMO_DAY_S, main
+
+ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+
+
+def run_cli(*args, cwd=None, timeout=60, env=None):
+    return subprocess.run([sys.executable, "-m", "keidash", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env or ENV, cwd=cwd)
+
+
+def one_sentence(err: str) -> str:
+    """The one line on stderr, checked for what must never be there."""
+    assert "Traceback" not in err
+    assert "sim://" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def status_and_error(args, capsys) -> tuple[int, str]:
+    try:
+        status = main(args)
+    except SystemExit as exit_info:  # argparse refuses with SystemExit
+        status = exit_info.code
+    return status, one_sentence(capsys.readouterr().err)
+
+
+# -- every number on the command line: finite and in a sane range ------------------------------
+@pytest.mark.parametrize("args,words", [
+    (["demo", "--fps", "1e-300"], ["--fps", "1 to 240"]),
+    (["demo", "--fps", "nan"], ["--fps", "'nan' is not a number"]),
+    (["demo", "--seconds", "nan"], ["--seconds", "'nan' is not a number"]),
+    (["demo", "--seconds", "inf"], ["--seconds", "'inf' is not a number"]),
+    (["demo", "--seconds", "1e300"], ["--seconds", "out of range"]),
+    (["demo", "--speedup", "1e308"], ["--speedup", "0.1 to 20"]),
+    (["demo", "--speedup", "0"], ["--speedup", "0.1 to 20"]),
+    (["demo", "--skip", "nan"], ["--skip", "'nan' is not a number"]),
+    (["demo", "--skip", "999999"], ["--skip", f"0 to {DEMO_DAY_S:g}", "the demo's day"]),
+    (["demo", "--skip", "-5"], ["--skip", "out of range"]),
+    (["demo", "--vss-error", "nan"], ["--vss-error", "'nan' is not a number"]),
+    (["demo", "--vss-error", "inf"], ["--vss-error", "'inf' is not a number"]),
+    (["demo", "--vss-error", "500"], ["--vss-error", "-30 to 30"]),
+    (["demo", "--hardware", ""], ["--hardware", "name at least one device"]),
+    (["demo", "--hardware", ","], ["--hardware", "name at least one device"]),
+    (["replay", "x.csv", "--speed", "nan"], ["--speed", "'nan' is not a number"]),
+    (["replay", "x.csv", "--fps", "inf"], ["--fps", "'inf' is not a number"]),
+    (["run", "--config", "x.toml", "--seconds=-inf"], ["--seconds", "'-inf' is not a number"]),
+    (["probe", "sim://hijet-s500p", "--seconds", "nan"], ["--seconds", "'nan' is not a number"]),
+    (["doctor", "--seconds", "1e308"], ["--seconds", "out of range"]),
+    (["ignition", "--pin", "22", "--grace", "nan"], ["--grace", "'nan' is not a number"]),
+    (["ignition", "--pin", "99"], ["--pin", "0 to 27"]),
+    (["learn", "x.csv", "--gears", "0"], ["--gears", "1 to 10 forward gears"]),
+])
+def test_numbers_on_the_command_line(args, words, capsys):
+    status, err = status_and_error(args, capsys)
+    assert status == 2
+    for word in words:
+        assert word in err
+
+
+def test_the_demo_day_is_as_long_as_skip_allows():
+    """--skip is bounded by the day's length: the virtual truck's day really lasts that long."""
+    from keidash.profiles import load_profile
+    from keidash.sim.truck import VirtualTruck
+    truck = VirtualTruck(load_profile("hijet-s500p"))
+    last_leg, seconds = 0, 0
+    while truck.driver.s.leg >= last_leg:
+        last_leg = truck.driver.s.leg
+        truck.advance(1.0)
+        seconds += 1
+        assert seconds < 3 * DEMO_DAY_S
+    assert DEMO_DAY_S <= seconds < DEMO_DAY_S + 60
+
+
+def test_a_speedup_with_an_exponent_reaches_the_truck_unmangled():
+    # the sim:// URL the demo builds must keep the + of 1e+01 (a + in a query is a space)
+    from urllib.parse import urlencode, urlsplit, parse_qsl
+    query = urlencode({"speedup": f"{10.0:g}", "skip": f"{1e-5:g}"})
+    assert dict(parse_qsl(urlsplit(f"sim://hijet-s500p?{query}").query)) == {"speedup": "10", "skip": "1e-05"}
+
+
+def test_a_profile_without_ratios_is_said_in_the_demo_s_words(capsys):
+    status, err = status_and_error(["demo", "--profile", "carry-dd51t", "--seconds", "1", "--headless"], capsys)
+    assert status == 2
+    assert "--profile carry-dd51t has no sourced gear ratios" in err
+
+
+# -- point 5: every output path checked before the drive, one sentence each -------------------
+@pytest.mark.parametrize("option", ["--screenshot", "--stats-json", "--save-learned", "--log"])
+def test_an_output_path_naming_a_folder(option, tmp_path, capsys):
+    status, err = status_and_error(["demo", "--seconds", "1", "--headless", option, str(tmp_path)], capsys)
+    assert status == 2
+    assert f"{option} {tmp_path}: {tmp_path} is a folder; name a file in it" in err
+
+
+def test_an_output_path_in_a_missing_folder(tmp_path, capsys):
+    path = tmp_path / "none" / "shot.png"
+    status, err = status_and_error(["demo", "--seconds", "1", "--headless", "--screenshot", str(path)], capsys)
+    assert status == 2 and f"the folder {tmp_path / 'none'} does not exist" in err
+
+
+@pytest.fixture
+def folder_for_nobody(tmp_path):
+    """A folder the command can reach: tmp_path, or as root (who is denied nothing) one that user
+    nobody can reach too (pytest's tmp_path is under a root-only folder)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    import shutil
+    import tempfile
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
+    folder = tempfile.mkdtemp(prefix="keidash-owner-")
+    os.chmod(folder, 0o755)
+    try:
+        yield __import__("pathlib").Path(folder)
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_as_user(*args, cwd):
+    """The command as the user running the tests, or as nobody when that is root."""
+    if os.geteuid() != 0:
+        return run_cli(*args, cwd=cwd)
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                           "-m", "keidash", *args], capture_output=True, text=True, timeout=60, env=ENV, cwd=cwd)
+
+
+def test_the_demo_from_a_read_only_folder_says_so_before_the_drive(folder_for_nobody):
+    # make demo from a folder the user cannot write in: headless, the demo saves keidash-demo.png here
+    read_only = folder_for_nobody / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    out = run_as_user("demo", "--headless", "--hardware", "gps", cwd=read_only)  # no --seconds: 20 s if it ran
+    assert out.returncode == 2
+    err = one_sentence(out.stderr)
+    assert f"keidash-demo.png in the current folder: cannot write in {read_only} (permission denied)" in err
+    assert "give --screenshot PATH" in err
+    assert not (read_only / "keidash-demo.png").exists()
+
+
+def test_a_read_only_output_folder_says_permission_denied(folder_for_nobody):
+    read_only = folder_for_nobody / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    stats = read_only / "stats.json"
+    out = run_as_user("demo", "--seconds", "1", "--headless", "--stats-json", str(stats), cwd=folder_for_nobody)
+    assert out.returncode == 2
+    assert one_sentence(out.stderr) == (f"keidash: --stats-json {stats}: cannot write in {read_only} "
+                                        "(permission denied)")
+
+
+def test_a_read_only_file_system_is_called_that(tmp_path, monkeypatch):
+    """Only a file system mounted read-only is called one (statvfs says ST_RDONLY); tests cannot
+    mount one, so the mount flag and the refusal are stood in for."""
+    from keidash.config import check_writable
+    from keidash.errors import ConfigError
+
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, path):
+            self.f_flag = real_statvfs(path).f_flag | os.ST_RDONLY
+    monkeypatch.setattr(os, "statvfs", ReadOnly)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ConfigError) as info:
+        check_writable("--log", str(tmp_path / "trips.db"))
+    assert str(info.value) == f"--log {tmp_path / 'trips.db'}: cannot write in {tmp_path} (read-only file system)"
+
+
+def test_sigterm_stops_the_demo_promptly_even_while_it_fast_forwards(tmp_path):
+    # --skip 480: the virtual truck is fast-forwarded through its whole day before the first frame;
+    # SIGTERM at any moment (start-up, fast-forward, frames) ends the demo without a traceback
+    for delay in (0.2, 0.6, 1.0):
+        process = subprocess.Popen([sys.executable, "-m", "keidash", "demo", "--skip", "480", "--headless",
+                                    "--screenshot", str(tmp_path / "shot.png")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=10)  # the demo alone would run 20 s
+        finally:
+            process.kill()
+        assert process.returncode in (0, 130, -signal.SIGTERM), err
+        assert "Traceback" not in err
