@@ -198,3 +198,33 @@ def test_sigterm_stops_the_demo_promptly_even_while_it_fast_forwards(tmp_path):
             process.kill()
         assert process.returncode in (0, 130, -signal.SIGTERM), err
         assert "Traceback" not in err
+
+
+# -- point 6: no raw bytes, no internal URLs, the CLI's own words -------------------------------
+def binary_csv(tmp_path):
+    path = tmp_path / "drive.csv"
+    path.write_bytes(bytes(range(256)) * 8 + b"\x1b[2J\x07")  # every byte, a clear-screen and a bell
+    return path
+
+
+@pytest.mark.parametrize("command", [["replay"], ["learn"], ["eval"]])
+def test_a_binary_file_is_not_echoed(command, tmp_path, capsys):
+    path = binary_csv(tmp_path)
+    status, err = status_and_error([*command, str(path), *(["--headless"] if command == ["replay"] else [])],
+                                   capsys)
+    assert status == 2
+    assert f"{path}: unknown log format (it is not text: a binary file, not a drive log)" in err
+    assert err.isprintable() and "\\x" not in err
+
+
+def test_a_program_given_as_a_log(capsys):
+    status, err = status_and_error(["replay", sys.executable, "--headless", "--seconds", "1"], capsys)
+    assert status == 2 and "it is not text" in err and "ELF" not in err and err.isprintable()
+
+
+def test_a_text_file_shows_a_short_printable_excerpt(tmp_path, capsys):
+    path = tmp_path / "notes.csv"
+    path.write_text("\x1b[31m" + "hello, " * 40 + "\n1,2\n")
+    status, err = status_and_error(["replay", str(path), "--headless"], capsys)
+    assert status == 2 and "unknown log format (it starts '\\x1b[31mhello, hello" in err
+    assert err.isprintable() and "..." in err and len(err) < 300

@@ -60,10 +60,23 @@ def detect_format(head: list[str], name: str = "log") -> str:
     for fmt in FORMATS.values():
         if fmt.sniff is not None and fmt.sniff(lines):
             return fmt.name
+    if _binary(lines):  # a program, an image, a zip renamed .csv: no excerpt of its bytes
+        raise ConfigError(f"{name}: unknown log format (it is not text: a binary file, not a drive log); "
+                          f"keidash replays {format_names()} logs")
     first = lines[0].strip() if lines else ""
-    shown = first if len(first) <= 80 else first[:77] + "..."
+    shown = first if len(first) <= 60 else first[:57] + "..."
     raise ConfigError(f"{name}: unknown log format (it starts {shown!r}); give format= one of "
                       f"{format_names()}, with columns=time=COL,speed=COL[,rpm=COL] for a plain CSV")
+
+
+def _binary(lines: list[str]) -> bool:
+    """True when the first lines are not text: NUL bytes, undecodable bytes (read as U+FFFD) or
+    more than a few control characters, which a log's header never holds."""
+    text = "\n".join(lines)[:2000]
+    if not text:
+        return False
+    odd = sum(1 for c in text if c in "\x00\ufffd" or (not c.isprintable() and c not in "\t\n\r"))
+    return "\x00" in text or odd > max(2, len(text) // 50)
 
 
 def read_text(path: str) -> list[str]:
