@@ -228,3 +228,53 @@ def test_a_text_file_shows_a_short_printable_excerpt(tmp_path, capsys):
     status, err = status_and_error(["replay", str(path), "--headless"], capsys)
     assert status == 2 and "unknown log format (it starts '\\x1b[31mhello, hello" in err
     assert err.isprintable() and "..." in err and len(err) < 300
+
+
+@pytest.mark.parametrize("port,suggested", [
+    ("/dev/ttyUSB0", "probe obd:///dev/ttyUSB0 for an OBD adapter"),
+    ("/dev/rfcomm0", "probe obd:///dev/rfcomm0 for an OBD adapter"),
+    ("/dev/serial0", "probe nmea:///dev/serial0 for a GPS"),
+    ("/dev/ttyACM0", "probe nmea:///dev/ttyACM0 for a GPS"),
+])
+def test_probe_of_a_bare_port_suggests_its_url(port, suggested, capsys):
+    status, err = status_and_error(["probe", port, "--seconds", "1"], capsys)
+    assert status == 2
+    assert f"{port} is a port, not a URL: {suggested}" in err
+    assert "source source" not in err
+
+
+def test_probe_of_an_unknown_scheme(capsys):
+    status, err = status_and_error(["probe", "ftp://truck", "--seconds", "1"], capsys)
+    assert status == 2 and "unknown URL scheme 'ftp'" in err and "source source" not in err
+
+
+@pytest.fixture
+def held_port():
+    """A serial port (a pseudo-terminal) this test process holds open, as another program would."""
+    master, slave = os.openpty()
+    try:
+        yield os.ttyname(slave), slave
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_probe_names_the_program_holding_the_port(held_port):
+    port, _ = held_port
+    out = run_cli("probe", f"obd://{port}", "--seconds", "1")
+    assert out.returncode == 1
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        name = f.read().strip()
+    assert one_sentence(out.stderr) == f"keidash: {port} is in use by PID {os.getpid()} ({name}): stop it, then probe again"
+    assert "unplugged" not in out.stdout + out.stderr
+
+
+def test_probe_of_a_locked_port_whose_holder_is_hidden(held_port, capsys):
+    # the holder is this very process, which /proc lists but the probe does not count as another:
+    # only the lock (pyserial's exclusive=True, gpsd) says the port is taken
+    import fcntl
+    port, slave = held_port
+    fcntl.flock(slave, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    status, err = status_and_error(["probe", f"nmea://{port}", "--seconds", "1"], capsys)
+    assert status == 1
+    assert err == f"keidash: {port} is in use by another program: stop it, then probe again"

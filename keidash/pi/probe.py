@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, KeidashError
 from ..readings import CHANNELS, Reading
 from ..rig import open_rig
 from ..sources.base import CONNECTED
@@ -97,6 +97,8 @@ def probe(url: str, seconds: float, profile=None) -> dict:
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
         raise ConfigError(f"probe for how long? --seconds must be above 0, not {seconds!r}")
     scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    if scheme not in SOURCE_NAMES and scheme != "replay":
+        raise ConfigError(not_a_source_url(url))
     rig = open_rig({SOURCE_NAMES.get(scheme, scheme or "source"): url}, profile)
     watches: dict[str, _SourceWatch] = {}
     try:
@@ -115,6 +117,96 @@ def probe(url: str, seconds: float, profile=None) -> dict:
         rig.stop()
     _collect(rig, watches, time.monotonic())  # whatever was put on the bus while stopping
     return _report(rig.sources, statuses, watches)
+
+
+#: ports that are a GPS more often than an OBD adapter: the Pi's UART, u-blox USB (ACM), gpsd's names
+GPS_LIKE = ("/dev/serial", "/dev/ttyAMA", "/dev/ttyS", "/dev/ttyACM", "/dev/gps")
+EXAMPLES = "obd:///dev/ttyUSB0, nmea:///dev/serial0 or pulses://gpio?tach=17"
+
+
+def not_a_source_url(url) -> str:
+    """One sentence for what is not a source URL: a bare port gets its URL suggested."""
+    text = str(url)
+    if text.startswith("/dev/") or text.startswith("tty"):
+        port = text if text.startswith("/") else f"/dev/{text}"
+        if port.startswith(GPS_LIKE):
+            return (f"{text} is a port, not a URL: probe nmea://{port} for a GPS "
+                    f"(or obd://{port} for an OBD adapter)")
+        return (f"{text} is a port, not a URL: probe obd://{port} for an OBD adapter "
+                f"(or nmea://{port} for a GPS)")
+    scheme = urlsplit(text).scheme
+    if scheme:
+        return f"unknown URL scheme {scheme!r} in {text}; probe a URL like {EXAMPLES}"
+    return f"{text!r} is not a source URL; probe a URL like {EXAMPLES}"
+
+
+def device_port(url: str) -> str | None:
+    """The device file an obd:// or nmea:// URL opens (None for a socket, GPIO or the virtual truck)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("obd", "nmea") or url.startswith("obd://socket://"):
+        return None
+    port = parts.netloc + parts.path
+    return port if port.startswith("/") else None
+
+
+def port_holders(port: str, proc: str = "/proc") -> list[tuple[int, str]]:
+    """(PID, name) of every other process with ``port`` open, as far as /proc lets this user see."""
+    import os
+    try:
+        target = os.path.realpath(port)
+        pids = [int(entry) for entry in os.listdir(proc) if entry.isdigit()]
+    except OSError:
+        return []
+    holders = []
+    for pid in sorted(pids):
+        if pid == os.getpid():
+            continue
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:  # gone, or another user's (not ours to see)
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") == target:
+                    break
+            except OSError:
+                continue
+        else:
+            continue
+        try:
+            with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as f:
+                name = f.read().strip() or "?"
+        except OSError:
+            name = "?"
+        holders.append((pid, name))
+    return holders
+
+
+def port_in_use(port: str) -> str | None:
+    """One sentence when another program has ``port``: "in use by PID N (name)" when /proc shows
+    who, "in use by another program" when only the port says so (opened exclusively or locked)."""
+    holders = port_holders(port)
+    if holders:
+        who = ", ".join(f"PID {pid} ({name})" for pid, name in holders[:3])
+        return f"{port} is in use by {who}: stop it, then probe again"
+    import errno
+    import fcntl
+    import os
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:  # TIOCEXCL: another program opened it exclusively
+            return f"{port} is in use by another program: stop it, then probe again"
+        return None  # missing, no permission: the source says so in its own words
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # pyserial's exclusive=True, lockers like gpsd
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return f"{port} is in use by another program: stop it, then probe again"
+    finally:
+        os.close(fd)  # closing drops our lock too
+    return None
 
 
 def _collect(rig, watches: dict[str, _SourceWatch], now: float) -> None:
@@ -211,6 +303,10 @@ def probe_main(url: str, seconds: float, json_out: bool = False, profile_name: s
 
     from ..profiles import load_profile
     profile = load_profile(profile_name) if profile_name else None
+    port = device_port(url) if isinstance(url, str) else None
+    busy = port_in_use(port) if port else None
+    if busy:  # another program reading the port takes the adapter's replies: it would look unplugged
+        raise KeidashError(busy)
     result = probe(url, seconds, profile)
     print(json.dumps(result, indent=1) if json_out else format_probe(result))
     return 0 if any(s.get("readings") for s in result.get("sources", {}).values()) else 1
