@@ -145,8 +145,7 @@ NEUTRAL_MAX_ACCEL_MS2 = 0.25
 OVER_REV_SHARE = 1.08
 UNDER_IDLE_SHARE = 0.75
 LIMIT_PENALTY = 6.0  # log-likelihood lost per 10 % beyond a limit
-#: the driver's rpm habit (used beyond the speeds the habits cover) is a normal in log rpm at least
-#: this wide
+#: the driver's rpm habit (where the shift prior drifts) is a normal in log rpm at least this wide
 RPM_HABIT_MIN_SPREAD = 0.1
 #: with no habits: how fast (log space) rpm outside lug..upshift grows unlikely
 NO_HABIT_WIDTH = 0.2
@@ -164,7 +163,7 @@ HAZARD_PSEUDO_S = 2.0
 #: each gear is the driver's rpm habit); a two-gear downshift a quarter as often
 SHIFT_PRIOR_PER_S = 1.0
 SKIP_SHARE = 0.25
-#: neighbouring speed bins count this much toward a cell's hazards and occupancy
+#: neighbouring speed bins count this much toward a cell's shift hazards
 NEIGHBOUR_WEIGHT = 0.5
 #: with habits, the share of each state's time at this speed is one piece of evidence per this many
 #: seconds (a steady speed is not new evidence at every sample), weighed this much against the
@@ -176,7 +175,7 @@ SPEED_EVIDENCE_WEIGHT = 0.15
 
 @dataclass(frozen=True)
 class Habits:
-    """What a driver does, learned from a drive whose gears are known. Small and immutable.
+    """What a driver does, learned from a drive whose gears are known. Immutable (a few thousand numbers).
 
     ``seconds[g][v][a]`` is the time (s) spent in state ``g`` (0 = clutch in / neutral while
     moving, 1..top) at speed bin ``v`` (SPEED_BIN_KMH wide) and acceleration bin ``a``
