@@ -118,3 +118,225 @@ def test_keidash_run_with_the_same_keys_sane_runs_a_second(tmp_path, capsys, mon
     assert status == 0, capsys.readouterr().err
     import json
     assert json.loads(stats.read_text())["frames"] >= 1
+
+
+# -- 4. a bad value in the trip log ----------------------------------------------------------------
+from keidash.dashstate import DashState  # noqa: E402
+from keidash.readings import Reading  # noqa: E402
+from keidash.triplog.writer import TripLog  # noqa: E402
+
+FAST = dict(commit_every_s=0.02, retry_s=0.02)
+
+
+def rows(path, sql, args=()):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def dash(t: float, rpm=3000.0, speed=42.0) -> DashState:
+    return DashState(t, "Hijet", rpm, False, speed, 3, None, 5500.0, 6500.0, 8000.0)
+
+
+def test_nan_readings_are_dropped_and_counted_and_never_block_the_good_ones(tmp_path):
+    path = tmp_path / "trips.db"
+    log = TripLog(str(path), mono=lambda: 0.0, **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 900.0, "obd"), Reading(t + 0.1, "rpm", math.nan, "obd"),
+                  Reading(t + 0.2, "speed_kmh", math.inf, "gps"), Reading(t + 0.3, "rpm", -math.inf, "obd"),
+                  Reading(math.nan, "rpm", 950.0, "obd"), Reading(t + 0.4, "rpm", "fast", "obd"),
+                  Reading(t + 0.5, "speed_kmh", 12.5, "gps")], t + 0.5)
+    assert wait_for(lambda: log.rows_written == 2)
+    assert log.bad == 5
+    assert log.status() == "trip log dropped 5 bad values (not numbers)"
+    for i in range(10):  # the log goes on: later good readings are written too
+        log.readings([Reading(t + 1 + i, "rpm", 1000.0 + i, "obd")], t + 1 + i)
+    assert wait_for(lambda: log.rows_written == 12)
+    log.close()
+    assert rows(path, "SELECT value FROM readings ORDER BY t") == [
+        (900.0,), (12.5,)] + [(1000.0 + i,) for i in range(10)]
+    assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_frame_with_nan_keeps_its_good_figures_and_one_with_no_time_is_dropped(tmp_path):
+    path = tmp_path / "trips.db"
+    log = TripLog(str(path), mono=lambda: 0.0, **FAST)
+    t = time.monotonic()
+    log.frame(dash(t, rpm=math.nan, speed=math.inf), t)
+    log.frame(dash(math.nan), t + 0.2)
+    log.frame(dash(t + 0.4), t + 0.4)
+    assert wait_for(lambda: log.rows_written == 2)
+    log.close()
+    assert log.bad == 1
+    assert rows(path, "SELECT speed_kmh, rpm FROM frames ORDER BY t") == [(None, None), (42.0, 3000.0)]
+
+
+def test_a_row_the_database_refuses_is_dropped_alone(tmp_path):
+    """A row SQLite itself refuses (here a trigger standing for any constraint) costs only itself."""
+    path = tmp_path / "trips.db"
+    TripLog(str(path), **FAST).close()  # the tables exist, so a trigger can watch them
+
+    def connect(p):
+        conn = sqlite3.connect(p)
+        conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.readings WHEN NEW.value = 13"
+                     " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        return conn
+
+    log = TripLog(str(path), connect=connect, **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t + i * 0.01, "rpm", float(v), "obd") for i, v in enumerate((11, 12, 13, 14))], t)
+    assert wait_for(lambda: log.rows_written == 3)
+    log.readings([Reading(t + 1, "rpm", 15.0, "obd")], t + 1)
+    assert wait_for(lambda: log.rows_written == 4)
+    assert log.bad == 1 and log.status() == "trip log dropped 1 bad values (not numbers)"
+    log.close()
+    assert [v for (v,) in rows(path, "SELECT value FROM readings ORDER BY t")] == [11.0, 12.0, 14.0, 15.0]
+
+
+# -- 5. trip-log files that are not ours -----------------------------------------------------------
+def test_a_file_that_is_not_a_database_is_kept_aside_and_a_new_log_started(tmp_path):
+    path = tmp_path / "trips.db"
+    garbage = bytes(range(256)) * 64
+    path.write_bytes(garbage)
+    (tmp_path / "trips.db-wal").write_bytes(b"its WAL")  # moved with it: never replayed into the new log
+    log = TripLog(str(path), **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 800.0, "obd")], t)
+    assert wait_for(lambda: log.rows_written == 1)
+    assert log.status() == "trip log was damaged: kept it as trips.db.corrupt-1, started a new one"
+    log.close()
+    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == garbage  # kept, byte for byte
+    assert (tmp_path / "trips.db.corrupt-1-wal").read_bytes() == b"its WAL"
+    assert rows(path, "SELECT value FROM readings") == [(800.0,)]
+    assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_log_with_damaged_pages_is_kept_aside_and_a_second_one_gets_the_next_number(tmp_path):
+    path = tmp_path / "trips.db"
+    (tmp_path / "trips.db.corrupt-1").write_bytes(b"an earlier damaged log")
+    log = TripLog(str(path), **FAST)  # a keidash log whose pages get damaged (an SD card's failing block)
+    t = time.monotonic()
+    for start in range(0, 20_000, 1000):
+        log.readings([Reading(t + i * 1e-3, "rpm", float(i), "obd") for i in range(start, start + 1000)], t)
+    log.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 10 * page
+    data[page:len(data) - page] = bytes([0xA5]) * (len(data) - 2 * page)  # every page but the first and last
+    path.write_bytes(bytes(data))
+
+    log = TripLog(str(path), **FAST)
+    log.readings([Reading(t + 100, "rpm", 1234.0, "obd")], t + 100)
+    assert wait_for(lambda: log.rows_written == 1)
+    assert "kept it as trips.db.corrupt-2" in log.status()
+    log.close()
+    assert (tmp_path / "trips.db.corrupt-2").read_bytes() == bytes(data)
+    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"an earlier damaged log"
+    assert rows(path, "SELECT value FROM readings") == [(1234.0,)]
+    assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_another_programs_database_is_refused_and_left_byte_for_byte(tmp_path):
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+    conn.executemany("INSERT INTO contacts VALUES (?, ?)", [("Sato", "090"), ("Ito", "080")])
+    conn.execute("PRAGMA user_version = 1")  # common in other programs too
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    log = TripLog(str(path), **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 800.0, "obd")], t)
+    assert wait_for(lambda: log.status() != "")
+    assert log.status() == f"trip log: {path} is another program's database: not logging"
+    log.readings([Reading(t + 1, "rpm", 900.0, "obd")], t + 1)  # the frame loop goes on
+    log.close()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no -wal, no -shm, nothing moved
+    assert rows(path, "SELECT name FROM sqlite_master") == [("contacts",)]
+
+
+def test_an_empty_sqlite_database_becomes_the_log(tmp_path):
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE x (y)")
+    conn.execute("DROP TABLE x")
+    conn.commit()
+    conn.close()
+    assert path.stat().st_size > 0
+    log = TripLog(str(path), **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 800.0, "obd")], t)
+    assert wait_for(lambda: log.rows_written == 1)
+    assert log.status() == ""
+    log.close()
+    assert rows(path, "SELECT value FROM readings") == [(800.0,)]
+
+
+# -- 2. retention on a wrong clock ---------------------------------------------------------------
+DAY = 86400.0
+T = 1_800_000_000.0
+
+
+def past_trip(path, clock_unix, value):
+    log = TripLog(str(path), clock=lambda: clock_unix, keep_days=None, max_mb=None, **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", value, "obd")], t)
+    log.close()
+
+
+def test_a_wall_clock_a_year_ahead_deletes_no_earlier_trip(tmp_path):
+    path = tmp_path / "trips.db"
+    for i, days_ago in enumerate((300, 200, 30, 5, 1)):
+        past_trip(path, T - days_ago * DAY, float(i))
+    log = TripLog(str(path), clock=lambda: T + 366 * DAY, keep_days=365, **FAST)  # no RTC, a bad guess
+    log.close()
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [1, 2, 3, 4, 5, 6]
+    assert len(rows(path, "SELECT * FROM readings")) == 5
+
+
+def test_age_counts_from_the_last_drive_and_the_last_drives_are_kept_when_the_clocks_disagree(tmp_path):
+    path = tmp_path / "trips.db"
+    # 2 drives two years back, 10 within the last year, the last one logged with a clock a year ahead
+    starts = [T - 800 * DAY, T - 700 * DAY] + [T - (500 - 10 * i) * DAY for i in range(9)] + [T + 365 * DAY]
+    for i, start in enumerate(starts):
+        past_trip(path, start, float(i))
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=10, **FAST)
+    log.close()
+    # Now is before the last drive: a clock is wrong, so the last 10 drives stay however old they look.
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == list(range(3, 14))
+
+
+def test_with_clocks_that_agree_trips_older_than_keep_days_before_the_last_drive_go(tmp_path):
+    path = tmp_path / "trips.db"
+    for i, days_ago in enumerate((700, 500, 100, 3)):
+        past_trip(path, T - days_ago * DAY, float(i))
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, **FAST)
+    log.close()
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [3, 4, 5]
+    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(2.0,), (3.0,)]
+
+
+# -- 9. a read-only trips.db -----------------------------------------------------------------------
+def test_a_read_only_file_is_called_read_only_not_a_read_only_file_system(tmp_path):
+    import os
+    path = tmp_path / "trips.db"
+    TripLog(str(path), **FAST).close()
+    path.chmod(0o444)
+    connect = sqlite3.connect
+    if os.geteuid() == 0:  # root writes any file: open it read-only, as the kernel would for anyone else
+        def connect(p):
+            return sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    try:
+        log = TripLog(str(path), connect=connect, **FAST)
+        t = time.monotonic()
+        log.readings([Reading(t, "rpm", 800.0, "obd")], t)
+        assert wait_for(lambda: log.status() != "")
+        assert log.status() == f"trip log paused: {path} is read-only (permission denied)"
+        log.close()
+    finally:
+        path.chmod(0o644)

@@ -23,18 +23,28 @@ Faults never raise into the caller: a full disk, a read-only file system, a data
 cannot be opened pause logging, :meth:`TripLog.status` says why in one sentence for the
 cluster, the pending batch is kept (bounded: the oldest rows are dropped and counted), and
 the writer retries every ``retry_s`` until the database is writable again.
+
+Bad input never stops the log: a reading or frame that is not a number (NaN, an infinity, a
+string) is dropped and counted (``bad``, shown in :meth:`TripLog.status`), never queued, so
+it cannot fail a transaction and hold up the good rows behind it; a row the database still
+refuses is dropped alone (the batch is written again row by row). A file that is not a
+keidash log is never written: a damaged one (not SQLite, or SQLite says it is corrupt) is
+moved aside, kept as ``trips.db.corrupt-<n>``, and a new log started; another program's SQLite
+database (tables that are not keidash's) is refused untouched, byte for byte.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from keidash.dashstate import DashState
 from keidash.readings import Reading
@@ -43,7 +53,11 @@ log = logging.getLogger(__name__)
 
 TRIP_GAP_S = 300.0  # s without any reading after which the next reading starts a new trip
 RETENTION_EVERY_S = 300.0  # s between retention passes (also run once at open)
-DROP_SHOWN_S = 60.0  # s a drop of queued rows stays in status()
+DROP_SHOWN_S = 60.0  # s a drop of queued rows (or of bad values, or a new log) stays in status()
+KEEP_TRIPS = 10  # the last drives before this run: never deleted by age, whatever the clocks say
+MAX_MOVED_ASIDE = 3  # damaged files moved aside per run before the writer stops trying
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
 # The schema, one step per version; each step runs in one transaction that also sets
 # PRAGMA user_version. Append new steps, never edit a released one (readers depend on it).
@@ -70,6 +84,86 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 class NewerSchemaError(Exception):
     "The database was written by a newer keidash; it is never downgraded."
+
+
+class ForeignDatabaseError(Exception):
+    "The file is another program's SQLite database: it is never written, not even its header."
+
+
+class DamagedFileError(Exception):
+    "The file is not a database, or SQLite says it is corrupt: it is moved aside, never deleted."
+
+
+def _damaged(error: BaseException) -> bool:
+    """True when ``error`` says the file itself is damaged (not full, locked or read-only)."""
+    if isinstance(error, DamagedFileError):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in (
+        _SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def inspect_file(path: str) -> None:
+    """Check, reading only, that ``path`` is keidash's log, an empty file or none at all.
+
+    Raises :class:`NewerSchemaError` (a newer keidash's), :class:`ForeignDatabaseError` (SQLite
+    with tables that are not keidash's) or :class:`DamagedFileError` (not SQLite, or corrupt).
+    The file is opened read-only (``mode=ro``), so nothing is written to it, not even a WAL or
+    a checkpoint. A file that cannot be read at all is left to the real open to report.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError:
+        return  # missing (a new log) or unreadable: sqlite's open says why
+    if not header:
+        return  # empty: a new log
+    if header != _SQLITE_HEADER:
+        raise DamagedFileError("not an SQLite file")
+    try:
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return
+    try:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise NewerSchemaError(f"schema v{found}, this keidash knows v{SCHEMA_VERSION}")
+        objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+        if not objects:
+            return  # an empty SQLite database: keidash may make it its log
+        tables = sorted(name for kind, name in objects if kind == "table" and not name.startswith("sqlite_"))
+
+        def columns(table: str) -> set[str]:
+            return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if ({"trips", "readings", "frames"} <= set(tables)
+                and {"id", "started_unix", "ended_unix"} <= columns("trips")
+                and {"trip", "t", "channel", "value", "source"} <= columns("readings")
+                and {"trip", "t", "rpm", "gear"} <= columns("frames")):
+            return
+        shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+        raise ForeignDatabaseError(f"its tables ({shown or 'none'}) are not keidash's")
+    except sqlite3.DatabaseError as error:
+        if _damaged(error):
+            raise DamagedFileError(str(error)) from error
+        return  # locked, busy...: the real open deals with it
+    finally:
+        conn.close()
+
+
+def move_aside(path: str) -> str:
+    """Rename a damaged ``path`` (and its -wal, -shm, -journal) to ``path.corrupt-<n>``; return it.
+
+    Nothing is deleted: the copy keeps whatever can still be read from it.
+    """
+    n = 1
+    while any(os.path.lexists(f"{path}.corrupt-{n}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")):
+        n += 1
+    aside = f"{path}.corrupt-{n}"
+    os.rename(path, aside)
+    for suffix in ("-wal", "-shm", "-journal"):  # a stale WAL must never be replayed into the new log
+        if os.path.lexists(path + suffix):
+            os.rename(path + suffix, aside + suffix)
+    return aside
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -117,7 +211,16 @@ def _fault_sentence(error: BaseException, path: str) -> str:
     text = str(error).lower()
     if "full" in text or getattr(error, "errno", None) == 28:
         return f"trip log paused: disk full ({where})"
-    if "readonly" in text or "read-only" in text or getattr(error, "errno", None) == 30:
+    if "readonly" in text or "read-only" in text or getattr(error, "errno", None) in (13, 30):
+        # SQLite says "readonly" for a read-only file (chmod 444) as for a read-only file system
+        try:
+            mode = os.stat(path).st_mode
+            if not os.access(path, os.W_OK) or not mode & 0o222:
+                return f"trip log paused: {path} is read-only (permission denied)"
+        except OSError:
+            pass
+        if os.path.isdir(where) and not os.access(where, os.W_OK):
+            return f"trip log paused: cannot write in {where} (permission denied)"
         return f"trip log paused: read-only file system ({where})"
     if "unable to open" in text or isinstance(error, OSError):
         return f"trip log paused: cannot open {path}"
@@ -154,6 +257,7 @@ class TripLog:
         max_queued: int = 200_000,
         mono: Callable[[], float] = time.monotonic,
         synchronous: str = "FULL",
+        keep_trips: int = KEEP_TRIPS,
     ):
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
@@ -163,6 +267,7 @@ class TripLog:
         self.sources = sources
         self.commit_every_s = commit_every_s
         self.keep_days = keep_days
+        self.keep_trips = keep_trips
         self.max_mb = max_mb
         self.retry_s = retry_s
         self._clock = clock
@@ -176,14 +281,20 @@ class TripLog:
         self._max_queued = max_queued
         self.dropped = 0  # rows dropped because the writer fell behind or was paused
         self._last_drop_mono = float("-inf")
+        self.bad = 0  # readings and frames dropped because they were not numbers (NaN, inf, ...)
+        self._last_bad_mono = float("-inf")
+        self.moved_aside: list[str] = []  # damaged files moved aside this run
+        self._notice = ""  # news for the cluster, shown for DROP_SHOWN_S (a new log was started)
+        self._notice_mono = float("-inf")
         self._last_mono = mono()  # latest time the caller gave us
         self._trip = _Trip(0, self._last_mono, clock())
         self._trips = {0: self._trip}  # seq -> _Trip, until the writer has written it
+        self._all_trips = {0: self._trip}  # seq -> _Trip, every trip of this run (a new file gets them all)
         self._last_reading_mono = self._last_mono
 
         self._trip_ids: dict[int, int] = {}  # trip seq -> trips.id, once written
         self._fault = ""  # why the writer is paused, "" when writing
-        self._newer = False
+        self._refused = ""  # why the file is never written (a newer keidash's, another program's)
         self.commits = 0  # transactions committed
         self.rows_written = 0
         self.commit_s: collections.deque[float] = collections.deque(maxlen=1000)  # s per commit
@@ -196,12 +307,24 @@ class TripLog:
     def readings(self, readings: Iterable[Reading], mono_now: float) -> None:
         """Queue ``readings`` (their ``t`` is monotonic s); start a new trip after a long gap."""
         rows = []
+        bad = 0
         for r in readings:
-            if r.t - self._last_reading_mono > TRIP_GAP_S:
-                self._new_trip(r.t, mono_now)
-            self._last_reading_mono = max(self._last_reading_mono, r.t)
+            try:
+                t, value = float(r.t), float(r.value)
+            except (TypeError, ValueError, OverflowError):
+                bad += 1
+                continue
+            if not (math.isfinite(t) and math.isfinite(value)
+                    and isinstance(r.channel, str) and isinstance(r.source, str)):
+                bad += 1  # NaN fails readings.value NOT NULL: it would hold up every row after it
+                continue
+            if t - self._last_reading_mono > TRIP_GAP_S:
+                self._new_trip(t, mono_now)
+            self._last_reading_mono = max(self._last_reading_mono, t)
             trip = self._trip
-            rows.append(("r", trip.seq, r.t - trip.start_mono, r.channel, float(r.value), r.source))
+            rows.append(("r", trip.seq, t - trip.start_mono, r.channel, value, r.source))
+        if bad:
+            self._count_bad(bad, mono_now)
         self._put(rows, mono_now)
 
     def frame(self, dash: DashState, mono_now: float) -> None:
@@ -216,26 +339,39 @@ class TripLog:
         else:
             self._next_frame = max(self._next_frame + period, mono_now + period / 2)
         trip = self._trip
+        try:
+            t = float(dash.t) - trip.start_mono
+        except (TypeError, ValueError, OverflowError):
+            t = math.nan
+        gear, cue = dash.gear, dash.cue
+        if (not math.isfinite(t) or not (gear is None or (isinstance(gear, int) and abs(gear) < 100))
+                or not (cue is None or isinstance(cue, str))):
+            self._count_bad(1, mono_now)
+            return
         row = (
             "f",
             trip.seq,
-            dash.t - trip.start_mono,
-            dash.speed_kmh,
-            dash.rpm,
+            t,
+            _number_or_none(dash.speed_kmh),  # NULL: unknown, as the dash shows "--"
+            _number_or_none(dash.rpm),
             int(bool(dash.rpm_estimated)),
-            dash.gear,
-            dash.cue,
+            gear,
+            cue,
         )
         self._put([row], mono_now)
 
     def status(self) -> str:
         """"" while logging, else one sentence for the cluster."""
-        if self._newer:
-            return "trip log written by a newer keidash: not logging"
+        if self._refused:
+            return self._refused
         if self._fault:
             return self._fault
+        if self._last_mono - self._notice_mono < DROP_SHOWN_S:
+            return self._notice
         if self._last_mono - self._last_drop_mono < DROP_SHOWN_S:
             return f"trip log fell behind: {self.dropped} rows dropped"
+        if self._last_mono - self._last_bad_mono < DROP_SHOWN_S:
+            return f"trip log dropped {self.bad} bad values (not numbers)"
         return ""
 
     def close(self, timeout: float = 3.0) -> None:
@@ -257,7 +393,13 @@ class TripLog:
         with self._lock:
             old.ended_unix = ended
             self._trips[new.seq] = new
+            self._all_trips[new.seq] = new
             self._trip = new
+
+    def _count_bad(self, count: int, mono_now: float) -> None:
+        with self._lock:
+            self.bad += count
+            self._last_bad_mono = mono_now
 
     def _put(self, rows: list[tuple], mono_now: float) -> None:
         self._last_mono = mono_now
@@ -280,9 +422,9 @@ class TripLog:
         next_try = 0.0
         while True:
             stopping = self._stop.wait(self.commit_every_s)
-            if self._newer:
+            if self._refused:
                 with self._lock:
-                    self._queue.clear()  # never write to a newer schema
+                    self._queue.clear()  # never write to a newer schema or another program's file
                 if stopping:
                     return
                 continue
@@ -305,16 +447,30 @@ class TripLog:
                 self._fault = ""
             except NewerSchemaError as error:
                 log.warning("trip log %s: %s; not logging", self.path, error)
-                self._newer = True
+                self._refused = "trip log written by a newer keidash: not logging"
+                conn = _close_quietly(conn)
+            except ForeignDatabaseError as error:
+                log.warning("trip log %s is another program's database (%s); left untouched, not logging",
+                            self.path, error)
+                self._refused = f"trip log: {self.path} is another program's database: not logging"
                 conn = _close_quietly(conn)
             except Exception as error:  # noqa: BLE001 - the writer must never die
+                conn = _close_quietly(conn)
+                if _damaged(error) and len(self.moved_aside) < MAX_MOVED_ASIDE:
+                    try:
+                        self._start_afresh(error)
+                        continue  # the kept batch goes to the new file at the next pass
+                    except OSError as move_error:
+                        error = move_error
+                elif _damaged(error):
+                    error = DamagedFileError(f"{self.path} is damaged again after {len(self.moved_aside)} new "
+                                             f"logs: check the SD card")
                 sentence = _fault_sentence(error, self.path)
                 if not isinstance(error, (sqlite3.Error, OSError)):
                     log.exception("trip log writer failed; retrying")
                 if sentence != self._fault:
                     log.warning("%s: %s", sentence, error)
                 self._fault = sentence
-                conn = _close_quietly(conn)
                 next_try = self._mono() + self.retry_s
                 # Keep the batch, bounded like the queue: drop the oldest.
                 excess = len(pending) - self._max_queued
@@ -332,7 +488,24 @@ class TripLog:
                 _close_quietly(conn)
                 return
 
+    def _start_afresh(self, error: BaseException) -> None:
+        """Move the damaged file aside (kept) and let the next pass create a new log.
+
+        Every trip of this run is written again to the new file (its rows already committed
+        stay in the old one); the rows not yet written are kept and go to the new file.
+        """
+        aside = move_aside(self.path)
+        self.moved_aside.append(aside)
+        self._trip_ids = {}
+        with self._lock:
+            self._trips = dict(self._all_trips)
+        self._notice = f"trip log was damaged: kept it as {os.path.basename(aside)}, started a new one"
+        self._notice_mono = self._last_mono
+        self._fault = ""
+        log.warning("trip log %s is damaged (%s): moved it to %s and started a new log", self.path, error, aside)
+
     def _open(self) -> sqlite3.Connection:
+        inspect_file(self.path)  # read-only: a file that is not our log is never written
         conn = self._connect(self.path)
         try:
             conn.isolation_level = None  # we issue BEGIN / COMMIT ourselves
@@ -340,6 +513,7 @@ class TripLog:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             if found > SCHEMA_VERSION:  # before anything writes, even the WAL header
                 raise NewerSchemaError(f"schema v{found}, this keidash knows v{SCHEMA_VERSION}")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file says so here
             if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before WAL writes the header
             conn.execute("PRAGMA journal_mode = WAL")
@@ -362,11 +536,23 @@ class TripLog:
         return conn
 
     def _write(self, conn: sqlite3.Connection, rows: list[tuple]) -> None:
-        """Write ``rows`` (and new or ended trips) in one transaction."""
+        """Write ``rows`` (and new or ended trips) in one transaction.
+
+        When the database refuses a row (a constraint, a value SQLite cannot bind), the
+        transaction is rolled back and written again row by row, dropping (and counting) only
+        the rows it refuses: one bad row never holds up the good ones.
+        """
+        try:
+            self._write_batch(conn, rows, one_by_one=False)
+        except _ROW_ERRORS:
+            self._write_batch(conn, rows, one_by_one=True)
+
+    def _write_batch(self, conn: sqlite3.Connection, rows: list[tuple], one_by_one: bool) -> None:
         with self._lock:
             trips = list(self._trips.values())
         ids = dict(self._trip_ids)
         started = time.perf_counter()
+        refused = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             for trip in trips:
@@ -377,15 +563,22 @@ class TripLog:
                         (trip.started_unix, trip.ended_unix, self.profile, self.sources),
                     )
                     ids[trip.seq] = cursor.lastrowid
-            conn.executemany(
-                "INSERT INTO readings (trip, t, channel, value, source) VALUES (?, ?, ?, ?, ?)",
-                [(ids[r[1]],) + r[2:] for r in rows if r[0] == "r"],
+            inserts = (
+                ("INSERT INTO readings (trip, t, channel, value, source) VALUES (?, ?, ?, ?, ?)",
+                 [(ids[r[1]],) + r[2:] for r in rows if r[0] == "r"]),
+                ("INSERT INTO frames (trip, t, speed_kmh, rpm, rpm_estimated, gear, cue)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 [(ids[r[1]],) + r[2:] for r in rows if r[0] == "f"]),
             )
-            conn.executemany(
-                "INSERT INTO frames (trip, t, speed_kmh, rpm, rpm_estimated, gear, cue)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(ids[r[1]],) + r[2:] for r in rows if r[0] == "f"],
-            )
+            for sql, params in inserts:
+                if not one_by_one:
+                    conn.executemany(sql, params)
+                    continue
+                for row in params:
+                    try:
+                        conn.execute(sql, row)  # a failed INSERT undoes itself, not the transaction
+                    except _ROW_ERRORS:
+                        refused += 1
             ended = [t for t in trips if t.ended_unix is not None]
             conn.executemany(
                 "UPDATE trips SET ended_unix = ? WHERE id = ?",
@@ -398,7 +591,10 @@ class TripLog:
             raise
         self.commit_s.append(time.perf_counter() - started)
         self.commits += 1
-        self.rows_written += len(rows)
+        self.rows_written += len(rows) - refused
+        if refused:
+            log.warning("trip log: dropped %d rows the database refused", refused)
+            self._count_bad(refused, self._last_mono)
         self._trip_ids = ids
         with self._lock:  # ended trips are written for good: forget them
             for trip in ended:
@@ -408,7 +604,9 @@ class TripLog:
     def _retain(self, conn: sqlite3.Connection) -> None:
         """Delete trips older than keep_days, then the oldest while the file exceeds max_mb.
 
-        The trips of this run are never deleted. Freed pages go back to the file system by
+        Age counts from the last drive's own start (or the wall clock, when earlier), never
+        from the wall clock alone; the last keep_trips drives are spared when the two clocks
+        disagree. The trips of this run are never deleted. Freed pages go back to the file system by
         ``PRAGMA incremental_vacuum`` (cheap: it only truncates free pages at the end) when the
         file was created with auto_vacuum; otherwise SQLite reuses them, so the file stops
         growing at max_mb but does not shrink. A full VACUUM is never run: it rewrites the
@@ -417,12 +615,21 @@ class TripLog:
         ours = set(self._trip_ids.values())
         doomed: list[int] = []
         if self.keep_days is not None:
-            cutoff = self._clock() - self.keep_days * 86400.0
-            doomed = [
-                i
-                for (i,) in conn.execute("SELECT id FROM trips WHERE started_unix < ?", (cutoff,))
-                if i not in ours
-            ]
+            earlier = [(i, start, end) for i, start, end in conn.execute(
+                "SELECT id, started_unix, coalesce(ended_unix, started_unix) FROM trips ORDER BY id")
+                if i not in ours]
+            if earlier:
+                # Age counts back from the last drive's own start, never from a wall clock later
+                # than that: a Pi without RTC or network (or a clock a year ahead) cannot make
+                # earlier drives look old; a clock behind only deletes less. When the two clocks
+                # disagree (now is before the last drive, or more than keep_days after it) one
+                # of them is wrong: the last keep_trips drives are kept whatever their dates.
+                _, last_start, last_end = earlier[-1]
+                now = self._clock()
+                cutoff = min(now, last_start) - self.keep_days * 86400.0
+                confirmed = last_start <= now <= last_end + self.keep_days * 86400.0
+                spared = set() if confirmed else {i for i, *_ in earlier[len(earlier) - max(0, self.keep_trips):]}
+                doomed = [i for i, start, _ in earlier if start < cutoff and i not in spared]
         self._delete_trips(conn, doomed)
         if self.max_mb is None:
             return
@@ -449,6 +656,22 @@ class TripLog:
         # executescript steps the pragma to the end; execute() would free a single page.
         conn.executescript("PRAGMA incremental_vacuum;")
         log.info("trip log: deleted %d old trip(s)", len(ids))
+
+
+# A row the database refuses on its own (a constraint, a value it cannot bind), not the file
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError,
+               ValueError, TypeError)
+
+
+def _number_or_none(value) -> float | None:
+    """A finite float, or None (NULL: unknown) for None, NaN, an infinity or a non-number."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _used_bytes(conn: sqlite3.Connection) -> int:
