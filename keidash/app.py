@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -40,23 +41,67 @@ class Output(Protocol):
     def render(self, state: DashState) -> None: ...
 
 
+class FrameTimes:
+    """Render times (ms) of every frame in a fixed histogram: the same few KB after any run.
+
+    A list of every frame grew 6.6 MB an hour at 60 fps. Bins are 0.5 % wide on a log scale
+    from 1 us to 100 s, so a percentile is within 0.25 % of the exact one (and exact at the
+    ends: the smallest and largest times are kept). ``append`` and ``len`` as a list's.
+    """
+
+    LOW_MS, HIGH_MS, STEP = 1e-3, 1e5, 1.005
+
+    def __init__(self) -> None:
+        self._log_step = math.log(self.STEP)
+        self._counts = [0] * (int(math.log(self.HIGH_MS / self.LOW_MS) / self._log_step) + 1)
+        self._n = 0
+        self.min_ms = math.inf
+        self.max_ms = -math.inf
+
+    def append(self, ms: float) -> None:
+        if not math.isfinite(ms):
+            return
+        ms = max(ms, 0.0)
+        index = 0 if ms <= self.LOW_MS else int(math.log(ms / self.LOW_MS) / self._log_step)
+        self._counts[min(index, len(self._counts) - 1)] += 1
+        self._n += 1
+        self.min_ms = min(self.min_ms, ms)
+        self.max_ms = max(self.max_ms, ms)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def percentile(self, p: float) -> float | None:
+        """The time below which a share ``p`` of the frames took (as sorted(times)[int(p * n)])."""
+        if not self._n:
+            return None
+        rank = min(self._n - 1, int(p * self._n))
+        seen = 0
+        for index, count in enumerate(self._counts):
+            seen += count
+            if seen > rank:
+                middle = self.LOW_MS * self.STEP ** (index + 0.5)
+                return min(max(middle, self.min_ms), self.max_ms)
+        return self.max_ms
+
+
 @dataclass
 class FrameStats:
     first_frame_s: float | None = None  # from process start to the first frame shown
     first_frame_monotonic: float | None = None  # CLOCK_MONOTONIC of that frame (for bench/)
-    frame_ms: list[float] = field(default_factory=list)  # render time of each frame
+    frame_ms: FrameTimes = field(default_factory=FrameTimes)  # render time of each frame, as a histogram
     vss_calibration: "vss.VssCalibration | None" = None  # what the speed sensor was learned to be
     learned: "object | None" = None  # keidash.estimate.learn.LearnedRatios found while driving (None: nothing learned)
     started: float = 0.0
     ended: float = 0.0
 
     def as_dict(self) -> dict:
-        ms = sorted(self.frame_ms)
-        frames = len(ms)
+        frames = len(self.frame_ms)
         elapsed = max(self.ended - self.started, 1e-9)
 
         def pct(p: float) -> float | None:
-            return round(ms[min(frames - 1, int(p * frames))], 3) if frames else None
+            value = self.frame_ms.percentile(p)
+            return None if value is None else round(value, 3)
         return {"frames": frames, "fps": round(frames / elapsed, 2) if frames else 0.0,
                 "frame_ms_p50": pct(0.50), "frame_ms_p99": pct(0.99),
                 "first_frame_s": None if self.first_frame_s is None else round(self.first_frame_s, 4),

@@ -340,3 +340,31 @@ def test_a_read_only_file_is_called_read_only_not_a_read_only_file_system(tmp_pa
         log.close()
     finally:
         path.chmod(0o644)
+
+
+# -- 9. the frame times of a long drive ------------------------------------------------------------
+def test_frame_times_stay_bounded_over_hours_and_keep_their_percentiles():
+    import random
+    import sys
+
+    from keidash.app import FrameStats
+    stats = FrameStats(started=0.0, ended=3600.0)
+    rng = random.Random(9)
+    times = [rng.lognormvariate(0.5, 0.6) for _ in range(216_000)]  # an hour at 60 fps
+    for ms in times[:1000]:
+        stats.frame_ms.append(ms)
+
+    def size(histogram) -> int:
+        return sum(sys.getsizeof(v) for v in vars(histogram).values())
+
+    early = size(stats.frame_ms)
+    for ms in times[1000:]:
+        stats.frame_ms.append(ms)
+    assert size(stats.frame_ms) == early  # a list grew 6.6 MB an hour at 60 fps
+    result = stats.as_dict()
+    assert set(result) == {"frames", "fps", "frame_ms_p50", "frame_ms_p99", "first_frame_s", "first_frame_monotonic"}
+    assert result["frames"] == 216_000 and result["fps"] == 60.0
+    exact = sorted(times)
+    assert result["frame_ms_p50"] == pytest.approx(exact[108_000], rel=0.005)
+    assert result["frame_ms_p99"] == pytest.approx(exact[int(0.99 * 216_000)], rel=0.005)
+    assert FrameStats().as_dict()["frame_ms_p50"] is None
