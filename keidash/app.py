@@ -226,7 +226,8 @@ def demo_main(args) -> int:
         options["obey"] = "1"
     url = f"sim://{args.profile}?{urlencode(options)}"  # urlencode: 1e+05 keeps its + (%2B)
     try:
-        return start_dash(args, profile, {"sim": url}, size=args.size, fullscreen=False, shift={}, demo=True)
+        return start_dash(args, profile, {"sim": url}, size=_window_size(args), fullscreen=False, shift={},
+                          demo=True)
     except ConfigError as exc:
         text = str(exc)
         if url not in text:
@@ -270,7 +271,8 @@ def replay_main(args) -> int:
     if args.hide_rpm:
         options["hide_rpm"] = "1"
     url = "replay://" + quote(os.path.abspath(args.drive)) + "?" + urlencode(options)
-    return start_dash(args, profile, {"replay": url}, size=args.size, fullscreen=False, shift={}, learned=learned)
+    return start_dash(args, profile, {"replay": url}, size=_window_size(args), fullscreen=False, shift={},
+                      learned=learned)
 
 
 RATIOS_OPTIONS = (("--ratios-format", "ratios_format"), ("--ratios-columns", "ratios_columns"),
@@ -374,16 +376,27 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
     try:
         from .display.cluster import Cluster
         layout = args.layout or (config.layout if config else None)
-        try:
-            cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
-        except Exception as exc:  # pygame.error and friends: say it plainly
-            raise KeidashError(f"cannot open the display: {exc}") from None
+
+        def open_cluster(layout):
+            try:
+                return Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
+            except Exception as exc:  # pygame.error and friends: say it plainly
+                raise KeidashError(f"cannot open the display: {exc}") from None
+        cluster = open_cluster(layout)
+        layout_note = _layout_fit(cluster.layout, args.layout, config.layout if config else None)
+        if layout_note:  # the config's layout hid gear and speed: the screen's own layout instead
+            cluster.close()
+            cluster = open_cluster(None)
+            print(f"keidash: {layout_note}", file=sys.stderr)
 
         rig = open_rig(sources, profile)
         from .estimate.estimator import config_for
         estimator = config_for(profile, shift, rig.priority(), learned,
                                transmission=getattr(args, "transmission", None))
         cab, outputs = _cab_and_outputs(args, config)
+        if layout_note:
+            # on the dash too, short enough for its message strip: the owner sees the setting is not used
+            cab.problems.append(f"layout {config.layout} does not fit this screen")
         log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
         if log_path:
             from .triplog.writer import TripLog
@@ -435,6 +448,40 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         if cluster is not None:
             cluster.close()
     return 0
+
+
+def _window_size(args) -> tuple[int, int]:
+    """The demo's or replay's window: --size, else the --layout's own size (a window can take the
+    shape of the layout asked for), else 800x480."""
+    if args.size:
+        return args.size
+    from .display.layout import LAYOUTS
+    return LAYOUTS[args.layout][0] if args.layout else (800, 480)
+
+
+def _layout_fit(layout, typed: str | None, configured: str | None) -> str | None:
+    """Refuse a layout that would push gear and speed off the screen, or fit the screen instead.
+
+    A layout typed on the command line is refused (ConfigError): someone is at the keyboard to
+    choose again. One in the config is replaced by the screen's own layout, with the returned
+    sentence for stderr and the dash: the config's dash starts in the truck with nobody at a
+    keyboard, where gear and speed on the screen matter more than the setting. None: it fits.
+    """
+    from .display.layout import LAYOUTS, choose_layout
+    hidden = layout.off_screen()
+    if not hidden:
+        return None
+    w, h = layout.size
+    what = " and ".join([", ".join(hidden[:-1]), hidden[-1]] if len(hidden) > 1 else hidden)
+    fitting = choose_layout(layout.size)
+    if typed is None and configured is None:  # the screen's own layout does not fit it (a portrait screen)
+        raise ConfigError(f"the cluster does not fit this {w}x{h} screen: keidash's layouts are for landscape "
+                          f"screens like {', '.join(LAYOUTS)}")
+    if typed is not None:
+        raise ConfigError(f"--layout {typed} does not fit this {w}x{h} screen: it would put the {what} off the "
+                          f"screen; use --layout {fitting}, or leave --layout out to fit the screen")
+    return (f"[display] layout {configured} does not fit this {w}x{h} screen (it would hide the {what}): "
+            f"showing layout {fitting} instead")
 
 
 def _reason(exc: BaseException) -> str:

@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the virtual driver shifts when keidash says so (closed loop)")
     demo.add_argument("--vss-error", type=_within(-30, 30, "--vss-error", unit=" %"), default=0.0, metavar="PCT",
                       help="make the virtual speed sensor read PCT %% high, to watch keidash learn it")
-    demo.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
+    demo.add_argument("--size", type=_size,
+                      help="window size, e.g. 800x480 (default: the --layout's own, else 800x480)")
     display_options(demo)
 
     run = sub.add_parser("run", help="drive a real truck from a config file")
@@ -200,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--hide-rpm", action="store_true", help="hide the log's rpm: estimate it from speed")
     replay.add_argument("--estimates", metavar="OUT.csv",
                         help="write one row per sample: t, speed_kmh, rpm_in, rpm_est, gear_est, cue")
-    replay.add_argument("--size", type=_size, default=(800, 480), help="screen size, e.g. 800x480")
+    replay.add_argument("--size", type=_size,
+                        help="window size, e.g. 800x480 (default: the --layout's own, else 800x480)")
     display_options(replay)
 
     learn = sub.add_parser("learn", help="learn a truck's gear ratios from drives with rpm and speed")

@@ -265,7 +265,8 @@ def test_probe_names_the_program_holding_the_port(held_port):
     assert out.returncode == 1
     with open(f"/proc/{os.getpid()}/comm") as f:
         name = f.read().strip()
-    assert one_sentence(out.stderr) == f"keidash: {port} is in use by PID {os.getpid()} ({name}): stop it, then probe again"
+    assert one_sentence(out.stderr) == (f"keidash: {port} is in use by PID {os.getpid()} ({name}): "
+                                        "stop it, then probe again")
     assert "unplugged" not in out.stdout + out.stderr
 
 
@@ -278,3 +279,65 @@ def test_probe_of_a_locked_port_whose_holder_is_hidden(held_port, capsys):
     status, err = status_and_error(["probe", f"nmea://{port}", "--seconds", "1"], capsys)
     assert status == 1
     assert err == f"keidash: {port} is in use by another program: stop it, then probe again"
+
+
+# -- point 4: a layout for another screen ---------------------------------------------------------
+def test_every_layout_fits_its_own_screen_and_the_bar_does_not_fit_a_5_3_one():
+    from keidash.display.layout import LAYOUTS, Layout
+    for name, (size, _) in LAYOUTS.items():
+        assert Layout.for_size(size, name).off_screen() == [], name
+        assert Layout.for_size(size).off_screen() == [], name
+    hidden = Layout.for_size((800, 480), "1280x400").off_screen()
+    assert "speed" in hidden and "gear" in hidden
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_a_layout_typed_for_another_screen_is_refused(capsys):
+    status, err = status_and_error(["demo", "--layout", "1280x400", "--size", "800x480", "--seconds", "1",
+                                    "--headless"], capsys)
+    assert status == 2
+    assert err.startswith("keidash: --layout 1280x400 does not fit this 800x480 screen: it would put the speed, gear")
+    assert "use --layout 800x480" in err
+
+
+def test_a_demo_window_takes_the_shape_of_the_layout_asked_for(tmp_path, capsys):
+    shot = tmp_path / "bar.png"
+    status = main(["demo", "--layout", "1280x400", "--seconds", "1", "--headless", "--hardware", "gps",
+                   "--screenshot", str(shot)])
+    assert status == 0, capsys.readouterr().err
+    assert png_size(shot) == (1280, 400)
+
+
+def truck_config(tmp_path, layout):
+    config = tmp_path / "truck.toml"
+    config.write_text('profile = "hijet-s500p"\n[sources]\nsim = "sim://hijet-s500p?hardware=gps"\n'
+                      f'[display]\nwidth = 800\nheight = 480\nlayout = "{layout}"\n')
+    return config
+
+
+def test_a_config_layout_for_another_screen_fits_the_screen_with_a_sentence(tmp_path, capsys):
+    # in the truck nobody is at a keyboard: gear and speed must show, and the owner is told why
+    shot = tmp_path / "run.png"
+    status = main(["run", "--config", str(truck_config(tmp_path, "1280x400")), "--headless", "--seconds", "1",
+                   "--screenshot", str(shot)])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert one_sentence(err) == ("keidash: [display] layout 1280x400 does not fit this 800x480 screen (it would "
+                                 "hide the speed, gear and small figures): showing layout 800x480 instead")
+    assert png_size(shot) == (800, 480)
+
+
+def test_a_layout_typed_over_the_config_is_refused(tmp_path, capsys):
+    status, err = status_and_error(["run", "--config", str(truck_config(tmp_path, "800x480")), "--layout",
+                                    "1280x400", "--headless", "--seconds", "1"], capsys)
+    assert status == 2 and "--layout 1280x400 does not fit this 800x480 screen" in err
+
+
+def test_a_portrait_screen_is_refused(capsys):
+    status, err = status_and_error(["demo", "--size", "400x1280", "--seconds", "1", "--headless"], capsys)
+    assert status == 2 and "the cluster does not fit this 400x1280 screen" in err

@@ -15,7 +15,9 @@ The first three share one arrangement (tach left, speed over gear and the
 small figures on the right) scaled to the screen; the bar has its own.
 :func:`choose_layout` picks the named layout nearest a screen size (by aspect
 ratio first, then area) and builds it for that exact size, so an unlisted
-screen still gets a layout that fits.
+screen still gets a layout that fits. :meth:`Layout.off_screen` says what a layout named for
+another screen would push off this one (the bar on a 5:3 screen: gear and speed), so the dash can
+refuse it (named on the command line) or fit the screen instead (named in the config) with a sentence.
 
 Readability rule: the speed and gear figures are at least a quarter of the
 screen height tall (digit ink, not font size), because the dash is read in a
@@ -169,6 +171,17 @@ class Layout:
                 ys.append(py)
         left, top = math.floor(min(xs)) - 2, math.floor(min(ys)) - 2
         return (left, top, math.ceil(max(xs)) + 3 - left, math.ceil(max(ys)) + 3 - top)
+
+    def off_screen(self) -> list[str]:
+        """What this layout puts (partly) beyond its screen's edges: [] when everything shows.
+
+        The standard arrangement scales to any landscape screen; the bar's needs a screen as
+        wide as a bar, so ``1280x400`` on an 800x480 screen would push gear and speed off it.
+        """
+        w, h = self.size
+        parts = {"speed": self.speed, "gear": self.gear, "tach": self.tach_rect, "small figures": self.info}
+        return [part for part, (x, y, rw, rh) in parts.items()
+                if x < 0 or y < 0 or rw <= 0 or rh <= 0 or x + rw > w or y + rh > h]
 
     @classmethod
     def for_size(cls, size: tuple[int, int], name: str | None = None) -> Layout:
