@@ -368,3 +368,35 @@ def test_frame_times_stay_bounded_over_hours_and_keep_their_percentiles():
     assert result["frame_ms_p50"] == pytest.approx(exact[108_000], rel=0.005)
     assert result["frame_ms_p99"] == pytest.approx(exact[int(0.99 * 216_000)], rel=0.005)
     assert FrameStats().as_dict()["frame_ms_p50"] is None
+
+
+# -- 5. through keidash run: the dash drives on, the file is kept ----------------------------------
+def _run_with_data_dir(tmp_path, monkeypatch) -> int:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    path = write(tmp_path, f'profile = "hijet-s500p"\ndata_dir = "{tmp_path}"\n[sources]\n'
+                           'sim = "sim://hijet-s500p?hardware=gps"\n')
+    return main(["run", "--config", path, "--headless", "--seconds", "1"])
+
+
+def test_keidash_run_leaves_another_programs_database_alone(tmp_path, monkeypatch, caplog):
+    db = tmp_path / "trips.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('not yours')")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    assert _run_with_data_dir(tmp_path, monkeypatch) == 0  # the dash drove
+    assert db.read_bytes() == before
+    assert not (tmp_path / "trips.db-wal").exists()
+    assert "is another program's database" in caplog.text
+
+
+def test_keidash_run_moves_a_damaged_log_aside_and_logs_the_drive(tmp_path, monkeypatch, caplog):
+    db = tmp_path / "trips.db"
+    db.write_bytes(b"\x00garbage\xff" * 500)
+    assert _run_with_data_dir(tmp_path, monkeypatch) == 0
+    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"\x00garbage\xff" * 500
+    assert rows(db, "SELECT count(*) FROM trips") == [(1,)]
+    assert rows(db, "SELECT count(*) FROM frames")[0][0] >= 1
+    assert "moved it to" in caplog.text
