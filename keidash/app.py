@@ -232,7 +232,16 @@ def demo_main(args) -> int:
         text = str(exc)
         if url not in text:
             raise
-        raise ConfigError(text.replace(f"{url}: ", "keidash demo: ").replace(url, "the virtual truck")) from None
+        text = text.replace(f"{url}: ", "").replace(url, "the virtual truck")
+        for key, option in DEMO_OPTIONS.items():  # vss_error is a percentage ... -> --vss-error is ...
+            if text.startswith(f"{key} "):
+                text = option + text[len(key):]
+        raise ConfigError(text) from None
+
+
+#: the sim:// URL's options, by the demo's options that set them
+DEMO_OPTIONS = {"hardware": "--hardware", "speedup": "--speedup", "skip": "--skip", "vss_error": "--vss-error",
+                "obey": "--obey-cues"}
 
 
 def run_main(args) -> int:

@@ -47,23 +47,6 @@ def _number(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = _number(text)
-    except argparse.ArgumentTypeError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number, 0 or more")
-    return value
-
-
 def _within(low: float, high: float, what: str, *, above: bool = False, unit: str = ""):
     """A number type for argparse: finite, from ``low`` (or above it) to ``high``, else one sentence."""
     def parse(text: str) -> float:

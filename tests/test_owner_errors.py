@@ -341,3 +341,16 @@ def test_a_layout_typed_over_the_config_is_refused(tmp_path, capsys):
 def test_a_portrait_screen_is_refused(capsys):
     status, err = status_and_error(["demo", "--size", "400x1280", "--seconds", "1", "--headless"], capsys)
     assert status == 2 and "the cluster does not fit this 400x1280 screen" in err
+
+
+def test_a_mistake_the_rig_finds_in_the_demo_s_url_is_said_with_the_option(tmp_path):
+    # the CLI refuses --vss-error 500 itself; past it, the rig's sentence is still said in the CLI's words
+    from keidash import app
+    from keidash.cli import build_parser
+    from keidash.errors import ConfigError
+    args = build_parser().parse_args(["demo", "--hardware", "pulses", "--seconds", "1", "--headless",
+                                      "--screenshot", str(tmp_path / "shot.png")])
+    args.vss_error = 500.0
+    with pytest.raises(ConfigError) as info:
+        app.demo_main(args)
+    assert str(info.value) == "--vss-error is a percentage from -30 to 30"
