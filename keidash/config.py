@@ -127,6 +127,7 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
                               f"{name} = \"nmea:///dev/serial0\", not {url!r}")
     if not sources:
         raise ConfigError(f"{origin}: [sources] is empty; name at least one, e.g. gps = \"nmea:///dev/serial0\"")
+    _finite_url_options(sources, origin)
     display = _known(data.get("display", {}), _DISPLAY, f"{origin} [display]")
     shift = _known(data.get("shift", {}), _SHIFT, f"{origin} [shift]")
     where = f"{origin} [display]"
@@ -142,6 +143,19 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
         shift=_shift(shift, f"{origin} [shift]"),
         **_pins_once(_cab(data, origin), sources, origin),
     )
+
+
+def _finite_url_options(sources: dict, origin: str) -> None:
+    """No URL option may be NaN or an infinity (each source checks its own ranges when built)."""
+    from urllib.parse import parse_qsl, urlsplit
+    for name, url in sources.items():
+        for key, value in parse_qsl(urlsplit(url).query):
+            try:
+                number = float(value)
+            except ValueError:
+                continue  # not a number: the source says whether it should be
+            if not math.isfinite(number):
+                raise ConfigError(f"{origin} [sources]: {name} option {key} must be a finite number, not {value!r}")
 
 
 def _pins_once(cab: dict, sources: dict, origin: str) -> dict:
@@ -283,6 +297,8 @@ def check_writable(option: str, path: str | None, *, label: str | None = None, h
     """
     if path is None:
         return
+    if not path:
+        raise ConfigError(f"{option} needs a file name, not an empty one")
     label = label or f"{option} {path}"
     hint = f"; {hint}" if hint else ""
     target = os.path.abspath(path)

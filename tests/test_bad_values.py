@@ -400,3 +400,16 @@ def test_keidash_run_moves_a_damaged_log_aside_and_logs_the_drive(tmp_path, monk
     assert rows(db, "SELECT count(*) FROM trips") == [(1,)]
     assert rows(db, "SELECT count(*) FROM frames")[0][0] >= 1
     assert "moved it to" in caplog.text
+
+
+@pytest.mark.parametrize("url", [
+    "obd:///dev/ttyUSB0?max_hz=nan", "obd:///dev/ttyUSB0?slow_s=inf", "obd:///dev/ttyUSB0?timeout=NaN",
+    "pulses://gpio?tach=17&vss_ppk=inf", "sim://hijet-s500p?speedup=nan", "sim://hijet-s500p?skip=inf",
+    "obd:///dev/ttyUSB0?baud=1e400",
+])
+def test_a_url_option_that_is_not_finite_is_one_sentence(tmp_path, url):
+    path = write(tmp_path, f'profile = "hijet-s500p"\n[sources]\ntruck = "{url}"\n')
+    key = url.split("?")[1].split("&")[-1].split("=")[0]
+    with pytest.raises(ConfigError, match=rf"\[sources\]: truck option {key} must be a finite number") as info:
+        load_config(path)
+    assert path in str(info.value)
