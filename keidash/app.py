@@ -375,10 +375,13 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
     stop = threading.Event()
     looping = threading.Event()
 
+    signals: list[int] = []
+
     def on_signal(signum, frame):
         stop.set()
+        signals.append(signum)
         if not looping.is_set():
-            raise KeyboardInterrupt
+            raise _Interrupted(signum)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     cluster = rig = cab = log = watchdog = None
     outputs = []
@@ -418,7 +421,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
                                        for name, (ok, message, *_) in rig.links().items()))
         looping.set()
         if stop.is_set():  # a signal came while the rest was opened
-            return 130
+            return _stopped_status(signals[-1])
         rig.start()
         stats = run_dash(rig, estimator, [cluster, *outputs], fps=args.fps or fps, seconds=seconds, stop=stop,
                          should_quit=lambda: cluster.poll_quit() or rig.finished(),
@@ -441,6 +444,8 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
                 stats.write(args.stats_json)
             except OSError as exc:
                 raise KeidashError(f"could not write --stats-json {args.stats_json}: {_reason(exc)}") from None
+    except _Interrupted as interrupted:  # stopped before the first frame: nothing to save
+        return _stopped_status(interrupted.signum)
     finally:
         if watchdog is not None:
             watchdog.stopping()
@@ -457,6 +462,19 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         if cluster is not None:
             cluster.close()
     return 0
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM before the frame loop: the start-up ends where it is."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped_status(signum: int) -> int:
+    """Ctrl-C is 130, as a shell expects; SIGTERM is a request to stop (systemd's), so a clean 0."""
+    return 130 if signum == signal.SIGINT else 0
 
 
 def _window_size(args) -> tuple[int, int]:

@@ -354,3 +354,28 @@ def test_a_mistake_the_rig_finds_in_the_demo_s_url_is_said_with_the_option(tmp_p
     with pytest.raises(ConfigError) as info:
         app.demo_main(args)
     assert str(info.value) == "--vss-error is a percentage from -30 to 30"
+
+
+def test_an_empty_output_path(capsys):
+    status, err = status_and_error(["demo", "--seconds", "1", "--headless", "--screenshot", ""], capsys)
+    assert status == 2 and "--screenshot needs a file name" in err
+
+
+def test_ctrl_c_before_the_first_frame_is_130_and_sigterm_a_clean_stop(monkeypatch, tmp_path, capsys):
+    # a signal while the virtual truck is fast-forwarded into its day: raised where the start-up is
+    from keidash import rig as rig_module
+    sent = []
+
+    def opening(*args, **kwargs):
+        sig = sent[-1]
+        signal.raise_signal(sig)
+        raise AssertionError("the start-up went on after the signal")
+    monkeypatch.setattr(rig_module, "open_rig", opening)
+    for sig, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 0)):
+        sent.append(sig)
+        before = signal.getsignal(sig)
+        status = main(["demo", "--seconds", "1", "--headless", "--screenshot", str(tmp_path / "shot.png")])
+        assert status == expected
+        assert not (tmp_path / "shot.png").exists()
+        assert signal.getsignal(sig) == before  # the handlers are put back
+    assert "Traceback" not in capsys.readouterr().err
