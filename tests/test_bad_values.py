@@ -413,3 +413,22 @@ def test_a_url_option_that_is_not_finite_is_one_sentence(tmp_path, url):
     with pytest.raises(ConfigError, match=rf"\[sources\]: truck option {key} must be a finite number") as info:
         load_config(path)
     assert path in str(info.value)
+
+
+def test_a_log_damaged_again_and_again_pauses_instead_of_filling_the_card_with_copies(tmp_path):
+    """A card that damages every new file: 3 copies are kept, then the writer pauses and says why."""
+    path = tmp_path / "trips.db"
+
+    def connect(p):  # every file it opens turns out damaged
+        with open(p, "wb") as f:
+            f.write(b"\xff" * 4096)
+        return sqlite3.connect(p)
+
+    log = TripLog(str(path), connect=connect, **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 800.0, "obd")], t)
+    assert wait_for(lambda: log.status().startswith("trip log paused"))
+    assert log.status() == f"trip log paused: {path} is damaged again after 3 new logs: check the SD card"
+    log.close()
+    assert sorted(p.name for p in tmp_path.glob("trips.db.corrupt-*")) == [
+        "trips.db.corrupt-1", "trips.db.corrupt-2", "trips.db.corrupt-3"]

@@ -466,7 +466,7 @@ class TripLog:
                     error = DamagedFileError(f"{self.path} is damaged again after {len(self.moved_aside)} new "
                                              f"logs: check the SD card")
                 sentence = _fault_sentence(error, self.path)
-                if not isinstance(error, (sqlite3.Error, OSError)):
+                if not isinstance(error, (sqlite3.Error, OSError, DamagedFileError)):
                     log.exception("trip log writer failed; retrying")
                 if sentence != self._fault:
                     log.warning("%s: %s", sentence, error)
