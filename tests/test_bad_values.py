@@ -432,3 +432,39 @@ def test_a_log_damaged_again_and_again_pauses_instead_of_filling_the_card_with_c
     log.close()
     assert sorted(p.name for p in tmp_path.glob("trips.db.corrupt-*")) == [
         "trips.db.corrupt-1", "trips.db.corrupt-2", "trips.db.corrupt-3"]
+
+
+def test_the_refusal_of_another_programs_database_is_the_dash_message(tmp_path):
+    import threading
+
+    from keidash.app import run_dash
+    from keidash.estimate.estimator import config_for
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE photos (jpeg BLOB)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    profile = load_profile("hijet-s500p")
+    rig = open_rig({"sim": "sim://hijet-s500p?hardware=gps"}, profile)
+    log = TripLog(str(path), **FAST)
+    stop = threading.Event()
+    messages = []
+
+    def on_frame(dash):
+        messages.append(dash.message)
+        if "another program's database" in (dash.message or ""):
+            stop.set()
+
+    rig.start()
+    try:  # seconds only guards against a hang: the loop stops at the message
+        run_dash(rig, config_for(profile, {}, rig.priority()), [], fps=30, seconds=30, stop=stop,
+                 on_frame=on_frame, log=log)
+    finally:
+        rig.stop()
+        log.close()
+    assert f"trip log: {path} is another program's database: not logging" in messages
+    assert path.read_bytes() == before
