@@ -327,10 +327,10 @@ def test_a_read_only_file_is_called_read_only_not_a_read_only_file_system(tmp_pa
     path = tmp_path / "trips.db"
     TripLog(str(path), **FAST).close()
     path.chmod(0o444)
-    connect = sqlite3.connect
-    if os.geteuid() == 0:  # root writes any file: open it read-only, as the kernel would for anyone else
-        def connect(p):
-            return sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+
+    def read_only(p):  # root writes any file: open it read-only, as the kernel would for anyone else
+        return sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    connect = read_only if os.geteuid() == 0 else sqlite3.connect
     try:
         log = TripLog(str(path), connect=connect, **FAST)
         t = time.monotonic()
