@@ -97,7 +97,7 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     habits = None
     if ratios:
         config = config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None, rpm_per_kmh=ratios)
-        habits = learn_habits(_gear_rows(logs, config))
+        habits = learn_habits(_gear_rows(logs, config), gears=len(ratios))  # a top gear never used still counts
     return TruckKnowledge(learned, ratios, habits, tuple(log.name for log in logs), idle)
 
 

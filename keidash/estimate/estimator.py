@@ -34,7 +34,7 @@ from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
 from ..profiles import Engine, Profile
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
-from .gears import CVT, MANUAL, GearModel, Pairing, TrackerState, gearbox_kind, pair_step, track
+from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, gearbox_kind, pair_step, track
 from .learn import LearnedRatios, LearnerState, learned, learner_step
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 #: the needle's source name for rpm estimated from speed and gear
 ESTIMATED = "estimated"
+#: the road speed's noise (km/h, 1 sigma): whole km/h (OBD, 0.29) or a GPS (0.3); x a gear's
+#: rpm per km/h it is the noise of rpm estimated in that gear ...
+SPEED_NOISE_KMH = 0.3
+#: ... and at least this (rpm): the ratio's own error
+MIN_ESTIMATED_SIGMA_RPM = 15.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ def _models(state: EstimatorState, config: EstimatorConfig) -> Models:
                          upshift_rpm_per_gear=config.upshift_rpm_per_gear[:max(len(ratios) - 1, 0)],
                          moving_kmh=config.moving_kmh)
     speed_model = SpeedModel(ratios, limits, habits=_fitting(config.habits, ratios), engine=config.engine,
-                             mass_kg=config.mass_kg, obedience=config.obedience)
+                             mass_kg=config.mass_kg, obedience=config.obedience,
+                             automatic=config.gearbox == AUTOMATIC)  # an automatic shifts by itself
     return Models(ratios, gear_model, speed_model, policy)
 
 
@@ -232,7 +238,10 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
             if gear != engaged or state.needle.t is None or not state.estimated:
                 needle = needle_reset(needle, t, shown_rpm, config.needle)
             else:
-                needle = needle_update(needle, t, shown_rpm, ESTIMATED, config.needle)
+                # its noise is the speed's (about 0.3 km/h: whole km/h, or a GPS) x this gear's rpm per km/h
+                ratio = ratios[gear - 1] if gear and 0 < gear <= len(ratios) else None
+                sigma = max(MIN_ESTIMATED_SIGMA_RPM, SPEED_NOISE_KMH * ratio) if ratio else None
+                needle = needle_update(needle, t, shown_rpm, ESTIMATED, config.needle, sigma)
         engaged = gear
 
     coolant = _best(state, COOLANT, t, config)

@@ -114,16 +114,18 @@ def _clamp(value: float, low: float, high: float) -> float:
 
 
 def needle_update(state: NeedleState, t: float, rpm: float, source: str,
-                  config: NeedleConfig = DEFAULT_CONFIG) -> NeedleState:
+                  config: NeedleConfig = DEFAULT_CONFIG, sigma_rpm: float | None = None) -> NeedleState:
     """Fold in one rpm reading measured at ``t`` (s) from ``source``.
 
+    ``sigma_rpm``: the reading's own noise when the caller knows it better than the source's
+    table entry (an rpm estimated from speed x gear: the speed's noise x the gear's ratio).
     A value that is not a finite number >= 0 is ignored, as is a reading
     measured more than ``max_late_s`` before the last update; both are counted
     in ``dropped``. A reading after ``stale_s`` of silence restarts the filter.
     """
     if not (math.isfinite(rpm) and rpm >= 0.0 and math.isfinite(t)):
         return replace(state, dropped=state.dropped + 1)
-    sigma = config.sigma_rpm(source)
+    sigma = config.sigma_rpm(source) if sigma_rpm is None else sigma_rpm
     if state.t is None or t - state.t > config.stale_s:
         return _fresh(state, t, rpm, sigma, config)
     updated = _update(state, t, rpm, sigma, config.process_noise_rpm2_s3, config)
