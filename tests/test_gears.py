@@ -181,3 +181,21 @@ def test_the_range_changes_only_at_a_standstill():
     states = feed(stopped + low3 + stop + high1, model=LOW)
     assert (states[39].gear, states[39].low_range) == (3, True)
     assert (states[-1].gear, states[-1].low_range) == (1, False)
+
+
+def test_a_rev_matched_downshift_under_braking_is_3rd_before_the_clutch_is_home():
+    """Braking in 4th, the driver blips the engine up to 3rd's rpm with the clutch in, then lets it
+    out: the rpm rises while the speed falls. A manual's tracker reads that as the shift into 3rd
+    while it happens; the converter's one-sided slip model (issue 11's failure) reads it as slip
+    in 4th and holds 4th until the ratio settles."""
+    pairs = [(i / 10, 45.0 - 0.5 * i, K[3] * (45.0 - 0.5 * i)) for i in range(20)]  # braking in 4th
+    t0, v0 = 2.0, 35.0
+    blip = [(t0 + i / 10, v0 - 0.5 * i, K[3] * (v0 - 0.5 * i) + (K[2] - K[3]) * (v0 - 0.5 * i) * (i + 1) / 4)
+            for i in range(4)]  # 0.4 s: from 4th's rpm to 3rd's, speed still falling
+    locked = [(t0 + 0.4 + i / 10, 33.0 - 0.5 * i, K[2] * (33.0 - 0.5 * i)) for i in range(10)]
+    manual = feed(pairs + blip + locked)
+    assert manual[19].gear == 4
+    assert [s.gear for s in manual[20:24]][-2:] == [3, 3]  # 3rd while the rpm is still rising
+    assert all(s.gear == 3 for s in manual[24:])
+    auto = feed(pairs + blip + locked, model=AUTO)
+    assert [s.gear for s in auto[20:24]] == [4, 4, 4, 4]  # slip in 4th, as before
