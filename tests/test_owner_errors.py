@@ -387,3 +387,26 @@ def test_ctrl_c_before_the_first_frame_is_130_and_sigterm_a_clean_stop(monkeypat
         assert not (tmp_path / "shot.png").exists()
         assert signal.getsignal(sig) == before  # the handlers are put back
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options,words", [
+    (["--format", "csv"], "cannot be read as format csv"),
+    (["--format", "torque"], "cannot be read as format torque"),
+    (["--format", "openxc"], "cannot be read as format openxc"),
+    (["--format", "carobd"], "cannot be read as format carobd"),
+    (["--columns", "time=a,speed=b"], "cannot be read as format csv"),
+])
+def test_a_binary_file_read_as_a_named_format_is_not_echoed(options, words, tmp_path, capsys):
+    path = binary_csv(tmp_path)
+    status, err = status_and_error(["replay", str(path), *options, "--headless"], capsys)
+    assert status == 2
+    assert f"{path}: it is not text (a binary file), so it {words}" in err
+    assert err.isprintable() and "\\x" not in err
+
+
+def test_a_latin_1_header_is_still_text(tmp_path):
+    # a degree sign in Latin-1 is undecodable UTF-8 (read as U+FFFD) but the file is a log all the same
+    from keidash.replay import load_log
+    path = tmp_path / "latin.csv"
+    path.write_bytes("time,speed_kmh,rpm,coolant \xb0C\n0,0,800,80\n1,5,1500,80\n2,10,2000,80\n".encode("latin-1"))
+    assert len(load_log(str(path)).samples) == 3

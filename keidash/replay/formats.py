@@ -75,8 +75,9 @@ def _binary(lines: list[str]) -> bool:
     text = "\n".join(lines)[:2000]
     if not text:
         return False
-    odd = sum(1 for c in text if c in "\x00\ufffd" or (not c.isprintable() and c not in "\t\n\r"))
-    return "\x00" in text or odd > max(2, len(text) // 50)
+    controls = sum(1 for c in text if not c.isprintable() and c not in "\t\n\r\ufffd")
+    undecodable = text.count("\ufffd")  # a Latin-1 degree sign is one now and then; a binary, many
+    return "\x00" in text or controls > max(2, len(text) // 50) or undecodable > max(8, len(text) // 10)
 
 
 def read_text(path: str) -> list[str]:
@@ -108,6 +109,8 @@ def read_lines(lines: Iterable[str], name: str = "log", format: str = AUTO, colu
     if format not in FORMATS:
         raise ConfigError(f"unknown log format {format!r}; use {AUTO} or one of {format_names()}")
     fmt = FORMATS[format]
+    if fmt.name != "triplog" and _binary([line for line in lines[:50] if line.strip()][:HEAD_LINES]):
+        raise ConfigError(f"{name}: it is not text (a binary file), so it cannot be read as format {format}")
     options = {k: v for k, v in (("columns", columns), ("speed_unit", speed_unit)) if v is not None}
     extra = sorted(set(options) - set(fmt.options))
     if extra:
