@@ -26,14 +26,21 @@ class _Parser(argparse.ArgumentParser):
                   if " " in self.prog else f"keidash: {message} (see 'keidash --help')\n")
 
 
+#: the largest screen a cluster is drawn for (8K); beyond is a typo that would ask for gigabytes
+MAX_SIZE = (7680, 4320)
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
         if w < 160 or h < 120:
             raise ValueError
-        return w, h
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 800x480, not {text!r}") from None
+    if w > MAX_SIZE[0] or h > MAX_SIZE[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: a screen is at most "
+                                         f"{MAX_SIZE[0]}x{MAX_SIZE[1]} pixels")
+    return w, h
 
 
 def _number(text: str) -> float:

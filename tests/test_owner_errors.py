@@ -64,6 +64,7 @@ def status_and_error(args, capsys) -> tuple[int, str]:
     (["ignition", "--pin", "22", "--grace", "nan"], ["--grace", "'nan' is not a number"]),
     (["ignition", "--pin", "99"], ["--pin", "0 to 27"]),
     (["learn", "x.csv", "--gears", "0"], ["--gears", "1 to 10 forward gears"]),
+    (["demo", "--size", "100000x100000"], ["--size", "at most 7680x4320"]),
 ])
 def test_numbers_on_the_command_line(args, words, capsys):
     status, err = status_and_error(args, capsys)
