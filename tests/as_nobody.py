@@ -1,5 +1,6 @@
 """Permission checks that also run as root (CI runs as root, and root opens anything)."""
 
+import functools
 import os
 import shutil
 import subprocess
@@ -8,6 +9,30 @@ import textwrap
 
 import pytest
 
+NOBODY = 65534
+
+
+@functools.lru_cache(maxsize=1)
+def _nobody_problem() -> str:
+    """'' when user nobody can run this interpreter and import keidash, else why not."""
+    if not shutil.which("setpriv"):
+        return "running as root and setpriv (util-linux) is missing, so no user can be denied"
+    out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                          sys.executable, "-c", "import keidash"], capture_output=True, text=True, timeout=60,
+                         cwd="/", env=dict(os.environ))
+    if out.returncode != 0:
+        return (f"user nobody cannot run {sys.executable} or import keidash from this clone (a parent "
+                "folder only root can enter?): the permission cases need a clone nobody can read")
+    return ""
+
+
+def nobody_prefix() -> list[str]:
+    """The argv that runs this interpreter as user nobody; skips the test, saying why, when it cannot."""
+    problem = _nobody_problem()
+    if problem:
+        pytest.skip(problem)
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable]
+
 
 def source_message_as_nobody(make_source: str, port: str, timeout: float = 30.0) -> str:
     """Start a source as user nobody on ``port`` (which root made unreadable) and
@@ -15,8 +40,7 @@ def source_message_as_nobody(make_source: str, port: str, timeout: float = 30.0)
 
     ``make_source`` is an expression building the source from ``port`` and ``sink``.
     """
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
+    prefix = nobody_prefix()
     code = textwrap.dedent(f"""
         import time
         from keidash.sources.base import FAILED
@@ -31,8 +55,7 @@ def source_message_as_nobody(make_source: str, port: str, timeout: float = 30.0)
         print(source.status().message)
         source.stop()
     """)
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                          sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run(prefix + ["-c", code], capture_output=True, text=True,
                          timeout=timeout + 30, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()

@@ -6,12 +6,11 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-import pytest
+from as_nobody import nobody_prefix
 
 import keidash.outputs.backlight as backlight_module
 from keidash.dashstate import DashState
@@ -120,8 +119,7 @@ def test_permission_denied_says_to_add_the_udev_rule_and_the_video_group(tmp_pat
         lines = [record.getMessage() for record in caplog.records]
     else:
         # root writes anything: run the probe as nobody, in a directory nobody can reach
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
+        prefix = nobody_prefix()
         top = tempfile.mkdtemp(prefix="keidash-backlight-")
         try:
             os.chmod(top, 0o755)
@@ -129,8 +127,7 @@ def test_permission_denied_says_to_add_the_udev_rule_and_the_video_group(tmp_pat
             os.chmod(device, 0o755)
             for name in ("brightness", "max_brightness", "actual_brightness"):
                 os.chmod(os.path.join(device, name), 0o644)  # root's, as sysfs has them: nobody cannot write
-            out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                  sys.executable, "-c", PERMISSION_PROBE, device],
+            out = subprocess.run(prefix + ["-c", PERMISSION_PROBE, device],
                                  capture_output=True, text=True, timeout=60, env=ENV)
             assert brightness(device) == "255"
         finally:

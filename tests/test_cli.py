@@ -1,11 +1,11 @@
 """The command line: user mistakes get one plain sentence and exit status 2."""
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+from as_nobody import nobody_prefix
 
 from keidash.cli import main
 from keidash.config import config_from_dict, load_config
@@ -70,11 +70,9 @@ def test_unreadable_config_says_permission_denied(tmp_path):
             load_config(str(config))
         return
     # root reads any file: run the real command as nobody instead, as CI runs as root
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
+    prefix = nobody_prefix()
     tmp_path.chmod(0o755)
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                          "-m", "keidash", "run", "--config", str(config)],
+    out = subprocess.run(prefix + ["-m", "keidash", "run", "--config", str(config)],
                          capture_output=True, text=True, timeout=60, env=ENV)
     assert out.returncode == 2
     assert out.stderr.strip() == f"keidash: cannot read config file {config}: permission denied"

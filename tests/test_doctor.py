@@ -6,14 +6,13 @@ import dataclasses
 import grp
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import tty
 
 import pytest
+from as_nobody import nobody_prefix
 
 from keidash.pi import doctor
 from keidash.pi.doctor import board, ports
@@ -57,10 +56,7 @@ def headless(monkeypatch):
 
 def run_as_nobody(code: str) -> str:
     """Run python ``code`` as user nobody (root opens anything) and return what it printed."""
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
-    out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                          sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    out = subprocess.run(nobody_prefix() + ["-c", code], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()

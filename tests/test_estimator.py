@@ -1,6 +1,5 @@
 """Estimator v1: pure, deterministic, pinned on synthetic readings and the simulated day."""
 
-import math
 
 import pytest
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from as_nobody import nobody_prefix
 
 from keidash.cli import DEMO_DAY_S, main
 
@@ -131,8 +132,7 @@ def folder_for_nobody(tmp_path):
         return
     import shutil
     import tempfile
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root and setpriv (util-linux) is missing, so no user can be denied")
+    nobody_prefix()  # skips, saying why, when user nobody cannot run the commands
     folder = tempfile.mkdtemp(prefix="keidash-owner-")
     os.chmod(folder, 0o755)
     try:
@@ -146,8 +146,8 @@ def run_as_user(*args, cwd):
     """The command as the user running the tests, or as nobody when that is root."""
     if os.geteuid() != 0:
         return run_cli(*args, cwd=cwd)
-    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                           "-m", "keidash", *args], capture_output=True, text=True, timeout=60, env=ENV, cwd=cwd)
+    return subprocess.run(nobody_prefix() + ["-m", "keidash", *args], capture_output=True, text=True, timeout=60,
+                          env=ENV, cwd=cwd)
 
 
 def test_the_demo_from_a_read_only_folder_says_so_before_the_drive(folder_for_nobody):
