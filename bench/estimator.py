@@ -32,7 +32,6 @@ import json
 import math
 import os
 import random
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -46,7 +45,6 @@ from keidash.estimate.estimator import EstimatorState, advise, config_for, step 
 from keidash.estimate.evaluate import evaluate, label_medians  # noqa: E402
 from keidash.estimate.learn import learn_from_logs  # noqa: E402
 from keidash.profiles import load_profile, unknown_profile  # noqa: E402
-from keidash.profiles.engine import shift_limits  # noqa: E402
 from keidash.readings import RPM, SPEED, Reading  # noqa: E402
 from keidash.replay import load_log, readings_from_log  # noqa: E402
 

@@ -348,11 +348,9 @@ def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, s
     """(the note under a blank gear, a sentence for the message strip) while no ratios are known."""
     if state.ratios or not speed_live:
         return "", ""
-    count = config.gear_count or (len(state.learned.gears) if state.learned and state.learned.gear_count_given
-                                  else None)
     if rpm_live and config.learn:
         found = state.learned.confident if state.learned is not None else 0
-        return f"learning {found}/{count or '?'}", ""
+        return f"learning {found}/{config.gear_count or '?'}", ""
     return "no ratios", NEEDS_RATIOS
 
 

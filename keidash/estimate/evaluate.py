@@ -32,15 +32,19 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from ..errors import ConfigError
 from ..profiles import Profile, unknown_profile
-from ..profiles.engine import shift_limits
+from ..profiles.engine import ShiftLimits, shift_limits
 from ..replay import DriveLog, load_log
-from .drives import estimate_log
+from .drives import estimate_log, learn_truck
+from .estimator import config_for
 from .gears import gearbox_kind
+from .learn import learn_from_logs
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
 NAIVE_SPEEDS_KMH = (15.0, 35.0, 50.0, 70.0, 90.0)
@@ -149,12 +153,9 @@ GOAL_LEARNING_WRONG = 0.02
 
 def vehicle_transmission(folder: str) -> str | None:
     """The ``transmission`` a log folder's vehicle.toml names, or None (no file, no key)."""
-    import tomllib
-
     path = os.path.join(folder, VEHICLE_FILE)
     if not os.path.isfile(path):
         return None
-    from ..errors import ConfigError
     try:
         with open(path, "rb") as f:
             value = tomllib.load(f).get("transmission")
@@ -174,42 +175,28 @@ def evaluate(paths: Sequence[str], profile: Profile | None = None, format: str =
     The gearbox: a folder's vehicle.toml (``transmission``), else ``transmission``, else the
     profile's, else a manual.
     """
+    profile = profile or unknown_profile()
+    limits = shift_limits(profile)
     files = find_logs(paths)
-    vehicles: dict[str, list[DriveLog]] = defaultdict(list)
-    names: dict[str, list[str]] = defaultdict(list)
+    logs = {path: load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in files}
+    groups: dict[str, list[str]] = defaultdict(list)
     gearboxes: dict[str, str | None] = {}
     for path in files:
         vehicle = vehicle_of(path)
-        vehicles[vehicle].append(load_log(path, format=format, columns=columns, speed_unit=speed_unit))
-        names[vehicle].append(os.path.basename(path))
-        gearboxes.setdefault(vehicle, vehicle_transmission(os.path.dirname(os.path.abspath(path))) or transmission)
-    return evaluate_logs(vehicles, names, profile, gearboxes)
-
-
-def evaluate_logs(vehicles: dict[str, list[DriveLog]], names: dict[str, list[str]] | None = None,
-                  profile: Profile | None = None, gearboxes: dict[str, str | None] | None = None) -> list[LogFigures]:
-    """Figures for logs already loaded, grouped by vehicle (see :func:`evaluate`)."""
-    from .drives import learn_truck
-    from .estimator import config_for
-    from .learn import learn_from_logs
-
-    profile = profile or unknown_profile()
-    limits = shift_limits(profile)
-    names = names or {v: [log.name for log in logs] for v, logs in vehicles.items()}
-    gearboxes = gearboxes or {}
-
+        groups[vehicle].append(path)
+        if vehicle not in gearboxes:
+            gearboxes[vehicle] = vehicle_transmission(os.path.dirname(os.path.abspath(path))) or transmission
     out = []
-    for vehicle, logs in vehicles.items():
-        gearbox = gearboxes.get(vehicle)
-        for n, log in enumerate(logs):
-            fig = _log_figures(log, names[vehicle][n], vehicle, [other for m, other in enumerate(logs) if m != n],
-                               profile, limits, gearbox, learn_truck, config_for, learn_from_logs)
-            out.append(fig)
+    for path in files:
+        vehicle = vehicle_of(path)
+        others = [logs[other] for other in groups[vehicle] if other != path]
+        out.append(_log_figures(logs[path], os.path.basename(path), vehicle, others, profile, limits,
+                                gearboxes[vehicle]))
     return out
 
 
-def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog], profile: Profile, limits,
-                 gearbox: str | None, learn_truck, config_for, learn_from_logs) -> LogFigures:
+def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog], profile: Profile,
+                 limits: ShiftLimits, gearbox: str | None) -> LogFigures:
     fig = LogFigures(name, vehicle, labelled=log.has_gear, gearbox=gearbox_kind(gearbox or profile.transmission))
     moving = [s for s in log.samples if s.moving and s.rpm]
     fig.moving = len(moving)
