@@ -10,8 +10,8 @@ import pytest
 
 from keidash.estimate.evaluate import plain_kmeans
 
-from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, gearbox_problem, learn_from_logs, learned,
-                                   learner_step, profile_with_learned)
+from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, gearbox_problem, launch_gears,
+                                   learn_from_logs, learned, learner_step, profile_with_learned)
 from keidash.profiles import load_profile
 from keidash.readings import RPM, SPEED
 from keidash.replay import load_log
@@ -323,15 +323,34 @@ def test_gears_that_are_no_gearbox_are_never_ready():
     assert "longer than the one below" in gearbox_problem((279.0, 164.2, 136.0, 113.1, 68.7))
 
 
-def test_a_kei_truck_whose_1st_is_never_held_is_not_numbered_from_2nd():
-    """A kei truck's 1st runs out at 10-13 km/h within 2 s: drives that never hold it steady learn
-    2nd..5th. Their launches, read with rpm and speed a tenth of a second apart, sit *below* 2nd's
-    ratio, which no pull-away can (slip only raises the ratio): they decide nothing, and with the
-    gear count unknown the four clusters are not numbered 1st..4th."""
+def test_a_kei_truck_whose_1st_is_never_held_learns_it_from_its_launches():
+    """A kei truck's 1st runs out at 10-13 km/h within 2 s: no steady run holds it, so the histogram
+    finds 2nd..5th only. Read at 10 Hz, each launch shows its gear: the pairs with the rpm rising
+    with the speed, a gear step above 2nd, just before the rpm falls into 2nd. Locked that way in
+    most launches, that gear is 1st, learned from them (the profile's: 279 rpm per km/h, the
+    recorded speed 2 % low)."""
     from keidash.sim.recorded import virtual_log
-    log = virtual_log("hijet-s500p", "town", "everyday", 600, rpm_hz=5, seed=1)
+    log = virtual_log("hijet-s500p", "town", "everyday", 600, rpm_hz=10, seed=1)
     result = learn_from_logs([log])
-    assert [round(k) for k in result.rpm_per_kmh()] == [161, 112, 69, 51]  # 2nd..5th
+    assert [round(k) for k in result.rpm_per_kmh()[1:]] == [161, 113, 69, 51]  # 2nd..5th
+    assert result.rpm_per_kmh()[0] == pytest.approx(279 * 1.02, rel=0.05)  # 1st, from the launches
+    assert result.numbering_certain and result.ready
+    state = LearnerState()
+    for s in log.samples:
+        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
+            if channel in s.fresh and value is not None:
+                state = learner_step(state, s.t, channel, value)
+    seen = launch_gears(state, 161.0)
+    assert len(seen.locked_above) >= 3 and seen.in_top == 0
+
+
+def test_a_kei_truck_read_once_a_second_is_not_numbered_from_2nd():
+    """Read at 1 Hz the launches show no gear (1st lasts a second) and their lowest ratio is 2nd's,
+    after the shift: they decide nothing, and the four clusters are not numbered 1st..4th."""
+    from keidash.sim.recorded import virtual_log
+    log = virtual_log("hijet-s500p", "town", "everyday", 600, rpm_hz=1, seed=1)
+    result = learn_from_logs([log])
+    assert len(result.rpm_per_kmh()) == 4 and result.rpm_per_kmh()[0] == pytest.approx(161, rel=0.05)
     assert not result.numbering_certain and not result.ready
     given = learn_from_logs([log], gears=5)  # with the profile's gear count: four of five, not ready
     assert given.found == 4 and not given.ready

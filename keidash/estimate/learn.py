@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..profiles import Profile
 from ..readings import RPM, SPEED
+from .gears import Pairing, pair_step
 
 if TYPE_CHECKING:  # the replay package is for logs only: the live dash need not import it
     from ..replay.log import DriveLog
@@ -150,6 +151,33 @@ UNCERTAIN_NUMBERING = 0.5
 #: neighbours are one plausible gear step apart without it, is not a gear: a stretch of clutch
 #: slip, converter slip or low range that held steady long enough to leave a peak
 PHANTOM_SHARE = 0.25
+#: each launch's moving pairs are kept for this long (s) after its standstill, at most LAUNCH_PAIRS of
+#: them, for the last KEPT_LAUNCHES launches: bounded memory that tells which gear a launch was in
+LAUNCH_SEQ_S = 5.0
+LAUNCH_PAIRS = 60
+#: ... one pair per this long (s) at most: a 50 Hz log keeps its launch's whole 5 s
+LAUNCH_PAIR_S = 0.085
+KEPT_LAUNCHES = 32
+#: a launch's gear is a lock: its last pairs before the first upshift agree within this (log) of their
+#: median, at least LOCK_PAIRS of them at MIN_SPEED_KMH or more ...
+LOCK_TOL = 0.06
+LOCK_PAIRS = 2
+#: ... and the upshift out of it follows within this long (s): the rpm drops a gear step at one speed
+UPSHIFT_S = 1.0
+#: a pair whose rpm is below this share of the one before it is the clutch going in, not a gear held
+RPM_FALLING = 0.99
+#: a launch's pairs no further apart than this (s) would have shown a lock in 1st had there been one
+DENSE_GAP_S = 0.35
+#: ... where the speed rose at least this factor in the UPSHIFT_S before reaching it (slip, not a shift)
+SLIP_SPEED_RISE = 1.3
+#: ... or reaching the highest cluster at most this far above idle (rpm): 2nd there would stall
+LAUNCH_IDLE_MARGIN_RPM = 350.0
+#: the launch gear's ratio is known well enough to tell 1st from 2nd (>= 15 % apart) at this
+#: relative standard error over launches: its confidence halves there
+LAUNCH_SHARP_SE = 0.03
+#: launches locked in one gear above the highest cluster, at least this share of the launches that
+#: show their gear, make it 1st
+LAUNCH_LOCK_SHARE = 0.7
 #: a real gearbox's steps shrink from 1st towards top (progressive gearing): each step is at
 #: most this factor above the one below it (the Hijet's 2nd->3rd and 3rd->4th: 1.45, 1.65)
 STEP_PROGRESSION = 1.2
@@ -221,6 +249,10 @@ class LearnerState:
     stopped_at: float | None = None  # t (s) of the latest standstill speed reading
     launch_pending: float | None = None  # lowest log(rpm per km/h) in the current launch so far
     launches: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches per bin of their lowest ratio
+    launch_from: float | None = None  # t (s) of the standstill the current launch left
+    pairing: Pairing = Pairing()  # recent speeds, to carry the speed to each rpm reading's instant
+    launch_seq: tuple[tuple[float, float, float, float], ...] = ()  # its (t, log ratio, rpm, km/h) pairs
+    launch_seqs: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()  # the last KEPT_LAUNCHES
 
 
 def _bin(log_ratio: float) -> int:
@@ -251,11 +283,20 @@ def learner_step(state: LearnerState, t: float, channel: str, value: float) -> L
     elif channel == SPEED:
         state = _replace(state, speed=(t, value))
         if value < STANDSTILL_KMH:
-            state = _replace(_close_launch(state), stopped_at=t)
+            state = _replace(_close_launch(_close_sequence(state)), stopped_at=t, launch_from=t)
     else:
         return state
+    if state.launch_from is not None and t - state.launch_from > LAUNCH_SEQ_S:
+        state = _close_sequence(state)
     if state.stopped_at is not None and t - state.stopped_at > LAUNCH_S:
         state = _replace(_close_launch(state), stopped_at=None)
+    pairing, pair = pair_step(state.pairing, channel, t, value)
+    state = _replace(state, pairing=pairing)
+    if (pair is not None and state.launch_from is not None and len(state.launch_seq) < LAUNCH_PAIRS
+            and pair[1] >= STANDSTILL_KMH and pair[2] >= MIN_RPM
+            and (not state.launch_seq or t - state.launch_seq[-1][0] >= LAUNCH_PAIR_S)):
+        # pulling away the speed changes fastest: each rpm is paired with the speed at its instant
+        state = _replace(state, launch_seq=state.launch_seq + ((t, math.log(pair[2] / pair[1]), pair[2], pair[1]),))
     if state.rpm is None or state.speed is None or abs(state.rpm[0] - state.speed[0]) > PAIR_SKEW_S:
         return state
     rpm, kmh = state.rpm[1], state.speed[1]
@@ -291,6 +332,14 @@ def _close_launch(state: LearnerState) -> LearnerState:
     return _replace(state, launch_pending=None, launches=_spread(state.launches, i, i, 1.0))
 
 
+def _close_sequence(state: LearnerState) -> LearnerState:
+    """The state with the current launch's pairs (if any) kept among the last KEPT_LAUNCHES."""
+    if not state.launch_seq:
+        return _replace(state, launch_from=None) if state.launch_from is not None else state
+    return _replace(state, launch_from=None, launch_seq=(),
+                    launch_seqs=(state.launch_seqs + (state.launch_seq,))[-KEPT_LAUNCHES:])
+
+
 def _replace(state: LearnerState, **changes) -> LearnerState:
     values = {name: getattr(state, name) for name in LearnerState.__dataclass_fields__}
     values.update(changes)
@@ -312,8 +361,8 @@ def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
     """Learn from whole drives (each starts a fresh run: log times are not comparable)."""
     state = LearnerState()
     for log in logs:
-        state = learn_pairs(_replace(_close_launch(state), rpm=None, speed=None, run_start=None,
-                                     run_pending=None, stopped_at=None), log)
+        state = learn_pairs(_replace(_close_launch(_close_sequence(state)), rpm=None, speed=None,
+                                     run_start=None, run_pending=None, stopped_at=None), log)
     return learned(state, gears, idle_rpm)
 
 
@@ -459,7 +508,7 @@ def _gear(c: Cluster) -> GearRatio:
 _MISSING = GearRatio(None, 0.0, 0, 0.0)
 
 
-def _launch_verdict(state: LearnerState, top: float) -> tuple[int, int, int, int]:
+def _launch_verdict(state: LearnerState, top: float, idle_rpm: float = 850.0) -> tuple[int, int, int, int]:
     """(launches, fewest, most, likeliest) gears above the highest cluster ``top`` (rpm per km/h).
 
     Each launch's lowest ratio is at or above 1st's: the truck pulls away in 1st, the clutch
@@ -480,12 +529,115 @@ def _launch_verdict(state: LearnerState, top: float) -> tuple[int, int, int, int
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
+        seen = launch_gears(state, top, idle_rpm)
+        if len(seen.locked_above) > LAUNCH_STRAY_SHARE * n or not seen.in_top:
+            # a launch's lowest ratio may come after its first upshift (a kei truck's 1st runs out
+            # within 2 s): only launches seen closely enough to show no lock above ``top`` make it 1st
+            return round(n), 0, UNBOUNDED, 0
         return round(n), 0, 0, 0
     bound = _ratio(_weighted_quantile(launches, 0, 0.25))
     most = max(int(math.log(bound / top) / math.log(MIN_GEAR_STEP)), 1)
     if n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n:
         return round(n), 1, most, 1
     return round(n), 0, UNBOUNDED, int(near == 0)
+
+
+@dataclass(frozen=True)
+class LaunchGears:
+    """Which gear the launches were in, read against the highest cluster (see :func:`launch_gears`)."""
+
+    locked_above: tuple[float, ...]  # log ratio of each launch locked in a gear above the highest cluster
+    in_top: int  # launches seen going from the clutch's slip straight into the highest cluster
+
+    @property
+    def shown(self) -> int:
+        return len(self.locked_above) + self.in_top
+
+    def first_gear(self) -> tuple[float, float, float] | None:
+        """(rpm per km/h, relative spread, confidence) of 1st when the launches prove it above the
+        highest cluster: at least MIN_LAUNCHES locked in one gear, LAUNCH_LOCK_SHARE of the launches
+        that show their gear, agreeing within LOCK_TOL (robust spread)."""
+        n = len(self.locked_above)
+        if n < MIN_LAUNCHES or n < LAUNCH_LOCK_SHARE * self.shown:
+            return None
+        ordered = sorted(self.locked_above)
+        centre = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+        spread = sorted(abs(r - centre) for r in ordered)[n // 2]
+        if spread > LOCK_TOL:
+            return None
+        standard_error = max(spread, BIN) / math.sqrt(n)
+        confidence = (1 - math.exp(-n / MIN_LAUNCHES)) / (1 + (standard_error / LAUNCH_SHARP_SE) ** 2)
+        return math.exp(centre), math.expm1(spread), confidence
+
+
+def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> LaunchGears:
+    """Read each kept launch against the highest cluster ``top`` (rpm per km/h).
+
+    A launch's pairs run from the clutch slipping (the ratio falling from far above) through the
+    gear it pulled away in to the first upshift. A kei truck's 1st runs out at 10-13 km/h within
+    2 s, too short for a steady run (:data:`HOLD_S`), but its pairs just before the first upshift
+    agree: that lock is the launch gear. A launch *locked above* ``top`` (by MIN_GEAR_STEP or more)
+    and then dropping a gear step within UPSHIFT_S was in a gear above it; one that reaches ``top``
+    with no lock above it went from slip straight into ``top`` (``in_top``). A launch that never
+    reaches ``top`` shows nothing: a slipping clutch or converter holds the ratio above any gear.
+    """
+    edge, floor = math.log(top * (1.0 + LAUNCH_BELOW)), math.log(top * MIN_GEAR_STEP)
+    locked, in_top = [], 0
+    for seq in state.launch_seqs + ((state.launch_seq,) if state.launch_seq else ()):
+        entry = next((n for n, (_, r, _, _) in enumerate(seq) if r <= edge), None)
+        if entry is None:
+            continue
+        # a gear held while pulling away: the rpm rising with the speed (a falling rpm is the clutch going in)
+        before = [p for n, p in enumerate(seq[:entry])
+                  if p[3] >= MIN_SPEED_KMH and (n == 0 or p[2] >= seq[n - 1][2] * RPM_FALLING)]
+        end = _lock(before, floor)
+        t_entry, r_entry, rpm_entry, _ = seq[entry]
+        if end is None:
+            # straight from slip into ``top``: where the pairs were close enough to show a lock had
+            # there been one, the ratio fell into ``top`` because the speed rose (the clutch slipping
+            # at a held rpm), not because the rpm fell at one speed (a shift); or it reached ``top``
+            # near idle, where no one lands in 2nd after pulling away (it would stall)
+            times = [p[0] for p in seq[:entry + 1]]
+            lead = [p for p in seq[:entry] if t_entry - p[0] <= UPSHIFT_S]
+            slipped = bool(lead) and seq[entry][3] >= SLIP_SPEED_RISE * lead[0][3]
+            if (entry > LOCK_PAIRS and max(b - a for a, b in zip(times, times[1:])) <= DENSE_GAP_S and slipped
+                    or rpm_entry <= idle_rpm + LAUNCH_IDLE_MARGIN_RPM):
+                in_top += 1
+            continue
+        t_lock, _, rpm_lock, _ = before[end]
+        lock = _median(_held(before[:end + 1], floor))
+        if t_entry - t_lock <= UPSHIFT_S and lock - r_entry >= math.log(MIN_GEAR_STEP) and rpm_entry < rpm_lock:
+            locked.append(lock)
+    return LaunchGears(tuple(locked), in_top)
+
+
+def _lock(pairs: list[tuple[float, float, float, float]], floor: float) -> int | None:
+    """Index of the last pair of the latest run of LOCK_PAIRS or more consecutive ``pairs`` above
+    log ratio ``floor`` that agree (see :func:`_held`), else None. Pairs after it (the ratio
+    falling through the shift) are passed over."""
+    for end in range(len(pairs) - 1, LOCK_PAIRS - 2, -1):
+        if len(_held(pairs[:end + 1], floor)) >= LOCK_PAIRS:
+            return end
+    return None
+
+
+def _held(pairs: list[tuple[float, float, float, float]], floor: float) -> list[float]:
+    """Log ratios of the last ``pairs`` above ``floor`` that agree within LOCK_TOL of their median,
+    widened by half the speed's resolution at each pair's speed (whole km/h at 7 km/h: 7 %)."""
+    run: list[tuple[float, float]] = []
+    for _, r, _, kmh in reversed(pairs):
+        candidate = run + [(r, LOCK_TOL + 0.5 * SPEED_RESOLUTION_KMH / kmh)]
+        centre = _median([x for x, _ in candidate])
+        if r < floor or any(abs(x - centre) > tol for x, tol in candidate):
+            break
+        run = candidate
+    return [x for x, _ in run]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
 def _gap_fits(ra: float, rb: float, gap: int) -> bool:
@@ -572,17 +724,32 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
         other += [c for c in cands if c not in keep]
         cands = [c for c in cands if c in keep]
-    launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh) if cands else (0, 0, 0, 0)
+    launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh, idle_rpm) if cands else (0, 0, 0, 0)
     above = tuple(above)
+    first = launch_gears(state, cands[0].rpm_per_kmh, idle_rpm).first_gear() if cands else None
+    if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
+        # the launches were locked in a gear one step above the highest cluster: that is 1st
+        value, spread, confidence = first
+        launch_first = Cluster(peak=value, rpm_per_kmh=value, mass=0.0, spread=spread, mean_rpm=0.0)
+        cands = [launch_first] + cands
+        above = (0, 0, 0)
+    else:
+        launch_first, confidence = None, 0.0
+
+    def gear(c: Cluster) -> GearRatio:
+        if c is launch_first:
+            return GearRatio(round(c.rpm_per_kmh, 2), round(confidence, 3), 0, round(c.spread, 4))
+        return _gear(c)
+
     if gears is None or len(cands) == gears:
         certain = gears is not None or above[:2] == (0, 0)
-        table = tuple(_gear(c) for c in cands)
+        table = tuple(gear(c) for c in cands)
     elif not cands:  # nothing steady yet: every gear still to be found
         certain, table = False, (_MISSING,) * gears
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         by_slot = dict(zip(slots, cands))
-        table = tuple(_gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
+        table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
     if not certain and gears is not None:  # without a count the numbering is "from the highest found"
         table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
                       for g in table)
