@@ -46,9 +46,12 @@ around those constants. The method:
 7. **Missing gears.** With ``gears`` given and fewer clusters found, a step
    above :data:`MAX_STEP` between two clusters holds the missing gear(s).
    Whether gears are missing above the highest cluster is told by the
-   launches: the lowest ratio in the first :data:`LAUNCH_S` after each
-   standstill is at or above 1st's (the truck pulls away in 1st, clutch home
-   or slipping). Launches below the highest cluster x :data:`MIN_GEAR_STEP`
+   launches (:func:`launch_gears`): launches locked a gear step above it,
+   rpm rising with the speed before falling into it, make that gear 1st,
+   learned from them; and the lowest ratio in the first :data:`LAUNCH_S`
+   after each standstill is at or above 1st's (the truck pulls away in 1st,
+   clutch home or slipping), counted near only when some launch was seen
+   going into the highest cluster straight from the slip. Launches below the highest cluster x :data:`MIN_GEAR_STEP`
    (>= :data:`LAUNCH_NEAR_SHARE` of them) make it 1st; at least
    :data:`MIN_LAUNCHES`, (almost) all above that, prove a gear above it (as
    few as fit). Any other case cannot decide: the likeliest numbering is

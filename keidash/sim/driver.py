@@ -284,23 +284,24 @@ class Style:
     coast_kmh: tuple[float, float] = (10.0, 25.0)  # stopping: clutch in below this and coast to the stop ...
     coast_neutral: float = 0.7  # ... the lever to neutral on the way (else held in gear to the stop)
     brake_ms2: float = 2.2  # deceleration planned for stops and corners
+    pull_ms2: float = 2.0  # the acceleration the foot eases off at (a kei truck's 1st could give 5 m/s²)
 
 
 STYLES: dict[str, Style] = {
     # a bit of everything: mostly quick downshifts, some blips, some skips
     "everyday": Style("everyday", upshift_rpm=(2600, 3800), cruise_upshift_rpm=(2400, 3000), upshift_floor_rpm=1500,
                       lug_rpm=(1250, 1450), downshift_rpm=(1500, 1900), rev_match=0.3, skip=0.3, skip_up=0.1,
-                      coast_kmh=(12, 30)),
+                      coast_kmh=(12, 30), pull_ms2=2.0),
     # late upshifts, hard braking into corners, downshifts rev-matched and often skipping gears
     "brisk": Style("brisk", upshift_rpm=(3600, 5000), cruise_upshift_rpm=(2800, 3400), upshift_floor_rpm=1800,
                    lug_rpm=(1500, 1800), downshift_rpm=(2000, 2600), rev_match=0.8, skip=0.5, corner_rpm=2200,
                    clutch_up_s=(0.12, 0.3), lever_s=(0.1, 0.2), brake_ms2=2.8, coast_kmh=(8, 15),
-                   coast_neutral=0.9),
+                   coast_neutral=0.9, pull_ms2=3.0),
     # early upshifts, lugging up hills, few downshifts (quick, never blipped), long coasts in gear
     "lazy": Style("lazy", upshift_rpm=(2200, 3000), cruise_upshift_rpm=(2000, 2500), upshift_floor_rpm=1150,
                   lug_rpm=(1000, 1150), downshift_rpm=(1200, 1500), rev_match=0.0, skip=0.5, corner_rpm=1700,
                   upshift_clutch_up_s=(0.35, 0.7), clutch_up_s=(0.25, 0.45), coast_kmh=(20, 35),
-                  coast_neutral=0.3, brake_ms2=1.8),
+                  coast_neutral=0.3, brake_ms2=1.8, pull_ms2=1.4),
 }
 
 
@@ -364,6 +365,9 @@ class StyledDriver(Driver):
         self._to_neutral_s: float | None = None  # coast or stop: the lever goes to neutral after this
         self._draw_gear_habits()
         self._coast_kmh = self._u(style.coast_kmh)
+        self._cap = 1.0  # the most throttle the foot gives now (eased off by pull_ms2)
+        self._accel = 0.0  # m/s², as felt
+        self._last_speed_ms = 0.0
 
     def _u(self, pair: tuple[float, float]) -> float:
         return self.rng.uniform(*pair)
@@ -389,6 +393,9 @@ class StyledDriver(Driver):
         s = self.s
         self.mode_s += dt
         speed = p.speed_ms * 3.6
+        if dt > 0:  # the acceleration felt, smoothed over ~0.1 s
+            self._accel += (dt / max(dt, 0.1)) * ((p.speed_ms - self._last_speed_ms) / dt - self._accel)
+        self._last_speed_ms = p.speed_ms
         leg = self.leg
         end_m = s.leg_start_m + leg.length_m
         if s.mode == "stopped":
@@ -426,12 +433,15 @@ class StyledDriver(Driver):
         if on_curve and error < 4.0:
             feed = self.style.brake_ms2 / (0.8 * 9.81)
             return 0.0, min(1.0, max(0.0, feed + 0.1 * (-error)))
-        # the habit driver's PI, but the foot goes to the floor when it must
+        # the habit driver's PI, but the foot goes to the floor when it must ...
         s = self.s
         s.integral = min(0.5, max(0.0, s.integral + 0.03 * error * dt))
         throttle = min(1.0, max(0.0, 0.12 * error + s.integral))
         brake = min(1.0, max(0.0, 0.06 * (-error - 2.0)))
-        return (0.0 if brake > 0 else throttle), brake
+        # ... and eases off when the truck pulls harder than this driver likes (people do not launch
+        # a kei truck at the 5 m/s² its 1st gives: the load rides in the bed)
+        self._cap = min(1.0, max(0.15, self._cap + 4.0 * dt * (self.style.pull_ms2 - self._accel)))
+        return (0.0 if brake > 0 else min(throttle, self._cap)), brake
 
     def _stopped(self, p: PhysicsState, at_end: bool) -> Controls:
         if self._to_neutral_s is not None and self.mode_s >= self._to_neutral_s:
