@@ -254,13 +254,18 @@ def main() -> int:
         f"{n[name]['shift_rms_rpm']:.0f}" for name in ("hold", "filter", "estimator")))
     v = report["virtual"]
     print(f"virtual manual drives ({v['drives']} drive x rate): " + "; ".join(
-        f"{hz} Hz tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} %"
+        f"{hz} Hz tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} % ({f['samples']} samples)"
         for hz, f in v["rates"].items()) + f"; {len(v['drives_below_nearest'])} single drives below nearest")
+    print(f"virtual kei-day, live learning: a gear shown on {100 * v['learning']['shown']:.1f} %, "
+          f"a wrong one on {100 * v['learning']['wrong']:.1f} %")
     for name, f in report["logs"].items():
         if name == "goals":
             continue
         agree = "" if f["gear_agree"] is None else (
             f"gear {100 * f['gear_agree']:.1f} % (nearest {100 * f['gear_agree_nearest']:.1f} %), ")
+        if f["learning_shown"] is not None:
+            print(f"{name}: live learning shows a gear on {100 * f['learning_shown']:.1f} %, "
+                  f"a wrong one on {100 * f['learning_wrong']:.1f} %")
         if f["speed_only"] is not None:
             print(f"{name}: {agree}speed only {100 * f['speed_only']:.1f} % / naive {100 * f['naive']:.1f} % / "
                   f"oracle {100 * f['oracle']:.1f} %")

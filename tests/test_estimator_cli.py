@@ -359,3 +359,26 @@ def test_a_gpio_pin_used_twice_in_the_config_is_one_sentence():
     with pytest.raises(ConfigError, match="GPIO5 is used by both .lights. bar LED 1 and .night. switch"):
         config_from_dict({**base, "lights": {"bar": [5, 6]}, "night": {"switch": 5}}, "t")
     assert config_from_dict({**base, "button": {"pin": 21}}, "t").button_pin == 21
+
+
+def test_the_headline_demo_never_leaves_shift_up_on_while_the_driver_waits(tmp_path):
+    """`keidash demo --hardware gps --obey-cues` (issue 14): a driver who follows keidash's cues shifts
+    once per cue *and gear*. When SHIFT UP still shows after the shift (the dash's gear lags the
+    truck's), the driver looks again and reads it as a new cue, and so does the speed-only
+    estimator (after 1.5 s and 2 s). Before, each acted once per cue: SHIFT UP stayed on 9.8 s of
+    these 30 in one gear (24-32 s over a minute) at up to 5800 rpm, the driver waiting. Measured
+    now: 2.1 s at most in one gear."""
+    log = tmp_path / "trips.db"
+    out = run_cli("demo", "--hardware", "gps", "--obey-cues", "--skip", "200", "--seconds", "30",
+                  "--headless", "--log", log, timeout=240)
+    assert out.returncode == 0, out.stderr
+    import sqlite3
+    with sqlite3.connect(log) as db:
+        frames = list(db.execute("SELECT t, gear, cue FROM frames ORDER BY t"))
+    assert len(frames) > 100 and any(cue == "up" for _, _, cue in frames)  # the dash did cue upshifts
+    longest, since = 0.0, None  # SHIFT UP on without a break in one gear shown
+    for t, gear, cue in frames:
+        since = (since if since is not None and since[1] == gear else (t, gear)) if cue == "up" else None
+        if since is not None:
+            longest = max(longest, t - since[0])
+    assert longest <= 5.0, f"SHIFT UP stayed on {longest:.1f} s in one gear"

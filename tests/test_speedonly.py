@@ -363,3 +363,23 @@ def test_an_automatic_ignores_cues():
     for i in range(30, 45):  # "up" on show for 1.5 s
         state = speed_step(state, i / 10, 16.0, auto, UP)
     assert state.gear == 2
+
+
+def test_a_cue_still_showing_after_the_belief_moved_is_a_new_cue():
+    """An obedient driver shifts once per cue and gear: SHIFT UP still on in the gear the first cue
+    moved the belief to is read again (the virtual driver follows the same rule)."""
+    model = SpeedModel(K, LIMITS, obedience=1.0)
+    state = SpeedOnlyState()
+    t = 0.0
+    for _ in range(30):  # cruising at 20 km/h: 2nd
+        t += 0.1
+        state = speed_step(state, t, 20.0, model)
+    start = state.gear
+    for _ in range(12):  # SHIFT UP for 1.2 s: the belief moves up one
+        t += 0.1
+        state = speed_step(state, t, 20.0, model, UP)
+    once = state.gear
+    for _ in range(22):  # still on for 2 s more: a new cue in the new gear
+        t += 0.1
+        state = speed_step(state, t, 20.0, model, UP)
+    assert once == start + 1 and state.gear == start + 2, (start, once, state.gear)

@@ -113,6 +113,9 @@ DEFAULT_ENGAGE_PER_S = 0.8
 RATE_PSEUDO_S = 20.0
 #: a cue showing this long (s) is when an obedient driver has shifted
 OBEY_AFTER_S = 0.8
+#: a cue still showing this long (s) after it moved the belief is a new one: the driver has shifted,
+#: looked again and still sees it (sim/driver.py's obedient driver waits 1.5 s, then shifts in ~0.5 s)
+REPEAT_CUE_S = 2.0
 #: obedience assumed when neither the model nor its habits say: keidash's premise is a driver who
 #: follows its cues, most of the time (keidash's choice; 0.8 held 99.8 % of gears on the virtual
 #: truck's closed loop in economy mode, 0.5 held 97 %)
@@ -676,10 +679,14 @@ def speed_step(state: SpeedOnlyState, t: float, speed_kmh: float, model: SpeedMo
         elif dip_since is None or t - dip_since > DIP_MAX_S:
             accel_since, dip_since = None, None
 
-    # keidash's cue: after OBEY_AFTER_S on show, an obedient driver has shifted (once per cue)
+    # keidash's cue: after OBEY_AFTER_S on show, an obedient driver has shifted (once per cue and
+    # gear: the same cue still showing in the gear it moved the belief to is a new one, as the
+    # driver reads it; sim/driver.py's obedient driver follows the same rule)
     cue_since, cue_used, cued_gear = state.cue_since, state.cue_used, state.cued_gear
     if cue != state.cue:
         cue_since, cue_used, cued_gear = t, False, state.gear
+    elif cue_used and state.gear != cued_gear:  # read again once it has stayed on REPEAT_CUE_S
+        cue_since, cue_used, cued_gear = t + REPEAT_CUE_S - OBEY_AFTER_S, False, state.gear
     # one upshift shows twice, as the cue it answered and as its clutch dip: count it once
     up_at = state.up_at
     recent_up = up_at is not None and t - up_at <= ONE_SHIFT_S

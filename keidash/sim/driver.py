@@ -52,6 +52,7 @@ SHIFT_OPEN_S = 0.35  # clutch down, throttle off, lever across
 SHIFT_CLOSE_S = 0.35  # clutch coming back up
 LAUNCH_S = 1.4  # clutch let out from standstill
 REACTION_S = 0.4  # from a cue on the dash to the driver acting on it
+CUE_AGAIN_S = 1.5  # after a shift, a cue still on this long is read as a new one (estimate/speedonly.py: 2 s)
 
 
 @dataclass
@@ -65,7 +66,8 @@ class DriverState:
     integral: float = 0.0
     cue_seen_s: float = 0.0  # how long the current cue has been showing
     last_cue: str | None = None
-    cue_obeyed: bool = False  # acted on the cue showing now: a driver acts once per cue
+    cue_obeyed: bool = False  # acted on the cue showing now: a driver acts once per cue and gear
+    cue_gear: int = 0  # the gear the cue showing now was first seen in
     shifts: int = 0
 
 
@@ -109,7 +111,11 @@ class Driver:
         s = self.s
         s.timer += dt
         if cue != s.last_cue:
-            s.cue_seen_s, s.last_cue, s.cue_obeyed = 0.0, cue, False
+            s.cue_seen_s, s.last_cue, s.cue_obeyed, s.cue_gear = 0.0, cue, False, s.gear
+        elif s.gear != s.cue_gear:
+            # the same cue still showing once the gear has changed: a new one if it stays on until the
+            # driver looks again (the dash may not have caught up with the shift yet)
+            s.cue_seen_s, s.cue_obeyed, s.cue_gear = REACTION_S - CUE_AGAIN_S, False, s.gear
         else:
             s.cue_seen_s += dt
         speed = p.speed_ms * 3.6
