@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .config import check_writable, load_config
-from .dashstate import DashState
+from .dashstate import FAILED, DashState
 from .errors import ConfigError, KeidashError
 from .estimate.estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
 from .rig import Rig
@@ -127,6 +127,14 @@ def process_age_s() -> float:
 _IMPORTED = time.monotonic()
 
 
+def with_failed(dash: DashState, failed: dict[str, str]) -> DashState:
+    """``dash`` with each source whose device failed shown as failed (not absent or stale), with why."""
+    if not failed:
+        return dash
+    return replace(dash, sources=tuple(
+        replace(v, state=FAILED, message=failed[v.name]) if v.name in failed else v for v in dash.sources))
+
+
 def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: float = 60.0,
              seconds: float | None = None, stop: threading.Event | None = None,
              should_quit: Callable[[], bool] = lambda: False,
@@ -174,6 +182,7 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
         now = time.monotonic()
         drive_now = rig.drive_time(now)  # the estimator's clock: the drive's (a replay at 10x runs it 10x)
         dash = advise(state, drive_now, config, rig.links())
+        dash = with_failed(dash, rig.failed())
         if log is not None:
             log.frame(dash, drive_now)
             trouble = log.status()

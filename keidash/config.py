@@ -238,7 +238,7 @@ def _cab(data: dict, origin: str) -> dict:
             raise ConfigError(f"{where}: a GPIO pin is used twice")
         out["lights"] = {"bar": tuple(bar), "down": _pin(lights, "down", where),
                          "buzzer": _pin(lights, "buzzer", where),
-                         "span_rpm": _positive(lights, "span_rpm", where, 1500.0)}
+                         "span_rpm": _positive(lights, "span_rpm", where, 700.0)}
     button = _known(data.get("button", {}), _BUTTON, f"{origin} [button]")
     out["button_pin"] = _pin(button, "pin", f"{origin} [button]")
     night = _known(data.get("night", {}), _NIGHT, f"{origin} [night]")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 # What a source looks like on the dash.
 LIVE = "live"  # delivering fresh values
 STALE = "stale"  # connected or was delivering, but nothing fresh
-ABSENT = "absent"  # not connected / never delivered
+ABSENT = "absent"  # not connected yet / never delivered
+FAILED = "failed"  # the device cannot be opened or was lost (the source retries; message says why)
 
 UP = "up"
 DOWN = "down"
@@ -21,7 +22,7 @@ DOWN = "down"
 @dataclass(frozen=True)
 class SourceView:
     name: str  # "obd", "gps", "pulses", ...
-    state: str  # LIVE, STALE or ABSENT
+    state: str  # LIVE, STALE, ABSENT or FAILED
     message: str = ""  # why, in one sentence, when not LIVE
     errors: int = 0  # errors counted so far
 

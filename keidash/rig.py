@@ -75,6 +75,19 @@ class Rig:
             out[source.name] = (status.link == CONNECTED, message, status.errors)
         return out
 
+    def failed(self) -> dict[str, str]:
+        """The sources whose device cannot be opened or was lost, and why: red on the dash.
+
+        A source stays failed while it retries (its link goes back to connecting every
+        few seconds), until it is connected again.
+        """
+        out = {}
+        for source in self.sources:
+            status = source.status()
+            if status.failure:
+                out[source.name] = status.failure
+        return out
+
     def priority(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.sources)
 

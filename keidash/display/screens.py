@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP, DashState, SourceView
+from keidash.dashstate import ABSENT, DOWN, FAILED, LIVE, STALE, UP, DashState, SourceView
 from keidash.display.layout import LAYOUTS
 
 WALL_TIME = 1764167520.0  # 2025-11-26 14:32 UTC
@@ -59,6 +59,13 @@ SITUATIONS: dict[str, DashState] = {
                                      speed_kmh=9.0, cue=None),
     "message": dataclasses.replace(MID_DRIVE, cue=None, rpm=2700.0,
                                    message="logging paused: disk full"),
+    # no ratios known yet: the gear box counts the gears learned so far
+    "learning": dataclasses.replace(MID_DRIVE, cue=None, rpm=2900.0, gear=None, gear_note="learning 3/5"),
+    # the adapter cannot be opened (red) and the tach not wired (grey): both named, in turn
+    "failed-source": dataclasses.replace(
+        MID_DRIVE, t=96.0, rpm=None, cue=None, gear=None, coolant_c=None, battery_v=None,
+        sources=(SourceView("obd", FAILED, "no OBD adapter at /dev/ttyUSB0: is it plugged in?"),
+                 SourceView("gps", LIVE), SourceView("pulses", ABSENT, "GPIO17 not wired"))),
 }
 
 DOCS = {  # docs picture suffix -> situation

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from keidash.dashstate import ABSENT
+from keidash.dashstate import ABSENT, FAILED, LIVE, STALE
 
 KMH_TO_MPH = 0.621371  # mph per km/h
 MISSING = "--"
@@ -74,14 +74,22 @@ def rpm_text(rpm: float | None) -> str:
     return "----" if rpm is None else str(int(round(rpm / 10.0) * 10))
 
 
-def source_problem(sources) -> tuple[str, str] | None:
-    """(text, state) of the source the driver should hear about first, or None.
+def source_problems(sources) -> list[tuple[str, str]]:
+    """(text, state) of every source the driver should hear about, the worst first.
 
-    A source in trouble first; else a live one that has counted errors (a noisy line).
+    Failed (the device cannot be opened or was lost), then stale, then absent; then the live
+    ones that have counted errors (a noisy line).
     """
-    trouble = next((s for s in sources if s.state != "live"), None) or next(
-        (s for s in sources if s.errors and s.message), None)
-    if trouble is None:
-        return None
-    message = trouble.message or ("no data" if trouble.state == ABSENT else "data is old")
-    return f"{trouble.name}: {message}", trouble.state
+    rank = {FAILED: 0, STALE: 1, ABSENT: 2}
+    trouble = sorted((s for s in sources if s.state != LIVE), key=lambda s: rank.get(s.state, 3))
+    trouble += [s for s in sources if s.state == LIVE and s.errors and s.message]
+    return [(f"{s.name}: {s.message or _WHY.get(s.state, 'data is old')}", s.state) for s in trouble]
+
+
+def source_problem(sources) -> tuple[str, str] | None:
+    """(text, state) of the source the driver should hear about first, or None."""
+    problems = source_problems(sources)
+    return problems[0] if problems else None
+
+
+_WHY = {ABSENT: "no data", STALE: "data is old", FAILED: "failed"}

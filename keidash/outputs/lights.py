@@ -156,7 +156,7 @@ class ShiftLights:
     starts to fill; ``flash_hz`` (Hz) is the flash rate at the shift point.
     """
 
-    def __init__(self, bar_pins: Sequence[int], down_pin: int | None = None, span_rpm: float = 1500,
+    def __init__(self, bar_pins: Sequence[int], down_pin: int | None = None, span_rpm: float = 700,
                  flash_hz: float = 6.0, pin_factory=None):
         if not bar_pins:
             raise ValueError("shift lights need at least one bar pin")
