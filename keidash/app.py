@@ -532,14 +532,16 @@ def _cab_and_outputs(args, config):
     A GPIO device that cannot be opened (no GPIO here, pin busy, no permission) is one
     warning and the dash runs without it, saying so on screen: the cluster matters more.
     """
-    from .cab import Cab, CabSettings
+    from .cab import AlarmLimits, Cab, CabSettings
     units = args.units or (config.units if config else "mph")
+    temperature = getattr(args, "temperature", None) or (config.temperature if config else "C")
     if config is None:
-        return Cab(CabSettings(units=units)), []
+        return Cab(CabSettings(units=units, temperature=temperature)), []
     distance_file = os.path.join(config.data_dir, "distance.json") if config.data_dir else None
     cab = Cab(CabSettings(units=units, odometer_km=config.odometer_km, distance_file=distance_file,
                           night_from=config.night["night_from"], day_from=config.night["day_from"],
-                          button_pin=config.button_pin, night_switch_pin=config.night["switch"]))
+                          button_pin=config.button_pin, night_switch_pin=config.night["switch"],
+                          temperature=temperature, alarms=AlarmLimits(**config.alarms)))
     outputs = []
     if config.lights:
         from .outputs.lights import ShiftBuzzer, ShiftLights

@@ -573,3 +573,29 @@ def test_learning_gears_shows_progress(cluster):
     other = region(cluster, drive(gear=None, gear_note="learning 4/5"), lay.gear)
     assert len({blank, learning, other}) == 3
     assert cluster.gear_note_lines(drive(gear=None, gear_note="learning 3/5")) == ["learning gears", "3/5"]
+
+
+# -- what owners of other dashes expect (issue 14, point 8) ------------------------------------
+
+def test_peak_rpm_and_top_speed_are_held_and_shown(cluster):
+    from keidash.cab import Cab
+    cab = Cab()
+    for t, rpm, speed in ((1.0, 2000.0, 20.0), (2.0, 5230.0, 60.0), (3.0, 3100.0, 92.0), (4.0, None, None)):
+        dressed = cab.dress(drive(t=t, rpm=rpm, speed_kmh=speed), t, wall=1.7e9)
+    assert dressed.peak_rpm == 5230.0 and dressed.top_speed_kmh == 92.0
+    assert Cluster.page_values(dressed)[-2:] == ("5,230 rpm", "57 mph")
+    # the peak's dot on the tach, in the needle's colour, where 5230 rpm is on the scale
+    lay = cluster.layout
+    spot = lay.tach_point(5230.0, 8000.0, 0.865)
+    cluster.render(drive(rpm=1000.0, peak_rpm=5230.0))
+    assert cluster.surface.get_at(spot)[:3] == NEEDLE
+    cluster.render(drive(rpm=1000.0, peak_rpm=None))
+    assert cluster.surface.get_at(spot)[:3] != NEEDLE
+
+
+def test_four_wheel_drive_low_has_its_own_lamp(cluster):
+    box = cluster.low_range_rect()
+    cluster.render(drive(low_range=False))
+    assert count_colour(cluster, box, DAY.low_range) == 0
+    cluster.render(drive(low_range=True, gear=1))
+    assert count_colour(cluster, box, DAY.low_range) > 0.5 * box[2] * box[3]

@@ -40,14 +40,15 @@ import math
 import os
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Hashable
 
-from keidash.dashstate import ABSENT, DOWN, FAILED, LIVE, STALE, UP, DashState
+from keidash.dashstate import (ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, DOWN, FAILED, LIVE, STALE,
+                                UP, DashState)
 from keidash.display.layout import (  # noqa: F401  (re-exported for callers and tests)
     LAYOUTS, SHIFT_SEGMENTS, Layout, choose_layout, tach_angle_deg)
 from keidash.display.texts import (  # noqa: F401
-    KMH_TO_MPH, MISSING, battery_text, clock_text, coolant_text, distance_text, gear_text,
+    KMH_TO_MPH, MISSING, alarm_texts, battery_text, clock_text, rpm_peak_text, coolant_text, distance_text, gear_text,
     rpm_text, source_problem, source_problems, speed_figures, speed_texts)
 from keidash.display.theme import DAY, NIGHT, THEMES, Theme
 
@@ -548,6 +549,7 @@ class Cluster:
                         lambda s: s.rpm_estimated and s.rpm is not None, self._draw_est),
                 Element("rpm", fixed(lay.rpm_digits_rect),
                         lambda s: (rpm_text(s.rpm), s.rpm_estimated), self._draw_rpm_digits),
+                Element("peak", self._peak_area, lambda s: self._peak_rpm(s), self._draw_peak),
                 Element("needle", self._needle_area,
                         lambda s: (self._needle_rpm(s), s.rpm_estimated), self._draw_needle),
             ]
@@ -559,20 +561,25 @@ class Cluster:
             Element("speed", fixed(lay.speed),
                     lambda s: speed_figures(s.speed_kmh, s.units), self._draw_speed),
             Element("gear", fixed(lay.gear), lambda s: (s.gear, s.low_range, s.gear_note), self._draw_gear),
+            Element("low range", fixed(self.low_range_rect()), lambda s: s.low_range, self._draw_low_range),
         ]
-        for row, value in zip(lay.info_rows, (
-                lambda s: coolant_text(s.coolant_c), lambda s: battery_text(s.battery_v),
+        for row, value, alarmed in zip(lay.info_rows, (
+                lambda s: coolant_text(s.coolant_c, s.temperature), lambda s: battery_text(s.battery_v),
                 lambda s: distance_text(s.trip_km, s.units, 1),
-                lambda s: distance_text(s.odometer_km, s.units, 0))):
-            elements.append(Element(f"info{row[1]}", fixed(row), value,
-                                    self._info_drawer(row, value)))
+                lambda s: distance_text(s.odometer_km, s.units, 0)), (
+                lambda s: COOLANT_HOT in s.alarms,
+                lambda s: BATTERY_LOW in s.alarms or BATTERY_HIGH in s.alarms,
+                lambda s: False, lambda s: False)):
+            elements.append(Element(f"info{row[1]}", fixed(row),
+                                    lambda s, value=value, alarmed=alarmed: (value(s), alarmed(s)),
+                                    self._info_drawer(row, value, alarmed)))
         elements += [
             Element("sources", fixed(lay.sources),
-                    lambda s: (tuple((v.name, v.state) for v in s.sources), bool(s.message)),
+                    lambda s: (tuple((v.name, v.state) for v in s.sources), _strip_wide(s)),
                     self._draw_sources),
             Element("status_message",
-                    lambda s: lay.message_strip if s.message else lay.status_message,
-                    lambda s: (s.message, self.status_shown(s)), self._draw_status_message),
+                    lambda s: lay.message_strip if _strip_wide(s) else lay.status_message,
+                    lambda s: (s.message, s.alarms, self.status_shown(s)), self._draw_status_message),
             Element("clock", fixed(lay.clock), lambda s: clock_text(s.wall_time), self._draw_clock),
         ]
         return elements
@@ -645,6 +652,48 @@ class Cluster:
         self._pg.draw.circle(screen, theme.hub, (cx, cy), round(0.075 * r))
         self._pg.draw.circle(screen, theme.panel_edge, (cx, cy), round(0.075 * r),
                              max(1, self._px(2)))
+
+    def _peak_rpm(self, state: DashState) -> float | None:
+        """The peak-hold mark's rpm, rounded as the needle's; None when there is none to show."""
+        if state.peak_rpm is None or state.peak_rpm <= 0:
+            return None
+        return self._needle_rpm(replace(state, rpm=state.peak_rpm))
+
+    def _peak_spot(self, rpm: float, tach_max_rpm: float) -> tuple[tuple[int, int], int]:
+        return self.layout.tach_point(rpm, tach_max_rpm, 0.865), max(3, round(0.035 * self.layout.tach_radius))
+
+    def _peak_area(self, state: DashState) -> Rect:
+        rpm = self._peak_rpm(state)
+        if rpm is None:
+            (cx, cy) = self.layout.tach_center
+            return (cx, cy, 0, 0)
+        (x, y), radius = self._peak_spot(rpm, state.tach_max_rpm)
+        return (x - radius - 2, y - radius - 2, 2 * radius + 5, 2 * radius + 5)
+
+    def _draw_peak(self, screen, state: DashState) -> None:
+        """The highest rpm since the dash started: a dot in the needle's colour inside the scale."""
+        rpm = self._peak_rpm(state)
+        if rpm is None:
+            return
+        (x, y), radius = self._peak_spot(rpm, state.tach_max_rpm)
+        self._gfx.aacircle(screen, x, y, radius, self.theme.needle)
+        self._gfx.filled_circle(screen, x, y, radius, self.theme.needle)
+
+    def low_range_rect(self) -> Rect:
+        """Where "4WD LOW" shows, over the gear box's "GEAR" label, while low range is engaged."""
+        x, y, w, h = self.layout.gear
+        label_px = self._label_px(round(0.25 * h))
+        pad = self._px(8)
+        return (x + pad, y + pad // 2, w - 2 * pad, label_px + pad)
+
+    def _draw_low_range(self, screen, state: DashState) -> None:
+        if not state.low_range:
+            return
+        x, y, w, h = self.low_range_rect()
+        self._pg.draw.rect(screen, self.theme.low_range, (x, y, w, h), border_radius=max(2, h // 4))
+        px = self._fit_px("4WD LOW", round(0.75 * h), w - self._px(8))
+        self._text(screen, "4WD LOW", px, self.theme.background, x + w // 2, y + h // 2 + round(0.36 * px),
+                   "center")
 
     def _draw_est(self, screen, state: DashState) -> None:
         if not (state.rpm_estimated and state.rpm is not None):
@@ -735,7 +784,8 @@ class Cluster:
 
     # info panel
 
-    def _info_drawer(self, row: Rect, value: Callable[[DashState], str]):
+    def _info_drawer(self, row: Rect, value: Callable[[DashState], str],
+                     alarmed: Callable[[DashState], bool]):
         def draw(screen, state: DashState) -> None:
             x, y, w, h = row
             pad = self._px(10)
@@ -744,6 +794,13 @@ class Cluster:
             px = max(12, min(round(0.62 * h), self._px(44)))
             px = self._fit_px(text, px, w - 3 * pad - label_w)
             colour = self.theme.dim if text == MISSING else self.theme.text
+            if alarmed(state):  # past the owner's limit: the whole row lit red, the figure on it
+                self._pg.draw.rect(screen, self.theme.alarm, (x + 3, y + 2, w - 6, h - 4),
+                                   border_radius=self._px(6))
+                label_px = self._label_px(h)
+                self._text(screen, ("COOLANT", "BATTERY")[row != self.layout.info_rows[0]],
+                           label_px, self.theme.alarm_text, x + pad, y + h // 2 + round(0.36 * label_px))
+                colour = self.theme.alarm_text
             self._text(screen, text, px, colour, x + w - pad, y + h // 2 + round(0.36 * px),
                        "right")
         return draw
@@ -759,7 +816,7 @@ class Cluster:
         dot_r = max(3, round(h * 0.2))
         for i, source in enumerate(state.sources[:3]):
             colour = theme.sources.get(source.state, theme.sources[ABSENT])
-            if state.message:  # the message strip needs the room: dots only
+            if _strip_wide(state):  # the message strip needs the room: dots only
                 self._pg.draw.circle(screen, colour, lay.compact_dot(i), dot_r)
                 continue
             dx, dy = lay.source_dot(i)
@@ -776,7 +833,8 @@ class Cluster:
         Each item is (text, kind), kind "message" or the source's state. Several are shown in
         turn, ``STATUS_TURN_S`` each, counted from ``state.t`` (a replay turns them the same way).
         """
-        items = [(state.message, "message")] if state.message else []
+        items = [(text, "alarm") for text in alarm_texts(state)]
+        items += [(state.message, "message")] if state.message else []
         problems = source_problems(state.sources)
         if len(problems) > 1:
             n = len(problems)
@@ -796,11 +854,11 @@ class Cluster:
         if shown is None:
             return 0, []
         text, kind = shown
-        x, y, w, h = self.layout.message_strip if state.message else self.layout.status_message
+        x, y, w, h = self.layout.message_strip if _strip_wide(state) else self.layout.status_message
         pad = self._px(10)
-        if kind == "message":
+        if kind in ("message", "alarm"):
             text = "! " + text
-        return self._wrap(text, max(10, round((0.6 if state.message else 0.5) * h)), w - 2 * pad, h)
+        return self._wrap(text, max(10, round((0.6 if _strip_wide(state) else 0.5) * h)), w - 2 * pad, h)
 
     def _wrap(self, text: str, px: int, room: int, height: int) -> tuple[int, list[str]]:
         """The largest font (down to 9 px) at which ``text`` fits ``room`` on one line, else two.
@@ -829,17 +887,17 @@ class Cluster:
 
     def _draw_status_message(self, screen, state: DashState) -> None:
         theme = self.theme
-        x, y, w, h = self.layout.message_strip if state.message else self.layout.status_message
+        x, y, w, h = self.layout.message_strip if _strip_wide(state) else self.layout.status_message
         pad = self._px(10)
         shown = self.status_shown(state)
         if shown is None:
             return
         kind = shown[1]
         px, lines = self.status_lines(state)
-        if kind == "message":
-            self._pg.draw.rect(screen, theme.warning, (x, y + 2, w, h - 3),
-                               border_radius=self._px(4))
-            colour = theme.warning_text
+        if kind in ("message", "alarm"):
+            self._pg.draw.rect(screen, theme.alarm if kind == "alarm" else theme.warning,
+                               (x, y + 2, w, h - 3), border_radius=self._px(4))
+            colour = theme.alarm_text if kind == "alarm" else theme.warning_text
         else:
             colour = (theme.sources[kind] if kind in (STALE, FAILED)
                       else theme.label if kind == LIVE else theme.text)
@@ -858,20 +916,30 @@ class Cluster:
     # trip page
 
     def _page_labels(self) -> tuple[str, ...]:
-        return ("TRIP", "ODOMETER", "COOLANT", "BATTERY")
+        return ("TRIP", "ODOMETER", "COOLANT", "BATTERY", "PEAK RPM", "TOP SPEED")
+
+    @staticmethod
+    def page_values(state: DashState) -> tuple[str, ...]:
+        """The trip page's figures, in the order of its labels."""
+        top = None
+        if state.top_speed_kmh is not None:
+            big, unit, _, _ = speed_figures(state.top_speed_kmh, state.units)
+            top = f"{big} {unit}"
+        return (distance_text(state.trip_km, state.units, 1),
+                distance_text(state.odometer_km, state.units, 0),
+                coolant_text(state.coolant_c, state.temperature), battery_text(state.battery_v),
+                rpm_peak_text(state.peak_rpm), top or MISSING)
 
     def _page_rows(self) -> list[Rect]:
         """Label/value rows of the trip page (the sources list goes below them)."""
         x, y, w, h = self.layout.page
         pad = self._px(14)
-        title_h = round(0.12 * h)
-        row_h = round(0.13 * h)
-        return [(x + pad, y + title_h + i * row_h, w - 2 * pad, row_h) for i in range(4)]
+        title_h = round(0.11 * h)
+        row_h = round(0.088 * h)
+        return [(x + pad, y + title_h + i * row_h, w - 2 * pad, row_h) for i in range(6)]
 
     def _page_key(self, state: DashState) -> tuple:
-        return (state.profile_title, distance_text(state.trip_km, state.units, 1),
-                distance_text(state.odometer_km, state.units, 0), coolant_text(state.coolant_c),
-                battery_text(state.battery_v), state.sources)
+        return (state.profile_title, self.page_values(state), state.alarms, state.sources)
 
     def _draw_page(self, screen, state: DashState) -> None:
         theme = self.theme
@@ -880,14 +948,14 @@ class Cluster:
         title_px = max(10, round(0.055 * h))
         title = self._fit(state.profile_title, title_px, w - 2 * pad)
         self._text(screen, title, title_px, theme.label, x + pad, y + pad + round(0.75 * title_px))
-        values = (distance_text(state.trip_km, state.units, 1),
-                  distance_text(state.odometer_km, state.units, 0),
-                  coolant_text(state.coolant_c), battery_text(state.battery_v))
+        values = self.page_values(state)
         rows = self._page_rows()
-        for (rx, ry, rw, rh), value in zip(rows, values):
-            label_w = self._font(self._label_px(rh)).size("ODOMETER")[0]
+        alarmed = (False, False, COOLANT_HOT in state.alarms,
+                   BATTERY_LOW in state.alarms or BATTERY_HIGH in state.alarms, False, False)
+        for (rx, ry, rw, rh), value, alarm in zip(rows, values, alarmed):
+            label_w = self._font(self._label_px(rh)).size("TOP SPEED")[0]
             px = self._fit_px(value, round(0.72 * rh), rw - label_w - pad)
-            colour = theme.dim if value == MISSING else theme.text
+            colour = theme.alarm if alarm else theme.dim if value == MISSING else theme.text
             self._text(screen, value, px, colour, rx + rw, ry + rh // 2 + round(0.36 * px), "right")
         # the sources, each with its state and why
         top = rows[-1][1] + rows[-1][3] + pad
@@ -914,6 +982,11 @@ class FullRedrawCluster(Cluster):
     """The same dash, redrawn whole every frame: the baseline bench/render.py measures against."""
 
     full_redraw = True
+
+
+def _strip_wide(state: DashState) -> bool:
+    """The status strip gives the sources' names up for a driver message or an alarm."""
+    return bool(state.message or state.alarms)
 
 
 def _halo_px(px: int) -> int:

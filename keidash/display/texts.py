@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from keidash.dashstate import ABSENT, FAILED, LIVE, STALE
+from keidash.dashstate import ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, FAILED, LIVE, STALE
 
 KMH_TO_MPH = 0.621371  # mph per km/h
 MISSING = "--"
@@ -54,8 +54,30 @@ def distance_text(km: float | None, units: str, decimals: int) -> str:
     return f"{km * KMH_TO_MPH:,.{decimals}f} mi"
 
 
-def coolant_text(coolant_c: float | None) -> str:
-    return MISSING if coolant_c is None else f"{coolant_c:.0f}\N{DEGREE SIGN}C"
+def coolant_text(coolant_c: float | None, unit: str = "C") -> str:
+    """The coolant temperature in deg C or deg F ("84°C", "183°F"), "--" when unknown."""
+    if coolant_c is None:
+        return MISSING
+    if unit == "F":
+        return f"{coolant_c * 9 / 5 + 32:.0f}\N{DEGREE SIGN}F"
+    return f"{coolant_c:.0f}\N{DEGREE SIGN}C"
+
+
+def alarm_texts(state) -> list[str]:
+    """One sentence per alarm on, what it is and what to do."""
+    out = []
+    if COOLANT_HOT in state.alarms:
+        out.append(f"engine hot: coolant {coolant_text(state.coolant_c, state.temperature)}, "
+                   "pull over and let it idle to cool")
+    if BATTERY_LOW in state.alarms:
+        out.append(f"battery low: {battery_text(state.battery_v)}, is it charging?")
+    if BATTERY_HIGH in state.alarms:
+        out.append(f"battery high: {battery_text(state.battery_v)}, the regulator overcharges")
+    return out
+
+
+def rpm_peak_text(rpm: float | None) -> str:
+    return MISSING if rpm is None else f"{int(round(rpm / 10.0) * 10):,} rpm"
 
 
 def battery_text(battery_v: float | None) -> str:
