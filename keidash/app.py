@@ -227,8 +227,10 @@ def demo_main(args) -> int:
     from .profiles import load_profile
     profile = load_profile(args.profile)  # an unknown profile is a usage error before anything starts
     if not profile.ratios_known:
-        raise ConfigError(f"--profile {profile.name} has no sourced gear ratios, so the virtual truck cannot "
-                          "be built from it; simulate hijet-s500p instead")
+        # the virtual truck borrows a sourced gearbox (keidash.sim.physics.stand_in); the dash does not
+        print(f"keidash: {profile.title} has no sourced gear ratios: the virtual truck drives on the "
+              f"Hijet S500P's gearbox, and the dash learns the ratios as it would on your truck "
+              f"(with no rpm source it says what it needs)", file=sys.stderr)
     options = {"hardware": args.hardware, "speedup": f"{args.speedup:g}", "skip": f"{args.skip:g}",
                "vss_error": f"{args.vss_error:g}"}
     if args.obey_cues:

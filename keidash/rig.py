@@ -249,11 +249,13 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     speedup = _num(url, query, "speedup", 1.0)
     if speedup <= 0:
         raise ConfigError(f"{url}: speedup must be above 0")
+    from .sim.physics import STAND_IN, stand_in
     from .sim.truck import VirtualTruck
-    if not sim_profile.ratios_known:
-        raise ConfigError(f"{url}: profile {sim_profile.name} has no sourced gear ratios, so the virtual "
-                          "truck cannot be built from it; simulate hijet-s500p instead")
-    truck = VirtualTruck(sim_profile, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
+    driven = stand_in(sim_profile)
+    if driven is not sim_profile:  # the dash still knows only what the profile says
+        logger.info("the virtual %s drives on the %s's sourced gearbox and engine where its profile has none",
+                    sim_profile.title, STAND_IN)
+    truck = VirtualTruck(driven, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
                          speedup=speedup)
     rig.truck = truck
     truck.fast_forward(_num(url, query, "skip", 0.0))  # into the day before going live

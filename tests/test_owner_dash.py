@@ -96,3 +96,34 @@ def test_alarm_and_temperature_settings_are_checked(tmp_path, extra, message):
         assert out.returncode == 0, out.stderr
     else:
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+# -- point 3: every profile in the demo, never a silent blank tach ------------------------------
+
+from keidash.profiles import list_profiles, load_profile  # noqa: E402
+
+
+def pixels_of(surface, rect, colours) -> int:
+    return sum(count_colour(surface, rect, c) for c in colours)
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_every_profile_runs_in_the_demo_and_a_blank_tach_says_why(name, tmp_path):
+    """GPS only, as most owners start: a sourced gearbox gives an estimated needle; none gives
+    the dash's sentence of what it needs in the message strip, never a blank tach in silence."""
+    shot = tmp_path / "shot.png"
+    out = run_cli("demo", "--profile", name, "--hardware", "gps", "--skip", "300", "--seconds", "6",
+                  "--headless", "--screenshot", str(shot))
+    assert out.returncode == 0, out.stderr
+    profile = load_profile(name)
+    image = pygame.image.load(str(shot))
+    lay = Layout.for_size(image.get_size())
+    strip = lay.message_strip
+    warning = pixels_of(image, strip, (DAY.warning, NIGHT.warning))
+    if profile.ratios_known:
+        assert "no sourced gear ratios" not in out.stderr
+        estimated = pixels_of(image, lay.rpm_digits_rect, (DAY.estimated, NIGHT.estimated))
+        assert estimated > 50 and warning == 0
+    else:
+        assert f"{profile.title} has no sourced gear ratios" in out.stderr
+        assert warning > 0.3 * strip[2] * strip[3]  # the estimator's NEEDS_RATIOS, in the warning strip
