@@ -264,9 +264,9 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     sink = rig.bus.put
     if "pulses" in hardware:
         from gpiozero.pins.mock import MockFactory
-        from .sim.pulses import PulseGenerator
+        from .sim.pulses import PulseGenerator, StampedMockPin
         from .sources.pulses import PulseSource
-        factory = MockFactory()
+        factory = MockFactory(pin_class=StampedMockPin)  # edges stamped when due, as a Pi's kernel does
         ppr = sim_profile.tach_pulses_per_rev or 1.5
         rig.sources.append(PulseSource("pulses", sink, factory=factory, tach_pin=SIM_TACH_PIN,
                                        vss_pin=SIM_VSS_PIN, tach_pulses_per_rev=ppr))
