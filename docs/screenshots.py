@@ -15,7 +15,7 @@ import threading
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from keidash.app import run_dash  # noqa: E402
-from keidash.dashstate import LIVE, STALE, UP  # noqa: E402
+from keidash.dashstate import FAILED, LIVE, UP  # noqa: E402
 from keidash.display.cluster import Cluster  # noqa: E402
 from keidash.cab import Cab  # noqa: E402
 from keidash.estimate.estimator import config_for  # noqa: E402
@@ -71,10 +71,10 @@ def main(outdir: str) -> int:
         # a truck with only a GPS: gear and rpm estimated from road speed
         capture(os.path.join(outdir, "cluster-speed-only.png"), "sim://hijet-s500p?hardware=gps&obey=1&skip=300",
                 lambda d: d.rpm_estimated and d.gear == 5 and d.speed_kmh and d.speed_kmh > 80),
-        # the ELM327 pulled out mid-drive: OBD goes stale, speed and rpm carry on from GPS alone
+        # the ELM327 pulled out mid-drive: OBD shows failed (red), speed and rpm carry on from GPS alone
         capture(os.path.join(outdir, "cluster-adapter-unplugged.png"),
                 "sim://hijet-s500p?hardware=obd,gps&skip=300", after=unplug_obd_after(4.0),
-                wanted=lambda d: any(v.name == "obd" and v.state == STALE for v in d.sources)
+                wanted=lambda d: any(v.name == "obd" and v.state == FAILED for v in d.sources)
                 and d.rpm_estimated),
     ]
     return 0 if all(ok) else 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from .config import check_writable, load_config
-from .dashstate import DashState
+from .dashstate import FAILED, DashState
 from .errors import ConfigError, KeidashError
 from .estimate.estimator import EstimatorConfig, EstimatorState, advise, learned_so_far, step
 from .rig import Rig
@@ -127,6 +127,14 @@ def process_age_s() -> float:
 _IMPORTED = time.monotonic()
 
 
+def with_failed(dash: DashState, failed: dict[str, str]) -> DashState:
+    """``dash`` with each source whose device failed shown as failed (not absent or stale), with why."""
+    if not failed:
+        return dash
+    return replace(dash, sources=tuple(
+        replace(v, state=FAILED, message=failed[v.name]) if v.name in failed else v for v in dash.sources))
+
+
 def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: float = 60.0,
              seconds: float | None = None, stop: threading.Event | None = None,
              should_quit: Callable[[], bool] = lambda: False,
@@ -174,6 +182,7 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
         now = time.monotonic()
         drive_now = rig.drive_time(now)  # the estimator's clock: the drive's (a replay at 10x runs it 10x)
         dash = advise(state, drive_now, config, rig.links())
+        dash = with_failed(dash, rig.failed())
         if log is not None:
             log.frame(dash, drive_now)
             trouble = log.status()
@@ -218,8 +227,10 @@ def demo_main(args) -> int:
     from .profiles import load_profile
     profile = load_profile(args.profile)  # an unknown profile is a usage error before anything starts
     if not profile.ratios_known:
-        raise ConfigError(f"--profile {profile.name} has no sourced gear ratios, so the virtual truck cannot "
-                          "be built from it; simulate hijet-s500p instead")
+        # the virtual truck borrows a sourced gearbox (keidash.sim.physics.stand_in); the dash does not
+        print(f"keidash: {profile.title} has no sourced gear ratios: the virtual truck drives on the "
+              f"Hijet S500P's gearbox, and the dash learns the ratios as it would on your truck "
+              f"(with no rpm source it says what it needs)", file=sys.stderr)
     options = {"hardware": args.hardware, "speedup": f"{args.speedup:g}", "skip": f"{args.skip:g}",
                "vss_error": f"{args.vss_error:g}"}
     if args.obey_cues:
@@ -523,14 +534,16 @@ def _cab_and_outputs(args, config):
     A GPIO device that cannot be opened (no GPIO here, pin busy, no permission) is one
     warning and the dash runs without it, saying so on screen: the cluster matters more.
     """
-    from .cab import Cab, CabSettings
+    from .cab import AlarmLimits, Cab, CabSettings
     units = args.units or (config.units if config else "mph")
+    temperature = getattr(args, "temperature", None) or (config.temperature if config else "C")
     if config is None:
-        return Cab(CabSettings(units=units)), []
+        return Cab(CabSettings(units=units, temperature=temperature)), []
     distance_file = os.path.join(config.data_dir, "distance.json") if config.data_dir else None
     cab = Cab(CabSettings(units=units, odometer_km=config.odometer_km, distance_file=distance_file,
                           night_from=config.night["night_from"], day_from=config.night["day_from"],
-                          button_pin=config.button_pin, night_switch_pin=config.night["switch"]))
+                          button_pin=config.button_pin, night_switch_pin=config.night["switch"],
+                          temperature=temperature, alarms=AlarmLimits(**config.alarms)))
     outputs = []
     if config.lights:
         from .outputs.lights import ShiftBuzzer, ShiftLights

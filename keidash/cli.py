@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", type=FPS, help="frames per second, 1 to 240 (default 60)")
         p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
         p.add_argument("--units", choices=("mph", "kmh"), help="the big speed figure (default mph, or the config's)")
+        p.add_argument("--temperature", choices=("C", "F"),
+                       help="the coolant in deg C or F (default C, or the config's)")
         p.add_argument("--layout", choices=("800x480", "480x320", "1024x600", "1280x400"),
                        help="cluster layout (default: from the screen size)")
         p.add_argument("--log", metavar="TRIPS.db",

@@ -30,8 +30,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-_TOP = {"profile", "sources", "display", "shift", "lights", "button", "night", "backlight", "data_dir"}
-_DISPLAY = {"width", "height", "fullscreen", "fps", "layout", "units", "odometer_km"}
+_TOP = {"profile", "sources", "display", "shift", "lights", "button", "night", "backlight", "data_dir", "alarms"}
+_DISPLAY = {"width", "height", "fullscreen", "fps", "layout", "units", "odometer_km", "temperature"}
+_ALARMS = {"coolant_hot_c", "battery_low_v", "battery_high_v"}
 _LIGHTS = {"bar", "down", "buzzer", "span_rpm"}
 _BUTTON = {"pin"}
 _NIGHT = {"switch", "night_from", "day_from"}
@@ -57,6 +58,8 @@ class Config:
     night: dict = field(default_factory=dict)  # [night] switch (pin), night_from, day_from
     backlight: dict | None = None  # [backlight] day, night, path; None: leave the backlight alone
     data_dir: str | None = None  # where keidash keeps what it measured (the distance)
+    temperature: str = "C"  # [display] the coolant in deg C or F
+    alarms: dict = field(default_factory=dict)  # [alarms] coolant_hot_c, battery_low_v, battery_high_v
 
 
 def _known(table, allowed: set[str], where: str) -> dict:
@@ -76,6 +79,7 @@ _RANGES = {
     "odometer_km": (0, 10_000_000, " km"),
     "idle_rpm": (200, 3_000, " rpm"), "upshift_rpm": (1_000, 20_000, " rpm"),
     "redline_rpm": (1_000, 20_000, " rpm"), "span_rpm": (50, 10_000, " rpm"),
+    "coolant_hot_c": (60, 150, " deg C"), "battery_low_v": (9, 13, " V"), "battery_high_v": (13, 17, " V"),
 }
 
 
@@ -218,6 +222,17 @@ def _cab(data: dict, origin: str) -> dict:
         if display["units"] not in ("mph", "kmh"):
             raise ConfigError(f"{where}: units must be \"mph\" or \"kmh\", not {display['units']!r}")
         out["units"] = display["units"]
+    if "temperature" in display:
+        if display["temperature"] not in ("C", "F"):
+            raise ConfigError(f"{where}: temperature must be \"C\" or \"F\", not {display['temperature']!r}")
+        out["temperature"] = display["temperature"]
+    alarms = _known(data.get("alarms", {}), _ALARMS, f"{origin} [alarms]")
+    where_alarms = f"{origin} [alarms]"
+    out["alarms"] = {"coolant_hot_c": _positive(alarms, "coolant_hot_c", where_alarms, 105.0),
+                     "battery_low_v": _positive(alarms, "battery_low_v", where_alarms, 11.8),
+                     "battery_high_v": _positive(alarms, "battery_high_v", where_alarms, 15.0)}
+    if out["alarms"]["battery_low_v"] >= out["alarms"]["battery_high_v"]:
+        raise ConfigError(f"{where_alarms}: battery_low_v must be below battery_high_v")
     if "odometer_km" in display:
         value = display["odometer_km"]
         lo, hi, _ = _RANGES["odometer_km"]
@@ -238,7 +253,7 @@ def _cab(data: dict, origin: str) -> dict:
             raise ConfigError(f"{where}: a GPIO pin is used twice")
         out["lights"] = {"bar": tuple(bar), "down": _pin(lights, "down", where),
                          "buzzer": _pin(lights, "buzzer", where),
-                         "span_rpm": _positive(lights, "span_rpm", where, 1500.0)}
+                         "span_rpm": _positive(lights, "span_rpm", where, 700.0)}
     button = _known(data.get("button", {}), _BUTTON, f"{origin} [button]")
     out["button_pin"] = _pin(button, "pin", f"{origin} [button]")
     night = _known(data.get("night", {}), _NIGHT, f"{origin} [night]")

@@ -12,16 +12,22 @@ from dataclasses import dataclass, field
 # What a source looks like on the dash.
 LIVE = "live"  # delivering fresh values
 STALE = "stale"  # connected or was delivering, but nothing fresh
-ABSENT = "absent"  # not connected / never delivered
+ABSENT = "absent"  # not connected yet / never delivered
+FAILED = "failed"  # the device cannot be opened or was lost (the source retries; message says why)
 
 UP = "up"
 DOWN = "down"
+
+# Alarms: a value past the limit the owner set ([alarms] in the config)
+COOLANT_HOT = "coolant hot"
+BATTERY_LOW = "battery low"
+BATTERY_HIGH = "battery high"
 
 
 @dataclass(frozen=True)
 class SourceView:
     name: str  # "obd", "gps", "pulses", ...
-    state: str  # LIVE, STALE or ABSENT
+    state: str  # LIVE, STALE, ABSENT or FAILED
     message: str = ""  # why, in one sentence, when not LIVE
     errors: int = 0  # errors counted so far
 
@@ -53,3 +59,7 @@ class DashState:
     units: str = "mph"  # the big speed figure: "mph" (km/h beside it) or "kmh" (mph beside it)
     page: int = 0  # 0 = the drive page, 1 = trip page (trip, odometer, coolant, battery, sources)
     message: str = ""  # one sentence for the driver (e.g. "logging paused: disk full"), "" when none
+    temperature: str = "C"  # the coolant in "C" or "F"
+    alarms: tuple[str, ...] = ()  # COOLANT_HOT, BATTERY_LOW, BATTERY_HIGH: past the owner's limits
+    peak_rpm: float | None = None  # rev/min, the highest shown since the dash started (None: none yet)
+    top_speed_kmh: float | None = None  # the highest road speed since the dash started (None: none yet)

@@ -75,6 +75,19 @@ class Rig:
             out[source.name] = (status.link == CONNECTED, message, status.errors)
         return out
 
+    def failed(self) -> dict[str, str]:
+        """The sources whose device cannot be opened or was lost, and why: red on the dash.
+
+        A source stays failed while it retries (its link goes back to connecting every
+        few seconds), until it is connected again.
+        """
+        out = {}
+        for source in self.sources:
+            status = source.status()
+            if status.failure:
+                out[source.name] = status.failure
+        return out
+
     def priority(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.sources)
 
@@ -236,11 +249,13 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     speedup = _num(url, query, "speedup", 1.0)
     if speedup <= 0:
         raise ConfigError(f"{url}: speedup must be above 0")
+    from .sim.physics import STAND_IN, stand_in
     from .sim.truck import VirtualTruck
-    if not sim_profile.ratios_known:
-        raise ConfigError(f"{url}: profile {sim_profile.name} has no sourced gear ratios, so the virtual "
-                          "truck cannot be built from it; simulate hijet-s500p instead")
-    truck = VirtualTruck(sim_profile, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
+    driven = stand_in(sim_profile)
+    if driven is not sim_profile:  # the dash still knows only what the profile says
+        logger.info("the virtual %s drives on the %s's sourced gearbox and engine where its profile has none",
+                    sim_profile.title, STAND_IN)
+    truck = VirtualTruck(driven, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
                          speedup=speedup)
     rig.truck = truck
     truck.fast_forward(_num(url, query, "skip", 0.0))  # into the day before going live
@@ -249,9 +264,9 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     sink = rig.bus.put
     if "pulses" in hardware:
         from gpiozero.pins.mock import MockFactory
-        from .sim.pulses import PulseGenerator
+        from .sim.pulses import PulseGenerator, StampedMockPin
         from .sources.pulses import PulseSource
-        factory = MockFactory()
+        factory = MockFactory(pin_class=StampedMockPin)  # edges stamped when due, as a Pi's kernel does
         ppr = sim_profile.tach_pulses_per_rev or 1.5
         rig.sources.append(PulseSource("pulses", sink, factory=factory, tach_pin=SIM_TACH_PIN,
                                        vss_pin=SIM_VSS_PIN, tach_pulses_per_rev=ppr))

@@ -29,7 +29,6 @@ def test_profiles_lists_every_truck():
 
 @pytest.mark.parametrize("args,expected", [
     (["demo", "--profile", "hijet-s999"], "unknown profile 'hijet-s999'"),
-    (["demo", "--profile", "carry-dd51t", "--seconds", "1"], "no sourced gear ratios"),
     (["demo", "--seconds", "soon"], "'soon' is not a number"),
     (["demo", "--seconds", "-3"], "must be above 0"),
     (["demo", "--size", "huge"], "size must look like 800x480"),

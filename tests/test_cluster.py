@@ -379,17 +379,17 @@ def test_nothing_changed_nothing_redrawn(cluster):
     cluster.render(drive(t=100.01))
     assert cluster.last_dirty == []
     # the needle moving touches the tach only
-    cluster.render(drive(t=100.02, rpm=3210.0))  # same shift lamps lit
+    cluster.render(drive(t=100.02, rpm=3205.0))  # same shift lamps lit
     assert cluster.last_dirty
     tach = pygame.Rect(cluster.layout.tach_rect)
     assert all(tach.contains(r) for r in cluster.last_dirty)
 
 
 def test_shift_progression_then_flash_at_6_hz():
-    up = 3500.0
-    assert shift_bar_key(drive(rpm=up - 1600, upshift_rpm=up)) == ("ramp", 0)
-    assert shift_bar_key(drive(rpm=up - 1500, upshift_rpm=up)) == ("ramp", 1)
-    lit = [shift_bar_key(drive(rpm=up - 1500 + r, upshift_rpm=up))[1] for r in range(0, 1500, 50)]
+    up, ramp = 3500.0, cluster_mod.SHIFT_RAMP_RPM
+    assert shift_bar_key(drive(rpm=up - ramp - 100, upshift_rpm=up)) == ("ramp", 0)
+    assert shift_bar_key(drive(rpm=up - ramp, upshift_rpm=up)) == ("ramp", 1)
+    lit = [shift_bar_key(drive(rpm=up - ramp + r, upshift_rpm=up))[1] for r in range(0, int(ramp), 25)]
     assert lit == sorted(lit) and lit[-1] == 12
     assert shift_bar_key(drive(rpm=None)) == ("ramp", 0)
     assert shift_bar_key(drive(rpm=1000.0, cue=DOWN)) == ("down",)
@@ -402,7 +402,7 @@ def test_shift_progression_then_flash_at_6_hz():
 
 def test_shift_ramp_lights_left_to_right(cluster):
     lay = cluster.layout
-    cluster.render(drive(rpm=3500 - 1500 + 10, upshift_rpm=3500.0))
+    cluster.render(drive(rpm=3500 - cluster_mod.SHIFT_RAMP_RPM + 10, upshift_rpm=3500.0))
     first = cluster.surface.get_at(pygame.Rect(lay.shift_segment(0)).center)[:3]
     last = cluster.surface.get_at(pygame.Rect(lay.shift_segment(11)).center)[:3]
     assert first == DAY.segments[0] and last == DAY.segment_off
@@ -482,3 +482,120 @@ def test_trip_page_keeps_speed_and_gear(cluster):
     assert count_colour(cluster, lay.page, SOURCE_COLOURS[STALE]) > 50  # the source and its why
     cluster.render(drive(page=0))
     assert count_colour(cluster, lay.tach_rect, NEEDLE) > 100
+
+
+# -- the cluster as a driver sees it (issue 14, point 7) ---------------------------------------
+
+from keidash.dashstate import FAILED  # noqa: E402
+from keidash.display.cluster import FACE_LABEL, STATUS_TURN_S  # noqa: E402
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_needle_never_covers_the_numerals_or_the_unit_label(name):
+    """Sweep the needle over the whole scale: the numerals' and the label's pixels never change."""
+    c = Cluster(layout=name, headless=True)
+    try:
+        empty = drive(rpm=None)
+        texts = c.face_texts(empty)
+        assert [t for t, _, _ in texts] == [str(k) for k in range(9)] + [FACE_LABEL]
+        c.render(empty)
+        ink = {}  # each text's ink pixels (where its glyphs are drawn) and their colours
+        for text, box, px in texts:
+            pad = cluster_mod._halo_px(px)
+            mask = pygame.mask.from_surface(c._font(px).render(text, True, (255, 255, 255)), 1)
+            pixels = [(box[0] + pad + mx, box[1] + pad + my) for mx in range(mask.get_size()[0])
+                      for my in range(mask.get_size()[1]) if mask.get_at((mx, my))]
+            assert pixels
+            ink[text] = (pixels, [c.surface.get_at(p) for p in pixels])
+        for rpm in range(0, 8001, 125):
+            state = drive(rpm=float(rpm), rpm_estimated=rpm % 250 == 0)
+            c.render(state)
+            needle = pygame.Rect(c.layout.needle_area(c._needle_rpm(state), state.tach_max_rpm))
+            for text, box, _ in texts:
+                if needle.colliderect(box):
+                    pixels, colours = ink[text]
+                    assert [c.surface.get_at(p) for p in pixels] == colours, (rpm, text)
+        # and the needle does reach under them: the test is not vacuous
+        crossed = {text for text, box, _ in texts for rpm in range(0, 8001, 125)
+                   if pygame.Rect(c.layout.needle_area(float(rpm), 8000.0)).colliderect(box)}
+        assert {"3", "4", "5"} <= crossed
+    finally:
+        c.close()
+
+
+def test_shift_bar_is_dark_while_crawling_in_first():
+    """1st at 2800 rpm with the upshift at 3600: no lamp lit; they climb in the last 700 rpm."""
+    assert shift_bar_key(drive(gear=1, rpm=2800.0, upshift_rpm=3600.0)) == ("ramp", 0)
+    assert shift_bar_key(drive(gear=1, rpm=3300.0, upshift_rpm=3600.0))[1] > 0
+
+
+def test_failed_source_has_its_own_colour_not_absents_grey(cluster):
+    sources = (SourceView("obd", FAILED, "no OBD adapter at /dev/ttyUSB0; retrying"),
+               SourceView("gps", LIVE), SourceView("pulses", ABSENT, "waiting for data"))
+    cluster.render(drive(sources=sources))
+    colours = {s.state: cluster.surface.get_at(cluster.layout.source_dot(i))[:3] for i, s in enumerate(sources)}
+    assert colours[FAILED] == DAY.sources[FAILED]
+    assert len({colours[FAILED], colours[ABSENT], colours[LIVE], DAY.sources[STALE]}) == 4
+    assert NIGHT.sources[FAILED] not in (NIGHT.sources[ABSENT], NIGHT.sources[STALE])
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_every_fault_shows_in_turn_and_whole(name):
+    long = "no OBD adapter at /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0; retrying"
+    sources = (SourceView("gps", LIVE), SourceView("obd", FAILED, long),
+               SourceView("pulses", ABSENT, "GPIO17 not wired"))
+    c = Cluster(layout=name, headless=True)
+    try:
+        shown = []
+        for k in range(4):
+            state = drive(sources=sources, t=k * STATUS_TURN_S, message="logging paused: disk full")
+            c.render(state)
+            px, lines = c.status_lines(state)
+            text = " ".join(lines)
+            assert "\N{HORIZONTAL ELLIPSIS}" not in text and px >= 9
+            text = text.replace(" ", "")
+            x, y, w, h = c.layout.message_strip
+            assert len(lines) * px <= h + 2
+            assert all(c._text_width(line, px) <= w for line in lines)
+            shown.append(text)
+        assert shown[0] == "!loggingpaused:diskfull"
+        assert shown[1] == f"obd: {long} (1/2)".replace(" ", "")  # the failed one first
+        assert shown[2] == "pulses:GPIO17notwired(2/2)"
+        assert shown[3] == shown[0]
+    finally:
+        c.close()
+
+
+def test_learning_gears_shows_progress(cluster):
+    lay = cluster.layout
+    blank = region(cluster, drive(gear=None, gear_note=""), lay.gear)
+    learning = region(cluster, drive(gear=None, gear_note="learning 3/5"), lay.gear)
+    other = region(cluster, drive(gear=None, gear_note="learning 4/5"), lay.gear)
+    assert len({blank, learning, other}) == 3
+    assert cluster.gear_note_lines(drive(gear=None, gear_note="learning 3/5")) == ["learning gears", "3/5"]
+
+
+# -- what owners of other dashes expect (issue 14, point 8) ------------------------------------
+
+def test_peak_rpm_and_top_speed_are_held_and_shown(cluster):
+    from keidash.cab import Cab
+    cab = Cab()
+    for t, rpm, speed in ((1.0, 2000.0, 20.0), (2.0, 5230.0, 60.0), (3.0, 3100.0, 92.0), (4.0, None, None)):
+        dressed = cab.dress(drive(t=t, rpm=rpm, speed_kmh=speed), t, wall=1.7e9)
+    assert dressed.peak_rpm == 5230.0 and dressed.top_speed_kmh == 92.0
+    assert Cluster.page_values(dressed)[-2:] == ("5,230 rpm", "57 mph")
+    # the peak's dot on the tach, in the needle's colour, where 5230 rpm is on the scale
+    lay = cluster.layout
+    spot = lay.tach_point(5230.0, 8000.0, 0.865)
+    cluster.render(drive(rpm=1000.0, peak_rpm=5230.0))
+    assert cluster.surface.get_at(spot)[:3] == NEEDLE
+    cluster.render(drive(rpm=1000.0, peak_rpm=None))
+    assert cluster.surface.get_at(spot)[:3] != NEEDLE
+
+
+def test_four_wheel_drive_low_has_its_own_lamp(cluster):
+    box = cluster.low_range_rect()
+    cluster.render(drive(low_range=False))
+    assert count_colour(cluster, box, DAY.low_range) == 0
+    cluster.render(drive(low_range=True, gear=1))
+    assert count_colour(cluster, box, DAY.low_range) > 0.5 * box[2] * box[3]

@@ -13,7 +13,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import pytest
 
 from keidash.app import run_dash
-from keidash.dashstate import LIVE, UP
+from keidash.dashstate import FAILED, LIVE, UP
 from keidash.display.cluster import Cluster
 from keidash.estimate.estimator import EstimatorConfig
 from keidash.profiles import load_profile
@@ -92,7 +92,7 @@ def test_speed_only_truck_driven_by_keidash_cues():
     assert any(tr.cue == UP for _, tr in steady) or any(f[1].cue == UP for f in frames)
 
 
-def test_adapter_unplugged_mid_drive_goes_stale_and_the_dash_carries_on():
+def test_adapter_unplugged_mid_drive_shows_failed_and_the_dash_carries_on():
     unplugged = {}
 
     def pull_the_plug(rig, dash):
@@ -120,6 +120,9 @@ def test_adapter_unplugged_mid_drive_goes_stale_and_the_dash_carries_on():
     assert any(d.rpm_estimated and d.gear for d in after)
     shown = next(v for v in after[-1].sources if v.name == "obd")
     assert "OBD adapter" in shown.message  # e.g. "no OBD adapter at /dev/pts/3: is it plugged in?"
+    # failed (red), not absent's grey: and it stays failed while the source retries every 2 s
+    states = [next(v for v in d.sources if v.name == "obd").state for d in after]
+    assert FAILED in states and set(states[states.index(FAILED):]) == {FAILED}
 
 
 def test_speed_sensor_reading_5_percent_high_is_learned_against_gps_and_corrected():

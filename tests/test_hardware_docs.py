@@ -109,3 +109,24 @@ def test_relative_links_resolve() -> None:
                 continue
             path = (doc.parent / target.split("#")[0]).resolve()
             assert path.exists(), f"{doc.relative_to(ROOT)} links to missing {target}"
+
+
+def test_the_ignition_pin_is_documented_as_read_by_keidash_ignition() -> None:
+    """Issue 14 point 11: GPIO 22 is read by `keidash ignition`, which the CLI really has."""
+    readme = (HARDWARE / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| **22** |"))
+    assert "keidash ignition --pin 22" in row and "not yet" not in readme
+    out = subprocess.run([sys.executable, "-m", "keidash", "ignition", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "--pin" in out.stdout and "--grace" in out.stdout
+
+
+def test_the_example_config_names_its_truck_truly() -> None:
+    """The example's first comment names the profile it sets, with that profile's years."""
+    import tomllib
+    from keidash.profiles import load_profile
+    text = (ROOT / "docs" / "example-config.toml").read_text(encoding="utf-8")
+    profile = load_profile(tomllib.loads(text)["profile"])
+    described = text.splitlines()[1]
+    assert "1990s" not in described
+    assert profile.years in described and profile.title.split("/")[0].split()[-1] in described

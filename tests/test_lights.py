@@ -303,3 +303,51 @@ def test_a_simulated_drive_lights_flashes_pulses_and_beeps_with_the_cues(factory
     expected = sorted([i for i, _ in onsets] + [i + 2 for i, cue in onsets if cue == DOWN])
     assert starts == expected
     assert not any(buzz[i] and buzz[i + 1] for i in range(len(buzz) - 1))  # at 10 fps each beep is one frame
+
+
+# -- alarms on the buzzer (issue 14, point 8) -------------------------------------------------------
+
+from keidash.dashstate import BATTERY_LOW, COOLANT_HOT  # noqa: E402
+from keidash.outputs.lights import ALARM_AGAIN_S, ALARM_BEEP_S, ALARM_BEEPS  # noqa: E402
+
+
+def alarm_beeps(buzzer, factory, alarms_at, seconds: float, fps: float = 20.0):
+    """Render ``seconds`` at ``fps`` with ``alarms_at(t)``; each beep's (start, length)."""
+    pin = factory.pin(BUZZER)
+    out, on_since = [], None
+    for i in range(int(seconds * fps)):
+        t = 10.0 + i / fps
+        buzzer.render(dash(t, 2500.0, None, alarms=alarms_at(t - 10.0)))
+        if pin.state and on_since is None:
+            on_since = t - 10.0
+        elif not pin.state and on_since is not None:
+            out.append((on_since, t - 10.0 - on_since))
+            on_since = None
+    return out, on_since
+
+
+def test_an_alarm_sounds_three_long_beeps_then_again_each_minute_while_it_lasts(buzzer, factory):
+    found, left_on = alarm_beeps(buzzer, factory, lambda t: (COOLANT_HOT,) if t >= 1.0 else (), 130.0)
+    assert left_on is None
+    starts = [round(s, 2) for s, _ in found]
+    assert len(found) == 3 * ALARM_BEEPS  # at 1 s, 61 s and 121 s
+    assert starts[0] == 1.0 and starts[ALARM_BEEPS] == pytest.approx(1.0 + ALARM_AGAIN_S)
+    assert all(ALARM_BEEP_S - 1e-9 <= length < ALARM_BEEP_S + 0.051 for _, length in found)
+
+
+def test_an_alarm_that_clears_is_silent_and_a_second_alarm_sounds_at_once(buzzer, factory):
+    def alarms(t):
+        if t < 1.0:
+            return ()
+        if t < 5.0:
+            return (COOLANT_HOT,)
+        if t < 8.0:
+            return ()
+        return (COOLANT_HOT,) if t < 10.0 else (COOLANT_HOT, BATTERY_LOW)
+    found, _ = alarm_beeps(buzzer, factory, alarms, 14.0)
+    starts = [s for s, _ in found]
+    assert len(found) == 3 * ALARM_BEEPS
+    assert starts[0] == pytest.approx(1.0) and starts[3] == pytest.approx(8.0)
+    # the battery goes low during the coolant's third beep: its three follow, none merged
+    assert all(length < ALARM_BEEP_S + 0.051 for _, length in found)
+    assert 10.0 <= starts[6] <= 10.0 + 2 * ALARM_BEEP_S + 0.051

@@ -213,6 +213,27 @@ def test_unplug_fails_with_a_sentence_and_retries(caplog):
     assert no_escaped_exception(caplog)
 
 
+def test_an_unplugged_emulator_keeps_its_pty_number_until_stopped():
+    """The flaky end-to-end unplug test (issue 14): once the pty was freed, the kernel gave its
+    /dev/pts/N to the next pseudo-terminal (another test's emulated adapter on a busy machine),
+    and the source's 2 s retry "reconnected" to it. The unplugged emulator now holds the number."""
+    import os
+    import pty
+    with EmulatedELM327(Truck(), "6") as emu:
+        port = emu.port
+        emu.unplug()
+        opened = [pty.openpty() for _ in range(40)]
+        try:
+            assert port not in {os.ttyname(slave) for _, slave in opened}
+        finally:
+            for fds in opened:
+                for fd in fds:
+                    os.close(fd)
+        with pytest.raises(OSError):
+            os.close(os.open(port, os.O_RDWR | os.O_NOCTTY))  # the plug is out: no device behind it
+    assert emu._slave is None  # stop() released it
+
+
 def test_unplugged_mid_drive_and_plugged_back_in(tmp_path, caplog):
     # A USB adapter's device file goes when it is pulled and comes back when it
     # is plugged in; a pty cannot come back, so the test's "ttyUSB0" is a

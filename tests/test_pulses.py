@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -520,3 +520,38 @@ def test_nothing_not_zero_is_said_before_the_first_edges_can_be_timed():
     assert s.out == []
     s.publish(10.030, 10.0095, 10.0100)
     assert len(s.out) == 1 and s.out[0].value > 0
+
+
+def test_emulated_edges_carry_their_due_time_however_late_the_generator_wakes():
+    """Issue 14 point 10: the flaky VSS end-to-end test. A MockPin stamps an edge when it is
+    driven; on a busy host the generator thread wakes milliseconds late, and a 67 Hz speed
+    sensor then reads several % off. A StampedMockPin edge carries the time it was due, as a
+    Pi's kernel stamps a real line event: the periods stay exact whatever the wake times."""
+    from keidash.sim.pulses import StampedMockPin, _PulseTrain
+
+    hz = 2548.0 * 1.05 * 90.0 / 3600.0  # the speed sensor at 90 km/h, 5 % high: 66.9 Hz
+    stamps = []
+    for pin_class in (StampedMockPin, MockPin):
+        factory = MockFactory(pin_class=pin_class)
+        pin = factory.pin(27)
+        seen = []
+        pin.edges = "falling"
+        def record(ticks, state, seen=seen):
+            seen.append(ticks)
+        pin.when_changed = record  # gpiozero keeps only a weak reference: record stays in scope
+        train = _PulseTrain(pin, lambda truth: hz)
+        now = pin._last_change + 1.0  # the pin's clock is the monotonic one: start after its creation
+        train.begin(now, None)
+        # wakes 1-9 ms after each edge was due (0.5 ms steps in between, like a poll)
+        lateness = [0.001, 0.009, 0.004, 0.007, 0.002, 0.008, 0.003, 0.006] * 4
+        for late in lateness:
+            due = train.next_event()
+            while now + 0.0005 < due:
+                now += 0.0005
+                train.advance(now, None)
+            now = due + late
+            train.advance(now, None)
+        stamps.append([b - a for a, b in zip(seen, seen[1:])])
+    stamped, driven = stamps
+    assert len(stamped) >= 15 and all(abs(p * hz - 1) < 1e-6 for p in stamped)
+    assert max(abs(p * hz - 1) for p in driven) > 0.2  # the plain MockPin's periods jitter by the wake-ups

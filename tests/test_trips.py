@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import re
 import sqlite3
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -261,8 +262,8 @@ def test_report_html_of_the_hand_made_trip(trip_db, tmp_path):
     assert "0.90 km (0.56 miles)" in page and "72 km/h" in page
     over = re.search(r'<table class="over-rev">(.*?)</table>', page, re.S).group(1)
     assert re.findall(r"<tr><td>[^<]*</td><td>([\d.]+)</td><td>(\w+)</td><td>(\d+)</td>", over) == [("1.0", "1", "7000")]
-    lug = re.search(r'<table class="lugging">(.*?)</table>', page, re.S).group(1)
-    assert re.findall(r"<tr><td>[^<]*</td><td>([\d.]+)</td><td>(\w+)</td><td>(\d+)</td>", lug) == [("2.0", "3", "1000")]
+    # 1000 rpm in 3rd at 72 km/h is not the gear's rpm (8145 on the S500P): the clutch is down, not lugging
+    assert "<p>No lugging events.</p>" in page
 
 
 def test_report_of_the_last_trip_is_the_real_drive(trip_db, drive, tmp_path):
@@ -410,3 +411,73 @@ def test_reading_never_writes_the_trip_log(trip_db, tmp_path):
     export.export_main(str(copy), "1", str(tmp_path / "t.csv"))
     load_log(copy)
     assert copy.read_bytes() == before  # (SQLite may leave its -wal and -shm files beside it)
+
+
+# -- the report as an owner reads it (issue 14, point 9) ------------------------------------------
+
+def stop_and_lug_frame(k: int) -> tuple:
+    """10 Hz, hijet-s500p: 5th at 70 km/h; a stop from 27 to 3 km/h with 5th still shown at 811 rpm
+    (the clutch down); stopped in N; a real lug in 4th at 18-20 km/h, rpm coupled to the wheels;
+    coasting in 4th at idle (clutch down); 1 s past the red line in 2nd; cruising."""
+    t = k / 10
+    if t < 10:
+        return (t, 70.0, 70 * 50.9955, 0, 5, None)
+    if t < 16:
+        return (t, 27.0 - 4.0 * (t - 10), 811.0, 0, 5, "DOWN")
+    if t < 20:
+        return (t, 0.0, 850.0, 0, 0, None)
+    if t < 25:
+        speed = 18.0 + 0.4 * (t - 20)
+        return (t, speed, speed * 68.7271, 0, 4, "DOWN")
+    if t < 28:
+        return (t, 20.0, 850.0, 0, 4, None)
+    if t < 29:
+        return (t, 36.0, 36 * 164.189, 0, 2, "UP")
+    return (t, 50.0, 50 * 68.7271, 0, 4, None)
+
+
+def test_a_stop_is_not_lugging_and_the_chart_marks_what_the_counts_say(tmp_path):
+    path = tmp_path / "trip.db"
+    db = new_db(path)
+    db.execute("INSERT INTO trips VALUES (1, ?, ?, 'hijet-s500p', 'obd')", (T1_START, T1_START + 40.0))
+    db.executemany("INSERT INTO frames VALUES (1, ?, ?, ?, ?, ?, ?)", [stop_and_lug_frame(k) for k in range(400)])
+    db.commit()
+    db.close()
+    out = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "keidash", "report", str(path), "-o", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    svg = re.search(r"<svg .*?</svg>", page, re.S).group(0)
+    ET.fromstring(svg)
+    over = int(re.search(r"<h2>Over-rev \(above \d+ rpm\): (\d+)</h2>", page).group(1))
+    lugs = int(re.search(r"<h2>Lugging \(below \d+ rpm in 3rd and up, moving\): (\d+)</h2>", page).group(1))
+    # the stop (5th at 811 rpm, braking) and the coast at idle are not lugging; the pull in 4th is
+    assert (over, lugs) == (1, 1)
+    lug = re.search(r'<table class="lugging">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r"<tr><td>[^<]*</td><td>([\d.]+)</td><td>(\w+)</td>", lug) == [("5.0", "4")]
+    # one mark per event listed, in the red line's and the lugging limit's colours
+    assert len(re.findall(r'class="event over-rev"', svg)) == over
+    assert len(re.findall(r'class="event lugging"', svg)) == lugs
+    # the cues are not red: red is the red line's and the over-revs' alone
+    cue_fills = set(re.findall(r'class="cue cue-\w+"[^>]*fill="(#\w+)"', svg))
+    assert cue_fills and report.REDLINE_COLOUR not in cue_fills
+    # a legend names every line and mark
+    legend = re.search(r'<g class="legend">(.*?)</g>', svg, re.S).group(1)
+    assert re.findall(r"<text[^>]*>([^<]+)</text>", legend) == [
+        "speed", "rpm", "gear", "red line", "lugging limit", "over-rev", "lugging", "shift up cue", "shift down cue"]
+    # the gear axis: N for neutral, then 1..5
+    assert re.findall(r'class="gear-tick"[^>]*>([^<]+)</text>', svg) == ["N", "1", "2", "3", "4", "5"]
+
+
+def test_braking_and_the_clutch_down_are_not_lugging():
+    f = reading.Frame
+    braking = [f(k / 10, 27.0 - 0.4 * k, 811.0, False, 5, None) for k in range(60)]  # 4 km/h/s
+    assert reading.lugging(braking, 1456.25) == []
+    idling = [f(k / 10, 20.0, 850.0, False, 4, None) for k in range(30)]
+    assert reading.lugging(idling, 1456.25, idle_rpm=850.0) == []
+    assert len(reading.lugging(idling, 1456.25)) == 1  # no idle known: low is low
+    slipping = [f(k / 10, 6.0, 1300.0, False, 4, None) for k in range(30)]  # 4th shown, launching in 1st
+    assert reading.lugging(slipping, 1456.25, 850.0, (279.0, 164.2, 113.1, 68.7, 51.0)) == []
+    pulling = [f(k / 10, 18.0, 18 * 68.7, False, 4, None) for k in range(30)]
+    assert len(reading.lugging(pulling, 1456.25, 850.0, (279.0, 164.2, 113.1, 68.7, 51.0))) == 1

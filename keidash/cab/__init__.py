@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from ..dashstate import DashState
+from ..dashstate import BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, DashState
 from ..readings import LATITUDE, LONGITUDE, Reading
 from .trip import DistanceStore, TripMeter, trip_step
 
@@ -25,6 +25,51 @@ logger = logging.getLogger(__name__)
 #: a wall clock before this (UNIX s, 2025-01-01) has not been set (a Pi has no clock battery)
 CLOCK_SET_AFTER = 1735689600.0
 UNITS = ("mph", "kmh")
+TEMPERATURES = ("C", "F")
+#: an alarm clears only this far back inside its limit, so a value on the limit does not chatter
+COOLANT_CLEAR_C = 3.0
+BATTERY_CLEAR_V = 0.3
+
+
+@dataclass(frozen=True)
+class AlarmLimits:
+    """Where the coolant and battery alarms go off ([alarms] in the config).
+
+    Defaults for a kei truck: the coolant runs at 80-95 deg C (thermostat 82-88) and a
+    pressurised system boils near 120, so 105 is trouble coming with room to pull over; the
+    battery reads 13.5-14.7 V while charging and 12.6 V at rest, so under 11.8 V it is flat
+    or not being charged, and over 15.0 V the regulator is overcharging it.
+    """
+
+    coolant_hot_c: float = 105.0
+    battery_low_v: float = 11.8
+    battery_high_v: float = 15.0
+
+
+def alarms_step(active: tuple[str, ...], coolant_c: float | None, battery_v: float | None,
+                limits: AlarmLimits) -> tuple[str, ...]:
+    """The alarms on after this frame, given those on before (pure; hysteresis on clearing).
+
+    A value that is not live (None) neither raises nor clears its alarm: a hot engine whose
+    adapter dropped out is still hot as far as the driver knows; the dash shows "--" and the
+    source's trouble beside the alarm.
+    """
+    on = set(active)
+
+    def judge(name: str, value: float | None, goes_on: bool, clears: bool) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        if goes_on:
+            on.add(name)
+        elif clears:
+            on.discard(name)
+    judge(COOLANT_HOT, coolant_c, coolant_c is not None and coolant_c >= limits.coolant_hot_c,
+          coolant_c is not None and coolant_c < limits.coolant_hot_c - COOLANT_CLEAR_C)
+    judge(BATTERY_LOW, battery_v, battery_v is not None and battery_v <= limits.battery_low_v,
+          battery_v is not None and battery_v > limits.battery_low_v + BATTERY_CLEAR_V)
+    judge(BATTERY_HIGH, battery_v, battery_v is not None and battery_v >= limits.battery_high_v,
+          battery_v is not None and battery_v < limits.battery_high_v - BATTERY_CLEAR_V)
+    return tuple(name for name in (COOLANT_HOT, BATTERY_LOW, BATTERY_HIGH) if name in on)
 
 
 @dataclass(frozen=True)
@@ -37,6 +82,8 @@ class CabSettings:
     button_pin: int | None = None  # short press: next page; hold: mph <-> km/h
     night_switch_pin: int | None = None  # closed = night
     save_every_s: float = 30.0
+    temperature: str = "C"  # the coolant in deg "C" or "F"
+    alarms: AlarmLimits = AlarmLimits()
 
 
 class Cab:
@@ -44,6 +91,11 @@ class Cab:
         from .inputs import UiState
         if settings.units not in UNITS:
             raise ValueError(f"units must be one of {UNITS}")
+        if settings.temperature not in TEMPERATURES:
+            raise ValueError(f"temperature must be one of {TEMPERATURES}")
+        self.alarms: tuple[str, ...] = ()
+        self.peak_rpm: float | None = None
+        self.top_speed_kmh: float | None = None
         self.settings = settings
         self.ui = UiState(units=settings.units)
         self.meter = TripMeter()
@@ -89,9 +141,16 @@ class Cab:
         clock = wall if wall >= CLOCK_SET_AFTER else None
         odometer = None if self.settings.odometer_km is None else self.settings.odometer_km + total
         message = dash.message or self.store.problem or "; ".join(self.problems)
+        self.alarms = alarms_step(self.alarms, dash.coolant_c, dash.battery_v, self.settings.alarms)
+        if dash.rpm is not None and math.isfinite(dash.rpm):
+            self.peak_rpm = max(dash.rpm, self.peak_rpm or 0.0)
+        if dash.speed_kmh is not None and math.isfinite(dash.speed_kmh):
+            self.top_speed_kmh = max(dash.speed_kmh, self.top_speed_kmh or 0.0)
         return replace(dash, trip_km=self.meter.km if self.meter.t is not None or self.meter.km else None,
                        odometer_km=odometer, wall_time=clock, night=self._night(clock),
-                       units=self.ui.units, page=self.ui.page, message=message)
+                       units=self.ui.units, page=self.ui.page, message=message,
+                       temperature=self.settings.temperature, alarms=self.alarms,
+                       peak_rpm=self.peak_rpm, top_speed_kmh=self.top_speed_kmh)
 
     def _night(self, clock: float | None) -> bool:
         if self.switch is not None:

@@ -7,8 +7,8 @@ GPS never invents distance. Pure: time comes in with the speed.
 The odometer shown is the owner's reading when keidash was fitted
 (``[display] odometer_km`` in the config) plus what keidash has measured since,
 kept in a small JSON file written atomically (temporary file, fsync, rename) so a
-power cut leaves the old or the new total, never a torn file. The trip log of
-issue 7 will take this over.
+power cut leaves the old or the new total, never a torn file (the trip log,
+:mod:`keidash.triplog`, keeps the drives themselves).
 """
 
 from __future__ import annotations

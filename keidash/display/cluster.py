@@ -38,16 +38,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Hashable
 
-from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP, DashState
+from keidash.dashstate import (ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, DOWN, FAILED, LIVE, STALE,
+                                UP, DashState)
 from keidash.display.layout import (  # noqa: F401  (re-exported for callers and tests)
     LAYOUTS, SHIFT_SEGMENTS, Layout, choose_layout, tach_angle_deg)
 from keidash.display.texts import (  # noqa: F401
-    KMH_TO_MPH, MISSING, battery_text, clock_text, coolant_text, distance_text, gear_text,
-    rpm_text, source_problem, speed_figures, speed_texts)
+    KMH_TO_MPH, MISSING, alarm_texts, battery_text, clock_text, rpm_peak_text, coolant_text, distance_text, gear_text,
+    rpm_text, source_problem, source_problems, speed_figures, speed_texts)
 from keidash.display.theme import DAY, NIGHT, THEMES, Theme
 
 log = logging.getLogger(__name__)
@@ -66,8 +68,13 @@ CUE_UP = DAY.cue_up
 CUE_DOWN = DAY.cue_down
 SOURCE_COLOURS = DAY.sources
 
-SHIFT_RAMP_RPM = 1500.0  # rev/min: the progression lights from this far below the upshift point
+# rev/min: the progression lights from this far below the upshift point. Close enough that a
+# truck crawling in 1st at 2800 rpm (upshift at 3600) shows a dark bar, not a half-lit one that
+# reads as a cue; far enough that the lamps climb for about a second before the flash in 2nd.
+SHIFT_RAMP_RPM = 700.0
+STATUS_TURN_S = 3.0  # several troubles in the status strip: each shown this long in turn
 FLASH_HZ = 6.0  # the whole bar flashes at this rate while an upshift is due
+FACE_LABEL = "x1000 r/min"  # the tach numerals' unit, under the hub
 GLYPH_CHARS = frozenset("0123456789-.:, ")  # drawn from cached glyphs, whatever the value
 TEXT_CACHE_SIZE = 256  # other rendered texts kept, least recently used dropped
 
@@ -191,7 +198,7 @@ class Cluster:
         if static_key != self._static_key:
             self._static_key = static_key
             self.theme = THEMES["night" if state.night else "day"]
-            self._elements = self._build_elements(state.page)
+            self._elements = self._build_elements(state)
             self._keys.clear()
             self._areas.clear()
         background = self._background(state)
@@ -427,35 +434,86 @@ class Cluster:
             band = [point(v, 0.93) for v in arc] + [point(v, 0.80) for v in reversed(arc)]
             pg.draw.polygon(face, theme.red_zone, band)
 
-        # ticks: major every 1000 rpm with numerals, minor every 500
+        # ticks: major every 1000 rpm, minor every 500 (the numerals and the unit label are
+        # elements drawn over the needle: see _face_texts)
         scale = r / 183  # against the 800x480 tach
         major_w = max(2, round(4 * scale)) * ss
         minor_w = max(1, round(2 * scale)) * ss
-        numeral_px = max(10, round(34 * scale)) * ss
-        font = pg.font.Font(self._font_path, numeral_px)
         rpm = 0
         while rpm <= tach_max_rpm + 1e-6:
             major = rpm % 1000 == 0
             inner = 0.78 if major else 0.85
             pg.draw.line(face, theme.tick, point(rpm, inner), point(rpm, 0.93),
                          major_w if major else minor_w)
-            if major:
-                numeral = font.render(str(rpm // 1000), True,
-                                      theme.red_zone if rpm >= redline_rpm else theme.text)
-                # keep the numeral's box clear of the ticks, however wide it is ("10")
-                a = math.radians(tach_angle_deg(rpm, tach_max_rpm))
-                half_w, half_h = numeral.get_width() / 2, numeral_px * 0.37
-                reach = abs(math.cos(a)) * half_w + abs(math.sin(a)) * half_h
-                nx, ny = point(rpm, 0.70 - reach / R)
-                face.blit(numeral, numeral.get_rect(center=(nx, ny)))
             rpm += 500
-        unit_font = pg.font.Font(self._font_path, max(9, round(16 * scale)) * ss)
-        label = unit_font.render("x1000 r/min", True, theme.label)
-        face.blit(label, label.get_rect(center=(c[0], c[1] - 0.36 * R)))
 
         face = pg.transform.smoothscale(face, (side, side))
         cx, cy = lay.tach_center
         target.blit(face, (cx - side // 2, cy - side // 2))
+
+    def face_texts(self, state: DashState) -> list[tuple[str, Rect, int]]:
+        """The tach's numerals and its "x1000 r/min" label: (text, the box they are drawn in, px).
+
+        They are drawn after the needle, each on a halo of the face's colour, so the needle
+        passes under them and never hides one. The label sits under the hub, where the needle
+        reaches only below 200 rpm (and then passes under it too).
+        """
+        lay = self.layout
+        (cx, cy), r = lay.tach_center, lay.tach_radius
+        scale = r / 183
+        numeral_px = max(10, round(34 * scale))
+        out = []
+        rpm = 0
+        while rpm <= state.tach_max_rpm + 1e-6:
+            text = str(rpm // 1000)
+            w, _ = self._font(numeral_px).size(text)
+            # keep the numeral's box clear of the ticks, however wide it is ("10")
+            a = math.radians(tach_angle_deg(rpm, state.tach_max_rpm))
+            reach = abs(math.cos(a)) * w / 2 + abs(math.sin(a)) * numeral_px * 0.37
+            f = 0.70 - reach / r
+            out.append((text, self._halo_box(text, numeral_px, cx + r * f * math.cos(a),
+                                             cy - r * f * math.sin(a)), numeral_px))
+            rpm += 1000
+        label_px = max(9, round(16 * scale))
+        out.append((FACE_LABEL, self._halo_box(FACE_LABEL, label_px, cx, cy + 0.16 * r), label_px))
+        return out
+
+    def _halo_box(self, text: str, px: int, cx: float, cy: float) -> Rect:
+        """The box of ``text``'s halo surface centred (by its ink) on (cx, cy)."""
+        w, h = self._font(px).size(text)
+        pad = _halo_px(px)
+        ascent = self._font(px).get_ascent()
+        ink_mid = ascent - round(0.365 * px)  # freesansbold: capitals and digits are 0.73 em tall
+        left = round(cx - w / 2) - pad
+        top = round(cy - ink_mid) - pad
+        return (left, top, w + 2 * pad, h + 2 * pad)
+
+    def _halo_text(self, text: str, px: int, colour, halo):
+        """``text`` on a halo of ``halo`` colour ``_halo_px`` wide, with alpha, cached."""
+        key = ("halo", text, px, colour, halo)
+        surf = self._texts.get(key)
+        if surf is None:
+            pg = self._pg
+            pad = _halo_px(px)
+            ink = self._font(px).render(text, True, colour)
+            shadow = self._font(px).render(text, True, halo)
+            surf = pg.Surface((ink.get_width() + 2 * pad, ink.get_height() + 2 * pad), pg.SRCALPHA)
+            for dx in range(-pad, pad + 1):
+                for dy in range(-pad, pad + 1):
+                    if dx * dx + dy * dy <= pad * pad + 1:
+                        surf.blit(shadow, (pad + dx, pad + dy))
+            surf.blit(ink, (pad, pad))
+            self._texts[key] = surf
+            if len(self._texts) > TEXT_CACHE_SIZE:
+                self._texts.popitem(last=False)
+        return surf
+
+    def _face_text_drawer(self, text: str, box: Rect, px: int, red: bool):
+        def draw(screen, state: DashState) -> None:
+            theme = self.theme
+            colour = theme.red_zone if red else theme.label if text == FACE_LABEL else theme.text
+            screen.blit(self._halo_text(text, px, colour, theme.tach_face), box[:2])
+        return draw
 
     def _draw_upshift_notch(self, target, theme: Theme, state: DashState) -> None:
         """The upshift point as a small amber notch outside the scale."""
@@ -475,8 +533,9 @@ class Cluster:
 
     # -- elements ---------------------------------------------------------------
 
-    def _build_elements(self, page: int) -> list[Element]:
+    def _build_elements(self, state: DashState) -> list[Element]:
         lay = self.layout
+        page = state.page
 
         def fixed(rect: Rect) -> Callable[[DashState], Rect]:
             return lambda state: rect
@@ -490,27 +549,37 @@ class Cluster:
                         lambda s: s.rpm_estimated and s.rpm is not None, self._draw_est),
                 Element("rpm", fixed(lay.rpm_digits_rect),
                         lambda s: (rpm_text(s.rpm), s.rpm_estimated), self._draw_rpm_digits),
+                Element("peak", self._peak_area, lambda s: self._peak_rpm(s), self._draw_peak),
                 Element("needle", self._needle_area,
                         lambda s: (self._needle_rpm(s), s.rpm_estimated), self._draw_needle),
             ]
+            for text, box, px in self.face_texts(state):
+                red = text != FACE_LABEL and int(text) * 1000 >= state.redline_rpm
+                elements.append(Element(f"face {text}", fixed(box), lambda s: None,
+                                        self._face_text_drawer(text, box, px, red)))
         elements += [
             Element("speed", fixed(lay.speed),
                     lambda s: speed_figures(s.speed_kmh, s.units), self._draw_speed),
             Element("gear", fixed(lay.gear), lambda s: (s.gear, s.low_range, s.gear_note), self._draw_gear),
+            Element("low range", fixed(self.low_range_rect()), lambda s: s.low_range, self._draw_low_range),
         ]
-        for row, value in zip(lay.info_rows, (
-                lambda s: coolant_text(s.coolant_c), lambda s: battery_text(s.battery_v),
+        for row, value, alarmed in zip(lay.info_rows, (
+                lambda s: coolant_text(s.coolant_c, s.temperature), lambda s: battery_text(s.battery_v),
                 lambda s: distance_text(s.trip_km, s.units, 1),
-                lambda s: distance_text(s.odometer_km, s.units, 0))):
-            elements.append(Element(f"info{row[1]}", fixed(row), value,
-                                    self._info_drawer(row, value)))
+                lambda s: distance_text(s.odometer_km, s.units, 0)), (
+                lambda s: COOLANT_HOT in s.alarms,
+                lambda s: BATTERY_LOW in s.alarms or BATTERY_HIGH in s.alarms,
+                lambda s: False, lambda s: False)):
+            elements.append(Element(f"info{row[1]}", fixed(row),
+                                    lambda s, value=value, alarmed=alarmed: (value(s), alarmed(s)),
+                                    self._info_drawer(row, value, alarmed)))
         elements += [
             Element("sources", fixed(lay.sources),
-                    lambda s: (tuple((v.name, v.state) for v in s.sources), bool(s.message)),
+                    lambda s: (tuple((v.name, v.state) for v in s.sources), _strip_wide(s)),
                     self._draw_sources),
             Element("status_message",
-                    lambda s: lay.message_strip if s.message else lay.status_message,
-                    lambda s: (s.message, source_problem(s.sources)), self._draw_status_message),
+                    lambda s: lay.message_strip if _strip_wide(s) else lay.status_message,
+                    lambda s: (s.message, s.alarms, self.status_shown(s)), self._draw_status_message),
             Element("clock", fixed(lay.clock), lambda s: clock_text(s.wall_time), self._draw_clock),
         ]
         return elements
@@ -584,6 +653,48 @@ class Cluster:
         self._pg.draw.circle(screen, theme.panel_edge, (cx, cy), round(0.075 * r),
                              max(1, self._px(2)))
 
+    def _peak_rpm(self, state: DashState) -> float | None:
+        """The peak-hold mark's rpm, rounded as the needle's; None when there is none to show."""
+        if state.peak_rpm is None or state.peak_rpm <= 0:
+            return None
+        return self._needle_rpm(replace(state, rpm=state.peak_rpm))
+
+    def _peak_spot(self, rpm: float, tach_max_rpm: float) -> tuple[tuple[int, int], int]:
+        return self.layout.tach_point(rpm, tach_max_rpm, 0.865), max(3, round(0.035 * self.layout.tach_radius))
+
+    def _peak_area(self, state: DashState) -> Rect:
+        rpm = self._peak_rpm(state)
+        if rpm is None:
+            (cx, cy) = self.layout.tach_center
+            return (cx, cy, 0, 0)
+        (x, y), radius = self._peak_spot(rpm, state.tach_max_rpm)
+        return (x - radius - 2, y - radius - 2, 2 * radius + 5, 2 * radius + 5)
+
+    def _draw_peak(self, screen, state: DashState) -> None:
+        """The highest rpm since the dash started: a dot in the needle's colour inside the scale."""
+        rpm = self._peak_rpm(state)
+        if rpm is None:
+            return
+        (x, y), radius = self._peak_spot(rpm, state.tach_max_rpm)
+        self._gfx.aacircle(screen, x, y, radius, self.theme.needle)
+        self._gfx.filled_circle(screen, x, y, radius, self.theme.needle)
+
+    def low_range_rect(self) -> Rect:
+        """Where "4WD LOW" shows, over the gear box's "GEAR" label, while low range is engaged."""
+        x, y, w, h = self.layout.gear
+        label_px = self._label_px(round(0.25 * h))
+        pad = self._px(8)
+        return (x + pad, y + pad // 2, w - 2 * pad, label_px + pad)
+
+    def _draw_low_range(self, screen, state: DashState) -> None:
+        if not state.low_range:
+            return
+        x, y, w, h = self.low_range_rect()
+        self._pg.draw.rect(screen, self.theme.low_range, (x, y, w, h), border_radius=max(2, h // 4))
+        px = self._fit_px("4WD LOW", round(0.75 * h), w - self._px(8))
+        self._text(screen, "4WD LOW", px, self.theme.background, x + w // 2, y + h // 2 + round(0.36 * px),
+                   "center")
+
     def _draw_est(self, screen, state: DashState) -> None:
         if not (state.rpm_estimated and state.rpm is not None):
             return
@@ -646,19 +757,35 @@ class Cluster:
             main_w = self._font(px).size(text)[0]
         left = x + (w - main_w - marker_w) // 2
         if state.gear is None:
-            self._missing(screen, text, px, left + main_w // 2, baseline, "center")
-            if state.gear_note:  # why: "learning 3/5", "no ratios"
-                note_px = self._label_px(round(0.25 * h))
-                note = self._fit(state.gear_note, note_px, w - self._px(8))
-                self._text(screen, note, note_px, theme.label, x + w // 2, y + h - self._px(6), "center")
+            lines = self.gear_note_lines(state)
+            note_px = self._label_px(round(0.25 * h))
+            if len(lines) == 2:  # learning: the count found so far where the gear will be
+                count_px = self._fit_px(lines[1], round(0.5 * px), w - self._px(16))
+                self._text(screen, lines[1], count_px, theme.label, x + w // 2,
+                           baseline - (ink - round(0.73 * count_px)) // 2, "center")
+            else:
+                self._missing(screen, text, px, left + main_w // 2, baseline, "center")
+            if lines:  # why: "learning gears", "no ratios"
+                note_px = self._fit_px(lines[0], note_px, w - self._px(8))
+                self._text(screen, lines[0], note_px, theme.label, x + w // 2, y + h - self._px(6),
+                           "center")
         else:
             self._text(screen, text, px, theme.text, left, baseline)
         if state.low_range:
             self._text(screen, "L", marker_px, theme.low_range, left + main_w, baseline)
 
+    @staticmethod
+    def gear_note_lines(state: DashState) -> list[str]:
+        """The gear box's words while no gear is shown: ["learning gears", "3/5"], ["no ratios"], []."""
+        note = state.gear_note
+        if note.startswith("learning "):
+            return ["learning gears", note[len("learning "):]]
+        return [note] if note else []
+
     # info panel
 
-    def _info_drawer(self, row: Rect, value: Callable[[DashState], str]):
+    def _info_drawer(self, row: Rect, value: Callable[[DashState], str],
+                     alarmed: Callable[[DashState], bool]):
         def draw(screen, state: DashState) -> None:
             x, y, w, h = row
             pad = self._px(10)
@@ -667,6 +794,13 @@ class Cluster:
             px = max(12, min(round(0.62 * h), self._px(44)))
             px = self._fit_px(text, px, w - 3 * pad - label_w)
             colour = self.theme.dim if text == MISSING else self.theme.text
+            if alarmed(state):  # past the owner's limit: the whole row lit red, the figure on it
+                self._pg.draw.rect(screen, self.theme.alarm, (x + 3, y + 2, w - 6, h - 4),
+                                   border_radius=self._px(6))
+                label_px = self._label_px(h)
+                self._text(screen, ("COOLANT", "BATTERY")[row != self.layout.info_rows[0]],
+                           label_px, self.theme.alarm_text, x + pad, y + h // 2 + round(0.36 * label_px))
+                colour = self.theme.alarm_text
             self._text(screen, text, px, colour, x + w - pad, y + h // 2 + round(0.36 * px),
                        "right")
         return draw
@@ -682,7 +816,7 @@ class Cluster:
         dot_r = max(3, round(h * 0.2))
         for i, source in enumerate(state.sources[:3]):
             colour = theme.sources.get(source.state, theme.sources[ABSENT])
-            if state.message:  # the message strip needs the room: dots only
+            if _strip_wide(state):  # the message strip needs the room: dots only
                 self._pg.draw.circle(screen, colour, lay.compact_dot(i), dot_r)
                 continue
             dx, dy = lay.source_dot(i)
@@ -693,28 +827,84 @@ class Cluster:
             self._text(screen, self._fit(source.name, name_px, room), name_px, name_colour, nx,
                        baseline)
 
+    def status_items(self, state: DashState) -> list[tuple[str, str]]:
+        """What the status strip has to say: the driver message first, then every source in trouble.
+
+        Each item is (text, kind), kind "message" or the source's state. Several are shown in
+        turn, ``STATUS_TURN_S`` each, counted from ``state.t`` (a replay turns them the same way).
+        """
+        items = [(text, "alarm") for text in alarm_texts(state)]
+        items += [(state.message, "message")] if state.message else []
+        problems = source_problems(state.sources)
+        if len(problems) > 1:
+            n = len(problems)
+            problems = [(f"{text} ({i}/{n})", kind) for i, (text, kind) in enumerate(problems, 1)]
+        return items + problems
+
+    def status_shown(self, state: DashState) -> tuple[str, str] | None:
+        """The (text, kind) the status strip shows in this frame, or None."""
+        items = self.status_items(state)
+        if not items:
+            return None
+        return items[int(state.t // STATUS_TURN_S) % len(items)]
+
+    def status_lines(self, state: DashState) -> tuple[int, list[str]]:
+        """(font px, lines) the status strip draws: the whole text, smaller or on two lines if need be."""
+        shown = self.status_shown(state)
+        if shown is None:
+            return 0, []
+        text, kind = shown
+        x, y, w, h = self.layout.message_strip if _strip_wide(state) else self.layout.status_message
+        pad = self._px(10)
+        if kind in ("message", "alarm"):
+            text = "! " + text
+        return self._wrap(text, max(10, round((0.6 if _strip_wide(state) else 0.5) * h)), w - 2 * pad, h)
+
+    def _wrap(self, text: str, px: int, room: int, height: int) -> tuple[int, list[str]]:
+        """The largest font (down to 9 px) at which ``text`` fits ``room`` on one line, else two.
+
+        Only when two lines of 9 px do not hold it is the second cut short with an ellipsis.
+        """
+        smallest = 9
+        for size in range(px, smallest - 1, -1):
+            if self._text_width(text, size) <= room:
+                return size, [text]
+        # break after a space, or inside a long device path after "/", "_" or "-"
+        words = re.split(r"(?<=[ /_-])", text)
+        for size in range(min(px, height // 2), smallest - 1, -1):
+            best = None
+            for cut in range(1, len(words)):
+                first, second = "".join(words[:cut]).rstrip(), "".join(words[cut:])
+                widest = max(self._text_width(first, size), self._text_width(second, size))
+                if widest <= room and (best is None or widest < best[0]):
+                    best = (widest, [first, second])
+            if best is not None:
+                return size, best[1]
+        size = min(px, max(smallest, height // 2))
+        half = len(words) // 2 or 1
+        return size, [self._fit("".join(words[:half]).rstrip(), size, room),
+                      self._fit("".join(words[half:]), size, room)]
+
     def _draw_status_message(self, screen, state: DashState) -> None:
         theme = self.theme
-        x, y, w, h = self.layout.message_strip if state.message else self.layout.status_message
+        x, y, w, h = self.layout.message_strip if _strip_wide(state) else self.layout.status_message
         pad = self._px(10)
-        px = max(10, round(0.5 * h))
-        baseline = y + h // 2 + round(px * 0.36)
-        if state.message:
-            self._pg.draw.rect(screen, theme.warning, (x, y + 2, w, h - 3),
-                               border_radius=self._px(4))
-            px = max(10, round(0.6 * h))
-            text = self._fit("! " + state.message, px, w - 2 * pad)
-            self._text(screen, text, px, theme.warning_text, x + pad, y + h // 2 + round(px * 0.36))
+        shown = self.status_shown(state)
+        if shown is None:
             return
-        problem = source_problem(state.sources)
-        if problem is None:
-            return
-        text, source_state = problem
-        colour = (theme.sources[STALE] if source_state == STALE
-                  else theme.label if source_state == LIVE else theme.text)
-        text = self._fit(text, px, w - 2 * pad)
-        if text:
-            self._text(screen, text, px, colour, x + pad, baseline)
+        kind = shown[1]
+        px, lines = self.status_lines(state)
+        if kind in ("message", "alarm"):
+            self._pg.draw.rect(screen, theme.alarm if kind == "alarm" else theme.warning,
+                               (x, y + 2, w, h - 3), border_radius=self._px(4))
+            colour = theme.alarm_text if kind == "alarm" else theme.warning_text
+        else:
+            colour = (theme.sources[kind] if kind in (STALE, FAILED)
+                      else theme.label if kind == LIVE else theme.text)
+        step = round(px * 1.02)
+        first = y + h // 2 + round(px * 0.36) - (step // 2 if len(lines) == 2 else 0)
+        for i, line in enumerate(lines):
+            self._text(screen, line, px, colour, x + pad, first + i * step)
 
     def _draw_clock(self, screen, state: DashState) -> None:
         x, y, w, h = self.layout.clock
@@ -726,20 +916,30 @@ class Cluster:
     # trip page
 
     def _page_labels(self) -> tuple[str, ...]:
-        return ("TRIP", "ODOMETER", "COOLANT", "BATTERY")
+        return ("TRIP", "ODOMETER", "COOLANT", "BATTERY", "PEAK RPM", "TOP SPEED")
+
+    @staticmethod
+    def page_values(state: DashState) -> tuple[str, ...]:
+        """The trip page's figures, in the order of its labels."""
+        top = None
+        if state.top_speed_kmh is not None:
+            big, unit, _, _ = speed_figures(state.top_speed_kmh, state.units)
+            top = f"{big} {unit}"
+        return (distance_text(state.trip_km, state.units, 1),
+                distance_text(state.odometer_km, state.units, 0),
+                coolant_text(state.coolant_c, state.temperature), battery_text(state.battery_v),
+                rpm_peak_text(state.peak_rpm), top or MISSING)
 
     def _page_rows(self) -> list[Rect]:
         """Label/value rows of the trip page (the sources list goes below them)."""
         x, y, w, h = self.layout.page
         pad = self._px(14)
-        title_h = round(0.12 * h)
-        row_h = round(0.13 * h)
-        return [(x + pad, y + title_h + i * row_h, w - 2 * pad, row_h) for i in range(4)]
+        title_h = round(0.11 * h)
+        row_h = round(0.088 * h)
+        return [(x + pad, y + title_h + i * row_h, w - 2 * pad, row_h) for i in range(6)]
 
     def _page_key(self, state: DashState) -> tuple:
-        return (state.profile_title, distance_text(state.trip_km, state.units, 1),
-                distance_text(state.odometer_km, state.units, 0), coolant_text(state.coolant_c),
-                battery_text(state.battery_v), state.sources)
+        return (state.profile_title, self.page_values(state), state.alarms, state.sources)
 
     def _draw_page(self, screen, state: DashState) -> None:
         theme = self.theme
@@ -748,14 +948,14 @@ class Cluster:
         title_px = max(10, round(0.055 * h))
         title = self._fit(state.profile_title, title_px, w - 2 * pad)
         self._text(screen, title, title_px, theme.label, x + pad, y + pad + round(0.75 * title_px))
-        values = (distance_text(state.trip_km, state.units, 1),
-                  distance_text(state.odometer_km, state.units, 0),
-                  coolant_text(state.coolant_c), battery_text(state.battery_v))
+        values = self.page_values(state)
         rows = self._page_rows()
-        for (rx, ry, rw, rh), value in zip(rows, values):
-            label_w = self._font(self._label_px(rh)).size("ODOMETER")[0]
+        alarmed = (False, False, COOLANT_HOT in state.alarms,
+                   BATTERY_LOW in state.alarms or BATTERY_HIGH in state.alarms, False, False)
+        for (rx, ry, rw, rh), value, alarm in zip(rows, values, alarmed):
+            label_w = self._font(self._label_px(rh)).size("TOP SPEED")[0]
             px = self._fit_px(value, round(0.72 * rh), rw - label_w - pad)
-            colour = theme.dim if value == MISSING else theme.text
+            colour = theme.alarm if alarm else theme.dim if value == MISSING else theme.text
             self._text(screen, value, px, colour, rx + rw, ry + rh // 2 + round(0.36 * px), "right")
         # the sources, each with its state and why
         top = rows[-1][1] + rows[-1][3] + pad
@@ -768,7 +968,8 @@ class Cluster:
                 break
             colour = theme.sources.get(source.state, theme.sources[ABSENT])
             self._pg.draw.circle(screen, colour, (x + pad + dot_r, ly + line_h // 2), dot_r)
-            why = source.message or {LIVE: "live", STALE: "data is old", ABSENT: "no data"}.get(
+            why = source.message or {LIVE: "live", STALE: "data is old", ABSENT: "no data",
+                                     FAILED: "failed"}.get(
                 source.state, source.state)
             if source.errors:
                 why = f"{why} ({source.errors} errors)"
@@ -781,6 +982,16 @@ class FullRedrawCluster(Cluster):
     """The same dash, redrawn whole every frame: the baseline bench/render.py measures against."""
 
     full_redraw = True
+
+
+def _strip_wide(state: DashState) -> bool:
+    """The status strip gives the sources' names up for a driver message or an alarm."""
+    return bool(state.message or state.alarms)
+
+
+def _halo_px(px: int) -> int:
+    """How far a face text's halo reaches beyond its ink: the needle stops this far short of it."""
+    return max(2, round(px * 0.12))
 
 
 def _merge(rects: list) -> list:

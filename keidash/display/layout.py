@@ -153,7 +153,7 @@ class Layout:
         a = math.radians(tach_angle_deg(rpm, tach_max_rpm))
         ux, uy = math.cos(a), -math.sin(a)  # along the needle, screen coords
         nx, ny = -uy, ux  # across it
-        tip, tail = 0.90 * r, -0.14 * r
+        tip, tail = 0.90 * r, -0.10 * r  # the tail stays clear of the label under the hub
         base_half, tip_half = 0.045 * r, 0.014 * r
         return [(cx + ux * tail + nx * base_half, cy + uy * tail + ny * base_half),
                 (cx + ux * tip + nx * tip_half, cy + uy * tip + ny * tip_half),

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from keidash.dashstate import ABSENT, DOWN, LIVE, STALE, UP, DashState, SourceView
+from keidash.dashstate import ABSENT, COOLANT_HOT, DOWN, FAILED, LIVE, STALE, UP, DashState, SourceView
 from keidash.display.layout import LAYOUTS
 
 WALL_TIME = 1764167520.0  # 2025-11-26 14:32 UTC
@@ -30,7 +30,7 @@ MID_DRIVE = DashState(
     coolant_c=84.0, battery_v=14.2,
     sources=(SourceView("pulses", LIVE), SourceView("obd", LIVE), SourceView("gps", LIVE)),
     speed_source="obd", rpm_source="pulses", trip_km=23.46, odometer_km=84512.3,
-    wall_time=WALL_TIME)
+    wall_time=WALL_TIME, peak_rpm=4870.0, top_speed_kmh=92.0)
 
 SITUATIONS: dict[str, DashState] = {
     # all live, past the upshift point: the bar flashing (t puts it in the "on" half)
@@ -57,8 +57,17 @@ SITUATIONS: dict[str, DashState] = {
                  SourceView("gps", STALE, "no fix for 12 s"))),
     "low-range": dataclasses.replace(MID_DRIVE, low_range=True, gear=1, rpm=2300.0,
                                      speed_kmh=9.0, cue=None),
-    "message": dataclasses.replace(MID_DRIVE, cue=None, rpm=2700.0,
+    # a driver message; and no ratios known yet: the gear box counts the gears learned so far
+    "message": dataclasses.replace(MID_DRIVE, cue=None, rpm=2700.0, gear=None, gear_note="learning 3/5",
                                    message="logging paused: disk full"),
+    # overheating, the coolant in deg F: its row red, the status strip says what to do
+    "coolant-alarm": dataclasses.replace(MID_DRIVE, cue=None, rpm=2600.0, gear=3, coolant_c=108.0,
+                                         temperature="F", alarms=(COOLANT_HOT,)),
+    # the adapter cannot be opened (red) and the tach not wired (grey): both named, in turn
+    "failed-source": dataclasses.replace(
+        MID_DRIVE, t=96.0, rpm=None, cue=None, gear=None, coolant_c=None, battery_v=None,
+        sources=(SourceView("obd", FAILED, "no OBD adapter at /dev/ttyUSB0: is it plugged in?"),
+                 SourceView("gps", LIVE), SourceView("pulses", ABSENT, "GPIO17 not wired"))),
 }
 
 DOCS = {  # docs picture suffix -> situation

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from keidash.dashstate import ABSENT
+from keidash.dashstate import ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, FAILED, LIVE, STALE
 
 KMH_TO_MPH = 0.621371  # mph per km/h
 MISSING = "--"
@@ -54,8 +54,30 @@ def distance_text(km: float | None, units: str, decimals: int) -> str:
     return f"{km * KMH_TO_MPH:,.{decimals}f} mi"
 
 
-def coolant_text(coolant_c: float | None) -> str:
-    return MISSING if coolant_c is None else f"{coolant_c:.0f}\N{DEGREE SIGN}C"
+def coolant_text(coolant_c: float | None, unit: str = "C") -> str:
+    """The coolant temperature in deg C or deg F ("84°C", "183°F"), "--" when unknown."""
+    if coolant_c is None:
+        return MISSING
+    if unit == "F":
+        return f"{coolant_c * 9 / 5 + 32:.0f}\N{DEGREE SIGN}F"
+    return f"{coolant_c:.0f}\N{DEGREE SIGN}C"
+
+
+def alarm_texts(state) -> list[str]:
+    """One sentence per alarm on, what it is and what to do."""
+    out = []
+    if COOLANT_HOT in state.alarms:
+        out.append(f"engine hot: coolant {coolant_text(state.coolant_c, state.temperature)}, "
+                   "pull over and let it idle to cool")
+    if BATTERY_LOW in state.alarms:
+        out.append(f"battery low: {battery_text(state.battery_v)}, is it charging?")
+    if BATTERY_HIGH in state.alarms:
+        out.append(f"battery high: {battery_text(state.battery_v)}, the regulator overcharges")
+    return out
+
+
+def rpm_peak_text(rpm: float | None) -> str:
+    return MISSING if rpm is None else f"{int(round(rpm / 10.0) * 10):,} rpm"
 
 
 def battery_text(battery_v: float | None) -> str:
@@ -74,14 +96,22 @@ def rpm_text(rpm: float | None) -> str:
     return "----" if rpm is None else str(int(round(rpm / 10.0) * 10))
 
 
-def source_problem(sources) -> tuple[str, str] | None:
-    """(text, state) of the source the driver should hear about first, or None.
+def source_problems(sources) -> list[tuple[str, str]]:
+    """(text, state) of every source the driver should hear about, the worst first.
 
-    A source in trouble first; else a live one that has counted errors (a noisy line).
+    Failed (the device cannot be opened or was lost), then stale, then absent; then the live
+    ones that have counted errors (a noisy line).
     """
-    trouble = next((s for s in sources if s.state != "live"), None) or next(
-        (s for s in sources if s.errors and s.message), None)
-    if trouble is None:
-        return None
-    message = trouble.message or ("no data" if trouble.state == ABSENT else "data is old")
-    return f"{trouble.name}: {message}", trouble.state
+    rank = {FAILED: 0, STALE: 1, ABSENT: 2}
+    trouble = sorted((s for s in sources if s.state != LIVE), key=lambda s: rank.get(s.state, 3))
+    trouble += [s for s in sources if s.state == LIVE and s.errors and s.message]
+    return [(f"{s.name}: {s.message or _WHY.get(s.state, 'data is old')}", s.state) for s in trouble]
+
+
+def source_problem(sources) -> tuple[str, str] | None:
+    """(text, state) of the source the driver should hear about first, or None."""
+    problems = source_problems(sources)
+    return problems[0] if problems else None
+
+
+_WHY = {ABSENT: "no data", STALE: "data is old", FAILED: "failed"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keidash.dashstate import ABSENT, LIVE, STALE
+from keidash.dashstate import ABSENT, FAILED, LIVE, STALE
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class Theme:
     status_bar: tuple[int, int, int]
     warning: tuple[int, int, int]  # the driver message strip
     warning_text: tuple[int, int, int]
-    sources: dict  # LIVE / STALE / ABSENT -> dot colour
+    alarm: tuple[int, int, int]  # a coolant or battery alarm: its row and the status strip
+    alarm_text: tuple[int, int, int]
+    sources: dict  # LIVE / STALE / ABSENT / FAILED -> dot colour
 
 
 def _segments(green, amber, red, n: int = 12) -> tuple[tuple[int, int, int], ...]:
@@ -72,7 +74,9 @@ DAY = Theme(
     status_bar=(14, 16, 22),
     warning=(255, 150, 0),
     warning_text=(10, 10, 10),
-    sources={LIVE: (40, 200, 80), STALE: (255, 176, 0), ABSENT: (110, 114, 122)},
+    alarm=(215, 20, 20),
+    alarm_text=(255, 255, 255),
+    sources={LIVE: (40, 200, 80), STALE: (255, 176, 0), ABSENT: (110, 114, 122), FAILED: (255, 64, 64)},
 )
 
 NIGHT = Theme(
@@ -100,7 +104,9 @@ NIGHT = Theme(
     status_bar=(4, 2, 1),
     warning=(170, 80, 0),
     warning_text=(0, 0, 0),
-    sources={LIVE: (30, 130, 45), STALE: (190, 120, 0), ABSENT: (80, 55, 40)},
+    alarm=(150, 14, 8),
+    alarm_text=(235, 140, 50),
+    sources={LIVE: (30, 130, 45), STALE: (190, 120, 0), ABSENT: (80, 55, 40), FAILED: (185, 30, 20)},
 )
 
 THEMES = {"day": DAY, "night": NIGHT}

@@ -129,6 +129,38 @@ class BeepMemory:
 
 
 BEEPS = {UP: 1, DOWN: 2}  # beeps per new cue
+ALARM_BEEPS = 3  # long beeps when an alarm goes off (coolant, battery)
+ALARM_BEEP_S = 0.4  # s, each alarm beep and the gap after it: unlike the cue's chirps
+ALARM_AGAIN_S = 60.0  # s, an alarm still on sounds again this often
+
+
+@dataclass(frozen=True)
+class AlarmBeepMemory:
+    """The buzzer's alarm beeps (``t`` values are state.t, s)."""
+
+    alarms: tuple[str, ...] = ()  # the alarms on at the previous render
+    on: bool = False
+    since: float = 0.0  # s, when the buzzer last switched on or off
+    remaining: int = 0  # beeps still to start after the current one
+    sounded: float | None = None  # s, when the last series began
+
+
+def alarm_beep_step(memory: AlarmBeepMemory, t: float, alarms: tuple[str, ...]) -> AlarmBeepMemory:
+    """Fold one render into the alarm beeps: three long beeps when an alarm goes off, again
+    every ``ALARM_AGAIN_S`` while one stays on; silence as soon as none is on."""
+    if not alarms:
+        return AlarmBeepMemory()
+    new = bool(set(alarms) - set(memory.alarms))
+    if new and (memory.on or memory.remaining):  # mid-series: its beeps follow, none merged
+        return replace(memory, alarms=alarms, remaining=memory.remaining + ALARM_BEEPS, sounded=t)
+    if new or (memory.sounded is not None and t - memory.sounded >= ALARM_AGAIN_S - _EPS and not memory.on
+               and memory.remaining == 0):
+        return AlarmBeepMemory(alarms, True, t, ALARM_BEEPS - 1, t)
+    if memory.on and t - memory.since >= ALARM_BEEP_S - _EPS:
+        return replace(memory, alarms=alarms, on=False, since=t)
+    if not memory.on and memory.remaining > 0 and t - memory.since >= ALARM_BEEP_S - _EPS:
+        return replace(memory, alarms=alarms, on=True, since=t, remaining=memory.remaining - 1)
+    return replace(memory, alarms=alarms)
 
 
 def beep_step(memory: BeepMemory, t: float, cue: str | None, beep_s: float) -> BeepMemory:
@@ -156,7 +188,7 @@ class ShiftLights:
     starts to fill; ``flash_hz`` (Hz) is the flash rate at the shift point.
     """
 
-    def __init__(self, bar_pins: Sequence[int], down_pin: int | None = None, span_rpm: float = 1500,
+    def __init__(self, bar_pins: Sequence[int], down_pin: int | None = None, span_rpm: float = 700,
                  flash_hz: float = 6.0, pin_factory=None):
         if not bar_pins:
             raise ValueError("shift lights need at least one bar pin")
@@ -210,7 +242,9 @@ class ShiftBuzzer:
     """An active buzzer (one with its own oscillator: on/off is enough) that beeps at each new cue.
 
     One beep for "up", two for "down", each ``beep_s`` (s) long with a ``beep_s`` gap; never
-    continuous, however long the cue stays. Timed from ``state.t``: no threads, no sleeps.
+    continuous, however long the cue stays. An alarm going off (``state.alarms``: coolant hot,
+    battery low or high) sounds three long beeps, again every minute while it stays on.
+    Timed from ``state.t``: no threads, no sleeps.
     A buzzer drawing more than a GPIO pin can give (~16 mA) needs a transistor (docs/lights.md).
     """
 
@@ -219,6 +253,7 @@ class ShiftBuzzer:
             raise ValueError("beep_s must be positive")
         self.beep_s = float(beep_s)
         self._memory = BeepMemory()
+        self._alarm = AlarmBeepMemory()
 
         def build():
             from gpiozero import Buzzer
@@ -231,8 +266,10 @@ class ShiftBuzzer:
     def render(self, state: DashState) -> None:
         """Advance the beeps to ``state.t`` and switch the buzzer accordingly."""
         self._memory = beep_step(self._memory, state.t, state.cue, self.beep_s)
-        if self.available and bool(self._buzzer.value) != self._memory.on:
-            self._buzzer.value = self._memory.on
+        self._alarm = alarm_beep_step(self._alarm, state.t, state.alarms)
+        on = self._memory.on or self._alarm.on
+        if self.available and bool(self._buzzer.value) != on:
+            self._buzzer.value = on
 
     def close(self) -> None:
         """Silence the buzzer and release the pin (safe to call twice)."""

@@ -488,6 +488,7 @@ class EmulatedELM327(EmulatedDevice):
 
     def _after_stop(self) -> None:
         self._close_fds()
+        self._release_slave()
 
     # -- fault injection --------------------------------------------------------
     def freeze(self) -> None:
@@ -498,7 +499,14 @@ class EmulatedELM327(EmulatedDevice):
         self._frozen.clear()
 
     def unplug(self) -> None:
-        """Close the pty, like pulling the USB plug: the other side gets an error."""
+        """Close the pty, like pulling the USB plug: the other side gets an error.
+
+        The master side is closed (the reader gets EIO, as from a vanished USB serial port); the
+        emulator keeps its slave fd until :meth:`stop`, so the kernel cannot give this
+        ``/dev/pts/N`` to a new pseudo-terminal meanwhile. Without that, on a busy machine
+        another program's (or another test's) emulated adapter could take the number within
+        the source's 2 s retry, and keidash would "reconnect" to it.
+        """
         self._unplug_requested.set()
         if self._thread is not None and self._thread.is_alive():
             # Let the service thread close its own fds, so it never selects on a closed one.
@@ -575,12 +583,26 @@ class EmulatedELM327(EmulatedDevice):
                 view = view[sent:]
 
     def _close_fds(self) -> None:
+        """Close the master side (the plug pulled); the slave is held until stop (see unplug)."""
         with self._write_lock:
             if self._closed.is_set():
                 return
             self._closed.set()
-            for fd in (self._master, self._slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            try:
+                os.close(self._master)
+            except OSError:
+                pass
+            if not self._unplug_requested.is_set():
+                self._release_slave_locked()
+
+    def _release_slave(self) -> None:
+        with self._write_lock:
+            self._release_slave_locked()
+
+    def _release_slave_locked(self) -> None:
+        if self._slave is not None:
+            try:
+                os.close(self._slave)
+            except OSError:
+                pass
+            self._slave = None

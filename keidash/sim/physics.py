@@ -10,11 +10,36 @@ estimator), not claims about any real truck.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..profiles import Profile
+from ..profiles import Profile, load_profile
 from ..profiles.body import AIR_DENSITY, G, Body
 from ..profiles.engine import full_load_torque_nm
+
+
+#: the profile whose sourced gearbox, final drive, tyre and engine a virtual truck borrows when
+#: its own profile has no sourced ratios (or no power curve)
+STAND_IN = "hijet-s500p"
+
+
+def stand_in(profile: Profile) -> Profile:
+    """The profile the virtual truck drives on for ``profile``: itself when its ratios are sourced.
+
+    Otherwise the Hijet S500P's sourced gearbox, final drive and tyre (and engine, where the
+    profile has no power figures) under the profile's name, so ``keidash demo`` runs every
+    profile. Only the virtual truck drives on them: the dash is given the profile as it is,
+    knows no ratios and learns them (or says what it needs), as it would on the real truck.
+    """
+    if profile.ratios_known and profile.engine.peak_power_kw and profile.engine.peak_power_rpm:
+        return profile
+    donor = load_profile(STAND_IN)
+    engine = profile.engine if profile.engine.peak_power_kw and profile.engine.peak_power_rpm else donor.engine
+    if profile.ratios_known:
+        return replace(profile, engine=engine)
+    return replace(profile, engine=engine, gear_ratios=donor.gear_ratios, final_drive=donor.final_drive,
+                   tyre=profile.tyre or donor.tyre, gear_count=len(donor.gear_ratios),
+                   reverse_ratio=donor.reverse_ratio, transfer_low_ratio=None, extra_low_ratio=None,
+                   learned=None)
 
 
 @dataclass(frozen=True)

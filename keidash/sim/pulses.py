@@ -5,6 +5,13 @@ the way the truck's wiring would drive the real pins: the line idles high
 (pulled up) and each pulse pulls it low for a short time. The pulse source
 reads the very same MockPin objects through the same factory, so its edge
 callback, timing and maths run exactly as on a Pi.
+
+Edge times. On a Pi the kernel stamps each GPIO line event when it happens, so a pulse
+source reads true periods however late its thread runs. A MockPin stamps an edge when it is
+driven, i.e. when this generator's thread wakes: on a busy host that is milliseconds late,
+and a 67 Hz speed sensor (15 ms periods) then reads several per cent off for a frame. On a
+:class:`StampedMockPin` (the rig's sim:// factory uses them) each edge carries the time it
+was due, as the kernel's stamp would; a plain MockPin still works, stamped when driven.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import logging
 import math
 import time
 from typing import Any, Callable
+
+from gpiozero.pins.mock import MockPin, PinState
 
 from .device import EmulatedDevice
 from .truth import TruckTruth, TruthFn
@@ -26,6 +35,25 @@ PULSE_LOW_S = 0.002
 POLL_S = 0.02
 #: MockPin records every state change; trim the record past this length
 MAX_RECORDED_STATES = 1000
+
+
+class StampedMockPin(MockPin):
+    """A mock input pin whose edges carry the time they happened (:meth:`drive_at`).
+
+    The same bookkeeping as MockPin's ``drive_high``/``drive_low`` (its record of states and the
+    edge callback), with the given monotonic time instead of the moment of the call.
+    """
+
+    def drive_at(self, value: bool, t: float) -> None:
+        assert self._function == "input"
+        if self._state == value:
+            return
+        t = max(t, self._last_change)  # never before the previous edge
+        self._state = value
+        self.states.append(PinState(t - self._last_change, value))
+        self._last_change = t
+        if self._edges in ("both", "rising" if value else "falling") and self._when_changed is not None:
+            self._call_when_changed()
 
 
 class _PulseTrain:
@@ -53,31 +81,45 @@ class _PulseTrain:
         return self.rise_at if fall is None else min(fall, self.rise_at)
 
     def advance(self, now: float, truth: TruckTruth) -> None:
-        """Bring the pin up to ``now``: end the pulse if due, start the next if due."""
+        """Bring the pin up to ``now``: end the pulse if due, start the next if due.
+
+        Each edge is stamped with the time it was due (on a :class:`StampedMockPin`), not ``now``.
+        """
         if self.rise_at is not None and now >= self.rise_at:
+            self._edge(True, self.rise_at)
             self.rise_at = None
-            self._drive(self.pin.drive_high)
         hz = max(0.0, self.frequency(truth))
+        before, mean_hz = self.t, 0.5 * (self.hz + hz)
         # Trapezoidal integration of the frequency: smooth when rpm ramps, and
         # since the fractional phase carries over, edges stay on their ideal
         # grid however late this thread wakes (no drift).
-        self.phase += 0.5 * (self.hz + hz) * (now - self.t)
+        self.phase += mean_hz * (now - self.t)
         self.t, self.hz = now, hz
         if self.phase >= 1.0:
             whole = math.floor(self.phase)
             self.missed += whole - 1  # a burst of catch-up edges would look like glitches
             self.phase -= whole
+            # when the phase crossed its last whole pulse: the edge's true time
+            due = max(before, now - self.phase / mean_hz) if mean_hz > 0 else now
             if self.rise_at is not None:  # still low: end that pulse first
-                self._drive(self.pin.drive_high)
-            self._drive(self.pin.drive_low)
+                self._edge(True, min(self.rise_at, due))
+            self._edge(False, due)
             low = PULSE_LOW_S if hz <= 0 else min(PULSE_LOW_S, 0.5 / hz)
-            self.rise_at = now + low
+            self.rise_at = due + low
         if len(self.pin.states) > MAX_RECORDED_STATES:
             self.pin.clear_states()  # MockPin keeps every change; a long demo must not grow
 
     def idle(self) -> None:
         self.rise_at = None
         self._drive(self.pin.drive_high)
+
+    def _edge(self, high: bool, t: float) -> None:
+        """Drive the pin high or low, stamped ``t`` where the pin can take a time."""
+        drive_at = getattr(self.pin, "drive_at", None)
+        if drive_at is not None:
+            self._drive(lambda: drive_at(high, t))
+        else:
+            self._drive(self.pin.drive_high if high else self.pin.drive_low)
 
     @staticmethod
     def _drive(drive: Callable[[], None]) -> None:

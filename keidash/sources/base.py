@@ -36,6 +36,7 @@ class SourceStatus:
     message: str = ""  # one plain sentence for the driver, empty when all is well
     errors: dict[str, int] = field(default_factory=dict)  # error kind -> count
     readings: int = 0  # readings delivered so far
+    failure: str = ""  # why the device failed, kept while it is retried ("" once it is connected again)
 
 
 class Source:
@@ -109,7 +110,9 @@ class Source:
 
     def status(self) -> SourceStatus:
         with self._lock:
-            return SourceStatus(self.name, self._link, self._message, dict(self._errors), self._readings)
+            failure = self._logged_failure or "" if self._link in (FAILED, CONNECTING) else ""
+            return SourceStatus(self.name, self._link, self._message, dict(self._errors), self._readings,
+                                failure or (self._message if self._link == FAILED else ""))
 
     def _main(self) -> None:
         while not self.stopping.is_set():

@@ -274,11 +274,76 @@ def over_revs(trip_frames: list[Frame], redline_rpm: float) -> list[Event]:
     return _events(trip_frames, lambda f: f.rpm is not None and f.rpm > redline_rpm, max)
 
 
-def lugging(trip_frames: list[Frame], lug_rpm: float) -> list[Event]:
-    """Stretches in 3rd gear and up, moving, with the rpm below the lugging limit."""
-    return _events(trip_frames, lambda f: (f.rpm is not None and f.gear is not None and f.gear >= LUG_FROM_GEAR
-                                           and f.speed_kmh is not None and f.speed_kmh >= MOVING_KMH
-                                           and f.rpm < lug_rpm), min)
+#: slowing faster than this (km/h a second, over the last second) is braking: the engine is not
+#: pulling, so a low rpm then is a stop coming, not lugging (27 -> 3 km/h in 6 s is 4 km/h/s)
+BRAKING_KMH_PER_S = 2.5
+#: a measured rpm this close to idle while moving in 3rd and up is the clutch down, not lugging
+#: (in gear the engine would stall long before)
+IDLING_MARGIN_RPM = 150.0
+
+
+def slowing(trip_frames: list[Frame]) -> list[bool]:
+    """For each frame: is the truck braking (losing more than BRAKING_KMH_PER_S from half a second
+    before it to half a second after, not across a gap in the log)?"""
+    n = len(trip_frames)
+    stretch = [0] * n  # frames of one stretch without a gap share a number
+    for i in range(1, n):
+        stretch[i] = stretch[i - 1] + (trip_frames[i].t - trip_frames[i - 1].t > MAX_GAP_S)
+    out = []
+    start = end = 0
+    for i, frame in enumerate(trip_frames):
+        while trip_frames[start].t < frame.t - 0.5 - 1e-9 or stretch[start] != stretch[i]:
+            start += 1
+        end = max(end, i)
+        while end + 1 < n and trip_frames[end + 1].t <= frame.t + 0.5 + 1e-9 and stretch[end + 1] == stretch[i]:
+            end += 1
+        before, after = trip_frames[start], trip_frames[end]
+        span = after.t - before.t
+        out.append(span >= 0.3 and before.speed_kmh is not None and after.speed_kmh is not None
+                   and (before.speed_kmh - after.speed_kmh) / span > BRAKING_KMH_PER_S)
+    return out
+
+
+#: a measured rpm further than this from the gear's rpm at that speed: the clutch is down or slipping
+COUPLED_SHARE = 0.15
+
+
+def lugging(trip_frames: list[Frame], lug_rpm: float, idle_rpm: float | None = None,
+            rpm_per_kmh: tuple[float, ...] = ()) -> list[Event]:
+    """Stretches in 3rd gear and up, moving, with the rpm below the lugging limit and the engine pulling.
+
+    Not lugging: braking (a stop with the gear still shown: 4th at 811 rpm at 10 km/h is the clutch
+    down), a measured rpm at idle (``idle_rpm`` + IDLING_MARGIN_RPM) while moving, nor, when the
+    profile's ratios are known (``rpm_per_kmh``, 1st first), a measured rpm that is not the gear's
+    at that speed (the clutch down or slipping: a launch while the dash still shows the old gear).
+    """
+    braking = dict(zip((id(f) for f in trip_frames), slowing(trip_frames)))
+
+    def pulling_low(f: Frame) -> bool:
+        if f.rpm is None or f.gear is None or f.gear < LUG_FROM_GEAR or f.speed_kmh is None:
+            return False
+        if f.speed_kmh < MOVING_KMH or f.rpm >= lug_rpm or braking[id(f)]:
+            return False
+        if f.rpm_estimated:
+            return True
+        if idle_rpm is not None and f.rpm <= idle_rpm + IDLING_MARGIN_RPM:
+            return False
+        if f.gear <= len(rpm_per_kmh):
+            in_gear = f.speed_kmh * rpm_per_kmh[f.gear - 1]
+            return abs(f.rpm - in_gear) <= COUPLED_SHARE * in_gear
+        return True
+    return _events(trip_frames, pulling_low, min)
+
+
+def trip_ratios(profile_name: str) -> tuple[float, ...]:
+    """The sourced rpm per km/h of each gear of the profile a trip names; () when not known."""
+    from ..profiles import list_profiles, load_profile
+    if not profile_name or profile_name not in list_profiles():
+        return ()
+    try:
+        return tuple(load_profile(profile_name).rpm_per_kmh())
+    except (ProfileError, ValueError):
+        return ()
 
 
 def trip_limits(profile_name: str):

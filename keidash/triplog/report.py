@@ -2,7 +2,9 @@
 
 HTML (an inline SVG chart drawn here, no extra packages) or PNG (needs
 matplotlib, the ``report`` extra): speed, rpm and gear over time with the shift
-cues, time in each gear, over-rev and lugging events, distance and top speed.
+cues and a legend, time in each gear, over-rev and lugging events (each marked on the chart, so
+the marks and the counts agree), distance and top speed. Lugging is the engine pulling below the
+lugging limit in 3rd and up: a stop (braking, or the clutch down at idle) is not lugging.
 The red line and lugging limit come from the profile the trip was driven with
 (:func:`keidash.triplog.reading.trip_limits`).
 """
@@ -18,7 +20,13 @@ from ..errors import ConfigError
 from ..readings import SPEED
 from .reading import (INSTALL_REPORT, KM_PER_MILE, LAST, Event, Frame, Trip, TripSummary, channel_readings, find_trip,
                       format_duration, frames, local_time, lugging, open_trip_log, over_revs, summarise, time_in_gear,
-                      trip_limits)
+                      trip_limits, trip_ratios)
+
+
+# the chart's colours: the dash's cue lamps (amber up, blue down), red for over the red line
+SPEED_COLOUR, RPM_COLOUR, GEAR_COLOUR = "#06c", "#333", "#080"
+REDLINE_COLOUR, LUG_COLOUR = "#c00", "#c80"
+UP_COLOUR, DOWN_COLOUR = "#e90", "#36f"
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,8 @@ def build_report(trip: Trip, trip_frames: list[Frame], speed_readings=()) -> Rep
                  if f.cue and (prev is None or prev.cue != f.cue))
     return Report(summarise(trip, trip_frames, list(speed_readings)), tuple(trip_frames), limits.redline_rpm,
                   limits.lug_rpm, limits_from, time_in_gear(trip_frames),
-                  tuple(over_revs(trip_frames, limits.redline_rpm)), tuple(lugging(trip_frames, limits.lug_rpm)),
+                  tuple(over_revs(trip_frames, limits.redline_rpm)),
+                  tuple(lugging(trip_frames, limits.lug_rpm, limits.idle_rpm, trip_ratios(trip.profile))),
                   cues)
 
 
@@ -175,11 +184,15 @@ def chart_svg(report: Report, width: int = 960, panel: int = 150) -> str:
         y0 = gap + i * (panel + gap)
         panels.append((y0, top))
         out.append(f'<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel}" fill="none" stroke="#999"/>')
-        high, low = (gear_max, 0) if label == "gear" else (round(top), 0)
-        y_high = y0 + 10 if label != "gear" else y0 + panel * 0.5 / (gear_max + 1) + 4
-        y_low = y0 + panel if label != "gear" else y0 + panel - panel * 0.5 / (gear_max + 1) + 4
-        out.append(f'<text x="{left - 5}" y="{y_high:.1f}" text-anchor="end">{high}</text>'
-                   f'<text x="{left - 5}" y="{y_low:.1f}" text-anchor="end">{low}</text>'
+        if label == "gear":  # every gear on its own line, neutral as N
+            for g in range(gear_max + 1):
+                gy = y0 + panel - (g + 0.5) / (gear_max + 1) * panel + 4
+                out.append(f'<text class="gear-tick" x="{left - 5}" y="{gy:.1f}" text-anchor="end">'
+                           f'{gear_name(g)}</text>')
+            out.append(f'<text x="{left - 22}" y="{y0 + panel / 2}" text-anchor="end">{label}</text>')
+            continue
+        out.append(f'<text x="{left - 5}" y="{y0 + 10:.1f}" text-anchor="end">{round(top)}</text>'
+                   f'<text x="{left - 5}" y="{y0 + panel:.1f}" text-anchor="end">0</text>'
                    f'<text x="{left - 5}" y="{y0 + panel / 2}" text-anchor="end">{label}</text>')
 
     def y_of(i: int, lo: float = 0.0):
@@ -187,20 +200,30 @@ def chart_svg(report: Report, width: int = 960, panel: int = 150) -> str:
         return lambda v: y0 + panel - (v - lo) / (top - lo) * panel
 
     y_speed, y_rpm, y_gear = y_of(0), y_of(1), y_of(2, -0.5)
-    for value, colour in ((report.redline_rpm, "#c00"), (report.lug_rpm, "#c80")):
+    for value, colour in ((report.redline_rpm, REDLINE_COLOUR), (report.lug_rpm, LUG_COLOUR)):
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y_rpm(value):.1f}" y2="{y_rpm(value):.1f}" '
                    f'stroke="{colour}" stroke-dasharray="4 3"/>')
-    out.append(f'<path class="speed" d="{_path([(f.t, f.speed_kmh) for f in fs], x, y_speed)}" fill="none" stroke="#06c"/>')
-    out.append(f'<path class="rpm" d="{_path([(f.t, f.rpm) for f in fs], x, y_rpm)}" fill="none" stroke="#333"/>')
+    out.append(f'<path class="speed" d="{_path([(f.t, f.speed_kmh) for f in fs], x, y_speed)}" fill="none" '
+               f'stroke="{SPEED_COLOUR}"/>')
+    out.append(f'<path class="rpm" d="{_path([(f.t, f.rpm) for f in fs], x, y_rpm)}" fill="none" '
+               f'stroke="{RPM_COLOUR}"/>')
     out.append(f'<path class="gear" d="{_path(_held([(f.t, f.gear) for f in fs]), x, y_gear)}" fill="none" '
-               f'stroke="#080"/>')
+               f'stroke="{GEAR_COLOUR}"/>')
+    # the over-rev and lugging events the tables list, one mark each where the rpm was most extreme
+    for kind, events, colour in (("over-rev", report.over_revs, REDLINE_COLOUR), ("lugging", report.lugging, LUG_COLOUR)):
+        for ev in events:
+            out.append(f'<polygon class="event {kind}" points="0,-6 6,0 0,6 -6,0" '
+                       f'transform="translate({x(ev.start_t):.1f},{y_rpm(min(ev.rpm, rpm_max)):.1f})" fill="{colour}" '
+                       f'stroke="#fff"><title>{kind} at {format_duration(ev.start_t)}: {ev.rpm:.0f} rpm</title></polygon>')
+    # the cues, in the gear panel (where the shift they ask for shows): up at its top, down at its foot
     for t, cue in report.cues:
         up = cue.upper() == "UP"
-        cx, cy = x(t), panels[1][0] + (6 if up else panel - 6)
+        cx, cy = x(t), panels[2][0] + (6 if up else panel - 6)
         tip = "0,-6 5,4 -5,4" if up else "0,6 5,-4 -5,-4"
         out.append(f'<polygon class="cue cue-{html.escape(cue.lower())}" points="{tip}" '
-                   f'transform="translate({cx:.1f},{cy:.1f})" fill="{"#c00" if up else "#06c"}">'
+                   f'transform="translate({cx:.1f},{cy:.1f})" fill="{UP_COLOUR if up else DOWN_COLOUR}">'
                    f'<title>{html.escape(cue)} at {t:.1f} s</title></polygon>')
+    out.append(_legend(left, 12))
     axis_y = height - 5
     for k in range(6):
         t = t0 + k * (t1 - t0) / 5
@@ -208,6 +231,28 @@ def chart_svg(report: Report, width: int = 960, panel: int = 150) -> str:
         out.append(f'<text x="{x(t):.1f}" y="{axis_y}" text-anchor="{anchor}">{format_duration(t)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+LEGEND = (("line", SPEED_COLOUR, "speed"), ("line", RPM_COLOUR, "rpm"), ("line", GEAR_COLOUR, "gear"),
+          ("dash", REDLINE_COLOUR, "red line"), ("dash", LUG_COLOUR, "lugging limit"),
+          ("diamond", REDLINE_COLOUR, "over-rev"), ("diamond", LUG_COLOUR, "lugging"),
+          ("up", UP_COLOUR, "shift up cue"), ("down", DOWN_COLOUR, "shift down cue"))
+
+
+def _legend(x0: float, y: float) -> str:
+    """One row naming every line and mark of the chart."""
+    parts, x = ['<g class="legend">'], x0
+    for kind, colour, words in LEGEND:
+        if kind in ("line", "dash"):
+            dash = ' stroke-dasharray="4 3"' if kind == "dash" else ""
+            parts.append(f'<line x1="{x}" x2="{x + 18}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" stroke-width="2"{dash}/>')
+        else:
+            points = {"diamond": "0,-5 5,0 0,5 -5,0", "up": "0,-5 5,4 -5,4", "down": "0,5 5,-4 -5,-4"}[kind]
+            parts.append(f'<polygon points="{points}" transform="translate({x + 9},{y - 4})" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 22}" y="{y}">{words}</text>')
+        x += 30 + 6 * len(words)
+    parts.append("</g>")
+    return "".join(parts)
 
 
 def write_png(report: Report, out: str) -> None:
@@ -222,19 +267,31 @@ def write_png(report: Report, out: str) -> None:
     fs = report.frames
     s = report.summary
     t = [f.t for f in fs]
-    fig, (ax_speed, ax_rpm, ax_gear) = plt.subplots(3, 1, sharex=True, figsize=(11, 8))
-    ax_speed.plot(t, [f.speed_kmh if f.speed_kmh is not None else float("nan") for f in fs], color="#06c")
+    fig, (ax_speed, ax_rpm, ax_gear) = plt.subplots(3, 1, sharex=True, figsize=(13, 8))
+    fig.subplots_adjust(right=0.8)  # the legends to the right of the panels, clear of the lines
+    ax_speed.plot(t, [f.speed_kmh if f.speed_kmh is not None else float("nan") for f in fs], color=SPEED_COLOUR,
+                  label="speed")
     ax_speed.set_ylabel("km/h")
     ax_speed.set_ylim(bottom=0)  # from a standstill: a steady 40 km/h must not look like a rally
-    ax_rpm.plot(t, [f.rpm if f.rpm is not None else float("nan") for f in fs], color="#333")
-    ax_rpm.axhline(report.redline_rpm, color="#c00", linestyle="--", linewidth=0.8)
-    ax_rpm.axhline(report.lug_rpm, color="#c80", linestyle="--", linewidth=0.8)
-    for when, cue in report.cues:
-        up = cue.upper() == "UP"
-        ax_rpm.axvline(when, color="#c00" if up else "#06c", linewidth=0.5, alpha=0.6)
+    ax_speed.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax_rpm.plot(t, [f.rpm if f.rpm is not None else float("nan") for f in fs], color=RPM_COLOUR, label="rpm")
+    ax_rpm.axhline(report.redline_rpm, color=REDLINE_COLOUR, linestyle="--", linewidth=0.8, label="red line")
+    ax_rpm.axhline(report.lug_rpm, color=LUG_COLOUR, linestyle="--", linewidth=0.8, label="lugging limit")
+    for events, colour, words in ((report.over_revs, REDLINE_COLOUR, "over-rev"),
+                                  (report.lugging, LUG_COLOUR, "lugging")):
+        if events:
+            ax_rpm.plot([e.start_t for e in events], [e.rpm for e in events], "D", color=colour, label=words)
     ax_rpm.set_ylabel("rpm")
     ax_rpm.set_ylim(0, max(report.redline_rpm * 1.1, ax_rpm.get_ylim()[1]))
-    ax_gear.step(t, [f.gear if f.gear is not None else float("nan") for f in fs], where="post", color="#080")
+    ax_rpm.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax_gear.step(t, [f.gear if f.gear is not None else float("nan") for f in fs], where="post", color=GEAR_COLOUR,
+                 label="gear")
+    for cue, marker, colour, words in (("UP", "^", UP_COLOUR, "shift up cue"), ("DOWN", "v", DOWN_COLOUR, "shift down cue")):
+        when = [w for w, c in report.cues if c.upper() == cue]
+        if when:
+            ax_gear.plot(when, [-0.3 if cue == "DOWN" else 0.3] * len(when), marker, color=colour, label=words,
+                         linestyle="none")
+    ax_gear.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax_gear.set_ylabel("gear")
     top_gear = max([f.gear for f in fs if f.gear is not None] + [5])
     ax_gear.set_ylim(-0.5, top_gear + 0.5)  # whole gears, N (0) to top, whatever the trip used
