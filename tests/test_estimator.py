@@ -8,7 +8,7 @@ from keidash.estimate.estimator import EstimatorConfig, EstimatorState, advise, 
 from keidash.estimate.gears import AUTOMATIC
 from keidash.profiles import load_profile
 from keidash.profiles.engine import shift_limits
-from keidash.readings import COOLANT, RPM, SPEED, Reading
+from keidash.readings import COOLANT, RPM, SPEED, THROTTLE, Reading
 from keidash.sim.truck import VirtualTruck
 
 HIJET = load_profile("hijet-s500p")
@@ -184,7 +184,38 @@ def test_simulated_day_with_rpm_agrees_with_ground_truth():
     agree, moving, cues = _simulated_day(speed_only=False)
     assert moving > 3000
     assert agree / moving >= 0.98
-    assert DOWN in cues  # the day's decelerations lug the engine in 4th/5th
+    # slowing for its corners and stops the day's engine turns low in 4th/5th, but nothing lugs
+    # while the truck brakes (issue 14: SHIFT DOWN flashed through a whole stop)
+    assert DOWN not in cues
+
+
+def test_lugging_under_load_cues_down_but_braking_or_the_clutch_down_does_not():
+    lug = LIMITS.lug_rpm * 0.85 / K[3]  # km/h where 4th turns under the lugging limit
+    dash = advise(feed(drive(4, lug, 0.0, 3.0)), 3.0, CONFIG)
+    assert dash.gear == 4 and dash.cue == DOWN  # pulling in 4th at ~1240 rpm: lugging
+    # the same gear braking to a stop, 27 -> 3 km/h at 1.2 m/s² (4.3 km/h a second): no cue
+    stop = [r for i in range(56) for r in (Reading(i / 10, SPEED, 27 - 0.43 * i, "obd"),
+                                          Reading(i / 10, RPM, K[3] * (27 - 0.43 * i), "obd"))]
+    state, shown = EstimatorState(), []
+    for r in drive(4, 27, -3.0, 3.0) + stop:
+        state = step(state, r, CONFIG)
+        shown.append(advise(state, r.t, CONFIG).cue)
+    assert DOWN not in shown
+    # slowing gently (0.7 m/s²) with the throttle closed, as OBD reports it: no load, no cue
+    gentle = [r for i in range(100) for r in (Reading(i / 10, SPEED, 27 - 0.24 * i, "obd"),
+                                             Reading(i / 10, RPM, K[3] * (27 - 0.24 * i), "obd"),
+                                             Reading(i / 10, THROTTLE, 0.0, "obd"))]
+    state, shown = EstimatorState(), []
+    for r in drive(4, 27, -3.0, 3.0) + gentle:
+        state = step(state, r, CONFIG)
+        shown.append(advise(state, r.t, CONFIG).cue)
+    assert DOWN not in shown
+    # the clutch down rolling at 30 km/h (the engine at idle matches no gear): no cue
+    clutch = [r for i in range(30) for r in (Reading(3 + i / 10, SPEED, 30.0, "obd"),
+                                             Reading(3 + i / 10, RPM, 850.0, "obd"))]
+    state = feed(drive(4, 30, 0.0, 3.0) + clutch)
+    assert advise(state, 6.0, CONFIG).rpm == pytest.approx(850, abs=30)
+    assert advise(state, 6.0, CONFIG).cue is None
 
 
 def test_simulated_day_speed_only_closed_loop_agrees_with_ground_truth():

@@ -22,6 +22,7 @@ from keidash.outputs.lights import bar_lit
 from keidash.profiles import load_profile
 from keidash.profiles.engine import shift_limits
 from keidash.readings import SPEED, Reading
+from keidash.sim.driver import HILLY_FARM
 from keidash.sim.truck import VirtualTruck
 
 BAR = [5, 6, 13, 19, 26]
@@ -256,8 +257,9 @@ CONFIG = EstimatorConfig(shift_limits(HIJET), HIJET.rpm_per_kmh(), HIJET.title)
 
 
 def simulated_drive(seconds: float, fps: float = 10.0) -> list[DashState]:
-    """Speed-only: the truck's driver shifts when told, so the drive has up and down cues."""
-    truck = VirtualTruck(HIJET, obey_cues=True)
+    """Speed-only on the hilly farm route: the truck's driver shifts when told, so the drive has up
+    cues and, lugging up an orchard climb, a down cue (braking for a stop lugs nothing)."""
+    truck = VirtualTruck(HIJET, obey_cues=True, legs=HILLY_FARM)
     state, out = EstimatorState(), []
     for _ in range(int(seconds * fps)):
         truck.advance(1 / fps)

@@ -108,6 +108,7 @@ class EstimatorState:
     needle: NeedleState = NeedleState()
     cue: str | None = None
     cue_since: float = 0.0
+    slowing: tuple[tuple[float, float], ...] = ()  # the shown speed's recent (t s, km/h): is it braking?
 
 
 @dataclass(frozen=True)
@@ -246,13 +247,49 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
 
     coolant = _best(state, COOLANT, t, config)
     throttle = _best(state, THROTTLE, t, config)
+    slowing = state.slowing
+    if reading.channel == SPEED and reading.source == speed[0]:
+        slowing = _slowing(slowing, t, speed_kmh)
     previous = state.cue if gear == state.gear else None
+    # braking, the foot off the throttle, or a manual's clutch down (the measured rpm matches no gear;
+    # behind a torque converter that is slip, under load): the engine pulls no load, so a low rpm
+    # is no lugging (no SHIFT DOWN through a stop)
+    clutch_down = rpm is not None and engaged is None and config.gearbox == MANUAL
+    coasting = (_rate_ms2(slowing) <= -BRAKING_MS2 or clutch_down
+                or (throttle is not None and throttle[1] < OFF_THROTTLE_PCT))
     cue = shift_cue(policy, previous, gear, shown_rpm, speed_kmh, coolant[1] if coolant else None,
-                    demand_from_throttle(throttle[1] if throttle else None))
+                    demand_from_throttle(throttle[1] if throttle else None), coasting=coasting)
     cue_since = state.cue_since if cue == state.cue and gear == state.gear else t
     return replace(state, models=models, tracker=tracker, speed_only=speed_only, engaged=engaged, gear=gear,
                    estimated=estimated, needle=needle, cue=cue, cue_since=cue_since, pairing=pairing,
-                   low_range=low_range)
+                   low_range=low_range, slowing=slowing)
+
+
+#: slowing by more than this (m/s², 3.2 km/h a second, over a second) is braking, not lugging:
+#: a kei truck lugging up a 15 % grade in too high a gear loses ~0.4 m/s², a stop takes 1-3
+BRAKING_MS2 = 0.9
+#: a throttle reading below this (%) is the foot off the pedal: no load, no lugging
+OFF_THROTTLE_PCT = 10.0
+#: the speed's rate of change is read over the last this long (s) (at least SLOPE_MIN_S: whole km/h)
+SLOPE_S = 1.0
+SLOPE_MIN_S = 0.4
+
+
+def _slowing(previous: tuple[tuple[float, float], ...] | None, t: float, kmh: float
+             ) -> tuple[tuple[float, float], ...]:
+    """Recent (t, km/h) speed readings, at least 0.05 s apart, over the last SLOPE_S."""
+    kept = tuple(r for r in (previous or ()) if t - r[0] <= SLOPE_S and r[0] < t)
+    if kept and t - kept[-1][0] < 0.05:
+        kept = kept[:-1]
+    return kept + ((t, kmh),)
+
+
+def _rate_ms2(recent: tuple[tuple[float, float], ...] | None) -> float:
+    """The speed's rate of change (m/s²) over ``recent`` readings; 0 until they span SLOPE_MIN_S."""
+    if not recent or recent[-1][0] - recent[0][0] < SLOPE_MIN_S:
+        return 0.0
+    (t0, v0), (t1, v1) = recent[0], recent[-1]
+    return (v1 - v0) / 3.6 / (t1 - t0)
 
 
 def _matching_gear(rpm: float, speed_kmh: float, ratios: tuple[float, ...], config: EstimatorConfig) -> int | None:

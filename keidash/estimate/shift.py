@@ -252,13 +252,14 @@ def _downshift_allowed(policy: ShiftPolicy, previous: str | None, gear: int, rpm
 
 
 def cue(policy: ShiftPolicy, previous: str | None, gear: int | None, rpm: float | None, speed_kmh: float,
-        coolant_c: float | None = None, demand: float | None = None) -> str | None:
+        coolant_c: float | None = None, demand: float | None = None, coasting: bool = False) -> str | None:
     """The shift cue: ``UP``, ``DOWN`` or None.
 
     ``previous`` is the cue showing now in the same gear (pass None after a gear
     change); ``gear`` 1..top (0/None: no cue); ``rpm`` rev/min, measured or
     estimated (None: no cue); ``speed_kmh`` road speed; ``coolant_c`` deg C or None;
-    ``demand`` share 0..1 of full-load torque or None.
+    ``demand`` share 0..1 of full-load torque or None; ``coasting`` True while braking
+    or with the clutch down: a low rpm then is no lugging (no DOWN through a stop).
     """
     if not gear or rpm is None or not 1 <= gear <= policy.top_gear:
         return None
@@ -268,7 +269,7 @@ def cue(policy: ShiftPolicy, previous: str | None, gear: int | None, rpm: float 
         if rpm >= up or (previous == UP and rpm > up - margin):
             return UP
     lug = policy.limits.lug_rpm
-    if gear >= 3 and speed_kmh >= policy.moving_kmh:
+    if gear >= 3 and speed_kmh >= policy.moving_kmh and not coasting:
         lugging = rpm < lug or (previous == DOWN and rpm < lug + margin)
         if lugging and _downshift_allowed(policy, previous, gear, rpm, speed_kmh):
             return DOWN
