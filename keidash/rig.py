@@ -8,8 +8,12 @@
                                        ``tach_ppr`` pulses per rev, ``vss_ppk`` per km)
 ``replay:///home/pi/logs/drive.csv``   a recorded drive (``format``, ``speed``, ``columns``,
                                        ``speed_unit``, ``hide_rpm=1``; see docs/replay.md)
-``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS
-                                       and pulse pins (``hardware=obd,gps,pulses``,
+``audio://hw:1,0?cylinders=3``        rpm from the engine's note: a microphone (``default``,
+                                       ``hw:1,0``), a WAV file (``audio:///x.wav``); options
+                                       ``cylinders``, ``strokes``, ``channel``, ``rate``,
+                                       ``signal=ripple&factor=`` (docs/audio.md)
+``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS,
+                                       pulse pins and cab microphone (``hardware=obd,gps,pulses,audio``,
                                        ``speedup``, ``obey=1`` to follow keidash's cues,
                                        ``skip`` simulated seconds to start into the day,
                                        ``protocol`` and ``ecu_ms`` reply delay of the
@@ -26,13 +30,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
 from .profiles import Profile, load_profile
-from .readings import ReadingBus
+from .readings import SPEED, ReadingBus
 from .sources.base import CONNECTED, CONNECTING, Source
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ("obd", "nmea", "pulses", "sim", "replay")
-SIM_HARDWARE = ("obd", "gps", "pulses")
+SCHEMES = ("obd", "nmea", "pulses", "audio", "sim", "replay")
+SIM_HARDWARE = ("obd", "gps", "pulses", "audio")
+#: how old the latest road speed may be for the engine note's gear constraint
+HINT_SPEED_AGE_S = 1.5
 #: default pins of the virtual truck's pulse inputs (BCM), as in hardware/ wiring
 SIM_TACH_PIN, SIM_VSS_PIN = 17, 27
 
@@ -46,6 +52,30 @@ class Rig:
     _stoppables: list = field(default_factory=list)  # virtual truck and emulators, stopped last
     truck: object = None  # the VirtualTruck when a sim:// source is in use
     devices: dict = field(default_factory=dict)  # its emulated "obd", "gps", "pulses" (to unplug in tests)
+    _speed: tuple[float, float] | None = None  # (t, km/h) of the latest road speed, for the engine's note
+
+    def put(self, reading) -> None:
+        """Every source's sink: the bus, and the latest road speed kept for the gear constraint."""
+        if reading.channel == SPEED:
+            self._speed = (reading.t, reading.value)
+        self.bus.put(reading)
+
+    def gear_hint(self, profile: Profile | None):
+        """A hint(t) for the engine note's gear constraint: the latest road speed and the
+        profile's ratios (None when either is unknown, and the note is tracked free)."""
+        ratios = profile.rpm_per_kmh() if profile is not None else ()
+        if not ratios:
+            return None
+        from .profiles.engine import shift_limits
+        idle = shift_limits(profile).idle_rpm
+
+        def hint(t: float):
+            from .sources.note import GearHint
+            speed = self._speed
+            if speed is None or abs(t - speed[0]) > HINT_SPEED_AGE_S:
+                return None
+            return GearHint(speed[1], ratios, idle)
+        return hint
 
     def start(self) -> None:
         for source in self.sources:
@@ -174,7 +204,7 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
     if not isinstance(url, str):
         raise ConfigError(f"source {name}: the URL must be a string like \"nmea:///dev/serial0\"")
     parts = urlsplit(url)
-    sink = rig.bus.put
+    sink = rig.put
     if parts.scheme == "obd":
         query = _query(url, parts, {"protocol", "baud", "slow_s", "timeout", "headers", "st_ms", "at",
                                     "multi", "max_hz"})
@@ -206,6 +236,8 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
         rig.sources.append(PulseSource(name, sink, tach_pin=tach, vss_pin=vss,
                                        tach_pulses_per_rev=_num(url, query, "tach_ppr", default_ppr),
                                        vss_pulses_per_km=_num(url, query, "vss_ppk", 2548.0)))
+    elif parts.scheme == "audio":
+        _add_audio(rig, name, url, profile)
     elif parts.scheme == "sim":
         _add_sim(rig, url, parts)
     elif parts.scheme == "replay":
@@ -221,6 +253,15 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
     else:
         raise ConfigError(f"source {name}: unknown URL scheme {parts.scheme or url!r}; "
                           f"use one of {', '.join(s + '://' for s in SCHEMES)}")
+
+
+def _add_audio(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
+    from dataclasses import replace
+    from .sources.audio import AudioSource, parse_audio_url
+    settings = parse_audio_url(url)
+    if "cylinders=" not in url and profile is not None and profile.engine.cylinders:
+        settings = replace(settings, cylinders=profile.engine.cylinders)
+    rig.sources.append(AudioSource(name, rig.put, settings, hint=rig.gear_hint(profile)))
 
 
 def _add_sim(rig: Rig, url: str, parts) -> None:
@@ -246,7 +287,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     truck.fast_forward(_num(url, query, "skip", 0.0))  # into the day before going live
     truck.start()
     rig._stoppables.append(truck)
-    sink = rig.bus.put
+    sink = rig.put
     if "pulses" in hardware:
         from gpiozero.pins.mock import MockFactory
         from .sim.pulses import PulseGenerator
@@ -286,3 +327,14 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         rig._stoppables.append(gps)
         rig.devices["gps"] = gps
         rig.sources.append(NmeaSource("gps", sink, gps.port))
+    if "audio" in hardware:
+        from .sim.cabin import EmulatedCabin
+        from .sources.audio import AudioSettings, AudioSource
+        cylinders = sim_profile.engine.cylinders or 3
+        cabin = EmulatedCabin(truck.truth, cylinders=cylinders)
+        cabin.start()
+        rig._stoppables.append(cabin)
+        rig.devices["audio"] = cabin
+        rig.sources.append(AudioSource("mic", sink, AudioSettings(path=cabin.path, raw=True, rate=cabin.rate,
+                                                                     cylinders=cylinders),
+                                          hint=rig.gear_hint(sim_profile)))

@@ -148,6 +148,11 @@ class NoteTracker:
             self._fed += self._hop
         return out
 
+    @property
+    def samples_in(self) -> int:
+        """Samples fed so far (the next one fed is at ``t0 + samples_in / rate_hz``)."""
+        return self._fed + len(self._buffer)
+
     # -- one window ---------------------------------------------------------
     def scores(self, frame: np.ndarray) -> np.ndarray:
         """The harmonic score of every candidate rpm (``self.grid``) for one window."""

@@ -1,0 +1,252 @@
+"""audio://: the engine's note through the real source paths, and keidash listen.
+
+The source contract (tests/test_source_contract.py) runs on the virtual cab's microphone
+(a pipe, as ``sim://...?hardware=audio`` reads it) and through ``arecord`` itself, reading
+the virtual cab from ALSA's ``file`` PCM plugin named in an asoundrc (so the real capture
+path runs, short of a sound card); KEIDASH_TEST_AUDIO=hw:1,0 runs it on a real microphone.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+from keidash.errors import ConfigError
+from keidash.readings import RPM
+from keidash.rig import open_rig
+from keidash.sim import cabin
+from keidash.sim.truth import parked
+from keidash.sources.audio import AudioSettings, AudioSource, parse_audio_url
+from keidash.sources.base import CONNECTED, FAILED
+from test_source_contract import CRUISING, OnRealHardware, RunningTruth, SourceContract
+from waiting import wait_for
+
+ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+NO_ARECORD = shutil.which("arecord") is None
+NEEDS_ARECORD = pytest.mark.skipif(NO_ARECORD, reason="arecord (alsa-utils) is not installed: make test installs "
+                                                       "it where it can (apt-get, as root)")
+
+
+def write_wav(path, samples, rate=8000, channels=1, width=2):
+    data = np.clip(samples, -1, 1)
+    if channels > 1:
+        data = np.repeat(data[:, None], channels, axis=1) * np.linspace(1, 0.2, channels)[None, :]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes((data * (2 ** (8 * width - 1) - 1)).astype(f"<i{width}").tobytes())
+
+
+def cruising_sound(seconds: float) -> np.ndarray:
+    truths = cabin.scripted([(0.0, CRUISING.rpm, CRUISING.speed_kmh, 3, CRUISING.throttle_pct),
+                             (seconds, CRUISING.rpm, CRUISING.speed_kmh, 3, CRUISING.throttle_pct)])
+    return cabin.cabin_recording(truths)
+
+
+class TestAudioOnTheVirtualCab(SourceContract):
+    tolerance = {RPM: 0.02 * CRUISING.rpm}
+
+    def build(self, sink):
+        mic = cabin.EmulatedCabin(RunningTruth())
+        mic.start()
+        return AudioSource("mic", sink, AudioSettings(path=mic.path, raw=True)), mic.stop
+
+    def bad_source(self, sink):
+        return AudioSource("mic", sink, AudioSettings(path="/nonexistent/mic.s16", raw=True)), "/nonexistent/mic.s16"
+
+
+@NEEDS_ARECORD
+class TestAudioThroughArecord(SourceContract):
+    """arecord reads the virtual cab's sound from ALSA's file plugin (as fast as it reads it:
+    the plugin's null slave keeps no time, so readings are stamped as they arrive)."""
+
+    tolerance = {RPM: 0.02 * CRUISING.rpm}
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _asoundrc(cls, tmp_path_factory):
+        home = tmp_path_factory.mktemp("alsa-home")
+        raw = home / "cab.s16"
+        raw.write_bytes((cruising_sound(120) * 32767).astype("<i2").tobytes())
+        (home / ".asoundrc").write_text(f'pcm.cabin {{\n type file\n slave.pcm "null"\n file "/dev/null"\n'
+                                        f' infile "{raw}"\n format "raw"\n}}\n')
+        before = os.environ.get("HOME")
+        os.environ["HOME"] = str(home)  # arecord (a child) reads ~/.asoundrc
+        yield
+        os.environ["HOME"] = before
+
+    def build(self, sink):
+        return AudioSource("mic", sink, AudioSettings(device="cabin")), lambda: None
+
+    def bad_source(self, sink):
+        return AudioSource("mic", sink, AudioSettings(device="hw:9,9")), "hw:9,9"
+
+
+class TestRealAudio(OnRealHardware, TestAudioOnTheVirtualCab):
+    variable, scheme, name, example = "KEIDASH_TEST_AUDIO", "audio", "mic", "hw:1,0"
+
+
+def test_a_wav_file_plays_as_a_source_through_the_rig(tmp_path):
+    path = tmp_path / "cab.wav"
+    write_wav(path, np.concatenate([cruising_sound(2.5), np.zeros(8000)]), rate=16000 // 2)
+    rig = open_rig({"mic": f"audio://{path}"})
+    rig.start()
+    try:
+        assert wait_for(lambda: rig.finished(), 15)
+        readings = rig.bus.drain()
+        status = rig.sources[0].status()
+    finally:
+        rig.stop()
+    rpm = [r for r in readings if r.channel == RPM]
+    assert len(rpm) >= 15 and all(abs(r.value - CRUISING.rpm) < 0.02 * CRUISING.rpm for r in rpm)
+    assert all(r.sigma and 0 < r.sigma < 100 for r in rpm) and all(r.max_age == 0.5 for r in rpm)
+    assert [r.t for r in rpm] == sorted(r.t for r in rpm)
+    assert status.link == CONNECTED
+
+
+def test_a_48_khz_stereo_file_is_decimated_and_its_channel_chosen(tmp_path):
+    path = tmp_path / "stereo.wav"
+    t = np.arange(3 * 48000) / 48000
+    tone = 0.05 * sum(np.sin(2 * np.pi * k * 75.0 * t) / k for k in range(1, 7))  # 3000 rpm, 3 cylinders
+    data = np.stack([0.01 * np.random.default_rng(1).standard_normal(len(t)), tone], axis=1)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes((data * 32767).astype("<i2").tobytes())
+    out = tmp_path / "out.csv"
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--channel", "2", "--csv", str(out)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rpm = [float(r["rpm"]) for r in csv.DictReader(out.open()) if r["rpm"]]
+    assert len(rpm) >= 20 and np.median(rpm) == pytest.approx(3000, rel=0.01)
+    left = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--channel", "1", "--csv", str(out)],
+                          capture_output=True, text=True, timeout=60, env=ENV)
+    assert left.returncode == 0 and not [r for r in csv.DictReader(out.open()) if r["rpm"]]
+    third = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--channel", "3"],
+                           capture_output=True, text=True, timeout=60, env=ENV)
+    assert third.returncode == 1 and "has 2 channel(s): channel 3 is not there" in third.stderr
+    assert "Traceback" not in third.stderr
+
+
+def test_listen_writes_ten_rows_a_second_with_the_rpm_empty_when_no_engine_is_heard(tmp_path):
+    path = tmp_path / "cab.wav"
+    write_wav(path, np.concatenate([cruising_sound(4), np.zeros(3 * 8000)]))
+    out = tmp_path / "rpm.csv"
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--csv", str(out)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["t", "rpm", "confidence"]
+    times = [float(r["t"]) for r in rows]
+    assert len(rows) >= 8 * 6.5 and times[0] < 0.3 and 6.5 < times[-1] <= 7.0
+    engine = [r for r in rows if float(r["t"]) < 3.7]
+    quiet = [r for r in rows if float(r["t"]) > 4.3]
+    assert sum(bool(r["rpm"]) for r in engine) >= len(engine) - 2
+    assert all(abs(float(r["rpm"]) - CRUISING.rpm) < 0.02 * CRUISING.rpm for r in engine if r["rpm"])
+    assert quiet and all(r["rpm"] == "" and float(r["confidence"]) == 0 for r in quiet)
+    assert "rpm" in run.stdout and "silence" in run.stdout and "heard the engine in" in run.stdout
+
+
+@NEEDS_ARECORD
+def test_listen_on_a_missing_device_says_so_in_one_sentence():
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", "hw:9,9", "--seconds", "2"],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("keidash: the capture device hw:9,9")
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--cylinders", "0"], "an engine has 1 to 12 cylinders"),
+    (["--cylinders", "three"], "is not a whole number"),
+    (["--strokes", "3"], "--strokes is 2 or 4"),
+    (["--channel", "0"], "channels are numbered from 1"),
+    (["--seconds", "nan"], "is not a number"),
+])
+def test_listen_checks_its_numbers(args, expected):
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", "x.wav", *args],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr
+
+
+def test_listen_on_a_missing_file_or_not_a_wav(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(tmp_path / "none.wav")],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 2 and "no such file" in run.stderr
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not a wav at all" * 10)
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(junk)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 1 and "is not a PCM WAV file" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("audio://hw:1,0?cylinders=x", "cylinders must be a whole number"),
+    ("audio://hw:1,0?cylinders=13", "cylinders is 1 to 12"),
+    ("audio://hw:1,0?strokes=3", "strokes is 2 or 4"),
+    ("audio://hw:1,0?signal=radio", "signal is engine"),
+    ("audio://hw:1,0?signal=ripple", "needs factor="),
+    ("audio://hw:1,0?factor=0", "factor is the ripple's Hz per rpm"),
+    ("audio://hw:1,0?gain=3", "unknown option 'gain'"),
+    ("audio://", "name a capture device or a file"),
+])
+def test_bad_audio_urls_get_one_sentence(url, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+        open_rig({"mic": url})
+
+
+def test_urls_name_devices_files_and_the_profiles_cylinders():
+    assert parse_audio_url("audio://hw:1,0?cylinders=4&strokes=2").device == "hw:1,0"
+    assert parse_audio_url("audio://default").device == "default"
+    assert parse_audio_url("audio:///home/pi/cab.wav").path == "/home/pi/cab.wav"
+    ripple = parse_audio_url("audio://hw:1,0?signal=ripple&factor=0.1")
+    assert ripple.signal == "ripple" and ripple.hz_per_rpm == 0.1
+    from keidash.profiles import load_profile
+    rig = open_rig({"mic": "audio://hw:1,0"}, load_profile("sambar-ks4"))  # a four-cylinder Sambar
+    assert rig.sources[0].settings.cylinders == 4
+
+
+def test_the_virtual_truck_with_a_microphone_and_a_gps_only():
+    rig = open_rig({"sim": "sim://hijet-s500p?hardware=audio,gps"})
+    assert [s.name for s in rig.sources] == ["gps", "mic"]
+    rig.start()
+    got = []
+    try:
+        def enough():
+            got.extend(r for r in rig.bus.drain() if r.channel == RPM)
+            return len(got) >= 30
+        assert wait_for(enough, 30)
+        truth = rig.truck.truth()
+    finally:
+        rig.stop()
+    assert all(r.source == "mic" for r in got)
+    # the truck idles, then pulls away: the last readings follow its engine
+    assert abs(got[-1].value - truth.rpm) < 0.1 * truth.rpm
+
+
+def test_an_unplugged_microphone_is_a_failed_link_and_comes_back():
+    mic = cabin.EmulatedCabin(lambda: parked())
+    mic.start()
+    source = AudioSource("mic", lambda r: None, AudioSettings(path=mic.path, raw=True))
+    source.retry_s = 0.2
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == CONNECTED and source.status().readings > 3, 15)
+        mic.unplugged = True
+        assert wait_for(lambda: source.status().link == FAILED, 15)
+        assert "stream ended" in source.status().message
+        mic.unplugged = False
+        count = source.status().readings
+        assert wait_for(lambda: source.status().readings > count + 3, 15)
+    finally:
+        source.stop()
+        mic.stop()
