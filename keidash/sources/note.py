@@ -125,11 +125,15 @@ class NoteTracker:
         self._rpm = np.exp(np.arange(math.log(c.min_rpm), math.log(c.max_rpm), c.grid_step))
         f0 = self._rpm * c.line_hz_per_rpm
         k = np.arange(1, c.harmonics + 1)
-        self._at = (f0[:, None] * k[None, :]) * self._nfft / c.rate_hz  # bin of each harmonic
-        self._between = (f0[:, None] * (k[None, :] - 0.5)) * self._nfft / c.rate_hz
+        at = (f0[:, None] * k[None, :]) * self._nfft / c.rate_hz  # bin of each harmonic
+        between = (f0[:, None] * (k[None, :] - 0.5)) * self._nfft / c.rate_hz
+        self._top_bin = float(at.max())
+        # linear interpolation between bins as a gather: index and weight of the lower bin
+        self._at_i, self._at_w = at.astype(int), at - at.astype(int)
+        self._between_i, self._between_w = between.astype(int), between - between.astype(int)
         width = max(3, int(round(c.whiten_hz * self._nfft / c.rate_hz)))
         self._kernel = np.ones(width) / width
-        top = int(self._at.max()) + width + 2
+        top = int(self._top_bin) + width + 2
         self._bins = min(self._nfft // 2 + 1, top)
         self._line: _Line | None = None
         self._pending: list[_Line] = []
@@ -161,11 +165,14 @@ class NoteTracker:
         above = level - np.convolve(level, self._kernel, mode="same")  # nats above the rumble's slope
         ratio = np.expm1(np.maximum(above, 0.0))
         white = np.minimum(ratio, self.config.peak_cap)
-        bins = np.arange(self._bins)
-        on = np.interp(self._at, bins, white)
-        off = np.interp(self._between, bins, white)
-        self._on = np.interp(self._at, bins, ratio)  # each candidate's harmonics uncapped, for the octave guard
+        on = self._gather(white, self._at_i, self._at_w)
+        off = self._gather(white, self._between_i, self._between_w)
+        self._ratio = ratio  # uncapped, for the octave guard's look at a candidate's own harmonics
         return on.sum(axis=1) - 0.5 * off.sum(axis=1)
+
+    @staticmethod
+    def _gather(values: np.ndarray, i: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return values[i] * (1.0 - w) + values[i + 1] * w
 
     @property
     def grid(self) -> np.ndarray:
@@ -216,7 +223,7 @@ class NoteTracker:
         harmonics too, and (from the weak half-orders of an uneven engine) a little between them,
         so it can outscore the line; a true line has its 1st, 2nd, 4th... harmonics too."""
         c = self.config
-        on = self._on[i]
+        on = self._gather(self._ratio, self._at_i[i], self._at_w[i])
         k = np.arange(1, c.harmonics + 1)
         for multiple in (3, 2):
             j = i + int(round(math.log(multiple) / c.grid_step))
