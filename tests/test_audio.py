@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import wave
@@ -69,13 +70,16 @@ class TestAudioThroughArecord(SourceContract):
     the plugin's null slave keeps no time, so readings are stamped as they arrive)."""
 
     tolerance = {RPM: 0.02 * CRUISING.rpm}
+    # arecord reads the file some hundred times faster than real time, so the recording is a minute
+    # looped 16 times; a window across a join (the engine's phase jumps there) may read wrong
+    outlier_share = 0.02
 
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
     def _asoundrc(cls, tmp_path_factory):
         home = tmp_path_factory.mktemp("alsa-home")
         raw = home / "cab.s16"
-        raw.write_bytes((cruising_sound(120) * 32767).astype("<i2").tobytes())
+        raw.write_bytes((cruising_sound(60) * 32767).astype("<i2").tobytes() * 16)  # the plugin reads past its end
         (home / ".asoundrc").write_text(f'pcm.cabin {{\n type file\n slave.pcm "null"\n file "/dev/null"\n'
                                         f' infile "{raw}"\n format "raw"\n}}\n')
         before = os.environ.get("HOME")
@@ -216,7 +220,8 @@ def test_urls_name_devices_files_and_the_profiles_cylinders():
 
 
 def test_the_virtual_truck_with_a_microphone_and_a_gps_only():
-    rig = open_rig({"sim": "sim://hijet-s500p?hardware=audio,gps"})
+    # 20 s into its day the truck crawls along the farm track in 1st at a steady 2790 rpm
+    rig = open_rig({"sim": "sim://hijet-s500p?hardware=audio,gps&skip=20"})
     assert [s.name for s in rig.sources] == ["gps", "mic"]
     rig.start()
     got = []
@@ -229,8 +234,7 @@ def test_the_virtual_truck_with_a_microphone_and_a_gps_only():
     finally:
         rig.stop()
     assert all(r.source == "mic" for r in got)
-    # the truck idles, then pulls away: the last readings follow its engine
-    assert abs(got[-1].value - truth.rpm) < 0.1 * truth.rpm
+    assert abs(statistics.median(r.value for r in got[-20:]) - truth.rpm) < 0.03 * truth.rpm
 
 
 def test_an_unplugged_microphone_is_a_failed_link_and_comes_back():
@@ -250,3 +254,24 @@ def test_an_unplugged_microphone_is_a_failed_link_and_comes_back():
     finally:
         source.stop()
         mic.stop()
+
+
+def test_ripple_mode_reads_the_alternators_ripple_at_its_factor(tmp_path):
+    # a 6-pulse rectifier's ripple at 1.38 Hz per rpm (pulley 2.3 x 6 pole pairs x 6 pulses / 60),
+    # 50 mV after the ripple lead's divider, at 48 kHz: 850 rpm idle, then 3000 rpm
+    rate = 48000
+    t = np.arange(6 * rate) / rate
+    rpm = np.where(t < 3, 850.0, 3000.0)
+    phase = 2 * np.pi * np.cumsum(rpm * 1.38) / rate
+    ripple = 0.05 * (np.abs(np.sin(phase / 2)) - 0.63) + 0.003 * np.random.default_rng(0).standard_normal(len(t))
+    path = tmp_path / "ripple.wav"
+    write_wav(path, ripple, rate=rate)
+    out = tmp_path / "rpm.csv"
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", f"audio://{path}?signal=ripple&factor=1.38",
+                          "--csv", str(out)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rows = [(float(r["t"]), float(r["rpm"])) for r in csv.DictReader(out.open()) if r["rpm"]]
+    idle = [v for t_, v in rows if t_ < 2.7]
+    fast = [v for t_, v in rows if t_ > 3.3]
+    assert len(idle) > 15 and all(abs(v - 850) < 0.02 * 850 for v in idle)
+    assert len(fast) > 15 and all(abs(v - 3000) < 0.02 * 3000 for v in fast)

@@ -18,6 +18,7 @@ and the source retries.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import select
@@ -35,6 +36,10 @@ from .base import CONNECTED, CONNECTING, FAILED, Sink, Source
 logger = logging.getLogger(__name__)
 
 CAPTURE_RATE_HZ = 8000  # what arecord is asked for: the firing lines and 6 harmonics lie below 1.3 kHz
+#: the ripple lead: an alternator's ripple is about 1-12 kHz (rpm x pulley ratio x pole pairs x
+#: 6 pulses of the rectifier / 60), so it is captured and analysed at 48 kHz, on 2 harmonics
+RIPPLE_RATE_HZ = 48000
+RIPPLE_ANALYSIS_HZ = 48000
 BLOCK_S = 0.05  # s of samples read at a time
 READING_MAX_AGE_S = 0.5  # five windows: the needle goes stale if the note is lost for half a second
 #: what the status says while no rpm is heard, by the tracker's reason
@@ -88,8 +93,9 @@ def parse_audio_url(url: str) -> AudioSettings:
     if strokes == 3:
         raise ConfigError(f"{url}: strokes is 2 or 4")
     channel = whole("channel", 1, 1, 32, "is 1 (the first) to 32")
-    rate = whole("rate", CAPTURE_RATE_HZ, 8000, 192000, "is 8000 to 192000 samples a second")
     signal = query.get("signal", "engine")
+    rate = whole("rate", RIPPLE_RATE_HZ if signal == "ripple" else CAPTURE_RATE_HZ, 8000, 192000,
+                 "is 8000 to 192000 samples a second")
     if signal not in ("engine", "ripple"):
         raise ConfigError(f"{url}: signal is engine (a microphone) or ripple (the 12 V ripple lead), not {signal!r}")
     factor = None
@@ -113,6 +119,17 @@ def parse_audio_url(url: str) -> AudioSettings:
                          channel=channel, rate=rate, signal=signal, hz_per_rpm=factor)
 
 
+def note_config(settings: AudioSettings, rate: float):
+    """The tracker's settings for this sound at ``rate`` (after decimation to the analysis rate)."""
+    from .note import NoteConfig, decimation_for
+    if settings.signal == "ripple":
+        factor = decimation_for(rate, RIPPLE_ANALYSIS_HZ)
+        return NoteConfig(cylinders=settings.cylinders, strokes=settings.strokes, rate_hz=rate / factor,
+                          hz_per_rpm=settings.hz_per_rpm, harmonics=2, whiten_hz=120.0, fft_size=32768)
+    factor = decimation_for(rate)
+    return NoteConfig(cylinders=settings.cylinders, strokes=settings.strokes, rate_hz=rate / factor)
+
+
 def arecord_device(device: str) -> str:
     """hw:X,Y gives only the card's native rates; plughw:X,Y lets ALSA resample to ours."""
     return "plug" + device if device.startswith("hw:") else device
@@ -133,6 +150,7 @@ class AudioSource(Source):
         self.settings = settings
         self._on_estimate = on_estimate
         self._hint = hint
+        self._last_t = -math.inf  # readings never go back in time
         self.heard = 0  # windows with an rpm
         self.windows = 0
         if settings.path is not None and not settings.raw:
@@ -148,30 +166,37 @@ class AudioSource(Source):
             self.set_link(FAILED, f"{exc}; retrying" if self.settings.device else str(exc))
 
     def _listen(self) -> None:
-        from .note import Decimator, NoteConfig, NoteTracker, decimation_for, to_float
+        from .note import Decimator, NoteTracker, to_float
         s = self.settings
         self.set_link(CONNECTING)
         tracker = decimate = None
+        offset = None  # monotonic time less the tracker's sample clock, at the latest block
         for t_first, pcm, rate, width, channels in self._blocks():
             if channels < s.channel:
                 raise SourceError(f"{self._where()} has {channels} channel(s): channel {s.channel} is not there")
             samples = to_float(pcm, width, channels, s.channel - 1)
             if tracker is None:
-                factor = decimation_for(rate)
-                decimate = Decimator(factor)
-                tracker = NoteTracker(NoteConfig(cylinders=s.cylinders, strokes=s.strokes, rate_hz=rate / factor,
-                                                 hz_per_rpm=s.hz_per_rpm), t0=t_first)
+                # the tracker runs on its own sample clock (its line following needs steady time);
+                # readings are stamped on the monotonic clock through the latest block's offset
+                tracker = NoteTracker(note_config(s, rate))
+                decimate = Decimator(int(round(rate / tracker.config.rate_hz)))
                 self.set_link(CONNECTED, QUIET_SENTENCES["confirming"])
-            else:  # follow the capture clock: a sound card's crystal drifts from the monotonic clock
-                due = tracker.t0 + tracker.samples_in / tracker.config.rate_hz
-                if abs(t_first - due) > 0.05:
-                    tracker.t0 += t_first - due
-            for estimate in tracker.feed(decimate(samples), self._hint):
-                self._deliver(estimate)
+            measured = t_first - tracker.samples_in / tracker.config.rate_hz
+            if offset is None or abs(measured - offset) > 0.05:  # a start, an overrun, a crystal's drift
+                offset = measured
+            for estimate in tracker.feed(decimate(samples), self._hint_on(offset)):
+                self._deliver(estimate, offset)
             if self.stopping.is_set():
                 return
 
-    def _deliver(self, estimate) -> None:
+    def _hint_on(self, offset: float):
+        if self._hint is None:
+            return None
+        return lambda t: self._hint(t + offset)
+
+    def _deliver(self, estimate, offset: float) -> None:
+        """``estimate`` on the sample clock (seconds from the first sample) to the listener; its
+        rpm as a reading on the monotonic clock, never later than now nor before the last one."""
         self.windows += 1
         if self._on_estimate is not None:
             self._on_estimate(estimate)
@@ -181,8 +206,10 @@ class AudioSource(Source):
                 self.count_error(estimate.why)
             return
         self.heard += 1
+        t = min(max(estimate.t + offset, self._last_t), time.monotonic())
+        self._last_t = t
         self.set_link(CONNECTED)
-        self.emit(estimate.t, RPM, estimate.rpm, READING_MAX_AGE_S, sigma=estimate.sigma_rpm)
+        self.emit(t, RPM, estimate.rpm, READING_MAX_AGE_S, sigma=estimate.sigma_rpm)
 
     def _where(self) -> str:
         s = self.settings
@@ -334,13 +361,11 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
     writer = csv.writer(out) if out else None
     if writer:
         writer.writerow(["t", "rpm", "confidence"])
-    state = {"t0": None, "printed": -1.0, "rows": 0, "last": None}
+    state = {"printed": -1.0, "rows": 0, "last": None}
     done = threading.Event()
 
     def on_estimate(estimate) -> None:
-        if state["t0"] is None:
-            state["t0"] = estimate.t - settings_window_half()
-        t = estimate.t - state["t0"]
+        t = estimate.t  # seconds from the first sample
         if writer:
             writer.writerow([f"{t:.3f}", "" if estimate.rpm is None else f"{estimate.rpm:.0f}",
                              f"{estimate.confidence:.2f}"])
@@ -376,7 +401,3 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
         print("no sound was read")
     return 0
 
-
-def settings_window_half() -> float:
-    from .note import NoteConfig
-    return NoteConfig().window_s / 2

@@ -135,6 +135,10 @@ class NoteTracker:
         self._kernel = np.ones(width) / width
         top = int(self._top_bin) + width + 2
         self._bins = min(self._nfft // 2 + 1, top)
+        # harmonics above Nyquist read nothing (weight 0 on the last bin pair)
+        for i, w in ((self._at_i, self._at_w), (self._between_i, self._between_w)):
+            beyond = i >= self._bins - 1
+            i[beyond], w[beyond] = self._bins - 2, 0.0
         self._line: _Line | None = None
         self._pending: list[_Line] = []
 
@@ -229,6 +233,8 @@ class NoteTracker:
             j = i + int(round(math.log(multiple) / c.grid_step))
             if j >= len(score):
                 continue
+            if c.harmonics < multiple:
+                continue  # too few harmonics to tell
             own = on[k % multiple != 0].mean()
             shared = on[k % multiple == 0].mean()
             if own < c.multiple_share * shared:
