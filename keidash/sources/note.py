@@ -59,6 +59,7 @@ class NoteConfig:
     max_rate_per_s: float = 2.5  # log-rpm a second a crank can change by (x12 a second)
     jump_charge: float = 1.0  # score charged per log-rpm beyond that
     min_salience: float = 5.0
+    short_window: bool = True  # when the window hears no line, try its middle half (a fast sweep)
     full_salience: float = 12.0  # salience of full confidence
     min_rms: float = 1e-4  # of full scale: below this is silence
     max_clipped_share: float = 0.002
@@ -120,6 +121,7 @@ class NoteTracker:
         self._hop = max(1, int(round(c.hop_s * c.rate_hz)))
         self._nfft = max(c.fft_size, 1 << (self._n - 1).bit_length())
         self._window = np.hanning(self._n).astype(np.float64)
+        self._short_window = np.hanning(self._n // 2).astype(np.float64)
         self._buffer = np.zeros(0)
         self._fed = 0  # samples consumed before the buffer's first
         self._rpm = np.exp(np.arange(math.log(c.min_rpm), math.log(c.max_rpm), c.grid_step))
@@ -162,9 +164,9 @@ class NoteTracker:
         return self._fed + len(self._buffer)
 
     # -- one window ---------------------------------------------------------
-    def scores(self, frame: np.ndarray) -> np.ndarray:
+    def scores(self, frame: np.ndarray, window: np.ndarray | None = None) -> np.ndarray:
         """The harmonic score of every candidate rpm (``self.grid``) for one window."""
-        spectrum = np.abs(np.fft.rfft(frame * self._window, self._nfft)[:self._bins])
+        spectrum = np.abs(np.fft.rfft(frame * (self._window if window is None else window), self._nfft)[:self._bins])
         level = np.log(spectrum + 1e-9)
         above = level - np.convolve(level, self._kernel, mode="same")  # nats above the rumble's slope
         ratio = np.expm1(np.maximum(above, 0.0))
@@ -189,20 +191,16 @@ class NoteTracker:
             return self._nothing(t, SILENCE)
         if np.mean(np.abs(frame) >= 0.999) > c.max_clipped_share:
             return self._nothing(t, CLIPPING)
-        score = self.scores(frame - frame.mean())
-        median = float(np.median(score))
-        spread = 1.4826 * float(np.median(np.abs(score - median))) + 1e-9
-        salience_all = (score - median) / spread
-        charged = salience_all.copy()
-        if self._line is not None and t - self._line.t < 0.6:
-            jump = np.abs(np.log(self._rpm / self._line.rpm))
-            allowed = c.max_rate_per_s * (t - self._line.t)
-            charged -= c.jump_charge * np.maximum(jump - allowed, 0.0) * (c.full_salience / 0.7)
-        gear = None
-        best = self._lowest_multiple(salience_all, int(np.argmax(charged)))
-        if hint is not None:
-            best, gear = self._best_in_gears(charged, salience_all, best, hint)
-        salience = float(salience_all[best])
+        frame = frame - frame.mean()
+        score, best, gear, salience = self._pick(self.scores(frame), t, hint)
+        if salience < c.min_salience and c.short_window:
+            # the rpm may sweep through the long window (a shift, a launch, a blip): its middle
+            # half smears half as much, at half the resolution
+            half = len(frame) // 4
+            short = self.scores(frame[half:half + len(self._short_window)], self._short_window)
+            score_s, best_s, gear_s, salience_s = self._pick(short, t, hint)
+            if salience_s >= c.min_salience:
+                score, best, gear, salience = score_s, best_s, gear_s, salience_s
         if salience < c.min_salience:
             return self._nothing(t, NO_ENGINE, salience)
         rpm = float(self._refine(score, best))
@@ -220,6 +218,23 @@ class NoteTracker:
         confidence = min(1.0, (salience - c.min_salience) / (c.full_salience - c.min_salience))
         sigma = rpm * (0.006 + 0.03 * (1.0 - confidence)) + 10.0
         return NoteEstimate(t, rpm, confidence, sigma, salience, "", gear)
+
+    def _pick(self, score: np.ndarray, t: float, hint: GearHint | None):
+        """(score, best candidate, gear or None, its salience) of one window's scores."""
+        c = self.config
+        median = float(np.median(score))
+        spread = 1.4826 * float(np.median(np.abs(score - median))) + 1e-9
+        salience_all = (score - median) / spread
+        charged = salience_all.copy()
+        if self._line is not None and t - self._line.t < 0.6:
+            jump = np.abs(np.log(self._rpm / self._line.rpm))
+            allowed = c.max_rate_per_s * (t - self._line.t)
+            charged -= c.jump_charge * np.maximum(jump - allowed, 0.0) * (c.full_salience / 0.7)
+        gear = None
+        best = self._lowest_multiple(salience_all, int(np.argmax(charged)))
+        if hint is not None:
+            best, gear = self._best_in_gears(charged, salience_all, best, hint)
+        return score, best, gear, float(salience_all[best])
 
     def _lowest_multiple(self, score: np.ndarray, i: int) -> int:
         """The best candidate, or 3x / 2x its rpm when the candidate's own harmonics are heard only
