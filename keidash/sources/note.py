@@ -66,7 +66,7 @@ class NoteConfig:
     confirm_frames: int = 2
     multiple_share: float = 0.5  # 3x or 2x the best wins when the best's other harmonics are this weak
     gear_slack: float = 0.06  # a gear's rpm is speed x ratio within this share (tyre, slip, speed lag)
-    free_wins_by: float = 1.6  # the free best beats the gears' best only when this much stronger
+    free_wins_by: float = 2.5  # the free best beats the gears' best only when this much stronger
 
     def __post_init__(self):
         if self.strokes not in (2, 4):
@@ -233,7 +233,7 @@ class NoteTracker:
         gear = None
         best = self._lowest_multiple(salience_all, int(np.argmax(charged)))
         if hint is not None:
-            best, gear = self._best_in_gears(charged, salience_all, best, hint)
+            best, gear = self._best_in_gears(charged, salience_all, best, hint, t)
         return score, best, gear, float(salience_all[best])
 
     def _lowest_multiple(self, score: np.ndarray, i: int) -> int:
@@ -257,8 +257,17 @@ class NoteTracker:
                 return lo + int(np.argmax(score[lo:hi]))
         return i
 
+    def _follows_line(self, i: int, t: float) -> bool:
+        """True when candidate ``i`` is where the line followed so far can have gone by ``t``: an
+        engine revs away from the gears' rpm only from where it was, never by a jump (a radio's
+        note does, and with the engine off there is no line at all)."""
+        c = self.config
+        if self._line is None or t - self._line.t > 0.6:
+            return False
+        return abs(math.log(self._rpm[i] / self._line.rpm)) <= c.max_rate_per_s * (t - self._line.t) + 0.05
+
     def _best_in_gears(self, charged: np.ndarray, salience: np.ndarray, free: int,
-                       hint: GearHint) -> tuple[int, int | None]:
+                       hint: GearHint, t: float) -> tuple[int, int | None]:
         c = self.config
         lo, hi = np.log(self._rpm[0]), np.log(self._rpm[-1])
         candidates = [(0, hint.idle_rpm, 0.12)]
@@ -278,7 +287,8 @@ class NoteTracker:
                 best, best_gear = i, gear
         if best is None:
             return free, None
-        if charged[free] > c.free_wins_by * max(charged[best], 1e-9) and charged[free] > c.full_salience:
+        if (charged[free] > c.free_wins_by * max(charged[best], 1e-9) and charged[free] > c.full_salience
+                and self._follows_line(free, t)):
             return free, None  # clutch in and revving, or a gear the hint does not know
         return best, best_gear
 
