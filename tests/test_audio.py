@@ -275,3 +275,37 @@ def test_ripple_mode_reads_the_alternators_ripple_at_its_factor(tmp_path):
     fast = [v for t_, v in rows if t_ > 3.3]
     assert len(idle) > 15 and all(abs(v - 850) < 0.02 * 850 for v in idle)
     assert len(fast) > 15 and all(abs(v - 3000) < 0.02 * 3000 for v in fast)
+
+
+def _alsa_home(home, samples) -> None:
+    raw = home / "cab.s16"
+    raw.write_bytes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    (home / ".asoundrc").write_text(f'pcm.cabin {{\n type file\n slave.pcm "null"\n file "/dev/null"\n'
+                                    f' infile "{raw}"\n format "raw"\n}}\n')
+
+
+@NEEDS_ARECORD
+def test_doctor_hears_the_idle_through_the_capture_device(tmp_path, monkeypatch):
+    from keidash.pi.doctor.ports import check_audio
+    idle = cabin.cabin_recording(cabin.scripted(cabin.IDLE_800))
+    _alsa_home(tmp_path, np.tile(idle, 20))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    [check] = check_audio({"mic": "audio://cabin"}, 10.0)
+    assert check.ok and not check.skipped, check
+    assert check.message.startswith("mic cabin hears the engine at ") and " rpm (" in check.message
+    rpm = float(check.message.split(" at ")[1].split()[0])
+    assert abs(rpm - 800) < 0.03 * 800
+
+
+@NEEDS_ARECORD
+def test_doctor_says_what_to_do_about_silence_and_a_missing_card(tmp_path, monkeypatch):
+    from keidash.pi.doctor.ports import check_audio
+    _alsa_home(tmp_path, np.zeros(8000 * 200))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    [quiet] = check_audio({"mic": "audio://cabin"}, 3.0)
+    assert not quiet.ok and quiet.message == "mic cabin: silence for 3 s" and "alsamixer" in quiet.fix
+    [missing] = check_audio({"mic": "audio://hw:9,9"}, 3.0)
+    assert not missing.ok and missing.message.startswith("mic hw:9,9: the capture device hw:9,9")
+    assert "arecord -l" in missing.fix
+    [skipped] = check_audio({"gps": "nmea:///dev/serial0", "replay": "audio:///x.wav"}, 3.0)
+    assert skipped.skipped and "no audio:// capture device" in skipped.message

@@ -89,7 +89,7 @@ def test_a_virtual_truck_with_mock_gpio_passes(tmp_path, mock_gpio, headless, mo
     """)
     checks = run_checks(path, 1.0)
     by_name = {c.name: c for c in checks}
-    assert list(by_name) == ["config", "serial", "adapter", "gps", "gpio", "display", "groups", "disk"]
+    assert list(by_name) == ["config", "serial", "adapter", "gps", "audio", "gpio", "display", "groups", "disk"]
     assert by_name["config"].status == "ok" and path in by_name["config"].message
     assert [by_name[n].status for n in ("serial", "adapter", "gps")] == ["skip"] * 3
     assert by_name["gpio"].status == "ok"
@@ -129,7 +129,7 @@ def test_a_bad_config_fails_with_its_sentence_and_the_rest_is_skipped(tmp_path, 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"FAIL config: {path} [display]: unknown key 'brightness'; allowed: ")
     assert lines[0].endswith(": fix the config file (docs/config.md lists every key)")
-    assert lines[1:5] == [f"skip {name}: no config loaded" for name in ("serial", "adapter", "gps", "gpio")]
+    assert lines[1:6] == [f"skip {name}: no config loaded" for name in ("serial", "adapter", "gps", "audio", "gpio")]
 
 
 def test_a_bad_source_url_fails_the_config_check(tmp_path):
