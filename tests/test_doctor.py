@@ -378,7 +378,7 @@ def test_pygame_display_init_is_tried_in_a_child_process():
 def test_groups_of_the_service_user_when_running_as_root():
     check = check_groups(euid=0, service_user="nobody")
     if check.skipped:
-        assert check.message.startswith("none of video, render, input, gpio, dialout exists")
+        assert check.message.startswith("none of video, render, input, gpio, dialout, audio exists")
         return
     assert not check.ok and check.message.startswith("nobody is not in ")
     assert check.fix.startswith("sudo usermod -aG ") and " nobody, then log out" in check.fix

@@ -15,7 +15,7 @@ audio       each audio:// capture device opens and hears the engine's idle line
 gpio        every pin in the config is named once and can be claimed (gpiozero)
 display     SDL's video driver (``SDL_VIDEODRIVER``, else kmsdrm) has its device,
             and ``pygame.display.init()`` works in a child process
-groups      the user the dash runs as is in video, render, input, gpio, dialout
+groups      the user the dash runs as is in video, render, input, gpio, dialout, audio
 disk        ``data_dir`` (or /var/lib/keidash) is writable with >= 100 MB free
 ==========  ====================================================================
 
