@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the gearbox, when no --profile says: 5MT, 4MT+EL, 3AT, CVT, manual or automatic "
                              "(default: manual, as most kei trucks)")
     replay.add_argument("--hide-rpm", action="store_true", help="hide the log's rpm: estimate it from speed")
+    replay.add_argument("--audio", metavar="FILE.wav",
+                        help="a cab recording of the same drive, played in step with the log: its engine note is "
+                             "an rpm source (mic) beside the log's (docs/audio.md)")
     replay.add_argument("--estimates", metavar="OUT.csv",
                         help="write one row per sample: t, speed_kmh, rpm_in, rpm_est, gear_est, cue")
     replay.add_argument("--size", type=_size,

@@ -309,3 +309,25 @@ def test_doctor_says_what_to_do_about_silence_and_a_missing_card(tmp_path, monke
     assert "arecord -l" in missing.fix
     [skipped] = check_audio({"gps": "nmea:///dev/serial0", "replay": "audio:///x.wav"}, 3.0)
     assert skipped.skipped and "no audio:// capture device" in skipped.message
+
+
+def test_replay_plays_a_cab_recording_in_step_with_a_log(tmp_path):
+    import sqlite3
+    drive = tmp_path / "drive.csv"
+    # a 6 s log of a truck cruising at 48 km/h with no rpm column, and the cab's sound of it
+    drive.write_text("time,speed_kmh\n" + "".join(f"{i / 5:.1f},48\n" for i in range(31)))
+    wav = tmp_path / "cab.wav"
+    write_wav(wav, cruising_sound(6))
+    trips = tmp_path / "trips.db"
+    run = subprocess.run([sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(wav), "--headless",
+                          "--seconds", "5", "--log", str(trips), "--fps", "10"],
+                         capture_output=True, text=True, timeout=90, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rows = sqlite3.connect(trips).execute(
+        "SELECT t, value FROM readings WHERE source = 'mic' AND channel = 'rpm' ORDER BY t").fetchall()
+    assert len(rows) >= 20 and all(abs(v - CRUISING.rpm) < 0.02 * CRUISING.rpm for _, v in rows)
+    speeds = sqlite3.connect(trips).execute("SELECT COUNT(*) FROM readings WHERE source = 'replay'").fetchone()[0]
+    assert speeds >= 15
+    fast = subprocess.run([sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(wav), "--speed", "5"],
+                          capture_output=True, text=True, timeout=60, env=ENV)
+    assert fast.returncode == 2 and "--audio plays the recording in real time" in fast.stderr
