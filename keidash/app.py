@@ -413,7 +413,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
             cluster = open_cluster(None)
             print(f"keidash: {layout_note}", file=sys.stderr)
 
-        rig = open_rig(sources, profile)
+        rig = open_rig(sources, profile, config.data_dir if config else None)
         from .estimate.estimator import config_for
         estimator = config_for(profile, shift, rig.priority(), learned,
                                transmission=getattr(args, "transmission", None))

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import wave
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -331,3 +332,48 @@ def test_replay_plays_a_cab_recording_in_step_with_a_log(tmp_path):
     fast = subprocess.run([sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(wav), "--speed", "5"],
                           capture_output=True, text=True, timeout=60, env=ENV)
     assert fast.returncode == 2 and "--audio plays the recording in real time" in fast.stderr
+
+
+def ripple_wav(path, rpm: float, seconds: float, factor: float = 1.38, rate: int = 48000) -> None:
+    """A 6-pulse rectifier's ripple at ``factor`` Hz per rpm, 50 mV after the lead's divider."""
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * rpm * factor * t
+    write_wav(path, 0.05 * (np.abs(np.sin(phase / 2)) - 0.63)
+              + 0.003 * np.random.default_rng(0).standard_normal(len(t)), rate=rate)
+
+
+def test_the_ripples_factor_is_learned_against_another_rpm_source_and_kept(tmp_path):
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    from keidash.sources.note import RippleFactor
+    wav = tmp_path / "ripple.wav"
+    ripple_wav(wav, 850.0, 8.0)
+    data = tmp_path / "data"
+    settings = AudioSettings(path=str(wav), signal="ripple", pace=False, data_dir=str(data))
+    got = []
+    learning = AudioSource("mic", got.append, settings, reference=lambda t: 850.0)  # the coil tach, say
+    learning.start()
+    try:
+        assert wait_for(lambda: learning.finished.is_set(), 60)
+    finally:
+        learning.stop()
+    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(1.38, rel=0.005)
+    assert len(got) >= 20 and all(abs(r.value - 850) < 0.01 * 850 for r in got)
+    # the next drive starts with the kept factor: no reference needed, rpm from the first windows
+    again = []
+    kept = AudioSource("mic", again.append, replace(settings, data_dir=str(data)))
+    kept.start()
+    try:
+        assert wait_for(lambda: kept.finished.is_set(), 60)
+    finally:
+        kept.stop()
+    assert len(again) >= 60 and all(abs(r.value - 850) < 0.01 * 850 for r in again)
+    # pairs that disagree (a reference from another moment) never make a factor
+    noisy = RippleFactor()
+    for i in range(100):
+        noisy.add(1173.0, 850.0 * (1.2 if i % 2 else 0.9))
+    assert noisy.factor() is None
+    # no factor, no reference to learn against: one sentence
+    with pytest.raises(ConfigError, match="needs factor="):
+        AudioSource("mic", lambda r: None, replace(settings, data_dir=str(tmp_path / "empty")))
+    rig = open_rig({"mic": f"audio://{wav}?signal=ripple", "obd": "obd:///dev/ttyUSB0"}, data_dir=str(tmp_path / "e"))
+    assert rig.sources[0].settings.hz_per_rpm is None  # learning against the OBD source

@@ -65,6 +65,7 @@ class AudioSettings:
     signal: str = "engine"  # engine (a microphone) or ripple (the 12 V through the ripple lead)
     hz_per_rpm: float | None = None  # ripple: the line's Hz per rpm (pulley ratio x alternator poles)
     pace: bool = True  # play a WAV file in real time (False: as fast as it decodes, for listen)
+    data_dir: str | None = None  # where a learned ripple factor is kept (ripple-factor.json)
 
 
 def parse_audio_url(url: str) -> AudioSettings:
@@ -140,14 +141,23 @@ class AudioSource(Source):
     retry_s = 2.0
 
     def __init__(self, name: str, sink: Sink, settings: AudioSettings, *,
-                 on_estimate: Callable | None = None, hint: Callable | None = None):
+                 on_estimate: Callable | None = None, hint: Callable | None = None,
+                 reference: Callable | None = None):
         """``on_estimate(estimate)`` is called for every window (rpm or not: keidash listen);
         ``hint(t)`` may give a keidash.sources.note.GearHint for the gear constraint."""
         super().__init__(name, sink)
+        self.factor_file = os.path.join(settings.data_dir, RIPPLE_FACTOR_FILE) if settings.data_dir else None
         if settings.signal == "ripple" and settings.hz_per_rpm is None:
-            raise ConfigError(f"source {name}: signal=ripple needs factor= (the ripple's Hz per rpm) until keidash "
-                              "has learned it: see docs/audio.md")
+            kept = read_ripple_factor(self.factor_file)
+            if kept is not None:
+                from dataclasses import replace as _replace
+                settings = _replace(settings, hz_per_rpm=kept)
+            elif reference is None:
+                raise ConfigError(f"source {name}: signal=ripple needs factor= (the ripple's Hz per rpm), or another "
+                                  "rpm source (OBD, the coil) and data_dir to learn it against: see docs/audio.md")
         self.settings = settings
+        self._reference = reference  # reference(t): another source's rpm at t, or None
+        self.learner = None
         self._on_estimate = on_estimate
         self._hint = hint
         self._last_t = -math.inf  # readings never go back in time
@@ -178,16 +188,48 @@ class AudioSource(Source):
             if tracker is None:
                 # the tracker runs on its own sample clock (its line following needs steady time);
                 # readings are stamped on the monotonic clock through the latest block's offset
+                if s.signal == "ripple" and s.hz_per_rpm is None:
+                    from dataclasses import replace as _replace
+
+                    from .note import RippleFactor
+                    self.learner = RippleFactor()
+                    s = _replace(s, hz_per_rpm=1.0)  # until learned, the "rpm" read is the line's Hz
+                    self.set_link(CONNECTED, "learning the ripple's factor against another rpm source")
                 tracker = NoteTracker(note_config(s, rate))
                 decimate = Decimator(int(round(rate / tracker.config.rate_hz)))
                 self.set_link(CONNECTED, QUIET_SENTENCES["confirming"])
             measured = t_first - tracker.samples_in / tracker.config.rate_hz
             if offset is None or abs(measured - offset) > 0.05:  # a start, an overrun, a crystal's drift
                 offset = measured
-            for estimate in tracker.feed(decimate(samples), self._hint_on(offset)):
+            for estimate in tracker.feed(decimate(samples), None if self.learner else self._hint_on(offset)):
+                if self.learner is not None:
+                    tracker = self._learn(estimate, offset, tracker, s, rate) or tracker
+                    continue
                 self._deliver(estimate, offset)
             if self.stopping.is_set():
                 return
+
+    def _learn(self, estimate, offset: float, tracker, settings: AudioSettings, rate: float):
+        """Ripple mode before the factor is known: pair the line (in Hz) with the reference rpm;
+        once learned, keep the factor and return a tracker that reads rpm (else None)."""
+        if estimate.rpm is None or self._reference is None:
+            return None
+        reference = self._reference(estimate.t + offset)
+        if reference is None:
+            return None
+        self.learner.add(estimate.rpm, reference)
+        factor = self.learner.factor()
+        if factor is None:
+            return None
+        from dataclasses import replace as _replace
+
+        from .note import NoteTracker
+        self.settings = _replace(self.settings, hz_per_rpm=factor)
+        self.learner = None
+        write_ripple_factor(self.factor_file, factor)
+        logger.info("%s: learned the ripple's factor, %.4f Hz per rpm", self.name, factor)
+        self.set_link(CONNECTED, "")
+        return NoteTracker(note_config(self.settings, rate))
 
     def _hint_on(self, offset: float):
         if self._hint is None:
@@ -331,6 +373,41 @@ class AudioSource(Source):
                 anchor, count = now - n / rate, 0
             yield anchor + count / rate, block, rate, 2, channels
             count += n
+
+
+# -- the ripple's factor, kept in data_dir ------------------------------------------------------
+
+RIPPLE_FACTOR_FILE = "ripple-factor.json"
+
+
+def read_ripple_factor(path: str | None) -> float | None:
+    """The factor learned before (None when there is none, or the file is not one keidash wrote)."""
+    import json
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f).get("hz_per_rpm")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and 0.001 <= value <= 10 else None
+
+
+def write_ripple_factor(path: str | None, factor: float) -> None:
+    """Keep the factor atomically (a power cut leaves the old file or the new one, never half)."""
+    import json
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        temporary = path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump({"hz_per_rpm": round(factor, 6)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:  # the factor still works for this drive; say why it was not kept
+        logger.warning("could not keep the ripple's factor in %s: %s", path, exc)
 
 
 # -- keidash listen ---------------------------------------------------------------------------

@@ -354,3 +354,32 @@ class Decimator:
 def decimation_for(rate_hz: float, target_hz: float = 8000.0) -> int:
     """The whole factor that brings ``rate_hz`` nearest above ``target_hz`` (1 when it is already)."""
     return max(1, int(rate_hz // target_hz))
+
+
+@dataclass
+class RippleFactor:
+    """The 12 V ripple's Hz per rpm (pulley ratio x alternator pole pairs x 6 / 60), learned from
+    the ripple's line in Hz beside another source's rpm at the same moment.
+
+    Each pair gives Hz / rpm; the factor is their median once ``need`` pairs agree within
+    ``max_spread`` (median absolute deviation, as a share). Pairs below ``min_rpm`` (cranking,
+    a stall) are not taken. Pure: no clock, no file (the source keeps it in data_dir).
+    """
+
+    need: int = 30
+    max_spread: float = 0.01
+    min_rpm: float = 500.0
+    keep: int = 300
+    ratios: list[float] = field(default_factory=list)
+
+    def add(self, line_hz: float, rpm: float) -> None:
+        if rpm >= self.min_rpm and line_hz > 0:
+            self.ratios.append(line_hz / rpm)
+            del self.ratios[:-self.keep]
+
+    def factor(self) -> float | None:
+        if len(self.ratios) < self.need:
+            return None
+        middle = float(np.median(self.ratios))
+        spread = float(np.median(np.abs(np.asarray(self.ratios) / middle - 1.0)))
+        return middle if spread <= self.max_spread else None
