@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 SCHEMES = ("obd", "nmea", "pulses", "audio", "sim", "replay")
 SIM_HARDWARE = ("obd", "gps", "pulses", "audio")
+#: what sim:// emulates when hardware= is not given (the cab's microphone is asked for by name)
+SIM_DEFAULT_HARDWARE = ("obd", "gps", "pulses")
 #: how old the latest road speed may be for the engine note's gear constraint
 HINT_SPEED_AGE_S = 1.5
 #: how far apart in time another source's rpm and a ripple window may be to learn the factor
@@ -288,7 +290,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     if rig.truck is not None:
         raise ConfigError(f"{url}: only one virtual truck at a time")
     sim_profile = load_profile(parts.netloc or "hijet-s500p")
-    hardware = [h for h in query.get("hardware", ",".join(SIM_HARDWARE)).split(",") if h]
+    hardware = [h for h in query.get("hardware", ",".join(SIM_DEFAULT_HARDWARE)).split(",") if h]
     for h in hardware:
         if h not in SIM_HARDWARE:
             raise ConfigError(f"{url}: unknown hardware {h!r}; choose from {', '.join(SIM_HARDWARE)}")

@@ -49,6 +49,7 @@ QUIET_SENTENCES = {
     "no engine heard": "no engine note heard",
     "confirming": "",
 }
+LEARNING_SENTENCE = "learning the ripple's factor against another rpm source"
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class AudioSource(Source):
         self._on_estimate = on_estimate
         self._hint = hint
         self._last_t = -math.inf  # readings never go back in time
+        self._quiet = ""  # why the last window had no rpm ("" when it had one)
         self.heard = 0  # windows with an rpm
         self.windows = 0
         if settings.path is not None and not settings.raw:
@@ -194,10 +196,9 @@ class AudioSource(Source):
                     from .note import RippleFactor
                     self.learner = RippleFactor()
                     s = _replace(s, hz_per_rpm=1.0)  # until learned, the "rpm" read is the line's Hz
-                    self.set_link(CONNECTED, "learning the ripple's factor against another rpm source")
                 tracker = NoteTracker(note_config(s, rate))
                 decimate = Decimator(int(round(rate / tracker.config.rate_hz)))
-                self.set_link(CONNECTED, QUIET_SENTENCES["confirming"])
+                self.set_link(CONNECTED, LEARNING_SENTENCE if self.learner else QUIET_SENTENCES["confirming"])
             measured = t_first - tracker.samples_in / tracker.config.rate_hz
             if offset is None or abs(measured - offset) > 0.05:  # a start, an overrun, a crystal's drift
                 offset = measured
@@ -244,9 +245,11 @@ class AudioSource(Source):
             self._on_estimate(estimate)
         if estimate.rpm is None:
             self.set_link(CONNECTED, QUIET_SENTENCES.get(estimate.why, estimate.why))
-            if estimate.why in ("silence", "clipping"):
-                self.count_error(estimate.why)
+            if estimate.why in ("silence", "clipping") and estimate.why != self._quiet:
+                self.count_error(estimate.why)  # once each time the sound turns silent or clips
+            self._quiet = estimate.why
             return
+        self._quiet = ""
         self.heard += 1
         t = min(max(estimate.t + offset, self._last_t), time.monotonic())
         self._last_t = t
