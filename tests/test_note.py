@@ -170,6 +170,14 @@ def test_a_downshift_blip_is_followed():
     assert scored(truths, cabin.CASES["cab"], geared=True)[0] >= 0.85
 
 
+def test_the_radio_with_the_engine_off_gives_no_needle_with_the_gears():
+    # a standstill: only the idle's rpm is an engine's; the radio's notes do not follow from it
+    truths = cabin.scripted(cabin.ENGINE_OFF)
+    sound = cabin.cabin_recording(truths, cabin.CASES["radio louder than the engine"])
+    estimates = NoteTracker().feed(sound, lambda _t: GearHint(0.0, HIJET.rpm_per_kmh(), 850.0))
+    assert estimates and all(e.rpm is None for e in estimates)
+
+
 def test_clipping_and_silence_give_nothing(town_drive):
     good, _ = scored(town_drive, cabin.CASES["clipping"])
     assert good == 0.0

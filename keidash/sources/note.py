@@ -234,6 +234,8 @@ class NoteTracker:
         best = self._lowest_multiple(salience_all, int(np.argmax(charged)))
         if hint is not None:
             best, gear = self._best_in_gears(charged, salience_all, best, hint, t)
+            if best is None:
+                return score, 0, None, -math.inf
         return score, best, gear, float(salience_all[best])
 
     def _lowest_multiple(self, score: np.ndarray, i: int) -> int:
@@ -286,7 +288,9 @@ class NoteTracker:
             if best is None or charged[i] > charged[best]:
                 best, best_gear = i, gear
         if best is None:
-            return free, None
+            # no gear's rpm nor the idle is heard: the free line only if it continues the engine's
+            # (with the engine off, a radio's notes would otherwise take the needle)
+            return (free, None) if self._follows_line(free, t) else (None, None)
         if (charged[free] > c.free_wins_by * max(charged[best], 1e-9) and charged[free] > c.full_salience
                 and self._follows_line(free, t)):
             return free, None  # clutch in and revving, or a gear the hint does not know
