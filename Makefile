@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean install-pi uninstall-pi systemd-analyze
+.PHONY: demo test bench install clean install-pi uninstall-pi systemd-analyze arecord
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/keidash demo $(DEMO_ARGS)
 
-test: $(STAMP) systemd-analyze
+test: $(STAMP) systemd-analyze arecord
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -37,6 +37,18 @@ systemd-analyze:
 	else \
 		echo "make: installing systemd for systemd-analyze"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+	fi
+
+# tests/test_audio.py runs the capture path through arecord (alsa-utils): install it when missing and we can.
+arecord:
+	@if command -v arecord >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: no arecord and no apt-get: the arecord tests in tests/test_audio.py will skip"; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo "make: no arecord and not root: the arecord tests will skip (sudo apt-get install alsa-utils)"; \
+	else \
+		echo "make: installing alsa-utils for arecord"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends alsa-utils >/dev/null; \
 	fi
 
 # On the Pi (docs/install.md): sudo make install-pi. DESTDIR=/some/root installs into that root.

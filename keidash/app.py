@@ -291,7 +291,12 @@ def replay_main(args) -> int:
     if args.hide_rpm:
         options["hide_rpm"] = "1"
     url = "replay://" + quote(os.path.abspath(args.drive)) + "?" + urlencode(options)
-    return start_dash(args, profile, {"replay": url}, size=_window_size(args), fullscreen=False, shift={},
+    sources = {"replay": url}
+    if getattr(args, "audio", None):
+        # the cab's recording from the same drive, in step with the log: both play in real time
+        # from the same start, and its engine note is one more rpm source (after the log's own)
+        sources["mic"] = "audio://" + quote(os.path.abspath(args.audio))
+    return start_dash(args, profile, sources, size=_window_size(args), fullscreen=False, shift={},
                       learned=learned)
 
 
@@ -307,6 +312,13 @@ def _check_replay_options(args) -> None:
                           f"--ratios-from LOG2")
     if args.log and _same_file(args.log, args.drive):
         raise ConfigError(f"--log {args.log} is the log being replayed; keep the trip log in another file")
+    audio = getattr(args, "audio", None)
+    if audio:
+        if args.speed != 1:
+            raise ConfigError("--audio plays the recording in real time, in step with the log: leave out --speed "
+                              "(or give 1)")
+        if not os.path.isfile(audio):
+            raise ConfigError(f"--audio {audio}: no such file")
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -412,7 +424,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
             cluster = open_cluster(None)
             print(f"keidash: {layout_note}", file=sys.stderr)
 
-        rig = open_rig(sources, profile)
+        rig = open_rig(sources, profile, config.data_dir if config else None)
         from .estimate.estimator import config_for
         estimator = config_for(profile, shift, rig.priority(), learned,
                                transmission=getattr(args, "transmission", None))

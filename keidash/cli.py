@@ -107,7 +107,7 @@ def log_options(p, prefix: str = "", which: str = "the log") -> None:
 
 
 #: the virtual truck's emulated devices (keidash.rig.SIM_HARDWARE), written out so the CLI imports no rig
-SIM_HARDWARE = ("obd", "gps", "pulses")
+SIM_HARDWARE = ("obd", "gps", "pulses", "audio")
 
 
 def _hardware(text: str) -> str:
@@ -118,6 +118,12 @@ def _hardware(text: str) -> str:
         if name not in SIM_HARDWARE:
             raise argparse.ArgumentTypeError(f"unknown hardware {name!r}; choose from {', '.join(SIM_HARDWARE)}")
     return ",".join(dict.fromkeys(names))
+
+
+def _strokes(text: str) -> int:
+    if text.strip() not in ("2", "4"):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: --strokes is 2 or 4")
+    return int(text)
 
 
 def _transmission(text: str) -> str:
@@ -153,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the virtual truck through the real pipeline to the cluster")
     demo.add_argument("--profile", default="hijet-s500p", help="truck to simulate (default hijet-s500p)")
     demo.add_argument("--hardware", type=_hardware, default="obd,gps,pulses",
-                      help="emulated devices to read, comma-separated: obd,gps,pulses "
-                           "(gps alone = a truck with no rpm source)")
+                      help="emulated devices to read, comma-separated: obd,gps,pulses,audio "
+                           "(gps alone = a truck with no rpm source; audio,gps = a microphone and a GPS)")
     demo.add_argument("--speedup", type=_within(0.1, 20, "--speedup", unit=" simulated seconds per second"),
                       default=1.0, help="simulated seconds per real second, 0.1 to 20")
     demo.add_argument("--skip", type=_within(0, DEMO_DAY_S, "--skip",
@@ -191,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the gearbox, when no --profile says: 5MT, 4MT+EL, 3AT, CVT, manual or automatic "
                              "(default: manual, as most kei trucks)")
     replay.add_argument("--hide-rpm", action="store_true", help="hide the log's rpm: estimate it from speed")
+    replay.add_argument("--audio", metavar="FILE.wav",
+                        help="a cab recording of the same drive, played in step with the log: its engine note is "
+                             "an rpm source (mic) beside the log's (docs/audio.md)")
     replay.add_argument("--estimates", metavar="OUT.csv",
                         help="write one row per sample: t, speed_kmh, rpm_in, rpm_est, gear_est, cue")
     replay.add_argument("--size", type=_size,
@@ -224,6 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.add_argument("--profile", help="profile for pulse defaults (tach pulses per rev)")
     probe.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+
+    listen = sub.add_parser("listen", help="rpm from the engine's note: a microphone (or the 12 V ripple lead) "
+                                           "or a WAV file")
+    listen.add_argument("source", metavar="SOURCE",
+                        help="an ALSA capture device (default, hw:1,0), a WAV file, or an audio:// URL")
+    listen.add_argument("--cylinders", type=_whole(1, 12, "an engine has 1 to 12 cylinders"),
+                        help="the engine's cylinders (default 3, a kei engine's)")
+    listen.add_argument("--strokes", type=_strokes,
+                        help="4 (default) or 2 (the older 360 and 550 cc engines)")
+    listen.add_argument("--channel", type=_whole(1, 32, "channels are numbered from 1 (the first) to 32"),
+                        help="which channel to listen to, 1 = the first (default)")
+    listen.add_argument("--csv", metavar="OUT.csv", help="write every estimate: t,rpm,confidence (rpm empty "
+                                                         "when no engine is heard)")
+    listen.add_argument("--seconds", type=LISTEN_SECONDS, help="stop after this many seconds of sound")
+    listen.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
     doctor = sub.add_parser("doctor", help="check this Pi is ready: ports, adapter, GPS fix, pins, display, "
                                            "groups, disk")
@@ -313,6 +337,9 @@ def dispatch(args: argparse.Namespace) -> int:
     if command == "export":
         from .triplog.export import export_main
         return export_main(args.db, args.trip, args.out)
+    if command == "listen":
+        from .sources.audio import listen_main
+        return listen_main(args.source, args.cylinders, args.strokes, args.channel, args.csv, args.seconds)
     if command == "doctor":
         from .pi.doctor import doctor_main
         return doctor_main(args.config, args.seconds, args.json)

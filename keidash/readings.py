@@ -30,6 +30,7 @@ class Reading:
     value: float  # in the channel's unit
     source: str  # the source's name, e.g. "obd", "gps", "pulses"
     max_age: float = 1.0  # s, how long the value may be used as live
+    sigma: float | None = None  # the value's own noise (1 sigma, its unit) when the source knows it
 
 
 class ReadingBus:

@@ -8,8 +8,12 @@
                                        ``tach_ppr`` pulses per rev, ``vss_ppk`` per km)
 ``replay:///home/pi/logs/drive.csv``   a recorded drive (``format``, ``speed``, ``columns``,
                                        ``speed_unit``, ``hide_rpm=1``; see docs/replay.md)
-``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS
-                                       and pulse pins (``hardware=obd,gps,pulses``,
+``audio://hw:1,0?cylinders=3``        rpm from the engine's note: a microphone (``default``,
+                                       ``hw:1,0``), a WAV file (``audio:///x.wav``); options
+                                       ``cylinders``, ``strokes``, ``channel``, ``rate``,
+                                       ``signal=ripple[&factor=]`` (docs/audio.md)
+``sim://hijet-s500p``                  the virtual truck with its emulated ELM327, GPS,
+                                       pulse pins and cab microphone (``hardware=obd,gps,pulses,audio``,
                                        ``speedup``, ``obey=1`` to follow keidash's cues,
                                        ``skip`` simulated seconds to start into the day,
                                        ``protocol`` and ``ecu_ms`` reply delay of the
@@ -26,13 +30,19 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
 from .profiles import Profile, load_profile
-from .readings import ReadingBus
+from .readings import RPM, SPEED, ReadingBus
 from .sources.base import CONNECTED, CONNECTING, Source
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ("obd", "nmea", "pulses", "sim", "replay")
-SIM_HARDWARE = ("obd", "gps", "pulses")
+SCHEMES = ("obd", "nmea", "pulses", "audio", "sim", "replay")
+SIM_HARDWARE = ("obd", "gps", "pulses", "audio")
+#: what sim:// emulates when hardware= is not given (the cab's microphone is asked for by name)
+SIM_DEFAULT_HARDWARE = ("obd", "gps", "pulses")
+#: how old the latest road speed may be for the engine note's gear constraint
+HINT_SPEED_AGE_S = 1.5
+#: how far apart in time another source's rpm and a ripple window may be to learn the factor
+REFERENCE_AGE_S = 0.3
 #: default pins of the virtual truck's pulse inputs (BCM), as in hardware/ wiring
 SIM_TACH_PIN, SIM_VSS_PIN = 17, 27
 
@@ -46,6 +56,43 @@ class Rig:
     _stoppables: list = field(default_factory=list)  # virtual truck and emulators, stopped last
     truck: object = None  # the VirtualTruck when a sim:// source is in use
     devices: dict = field(default_factory=dict)  # its emulated "obd", "gps", "pulses" (to unplug in tests)
+    _speed: tuple[float, float] | None = None  # (t, km/h) of the latest road speed, for the engine's note
+    _rpm: dict = field(default_factory=dict)  # source -> (t, rpm) of its latest rpm, for the ripple's factor
+
+    def put(self, reading) -> None:
+        """Every source's sink: the bus, and the latest road speed and each source's rpm kept for
+        the engine note's gear constraint and the ripple's factor."""
+        if reading.channel == SPEED:
+            self._speed = (reading.t, reading.value)
+        elif reading.channel == RPM:
+            self._rpm[reading.source] = (reading.t, reading.value)
+        self.bus.put(reading)
+
+    def rpm_reference(self, own: str):
+        """A reference(t) for the ripple's factor: the freshest rpm of another source within
+        REFERENCE_AGE_S of t, else None."""
+        def reference(t: float):
+            fresh = [(abs(t - at), value) for source, (at, value) in list(self._rpm.items())
+                     if source != own and abs(t - at) <= REFERENCE_AGE_S]
+            return min(fresh)[1] if fresh else None
+        return reference
+
+    def gear_hint(self, profile: Profile | None):
+        """A hint(t) for the engine note's gear constraint: the latest road speed and the
+        profile's ratios (None when either is unknown, and the note is tracked free)."""
+        ratios = profile.rpm_per_kmh() if profile is not None else ()
+        if not ratios:
+            return None
+        from .profiles.engine import shift_limits
+        idle = shift_limits(profile).idle_rpm
+
+        def hint(t: float):
+            from .sources.note import GearHint
+            speed = self._speed
+            if speed is None or abs(t - speed[0]) > HINT_SPEED_AGE_S:
+                return None
+            return GearHint(speed[1], ratios, idle)
+        return hint
 
     def start(self) -> None:
         for source in self.sources:
@@ -165,14 +212,15 @@ def _protocol(url: str, query: dict) -> str | None:
     return protocol
 
 
-def open_rig(sources: dict[str, str], profile: Profile | None = None) -> Rig:
-    """Build (not start) the sources named by URL. Raises ConfigError with one sentence."""
+def open_rig(sources: dict[str, str], profile: Profile | None = None, data_dir: str | None = None) -> Rig:
+    """Build (not start) the sources named by URL. Raises ConfigError with one sentence.
+    ``data_dir``: where a source keeps what it learned (the ripple's factor)."""
     if not sources:
         raise ConfigError("no sources configured: name at least one, e.g. gps = \"nmea:///dev/serial0\"")
     rig = Rig(ReadingBus())
     try:
         for name, url in sources.items():
-            _add(rig, name, url, profile)
+            _add(rig, name, url, profile, data_dir)
         own = [s.name for s in rig.sources if s.own_clock]
         if own and len(rig.sources) > 1:
             raise ConfigError(f"source {own[0]}: a replay at another speed than 1 runs on the log's own "
@@ -183,11 +231,11 @@ def open_rig(sources: dict[str, str], profile: Profile | None = None) -> Rig:
     return rig
 
 
-def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
+def _add(rig: Rig, name: str, url: str, profile: Profile | None, data_dir: str | None = None) -> None:
     if not isinstance(url, str):
         raise ConfigError(f"source {name}: the URL must be a string like \"nmea:///dev/serial0\"")
     parts = urlsplit(url)
-    sink = rig.bus.put
+    sink = rig.put
     if parts.scheme == "obd":
         query = _query(url, parts, {"protocol", "baud", "slow_s", "timeout", "headers", "st_ms", "at",
                                     "multi", "max_hz"})
@@ -219,6 +267,8 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
         rig.sources.append(PulseSource(name, sink, tach_pin=tach, vss_pin=vss,
                                        tach_pulses_per_rev=_num(url, query, "tach_ppr", default_ppr),
                                        vss_pulses_per_km=_num(url, query, "vss_ppk", 2548.0)))
+    elif parts.scheme == "audio":
+        _add_audio(rig, name, url, profile, data_dir)
     elif parts.scheme == "sim":
         _add_sim(rig, url, parts)
     elif parts.scheme == "replay":
@@ -236,13 +286,24 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
                           f"use one of {', '.join(s + '://' for s in SCHEMES)}")
 
 
+def _add_audio(rig: Rig, name: str, url: str, profile: Profile | None, data_dir: str | None) -> None:
+    from dataclasses import replace
+    from .sources.audio import AudioSource, parse_audio_url
+    settings = replace(parse_audio_url(url), data_dir=data_dir)
+    if "cylinders=" not in url and profile is not None and profile.engine.cylinders:
+        settings = replace(settings, cylinders=profile.engine.cylinders)
+    learn = settings.signal == "ripple" and settings.hz_per_rpm is None and data_dir is not None
+    rig.sources.append(AudioSource(name, rig.put, settings, hint=rig.gear_hint(profile),
+                                   reference=rig.rpm_reference(name) if learn else None))
+
+
 def _add_sim(rig: Rig, url: str, parts) -> None:
     """The virtual truck and its emulated devices, read through the real sources."""
     query = _query(url, parts, {"hardware", "speedup", "obey", "protocol", "skip", "ecu_ms", "vss_error"})
     if rig.truck is not None:
         raise ConfigError(f"{url}: only one virtual truck at a time")
     sim_profile = load_profile(parts.netloc or "hijet-s500p")
-    hardware = [h for h in query.get("hardware", ",".join(SIM_HARDWARE)).split(",") if h]
+    hardware = [h for h in query.get("hardware", ",".join(SIM_DEFAULT_HARDWARE)).split(",") if h]
     for h in hardware:
         if h not in SIM_HARDWARE:
             raise ConfigError(f"{url}: unknown hardware {h!r}; choose from {', '.join(SIM_HARDWARE)}")
@@ -261,7 +322,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     truck.fast_forward(_num(url, query, "skip", 0.0))  # into the day before going live
     truck.start()
     rig._stoppables.append(truck)
-    sink = rig.bus.put
+    sink = rig.put
     if "pulses" in hardware:
         from gpiozero.pins.mock import MockFactory
         from .sim.pulses import PulseGenerator, StampedMockPin
@@ -301,3 +362,14 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         rig._stoppables.append(gps)
         rig.devices["gps"] = gps
         rig.sources.append(NmeaSource("gps", sink, gps.port))
+    if "audio" in hardware:
+        from .sim.cabin import EmulatedCabin
+        from .sources.audio import AudioSettings, AudioSource
+        cylinders = sim_profile.engine.cylinders or 3
+        cabin = EmulatedCabin(truck.truth, cylinders=cylinders)
+        cabin.start()
+        rig._stoppables.append(cabin)
+        rig.devices["audio"] = cabin
+        rig.sources.append(AudioSource("mic", sink, AudioSettings(path=cabin.path, raw=True, rate=cabin.rate,
+                                                                     cylinders=cylinders),
+                                          hint=rig.gear_hint(sim_profile)))

@@ -81,12 +81,14 @@ install_files() {
 # keidash: the user the dash runs as (systemd/install.sh; sysusers.d(5)).
 #Type Name     ID  GECOS                          Home              Shell
 u     keidash  -   "keidash instrument cluster"   /var/lib/keidash  /usr/sbin/nologin
-# the display (DRM), its GPU, the dash button and touch, GPIO, serial/USB/Bluetooth adapters
+# the display (DRM), its GPU, the dash button and touch, GPIO, serial/USB/Bluetooth adapters,
+# the sound card of an audio:// microphone or ripple lead
 m     keidash  video
 m     keidash  render
 m     keidash  input
 m     keidash  gpio
 m     keidash  dialout
+m     keidash  audio
 EOF
     chmod 0644 "$D$SYSUSERS/keidash.conf.tmp"
     mv -f "$D$SYSUSERS/keidash.conf.tmp" "$D$SYSUSERS/keidash.conf"

@@ -130,7 +130,7 @@ def test_no_display_runs_headless_and_says_where_the_screenshot_went(tmp_path):
 def test_start_up_path_imports_nothing_heavy():
     # python-obd (pint) costs ~0.2 s here and seconds on a Pi Zero: only a source thread imports it
     code = ("import sys, keidash.cli, keidash.rig, keidash.app, keidash.estimate.estimator, keidash.display.cluster;"
-            "print(sorted(m for m in ('obd', 'pint', 'pygame', 'gpiozero', 'serial', 'pynmea2') if m in sys.modules))")
+            "print(sorted(m for m in ('obd', 'pint', 'pygame', 'gpiozero', 'serial', 'pynmea2', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

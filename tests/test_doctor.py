@@ -89,7 +89,7 @@ def test_a_virtual_truck_with_mock_gpio_passes(tmp_path, mock_gpio, headless, mo
     """)
     checks = run_checks(path, 1.0)
     by_name = {c.name: c for c in checks}
-    assert list(by_name) == ["config", "serial", "adapter", "gps", "gpio", "display", "groups", "disk"]
+    assert list(by_name) == ["config", "serial", "adapter", "gps", "audio", "gpio", "display", "groups", "disk"]
     assert by_name["config"].status == "ok" and path in by_name["config"].message
     assert [by_name[n].status for n in ("serial", "adapter", "gps")] == ["skip"] * 3
     assert by_name["gpio"].status == "ok"
@@ -129,7 +129,7 @@ def test_a_bad_config_fails_with_its_sentence_and_the_rest_is_skipped(tmp_path, 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"FAIL config: {path} [display]: unknown key 'brightness'; allowed: ")
     assert lines[0].endswith(": fix the config file (docs/config.md lists every key)")
-    assert lines[1:5] == [f"skip {name}: no config loaded" for name in ("serial", "adapter", "gps", "gpio")]
+    assert lines[1:6] == [f"skip {name}: no config loaded" for name in ("serial", "adapter", "gps", "audio", "gpio")]
 
 
 def test_a_bad_source_url_fails_the_config_check(tmp_path):
@@ -378,7 +378,7 @@ def test_pygame_display_init_is_tried_in_a_child_process():
 def test_groups_of_the_service_user_when_running_as_root():
     check = check_groups(euid=0, service_user="nobody")
     if check.skipped:
-        assert check.message.startswith("none of video, render, input, gpio, dialout exists")
+        assert check.message.startswith("none of video, render, input, gpio, dialout, audio exists")
         return
     assert not check.ok and check.message.startswith("nobody is not in ")
     assert check.fix.startswith("sudo usermod -aG ") and " nobody, then log out" in check.fix

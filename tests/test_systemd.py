@@ -150,7 +150,7 @@ def test_sysusers_creates_the_user_in_its_device_groups(installed):
     assert user[5:] == ["/var/lib/keidash", "/usr/sbin/nologin"]
     groups = {line.split(":")[0]: line.split(":")[3].split(",")
               for line in (installed / "etc/group").read_text().splitlines()}
-    for group in ("video", "render", "input", "gpio", "dialout"):
+    for group in ("video", "render", "input", "gpio", "dialout", "audio"):
         assert "keidash" in groups[group], group
 
 

@@ -206,7 +206,8 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
     rpm = _best(state, RPM, t, config)
     needle = state.needle
     if reading.channel == RPM:
-        needle = needle_update(needle, t, reading.value, reading.source, config.needle)
+        # a reading that carries its own noise (the engine's note: its confidence) is weighed by it
+        needle = needle_update(needle, t, reading.value, reading.source, config.needle, reading.sigma)
     ratios = state.ratios
     if speed is None or not ratios:
         return replace(state, needle=needle, gear=None, engaged=None, cue=None, estimated=False)

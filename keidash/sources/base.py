@@ -68,9 +68,9 @@ class Source:
     def run(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def emit(self, t: float, channel: str, value: float, max_age: float) -> None:
+    def emit(self, t: float, channel: str, value: float, max_age: float, sigma: float | None = None) -> None:
         self._readings += 1
-        self._sink(Reading(t, channel, float(value), self.name, max_age))
+        self._sink(Reading(t, channel, float(value), self.name, max_age, sigma))
 
     def set_link(self, link: str, message: str = "") -> None:
         with self._lock:

@@ -10,14 +10,16 @@ serial      each obd:// and nmea:// device exists and this user (or, as root, th
 adapter     the ELM327 answers: rpm or speed arrive within ``seconds``
             (through :func:`keidash.pi.probe.probe`, the sources keidash drives with)
 gps         the GPS has a fix: speed arrives within ``seconds``
+audio       each audio:// capture device opens and hears the engine's idle line
+            within ``seconds`` (keidash.sources.audio, as the dash listens)
 gpio        every pin in the config is named once and can be claimed (gpiozero)
 display     SDL's video driver (``SDL_VIDEODRIVER``, else kmsdrm) has its device,
             and ``pygame.display.init()`` works in a child process
-groups      the user the dash runs as is in video, render, input, gpio, dialout
+groups      the user the dash runs as is in video, render, input, gpio, dialout, audio
 disk        ``data_dir`` (or /var/lib/keidash) is writable with >= 100 MB free
 ==========  ====================================================================
 
-The checks live in :mod:`.ports` (config, serial, adapter, gps) and :mod:`.board`
+The checks live in :mod:`.ports` (config, serial, adapter, gps, audio) and :mod:`.board`
 (gpio, display, groups, disk), on the shared :mod:`.base` (:class:`Check`, the
 machine's users and groups). Each check is a small function returning
 :class:`Check` objects and never raising: :func:`run_checks` still wraps each one, so an unexpected exception
@@ -38,7 +40,7 @@ import os
 
 from .base import DEFAULT_CONFIG, Check, fail_check, skip_check
 from .board import check_disk, check_display, check_gpio, check_groups
-from .ports import check_adapter, check_config, check_gps, check_serial
+from .ports import check_adapter, check_audio, check_config, check_gps, check_serial
 
 
 # -- the run ---------------------------------------------------------------------
@@ -67,18 +69,28 @@ def run_checks(config_path: str | None, seconds: float = 5.0, *, pin_factory=Non
     checks = [config_check]
     if config is None:
         why = "no config loaded"
-        checks += [skip_check(name, why) for name in ("serial", "adapter", "gps", "gpio")]
+        checks += [skip_check(name, why) for name in ("serial", "adapter", "gps", "audio", "gpio")]
     else:
         serial = _guarded("serial", check_serial, config.sources)
         checks += serial
         unusable = {c.subject for c in serial if not c.ok and c.subject}  # missing or not permitted
         checks += _guarded("adapter", check_adapter, config.sources, seconds, unusable)
         checks += _guarded("gps", check_gps, config.sources, seconds, unusable)
+        checks += _guarded("audio", check_audio, config.sources, seconds, _profile_of(config))
         checks += _guarded("gpio", check_gpio, config, pin_factory)
     checks += _guarded("display", check_display, env, None, try_display_init)
     checks += _guarded("groups", check_groups)
     checks += _guarded("disk", check_disk, config.data_dir if config else None)
     return checks
+
+
+def _profile_of(config):
+    """The config's truck profile (for its cylinders), or None when it cannot be loaded."""
+    try:
+        from ...profiles import load_profile
+        return load_profile(config.profile) if config.profile else None
+    except Exception:  # noqa: BLE001 - the config check has already said what is wrong with it
+        return None
 
 
 def format_report(checks: list[Check]) -> str:

@@ -27,6 +27,7 @@ GROUPS = {
     "input": "the touchscreen and keyboard under kmsdrm",
     "gpio": "the GPIO pins (pulses, shift lights, button)",
     "dialout": "the serial ports (ELM327, GPS)",
+    "audio": "the sound card (an audio:// microphone or ripple lead)",
 }
 #: the Pi's GPIO UART: these devices use GPIO 14 (TXD) and 15 (RXD)
 UART_DEVICES = ("/dev/serial0", "/dev/serial1", "/dev/ttyAMA0", "/dev/ttyS0")

@@ -267,3 +267,77 @@ def check_gps(sources: dict[str, str], seconds: float, unusable: set[str] = froz
     return checks
 
 
+
+
+_AUDIO_FIXES = (
+    ("arecord is not installed", "sudo apt install alsa-utils"),
+    ("audio open error", "plug the microphone or sound card in (arecord -l lists capture devices) and fix the "
+                         "audio URL's card number"),
+    ("busy", "another program has the sound card open: stop it"),
+    ("Permission denied", f"sudo usermod -aG audio $USER, {RELOGIN}"),
+)
+AUDIO_QUIET_FIXES = {
+    "silence": "unmute the capture and raise its gain (alsamixer -c CARD, F4); check the mic is plugged into "
+               "the card the URL names",
+    "clipping": "turn the capture gain down (alsamixer -c CARD, F4) until it no longer clips",
+    "no engine heard": "start the engine and let it idle; move the mic nearer the engine (docs/audio.md)",
+}
+
+
+def check_audio(sources: dict[str, str], seconds: float, profile=None) -> list[Check]:
+    """Each audio:// capture device opens, and an engine's line is heard within ``seconds``
+    (with the engine idling: the doctor listens for the idle line)."""
+    import threading
+    from dataclasses import replace as _replace
+
+    from ...sources.audio import AudioSource, parse_audio_url
+    from ...sources.base import FAILED
+    devices = []
+    for name, url in sources.items():
+        if isinstance(url, str) and url.startswith("audio://"):
+            settings = parse_audio_url(url)
+            if settings.device is not None:
+                if "cylinders=" not in url and profile is not None and profile.engine.cylinders:
+                    settings = _replace(settings, cylinders=profile.engine.cylinders)
+                devices.append((name, settings))
+    if not devices:
+        return [skip_check("audio", "no audio:// capture device in the config")]
+    checks = []
+    for name, settings in devices:
+        where = f"{name} {settings.device}"
+        heard, quiet = [], []
+        done = threading.Event()
+
+        def on_estimate(estimate, heard=heard, quiet=quiet, done=done):
+            (heard if estimate.rpm is not None else quiet).append(estimate)
+            if len(heard) >= 10:
+                done.set()
+        with _sources_quiet():
+            source = AudioSource(name, lambda reading: None, settings, on_estimate=on_estimate)
+            source.start()
+            failed = ""
+            try:
+                deadline = seconds
+                while deadline > 0 and not done.is_set():
+                    status = source.status()
+                    if status.link == FAILED:
+                        failed = status.message.removesuffix("; retrying")
+                        break
+                    done.wait(0.1)
+                    deadline -= 0.1
+            finally:
+                source.stop()
+        if failed:
+            fix = next((fix for words, fix in _AUDIO_FIXES if words in failed), "see docs/audio.md")
+            checks.append(fail_check("audio", f"{where}: {failed}", fix))
+        elif heard:
+            rpm = sorted(e.rpm for e in heard)[len(heard) // 2]
+            checks.append(ok_check("audio", f"{where} hears the engine at {rpm:.0f} rpm "
+                                            f"({len(heard)} of {len(heard) + len(quiet)} windows)"))
+        elif quiet:
+            why = max(("silence", "clipping", "no engine heard"), key=lambda w: sum(e.why == w for e in quiet))
+            checks.append(fail_check("audio", f"{where}: {why} for {seconds:g} s", AUDIO_QUIET_FIXES[why]))
+        else:
+            checks.append(fail_check("audio", f"{where}: no sound within {seconds:g} s",
+                                     "check the card with arecord -l, and run keidash listen " + settings.device))
+    return checks

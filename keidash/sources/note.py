@@ -1,0 +1,389 @@
+"""The engine's note: rpm from the sound of the cab (or the ripple on the 12 V), pure numpy.
+
+A four-stroke fires ``cylinders / 2`` times a crank revolution (a two-stroke ``cylinders``
+times), so the cab hums at ``rpm / 60 x cylinders / 2`` Hz and its harmonics: a kei
+three-cylinder at 800 rpm idle hums at 20 Hz, at 7000 rpm at 175 Hz. Each analysis window:
+
+1. **Whiten**: the log magnitude spectrum less its running mean over ``whiten_hz`` (road,
+   wind and blower rumble is a broad slope; a firing line is a narrow peak above it),
+   negative parts set to nothing.
+2. **Harmonic sum** over a log-spaced grid of candidate rpm: the whitened spectrum at the
+   first ``harmonics`` multiples of the candidate's firing frequency, less half of it at the
+   points half-way between them. A candidate at half the true frequency finds nothing at
+   its odd multiples; one at twice finds the true odd harmonics at its half-way points: both
+   lose to the true line (the half/double-octave guard of the spectrum itself).
+3. **Follow the line**: a jump beyond what a crank can do in one hop (``max_rate_per_s``, in
+   log-rpm) is charged against its score, so a line that is briefly weaker than a passing
+   note keeps the needle.
+4. **Say nothing** when nothing is heard: silence (rms below ``min_rms``), clipping (more than
+   ``max_clipped_share`` of samples at full scale), or no candidate standing out of the rest
+   (``salience``: the best score less the median, in robust standard deviations, below
+   ``min_salience``); and a line must hold for ``confirm_frames`` windows before it is
+   reported after a silence, so a passing tone gives no needle.
+5. **Gears** (``GearHint``): with road speed and each gear's rpm per km/h known, only the rpm
+   each gear allows (within ``gear_slack``) and the idle are scored; the free best wins only
+   when it is far stronger (clutch in, revving), so music or a blower on a wrong rpm cannot
+   take the needle.
+
+The tracker reads no clock: a window's time is its first sample's time plus half its length,
+counted from the samples fed. Everything here is keidash's own choice, tuned on the virtual
+cabin (keidash.sim.cabin) and measured by bench/audio.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: why no rpm was reported for a window
+SILENCE, CLIPPING, NO_ENGINE, CONFIRMING = "silence", "clipping", "no engine heard", "confirming"
+
+
+@dataclass(frozen=True)
+class NoteConfig:
+    cylinders: int = 3
+    strokes: int = 4  # 4 or 2
+    rate_hz: float = 8000.0  # samples per second of what is fed
+    hz_per_rpm: float | None = None  # the line's Hz per rpm when known otherwise (ripple mode)
+    window_s: float = 0.512  # s analysed per estimate: 10 Hz resolution before interpolation
+    hop_s: float = 0.1  # s between estimates (10 a second)
+    fft_size: int = 16384  # zero-padded, so the line is read between bins
+    min_rpm: float = 450.0
+    max_rpm: float = 8500.0
+    grid_step: float = 0.004  # log-rpm step of the candidate grid (0.4 %)
+    harmonics: int = 6
+    whiten_hz: float = 30.0
+    peak_cap: float = 30.0  # a peak counts at most this many times the floor (a loud tone is one line)
+    max_rate_per_s: float = 2.5  # log-rpm a second a crank can change by (x12 a second)
+    jump_charge: float = 1.0  # score charged per log-rpm beyond that
+    min_salience: float = 5.0
+    short_window: bool = True  # when the window hears no line, try its middle half (a fast sweep)
+    full_salience: float = 12.0  # salience of full confidence
+    min_rms: float = 1e-4  # of full scale: below this is silence
+    max_clipped_share: float = 0.002
+    confirm_frames: int = 2
+    multiple_share: float = 0.5  # 3x or 2x the best wins when the best's other harmonics are this weak
+    gear_slack: float = 0.06  # a gear's rpm is speed x ratio within this share (tyre, slip, speed lag)
+    free_wins_by: float = 2.5  # the free best beats the gears' best only when this much stronger
+
+    def __post_init__(self):
+        if self.strokes not in (2, 4):
+            raise ValueError("strokes is 2 or 4")
+        if not 1 <= self.cylinders <= 12:
+            raise ValueError("cylinders is 1 to 12")
+
+    @property
+    def line_hz_per_rpm(self) -> float:
+        """The firing frequency's Hz per rpm: rpm/60 x cylinders/2 (four-stroke), x cylinders (two)."""
+        if self.hz_per_rpm:
+            return self.hz_per_rpm
+        return self.cylinders / 60.0 / (2 if self.strokes == 4 else 1)
+
+
+@dataclass(frozen=True)
+class GearHint:
+    """What the gear constraint needs: road speed now, each gear's rpm per km/h, the idle."""
+
+    speed_kmh: float
+    rpm_per_kmh: tuple[float, ...]
+    idle_rpm: float = 850.0
+
+
+@dataclass(frozen=True)
+class NoteEstimate:
+    t: float  # s, the middle of the window, on the clock of the samples fed
+    rpm: float | None  # None: no engine heard (see ``why``)
+    confidence: float  # 0..1
+    sigma_rpm: float | None  # the reading's noise (1 sigma) for the needle
+    salience: float  # best score above the rest, in robust standard deviations
+    why: str = ""  # SILENCE, CLIPPING, NO_ENGINE or CONFIRMING when rpm is None
+    gear: int | None = None  # with a GearHint: 0 idle/neutral, 1.. the gear whose rpm won, None free
+
+
+@dataclass
+class _Line:
+    t: float
+    rpm: float
+
+
+@dataclass
+class NoteTracker:
+    """Feed it samples (floats, full scale 1.0); it returns an estimate per hop."""
+
+    config: NoteConfig = field(default_factory=NoteConfig)
+    t0: float = 0.0  # time of the first sample fed
+
+    def __post_init__(self):
+        c = self.config
+        self._n = int(round(c.window_s * c.rate_hz))
+        self._hop = max(1, int(round(c.hop_s * c.rate_hz)))
+        self._nfft = max(c.fft_size, 1 << (self._n - 1).bit_length())
+        self._window = np.hanning(self._n).astype(np.float64)
+        self._short_window = np.hanning(self._n // 2).astype(np.float64)
+        self._buffer = np.zeros(0)
+        self._fed = 0  # samples consumed before the buffer's first
+        self._rpm = np.exp(np.arange(math.log(c.min_rpm), math.log(c.max_rpm), c.grid_step))
+        f0 = self._rpm * c.line_hz_per_rpm
+        k = np.arange(1, c.harmonics + 1)
+        at = (f0[:, None] * k[None, :]) * self._nfft / c.rate_hz  # bin of each harmonic
+        between = (f0[:, None] * (k[None, :] - 0.5)) * self._nfft / c.rate_hz
+        self._top_bin = float(at.max())
+        # linear interpolation between bins as a gather: index and weight of the lower bin
+        self._at_i, self._at_w = at.astype(int), at - at.astype(int)
+        self._between_i, self._between_w = between.astype(int), between - between.astype(int)
+        width = max(3, int(round(c.whiten_hz * self._nfft / c.rate_hz)))
+        self._kernel = np.ones(width) / width
+        top = int(self._top_bin) + width + 2
+        self._bins = min(self._nfft // 2 + 1, top)
+        # harmonics above Nyquist read nothing (weight 0 on the last bin pair)
+        for i, w in ((self._at_i, self._at_w), (self._between_i, self._between_w)):
+            beyond = i >= self._bins - 1
+            i[beyond], w[beyond] = self._bins - 2, 0.0
+        self._line: _Line | None = None
+        self._pending: list[_Line] = []
+
+    # -- feeding ------------------------------------------------------------
+    def feed(self, samples, hint_at=None) -> list[NoteEstimate]:
+        """Every estimate whose window is now complete. ``hint_at(t)`` gives a GearHint (or
+        None) for a window's time, when the gear constraint is to be used."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
+        out = []
+        while len(self._buffer) >= self._n:
+            frame = self._buffer[:self._n]
+            t = self.t0 + (self._fed + self._n / 2) / self.config.rate_hz
+            out.append(self.estimate(frame, t, hint_at(t) if hint_at else None))
+            self._buffer = self._buffer[self._hop:]
+            self._fed += self._hop
+        return out
+
+    @property
+    def samples_in(self) -> int:
+        """Samples fed so far (the next one fed is at ``t0 + samples_in / rate_hz``)."""
+        return self._fed + len(self._buffer)
+
+    # -- one window ---------------------------------------------------------
+    def scores(self, frame: np.ndarray, window: np.ndarray | None = None) -> np.ndarray:
+        """The harmonic score of every candidate rpm (``self.grid``) for one window."""
+        spectrum = np.abs(np.fft.rfft(frame * (self._window if window is None else window), self._nfft)[:self._bins])
+        level = np.log(spectrum + 1e-9)
+        above = level - np.convolve(level, self._kernel, mode="same")  # nats above the rumble's slope
+        ratio = np.expm1(np.maximum(above, 0.0))
+        white = np.minimum(ratio, self.config.peak_cap)
+        on = self._gather(white, self._at_i, self._at_w)
+        off = self._gather(white, self._between_i, self._between_w)
+        self._ratio = ratio  # uncapped, for the octave guard's look at a candidate's own harmonics
+        return on.sum(axis=1) - 0.5 * off.sum(axis=1)
+
+    @staticmethod
+    def _gather(values: np.ndarray, i: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return values[i] * (1.0 - w) + values[i + 1] * w
+
+    @property
+    def grid(self) -> np.ndarray:
+        return self._rpm
+
+    def estimate(self, frame: np.ndarray, t: float, hint: GearHint | None = None) -> NoteEstimate:
+        c = self.config
+        rms = float(np.sqrt(np.mean(frame ** 2)))
+        if rms < c.min_rms:
+            return self._nothing(t, SILENCE)
+        if np.mean(np.abs(frame) >= 0.999) > c.max_clipped_share:
+            return self._nothing(t, CLIPPING)
+        frame = frame - frame.mean()
+        score, best, gear, salience = self._pick(self.scores(frame), t, hint)
+        if salience < c.min_salience and c.short_window:
+            # the rpm may sweep through the long window (a shift, a launch, a blip): its middle
+            # half smears half as much, at half the resolution
+            half = len(frame) // 4
+            short = self.scores(frame[half:half + len(self._short_window)], self._short_window)
+            score_s, best_s, gear_s, salience_s = self._pick(short, t, hint)
+            if salience_s >= c.min_salience:
+                score, best, gear, salience = score_s, best_s, gear_s, salience_s
+        if salience < c.min_salience:
+            return self._nothing(t, NO_ENGINE, salience)
+        rpm = float(self._refine(score, best))
+        line = _Line(t, rpm)
+        if self._line is None or t - self._line.t > 0.6:
+            # a new line must hold for confirm_frames windows before it is believed
+            if self._pending and abs(math.log(rpm / self._pending[-1].rpm)) > c.max_rate_per_s * (
+                    t - self._pending[-1].t) + 0.03:
+                self._pending = []
+            self._pending.append(line)
+            if len(self._pending) < c.confirm_frames:
+                return NoteEstimate(t, None, 0.0, None, salience, CONFIRMING, gear)
+        self._pending = []
+        self._line = line
+        confidence = min(1.0, (salience - c.min_salience) / (c.full_salience - c.min_salience))
+        sigma = rpm * (0.006 + 0.03 * (1.0 - confidence)) + 10.0
+        return NoteEstimate(t, rpm, confidence, sigma, salience, "", gear)
+
+    def _pick(self, score: np.ndarray, t: float, hint: GearHint | None):
+        """(score, best candidate, gear or None, its salience) of one window's scores."""
+        c = self.config
+        median = float(np.median(score))
+        spread = 1.4826 * float(np.median(np.abs(score - median))) + 1e-9
+        salience_all = (score - median) / spread
+        charged = salience_all.copy()
+        if self._line is not None and t - self._line.t < 0.6:
+            jump = np.abs(np.log(self._rpm / self._line.rpm))
+            allowed = c.max_rate_per_s * (t - self._line.t)
+            charged -= c.jump_charge * np.maximum(jump - allowed, 0.0) * (c.full_salience / 0.7)
+        gear = None
+        best = self._lowest_multiple(salience_all, int(np.argmax(charged)))
+        if hint is not None:
+            best, gear = self._best_in_gears(charged, salience_all, best, hint, t)
+            if best is None:
+                return score, 0, None, -math.inf
+        return score, best, gear, float(salience_all[best])
+
+    def _lowest_multiple(self, score: np.ndarray, i: int) -> int:
+        """The best candidate, or 3x / 2x its rpm when the candidate's own harmonics are heard only
+        at the multiples of 3 (or 2): a candidate at a third or a half of the line gathers the line's
+        harmonics too, and (from the weak half-orders of an uneven engine) a little between them,
+        so it can outscore the line; a true line has its 1st, 2nd, 4th... harmonics too."""
+        c = self.config
+        on = self._gather(self._ratio, self._at_i[i], self._at_w[i])
+        k = np.arange(1, c.harmonics + 1)
+        for multiple in (3, 2):
+            j = i + int(round(math.log(multiple) / c.grid_step))
+            if j >= len(score):
+                continue
+            if c.harmonics < multiple:
+                continue  # too few harmonics to tell
+            own = on[k % multiple != 0].mean()
+            shared = on[k % multiple == 0].mean()
+            if own < c.multiple_share * shared:
+                lo, hi = max(0, j - 2), min(len(score), j + 3)
+                return lo + int(np.argmax(score[lo:hi]))
+        return i
+
+    def _follows_line(self, i: int, t: float) -> bool:
+        """True when candidate ``i`` is where the line followed so far can have gone by ``t``: an
+        engine revs away from the gears' rpm only from where it was, never by a jump (a radio's
+        note does, and with the engine off there is no line at all)."""
+        c = self.config
+        if self._line is None or t - self._line.t > 0.6:
+            return False
+        return abs(math.log(self._rpm[i] / self._line.rpm)) <= c.max_rate_per_s * (t - self._line.t) + 0.05
+
+    def _best_in_gears(self, charged: np.ndarray, salience: np.ndarray, free: int,
+                       hint: GearHint, t: float) -> tuple[int, int | None]:
+        c = self.config
+        lo, hi = np.log(self._rpm[0]), np.log(self._rpm[-1])
+        candidates = [(0, hint.idle_rpm, 0.12)]
+        candidates += [(g + 1, hint.speed_kmh * r, c.gear_slack) for g, r in enumerate(hint.rpm_per_kmh)
+                       if hint.speed_kmh > 0]
+        best, best_gear = None, None
+        for gear, rpm, slack in candidates:
+            if not rpm or not (lo <= math.log(rpm) <= hi):
+                continue
+            inside = np.nonzero(np.abs(np.log(self._rpm / rpm)) <= slack)[0]
+            if inside.size == 0:
+                continue
+            i = int(inside[np.argmax(charged[inside])])
+            if self._lowest_multiple(salience, i) != i:
+                continue  # a half or a third of a stronger line
+            if best is None or charged[i] > charged[best]:
+                best, best_gear = i, gear
+        if best is None:
+            # no gear's rpm nor the idle is heard: the free line only if it continues the engine's
+            # (with the engine off, a radio's notes would otherwise take the needle)
+            return (free, None) if self._follows_line(free, t) else (None, None)
+        if (charged[free] > c.free_wins_by * max(charged[best], 1e-9) and charged[free] > c.full_salience
+                and self._follows_line(free, t)):
+            return free, None  # clutch in and revving, or a gear the hint does not know
+        return best, best_gear
+
+    def _refine(self, score: np.ndarray, i: int) -> float:
+        """The peak between grid points (a parabola through the best and its neighbours)."""
+        if 0 < i < len(score) - 1:
+            a, b, d = score[i - 1], score[i], score[i + 1]
+            denominator = a - 2 * b + d
+            if denominator < 0:
+                shift = max(-0.5, min(0.5, 0.5 * (a - d) / denominator))
+                return float(np.exp(np.log(self._rpm[i]) + shift * self.config.grid_step))
+        return float(self._rpm[i])
+
+    def _nothing(self, t: float, why: str, salience: float = 0.0) -> NoteEstimate:
+        if self._line is not None and t - self._line.t > 0.6:
+            self._line = None
+        self._pending = []
+        return NoteEstimate(t, None, 0.0, None, salience, why)
+
+
+def to_float(pcm: bytes, sample_width: int, channels: int, channel: int = 0) -> np.ndarray:
+    """Little-endian signed PCM (unsigned for 8-bit, as WAV stores it) to floats of full scale 1,
+    one channel of an interleaved stream."""
+    if sample_width == 1:
+        data = (np.frombuffer(pcm, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif sample_width == 2:
+        data = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+    elif sample_width == 3:
+        raw = np.frombuffer(pcm, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        value = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+        data = np.where(value >= 1 << 23, value - (1 << 24), value).astype(np.float64) / float(1 << 23)
+    elif sample_width == 4:
+        data = np.frombuffer(pcm, dtype="<i4").astype(np.float64) / 2147483648.0
+    else:
+        raise ValueError(f"{8 * sample_width}-bit samples are not PCM keidash reads")
+    usable = len(data) - len(data) % channels
+    return data[:usable].reshape(-1, channels)[:, channel]
+
+
+class Decimator:
+    """Lowpass (windowed sinc) and keep every ``factor``-th sample, across chunks: a 48 kHz
+    microphone is analysed at 8 kHz, where the firing lines and their harmonics all are."""
+
+    def __init__(self, factor: int, taps: int = 63):
+        self.factor = factor
+        n = np.arange(taps) - (taps - 1) / 2
+        cutoff = 0.45 / factor
+        self._taps = np.sinc(2 * cutoff * n) * 2 * cutoff * np.hamming(taps)
+        self._tail = np.zeros(taps - 1)
+        self._phase = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.factor == 1:
+            return x
+        joined = np.concatenate([self._tail, x])
+        filtered = np.convolve(joined, self._taps, mode="valid")
+        self._tail = joined[len(joined) - (len(self._taps) - 1):]
+        out = filtered[self._phase::self.factor]
+        self._phase = (self._phase - len(filtered)) % self.factor
+        return out
+
+
+def decimation_for(rate_hz: float, target_hz: float = 8000.0) -> int:
+    """The whole factor that brings ``rate_hz`` nearest above ``target_hz`` (1 when it is already)."""
+    return max(1, int(rate_hz // target_hz))
+
+
+@dataclass
+class RippleFactor:
+    """The 12 V ripple's Hz per rpm (pulley ratio x alternator pole pairs x 6 / 60), learned from
+    the ripple's line in Hz beside another source's rpm at the same moment.
+
+    Each pair gives Hz / rpm; the factor is their median once ``need`` pairs agree within
+    ``max_spread`` (median absolute deviation, as a share). Pairs below ``min_rpm`` (cranking,
+    a stall) are not taken. Pure: no clock, no file (the source keeps it in data_dir).
+    """
+
+    need: int = 30
+    max_spread: float = 0.01
+    min_rpm: float = 500.0
+    keep: int = 300
+    ratios: list[float] = field(default_factory=list)
+
+    def add(self, line_hz: float, rpm: float) -> None:
+        if rpm >= self.min_rpm and line_hz > 0:
+            self.ratios.append(line_hz / rpm)
+            del self.ratios[:-self.keep]
+
+    def factor(self) -> float | None:
+        if len(self.ratios) < self.need:
+            return None
+        middle = float(np.median(self.ratios))
+        spread = float(np.median(np.abs(np.asarray(self.ratios) / middle - 1.0)))
+        return middle if spread <= self.max_spread else None

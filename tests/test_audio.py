@@ -1,0 +1,379 @@
+"""audio://: the engine's note through the real source paths, and keidash listen.
+
+The source contract (tests/test_source_contract.py) runs on the virtual cab's microphone
+(a pipe, as ``sim://...?hardware=audio`` reads it) and through ``arecord`` itself, reading
+the virtual cab from ALSA's ``file`` PCM plugin named in an asoundrc (so the real capture
+path runs, short of a sound card); KEIDASH_TEST_AUDIO=hw:1,0 runs it on a real microphone.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import wave
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from keidash.errors import ConfigError
+from keidash.readings import RPM
+from keidash.rig import open_rig
+from keidash.sim import cabin
+from keidash.sim.truth import parked
+from keidash.sources.audio import AudioSettings, AudioSource, parse_audio_url
+from keidash.sources.base import CONNECTED, FAILED
+from test_source_contract import CRUISING, OnRealHardware, RunningTruth, SourceContract
+from waiting import wait_for
+
+ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+NO_ARECORD = shutil.which("arecord") is None
+NEEDS_ARECORD = pytest.mark.skipif(NO_ARECORD, reason="arecord (alsa-utils) is not installed: make test installs "
+                                                       "it where it can (apt-get, as root)")
+
+
+def write_wav(path, samples, rate=8000, channels=1, width=2):
+    data = np.clip(samples, -1, 1)
+    if channels > 1:
+        data = np.repeat(data[:, None], channels, axis=1) * np.linspace(1, 0.2, channels)[None, :]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes((data * (2 ** (8 * width - 1) - 1)).astype(f"<i{width}").tobytes())
+
+
+def cruising_sound(seconds: float) -> np.ndarray:
+    truths = cabin.scripted([(0.0, CRUISING.rpm, CRUISING.speed_kmh, 3, CRUISING.throttle_pct),
+                             (seconds, CRUISING.rpm, CRUISING.speed_kmh, 3, CRUISING.throttle_pct)])
+    return cabin.cabin_recording(truths)
+
+
+class TestAudioOnTheVirtualCab(SourceContract):
+    tolerance = {RPM: 0.02 * CRUISING.rpm}
+
+    def build(self, sink):
+        mic = cabin.EmulatedCabin(RunningTruth())
+        mic.start()
+        return AudioSource("mic", sink, AudioSettings(path=mic.path, raw=True)), mic.stop
+
+    def bad_source(self, sink):
+        return AudioSource("mic", sink, AudioSettings(path="/nonexistent/mic.s16", raw=True)), "/nonexistent/mic.s16"
+
+
+@NEEDS_ARECORD
+class TestAudioThroughArecord(SourceContract):
+    """arecord reads the virtual cab's sound from ALSA's file plugin (as fast as it reads it:
+    the plugin's null slave keeps no time, so readings are stamped as they arrive)."""
+
+    tolerance = {RPM: 0.02 * CRUISING.rpm}
+    # arecord reads the file some hundred times faster than real time, so the recording is a minute
+    # looped 16 times; a window across a join (the engine's phase jumps there) may read wrong
+    outlier_share = 0.02
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _asoundrc(cls, tmp_path_factory):
+        home = tmp_path_factory.mktemp("alsa-home")
+        raw = home / "cab.s16"
+        raw.write_bytes((cruising_sound(60) * 32767).astype("<i2").tobytes() * 16)  # the plugin reads past its end
+        (home / ".asoundrc").write_text(f'pcm.cabin {{\n type file\n slave.pcm "null"\n file "/dev/null"\n'
+                                        f' infile "{raw}"\n format "raw"\n}}\n')
+        before = os.environ.get("HOME")
+        os.environ["HOME"] = str(home)  # arecord (a child) reads ~/.asoundrc
+        yield
+        os.environ["HOME"] = before
+
+    def build(self, sink):
+        return AudioSource("mic", sink, AudioSettings(device="cabin")), lambda: None
+
+    def bad_source(self, sink):
+        return AudioSource("mic", sink, AudioSettings(device="hw:9,9")), "hw:9,9"
+
+
+class TestRealAudio(OnRealHardware, TestAudioOnTheVirtualCab):
+    variable, scheme, name, example = "KEIDASH_TEST_AUDIO", "audio", "mic", "hw:1,0"
+
+
+def test_a_wav_file_plays_as_a_source_through_the_rig(tmp_path):
+    path = tmp_path / "cab.wav"
+    write_wav(path, np.concatenate([cruising_sound(2.5), np.zeros(8000)]), rate=16000 // 2)
+    rig = open_rig({"mic": f"audio://{path}"})
+    rig.start()
+    try:
+        assert wait_for(lambda: rig.finished(), 15)
+        readings = rig.bus.drain()
+        status = rig.sources[0].status()
+    finally:
+        rig.stop()
+    rpm = [r for r in readings if r.channel == RPM]
+    assert len(rpm) >= 15 and all(abs(r.value - CRUISING.rpm) < 0.02 * CRUISING.rpm for r in rpm)
+    assert all(r.sigma and 0 < r.sigma < 100 for r in rpm) and all(r.max_age == 0.5 for r in rpm)
+    assert [r.t for r in rpm] == sorted(r.t for r in rpm)
+    assert status.link == CONNECTED
+
+
+def test_a_48_khz_stereo_file_is_decimated_and_its_channel_chosen(tmp_path):
+    path = tmp_path / "stereo.wav"
+    t = np.arange(3 * 48000) / 48000
+    tone = 0.05 * sum(np.sin(2 * np.pi * k * 75.0 * t) / k for k in range(1, 7))  # 3000 rpm, 3 cylinders
+    data = np.stack([0.01 * np.random.default_rng(1).standard_normal(len(t)), tone], axis=1)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes((data * 32767).astype("<i2").tobytes())
+    out = tmp_path / "out.csv"
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--channel", "2", "--csv", str(out)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rpm = [float(r["rpm"]) for r in csv.DictReader(out.open()) if r["rpm"]]
+    assert len(rpm) >= 20 and np.median(rpm) == pytest.approx(3000, rel=0.01)
+    left = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--channel", "1", "--csv", str(out)],
+                          capture_output=True, text=True, timeout=60, env=ENV)
+    assert left.returncode == 0 and not [r for r in csv.DictReader(out.open()) if r["rpm"]]
+    third = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--channel", "3"],
+                           capture_output=True, text=True, timeout=60, env=ENV)
+    assert third.returncode == 1 and "has 2 channel(s): channel 3 is not there" in third.stderr
+    assert "Traceback" not in third.stderr
+
+
+def test_listen_writes_ten_rows_a_second_with_the_rpm_empty_when_no_engine_is_heard(tmp_path):
+    path = tmp_path / "cab.wav"
+    write_wav(path, np.concatenate([cruising_sound(4), np.zeros(3 * 8000)]))
+    out = tmp_path / "rpm.csv"
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(path), "--csv", str(out)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["t", "rpm", "confidence"]
+    times = [float(r["t"]) for r in rows]
+    assert len(rows) >= 8 * 6.5 and times[0] < 0.3 and 6.5 < times[-1] <= 7.0
+    engine = [r for r in rows if float(r["t"]) < 3.7]
+    quiet = [r for r in rows if float(r["t"]) > 4.3]
+    assert sum(bool(r["rpm"]) for r in engine) >= len(engine) - 2
+    assert all(abs(float(r["rpm"]) - CRUISING.rpm) < 0.02 * CRUISING.rpm for r in engine if r["rpm"])
+    assert quiet and all(r["rpm"] == "" and float(r["confidence"]) == 0 for r in quiet)
+    assert "rpm" in run.stdout and "silence" in run.stdout and "heard the engine in" in run.stdout
+
+
+@NEEDS_ARECORD
+def test_listen_on_a_missing_device_says_so_in_one_sentence():
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", "hw:9,9", "--seconds", "2"],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("keidash: the capture device hw:9,9")
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--cylinders", "0"], "an engine has 1 to 12 cylinders"),
+    (["--cylinders", "three"], "is not a whole number"),
+    (["--strokes", "3"], "--strokes is 2 or 4"),
+    (["--channel", "0"], "channels are numbered from 1"),
+    (["--seconds", "nan"], "is not a number"),
+])
+def test_listen_checks_its_numbers(args, expected):
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", "x.wav", *args],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr
+
+
+def test_listen_on_a_missing_file_or_not_a_wav(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(tmp_path / "none.wav")],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 2 and "no such file" in run.stderr
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not a wav at all" * 10)
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(junk)],
+                         capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 1 and "is not a PCM WAV file" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("audio://hw:1,0?cylinders=x", "cylinders must be a whole number"),
+    ("audio://hw:1,0?cylinders=13", "cylinders is 1 to 12"),
+    ("audio://hw:1,0?strokes=3", "strokes is 2 or 4"),
+    ("audio://hw:1,0?signal=radio", "signal is engine"),
+    ("audio://hw:1,0?signal=ripple", "needs factor="),
+    ("audio://hw:1,0?factor=0", "factor is the ripple's Hz per rpm"),
+    ("audio://hw:1,0?gain=3", "unknown option 'gain'"),
+    ("audio://", "name a capture device or a file"),
+])
+def test_bad_audio_urls_get_one_sentence(url, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+        open_rig({"mic": url})
+
+
+def test_urls_name_devices_files_and_the_profiles_cylinders():
+    assert parse_audio_url("audio://hw:1,0?cylinders=4&strokes=2").device == "hw:1,0"
+    assert parse_audio_url("audio://default").device == "default"
+    assert parse_audio_url("audio:///home/pi/cab.wav").path == "/home/pi/cab.wav"
+    ripple = parse_audio_url("audio://hw:1,0?signal=ripple&factor=0.1")
+    assert ripple.signal == "ripple" and ripple.hz_per_rpm == 0.1
+    from keidash.profiles import load_profile
+    rig = open_rig({"mic": "audio://hw:1,0"}, load_profile("sambar-ks4"))  # a four-cylinder Sambar
+    assert rig.sources[0].settings.cylinders == 4
+
+
+def test_the_virtual_truck_with_a_microphone_and_a_gps_only():
+    # 20 s into its day the truck crawls along the farm track in 1st at a steady 2790 rpm
+    rig = open_rig({"sim": "sim://hijet-s500p?hardware=audio,gps&skip=20"})
+    assert [s.name for s in rig.sources] == ["gps", "mic"]
+    rig.start()
+    got = []
+    try:
+        def enough():
+            got.extend(r for r in rig.bus.drain() if r.channel == RPM)
+            return len(got) >= 30
+        assert wait_for(enough, 30)
+        truth = rig.truck.truth()
+    finally:
+        rig.stop()
+    assert all(r.source == "mic" for r in got)
+    assert abs(statistics.median(r.value for r in got[-20:]) - truth.rpm) < 0.03 * truth.rpm
+
+
+def test_an_unplugged_microphone_is_a_failed_link_and_comes_back():
+    mic = cabin.EmulatedCabin(lambda: parked())
+    mic.start()
+    source = AudioSource("mic", lambda r: None, AudioSettings(path=mic.path, raw=True))
+    source.retry_s = 0.2
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == CONNECTED and source.status().readings > 3, 15)
+        mic.unplugged = True
+        assert wait_for(lambda: source.status().link == FAILED, 15)
+        assert "stream ended" in source.status().message
+        mic.unplugged = False
+        count = source.status().readings
+        assert wait_for(lambda: source.status().readings > count + 3, 15)
+    finally:
+        source.stop()
+        mic.stop()
+
+
+def test_ripple_mode_reads_the_alternators_ripple_at_its_factor(tmp_path):
+    # a 6-pulse rectifier's ripple at 1.38 Hz per rpm (pulley 2.3 x 6 pole pairs x 6 pulses / 60),
+    # 50 mV after the ripple lead's divider, at 48 kHz: 850 rpm idle, then 3000 rpm
+    rate = 48000
+    t = np.arange(6 * rate) / rate
+    rpm = np.where(t < 3, 850.0, 3000.0)
+    phase = 2 * np.pi * np.cumsum(rpm * 1.38) / rate
+    ripple = 0.05 * (np.abs(np.sin(phase / 2)) - 0.63) + 0.003 * np.random.default_rng(0).standard_normal(len(t))
+    path = tmp_path / "ripple.wav"
+    write_wav(path, ripple, rate=rate)
+    out = tmp_path / "rpm.csv"
+    run = subprocess.run([sys.executable, "-m", "keidash", "listen", f"audio://{path}?signal=ripple&factor=1.38",
+                          "--csv", str(out)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rows = [(float(r["t"]), float(r["rpm"])) for r in csv.DictReader(out.open()) if r["rpm"]]
+    idle = [v for t_, v in rows if t_ < 2.7]
+    fast = [v for t_, v in rows if t_ > 3.3]
+    assert len(idle) > 15 and all(abs(v - 850) < 0.02 * 850 for v in idle)
+    assert len(fast) > 15 and all(abs(v - 3000) < 0.02 * 3000 for v in fast)
+
+
+def _alsa_home(home, samples) -> None:
+    raw = home / "cab.s16"
+    raw.write_bytes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    (home / ".asoundrc").write_text(f'pcm.cabin {{\n type file\n slave.pcm "null"\n file "/dev/null"\n'
+                                    f' infile "{raw}"\n format "raw"\n}}\n')
+
+
+@NEEDS_ARECORD
+def test_doctor_hears_the_idle_through_the_capture_device(tmp_path, monkeypatch):
+    from keidash.pi.doctor.ports import check_audio
+    idle = cabin.cabin_recording(cabin.scripted(cabin.IDLE_800))
+    _alsa_home(tmp_path, np.tile(idle, 20))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    [check] = check_audio({"mic": "audio://cabin"}, 10.0)
+    assert check.ok and not check.skipped, check
+    assert check.message.startswith("mic cabin hears the engine at ") and " rpm (" in check.message
+    rpm = float(check.message.split(" at ")[1].split()[0])
+    assert abs(rpm - 800) < 0.03 * 800
+
+
+@NEEDS_ARECORD
+def test_doctor_says_what_to_do_about_silence_and_a_missing_card(tmp_path, monkeypatch):
+    from keidash.pi.doctor.ports import check_audio
+    _alsa_home(tmp_path, np.zeros(8000 * 200))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    [quiet] = check_audio({"mic": "audio://cabin"}, 3.0)
+    assert not quiet.ok and quiet.message == "mic cabin: silence for 3 s" and "alsamixer" in quiet.fix
+    [missing] = check_audio({"mic": "audio://hw:9,9"}, 3.0)
+    assert not missing.ok and missing.message.startswith("mic hw:9,9: the capture device hw:9,9")
+    assert "arecord -l" in missing.fix
+    [skipped] = check_audio({"gps": "nmea:///dev/serial0", "replay": "audio:///x.wav"}, 3.0)
+    assert skipped.skipped and "no audio:// capture device" in skipped.message
+
+
+def test_replay_plays_a_cab_recording_in_step_with_a_log(tmp_path):
+    import sqlite3
+    drive = tmp_path / "drive.csv"
+    # a 6 s log of a truck cruising at 48 km/h with no rpm column, and the cab's sound of it
+    drive.write_text("time,speed_kmh\n" + "".join(f"{i / 5:.1f},48\n" for i in range(31)))
+    wav = tmp_path / "cab.wav"
+    write_wav(wav, cruising_sound(6))
+    trips = tmp_path / "trips.db"
+    run = subprocess.run([sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(wav), "--headless",
+                          "--seconds", "5", "--log", str(trips), "--fps", "10"],
+                         capture_output=True, text=True, timeout=90, env=ENV)
+    assert run.returncode == 0, run.stderr
+    rows = sqlite3.connect(trips).execute(
+        "SELECT t, value FROM readings WHERE source = 'mic' AND channel = 'rpm' ORDER BY t").fetchall()
+    assert len(rows) >= 20 and all(abs(v - CRUISING.rpm) < 0.02 * CRUISING.rpm for _, v in rows)
+    speeds = sqlite3.connect(trips).execute("SELECT COUNT(*) FROM readings WHERE source = 'replay'").fetchone()[0]
+    assert speeds >= 15
+    fast = subprocess.run([sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(wav), "--speed", "5"],
+                          capture_output=True, text=True, timeout=60, env=ENV)
+    assert fast.returncode == 2 and "--audio plays the recording in real time" in fast.stderr
+
+
+def ripple_wav(path, rpm: float, seconds: float, factor: float = 1.38, rate: int = 48000) -> None:
+    """A 6-pulse rectifier's ripple at ``factor`` Hz per rpm, 50 mV after the lead's divider."""
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * rpm * factor * t
+    write_wav(path, 0.05 * (np.abs(np.sin(phase / 2)) - 0.63)
+              + 0.003 * np.random.default_rng(0).standard_normal(len(t)), rate=rate)
+
+
+def test_the_ripples_factor_is_learned_against_another_rpm_source_and_kept(tmp_path):
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    from keidash.sources.note import RippleFactor
+    wav = tmp_path / "ripple.wav"
+    ripple_wav(wav, 850.0, 8.0)
+    data = tmp_path / "data"
+    settings = AudioSettings(path=str(wav), signal="ripple", pace=False, data_dir=str(data))
+    got = []
+    learning = AudioSource("mic", got.append, settings, reference=lambda t: 850.0)  # the coil tach, say
+    learning.start()
+    try:
+        assert wait_for(lambda: learning.finished.is_set(), 60)
+    finally:
+        learning.stop()
+    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(1.38, rel=0.005)
+    assert len(got) >= 20 and all(abs(r.value - 850) < 0.01 * 850 for r in got)
+    # the next drive starts with the kept factor: no reference needed, rpm from the first windows
+    again = []
+    kept = AudioSource("mic", again.append, replace(settings, data_dir=str(data)))
+    kept.start()
+    try:
+        assert wait_for(lambda: kept.finished.is_set(), 60)
+    finally:
+        kept.stop()
+    assert len(again) >= 60 and all(abs(r.value - 850) < 0.01 * 850 for r in again)
+    # pairs that disagree (a reference from another moment) never make a factor
+    noisy = RippleFactor()
+    for i in range(100):
+        noisy.add(1173.0, 850.0 * (1.2 if i % 2 else 0.9))
+    assert noisy.factor() is None
+    # no factor, no reference to learn against: one sentence
+    with pytest.raises(ConfigError, match="needs factor="):
+        AudioSource("mic", lambda r: None, replace(settings, data_dir=str(tmp_path / "empty")))
+    rig = open_rig({"mic": f"audio://{wav}?signal=ripple", "obd": "obd:///dev/ttyUSB0"}, data_dir=str(tmp_path / "e"))
+    assert rig.sources[0].settings.hz_per_rpm is None  # learning against the OBD source
