@@ -379,7 +379,7 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
 
 
 #: the dash's sentence for a truck whose gear ratios nothing gives and nothing can learn now
-NEEDS_RATIOS = "no gear ratios yet: drive once with OBD or a tach"
+NEEDS_RATIOS = "no gear ratios yet: drive once with OBD, a tach or a mic"
 
 
 def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, speed_live: bool) -> tuple[str, str]:
