@@ -313,12 +313,25 @@ def test_age_counts_from_the_last_drive_and_the_last_drives_are_kept_when_the_cl
 
 def test_with_clocks_that_agree_trips_older_than_keep_days_before_the_last_drive_go(tmp_path):
     path = tmp_path / "trips.db"
-    for i, days_ago in enumerate((700, 500, 100, 3)):
+    for i, days_ago in enumerate((700, 600, 500, 100, 3)):
         past_trip(path, T - days_ago * DAY, float(i))
-    log = TripLog(str(path), clock=lambda: T, keep_days=365, **FAST)
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=2, **FAST)
     log.close()
-    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [3, 4, 5]
-    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(2.0,), (3.0,)]
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [4, 5, 6]
+    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(3.0,), (4.0,)]
+
+
+def test_the_last_drives_are_kept_even_when_the_clocks_agree_they_are_old(tmp_path):
+    path = tmp_path / "trips.db"
+    # The clock and the last drive (3 days ago) agree, and three drives are more than keep_days
+    # older; yet the two of them among the last 3 stay (no clock is confirmed: a drive's dates are
+    # its day's wall clock, which may have been wrong), and only the oldest goes.
+    for i, days_ago in enumerate((800, 700, 600, 3)):
+        past_trip(path, T - days_ago * DAY, float(i))
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=3, **FAST)
+    log.close()
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [2, 3, 4, 5]
+    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(1.0,), (2.0,), (3.0,)]
 
 
 # -- 9. a read-only trips.db -----------------------------------------------------------------------
