@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 # each bench with its arguments; powercut: 100 SIGKILLs in make bench (about 2 min), 500 by hand
-BENCHES = [["first_frame.py"], ["obd_rate.py"], ["estimator.py"], ["render.py"], ["powercut.py", "--kills", "100"]]
+BENCHES = [["first_frame.py"], ["obd_rate.py"], ["gps_health.py"], ["estimator.py"], ["render.py"], ["powercut.py", "--kills", "100"]]
 
 failed = 0
 for name, *options in BENCHES:

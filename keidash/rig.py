@@ -67,12 +67,16 @@ class Rig:
         return own[0].drive_time(now) if own else now
 
     def links(self) -> dict[str, tuple[bool, str, dict[str, int]]]:
-        """Each source's (connected, message, error counts by kind) for the dash."""
+        """Each source's (connected, message, error counts by kind) for the dash.
+
+        A source that is connected but does not vouch for its values now (a GPS without a
+        fix, or gone quiet) counts as down: its message and a dot that is not green reach
+        the dash at once, and its last values are not shown while still within max_age."""
         out = {}
         for source in self.sources:
             status = source.status()
             message = status.message or ("connecting" if status.link == CONNECTING else "")
-            out[source.name] = (status.link == CONNECTED, message, status.errors)
+            out[source.name] = (status.link == CONNECTED and source.vouches(), message, status.errors)
         return out
 
     def priority(self) -> tuple[str, ...]:

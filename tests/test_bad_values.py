@@ -481,3 +481,71 @@ def test_the_refusal_of_another_programs_database_is_the_dash_message(tmp_path):
         log.close()
     assert f"trip log: {path} is another program's database: not logging" in messages
     assert path.read_bytes() == before
+
+
+# -- 1. a GPS that loses its fix or goes quiet ------------------------------------------------------
+class MovingTruth:
+    """Each receiver epoch a new time and a speed of 40 km/h."""
+
+    def __init__(self, dt: float = 0.2):
+        self.dt, self.calls = dt, 0
+
+    def __call__(self):
+        from dataclasses import replace
+
+        from keidash.sim.truth import parked
+        self.calls += 1
+        return replace(parked(t=self.dt * self.calls), speed_kmh=40.0)
+
+
+def test_a_gps_that_loses_its_fix_or_falls_silent_is_not_green_and_says_why_at_once():
+    import threading
+
+    from keidash.app import run_dash
+    from keidash.dashstate import LIVE, STALE
+    from keidash.estimate.estimator import config_for
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+    from keidash.sim.nmea import EmulatedGPS
+    from keidash.sources.nmea import NO_FIX_MESSAGE
+
+    profile = load_profile("hijet-s500p")
+    gps = EmulatedGPS(MovingTruth(), rate_hz=5.0)
+    rig = open_rig({"gps": f"nmea://{gps.port}"}, profile)
+    frames = []
+    stop = threading.Event()
+    loop = threading.Thread(target=run_dash, args=(rig, config_for(profile, {}, rig.priority()), []),
+                            kwargs=dict(fps=30, seconds=60, stop=stop, on_frame=frames.append))
+    silence = f"no NMEA sentences from {gps.port}: check the wiring and the baud rate (9600)"
+
+    def shown(state: str, message: str = ""):
+        def check():
+            dash = frames[-1] if frames else None
+            return (dash is not None and dash.sources[0].state == state
+                    and (dash.speed_kmh is None) == (state != LIVE) and message in dash.sources[0].message)
+        return check
+
+    rig.start()
+    gps.start()
+    loop.start()
+    try:  # the waits only guard against a hang: the time to report is bench/gps_health.py's
+        assert wait_for(shown(LIVE), 10)
+        gps.lose_fix()
+        assert wait_for(shown(STALE, NO_FIX_MESSAGE), 10)
+        gps.regain_fix()
+        assert wait_for(shown(LIVE), 10)
+        gps.fall_silent()
+        assert wait_for(shown(STALE, silence), 10)
+        gps.speak_again()
+        assert wait_for(shown(LIVE), 10)
+    finally:
+        stop.set()
+        loop.join()
+        rig.stop()
+        gps.stop()
+    # In every frame the dot is green exactly when the speed is shown: never green over a stale speed.
+    views = [(dash.sources[0].state, dash.speed_kmh is None) for dash in frames]
+    assert all((state == LIVE) != no_speed for state, no_speed in views if state != "absent")
+    from keidash.display.texts import source_problem
+    assert ("gps: " + NO_FIX_MESSAGE, STALE) in {source_problem(d.sources) for d in frames}
+    assert ("gps: " + silence, STALE) in {source_problem(d.sources) for d in frames}

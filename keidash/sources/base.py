@@ -97,6 +97,12 @@ class Source:
         readings with: ``now`` itself for a device read live."""
         return now
 
+    def vouches(self) -> bool:
+        """False while the device is connected but says its values are no good now (a GPS
+        without a fix, or gone quiet): the dash then takes the source as down at once, not
+        when its last values pass their max_age. Safe to call from any thread."""
+        return True
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name=f"source-{self.name}", daemon=True)
         self._thread.start()
