@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
 from .profiles import Profile, load_profile
-from .readings import ReadingBus
+from .readings import RPM, SPEED, ReadingBus
 from .sources.base import CONNECTED, CONNECTING, Source
 
 logger = logging.getLogger(__name__)
@@ -225,6 +225,14 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None) -> None:
     else:
         raise ConfigError(f"source {name}: unknown URL scheme {parts.scheme or url!r}; "
                           f"use one of {', '.join(s + '://' for s in SCHEMES)}")
+    if parts.scheme in ("obd", "nmea", "pulses"):  # a device on this truck: not beyond what it can do
+        rig.sources[-1].limits = _limits(profile)
+
+
+def _limits(profile: Profile | None) -> dict[str, tuple[float, float]]:
+    from .profiles.engine import plausible
+    most = plausible(profile)
+    return {RPM: (0.0, most.max_rpm), SPEED: (0.0, most.max_kmh)}
 
 
 def _add_sim(rig: Rig, url: str, parts) -> None:
@@ -290,3 +298,5 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         rig._stoppables.append(gps)
         rig.devices["gps"] = gps
         rig.sources.append(NmeaSource("gps", sink, gps.port))
+    for source in rig.sources:  # the virtual truck's devices, read as a real truck's
+        source.limits = _limits(sim_profile)

@@ -549,3 +549,118 @@ def test_a_gps_that_loses_its_fix_or_falls_silent_is_not_green_and_says_why_at_o
     from keidash.display.texts import source_problem
     assert ("gps: " + NO_FIX_MESSAGE, STALE) in {source_problem(d.sources) for d in frames}
     assert ("gps: " + silence, STALE) in {source_problem(d.sources) for d in frames}
+
+
+# -- 7. values a kei truck cannot read ----------------------------------------------------------
+def drain_until(rig, condition, timeout: float = 15.0) -> list:
+    got = []
+
+    def check():
+        got.extend(rig.bus.drain())
+        return condition(got)
+    wait_for(check, timeout)
+    return got
+
+
+def test_a_gps_at_215_knots_with_a_valid_checksum_is_counted_not_shown():
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+    from keidash.sim.nmea import EmulatedGPS, sentence
+
+    gps = EmulatedGPS(MovingTruth(), rate_hz=5.0)
+    rig = open_rig({"gps": f"nmea://{gps.port}"}, load_profile("hijet-s500p"))
+    rig.start()
+    gps.start()
+    try:
+        assert drain_until(rig, lambda got: any(r.channel == "speed_kmh" for r in got))
+        gps.fall_silent()  # so the lie is the only fix of its moment
+        time.sleep(0.3)
+        gps.inject(sentence("GPRMC,031501.00,A,3540.8720,N,13946.0260,E,215.0,0.0,010624,,,A"))
+        gps.speak_again()
+        got = drain_until(rig, lambda got: sum(r.channel == "speed_kmh" for r in got) >= 3)
+        errors = rig.sources[0].status().errors
+    finally:
+        rig.stop()
+        gps.stop()
+    assert errors == {"implausible": 1}
+    assert [r.value for r in got if r.channel == "speed_kmh"] == pytest.approx([40.0] * len(
+        [r for r in got if r.channel == "speed_kmh"]), abs=0.1)
+
+
+class WildEcu:
+    """A truck at 40 km/h and 3000 rpm whose ECU, once told, answers 0C FFFF and 0D FF."""
+
+    wild = False
+
+    def __call__(self):
+        from dataclasses import replace
+
+        from keidash.sim.truth import parked
+        if self.wild:
+            return replace(parked(), rpm=20000.0, speed_kmh=300.0)  # clamped by the ECU to FFFF, FF
+        return replace(parked(), rpm=3000.0, speed_kmh=40.0)
+
+
+def test_an_ecu_answering_0c_ffff_0d_ff_is_counted_not_shown():
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+    from keidash.sim.elm327 import EmulatedELM327
+
+    truth = WildEcu()
+    with EmulatedELM327(truth, "6") as elm:
+        rig = open_rig({"obd": f"obd://{elm.port}?protocol=6"}, load_profile("hijet-s500p"))
+        rig.start()
+        try:
+            assert drain_until(rig, lambda got: any(r.channel == "rpm" for r in got))
+            truth.wild = True
+            assert wait_for(lambda: rig.sources[0].status().errors.get("implausible", 0) >= 4, 15)
+            got = rig.bus.drain()
+            status = rig.sources[0].status()
+        finally:
+            rig.stop()
+    assert status.link == "connected"  # the adapter is fine: its values are not
+    assert all(r.value <= 8550 for r in got if r.channel == "rpm")
+    assert all(r.value <= 168 for r in got if r.channel == "speed_kmh")
+    assert set(status.errors) == {"implausible"}
+
+
+def test_the_limits_follow_the_profile():
+    from keidash.profiles import load_profile
+    from keidash.profiles.engine import plausible
+
+    hijet = plausible(load_profile("hijet-s500p"))
+    assert hijet.max_rpm == 1.5 * 5700 and hijet.max_kmh == pytest.approx(8550 / 51.0, rel=0.01)
+    assert 16383.75 > hijet.max_rpm and 255 > hijet.max_kmh and 215 * 1.852 > hijet.max_kmh
+    assert plausible(load_profile("sambar-tt2")).max_rpm == 1.5 * 6400  # its own peak power
+    assert plausible(None).max_kmh == 175.0  # gearing unknown: the kei limiter, 140 km/h, with a margin
+
+
+@pytest.fixture(scope="module")
+def hijet_drive_in_mph_and_kmh(tmp_path_factory):
+    """A virtual Hijet's 15-minute drive as CSV, once in km/h and once in mph, both labelled km/h."""
+    from keidash.sim.recorded import virtual_log
+    log = virtual_log("hijet-s500p", "kei-day", seconds=900)
+    folder = tmp_path_factory.mktemp("mph")
+    paths = {}
+    for unit, per_kmh in (("kmh", 1.0), ("mph", 1.609344)):
+        rows = [f"{s.t:.3f},{s.rpm:.0f},{s.speed_kmh / per_kmh:.2f}" for s in log.samples
+                if s.speed_kmh is not None and s.rpm is not None]
+        paths[unit] = folder / f"drive-{unit}.csv"
+        paths[unit].write_text("time_s,engine_rpm,speed_kmh\n" + "\n".join(rows) + "\n")
+    return paths
+
+
+@pytest.mark.parametrize("profile", [None, "hijet-s500p"])
+def test_learn_warns_when_speeds_in_mph_labelled_kmh_give_an_impossible_gearbox(hijet_drive_in_mph_and_kmh,
+                                                                                profile):
+    import subprocess
+    import sys
+    extra = ["--profile", profile] if profile else []
+    out = {unit: subprocess.run([sys.executable, "-m", "keidash", "learn", str(path), *extra],
+                                capture_output=True, text=True, timeout=300)
+           for unit, path in hijet_drive_in_mph_and_kmh.items()}
+    warning = "the logs' speeds look like mph read as km/h (give --speed-unit mph)"
+    assert warning in out["mph"].stdout, out["mph"].stdout + out["mph"].stderr
+    assert "warning" not in out["kmh"].stdout, out["kmh"].stdout
+    if profile is None:  # the 4 gears found in it (1st is never steady) say 70 km/h at 5700 rpm in top
+        assert "give 70 km/h at 5700 rpm in top gear" in out["mph"].stdout

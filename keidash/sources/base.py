@@ -62,12 +62,19 @@ class Source:
         self._logged_failure: str | None = None  # the failure last written to the log
         self._errors: Counter[str] = Counter()
         self._readings = 0
+        #: channel -> (lowest, highest) a reading may be: what the truck can do (set by the rig)
+        self.limits: dict[str, tuple[float, float]] = {}
 
     # -- for subclasses -------------------------------------------------
     def run(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def emit(self, t: float, channel: str, value: float, max_age: float) -> None:
+        """Hand a reading to the sink; one beyond ``limits`` is counted (``implausible``) instead."""
+        limit = self.limits.get(channel)
+        if limit is not None and not (limit[0] <= value <= limit[1]):
+            self.count_error("implausible")
+            return
         self._readings += 1
         self._sink(Reading(t, channel, float(value), self.name, max_age))
 
