@@ -664,3 +664,80 @@ def test_learn_warns_when_speeds_in_mph_labelled_kmh_give_an_impossible_gearbox(
     assert "warning" not in out["kmh"].stdout, out["kmh"].stdout
     if profile is None:  # the 4 gears found in it (1st is never steady) say 70 km/h at 5700 rpm in top
         assert "give 70 km/h at 5700 rpm in top gear" in out["mph"].stdout
+
+
+# -- 8. OBD framing, swapped ports, a GPS plugged back in ---------------------------------------
+@pytest.mark.parametrize("protocol", ["6", "5"])
+def test_a_reply_without_its_prompt_resynchronises_on_the_next_not_a_reconnect(protocol):
+    from keidash.readings import ReadingBus
+    from keidash.sim.elm327 import EmulatedELM327
+    from keidash.sources.obd import ObdSource
+
+    bus = ReadingBus()
+    got = []
+    with EmulatedELM327(WildEcu(), protocol) as elm:
+        source = ObdSource("obd", bus.put, elm.port, protocol=protocol)
+        source.start()
+        try:
+            assert wait_for(lambda: got.extend(bus.drain()) or len(got) >= 5, 15)
+            at_commands = elm.counts["at"]  # a reconnect starts again with ATZ, ATE0 ...
+            elm.drop_prompts(3)
+            assert wait_for(lambda: source.status().errors.get("no_prompt", 0) >= 3, 15)
+            count = len(got) + len(bus.drain())
+            assert wait_for(lambda: got.extend(bus.drain()) or len(got) >= count + 10, 15)
+            status = source.status()
+            assert elm.counts["at"] == at_commands  # no reconnect: polling went on
+        finally:
+            source.stop()
+    assert status.link == "connected" and "no_reply" not in status.errors
+    assert {r.value for r in got if r.channel == "rpm"} == {3000.0}  # the unprompted replies were whole
+
+
+def test_the_gps_on_the_obd_url_is_named_at_once():
+    from keidash.sim.nmea import EmulatedGPS
+    from keidash.sources.obd import ObdSource
+
+    with EmulatedGPS(MovingTruth(), rate_hz=5.0) as gps:
+        source = ObdSource("obd", lambda r: None, gps.port)
+        source.start()
+        try:
+            assert wait_for(lambda: "NMEA" in source.status().message, 15)
+            status = source.status()
+        finally:
+            source.stop()
+    assert status.link == "failed"
+    assert status.message == (f"{gps.port} sends NMEA: is it the GPS? put its port in an nmea:// source "
+                              "and the adapter's in obd://")
+
+
+def test_a_gps_plugged_back_in_is_opened_when_its_device_file_is_back(tmp_path):
+    from keidash.readings import ReadingBus
+    from keidash.sim.nmea import EmulatedGPS
+    from keidash.sources.nmea import NmeaSource
+
+    # A USB receiver's device file goes when it is pulled and comes back when it is plugged in;
+    # a pty cannot come back, so "ttyACM0" is a symlink, made again to a second receiver.
+    device = tmp_path / "ttyACM0"
+    bus = ReadingBus()
+    got = []
+    first = EmulatedGPS(MovingTruth(), rate_hz=5.0)
+    device.symlink_to(first.port)
+    source = NmeaSource("gps", bus.put, str(device))
+    source.retry_s = 60.0  # only the device file coming back can hurry the retry
+    source.start()
+    first.start()
+    try:
+        assert wait_for(lambda: got.extend(bus.drain()) or got, 10)
+        device.unlink()
+        first.unplug()
+        assert wait_for(lambda: source.status().link == "failed", 10)
+        time.sleep(0.3)  # out of the socket a while, as a hand pulling a plug takes
+        with EmulatedGPS(MovingTruth(), rate_hz=5.0) as second:
+            got.extend(bus.drain())
+            count = len(got)
+            device.symlink_to(second.port)
+            assert wait_for(lambda: got.extend(bus.drain()) or len(got) > count, 15)
+            assert source.status().link == "connected"
+    finally:
+        source.stop()
+        first.stop()

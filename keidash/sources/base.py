@@ -10,6 +10,7 @@ doing through :meth:`Source.status`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -110,6 +111,27 @@ class Source:
         when its last values pass their max_age. Safe to call from any thread."""
         return True
 
+    def wait_to_retry(self, port: str, delay: float) -> None:
+        """Wait ``delay`` s, or less when the device file ``port``, gone meanwhile, is back
+        (plugged in again): then retry 0.1 s after it reappears. A port that is no file
+        (a pyserial URL) waits the whole delay."""
+        device_file = port.startswith("/")
+        seen_missing = False
+        deadline = time.monotonic() + delay
+        while not self.stopping.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            if device_file:
+                if not os.path.exists(port):
+                    seen_missing = True
+                elif seen_missing:
+                    self.stopping.wait(0.1)  # let udev finish with it (group, permissions)
+                    return
+
+    def _retry_wait(self) -> bool:
+        """Between two runs: wait retry_s; True when stopping."""
+        return self.stopping.wait(self.retry_s)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name=f"source-{self.name}", daemon=True)
         self._thread.start()
@@ -132,7 +154,7 @@ class Source:
                 logger.exception("%s: source failed", self.name)
                 self.count_error(type(exc).__name__)
                 self.set_link(FAILED, f"failed: {exc}; retrying")
-            if self.stopping.wait(self.retry_s):
+            if self._retry_wait():
                 break
 
 

@@ -264,6 +264,11 @@ class NmeaSource(Source):
         self._rate_tries = 0
 
     # -- the port -------------------------------------------------------
+    def _retry_wait(self) -> bool:
+        # A receiver plugged back in is opened as soon as its device file is back, as OBD is.
+        self.wait_to_retry(self.port, self.retry_s)
+        return self.stopping.is_set()
+
     def run(self) -> None:
         self.set_link(CONNECTING)
         try:
