@@ -741,3 +741,28 @@ def test_a_gps_plugged_back_in_is_opened_when_its_device_file_is_back(tmp_path):
     finally:
         source.stop()
         first.stop()
+
+
+# -- 9. deeply nested OpenXC JSON -------------------------------------------------------------------
+def test_deeply_nested_openxc_json_is_one_counted_line_not_a_recursion_error(tmp_path):
+    import json
+    import subprocess
+    import sys
+    good = [json.dumps({"name": name, "value": value, "timestamp": 1700000000.0 + i / 10})
+            for i in range(40) for name, value in (("engine_speed", 2000.0 + i), ("vehicle_speed", 40.0))]
+    nested = '{"name": "vehicle_speed", "value": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = tmp_path / "trace.json"
+    path.write_text("\n".join(good[:10] + [nested] + good[10:]) + "\n")
+    out = subprocess.run([sys.executable, "-m", "keidash", "replay", str(path), "--headless", "--speed", "0",
+                          "--estimates", str(tmp_path / "est.csv")], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "RecursionError" not in out.stderr
+    assert "1 bad rows skipped (1 nesting)" in out.stdout  # the line named, counted, skipped
+
+    from keidash.replay import load_log
+    log = load_log(path)
+    assert dict(log.errors) == {"nesting": 1} and len(log.samples) == 40
+    path.write_text(nested + "\n" + "\n".join(good) + "\n")  # first: the format cannot be told from it
+    log = load_log(path, format="openxc")
+    assert dict(log.errors) == {"nesting": 1} and len(log.samples) == 40
