@@ -766,3 +766,42 @@ def test_deeply_nested_openxc_json_is_one_counted_line_not_a_recursion_error(tmp
     path.write_text(nested + "\n" + "\n".join(good) + "\n")  # first: the format cannot be told from it
     log = load_log(path, format="openxc")
     assert dict(log.errors) == {"nesting": 1} and len(log.samples) == 40
+
+
+# -- 6. logs that are not regular files --------------------------------------------------------------
+# eval reads a folder's logs: an empty folder is its own message (test_estimator_cli)
+@pytest.mark.parametrize("command,kind", [
+    (command, kind) for command in (["learn"], ["eval"], ["replay", "--headless", "--estimates", "EST"])
+    for kind in ("fifo", "/dev/zero", "folder") if (command, kind) != (["eval"], "folder")])
+def test_a_log_that_is_no_regular_file_is_refused_with_one_sentence(tmp_path, command, kind):
+    import os
+    import subprocess
+    import sys
+    if kind == "fifo":
+        path = tmp_path / "drive.csv"
+        os.mkfifo(path)  # opened, it would block until a writer came: never, here
+        said = f"{path} is a named pipe (FIFO), not a log file: name a recorded drive"
+    elif kind == "folder":
+        path = tmp_path / "drives.csv"
+        path.mkdir()
+        said = f"{path} is a folder; name a log file in it"
+    else:
+        path = "/dev/zero"  # read whole, it never ends
+        said = "/dev/zero is a device, not a log file: name a recorded drive"
+    arguments = [str(tmp_path / "est.csv") if a == "EST" else a for a in command]
+    out = subprocess.run([sys.executable, "-m", "keidash", arguments[0], str(path), *arguments[1:]],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"keidash: {said}"
+
+
+def test_a_streamed_log_gives_the_samples_a_whole_read_gave(tmp_path):
+    from keidash.replay import load_log, read_lines
+    path = tmp_path / "drive.csv"
+    rows = [f"{1700000000 + i * 0.1:.3f},{2000 + i},{40 + i % 7}" for i in range(2000)]
+    path.write_text("\n\n" + "time_s,engine_rpm,speed_kmh\r\n" + "\r\n".join(rows) + "\r\n")
+    streamed = load_log(path)
+    whole = read_lines(path.read_text().splitlines(), str(path))
+    assert streamed.samples == whole.samples and len(streamed.samples) == 2000
+    assert streamed.samples[0].t == 0.0 and streamed.samples[-1].rpm == 3999.0

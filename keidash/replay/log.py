@@ -149,10 +149,14 @@ def refresh_intervals(samples: tuple[Sample, ...]) -> dict[str, float]:
 def make_log(name: str, format: str, samples: list[Sample], errors: Counter, time_base: str,
              hint: str = "") -> DriveLog:
     """A DriveLog with log time starting at 0 (to the microsecond) and its refresh intervals measured."""
+    if not isinstance(samples, list):
+        samples = list(samples)
     if samples and samples[0].t != 0.0:
         t0 = samples[0].t  # e.g. a UNIX time: subtract before rounding away float noise
-        samples = [Sample(round(s.t - t0, 6), s.speed_kmh, s.rpm, s.gear, s.fresh) for s in samples]
+        for i, s in enumerate(samples):  # in place: a long log is not held twice
+            samples[i] = Sample(round(s.t - t0, 6), s.speed_kmh, s.rpm, s.gear, s.fresh)
     frozen = tuple(samples)
+    samples.clear()
     return DriveLog(name, format, frozen, MappingProxyType(dict(errors)), time_base,
                     MappingProxyType(refresh_intervals(frozen)), hint)
 
