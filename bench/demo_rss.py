@@ -50,7 +50,8 @@ def main() -> int:
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "keidash", "demo", "--headless", "--seconds", f"{args.seconds:g}",
-                   "--speedup", f"{args.speedup:g}", "--log", os.path.join(folder, "trips.db")]
+                   "--speedup", f"{args.speedup:g}", "--log", os.path.join(folder, "trips.db"),
+                   "--screenshot", os.path.join(folder, "last.png")]
         started = time.monotonic()
         child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[float, float]] = []
