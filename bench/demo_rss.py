@@ -75,7 +75,7 @@ def main() -> int:
     print(f"  RSS at 1 min {at_minute:.1f} MB, at the end {samples[-1][1]:.1f} MB, peak {max(m for _, m in samples):.1f} MB")
     print(f"  growth after the first minute: {growth:+.2f} MB per 10 min ({growth / at_minute * 100:+.1f} % of "
           f"the 1-minute RSS; goal under {GOAL_GROWTH_SHARE * 100:g} %) {'ok' if ok else 'MISSED'}")
-    minutes = [m for t, m in samples if abs(t - round(t / 60) * 60) < 0.6 and t >= 59]
+    minutes = [next(m for t, m in samples if t >= 60 * k) for k in range(1, int(samples[-1][0] // 60) + 1)]
     print("  each minute: " + " ".join(f"{m:.1f}" for m in minutes) + " MB")
     return 0 if ok else 1
 
