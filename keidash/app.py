@@ -280,6 +280,8 @@ def replay_main(args) -> int:
         from .estimate.estimator import config_for
         config = config_for(profile, {}, ("replay",), learned, transmission=args.transmission)
         rows = write_estimates(estimate_log(log, config, hide_rpm=args.hide_rpm), args.estimates)
+        if log.bad_rows:
+            print(f"keidash: {log.summary()}")
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
         if args.headless or no_display():
             return 0  # nothing to watch: the estimates are what was asked for

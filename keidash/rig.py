@@ -114,12 +114,16 @@ class Rig:
         return own[0].drive_time(now) if own else now
 
     def links(self) -> dict[str, tuple[bool, str, dict[str, int]]]:
-        """Each source's (connected, message, error counts by kind) for the dash."""
+        """Each source's (connected, message, error counts by kind) for the dash.
+
+        A source that is connected but does not vouch for its values now (a GPS without a
+        fix, or gone quiet) counts as down: its message and a dot that is not green reach
+        the dash at once, and its last values are not shown while still within max_age."""
         out = {}
         for source in self.sources:
             status = source.status()
             message = status.message or ("connecting" if status.link == CONNECTING else "")
-            out[source.name] = (status.link == CONNECTED, message, status.errors)
+            out[source.name] = (status.link == CONNECTED and source.vouches(), message, status.errors)
         return out
 
     def failed(self) -> dict[str, str]:
@@ -284,6 +288,14 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None, data_dir: str |
     else:
         raise ConfigError(f"source {name}: unknown URL scheme {parts.scheme or url!r}; "
                           f"use one of {', '.join(s + '://' for s in SCHEMES)}")
+    if parts.scheme in ("obd", "nmea", "pulses", "audio"):  # a device on this truck: not beyond what it can do
+        rig.sources[-1].limits = _limits(profile)
+
+
+def _limits(profile: Profile | None) -> dict[str, tuple[float, float]]:
+    from .profiles.engine import plausible
+    most = plausible(profile)
+    return {RPM: (0.0, most.max_rpm), SPEED: (0.0, most.max_kmh)}
 
 
 def _add_audio(rig: Rig, name: str, url: str, profile: Profile | None, data_dir: str | None) -> None:
@@ -373,3 +385,5 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         rig.sources.append(AudioSource("mic", sink, AudioSettings(path=cabin.path, raw=True, rate=cabin.rate,
                                                                      cylinders=cylinders),
                                           hint=rig.gear_hint(sim_profile)))
+    for source in rig.sources:  # the virtual truck's devices, read as a real truck's
+        source.limits = _limits(sim_profile)

@@ -313,12 +313,25 @@ def test_age_counts_from_the_last_drive_and_the_last_drives_are_kept_when_the_cl
 
 def test_with_clocks_that_agree_trips_older_than_keep_days_before_the_last_drive_go(tmp_path):
     path = tmp_path / "trips.db"
-    for i, days_ago in enumerate((700, 500, 100, 3)):
+    for i, days_ago in enumerate((700, 600, 500, 100, 3)):
         past_trip(path, T - days_ago * DAY, float(i))
-    log = TripLog(str(path), clock=lambda: T, keep_days=365, **FAST)
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=2, **FAST)
     log.close()
-    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [3, 4, 5]
-    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(2.0,), (3.0,)]
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [4, 5, 6]
+    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(3.0,), (4.0,)]
+
+
+def test_the_last_drives_are_kept_even_when_the_clocks_agree_they_are_old(tmp_path):
+    path = tmp_path / "trips.db"
+    # The clock and the last drive (3 days ago) agree, and three drives are more than keep_days
+    # older; yet the two of them among the last 3 stay (no clock is confirmed: a drive's dates are
+    # its day's wall clock, which may have been wrong), and only the oldest goes.
+    for i, days_ago in enumerate((800, 700, 600, 3)):
+        past_trip(path, T - days_ago * DAY, float(i))
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=3, **FAST)
+    log.close()
+    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [2, 3, 4, 5]
+    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(1.0,), (2.0,), (3.0,)]
 
 
 # -- 9. a read-only trips.db -----------------------------------------------------------------------
@@ -468,3 +481,327 @@ def test_the_refusal_of_another_programs_database_is_the_dash_message(tmp_path):
         log.close()
     assert f"trip log: {path} is another program's database: not logging" in messages
     assert path.read_bytes() == before
+
+
+# -- 1. a GPS that loses its fix or goes quiet ------------------------------------------------------
+class MovingTruth:
+    """Each receiver epoch a new time and a speed of 40 km/h."""
+
+    def __init__(self, dt: float = 0.2):
+        self.dt, self.calls = dt, 0
+
+    def __call__(self):
+        from dataclasses import replace
+
+        from keidash.sim.truth import parked
+        self.calls += 1
+        return replace(parked(t=self.dt * self.calls), speed_kmh=40.0)
+
+
+def test_a_gps_that_loses_its_fix_or_falls_silent_is_not_green_and_says_why_at_once():
+    import threading
+
+    from keidash.app import run_dash
+    from keidash.dashstate import LIVE, STALE
+    from keidash.estimate.estimator import config_for
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+    from keidash.sim.nmea import EmulatedGPS
+    from keidash.sources.nmea import NO_FIX_MESSAGE
+
+    profile = load_profile("hijet-s500p")
+    gps = EmulatedGPS(MovingTruth(), rate_hz=5.0)
+    rig = open_rig({"gps": f"nmea://{gps.port}"}, profile)
+    frames = []
+    stop = threading.Event()
+    loop = threading.Thread(target=run_dash, args=(rig, config_for(profile, {}, rig.priority()), []),
+                            kwargs=dict(fps=30, seconds=60, stop=stop, on_frame=frames.append))
+    silence = f"no NMEA sentences from {gps.port}: check the wiring and the baud rate (9600)"
+
+    def shown(state: str, message: str = ""):
+        def check():
+            dash = frames[-1] if frames else None
+            return (dash is not None and dash.sources[0].state == state
+                    and (dash.speed_kmh is None) == (state != LIVE) and message in dash.sources[0].message)
+        return check
+
+    rig.start()
+    gps.start()
+    loop.start()
+    try:  # the waits only guard against a hang: the time to report is bench/gps_health.py's
+        assert wait_for(shown(LIVE), 10)
+        gps.lose_fix()
+        assert wait_for(shown(STALE, NO_FIX_MESSAGE), 10)
+        gps.regain_fix()
+        assert wait_for(shown(LIVE), 10)
+        gps.fall_silent()
+        assert wait_for(shown(STALE, silence), 10)
+        gps.speak_again()
+        assert wait_for(shown(LIVE), 10)
+    finally:
+        stop.set()
+        loop.join()
+        rig.stop()
+        gps.stop()
+    # In every frame the dot is green exactly when the speed is shown: never green over a stale speed.
+    views = [(dash.sources[0].state, dash.speed_kmh is None) for dash in frames]
+    assert all((state == LIVE) != no_speed for state, no_speed in views if state != "absent")
+    from keidash.display.texts import source_problem
+    assert ("gps: " + NO_FIX_MESSAGE, STALE) in {source_problem(d.sources) for d in frames}
+    assert ("gps: " + silence, STALE) in {source_problem(d.sources) for d in frames}
+
+
+# -- 7. values a kei truck cannot read ----------------------------------------------------------
+def drain_until(rig, condition, timeout: float = 15.0) -> list:
+    got = []
+
+    def check():
+        got.extend(rig.bus.drain())
+        return condition(got)
+    wait_for(check, timeout)
+    return got
+
+
+def test_a_gps_at_215_knots_with_a_valid_checksum_is_counted_not_shown():
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+    from keidash.sim.nmea import EmulatedGPS, sentence
+
+    gps = EmulatedGPS(MovingTruth(), rate_hz=5.0)
+    rig = open_rig({"gps": f"nmea://{gps.port}"}, load_profile("hijet-s500p"))
+    rig.start()
+    gps.start()
+    try:
+        assert drain_until(rig, lambda got: any(r.channel == "speed_kmh" for r in got))
+        gps.fall_silent()  # so the lie is the only fix of its moment
+        time.sleep(0.3)
+        gps.inject(sentence("GPRMC,031501.00,A,3540.8720,N,13946.0260,E,215.0,0.0,010624,,,A"))
+        gps.speak_again()
+        got = drain_until(rig, lambda got: sum(r.channel == "speed_kmh" for r in got) >= 3)
+        errors = rig.sources[0].status().errors
+    finally:
+        rig.stop()
+        gps.stop()
+    assert errors == {"implausible": 1}
+    assert [r.value for r in got if r.channel == "speed_kmh"] == pytest.approx([40.0] * len(
+        [r for r in got if r.channel == "speed_kmh"]), abs=0.1)
+
+
+class WildEcu:
+    """A truck at 40 km/h and 3000 rpm whose ECU, once told, answers 0C FFFF and 0D FF."""
+
+    wild = False
+
+    def __call__(self):
+        from dataclasses import replace
+
+        from keidash.sim.truth import parked
+        if self.wild:
+            return replace(parked(), rpm=20000.0, speed_kmh=300.0)  # clamped by the ECU to FFFF, FF
+        return replace(parked(), rpm=3000.0, speed_kmh=40.0)
+
+
+def test_an_ecu_answering_0c_ffff_0d_ff_is_counted_not_shown():
+    from keidash.profiles import load_profile
+    from keidash.rig import open_rig
+    from keidash.sim.elm327 import EmulatedELM327
+
+    truth = WildEcu()
+    with EmulatedELM327(truth, "6") as elm:
+        rig = open_rig({"obd": f"obd://{elm.port}?protocol=6"}, load_profile("hijet-s500p"))
+        rig.start()
+        try:
+            assert drain_until(rig, lambda got: any(r.channel == "rpm" for r in got))
+            truth.wild = True
+            assert wait_for(lambda: rig.sources[0].status().errors.get("implausible", 0) >= 4, 15)
+            got = rig.bus.drain()
+            status = rig.sources[0].status()
+        finally:
+            rig.stop()
+    assert status.link == "connected"  # the adapter is fine: its values are not
+    assert all(r.value <= 8550 for r in got if r.channel == "rpm")
+    assert all(r.value <= 168 for r in got if r.channel == "speed_kmh")
+    assert set(status.errors) == {"implausible"}
+
+
+def test_the_limits_follow_the_profile():
+    from keidash.profiles import load_profile
+    from keidash.profiles.engine import plausible
+
+    hijet = plausible(load_profile("hijet-s500p"))
+    assert hijet.max_rpm == 1.5 * 5700 and hijet.max_kmh == pytest.approx(8550 / 51.0, rel=0.01)
+    assert 16383.75 > hijet.max_rpm and 255 > hijet.max_kmh and 215 * 1.852 > hijet.max_kmh
+    assert plausible(load_profile("sambar-tt2")).max_rpm == 1.5 * 6400  # its own peak power
+    assert plausible(None).max_kmh == 175.0  # gearing unknown: the kei limiter, 140 km/h, with a margin
+
+
+@pytest.fixture(scope="module")
+def hijet_drive_in_mph_and_kmh(tmp_path_factory):
+    """A virtual Hijet's 15-minute drive as CSV, once in km/h and once in mph, both labelled km/h."""
+    from keidash.sim.recorded import virtual_log
+    log = virtual_log("hijet-s500p", "kei-day", seconds=900)
+    folder = tmp_path_factory.mktemp("mph")
+    paths = {}
+    for unit, per_kmh in (("kmh", 1.0), ("mph", 1.609344)):
+        rows = [f"{s.t:.3f},{s.rpm:.0f},{s.speed_kmh / per_kmh:.2f}" for s in log.samples
+                if s.speed_kmh is not None and s.rpm is not None]
+        paths[unit] = folder / f"drive-{unit}.csv"
+        paths[unit].write_text("time_s,engine_rpm,speed_kmh\n" + "\n".join(rows) + "\n")
+    return paths
+
+
+@pytest.mark.parametrize("profile", [None, "hijet-s500p"])
+def test_learn_warns_when_speeds_in_mph_labelled_kmh_give_an_impossible_gearbox(hijet_drive_in_mph_and_kmh,
+                                                                                profile):
+    import subprocess
+    import sys
+    extra = ["--profile", profile] if profile else []
+    out = {unit: subprocess.run([sys.executable, "-m", "keidash", "learn", str(path), *extra],
+                                capture_output=True, text=True, timeout=300)
+           for unit, path in hijet_drive_in_mph_and_kmh.items()}
+    warning = "the logs' speeds look like mph read as km/h (give --speed-unit mph)"
+    assert warning in out["mph"].stdout, out["mph"].stdout + out["mph"].stderr
+    assert "warning" not in out["kmh"].stdout, out["kmh"].stdout
+    if profile is None:  # the 4 gears found in it (1st is never steady) say 70 km/h at 5700 rpm in top
+        assert "give 70 km/h at 5700 rpm in top gear" in out["mph"].stdout
+
+
+# -- 8. OBD framing, swapped ports, a GPS plugged back in ---------------------------------------
+@pytest.mark.parametrize("protocol", ["6", "5"])
+def test_a_reply_without_its_prompt_resynchronises_on_the_next_not_a_reconnect(protocol):
+    from keidash.readings import ReadingBus
+    from keidash.sim.elm327 import EmulatedELM327
+    from keidash.sources.obd import ObdSource
+
+    bus = ReadingBus()
+    got = []
+    with EmulatedELM327(WildEcu(), protocol) as elm:
+        source = ObdSource("obd", bus.put, elm.port, protocol=protocol)
+        source.start()
+        try:
+            assert wait_for(lambda: got.extend(bus.drain()) or len(got) >= 5, 15)
+            at_commands = elm.counts["at"]  # a reconnect starts again with ATZ, ATE0 ...
+            elm.drop_prompts(3)
+            assert wait_for(lambda: source.status().errors.get("no_prompt", 0) >= 3, 15)
+            count = len(got) + len(bus.drain())
+            assert wait_for(lambda: got.extend(bus.drain()) or len(got) >= count + 10, 15)
+            status = source.status()
+            assert elm.counts["at"] == at_commands  # no reconnect: polling went on
+        finally:
+            source.stop()
+    assert status.link == "connected" and "no_reply" not in status.errors
+    assert {r.value for r in got if r.channel == "rpm"} == {3000.0}  # the unprompted replies were whole
+
+
+def test_the_gps_on_the_obd_url_is_named_at_once():
+    from keidash.sim.nmea import EmulatedGPS
+    from keidash.sources.obd import ObdSource
+
+    with EmulatedGPS(MovingTruth(), rate_hz=5.0) as gps:
+        source = ObdSource("obd", lambda r: None, gps.port)
+        source.start()
+        try:
+            assert wait_for(lambda: "NMEA" in source.status().message, 15)
+            status = source.status()
+        finally:
+            source.stop()
+    assert status.link == "failed"
+    assert status.message == (f"{gps.port} sends NMEA: is it the GPS? put its port in an nmea:// source "
+                              "and the adapter's in obd://")
+
+
+def test_a_gps_plugged_back_in_is_opened_when_its_device_file_is_back(tmp_path):
+    from keidash.readings import ReadingBus
+    from keidash.sim.nmea import EmulatedGPS
+    from keidash.sources.nmea import NmeaSource
+
+    # A USB receiver's device file goes when it is pulled and comes back when it is plugged in;
+    # a pty cannot come back, so "ttyACM0" is a symlink, made again to a second receiver.
+    device = tmp_path / "ttyACM0"
+    bus = ReadingBus()
+    got = []
+    first = EmulatedGPS(MovingTruth(), rate_hz=5.0)
+    device.symlink_to(first.port)
+    source = NmeaSource("gps", bus.put, str(device))
+    source.retry_s = 60.0  # only the device file coming back can hurry the retry
+    source.start()
+    first.start()
+    try:
+        assert wait_for(lambda: got.extend(bus.drain()) or got, 10)
+        device.unlink()
+        first.unplug()
+        assert wait_for(lambda: source.status().link == "failed", 10)
+        time.sleep(0.3)  # out of the socket a while, as a hand pulling a plug takes
+        with EmulatedGPS(MovingTruth(), rate_hz=5.0) as second:
+            got.extend(bus.drain())
+            count = len(got)
+            device.symlink_to(second.port)
+            assert wait_for(lambda: got.extend(bus.drain()) or len(got) > count, 15)
+            assert source.status().link == "connected"
+    finally:
+        source.stop()
+        first.stop()
+
+
+# -- 9. deeply nested OpenXC JSON -------------------------------------------------------------------
+def test_deeply_nested_openxc_json_is_one_counted_line_not_a_recursion_error(tmp_path):
+    import json
+    import subprocess
+    import sys
+    good = [json.dumps({"name": name, "value": value, "timestamp": 1700000000.0 + i / 10})
+            for i in range(40) for name, value in (("engine_speed", 2000.0 + i), ("vehicle_speed", 40.0))]
+    nested = '{"name": "vehicle_speed", "value": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = tmp_path / "trace.json"
+    path.write_text("\n".join(good[:10] + [nested] + good[10:]) + "\n")
+    out = subprocess.run([sys.executable, "-m", "keidash", "replay", str(path), "--headless", "--speed", "0",
+                          "--estimates", str(tmp_path / "est.csv")], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "RecursionError" not in out.stderr
+    assert "1 bad rows skipped (1 nesting)" in out.stdout  # the line named, counted, skipped
+
+    from keidash.replay import load_log
+    log = load_log(path)
+    assert dict(log.errors) == {"nesting": 1} and len(log.samples) == 40
+    path.write_text(nested + "\n" + "\n".join(good) + "\n")  # first: the format cannot be told from it
+    log = load_log(path, format="openxc")
+    assert dict(log.errors) == {"nesting": 1} and len(log.samples) == 40
+
+
+# -- 6. logs that are not regular files --------------------------------------------------------------
+# eval reads a folder's logs: an empty folder is its own message (test_estimator_cli)
+@pytest.mark.parametrize("command,kind", [
+    (command, kind) for command in (["learn"], ["eval"], ["replay", "--headless", "--estimates", "EST"])
+    for kind in ("fifo", "/dev/zero", "folder") if (command, kind) != (["eval"], "folder")])
+def test_a_log_that_is_no_regular_file_is_refused_with_one_sentence(tmp_path, command, kind):
+    import os
+    import subprocess
+    import sys
+    if kind == "fifo":
+        path = tmp_path / "drive.csv"
+        os.mkfifo(path)  # opened, it would block until a writer came: never, here
+        said = f"{path} is a named pipe (FIFO), not a log file: name a recorded drive"
+    elif kind == "folder":
+        path = tmp_path / "drives.csv"
+        path.mkdir()
+        said = f"{path} is a folder; name a log file in it"
+    else:
+        path = "/dev/zero"  # read whole, it never ends
+        said = "/dev/zero is a device, not a log file: name a recorded drive"
+    arguments = [str(tmp_path / "est.csv") if a == "EST" else a for a in command]
+    out = subprocess.run([sys.executable, "-m", "keidash", arguments[0], str(path), *arguments[1:]],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"keidash: {said}"
+
+
+def test_a_streamed_log_gives_the_samples_a_whole_read_gave(tmp_path):
+    from keidash.replay import load_log, read_lines
+    path = tmp_path / "drive.csv"
+    rows = [f"{1700000000 + i * 0.1:.3f},{2000 + i},{40 + i % 7}" for i in range(2000)]
+    path.write_text("\n\n" + "time_s,engine_rpm,speed_kmh\r\n" + "\r\n".join(rows) + "\r\n")
+    streamed = load_log(path)
+    whole = read_lines(path.read_text().splitlines(), str(path))
+    assert streamed.samples == whole.samples and len(streamed.samples) == 2000
+    assert streamed.samples[0].t == 0.0 and streamed.samples[-1].rpm == 3999.0

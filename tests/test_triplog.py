@@ -223,7 +223,7 @@ def test_trips_older_than_keep_days_are_deleted(tmp_path):
     now = 1_800_000_000.0
     _trip(path, now - 400 * 86400, 1000)
     _trip(path, now - 10 * 86400, 1000)
-    log = TripLog(str(path), clock=lambda: now, keep_days=365, **FAST)
+    log = TripLog(str(path), clock=lambda: now, keep_days=365, keep_trips=1, **FAST)
     log.close()
     assert rows(path, "SELECT id FROM trips ORDER BY id") == [(2,), (3,)]
     assert rows(path, "SELECT DISTINCT trip FROM readings") == [(2,)]

@@ -31,6 +31,11 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
     logs = [load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in paths]
     learned = learn_truck(logs, profile, gears=gears)
     print(learned.report())
+    from ..profiles.engine import gearing_warning
+    found = tuple(g.rpm_per_kmh for g in learned.ratios_learned.gears if g.rpm_per_kmh is not None)
+    warning = gearing_warning(profile, found, bool(learned.ratios))
+    if warning:
+        print(f"keidash: warning: {warning}")
     if out:
         with open(out, "w", encoding="utf-8") as f:
             f.write(profile_with_learned(profile, learned.ratios_learned, [log.name for log in logs]))

@@ -137,8 +137,12 @@ def plain_kmeans(log_ratios: Sequence[float], k: int, rounds: int = 100) -> list
 
 
 def _share(hits: Iterable[bool]) -> float | None:
-    hits = list(hits)
-    return sum(hits) / len(hits) if hits else None
+    """The share of true among ``hits``, taken one by one (a long log's rows are never held)."""
+    total = count = 0
+    for hit in hits:
+        total += 1
+        count += bool(hit)
+    return count / total if total else None
 
 
 def _within(estimate: float | None, truth: float) -> bool:
@@ -198,9 +202,8 @@ def evaluate(paths: Sequence[str], profile: Profile | None = None, format: str =
 def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog], profile: Profile,
                  limits: ShiftLimits, gearbox: str | None) -> LogFigures:
     fig = LogFigures(name, vehicle, labelled=log.has_gear, gearbox=gearbox_kind(gearbox or profile.transmission))
-    moving = [s for s in log.samples if s.moving and s.rpm]
-    fig.moving = len(moving)
-    if not moving:
+    fig.moving = sum(1 for s in log.samples if s.moving and s.rpm)
+    if not fig.moving:
         fig.notes.append("no moving samples with rpm")
         return fig
     alone = learn_from_logs([log], idle_rpm=limits.idle_rpm)
@@ -212,10 +215,15 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
             None if (k is None or m is None) else 100 * (k - m) / m
             for k, m in zip(fig.ratios, fig.label_medians))
         # live learning: nothing known beforehand, the dash learns the ratios as the log plays
-        live = list(estimate_log(log, config_for(profile, {}, ("replay",), transmission=gearbox)))
-        counted = [(s, r) for s, r in zip(log.samples, live) if s.moving and s.rpm and s.gear and s.gear > 0]
-        fig.learning_shown = _share(r.gear_est > 0 for _, r in counted)
-        fig.learning_wrong = _share(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted)
+        live = estimate_log(log, config_for(profile, {}, ("replay",), transmission=gearbox))
+        counted = shown = wrong = 0  # rows taken as they come: a long log's rows are never held
+        for s, r in zip(log.samples, live):
+            if s.moving and s.rpm and s.gear and s.gear > 0:
+                counted += 1
+                shown += r.gear_est > 0
+                wrong += r.gear_est > 0 and r.gear_est != s.gear
+        fig.learning_shown = shown / counted if counted else None
+        fig.learning_wrong = wrong / counted if counted else None
 
     if not others:
         others, fig.cross_validated = [log], False
@@ -228,25 +236,26 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
         return fig
     config = config_for(profile, {}, ("replay",), trained, transmission=gearbox)
 
-    rows = list(estimate_log(log, config))
-    hidden = list(estimate_log(log, config, hide_rpm=True))
     samples = log.samples
     if log.has_gear:
-        forward = [(s, r) for s, r in zip(samples, rows) if s.moving and s.rpm and s.gear and s.gear > 0]
+        forward = ((s, r) for s, r in zip(samples, estimate_log(log, config))
+                   if s.moving and s.rpm and s.gear and s.gear > 0)
         fig.gear_agree = _share(r.gear_est == s.gear for s, r in forward)
-        fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear for s, _ in forward)
+        fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear
+                                        for s in samples if s.moving and s.rpm and s.gear and s.gear > 0)
 
-    scored = [(s, r) for s, r in zip(samples, hidden) if s.moving and s.rpm]
-    fig.speed_only = _share(_within(r.rpm_est, s.rpm) for s, r in scored)
+    scored = [s for s in samples if s.moving and s.rpm]
+    fig.speed_only = _share(_within(r.rpm_est, s.rpm) for s, r in zip(samples, estimate_log(log, config, hide_rpm=True))
+                            if s.moving and s.rpm)
     fig.speed_only_naive = _share(
-        _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
+        _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s in scored)
 
     def oracle_gear(s):
         if log.has_gear:
             return s.gear if s.gear and 0 < s.gear <= len(ratios) else None
         return nearest_gear(s.rpm, s.speed_kmh, ratios)
     fig.speed_only_oracle = _share(
-        (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s, _ in scored)
+        (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s in scored)
     return fig
 
 

@@ -22,6 +22,66 @@ LOWEST_KEI_PEAK_POWER_RPM = 5700.0
 UPSHIFT_SHARE_OF_REDLINE = 0.85
 
 
+#: an rpm above this share of the peak-power rpm is a corrupt reading, not the engine: kei
+#: engines' rev limiters sit a little above peak power, and a missed downshift over-revs past it
+IMPLAUSIBLE_RPM_SHARE = 1.5
+#: the top speed assumed when the gearing is unknown: Japan's makers limit kei cars to 140 km/h
+#: (a voluntary agreement), with a quarter's margin for a speedo or GPS that reads high
+KEI_LIMITER_KMH = 140.0
+UNKNOWN_GEARING_SPEED_MARGIN = 1.25
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """The most a kei truck can read: a reading above is corrupt (a checksum that happened to
+    match, an ECU's 0xFFFF), counted as an error and not shown."""
+
+    max_rpm: float  # rev/min
+    max_kmh: float  # km/h
+
+
+def plausible(profile: Profile | None) -> Plausible:
+    """Plausible limits from the profile: the rev limit with a margin, and the road speed that
+    rpm gives in top gear (the kei limiter with a margin when the gearing is not known)."""
+    rated = (profile.engine.peak_power_rpm if profile is not None else None) or LOWEST_KEI_PEAK_POWER_RPM
+    max_rpm = IMPLAUSIBLE_RPM_SHARE * rated
+    per_kmh = profile.rpm_per_kmh() if profile is not None else ()
+    max_kmh = max_rpm / per_kmh[-1] if per_kmh else KEI_LIMITER_KMH * UNKNOWN_GEARING_SPEED_MARGIN
+    return Plausible(max_rpm, max_kmh)
+
+
+#: a kei truck's top gear reaches at least this at its peak-power rpm (the slowest-geared one
+#: keidash knows, a 4-speed of the 1990s, about 97 km/h; a Hijet S500P 112 km/h); speeds in mph
+#: read as km/h make the ratios 1.609 times too high, and a 112 km/h gearbox look like 70 km/h
+MIN_TOP_GEAR_KMH = 85.0
+MPH_AS_KMH = 1.609344
+
+
+def gearing_warning(profile: Profile | None, found: tuple[float, ...], complete: bool) -> str:
+    """One sentence when the gears ``found`` (rpm per km/h learned from logs; ``complete`` when
+    every gear is among them) are a gearbox no kei truck has, as when the logs' speeds are mph
+    labelled km/h; "" when they are plausible or too few to tell."""
+    if not found:
+        return ""
+    sourced = profile.rpm_per_kmh() if profile is not None and profile.ratios_known else ()
+    if sourced:
+        # each gear found against the nearest sourced gear, as given and as if read in mph
+        as_kmh = sum(min(abs(math.log(k / s)) for s in sourced) for k in found) / len(found)
+        as_mph = sum(min(abs(math.log(k / (MPH_AS_KMH * s))) for s in sourced) for k in found) / len(found)
+        if as_mph < 0.03 and as_kmh > max(0.06, 3 * as_mph):
+            return (f"the gears learned are the {profile.name} gearbox's times {MPH_AS_KMH:.3f}: "
+                    "the logs' speeds look like mph read as km/h (give --speed-unit mph)")
+        return ""
+    if not complete:
+        return ""  # the lowest found may not be top gear
+    rated = (profile.engine.peak_power_rpm if profile is not None else None) or LOWEST_KEI_PEAK_POWER_RPM
+    top_kmh = rated / min(found)
+    if top_kmh < MIN_TOP_GEAR_KMH:
+        return (f"the learned ratios give {top_kmh:.0f} km/h at {rated:.0f} rpm in top gear, which no kei "
+                "truck is geared for: the logs' speeds look like mph read as km/h (give --speed-unit mph)")
+    return ""
+
+
 @dataclass(frozen=True)
 class ShiftLimits:
     idle_rpm: float

@@ -9,9 +9,11 @@ pick it up by name.
 
 from __future__ import annotations
 
+import itertools
 import os
+import stat
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ..errors import ConfigError
 from . import carobd, generic, openxc, torque, triplog
@@ -80,36 +82,73 @@ def _binary(lines: list[str]) -> bool:
     return "\x00" in text or controls > max(2, len(text) // 50) or undecodable > max(8, len(text) // 10)
 
 
-def read_text(path: str) -> list[str]:
-    """The file's lines, or ConfigError saying plainly why it cannot be read."""
+#: what a path that is no regular file is, for the sentence refusing it
+_NOT_A_FILE = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def read_text(path: str) -> Iterator[str]:
+    """The file's lines (without line ends), streamed: leading blank lines skipped, the file
+    read as the lines are taken, so memory does not grow with the file.
+
+    Raises ConfigError at once, saying plainly why, for a missing, unreadable or empty file and
+    for anything that is not a regular file (a FIFO would block forever, /dev/zero never ends).
+    """
     try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            text = f.read()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise ConfigError(f"no log at {path}: check the path") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a folder; name a log file in it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {_reason(exc)}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path} is a folder; name a log file in it")
+    kind = next((what for test, what in _NOT_A_FILE if test(mode)), None)
+    if kind is not None or not stat.S_ISREG(mode):
+        raise ConfigError(f"{path} is {kind or 'not a regular file'}, not a log file: name a recorded drive")
+    try:
+        f = open(path, encoding="utf-8-sig", errors="replace", newline="")
     except PermissionError:
         raise ConfigError(f"cannot read {path}: permission denied") from None
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise ConfigError(f"cannot read {path}: {reason}") from None
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
+        raise ConfigError(f"cannot read {path}: {_reason(exc)}") from None
+    try:
+        first = next((line for line in f if line.strip()), None)
+    except OSError as exc:
+        f.close()
+        raise ConfigError(f"cannot read {path}: {_reason(exc)}") from None
+    if first is None:
+        f.close()
         raise ConfigError(f"{path} is empty: there is no drive to replay")
-    return lines
+    return _lines(f, first, path)
+
+
+def _lines(f, first: str, path: str) -> Iterator[str]:
+    with f:
+        yield first.rstrip("\r\n")
+        try:
+            for line in f:
+                yield line.rstrip("\r\n")
+        except OSError as exc:  # the card failing mid-file
+            raise ConfigError(f"cannot read {path}: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def read_lines(lines: Iterable[str], name: str = "log", format: str = AUTO, columns=None,
                speed_unit: str | None = None) -> DriveLog:
-    """Lines of a log -> DriveLog (no file access); see :func:`load_log`."""
-    lines = list(lines)
+    """Lines of a log -> DriveLog (no file access); see :func:`load_log`. The lines are taken
+    once, in order: an iterator streams (only the first 50 are held to recognise the format)."""
+    lines = iter(lines)
+    head = list(itertools.islice(lines, 50))
+    lines = itertools.chain(head, lines)
     if format == AUTO:
-        format = "csv" if columns is not None else detect_format(lines[:50], name)
+        format = "csv" if columns is not None else detect_format(head, name)
     if format not in FORMATS:
         raise ConfigError(f"unknown log format {format!r}; use {AUTO} or one of {format_names()}")
     fmt = FORMATS[format]
-    if fmt.name != "triplog" and _binary([line for line in lines[:50] if line.strip()][:HEAD_LINES]):
+    if fmt.name != "triplog" and _binary([line for line in head if line.strip()][:HEAD_LINES]):
         raise ConfigError(f"{name}: it is not text (a binary file), so it cannot be read as format {format}")
     options = {k: v for k, v in (("columns", columns), ("speed_unit", speed_unit)) if v is not None}
     extra = sorted(set(options) - set(fmt.options))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from array import array
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ MAX_AGE_PERIODS = 3.0
 MIN_MAX_AGE_S = 0.2
 #: refresh interval assumed for a channel seen fewer than three times (s)
 DEFAULT_REFRESH_S = 1.0
+#: the refresh interval is the median of at most this many gaps between fresh values
+MEDIAN_GAPS = 50_000
 #: below this the vehicle counts as stopped (as the estimator's moving_kmh)
 MOVING_KMH = 4.0
 
@@ -137,11 +140,18 @@ def refresh_intervals(samples: tuple[Sample, ...]) -> dict[str, float]:
     """Median interval (s) between fresh values of each channel; absent channels are left out."""
     out = {}
     for channel in (RPM, SPEED):
-        times = [s.t for s in samples if channel in s.fresh]
-        gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+        gaps = array("d")  # 8 bytes a gap, not a float object: a long log's peak stays low
+        last = None
+        for s in samples:
+            if channel in s.fresh:
+                if last is not None and s.t > last:
+                    gaps.append(s.t - last)
+                last = s.t
         if len(gaps) >= 2:
-            out[channel] = statistics.median(gaps)
-        elif times:
+            # the median of at most MEDIAN_GAPS of them, evenly spread (all of any log under that)
+            step = -(-len(gaps) // MEDIAN_GAPS)
+            out[channel] = statistics.median(gaps[::step] if step > 1 else gaps)
+        elif last is not None:
             out[channel] = DEFAULT_REFRESH_S
     return out
 
@@ -149,18 +159,28 @@ def refresh_intervals(samples: tuple[Sample, ...]) -> dict[str, float]:
 def make_log(name: str, format: str, samples: list[Sample], errors: Counter, time_base: str,
              hint: str = "") -> DriveLog:
     """A DriveLog with log time starting at 0 (to the microsecond) and its refresh intervals measured."""
+    if not isinstance(samples, list):
+        samples = list(samples)
     if samples and samples[0].t != 0.0:
         t0 = samples[0].t  # e.g. a UNIX time: subtract before rounding away float noise
-        samples = [Sample(round(s.t - t0, 6), s.speed_kmh, s.rpm, s.gear, s.fresh) for s in samples]
+        for s in samples:
+            # In place (the samples are this function's, not yet seen by anyone): a new Sample
+            # per row would hold a long log twice at the peak and fragment the heap after it.
+            object.__setattr__(s, "t", round(s.t - t0, 6))
     frozen = tuple(samples)
+    samples.clear()
     return DriveLog(name, format, frozen, MappingProxyType(dict(errors)), time_base,
                     MappingProxyType(refresh_intervals(frozen)), hint)
 
 
 # -- small parsers shared by the readers --------------------------------------
 def fresh_channels(channels) -> tuple[str, ...]:
-    """The given channels in the canonical order (RPM, SPEED), for Sample.fresh."""
-    return tuple(ch for ch in BOTH if ch in channels)
+    """The given channels in the canonical order (RPM, SPEED), for Sample.fresh: one shared
+    tuple per combination, not one per row."""
+    return _FRESH[(RPM in channels, SPEED in channels)]
+
+
+_FRESH = {(True, True): BOTH, (True, False): (RPM,), (False, True): (SPEED,), (False, False): ()}
 
 
 def csv_rows(lines: Iterable[str], delimiter: str = ",") -> Iterator[list[str] | None]:

@@ -72,7 +72,7 @@ def sniff(head: list[str]) -> bool:
         if line.strip():
             try:
                 message = json.loads(split_stamp(line)[1])
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
                 return False
             return isinstance(message, dict) and (("name" in message and "value" in message)
                                                   or "metadata" in message)
@@ -90,6 +90,9 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
             message = json.loads(text)
         except ValueError:
             errors["json"] += 1
+            continue
+        except RecursionError:  # arrays or objects nested thousands deep: no OpenXC message
+            errors["nesting"] += 1
             continue
         if not isinstance(message, dict):
             errors["message"] += 1

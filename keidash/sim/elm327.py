@@ -479,6 +479,7 @@ class EmulatedELM327(EmulatedDevice):
         self._write_lock = threading.Lock()
         self._chip_lock = threading.Lock()  # the chip is used by the service thread, read by callers
         self._ignored = 0  # commands dropped while frozen
+        self._prompts_to_drop = 0
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> EmulatedELM327:
@@ -512,6 +513,10 @@ class EmulatedELM327(EmulatedDevice):
             # Let the service thread close its own fds, so it never selects on a closed one.
             self._closed.wait(2.0)
         self._close_fds()
+
+    def drop_prompts(self, count: int = 1) -> None:
+        """Send the next ``count`` replies without their ``>`` prompt (a byte lost on the line)."""
+        self._prompts_to_drop = count
 
     def send_garbage(self, data: bytes) -> None:
         """Send unsolicited bytes to the other side, like line noise."""
@@ -566,6 +571,9 @@ class EmulatedELM327(EmulatedDevice):
             return
         if self._frozen.is_set() or self._unplug_requested.is_set():
             return
+        if self._prompts_to_drop > 0 and reply.endswith(b">"):
+            self._prompts_to_drop -= 1
+            reply = reply[:-1]
         self._write(reply)
 
     def _write(self, data: bytes) -> None:

@@ -194,6 +194,7 @@ class EmulatedGPS(EmulatedDevice):
         self.port = os.ttyname(self._slave)
         self._lock = threading.Lock()  # one writer at a time: epochs and inject()
         self._fix = True
+        self._silent = False
         self._unplugged = False
         self.epochs = 0  # fix epochs written so far
         self.dropped_bytes = 0  # bytes lost because nobody was reading
@@ -210,6 +211,14 @@ class EmulatedGPS(EmulatedDevice):
     def weaken_fix(self, satellites: int, hdop: float = HDOP_WITH_FIX) -> None:
         """Keep the fix but with few satellites or a poor geometry (urban canyon, under trees)."""
         self._satellites, self._hdop = satellites, hdop
+
+    def fall_silent(self) -> None:
+        """The receiver stops talking but the port stays (a loose TX wire, a receiver browning
+        out behind a USB adapter): nothing more arrives until :meth:`speak_again`."""
+        self._silent = True
+
+    def speak_again(self) -> None:
+        self._silent = False
 
     def inject(self, raw: bytes) -> None:
         """Write raw bytes between two epochs: line noise, a cut-off or corrupt sentence."""
@@ -231,8 +240,9 @@ class EmulatedGPS(EmulatedDevice):
     def _run(self) -> None:
         due = time.monotonic()
         while not self._stop.is_set() and not self._unplugged:
-            self._write(b"".join(nmea_sentences(self._truth_fn(), self._fix, self._satellites, self._hdop)))
-            self.epochs += 1
+            if not self._silent:
+                self._write(b"".join(nmea_sentences(self._truth_fn(), self._fix, self._satellites, self._hdop)))
+                self.epochs += 1
             # Absolute schedule, so the epoch rate does not drift with write time.
             due += 1.0 / self.rate_hz
             if due < time.monotonic():  # fell behind (stalled machine): skip, do not burst

@@ -10,6 +10,7 @@ doing through :meth:`Source.status`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -63,12 +64,19 @@ class Source:
         self._logged_failure: str | None = None  # the failure last written to the log
         self._errors: Counter[str] = Counter()
         self._readings = 0
+        #: channel -> (lowest, highest) a reading may be: what the truck can do (set by the rig)
+        self.limits: dict[str, tuple[float, float]] = {}
 
     # -- for subclasses -------------------------------------------------
     def run(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def emit(self, t: float, channel: str, value: float, max_age: float, sigma: float | None = None) -> None:
+        """Hand a reading to the sink; one beyond ``limits`` is counted (``implausible``) instead."""
+        limit = self.limits.get(channel)
+        if limit is not None and not (limit[0] <= value <= limit[1]):
+            self.count_error("implausible")
+            return
         self._readings += 1
         self._sink(Reading(t, channel, float(value), self.name, max_age, sigma))
 
@@ -98,6 +106,33 @@ class Source:
         readings with: ``now`` itself for a device read live."""
         return now
 
+    def vouches(self) -> bool:
+        """False while the device is connected but says its values are no good now (a GPS
+        without a fix, or gone quiet): the dash then takes the source as down at once, not
+        when its last values pass their max_age. Safe to call from any thread."""
+        return True
+
+    def wait_to_retry(self, port: str, delay: float) -> None:
+        """Wait ``delay`` s, or less when the device file ``port``, gone meanwhile, is back
+        (plugged in again): then retry 0.1 s after it reappears. A port that is no file
+        (a pyserial URL) waits the whole delay."""
+        device_file = port.startswith("/")
+        seen_missing = False
+        deadline = time.monotonic() + delay
+        while not self.stopping.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            if device_file:
+                if not os.path.exists(port):
+                    seen_missing = True
+                elif seen_missing:
+                    self.stopping.wait(0.1)  # let udev finish with it (group, permissions)
+                    return
+
+    def _retry_wait(self) -> bool:
+        """Between two runs: wait retry_s; True when stopping."""
+        return self.stopping.wait(self.retry_s)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name=f"source-{self.name}", daemon=True)
         self._thread.start()
@@ -122,7 +157,7 @@ class Source:
                 logger.exception("%s: source failed", self.name)
                 self.count_error(type(exc).__name__)
                 self.set_link(FAILED, f"failed: {exc}; retrying")
-            if self.stopping.wait(self.retry_s):
+            if self._retry_wait():
                 break
 
 

@@ -59,6 +59,7 @@ ERROR_KINDS = {
     "truncated": "a reply cut short: fewer data bytes than the PID has",
     "garbage": "bytes that are no ELM327 reply (line noise, wrong baud rate, another device)",
     "no_reply": "silence: no prompt within the reply timeout (frozen or unplugged adapter)",
+    "no_prompt": "a reply that ended without its > prompt: taken as it came, the next prompt resynchronises",
 }
 
 OK = "ok"

@@ -28,6 +28,7 @@ import dataclasses
 import errno
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ BAUD_RATES = (38400, 9600, 115200, 230400, 57600, 19200)
 MIN_SOCKET_VOLTS = 6.0
 #: requests to the engine ECU's physical id on 11-bit CAN (ISO 15765-4: 7E0, answered from 7E8)
 ENGINE_REQUEST_HEADER = b"ATSH7E0"
+#: an NMEA sentence's start (talker GP, GN, GL, GA, GB, BD; sentence type; comma): a GPS on this port
+NMEA_SENTENCE = re.compile(rb"\$(?:GP|GN|GL|GA|GB|BD)[A-Z]{3},")
 
 
 class LinkError(SourceError):
@@ -171,6 +174,7 @@ class Elm327:
         self._framer = PromptFramer()
         self._count_suffix = True  # cleared for adapters older than v1.3, which answer "?" to it
         self.silence_s = MAX_SILENCE_S
+        self._unprompted = False  # the last reply ended in silence, without its prompt
         #: error kinds met while connecting (a protocol that reached nobody), even when it failed
         self.connect_errors: list[str] = []
 
@@ -342,7 +346,10 @@ class Elm327:
     def _request(self, pids: Sequence[int], responses: int | None) -> tuple[Reply, float]:
         request = pid_request(pids, responses)
         raw, t = self._exchange(request, self.silence_s)
-        return self._parse(raw, pids, self.protocol, request), t
+        reply = self._parse(raw, pids, self.protocol, request)
+        if self._unprompted:
+            reply = dataclasses.replace(reply, errors=reply.errors + ("no_prompt",))
+        return reply, t
 
     def _parse(self, raw: bytes, pids: Sequence[int], protocol: str, request: bytes) -> Reply:
         return parse_pid_reply(raw, pids, self.pid_bytes, protocol, self.settings.headers, request)
@@ -369,12 +376,17 @@ class Elm327:
     def _read_reply(self, silence_s: float) -> tuple[bytes, float]:
         """The next reply up to the prompt, and when its first byte came.
 
-        Raises AdapterSilent after ``silence_s`` without a byte (or after
-        three times that of bytes without a prompt: noise), LinkLost when
-        the port fails, LinkStopped when stopping is set.
+        A reply whose bytes end in ``silence_s`` of silence without a prompt is
+        taken as it came (``_unprompted`` is set; the next command starts after
+        the input is flushed, so the next prompt resynchronises) instead of
+        declaring the adapter lost. Raises AdapterSilent after ``silence_s``
+        without a byte (or after three times that of bytes without a prompt:
+        noise), LinkError at once when the bytes are NMEA sentences (a GPS on
+        this port), LinkLost when the port fails, LinkStopped when stopping is set.
         """
         start = last = time.monotonic()
         first: float | None = None
+        self._unprompted = False
         while True:
             if self.stopping.is_set():
                 raise LinkStopped()
@@ -391,7 +403,13 @@ class Elm327:
                 replies = self._framer.feed(data)
                 if replies:
                     return replies[0], first
+                if NMEA_SENTENCE.search(self._framer.pending):
+                    raise LinkError(f"{self.port} sends NMEA: is it the GPS? "
+                                    f"put its port in an nmea:// source and the adapter's in obd://")
             elif now - last > silence_s:
+                if first is not None and self._framer.pending.strip(b"\r\n\x00 "):
+                    self._unprompted = True
+                    return self._framer.pending, first
                 raise AdapterSilent(f"the OBD adapter at {self.port} stopped answering")
             if now - start > max(2.0, 3 * silence_s):
                 raise AdapterSilent(f"the OBD adapter at {self.port} sends only noise: "

@@ -56,10 +56,10 @@ DEFAULT_PERIOD_S = 1.0
 MAX_AGE_PERIODS = 3.0
 #: ... but never less than this, so one late sentence does not blank the speedo
 MIN_MAX_AGE_S = 1.5
-#: a position is good for this long (s): it only decides day or night
-POSITION_MAX_AGE_S = 60.0
-#: no valid sentence for this long: tell the driver what to check
-SILENCE_S = 3.0
+#: no valid sentence for this many receiver periods ...
+SILENCE_PERIODS = 2.0
+#: ... and at least this long (s): the GPS has gone quiet, tell the driver what to check
+MIN_SILENCE_S = 1.5
 #: VTG is only used when no RMC has been seen for this many receiver periods
 VTG_FALLBACK_PERIODS = 3.0
 
@@ -218,6 +218,12 @@ class NmeaSource(Source):
         with self._state_lock:
             return self._fix
 
+    def vouches(self) -> bool:
+        """False while the last word on the fix is "none" or the receiver has gone quiet: the
+        dash takes the GPS as down at once (its position readings, kept for the night theme,
+        must not make it look live while its speed is stale)."""
+        return not (self._no_fix_seen or self._waiting)
+
     @property
     def degraded(self) -> bool:
         """True while the fix is missing or weak: do not calibrate against this GPS now."""
@@ -258,6 +264,11 @@ class NmeaSource(Source):
         self._rate_tries = 0
 
     # -- the port -------------------------------------------------------
+    def _retry_wait(self) -> bool:
+        # A receiver plugged back in is opened as soon as its device file is back, as OBD is.
+        self.wait_to_retry(self.port, self.retry_s)
+        return self.stopping.is_set()
+
     def run(self) -> None:
         self.set_link(CONNECTING)
         try:
@@ -314,12 +325,18 @@ class NmeaSource(Source):
                            self.name, UBX_TRIES)
         return not unanswered
 
+    def silence_s(self) -> float:
+        """Seconds without a valid sentence after which the GPS counts as gone quiet: two
+        receiver periods (2 s at 1 Hz), at least MIN_SILENCE_S."""
+        return max(MIN_SILENCE_S, SILENCE_PERIODS * self._period())
+
     def _check_silence(self, now: float) -> None:
         since = self._last_valid_t if self._last_valid_t is not None else self._opened_t
-        if now - since > SILENCE_S:
+        if now - since > self.silence_s():
             self._waiting = True
+            self._last_fix_t = None  # the gap is no receiver period
             # A fixed sentence (no running count), so the log gets it once.
-            self.set_link(CONNECTED, f"no NMEA sentences from {self.port} for over {SILENCE_S:.0f} s: "
+            self.set_link(CONNECTED, f"no NMEA sentences from {self.port}: "
                                      f"check the wiring and the baud rate ({self.baudrate})")
 
     # -- framing and parsing (no port needed) ---------------------------
@@ -494,9 +511,12 @@ class NmeaSource(Source):
         self._last_epoch = epoch
         self._speed(knots * KMH_PER_KNOT, t)
         position = _position(data[2:6])
-        if position is not None:  # for the night theme (sunset where the truck is)
-            self.emit(t, LATITUDE, position[0], POSITION_MAX_AGE_S)
-            self.emit(t, LONGITUDE, position[1], POSITION_MAX_AGE_S)
+        if position is not None:  # for the night theme (sunset where the truck is), which keeps
+            # the last position itself: vouched for as long as the speed, so that the GPS is
+            # not live on the dash while its speed is stale
+            max_age = self._max_age()
+            self.emit(t, LATITUDE, position[0], max_age)
+            self.emit(t, LONGITUDE, position[1], max_age)
 
     def _handle_vtg(self, data: list[str], t: float) -> None:
         if self._last_rmc_t is not None and t - self._last_rmc_t < VTG_FALLBACK_PERIODS * self._period():
@@ -517,6 +537,7 @@ class NmeaSource(Source):
     def _no_fix(self) -> None:
         # Emit nothing: the last speed goes stale on its own, which is the truth.
         self._no_fix_seen = True
+        self._last_fix_t = None  # the gap is no receiver period
         self.set_link(CONNECTED, NO_FIX_MESSAGE)
 
     def _period(self) -> float:
@@ -533,4 +554,7 @@ class NmeaSource(Source):
         self._last_fix_t = t
         self._no_fix_seen = False
         self._show_fix()
-        self.emit(t, SPEED, kmh, max(MIN_MAX_AGE_S, MAX_AGE_PERIODS * self._period()))
+        self.emit(t, SPEED, kmh, self._max_age())
+
+    def _max_age(self) -> float:
+        return max(MIN_MAX_AGE_S, MAX_AGE_PERIODS * self._period())

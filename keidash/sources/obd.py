@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -194,18 +193,7 @@ class ObdSource(Source):
 
     def _wait_to_retry(self, delay: float) -> None:
         """Wait ``delay``, or less when the device file, gone meanwhile, is back (plugged in again)."""
-        device_file = self.port.startswith("/")
-        seen_missing = False
-        deadline = time.monotonic() + delay
-        while not self.stopping.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                return
-            if device_file:
-                if not os.path.exists(self.port):
-                    seen_missing = True
-                elif seen_missing:
-                    self.stopping.wait(0.1)  # let udev finish with it (group, permissions)
-                    return
+        self.wait_to_retry(self.port, delay)
 
     def _check_port(self) -> str:
         """A plain sentence if the port plainly cannot be opened, else ""."""

@@ -605,8 +605,8 @@ class TripLog:
         """Delete trips older than keep_days, then the oldest while the file exceeds max_mb.
 
         Age counts from the last drive's own start (or the wall clock, when earlier), never
-        from the wall clock alone; the last keep_trips drives are spared when the two clocks
-        disagree. The trips of this run are never deleted. Freed pages go back to the file system by
+        from the wall clock alone; the last keep_trips drives are always spared by age (only
+        max_mb may delete them). The trips of this run are never deleted. Freed pages go back to the file system by
         ``PRAGMA incremental_vacuum`` (cheap: it only truncates free pages at the end) when the
         file was created with auto_vacuum; otherwise SQLite reuses them, so the file stops
         growing at max_mb but does not shrink. A full VACUUM is never run: it rewrites the
@@ -621,14 +621,12 @@ class TripLog:
             if earlier:
                 # Age counts back from the last drive's own start, never from a wall clock later
                 # than that: a Pi without RTC or network (or a clock a year ahead) cannot make
-                # earlier drives look old; a clock behind only deletes less. When the two clocks
-                # disagree (now is before the last drive, or more than keep_days after it) one
-                # of them is wrong: the last keep_trips drives are kept whatever their dates.
-                _, last_start, last_end = earlier[-1]
-                now = self._clock()
-                cutoff = min(now, last_start) - self.keep_days * 86400.0
-                confirmed = last_start <= now <= last_end + self.keep_days * 86400.0
-                spared = set() if confirmed else {i for i, *_ in earlier[len(earlier) - max(0, self.keep_trips):]}
+                # earlier drives look old; a clock behind only deletes less. No clock here is
+                # confirmed (a drive's dates are the wall clock of its day), so the last
+                # keep_trips drives are kept whatever their dates, whether the clocks agree or not.
+                last_start = earlier[-1][1]
+                cutoff = min(self._clock(), last_start) - self.keep_days * 86400.0
+                spared = {i for i, *_ in earlier[max(0, len(earlier) - max(0, self.keep_trips)):]}
                 doomed = [i for i, start, _ in earlier if start < cutoff and i not in spared]
         self._delete_trips(conn, doomed)
         if self.max_mb is None:

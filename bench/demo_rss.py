@@ -1,0 +1,84 @@
+"""Resident memory of a long `keidash demo`: does it level off after the first minute?
+
+Runs the real CLI (`python -m keidash demo --headless --log TRIPS.db`) for --seconds
+(default 600, the 10 minutes of issue 16), sampling the process's VmRSS from
+/proc/PID/status once a second. Prints RSS at 1 minute, at the end, the peak, and the
+growth per 10 minutes fitted (least squares) over everything after the first minute;
+the baseline is the same run's own RSS at 1 minute.
+
+Goal (exit 1 when missed): after the first minute RSS grows less than 2 % of its
+1-minute value per 10 minutes (flat), and the demo exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+GOAL_GROWTH_SHARE = 0.02  # of the 1-minute RSS, per 10 minutes after the first minute
+WARM_UP_S = 60.0
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def slope_per_s(points: list[tuple[float, float]]) -> float:
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_m = sum(m for _, m in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (m - mean_m) for t, m in points) / var if var else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0, help="how long the demo runs (default 600)")
+    parser.add_argument("--speedup", type=float, default=1.0, help="the demo's --speedup (default 1)")
+    args = parser.parse_args()
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "keidash", "demo", "--headless", "--seconds", f"{args.seconds:g}",
+                   "--speedup", f"{args.speedup:g}", "--log", os.path.join(folder, "trips.db"),
+                   "--screenshot", os.path.join(folder, "last.png")]
+        started = time.monotonic()
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        samples: list[tuple[float, float]] = []
+        while child.poll() is None:
+            mb = rss_mb(child.pid)
+            if mb is not None:
+                samples.append((time.monotonic() - started, mb))
+            time.sleep(1.0)
+        stderr = child.stderr.read()
+    if child.returncode != 0 or not samples:
+        print(f"keidash demo failed (exit {child.returncode}): {stderr.strip()[-500:]}")
+        return 1
+    after = [(t, m) for t, m in samples if t >= WARM_UP_S]
+    if len(after) < 10:
+        print(f"too short to judge: {len(samples)} samples; run --seconds 120 or more")
+        return 1
+    at_minute = after[0][1]
+    growth = slope_per_s(after) * 600.0
+    ok = growth < GOAL_GROWTH_SHARE * at_minute
+    print(f"keidash demo --speedup {args.speedup:g} for {args.seconds:g} s (RSS sampled each second):")
+    print(f"  RSS at 1 min {at_minute:.1f} MB, at the end {samples[-1][1]:.1f} MB, peak {max(m for _, m in samples):.1f} MB")
+    print(f"  growth after the first minute: {growth:+.2f} MB per 10 min ({growth / at_minute * 100:+.1f} % of "
+          f"the 1-minute RSS; goal under {GOAL_GROWTH_SHARE * 100:g} %) {'ok' if ok else 'MISSED'}")
+    minutes = [next(m for t, m in samples if t >= 60 * k) for k in range(1, int(samples[-1][0] // 60) + 1)]
+    print("  each minute: " + " ".join(f"{m:.1f}" for m in minutes) + " MB")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Memory and time of the commands that read a whole drive log, at two log lengths.
+
+A virtual Hijet's 15-minute drive (keidash.sim.recorded, with its gear labels) is laid end
+to end into CSV logs of --rows and of a fifth as many rows. Each command runs as the user
+runs it, `python -m keidash ...` in a child process, and its peak resident memory comes from
+the kernel (ru_maxrss of os.wait4 for that child):
+
+* `replay LOG --headless --estimates OUT.csv`
+* `learn LOG`
+* `eval LOG`
+
+Printed per command and length: peak RSS, time per row; and the memory a row costs, the
+difference of the two peaks over the difference of the rows (the same run's short log is
+the baseline, so the interpreter and the imports cancel out).
+
+Goal (exit 1 when missed): every command under 150 MB peak RSS at --rows (default 500,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+GOAL_MB = 150.0
+COMMANDS = {
+    "replay --estimates": lambda log, out: ["replay", log, "--headless", "--estimates", out],
+    "learn": lambda log, out: ["learn", log],
+    "eval": lambda log, out: ["eval", log],
+}
+
+
+def write_log(path: str, rows: int) -> None:
+    from keidash.sim.recorded import virtual_log
+    drive = [s for s in virtual_log("hijet-s500p", "kei-day", seconds=900).samples
+             if s.speed_kmh is not None and s.rpm is not None]
+    span = drive[-1].t + 0.1
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("time_s,engine_rpm,speed_kmh,gear\n")
+        written = lap = 0
+        while written < rows:
+            for s in drive:
+                if written == rows:
+                    break
+                gear = "" if s.gear is None else s.gear
+                f.write(f"{lap * span + s.t:.3f},{s.rpm:.0f},{s.speed_kmh:.1f},{gear}\n")
+                written += 1
+            lap += 1
+
+
+def run(arguments: list[str]) -> tuple[float, float, int]:
+    """(peak RSS MB, seconds, exit status) of ``python -m keidash ARGUMENTS``."""
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    started = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "keidash", *arguments], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss / 1024, time.monotonic() - started, child.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000, help="rows of the long log (default 500000)")
+    args = parser.parse_args()
+    lengths = (args.rows // 5, args.rows)
+    failed = False
+    with tempfile.TemporaryDirectory() as folder:
+        logs = {}
+        for rows in lengths:
+            logs[rows] = os.path.join(folder, f"drive-{rows}.csv")
+            write_log(logs[rows], rows)
+        out = os.path.join(folder, "estimates.csv")
+        print(f"peak RSS and time per row, logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet, CSV):")
+        for name, arguments in COMMANDS.items():
+            figures = {rows: run(arguments(logs[rows], out)) for rows in lengths}
+            (short_mb, short_s, short_rc), (long_mb, long_s, long_rc) = figures[lengths[0]], figures[lengths[1]]
+            per_row = (long_mb - short_mb) * 1024 * 1024 / (lengths[1] - lengths[0])
+            # learn and eval exit 1 when they judge the drive, not when they fail: 2 is a usage error
+            crashed = max(short_rc, long_rc) > 1
+            ok = long_mb < GOAL_MB and not crashed
+            failed |= not ok
+            print(f"  {name:18s} {short_mb:6.1f} MB / {long_mb:6.1f} MB peak, "
+                  f"{short_s / lengths[0] * 1e6:5.1f} / {long_s / lengths[1] * 1e6:5.1f} us per row, "
+                  f"{per_row:5.0f} bytes per row more (goal < {GOAL_MB:g} MB at {lengths[1]}) "
+                  f"{'ok' if ok else 'MISSED'}{' (exit ' + str(long_rc) + ')' if crashed else ''}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
