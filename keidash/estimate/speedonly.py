@@ -383,24 +383,52 @@ def learn_habits(samples: Iterable[tuple[float, float, int]],
     ``gears``: the gearbox's forward gears, when known: the habits then fit it even if the drive
     never used the top gear (else the highest gear seen is taken for the top).
     """
-    rows = [(float(t), float(v), int(g)) for t, v, g in samples if g is not None and g >= 0 and v is not None]
-    top = max([g for _, _, g in rows] + [gears or 0])
-    seconds = [[[0.0] * ACCEL_BINS for _ in range(SPEED_BINS)] for _ in range(top + 1)]
-    in_gear = [0.0] * (top + 1)
-    ups, downs, neutrals = [0] * (top + 1), [0] * (top + 1), [0] * (top + 1)
+    # one pass, the rows not held (a long log streams through): each row's share of time is the
+    # gap to the next, so it is counted when the next arrives; a gear seen grows the tables
+    top = gears or 0
+    seconds: list[list[list[float]]] = []
+    in_gear: list[float] = []
+    ups: list[int] = []
+    downs: list[int] = []
+    neutrals: list[int] = []
+    up_speeds: list[list[float]] = []
+    down_speeds: list[list[float]] = []
+    moves: list[list[list[list[int]]]] = []
+    exposure: list[list[list[float]]] = []
+
+    def grow(g: int) -> None:
+        while len(in_gear) <= g:
+            seconds.append([[0.0] * ACCEL_BINS for _ in range(SPEED_BINS)])
+            in_gear.append(0.0)
+            ups.append(0)
+            downs.append(0)
+            neutrals.append(0)
+            up_speeds.append([])
+            down_speeds.append([])
+            exposure.append([[0.0] * ACCEL_CLASSES for _ in range(SPEED_BINS)])
+            for row in moves:  # every "from" gear gets the new "to" gear
+                row.append([[0] * ACCEL_CLASSES for _ in range(SPEED_BINS)])
+            moves.append([[[0] * ACCEL_CLASSES for _ in range(SPEED_BINS)] for _ in range(len(in_gear))])
+
+    grow(top)
     engages = 0
-    up_speeds: list[list[float]] = [[] for _ in range(top + 1)]
-    down_speeds: list[list[float]] = [[] for _ in range(top + 1)]
     shifts: list[tuple[float, str]] = []
-    moves = [[[[0] * ACCEL_CLASSES for _ in range(SPEED_BINS)] for _ in range(top + 1)] for _ in range(top + 1)]
-    exposure = [[[0.0] * ACCEL_CLASSES for _ in range(SPEED_BINS)] for _ in range(top + 1)]
     recent: tuple[tuple[float, float], ...] = ()
     last_gear = None  # last forward gear while moving
     prev_state, prev_t = None, 0.0
-    for i, (t, v, g) in enumerate(rows):
+    pending: tuple[float, int, int, int] | None = None  # (t, gear, speed bin, accel bin) awaiting its time share
+    for t, v, g in samples:
+        if g is None or g < 0 or v is None:
+            continue
+        t, v, g = float(t), float(v), int(g)
+        if pending is not None:
+            dt = max(min(t - pending[0], 3.0), 0.0)
+            seconds[pending[1]][pending[2]][pending[3]] += dt
+            in_gear[pending[1]] += dt
+            pending = None
+        grow(g)
         accel = _accel(recent, t, v)
         recent = _keep(recent, t, v)
-        dt = min(rows[i + 1][0] - t, 3.0) if i + 1 < len(rows) else 0.0
         if v < MOVING_KMH:
             last_gear, prev_state = None, None
             continue
@@ -411,8 +439,7 @@ def learn_habits(samples: Iterable[tuple[float, float, int]],
             if g != prev_state:
                 moves[prev_state][g][v_bin][c] += 1
         prev_t = t
-        seconds[g][speed_bin(v)][accel_bin(accel)] += max(dt, 0.0)
-        in_gear[g] += max(dt, 0.0)
+        pending = (t, g, speed_bin(v), accel_bin(accel))
         if prev_state is not None and prev_state > 0 and g == 0:
             neutrals[prev_state] += 1
         if prev_state == 0 and g > 0:
@@ -424,6 +451,7 @@ def learn_habits(samples: Iterable[tuple[float, float, int]],
                 shifts.append((t, UP if g > last_gear else DOWN))
             last_gear = g
         prev_state = g
+    top = len(in_gear) - 1
 
     def rate(count: int, time_s: float, default: float) -> float:
         return (count + default * RATE_PSEUDO_S) / (time_s + RATE_PSEUDO_S)
