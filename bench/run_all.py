@@ -4,9 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# each bench with its arguments; powercut: 100 SIGKILLs in make bench (about 2 min), 500 by hand
+# each bench with its arguments; powercut: 100 SIGKILLs in make bench (about 2 min), 500 by hand;
+# process_cost: two rounds of four runs of the real CLI (90 s and 30 s, about 3 min)
 BENCHES = [["first_frame.py"], ["obd_rate.py"], ["estimator.py"], ["render.py"], ["powercut.py", "--kills", "100"],
-           ["audio.py"], ["audio_capture.py"]]
+           ["audio.py"], ["audio_capture.py"], ["process_cost.py"]]
 
 failed = 0
 for name, *options in BENCHES:
