@@ -35,6 +35,18 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HEADLESS_SECONDS = 20.0
 DEFAULT_SCREENSHOT = "keidash-demo.png"
+#: frames a second while nothing on the dash moves (standing, cruising steadily): the clock, the
+#: trip, the night theme and a source going stale refresh at this rate; the trip log's 10 frames a
+#: second are all still logged. A reading wakes the loop at once, back to the full rate.
+IDLE_FPS = 10.0
+#: frames in a row with nothing redrawn before the loop slows to IDLE_FPS: a needle creeping under
+#: half a pixel a frame still moves at the full rate, not in steps
+STILL_FRAMES = 6
+#: seconds between two looks at the sources' links (connected, failed, error counts): they change
+#: with a device, not with a frame
+SOURCE_STATUS_S = 0.25
+#: the frame loop follows the needle (False: every frame at the full rate, bench/process_cost.py's reference)
+PACED = True
 
 
 class Output(Protocol):
@@ -155,6 +167,15 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
     cal_state = vss.CalibrationState()
     cal_result = vss.result(cal_state, calibration) if calibration else None
     period = 1.0 / fps if fps > 0 else 0.0
+    # Pacing follows the dash: at ``fps`` while anything on it moves, at IDLE_FPS once STILL_FRAMES
+    # frames in a row redrew nothing (and no flash is on), woken at once by the next reading.
+    # Only with an output that says whether it moves (the cluster): with none, every frame is run.
+    paced = PACED and 0 < IDLE_FPS < fps and any(hasattr(output, "moving") for output in outputs)
+    idle_period = 1.0 / IDLE_FPS if IDLE_FPS > 0 else period
+    still = 0  # frames in a row that changed nothing on screen
+    links: dict = {}
+    failed: dict = {}
+    status_due = -math.inf
     stop = stop or threading.Event()
     stats.started = start = time.monotonic()
     next_frame = start
@@ -181,8 +202,10 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
             state = step(state, reading, config)
         now = time.monotonic()
         drive_now = rig.drive_time(now)  # the estimator's clock: the drive's (a replay at 10x runs it 10x)
-        dash = advise(state, drive_now, config, rig.links())
-        dash = with_failed(dash, rig.failed())
+        if now >= status_due:
+            links, failed, status_due = rig.links(), rig.failed(), now + SOURCE_STATUS_S
+        dash = advise(state, drive_now, config, links)
+        dash = with_failed(dash, failed)
         if log is not None:
             log.frame(dash, drive_now)
             trouble = log.status()
@@ -206,6 +229,17 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
         if should_quit():  # one more frame: what arrived since this frame's drain is shown too
             quitting = True
             continue
+        if paced:
+            still = 0 if any(getattr(output, "moving", False) for output in outputs) else still + 1
+            if still >= STILL_FRAMES:
+                # nothing moves: no advise, no drawing until a reading comes or the idle frame is due
+                if rig.bus.wait(max(0.0, min(done + idle_period, start + seconds if seconds is not None
+                                             else math.inf) - time.monotonic())):
+                    # a reading: the next frame now, but never sooner than the full rate's period after
+                    # this one (readings streaming in must not run frames faster than ``fps``)
+                    stop.wait(max(0.0, now + period - time.monotonic()))
+                next_frame = time.monotonic()  # the full rate restarts from the frame a reading wakes
+                continue
         next_frame += period
         if next_frame < done - period:  # fell behind (slow host): do not try to catch up
             next_frame = done

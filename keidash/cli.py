@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--headless", action="store_true", help="render off-screen (no window)")
         p.add_argument("--seconds", type=DRIVE_SECONDS, help="stop after this many seconds")
         p.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
-        p.add_argument("--fps", type=FPS, help="frames per second, 1 to 240 (default 60)")
+        p.add_argument("--fps", type=FPS, help="frames per second while the dash moves, 1 to 240 (default 60)")
         p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
         p.add_argument("--units", choices=("mph", "kmh"), help="the big speed figure (default mph, or the config's)")
         p.add_argument("--temperature", choices=("C", "F"),

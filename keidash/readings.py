@@ -9,6 +9,7 @@ be shown or used as live.
 from __future__ import annotations
 
 import queue
+import threading
 from dataclasses import dataclass
 
 # Channel names, with their unit in the name.
@@ -43,12 +44,14 @@ class ReadingBus:
 
     def __init__(self, maxsize: int = 10_000):
         self._queue: queue.Queue[Reading] = queue.Queue(maxsize)
+        self._arrived = threading.Event()  # set by put, cleared by drain: wakes an idle frame loop
         self.dropped = 0
 
     def put(self, reading: Reading) -> None:
         while True:
             try:
                 self._queue.put_nowait(reading)
+                self._arrived.set()
                 return
             except queue.Full:
                 try:
@@ -59,6 +62,7 @@ class ReadingBus:
 
     def drain(self) -> list[Reading]:
         """Every reading waiting, sorted by measurement time."""
+        self._arrived.clear()  # before the gets: a put after them sets it again
         out = []
         while True:
             try:
@@ -67,3 +71,8 @@ class ReadingBus:
                 break
         out.sort(key=lambda r: r.t)
         return out
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a reading is put (True at once if one came since the last drain) or
+        ``timeout`` s pass (False)."""
+        return self._arrived.wait(timeout)

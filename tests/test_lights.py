@@ -353,3 +353,28 @@ def test_an_alarm_that_clears_is_silent_and_a_second_alarm_sounds_at_once(buzzer
     # the battery goes low during the coolant's third beep: its three follow, none merged
     assert all(length < ALARM_BEEP_S + 0.051 for _, length in found)
     assert 10.0 <= starts[6] <= 10.0 + 2 * ALARM_BEEP_S + 0.051
+
+
+# -- what the frame loop's pacing asks of them (issue 15) ----------------------------------------
+
+def test_the_lights_say_they_move_while_flashing_or_pulsing_and_not_on_a_steady_bar(lights):
+    lights.render(dash(10.0, 3800.0))
+    assert not lights.moving  # a steady bar: nothing changes until the rpm does
+    lights.render(dash(10.1, 4900.0))
+    assert lights.moving  # flashing at the shift point: it turns with time alone
+    lights.render(dash(10.2, 2000.0, DOWN))
+    assert lights.moving  # the down LED pulses
+    lights.render(dash(10.3, 2000.0))
+    assert not lights.moving
+
+
+def test_the_buzzer_says_it_moves_until_its_beeps_are_over(buzzer):
+    buzzer.render(dash(50.0, 3000.0))
+    assert not buzzer.moving
+    buzzer.render(dash(50.02, 3000.0, DOWN))  # two beeps: on, off, on, off
+    assert buzzer.moving
+    t = 50.02
+    while buzzer.moving and t < 52.0:
+        t += 1 / 60
+        buzzer.render(dash(t, 3000.0, DOWN))
+    assert not buzzer.moving and 50.02 + 3 * 0.08 <= t < 51.0  # both beeps and the gap between them

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 #: a wall clock before this (UNIX s, 2025-01-01) has not been set (a Pi has no clock battery)
 CLOCK_SET_AFTER = 1735689600.0
+#: seconds of the clock between two reckonings of the night theme from the sun or the set times
+#: (dusk takes minutes; a night switch is still read every frame)
+NIGHT_EVERY_S = 10.0
 UNITS = ("mph", "kmh")
 TEMPERATURES = ("C", "F")
 #: an alarm clears only this far back inside its limit, so a value on the limit does not chatter
@@ -103,6 +106,8 @@ class Cab:
         self._saved_km = self.store.km
         self._saved_at: float | None = None
         self.position: tuple[float, float] | None = None
+        self._night_key: tuple | None = None  # (clock // NIGHT_EVERY_S, position known) of the last reckoning
+        self._night_by_clock = False
         self.button = self.switch = None
         if settings.button_pin is not None:
             from .inputs import DashButton
@@ -159,9 +164,14 @@ class Cab:
                 return switched
         if clock is None:
             return False  # no trusted time: the day theme, readable whatever the light
-        from .sun import is_night
-        lat, lon = self.position if self.position else (None, None)
-        return is_night(clock, lat, lon, night_from=self.settings.night_from, day_from=self.settings.day_from)
+        key = (clock // NIGHT_EVERY_S, self.position is not None)
+        if key != self._night_key:  # a new slice of the clock, or the first GPS position
+            from .sun import is_night
+            lat, lon = self.position if self.position else (None, None)
+            self._night_key = key
+            self._night_by_clock = is_night(clock, lat, lon, night_from=self.settings.night_from,
+                                            day_from=self.settings.day_from)
+        return self._night_by_clock
 
     def _save(self, total: float, now: float) -> None:
         if self.store.save(total):

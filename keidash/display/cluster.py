@@ -181,6 +181,9 @@ class Cluster:
         self._areas: dict[str, Rect] = {}
         self.frames = 0
         self.last_dirty: list[Rect] = []  # what the last frame sent to the screen
+        # whether the next frame may differ with no new reading: the last one changed something, or
+        # the shift bar flashes (its phase turns with time); the frame loop slows down when it is not
+        self.moving = True
         log.debug("cluster %s layout %s", self._screen.get_size(), self.layout.name)
 
     # -- public API ---------------------------------------------------------
@@ -213,6 +216,7 @@ class Cluster:
                 self._areas[element.name] = area
             screen.set_clip(None)
             self.last_dirty = [(0, 0, *screen.get_size())]
+            self.moving = True
             if self._window is not None:
                 pg.display.flip()
             return
@@ -228,7 +232,9 @@ class Cluster:
         self._keys = new_keys
         if not dirty:
             self.last_dirty = []
+            self.moving = new_keys.get("shift", ("",))[0] == "up"
             return
+        self.moving = True
         dirty = _merge(dirty)
         for rect in dirty:
             screen.blit(background, rect, rect)

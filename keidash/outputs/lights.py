@@ -215,10 +215,13 @@ class ShiftLights:
         devices, self.problem = open_gpio("shift lights", pins, build)
         self._bar, self._down = devices if devices is not None else (None, None)
         self.available = devices is not None
+        self.moving = False  # the lights change with time alone (flash, pulse): see render
 
     def render(self, state: DashState) -> None:
         """Show ``state`` on the LEDs (pins are written only when what they show changes)."""
         self._memory, frame = lights_step(self._memory, state, self.count, self.span_rpm, self.flash_hz)
+        # the row flashing or the down LED pulsing change with time: the frame loop keeps its full rate
+        self.moving = self.available and (frame.mode == "flash" or self._memory.down_since is not None)
         if not self.available or self._shown == (frame.bar, frame.down):
             return
         for led, on in zip(self._bar, frame.bar):
@@ -262,12 +265,15 @@ class ShiftBuzzer:
 
         self._buzzer, self.problem = open_gpio("shift buzzer", [pin], build)
         self.available = self._buzzer is not None
+        self.moving = False  # a beep is on or due: see render
 
     def render(self, state: DashState) -> None:
         """Advance the beeps to ``state.t`` and switch the buzzer accordingly."""
         self._memory = beep_step(self._memory, state.t, state.cue, self.beep_s)
         self._alarm = alarm_beep_step(self._alarm, state.t, state.alarms)
         on = self._memory.on or self._alarm.on
+        # a beep's end (or the next one) falls between frames: the frame loop keeps its full rate
+        self.moving = self.available and (on or self._memory.remaining > 0 or self._alarm.remaining > 0)
         if self.available and bool(self._buzzer.value) != on:
             self._buzzer.value = on
 
