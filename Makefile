@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-pid1 bench install clean install-pi uninstall-pi systemd-analyze
+.PHONY: demo test test-pid1 test-arm64 bench install clean install-pi uninstall-pi systemd-analyze
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-pid1: $(STAMP)
 		KEIDASH_PID1=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q tests/test_pid1.py $(PYTEST_ARGS) \
 			&& $(PY) tests/pid1.py --figures; \
 	fi
+
+# The same on an arm64 Bookworm root (a Pi's), its programs run by qemu-user-static through
+# binfmt_misc: proves the aarch64 wheels install and the dash draws frames. Slow (emulated).
+test-arm64:
+	$(MAKE) test-pid1 KEIDASH_PID1_ARCH=arm64 KEIDASH_PID1_SUITES="$${KEIDASH_PID1_SUITES:-bookworm}"
 
 bench: $(STAMP)
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) bench/run_all.py

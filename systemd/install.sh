@@ -149,7 +149,11 @@ install_venv() {
 activate() {
     live systemd-sysusers "$SYSUSERS/keidash.conf"
     live chown keidash:keidash "$DATA"
-    live systemctl daemon-reload
+    if [ -n "$DESTDIR" ] || [ -d /run/systemd/system ]; then
+        live systemctl daemon-reload
+    else  # sd_booted(3): no systemd running (a chroot, an image being built): enable works offline
+        say "systemd is not running here (a chroot or an image being built): keidash is enabled for its next boot"
+    fi
     live systemctl enable keidash.service
     say "installed. keidash starts at the next boot (or now: sudo systemctl start keidash)."
     say "ignition watch: set IGNITION_PIN in $CONF/ignition.env, then: sudo systemctl enable --now keidash-ignition"

@@ -181,6 +181,8 @@ class Machine:
         self.process: subprocess.Popen | None = None
         self.pid1: int | None = None
         self.boots = 0
+        #: its programs run through qemu-user (binfmt_misc), not natively
+        self.emulated = arch != host_arch()
 
     def prepare(self) -> None:
         """A fresh copy of the root with the project in it."""
