@@ -406,6 +406,8 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         if headless:  # offscreen: nothing to lose
             try:
                 cluster = open_cluster()
+            except KeidashError:  # a layout that does not fit: its own sentence
+                raise
             except Exception as exc:  # pygame.error and friends: say it plainly
                 raise KeidashError(f"cannot open the display: {exc}") from None
         else:  # a display that cannot be opened (no /dev/dri, a loose cable) is retried, never fatal

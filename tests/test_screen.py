@@ -105,6 +105,15 @@ def test_a_display_lost_while_drawing_is_dropped_and_retried(caplog):
         screen.close()
 
 
+def test_the_owners_mistake_is_not_a_missing_display():
+    from keidash.errors import ConfigError
+
+    def refuse():
+        raise ConfigError("--layout 1280x400 does not fit this 800x480 screen")
+    with pytest.raises(ConfigError):
+        Screen(refuse)
+
+
 # -- the real dash process, as keidash.service runs it -----------------------------------------
 
 def test_the_dash_runs_on_without_a_display_and_says_so_to_systemd(tmp_path):

@@ -38,6 +38,8 @@ class Screen:
     OSError ...). It is called now, and again every ``retry_s`` seconds (on ``clock``, monotonic
     seconds) at a frame while there is no cluster. A cluster whose ``render`` raises is dropped
     and the display retried the same way. ``problem``: "" with a display, else the sentence why not.
+    A :class:`~keidash.errors.KeidashError` from ``open_cluster`` (the owner's mistake, such as a
+    layout typed for another screen) is not a missing display: it is raised, as before.
     """
 
     def __init__(self, open_cluster: Callable[[], Any], *, retry_s: float = RETRY_S,
@@ -55,6 +57,8 @@ class Screen:
         self.tries += 1
         try:
             cluster = self._open_cluster()
+        except KeidashError:  # the owner's mistake (a layout that does not fit), not a missing display
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever SDL says, the dash runs on without it
             self._without(exc)
             return
