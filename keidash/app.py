@@ -446,26 +446,38 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
     outputs = []
     try:
         from .display.cluster import Cluster
+        from .display.screen import Screen
         layout = args.layout or (config.layout if config else None)
+        layout_notes: list[str] = []  # said once, also on the dash (the cab is made below)
 
-        def open_cluster(layout):
+        def open_cluster():
+            cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
+            note = _layout_fit(cluster.layout, args.layout, config.layout if config else None)
+            if note:  # the config's layout hid gear and speed: the screen's own layout instead
+                cluster.close()
+                cluster = Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless)
+                if note not in layout_notes:
+                    layout_notes.append(note)
+                    print(f"keidash: {note}", file=sys.stderr)
+                    if cab is not None:
+                        cab.problems.append(f"layout {config.layout} does not fit this screen")
+            return cluster
+        if headless:  # offscreen: nothing to lose
             try:
-                return Cluster(size=size, fullscreen=fullscreen and not headless, headless=headless, layout=layout)
+                cluster = open_cluster()
+            except KeidashError:  # a layout that does not fit: its own sentence
+                raise
             except Exception as exc:  # pygame.error and friends: say it plainly
                 raise KeidashError(f"cannot open the display: {exc}") from None
-        cluster = open_cluster(layout)
-        layout_note = _layout_fit(cluster.layout, args.layout, config.layout if config else None)
-        if layout_note:  # the config's layout hid gear and speed: the screen's own layout instead
-            cluster.close()
-            cluster = open_cluster(None)
-            print(f"keidash: {layout_note}", file=sys.stderr)
+        else:  # a display that cannot be opened (no /dev/dri, a loose cable) is retried, never fatal
+            cluster = Screen(open_cluster)
 
         rig = open_rig(sources, profile, config.data_dir if config else None)
         from .estimate.estimator import config_for
         estimator = config_for(profile, shift, rig.priority(), learned,
                                transmission=getattr(args, "transmission", None))
         cab, outputs = _cab_and_outputs(args, config)
-        if layout_note:
+        if layout_notes:
             # on the dash too, short enough for its message strip: the owner sees the setting is not used
             cab.problems.append(f"layout {config.layout} does not fit this screen")
         log_path = args.log or (os.path.join(config.data_dir, "trips.db") if config and config.data_dir else None)
@@ -476,8 +488,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         from .pi.notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
         watchdog = Watchdog.from_environment(
             check_sources=lambda: sources_alive(rig.sources),
-            describe=lambda: "; ".join(f"{name}: {'connected' if ok else (message or 'not connected')}"
-                                       for name, (ok, message, *_) in rig.links().items()))
+            describe=lambda: _status_line(cluster, rig))
         looping.set()
         if stop.is_set():  # a signal came while the rest was opened
             return _stopped_status(signals[-1])
@@ -521,6 +532,14 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         if cluster is not None:
             cluster.close()
     return 0
+
+
+def _status_line(cluster, rig) -> str:
+    """``systemctl status keidash``'s line: a missing display first, then each source's link."""
+    parts = [cluster.problem] if getattr(cluster, "problem", "") else []
+    parts += [f"{name}: {'connected' if ok else (message or 'not connected')}"
+              for name, (ok, message, *_) in rig.links().items()]
+    return "; ".join(parts)
 
 
 class _Interrupted(KeyboardInterrupt):

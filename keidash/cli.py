@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the pin reads LOW while the ignition is on (optocoupler; default)")
     polarity.add_argument("--active-high", dest="active_low", action="store_false",
                           help="the pin reads HIGH while the ignition is on")
+    ign.add_argument("--power-off", action="store_true",
+                     help="really stop keidash and power off (keidash-ignition.service passes it); "
+                          "without it a dry run that only says what it would run")
 
     trips = sub.add_parser("trips", help="list the trips in the trip log")
     trips.add_argument("db", metavar="LOG", help="the trip log (SQLite), e.g. /var/lib/keidash/trips.db")
@@ -345,7 +348,7 @@ def dispatch(args: argparse.Namespace) -> int:
         return doctor_main(args.config, args.seconds, args.json)
     if command == "ignition":
         from .pi.ignition import ignition_main
-        return ignition_main(args.pin, args.grace, args.active_low)
+        return ignition_main(args.pin, args.grace, args.active_low, power_off=args.power_off)
     raise AssertionError(f"no body for the command {command!r}")  # build_parser and dispatch disagree
 
 

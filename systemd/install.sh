@@ -1,5 +1,5 @@
 #!/bin/sh
-# keidash's installer for Raspberry Pi OS Bookworm (Lite): docs/install.md.
+# keidash's installer for Raspberry Pi OS (Bookworm or Trixie, Lite) and Debian: docs/install.md.
 #
 #   sudo systemd/install.sh               install or update (same as: sudo make install-pi)
 #   sudo systemd/install.sh --uninstall   remove the program and units; keep config, data, user
@@ -127,24 +127,35 @@ install_venv() {
         say "skipping the virtual environment (KEIDASH_SKIP_VENV is set): $OPT/venv/bin/keidash is not installed"
         return
     fi
-    if [ -z "$DESTDIR" ] && command -v apt-get > /dev/null; then
-        # lgpio from Debian: pip would have to compile it; the venv sees it through
-        # --system-site-packages, as it does the system's other Python packages.
-        say "installing python3-venv and python3-lgpio with apt-get"
-        apt-get install -y -q --no-install-recommends python3-venv python3-lgpio > /dev/null
+    if [ -z "$DESTDIR" ] && command -v apt-get > /dev/null && ! "$PYTHON" -c 'import ensurepip' 2> /dev/null; then
+        say "installing python3-venv with apt-get"
+        apt-get install -y -q --no-install-recommends python3-venv > /dev/null \
+            || say "apt-get could not install python3-venv: making the virtual environment may fail"
     fi
     [ -n "$DESTDIR" ] && say "note: a virtual environment built under DESTDIR names DESTDIR in its scripts"
     if [ ! -x "$D$OPT/venv/bin/python" ]; then
-        "$PYTHON" -m venv --system-site-packages "$D$OPT/venv"
+        if ! "$PYTHON" -m venv --system-site-packages "$D$OPT/venv"; then
+            printf 'keidash install: cannot make the virtual environment with %s -m venv: install python3-venv, then run this again\n' "$PYTHON" >&2
+            exit 1
+        fi
     fi
+    # lgpio (gpiozero's GPIO backend): apt, else PyPI, else a sentence; it never stops the install
+    DESTDIR="$DESTDIR" sh "$SRC/systemd/lgpio.sh" "$D$OPT/venv/bin/python"
     say "installing keidash from $SRC into $OPT/venv (pip, needs the network)"
-    "$D$OPT/venv/bin/python" -m pip install --quiet --upgrade "$SRC"
+    if ! "$D$OPT/venv/bin/python" -m pip install --quiet --upgrade "$SRC"; then
+        printf 'keidash install: pip could not install keidash into %s/venv (above: why; it needs the network or PIP_FIND_LINKS with the wheels): run this again\n' "$OPT" >&2
+        exit 1
+    fi
 }
 
 activate() {
     live systemd-sysusers "$SYSUSERS/keidash.conf"
     live chown keidash:keidash "$DATA"
-    live systemctl daemon-reload
+    if [ -n "$DESTDIR" ] || [ -d /run/systemd/system ]; then
+        live systemctl daemon-reload
+    else  # sd_booted(3): no systemd running (a chroot, an image being built): enable works offline
+        say "systemd is not running here (a chroot or an image being built): keidash is enabled for its next boot"
+    fi
     live systemctl enable keidash.service
     say "installed. keidash starts at the next boot (or now: sudo systemctl start keidash)."
     say "ignition watch: set IGNITION_PIN in $CONF/ignition.env, then: sudo systemctl enable --now keidash-ignition"

@@ -3,13 +3,17 @@
 Nothing is ever powered off: the commands go to a recorder standing in for subprocess.
 """
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from keidash.pi.ignition import POWER_OFF, STOP_DASH, IgnitionWatch, ignition_main, power_off_action
+from keidash.pi.ignition import POWER_OFF, STOP_DASH, IgnitionWatch, dry_run, ignition_main, power_off_action
 from waiting import wait_for
 
 GRACE_S = 0.2
@@ -162,4 +166,60 @@ def test_ignition_main_says_so_when_the_pin_cannot_be_opened(factory, caplog):
         assert ignition_main(PIN, GRACE_S, pin_factory=factory, run=Recorder(), stop=threading.Event()) == 1
     finally:
         busy.close()
-    assert "cannot read the ignition input on GPIO 4" in caplog.text
+    assert "the ignition input: GPIO4 is in use by another device or program" in caplog.text
+
+
+# -- keidash ignition as a user runs it: the real CLI in a subprocess ------------------------
+
+def ignition_cli(tmp_path, *args, factory="mock"):
+    """Start ``keidash ignition``; its stderr goes to a file the test reads as it grows."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GPIOZERO_PIN_FACTORY", "INVOCATION_ID", "NOTIFY_SOCKET")}
+    if factory:
+        env["GPIOZERO_PIN_FACTORY"] = factory
+    log = tmp_path / "ignition.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "keidash", "ignition", *args], stdout=subprocess.DEVNULL,
+                                stderr=err, env=env)
+    return proc, log
+
+
+def test_run_by_hand_it_is_a_dry_run_that_says_what_it_would_run(tmp_path):
+    # the mock pin floats up: active-low, so the ignition reads off from the start
+    proc, log = ignition_cli(tmp_path, "--pin", "22", "--grace", "0.2")
+    try:
+        assert wait_for(lambda: "would run systemctl poweroff" in log.read_text(), timeout=60), log.read_text()
+        assert proc.poll() is None  # still watching: nothing was powered off
+    finally:
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(30)
+    text = log.read_text()
+    assert status == 0, text
+    assert "a dry run: nothing will be powered off (--power-off does)" in text
+    assert "dry run: would run systemctl stop keidash.service" in text
+    assert text.index("would run systemctl stop keidash.service") < text.index("would run systemctl poweroff")
+    assert "running: systemctl" not in text  # nothing was run
+
+
+def test_power_off_runs_the_commands_only_when_asked():
+    run = Recorder()
+    assert power_off_action(run)() is None and run.commands == [STOP_DASH, POWER_OFF]
+    logged: list = []
+    dry = power_off_action(lambda command: logged.append(tuple(command)) or dry_run(command))
+    dry()
+    assert logged == [STOP_DASH, POWER_OFF]
+
+
+def test_no_pin_factory_is_one_sentence_without_gpiozero_warnings(tmp_path):
+    pytest.importorskip("gpiozero")
+    try:
+        import lgpio  # noqa: F401
+        pytest.skip("lgpio is installed here: gpiozero may find a GPIO chip")
+    except ImportError:
+        pass
+    proc, log = ignition_cli(tmp_path, "--pin", "22", factory=None)
+    status = proc.wait(60)
+    lines = log.read_text().strip().splitlines()
+    assert status == 1
+    assert lines == ["ERROR keidash.pi.ignition: the ignition input: no GPIO pins here (not a Raspberry Pi?); "
+                     "set GPIOZERO_PIN_FACTORY=mock to run without them"], lines

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,11 @@ def systemd_root(root: Path) -> Path:
     """Make an installed DESTDIR verifiable: systemd's own units and a stand-in keidash."""
     host_units = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir())
     shutil.copytree(host_units, root / "usr/lib/systemd/system", symlinks=True, dirs_exist_ok=True)
-    program = root / "opt/keidash/venv/bin/keidash"  # the venv is skipped: pip needs the network
-    program.parent.mkdir(parents=True)
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
+    # the venv is skipped (pip needs the network); /bin/sh runs the ignition unit's ExecCondition=
+    for program in (root / "opt/keidash/venv/bin/keidash", root / "bin/sh"):
+        program.parent.mkdir(parents=True, exist_ok=True)
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
     return root
 
 
@@ -198,3 +200,102 @@ def test_installer_refuses_an_unknown_option(tmp_path):
     result = subprocess.run(["sh", str(INSTALL), "--frobnicate"], capture_output=True, text=True,
                             env={**os.environ, "DESTDIR": str(tmp_path)}, timeout=60)
     assert result.returncode == 2 and "unknown option --frobnicate" in result.stderr
+
+
+# -- lgpio: apt where the archive has it, else PyPI, else a sentence; never a stop -----------
+
+LGPIO = REPO / "systemd" / "lgpio.sh"
+
+
+@pytest.fixture(scope="module")
+def venv_python(tmp_path_factory) -> Path:
+    """A real virtual environment, as install.sh makes it (pip included)."""
+    venv = tmp_path_factory.mktemp("venv") / "venv"
+    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                          capture_output=True, text=True, timeout=300)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a virtual environment here: {made.stderr.strip()}")
+    python = venv / "bin" / "python"
+    if subprocess.run([str(python), "-c", "import lgpio"], capture_output=True).returncode == 0:
+        pytest.skip("lgpio is installed on this machine: the venv already sees it")
+    return python
+
+
+def fake_apt(bin_dir: Path, candidate: str) -> Path:
+    """apt-cache and apt-get stand-ins (the host's package manager is not the tests' to change):
+    apt-cache reports ``candidate`` for python3-lgpio, apt-get notes its arguments and fails."""
+    bin_dir.mkdir()
+    calls = bin_dir / "apt-get.calls"
+    (bin_dir / "apt-cache").write_text(f"#!/bin/sh\necho 'python3-lgpio:'\necho '  Candidate: {candidate}'\n")
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 100\n')
+    for tool in ("apt-cache", "apt-get"):
+        (bin_dir / tool).chmod(0o755)
+    return calls
+
+
+def run_lgpio(venv_python: Path, tmp_path: Path, candidate: str) -> tuple[subprocess.CompletedProcess, Path]:
+    calls = fake_apt(tmp_path / "bin", candidate)
+    wheels = tmp_path / "wheels"  # PyPI as an empty offline index: no lgpio wheel to be had
+    wheels.mkdir()
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": str(wheels), "PIP_CONSTRAINT": "", "DESTDIR": ""}
+    result = subprocess.run(["sh", str(LGPIO), str(venv_python)], env=env, capture_output=True, text=True,
+                            timeout=300)
+    return result, calls
+
+
+def test_no_lgpio_anywhere_is_a_sentence_not_a_stop(venv_python, tmp_path):
+    result, calls = run_lgpio(venv_python, tmp_path, "(none)")
+    assert result.returncode == 0, result.stderr
+    assert not calls.exists()  # the archive has no python3-lgpio: apt-get is not asked
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("keidash install: lgpio: neither this system's archive (python3-lgpio) nor PyPI")
+    assert "so the GPIO features are off" in lines[0] and "keidash runs without them" in lines[0]
+
+
+def test_lgpio_comes_from_apt_where_the_archive_has_it(venv_python, tmp_path):
+    result, calls = run_lgpio(venv_python, tmp_path, "0.2.2-1~rpt1")
+    assert calls.read_text().split() == ["install", "-y", "-q", "--no-install-recommends", "python3-lgpio"]
+    # this apt-get fails (a stand-in): the script goes on to PyPI and then says GPIO is off
+    assert result.returncode == 0, result.stderr
+    assert "apt-get could not install python3-lgpio; trying PyPI" in result.stdout
+    assert "so the GPIO features are off" in result.stdout
+
+
+def test_installer_builds_the_venv_before_lgpio_and_never_stops_on_it():
+    text = INSTALL.read_text()
+    assert "python3-lgpio" not in text.split('sh "$SRC/systemd/lgpio.sh"')[0].split("install_venv()")[1]
+    assert text.index('-m venv --system-site-packages') < text.index('systemd/lgpio.sh')
+
+
+# -- the ignition unit: no pin, no start (and no restart loop) --------------------------------
+
+def exec_condition(unit: str) -> list[str]:
+    """The unit's ExecCondition= as systemd runs it: $$ is a literal $ for the shell."""
+    import shlex
+    (line,) = unit_settings(unit)["ExecCondition"]
+    return [word.replace("$$", "$") for word in shlex.split(line)]
+
+
+@pytest.mark.parametrize("pin, status", [("", 1), ("22", 0)])
+def test_ignition_unit_does_not_start_without_a_pin(installed, pin, status):
+    env_file = installed / "etc/keidash/ignition.env"
+    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["IGNITION_PIN"] == ""  # as installed: the owner has to choose the pin
+    settings["IGNITION_PIN"] = pin
+    result = subprocess.run(exec_condition("keidash-ignition.service"), env={"PATH": os.environ["PATH"], **settings},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == status  # 1..254: systemd skips the start, the unit is not failed
+    if status:
+        assert result.stdout.strip().splitlines() == [
+            "keidash-ignition: no IGNITION_PIN in /etc/keidash/ignition.env, so not watching the ignition: "
+            "set it, then systemctl restart keidash-ignition"]
+    else:
+        assert result.stdout == ""
+
+
+def test_only_the_ignition_unit_powers_off():
+    (exec_start,) = unit_settings("keidash-ignition.service")["ExecStart"]
+    assert exec_start.split()[1:4] == ["ignition", "--power-off", "--pin"]

@@ -162,7 +162,15 @@ class Cluster:
             self._screen = pygame.Surface(size)
         else:
             flags = pygame.FULLSCREEN if fullscreen else 0
-            self._window = pygame.display.set_mode(size, flags)
+            try:
+                self._window = pygame.display.set_mode(size, flags)
+            except BaseException:  # no display after all: undo, so a later Cluster starts clean
+                self._closed = True
+                Cluster._open -= 1
+                if Cluster._open == 0:
+                    pygame.font.quit()
+                    pygame.display.quit()
+                raise
             pygame.display.set_caption("keidash")
             if fullscreen:
                 pygame.mouse.set_visible(False)

@@ -18,6 +18,10 @@ keidash.service``: keidash flushes its trip log and odometer on SIGTERM) and the
 off (``systemctl poweroff``). The commands and the way they are run are parameters, so
 tests check what would be run, in order, without running it.
 
+Only the unit powers off: ``keidash-ignition.service`` passes ``--power-off``. Run by hand
+(to try the wiring, on a laptop, with gpiozero's mock pins) the watch is a dry run: it logs
+what it would run and runs nothing, so a test on the wrong machine never powers it off.
+
 The watch runs in its own systemd unit as root (``keidash-ignition.service``) rather than
 in the dash: powering off needs root (or polkitd plus a rule granting it, one more package and
 one more policy to get right), and the dash itself stays an unprivileged user. It is also a
@@ -31,6 +35,7 @@ import logging
 import signal
 import subprocess
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 # Key-off, key-on and power-off are logged at WARNING: rare events the owner wants to find in
@@ -154,33 +159,54 @@ def power_off_action(run: Runner = run_command,
     """
     def action() -> None:
         for command in commands:
-            logger.warning("running: %s", " ".join(command))
+            if run is not dry_run:  # the dry run says it itself
+                logger.warning("running: %s", " ".join(command))
             status = run(command)
             if status != 0:
                 logger.error("%s exited with status %s", " ".join(command), status)
     return action
 
 
+def dry_run(command: Sequence[str]) -> int:
+    """The runner of a watch started by hand: says what it would run, runs nothing."""
+    logger.warning("dry run: would run %s (only keidash-ignition.service, with --power-off, "
+                   "powers off)", " ".join(command))
+    return 0
+
+
 def ignition_main(pin: int, grace_s: float = DEFAULT_GRACE_S, active_low: bool = True, *,
-                  pin_factory=None, run: Runner = run_command,
+                  power_off: bool = False, pin_factory=None, run: Runner | None = None,
                   stop: threading.Event | None = None, poll_s: float = POLL_S) -> int:
     """``keidash ignition``: watch the ignition input until SIGTERM/SIGINT (or ``stop``).
 
+    ``power_off``: run the off action's commands (the unit's ``--power-off``); otherwise a dry
+    run that only logs them. ``run`` (tests) replaces the runner either way.
     Returns 0 on a clean stop, 1 when the input cannot be opened (one plain sentence in
-    the log). Signal handlers are installed only from the main thread.
+    the log, without gpiozero's warnings about each backend it tried). Signal handlers are
+    installed only from the main thread.
     """
+    from ..gpio import gpio_problem
+
     stop = stop or threading.Event()
+    if run is None:
+        run = run_command if power_off else dry_run
     try:
-        watch = IgnitionWatch(pin, grace_s, power_off_action(run), pin_factory=pin_factory,
-                              active_low=active_low)
+        from gpiozero.exc import PinFactoryFallback  # lazy: keidash runs without GPIO elsewhere
+
+        with warnings.catch_warnings():
+            # one warning per backend gpiozero tries before failing: they would bury the sentence
+            warnings.simplefilter("ignore", PinFactoryFallback)
+            watch = IgnitionWatch(pin, grace_s, power_off_action(run), pin_factory=pin_factory,
+                                  active_low=active_low)
     except Exception as exc:  # gpiozero: BadPinFactory, GPIOPinInUse, PermissionError ...
-        logger.error("cannot read the ignition input on GPIO %s: %s", pin, exc)
+        logger.error("%s", gpio_problem("the ignition input", [pin], exc))
         return 1
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    logger.warning("watching the ignition on GPIO %s (%s while on), grace %.1f s; it is %s now",
-                   pin, "low" if active_low else "high", grace_s, "on" if watch.ignition_on else "off")
+    logger.warning("watching the ignition on GPIO %s (%s while on), grace %.1f s; it is %s now%s",
+                   pin, "low" if active_low else "high", grace_s, "on" if watch.ignition_on else "off",
+                   "" if power_off else "; a dry run: nothing will be powered off (--power-off does)")
     try:
         while not stop.wait(poll_s):
             watch.check()
