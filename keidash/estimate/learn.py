@@ -511,7 +511,7 @@ def _gear(c: Cluster) -> GearRatio:
 _MISSING = GearRatio(None, 0.0, 0, 0.0)
 
 
-def _launch_verdict(state: LearnerState, top: float, idle_rpm: float = 850.0) -> tuple[int, int, int, int]:
+def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple[int, int, int, int]:
     """(launches, fewest, most, likeliest) gears above the highest cluster ``top`` (rpm per km/h).
 
     Each launch's lowest ratio is at or above 1st's: the truck pulls away in 1st, the clutch
@@ -520,6 +520,7 @@ def _launch_verdict(state: LearnerState, top: float, idle_rpm: float = 850.0) ->
     At least MIN_LAUNCHES launches, (almost) all above that, prove a gear above ``top``; as a
     slipping clutch raises a launch's ratio, only their lower quartile bounds how many.
     Anything else decides nothing: (n, 0, UNBOUNDED, 1 if every launch was above else 0).
+    ``seen`` is :func:`launch_gears` read against ``top``.
     """
     launches = list(state.launches)
     if state.launch_pending is not None:
@@ -532,7 +533,6 @@ def _launch_verdict(state: LearnerState, top: float, idle_rpm: float = 850.0) ->
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
-        seen = launch_gears(state, top, idle_rpm)
         if len(seen.locked_above) > LAUNCH_STRAY_SHARE * n or not seen.in_top:
             # a launch's lowest ratio may come after its first upshift (a kei truck's 1st runs out
             # within 2 s): only launches seen closely enough to show no lock above ``top`` make it 1st
@@ -563,9 +563,8 @@ class LaunchGears:
         n = len(self.locked_above)
         if n < MIN_LAUNCHES or n < LAUNCH_LOCK_SHARE * self.shown:
             return None
-        ordered = sorted(self.locked_above)
-        centre = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-        spread = sorted(abs(r - centre) for r in ordered)[n // 2]
+        centre = _median(list(self.locked_above))
+        spread = sorted(abs(r - centre) for r in self.locked_above)[n // 2]
         if spread > LOCK_TOL:
             return None
         standard_error = max(spread, BIN) / math.sqrt(n)
@@ -593,9 +592,9 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
         # a gear held while pulling away: the rpm rising with the speed (a falling rpm is the clutch going in)
         before = [p for n, p in enumerate(seq[:entry])
                   if p[3] >= MIN_SPEED_KMH and (n == 0 or p[2] >= seq[n - 1][2] * RPM_FALLING)]
-        end = _lock(before, floor)
+        lock_run = _lock(before, floor)
         t_entry, r_entry, rpm_entry, _ = seq[entry]
-        if end is None:
+        if lock_run is None:
             # straight from slip into ``top``: where the pairs were close enough to show a lock had
             # there been one, the ratio fell into ``top`` because the speed rose (the clutch slipping
             # at a held rpm), not because the rpm fell at one speed (a shift); or it reached ``top``
@@ -607,20 +606,22 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
                     or rpm_entry <= idle_rpm + LAUNCH_IDLE_MARGIN_RPM):
                 in_top += 1
             continue
+        end, held = lock_run
         t_lock, _, rpm_lock, _ = before[end]
-        lock = _median(_held(before[:end + 1], floor))
+        lock = _median(held)
         if t_entry - t_lock <= UPSHIFT_S and lock - r_entry >= math.log(MIN_GEAR_STEP) and rpm_entry < rpm_lock:
             locked.append(lock)
     return LaunchGears(tuple(locked), in_top)
 
 
-def _lock(pairs: list[tuple[float, float, float, float]], floor: float) -> int | None:
-    """Index of the last pair of the latest run of LOCK_PAIRS or more consecutive ``pairs`` above
-    log ratio ``floor`` that agree (see :func:`_held`), else None. Pairs after it (the ratio
-    falling through the shift) are passed over."""
+def _lock(pairs: list[tuple[float, float, float, float]], floor: float) -> tuple[int, list[float]] | None:
+    """(index of its last pair, its log ratios) of the latest run of LOCK_PAIRS or more consecutive
+    ``pairs`` above log ratio ``floor`` that agree (see :func:`_held`), else None. Pairs after it
+    (the ratio falling through the shift) are passed over."""
     for end in range(len(pairs) - 1, LOCK_PAIRS - 2, -1):
-        if len(_held(pairs[:end + 1], floor)) >= LOCK_PAIRS:
-            return end
+        held = _held(pairs[:end + 1], floor)
+        if len(held) >= LOCK_PAIRS:
+            return end, held
     return None
 
 
@@ -727,9 +728,10 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
         other += [c for c in cands if c not in keep]
         cands = [c for c in cands if c in keep]
-    launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh, idle_rpm) if cands else (0, 0, 0, 0)
+    seen = launch_gears(state, cands[0].rpm_per_kmh, idle_rpm) if cands else None
+    launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh, seen) if seen else (0, 0, 0, 0)
     above = tuple(above)
-    first = launch_gears(state, cands[0].rpm_per_kmh, idle_rpm).first_gear() if cands else None
+    first = seen.first_gear() if seen else None
     if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
         # the launches were locked in a gear one step above the highest cluster: that is 1st
         value, spread, confidence = first
