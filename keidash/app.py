@@ -615,7 +615,8 @@ def _cab_and_outputs(args, config):
     if config.lights:
         from .outputs.lights import ShiftBuzzer, ShiftLights
         lights = config.lights
-        outputs.append(ShiftLights(lights["bar"], down_pin=lights["down"], span_rpm=lights["span_rpm"]))
+        if lights["bar"] or lights["down"] is not None:
+            outputs.append(ShiftLights(lights["bar"], down_pin=lights["down"], span_rpm=lights["span_rpm"]))
         if lights["buzzer"] is not None:
             outputs.append(ShiftBuzzer(lights["buzzer"]))
     cab.problems += [output.problem for output in outputs if output.problem]  # shown on the dash

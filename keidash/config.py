@@ -245,14 +245,17 @@ def _cab(data: dict, origin: str) -> dict:
     where = f"{origin} [lights]"
     if lights:
         bar = lights.get("bar", [])
-        if (not isinstance(bar, list) or not bar
+        down, buzzer = _pin(lights, "down", where), _pin(lights, "buzzer", where)
+        if "bar" not in lights and (down is not None or buzzer is not None):
+            pass  # a buzzer or a down LED alone is a fine fit: the bar is optional then
+        elif (not isinstance(bar, list) or not bar
                 or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in bar)):
-            raise ConfigError(f"{where}: bar must be a list of BCM GPIO numbers, left to right, e.g. [5, 6, 13, 19, 26]")
-        used = list(bar) + [p for p in (_pin(lights, "down", where), _pin(lights, "buzzer", where)) if p is not None]
+            raise ConfigError(f"{where}: bar must be a list of BCM GPIO numbers, left to right, e.g. [5, 6, 13, 19, 26] "
+                              "(or leave bar out and give only a buzzer or a down LED)")
+        used = list(bar) + [p for p in (down, buzzer) if p is not None]
         if len(set(used)) != len(used):
             raise ConfigError(f"{where}: a GPIO pin is used twice")
-        out["lights"] = {"bar": tuple(bar), "down": _pin(lights, "down", where),
-                         "buzzer": _pin(lights, "buzzer", where),
+        out["lights"] = {"bar": tuple(bar), "down": down, "buzzer": buzzer,
                          "span_rpm": _positive(lights, "span_rpm", where, 700.0)}
     button = _known(data.get("button", {}), _BUTTON, f"{origin} [button]")
     out["button_pin"] = _pin(button, "pin", f"{origin} [button]")

@@ -378,3 +378,62 @@ def test_the_buzzer_says_it_moves_until_its_beeps_are_over(buzzer):
         t += 1 / 60
         buzzer.render(dash(t, 3000.0, DOWN))
     assert not buzzer.moving and 50.02 + 3 * 0.08 <= t < 51.0  # both beeps and the gap between them
+
+
+# -- a buzzer or a down LED without the bar --------------------------------------------------------
+
+def test_a_down_led_alone_pulses_with_the_down_cue(factory):
+    alone = ShiftLights([], down_pin=DOWN_PIN, span_rpm=SPAN, pin_factory=factory)
+    try:
+        assert alone.available and alone.count == 0
+        alone.render(dash(0.0, 5200.0))  # at the shift point: no bar to flash, nothing to do
+        assert factory.pin(DOWN_PIN).state == 0
+        levels = []
+        for i in range(30):
+            alone.render(dash(0.1 + i / 60, 1400.0, DOWN))
+            levels.append(factory.pin(DOWN_PIN).state)
+        assert max(levels) > 0.9 and min(levels) < 0.5  # a pulse, as with the bar
+    finally:
+        alone.close()
+    with pytest.raises(ValueError):
+        ShiftLights([], pin_factory=factory)
+
+
+@pytest.mark.parametrize("table,outputs", [
+    ("[lights]\nbuzzer = 16\n", ["ShiftBuzzer"]),
+    ("[lights]\ndown = 12\n", ["ShiftLights"]),
+    ("[lights]\nbar = [5, 6]\nbuzzer = 16\n", ["ShiftLights", "ShiftBuzzer"]),
+])
+def test_the_config_may_give_a_buzzer_or_a_down_led_without_a_bar(tmp_path, monkeypatch, factory, table, outputs):
+    from types import SimpleNamespace
+
+    from gpiozero import Device
+
+    from keidash.app import _cab_and_outputs
+    from keidash.config import load_config
+
+    path = tmp_path / "truck.toml"
+    path.write_text('profile = "hijet-s500p"\n[sources]\ngps = "nmea:///dev/serial0"\n' + table)
+    monkeypatch.setattr(Device, "pin_factory", factory)
+    cab, built = _cab_and_outputs(SimpleNamespace(units=None, temperature=None), load_config(str(path)))
+    try:
+        assert [type(o).__name__ for o in built] == outputs
+        assert cab.problems == []
+        for output in built:
+            output.render(dash(1.0, 3000.0, UP))
+        if "buzzer" in table:
+            assert factory.pin(BUZZER).state  # the up cue's beep
+    finally:
+        for output in built:
+            output.close()
+
+
+def test_lights_with_nothing_to_drive_is_one_sentence_naming_the_bar(tmp_path):
+    from keidash.config import load_config
+    from keidash.errors import ConfigError
+
+    path = tmp_path / "truck.toml"
+    path.write_text('profile = "hijet-s500p"\n[sources]\ngps = "nmea:///dev/serial0"\n[lights]\nspan_rpm = 900\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert "[lights]" in str(info.value) and "bar must be" in str(info.value) and "buzzer" in str(info.value)

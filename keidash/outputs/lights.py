@@ -61,7 +61,7 @@ def bar_lit(rpm: float, upshift_rpm: float, span_rpm: float, count: int) -> int:
     LED ``i`` (0-based) lights at ``upshift_rpm - span_rpm + span_rpm * i / count``.
     """
     start = upshift_rpm - span_rpm
-    if rpm < start:
+    if rpm < start or count <= 0:
         return 0
     step = span_rpm / count
     return min(count, int((rpm - start) / step + _EPS) + 1)
@@ -183,15 +183,15 @@ def beep_step(memory: BeepMemory, t: float, cue: str | None, beep_s: float) -> B
 class ShiftLights:
     """A row of shift-light LEDs and an optional down LED: an Output (``render``, ``close``).
 
-    ``bar_pins`` are BCM numbers, lowest-rpm LED first; ``down_pin`` drives the down LED
+    ``bar_pins`` are BCM numbers, lowest-rpm LED first (none: a down LED alone); ``down_pin`` drives the down LED
     (PWM, for the pulse); ``span_rpm`` (rev/min) is how far below ``upshift_rpm`` the row
     starts to fill; ``flash_hz`` (Hz) is the flash rate at the shift point.
     """
 
     def __init__(self, bar_pins: Sequence[int], down_pin: int | None = None, span_rpm: float = 700,
                  flash_hz: float = 6.0, pin_factory=None):
-        if not bar_pins:
-            raise ValueError("shift lights need at least one bar pin")
+        if not bar_pins and down_pin is None:
+            raise ValueError("shift lights need at least one bar pin or a down pin")
         if span_rpm <= 0 or flash_hz <= 0:
             raise ValueError("span_rpm and flash_hz must be positive")
         self.count = len(bar_pins)
@@ -204,11 +204,12 @@ class ShiftLights:
         def build():
             from gpiozero import LEDBarGraph, PWMLED
 
-            bar = LEDBarGraph(*bar_pins, pwm=False, pin_factory=pin_factory)
+            bar = LEDBarGraph(*bar_pins, pwm=False, pin_factory=pin_factory) if bar_pins else None
             try:
                 down = PWMLED(down_pin, pin_factory=pin_factory) if down_pin is not None else None
             except Exception:
-                bar.close()
+                if bar is not None:
+                    bar.close()
                 raise
             return bar, down
 
@@ -224,7 +225,7 @@ class ShiftLights:
         self.moving = self.available and (frame.mode == "flash" or self._memory.down_since is not None)
         if not self.available or self._shown == (frame.bar, frame.down):
             return
-        for led, on in zip(self._bar, frame.bar):
+        for led, on in zip(self._bar or (), frame.bar):
             if bool(led.value) != on:
                 led.value = on
         if self._down is not None:
