@@ -316,6 +316,49 @@ def test_a_phantom_peak_between_two_gears_is_not_numbered_as_a_gear():
     assert result.ready and any(abs(o / 136.0 - 1) < 0.02 for o in result.other)
 
 
+CAR = (144.0, 73.5, 47.9, 35.5, 29.1)  # rpm per km/h of the Etios's five gears, as learned (test input only)
+
+
+def _rolling_at_idle(t0, speeds, idle_rpm, seconds=4.0):
+    """Coasting with the clutch in (or in neutral) at each of ``speeds``: the speed falling slowly,
+    the engine at its (fast) idle, whatever the speed."""
+    rng, out = random.Random(4), []
+    for v in speeds:
+        for i in range(int(seconds * 10)):
+            out.append(Sample(t0, round(v - 0.1 * i / 10, 1), round(idle_rpm + rng.gauss(0, 15))))
+            t0 += 0.1
+        t0 += 20.0
+    return out
+
+
+def _learn_with_idle(samples, gears, idle_rpm):
+    state = LearnerState()
+    for s in samples:
+        state = learner_step(learner_step(state, s.t, RPM, s.rpm), s.t, SPEED, s.speed_kmh)
+    return learned(state, gears, idle_rpm)
+
+
+@pytest.mark.parametrize("gears", [None, 5])
+def test_rolling_with_the_engine_at_idle_is_no_gear_below_top(gears):
+    """The engine at a fast idle (180 rpm above the warm idle: over IDLE_MARGIN_RPM) while the truck
+    rolls at 36-46 km/h leaves a peak at ~22 rpm per km/h, one plausible step below top: no 6th gear
+    (it was one: the Etios's leave-one-out truck for drive4). Its rpm is held at idle, not
+    proportional to speed, and it is seen at lower speeds than 5th."""
+    samples = _drive(CAR, seed=2)
+    idle = 705.0
+    result = _learn_with_idle(samples + _rolling_at_idle(samples[-1].t + 5.0, range(36, 47), idle + 180), gears, idle)
+    _assert_ratios(result, CAR)
+    assert result.ready and any(19 < o < 33 for o in result.other), result
+
+
+def test_etios_truck_learned_for_drive4_has_five_gears():
+    """The other four Etios drives' coasts at idle formed a 20.6 rpm per km/h peak (the Etios has 5 gears)."""
+    from keidash.estimate.drives import learn_truck
+    truck = learn_truck([_etios(n) for n in ETIOS if n != "drive4"])
+    assert len(truck.ratios) == 5 and truck.ratios[-1] == pytest.approx(29.1, rel=0.02)
+    assert any(abs(o / 20.6 - 1) < 0.03 for o in truck.ratios_learned.other)
+
+
 def test_gears_that_are_no_gearbox_are_never_ready():
     assert gearbox_problem(KEI) == ""
     assert "apart" in gearbox_problem((279.0, 270.0, 113.1))  # a step of 1.03: not two gears
