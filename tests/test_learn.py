@@ -351,6 +351,23 @@ def test_rolling_with_the_engine_at_idle_is_no_gear_below_top(gears):
     assert result.ready and any(19 < o < 33 for o in result.other), result
 
 
+def test_the_live_dash_sets_rolling_at_idle_apart_too():
+    """Live learning (the estimator's learner, idle from the config) applies the same rule."""
+    from keidash.estimate.estimator import EstimatorState, config_for, learned_so_far, step
+    from keidash.profiles import unknown_profile
+    from keidash.readings import Reading
+    samples = _drive(CAR, seed=2)
+    samples += _rolling_at_idle(samples[-1].t + 5.0, range(36, 47), 705.0 + 180)
+    config = config_for(unknown_profile(), {"idle_rpm": 705.0}, ("replay",), None)
+    state = EstimatorState()
+    for s in samples:
+        state = step(step(state, Reading(s.t, RPM, s.rpm, "replay"), config), Reading(s.t, SPEED, s.speed_kmh, "replay"),
+                     config)
+    result = learned_so_far(state, config)
+    _assert_ratios(result, CAR)
+    assert any(19 < o < 33 for o in result.other), result
+
+
 def test_etios_truck_learned_for_drive4_has_five_gears():
     """The other four Etios drives' coasts at idle formed a 20.6 rpm per km/h peak (the Etios has 5 gears)."""
     from keidash.estimate.drives import learn_truck
