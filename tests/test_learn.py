@@ -351,6 +351,19 @@ def test_rolling_with_the_engine_at_idle_is_no_gear_below_top(gears):
     assert result.ready and any(19 < o < 33 for o in result.other), result
 
 
+def test_a_cold_engine_rolling_in_neutral_is_no_gear_below_top():
+    """A cold engine's fast idle (2 x the warm idle: above IDLE_BAND) while the truck rolls in
+    neutral at 70-84 km/h (2 s at every other km/h) leaves a light peak at ~18 rpm per km/h: its
+    step from 5th (~1.6) is longer than 4th->5th (1.22) allows in a gearbox, and without it the
+    rest is one."""
+    samples = _drive(CAR, seed=2)
+    idle = 705.0
+    coast = _rolling_at_idle(samples[-1].t + 5.0, range(70, 85, 2), 2.0 * idle, seconds=2.0)
+    result = _learn_with_idle(samples + coast, None, idle)
+    _assert_ratios(result, CAR)
+    assert result.ready and any(15 < o < 21 for o in result.other), result
+
+
 def test_the_live_dash_sets_rolling_at_idle_apart_too():
     """Live learning (the estimator's learner, idle from the config) applies the same rule."""
     from keidash.estimate.estimator import EstimatorState, config_for, learned_so_far, step

@@ -33,7 +33,9 @@ around those constants. The method:
    of idle (creeping on the clutch or the converter, reversing at idle) are
    kept apart in ``other``; so is a cluster at a fast idle (:data:`IDLE_BAND`)
    seen at lower speeds than the gear below it (rolling with the clutch in:
-   the rpm held at idle, not proportional to speed); so is a set of at least two clusters that are one
+   the rpm held at idle, not proportional to speed); so is a light cluster
+   below the top gear whose step from it is no gearbox's (:func:`gearbox_problem`)
+   while the rest is one; so is a set of at least two clusters that are one
    consistent multiple k in :data:`LOW_RANGE` (4WD low range) of more massive
    clusters, when the clusters left still form a gearbox (no step above
    :data:`MAX_STEP`). With the gear count given, the most massive clusters
@@ -732,6 +734,24 @@ def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
     return out
 
 
+def _beyond_top(cands: list[Cluster]) -> list[Cluster]:
+    """The lightest clusters below the top gear (1st first in ``cands``) whose step from the cluster
+    above them is no gearbox's (:func:`gearbox_problem`) while the rest is one, each holding less
+    than PHANTOM_SHARE of that neighbour's pairs. Fewer rpm per km/h than top gear is the engine
+    turning slower than the gearbox lets it: the clutch in, the engine at a (cold, fast) idle or
+    running down to it, never a gear."""
+    out = []
+    while len(cands) >= 3:
+        ratios = [c.rpm_per_kmh for c in cands]
+        last, above = cands[-1], cands[-2]
+        if (gearbox_problem(ratios) and not gearbox_problem(ratios[:-1])
+                and last.mass < PHANTOM_SHARE * above.mass):
+            out.append(cands.pop())
+        else:
+            break
+    return out
+
+
 def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0) -> LearnedRatios:
     """The forward gears in ``state``: ``gears`` of them when given, else as many as found."""
     found = clusters(state)
@@ -746,6 +766,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     phantoms = _phantoms(cands)
     other += phantoms
     cands = [c for c in cands if c not in phantoms]
+    other += _beyond_top(cands)  # takes them out of cands
     if gears is not None and len(cands) > gears:
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
         other += [c for c in cands if c not in keep]
