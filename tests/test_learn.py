@@ -374,8 +374,8 @@ def test_the_live_dash_sets_rolling_at_idle_apart_too():
     config = config_for(unknown_profile(), {"idle_rpm": 705.0}, ("replay",), None)
     state = EstimatorState()
     for s in samples:
-        state = step(step(state, Reading(s.t, RPM, s.rpm, "replay"), config), Reading(s.t, SPEED, s.speed_kmh, "replay"),
-                     config)
+        state = step(state, Reading(s.t, RPM, s.rpm, "replay"), config)
+        state = step(state, Reading(s.t, SPEED, s.speed_kmh, "replay"), config)
     result = learned_so_far(state, config)
     _assert_ratios(result, CAR)
     assert any(19 < o < 33 for o in result.other), result

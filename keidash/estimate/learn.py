@@ -469,7 +469,8 @@ def clusters(state: LearnerState) -> list[Cluster]:
         found.append(Cluster(peak=_ratio(i + 0.5), rpm_per_kmh=_ratio(median_pos), mass=mass,
                              spread=math.expm1(mad_bins * BIN),
                              mean_rpm=sum(state.rpm_sums[lo:hi + 1]) / mass,
-                             mean_kmh=sum(r / _ratio(j + 0.5) for j, r in enumerate(state.rpm_sums[lo:hi + 1], lo)) / mass))
+                             mean_kmh=sum(r / _ratio(j + 0.5)
+                                          for j, r in enumerate(state.rpm_sums[lo:hi + 1], lo)) / mass))
     return sorted(found, key=lambda c: -c.rpm_per_kmh)
 
 
