@@ -256,10 +256,11 @@ def log_points(log: DriveLog) -> list[Point]:
 
 def gps_points(log: DriveLog, rate_hz: float, sigma_kmh: float = GPS_SIGMA_KMH) -> list[Point]:
     """GPS-like speed: the logged speed resampled at ``rate_hz`` (linear between fresh values at most
-    5 s apart), plus Gaussian noise, never below 0; rpm and label held from the log. Seeded by the log."""
+    5 s apart), plus Gaussian noise, never below 0; rpm and label held from the log. Seeded by the
+    log's file name."""
     fresh = [(s.t, s.speed_kmh) for s in log.samples if "speed_kmh" in s.fresh and s.speed_kmh is not None]
     times, sample_times = [t for t, _ in fresh], [s.t for s in log.samples]
-    rng = random.Random(f"gps:{log.name}:{rate_hz}")
+    rng = random.Random(f"gps:{Path(log.name).name}:{rate_hz}")  # the file name: the same in any checkout
     out, k = [], 0
     while (t := fresh[0][0] + k / rate_hz) <= fresh[-1][0]:
         i = bisect.bisect_right(times, t) - 1

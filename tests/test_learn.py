@@ -316,6 +316,79 @@ def test_a_phantom_peak_between_two_gears_is_not_numbered_as_a_gear():
     assert result.ready and any(abs(o / 136.0 - 1) < 0.02 for o in result.other)
 
 
+CAR = (144.0, 73.5, 47.9, 35.5, 29.1)  # rpm per km/h of the Etios's five gears, as learned (test input only)
+
+
+def _rolling_at_idle(t0, speeds, idle_rpm, seconds=4.0):
+    """Coasting with the clutch in (or in neutral) at each of ``speeds``: the speed falling slowly,
+    the engine at its (fast) idle, whatever the speed."""
+    rng, out = random.Random(4), []
+    for v in speeds:
+        for i in range(int(seconds * 10)):
+            out.append(Sample(t0, round(v - 0.1 * i / 10, 1), round(idle_rpm + rng.gauss(0, 15))))
+            t0 += 0.1
+        t0 += 20.0
+    return out
+
+
+def _learn_with_idle(samples, gears, idle_rpm):
+    state = LearnerState()
+    for s in samples:
+        state = learner_step(learner_step(state, s.t, RPM, s.rpm), s.t, SPEED, s.speed_kmh)
+    return learned(state, gears, idle_rpm)
+
+
+@pytest.mark.parametrize("gears", [None, 5])
+def test_rolling_with_the_engine_at_idle_is_no_gear_below_top(gears):
+    """The engine at a fast idle (180 rpm above the warm idle: over IDLE_MARGIN_RPM) while the truck
+    rolls at 36-46 km/h leaves a peak at ~22 rpm per km/h, one plausible step below top: no 6th gear
+    (it was one: the Etios's leave-one-out truck for drive4). Its rpm is held at idle, not
+    proportional to speed, and it is seen at lower speeds than 5th."""
+    samples = _drive(CAR, seed=2)
+    idle = 705.0
+    result = _learn_with_idle(samples + _rolling_at_idle(samples[-1].t + 5.0, range(36, 47), idle + 180), gears, idle)
+    _assert_ratios(result, CAR)
+    assert result.ready and any(19 < o < 33 for o in result.other), result
+
+
+def test_a_cold_engine_rolling_in_neutral_is_no_gear_below_top():
+    """A cold engine's fast idle (2 x the warm idle: above IDLE_BAND) while the truck rolls in
+    neutral at 70-84 km/h (2 s at every other km/h) leaves a light peak at ~18 rpm per km/h: its
+    step from 5th (~1.6) is longer than 4th->5th (1.22) allows in a gearbox, and without it the
+    rest is one."""
+    samples = _drive(CAR, seed=2)
+    idle = 705.0
+    coast = _rolling_at_idle(samples[-1].t + 5.0, range(70, 85, 2), 2.0 * idle, seconds=2.0)
+    result = _learn_with_idle(samples + coast, None, idle)
+    _assert_ratios(result, CAR)
+    assert result.ready and any(15 < o < 21 for o in result.other), result
+
+
+def test_the_live_dash_sets_rolling_at_idle_apart_too():
+    """Live learning (the estimator's learner, idle from the config) applies the same rule."""
+    from keidash.estimate.estimator import EstimatorState, config_for, learned_so_far, step
+    from keidash.profiles import unknown_profile
+    from keidash.readings import Reading
+    samples = _drive(CAR, seed=2)
+    samples += _rolling_at_idle(samples[-1].t + 5.0, range(36, 47), 705.0 + 180)
+    config = config_for(unknown_profile(), {"idle_rpm": 705.0}, ("replay",), None)
+    state = EstimatorState()
+    for s in samples:
+        state = step(state, Reading(s.t, RPM, s.rpm, "replay"), config)
+        state = step(state, Reading(s.t, SPEED, s.speed_kmh, "replay"), config)
+    result = learned_so_far(state, config)
+    _assert_ratios(result, CAR)
+    assert any(19 < o < 33 for o in result.other), result
+
+
+def test_etios_truck_learned_for_drive4_has_five_gears():
+    """The other four Etios drives' coasts at idle formed a 20.6 rpm per km/h peak (the Etios has 5 gears)."""
+    from keidash.estimate.drives import learn_truck
+    truck = learn_truck([_etios(n) for n in ETIOS if n != "drive4"])
+    assert len(truck.ratios) == 5 and truck.ratios[-1] == pytest.approx(29.1, rel=0.02)
+    assert any(abs(o / 20.6 - 1) < 0.03 for o in truck.ratios_learned.other)
+
+
 def test_gears_that_are_no_gearbox_are_never_ready():
     assert gearbox_problem(KEI) == ""
     assert "apart" in gearbox_problem((279.0, 270.0, 113.1))  # a step of 1.03: not two gears

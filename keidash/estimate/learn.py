@@ -31,7 +31,11 @@ around those constants. The method:
    :data:`MIN_CLUSTER_SAMPLES` pairs and :data:`MIN_CLUSTER_SHARE` of all.
 5. **Not gears.** Clusters whose mean rpm is within :data:`IDLE_MARGIN_RPM`
    of idle (creeping on the clutch or the converter, reversing at idle) are
-   kept apart in ``other``; so is a set of at least two clusters that are one
+   kept apart in ``other``; so is a cluster at a fast idle (:data:`IDLE_BAND`)
+   seen at lower speeds than the gear below it (rolling with the clutch in:
+   the rpm held at idle, not proportional to speed); so is a light cluster
+   below the top gear whose step from it is no gearbox's (:func:`gearbox_problem`)
+   while the rest is one; so is a set of at least two clusters that are one
    consistent multiple k in :data:`LOW_RANGE` (4WD low range) of more massive
    clusters, when the clusters left still form a gearbox (no step above
    :data:`MAX_STEP`). With the gear count given, the most massive clusters
@@ -150,6 +154,12 @@ LAUNCH_BELOW = 0.08
 UNBOUNDED = 99
 #: a gear's confidence is multiplied by this when its number is not certain
 UNCERTAIN_NUMBERING = 0.5
+#: a cluster whose mean rpm is below idle x this, seen at lower road speeds than the gear below it
+#: (the next cluster with more rpm per km/h), is the engine idling while the truck rolls (clutch in or
+#: in neutral, coasting at a steady speed): rpm held at idle, not rpm proportional to speed. A gear
+#: is driven in the engine's working band (gears of the shared and virtual drives: >= 1.5 x idle on
+#: average) and a taller gear at higher speeds than the one below it.
+IDLE_BAND = 1.3
 #: a cluster between two others holding less than this share of the smaller one's pairs, whose
 #: neighbours are one plausible gear step apart without it, is not a gear: a stretch of clutch
 #: slip, converter slip or low range that held steady long enough to leave a peak
@@ -379,6 +389,7 @@ class Cluster:
     mass: float  # pairs in the basin
     spread: float  # MAD / median
     mean_rpm: float  # mean engine rpm of the basin's pairs
+    mean_kmh: float = 0.0  # mean road speed of the basin's pairs
 
 
 def _smooth(weights: tuple[float, ...]) -> list[float]:
@@ -457,7 +468,9 @@ def clusters(state: LearnerState) -> list[Cluster]:
             median_pos = _weighted_quantile(moving, cell_lo, 0.5)
         found.append(Cluster(peak=_ratio(i + 0.5), rpm_per_kmh=_ratio(median_pos), mass=mass,
                              spread=math.expm1(mad_bins * BIN),
-                             mean_rpm=sum(state.rpm_sums[lo:hi + 1]) / mass))
+                             mean_rpm=sum(state.rpm_sums[lo:hi + 1]) / mass,
+                             mean_kmh=sum(r / _ratio(j + 0.5)
+                                          for j, r in enumerate(state.rpm_sums[lo:hi + 1], lo)) / mass))
     return sorted(found, key=lambda c: -c.rpm_per_kmh)
 
 
@@ -711,10 +724,40 @@ def _phantoms(cands: list[Cluster]) -> list[Cluster]:
         out.append(cands.pop(n))
 
 
+def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
+    """Clusters (1st first) that are the engine at idle while rolling, not a gear (see IDLE_BAND)."""
+    out, below = [], None  # below: the nearest gear with more rpm per km/h kept so far
+    for c in cands:
+        if below is not None and c.mean_rpm < IDLE_BAND * idle_rpm and c.mean_kmh <= below.mean_kmh:
+            out.append(c)
+        else:
+            below = c
+    return out
+
+
+def _beyond_top(cands: list[Cluster]) -> list[Cluster]:
+    """The lightest clusters below the top gear (1st first in ``cands``) whose step from the cluster
+    above them is no gearbox's (:func:`gearbox_problem`) while the rest is one, each holding less
+    than PHANTOM_SHARE of that neighbour's pairs. Fewer rpm per km/h than top gear is the engine
+    turning slower than the gearbox lets it: the clutch in, the engine at a (cold, fast) idle or
+    running down to it, never a gear."""
+    out = []
+    while len(cands) >= 3:
+        ratios = [c.rpm_per_kmh for c in cands]
+        last, above = cands[-1], cands[-2]
+        if (gearbox_problem(ratios) and not gearbox_problem(ratios[:-1])
+                and last.mass < PHANTOM_SHARE * above.mass):
+            out.append(cands.pop())
+        else:
+            break
+    return out
+
+
 def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0) -> LearnedRatios:
     """The forward gears in ``state``: ``gears`` of them when given, else as many as found."""
     found = clusters(state)
     other = [c for c in found if c.mean_rpm < idle_rpm + IDLE_MARGIN_RPM]
+    other += _rolling_at_idle([c for c in found if c not in other], idle_rpm)
     cands = [c for c in found if c not in other]
     copies = _low_range_copies(cands) if len(cands) > (gears or MAX_GEARS) else set()
     if gears is not None and len(cands) - len(copies) < gears:
@@ -724,6 +767,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     phantoms = _phantoms(cands)
     other += phantoms
     cands = [c for c in cands if c not in phantoms]
+    other += _beyond_top(cands)  # takes them out of cands
     if gears is not None and len(cands) > gears:
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
         other += [c for c in cands if c not in keep]
