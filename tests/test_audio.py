@@ -377,3 +377,42 @@ def test_the_ripples_factor_is_learned_against_another_rpm_source_and_kept(tmp_p
         AudioSource("mic", lambda r: None, replace(settings, data_dir=str(tmp_path / "empty")))
     rig = open_rig({"mic": f"audio://{wav}?signal=ripple", "obd": "obd:///dev/ttyUSB0"}, data_dir=str(tmp_path / "e"))
     assert rig.sources[0].settings.hz_per_rpm is None  # learning against the OBD source
+
+
+def test_the_gear_constraint_takes_the_ratios_the_estimator_uses(tmp_path):
+    """A truck whose profile has no ratios, parked, engine off, the radio on. Free (no ratios known
+    yet), the radio's bass line is heard as an engine; once the frame loop hands the rig the ratios
+    the estimator learned live (Rig.know_truck), the gear constraint takes them and hears none."""
+    import threading
+    import time
+
+    from keidash.profiles import load_profile
+    from keidash.readings import SPEED, Reading
+    wav = tmp_path / "radio.wav"
+    write_wav(wav, cabin.cabin_recording(cabin.scripted([(0.0, 0, 0, 0, 0), (6.0, 0, 0, 0, 0)]),
+                                         cabin.CASES["radio louder than the engine"]))
+    no_ratios = replace(load_profile("hijet-s500p"), gear_ratios=(), final_drive=None)
+    learned = load_profile("hijet-s500p").rpm_per_kmh()  # what live learning finds (tests/test_audio_fusion.py)
+
+    def rpm_readings(ratios) -> int:
+        rig = open_rig({"mic": f"audio://{wav}"}, no_ratios)
+        if ratios:
+            rig.know_truck(ratios)
+        stop = threading.Event()
+
+        def gps():  # a parked truck's GPS, 5 Hz
+            while not stop.wait(0.2):
+                rig.put(Reading(time.monotonic(), SPEED, 0.0, "gps", 1.0))
+        feeder = threading.Thread(target=gps, daemon=True)
+        feeder.start()
+        rig.start()
+        try:
+            assert wait_for(lambda: rig.sources[0].finished.is_set(), 60)
+        finally:
+            stop.set()
+            rig.stop()
+            feeder.join()
+        return sum(r.channel == RPM for r in rig.bus.drain())
+
+    assert rpm_readings(()) >= 20  # the radio taken for an engine
+    assert rpm_readings(learned) == 0

@@ -233,9 +233,15 @@ class AudioSource(Source):
         return NoteTracker(note_config(self.settings, rate))
 
     def _hint_on(self, offset: float):
+        """The gear constraint's hint on the tracker's clock: only with gear ratios known (the
+        estimator's, handed over by the frame loop, else the profile's); else the note is free."""
         if self._hint is None:
             return None
-        return lambda t: self._hint(t + offset)
+
+        def hint(t: float):
+            given = self._hint(t + offset)
+            return given if given is not None and given.rpm_per_kmh else None
+        return hint
 
     def _deliver(self, estimate, offset: float) -> None:
         """``estimate`` on the sample clock (seconds from the first sample) to the listener; its

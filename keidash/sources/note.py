@@ -84,11 +84,13 @@ class NoteConfig:
 
 @dataclass(frozen=True)
 class GearHint:
-    """What the gear constraint needs: road speed now, each gear's rpm per km/h, the idle."""
+    """What the gear constraint needs: road speed now, each gear's rpm per km/h (() when no
+    ratios are known: no constraint), the idle."""
 
     speed_kmh: float
     rpm_per_kmh: tuple[float, ...]
     idle_rpm: float = 850.0
+    idle_known: bool = False  # the idle is the owner's, the profile's or seen before, not a default
 
 
 @dataclass(frozen=True)
