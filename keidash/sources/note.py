@@ -389,3 +389,131 @@ class RippleFactor:
         middle = float(np.median(self.ratios))
         spread = float(np.median(np.abs(np.asarray(self.ratios) / middle - 1.0)))
         return middle if spread <= self.max_spread else None
+
+
+#: a warm kei engine idles within this range (rpm): the ripple's line at a standstill is the idle
+#: x the factor, so the line alone pins the factor only to within it (1000 / 700: 43 %)
+KEI_IDLE_RANGE = (700.0, 1000.0)
+#: the lead's own status while learning from the truck, by what it waits for
+WAIT_ROAD = "no road speed yet (a GPS), nor another rpm source"
+WAIT_GEARS = "drive steadily in two gears or more"
+WAIT_IDLE = "let the engine idle at a standstill"
+WAIT_KNOWLEDGE = "give the idle ([shift] idle_rpm), the gear ratios, or another rpm source"
+
+
+@dataclass
+class RippleFromTruck:
+    """The ripple's Hz per rpm from the truck itself, when no other rpm source is at hand (a
+    truck with the ripple lead and a GPS). Pure: windows in, no clock, no file.
+
+    **From the gears.** While the truck moves steadily in a gear, the line per km/h sits at
+    factor x that gear's rpm per km/h, so in log its windows cluster at log(factor) + each gear's
+    log(rpm per km/h). The clusters' spacing does not depend on the factor: the factor is the
+    one shift that lays the clusters on the known gears' rpm per km/h (sourced, learned before,
+    or learned live from another source). A shift by a gear step can lay some clusters on the
+    wrong gears too, so it takes at least ``min_gears`` gears heard with ``min_windows`` each,
+    at least ``explained`` of the moving windows on a gear, and the best shift must hold
+    ``margin`` times the windows of any other; when the idle's line was heard, the shifts are
+    only those that put the idle within KEI_IDLE_RANGE (within 10 % of the idle when it is
+    known), which is what tells a gear step apart when few gears were driven.
+
+    **From the idle.** At a standstill the line is the idle x the factor. The idle is known only
+    as a range for a kei engine (700-1000 rpm, a 43 % spread), so the idle alone makes a factor
+    only when the idle is known (the owner's ``[shift] idle_rpm``, the profile's, or seen on
+    earlier drives with an rpm source): then factor = the warm idle's line / that idle. The
+    warm idle is the lower half of the standstill windows (a cold engine's fast idle, a blip or
+    the A/C's raised idle are above it), once they agree within ``idle_spread``.
+    """
+
+    min_kmh: float = 10.0  # moving: GPS speed is too rough below this
+    stand_kmh: float = 0.5
+    steady: float = 0.01  # log change of the line from the window before (0.1 s): a gear held
+    tolerance: float = 0.03  # log: a window this close to a gear's line per km/h is that gear's
+    min_windows: int = 30  # windows (3 s) in a gear before it counts
+    min_gears: int = 2
+    explained: float = 0.6
+    margin: float = 2.0
+    idle_windows: int = 50  # standstill windows (5 s) before the idle's line is taken
+    idle_spread: float = 0.02
+    keep: int = 6000
+    how: str = ""  # "the gears" or "the idle" once a factor is found
+    _moving: list = field(default_factory=list)  # log(line Hz per km/h) of steady moving windows
+    _standing: list = field(default_factory=list)  # line Hz at a standstill
+    _last: tuple | None = None  # (t, line Hz) of the window before
+
+    def add(self, t: float, line_hz: float, speed_kmh: float) -> None:
+        last, self._last = self._last, (t, line_hz)
+        if line_hz <= 0:
+            return
+        if speed_kmh <= self.stand_kmh:
+            self._standing.append(line_hz)
+            del self._standing[:-self.keep]
+        elif speed_kmh >= self.min_kmh and last is not None and t - last[0] <= 0.25 \
+                and abs(math.log(line_hz / last[1])) <= self.steady:
+            self._moving.append(math.log(line_hz / speed_kmh))
+            del self._moving[:-self.keep]
+
+    def idle_hz(self) -> float | None:
+        """The warm idle's line (Hz), once enough standstill windows agree; else None."""
+        if len(self._standing) < self.idle_windows:
+            return None
+        low = np.sort(np.asarray(self._standing))[:len(self._standing) // 2]
+        middle = float(np.median(low))
+        return middle if float(np.median(np.abs(low / middle - 1.0))) <= self.idle_spread else None
+
+    def factor(self, rpm_per_kmh: tuple[float, ...], idle_rpm: float | None, idle_known: bool) -> float | None:
+        """The factor once the gears (or, with no ratios, a known idle) pin it; else None."""
+        idle_hz = self.idle_hz()
+        if rpm_per_kmh:
+            if idle_hz is not None:
+                lo, hi = (idle_rpm / 1.1, idle_rpm * 1.1) if idle_known and idle_rpm else KEI_IDLE_RANGE
+                bounds = (idle_hz / hi, idle_hz / lo)
+            else:
+                bounds = None
+            found = self._from_gears(rpm_per_kmh, bounds)
+            if found is not None:
+                self.how = "the gears"
+                return found
+            return None
+        if idle_hz is not None and idle_known and idle_rpm:
+            self.how = "the idle"
+            return idle_hz / idle_rpm
+        return None
+
+    def waiting_for(self, rpm_per_kmh: tuple[float, ...], idle_known: bool) -> str:
+        """What the factor still waits for, in the driver's words."""
+        if rpm_per_kmh:
+            return WAIT_GEARS
+        return WAIT_IDLE if idle_known else WAIT_KNOWLEDGE
+
+    def _from_gears(self, rpm_per_kmh: tuple[float, ...], bounds: tuple[float, float] | None) -> float | None:
+        x = np.asarray(self._moving)
+        if len(x) < self.min_windows * self.min_gears:
+            return None
+        gears = np.log(np.asarray(rpm_per_kmh, dtype=float))
+        step = self.tolerance / 8
+        lo, hi = float(x.min() - gears.max()), float(x.max() - gears.min())
+        if bounds is not None:
+            lo, hi = max(lo, math.log(bounds[0])), min(hi, math.log(bounds[1]))
+        if hi < lo:
+            return None
+        shifts = np.arange(lo - self.tolerance, hi + self.tolerance + step, step)
+        xs = np.sort(x)
+        # windows within tolerance of each gear's line at each shift (two binary searches a gear)
+        centres = shifts[:, None] + gears[None, :]
+        counts = (np.searchsorted(xs, centres + self.tolerance, side="right")
+                  - np.searchsorted(xs, centres - self.tolerance, side="left"))
+        total = counts.sum(axis=1)
+        valid = ((counts >= self.min_windows).sum(axis=1) >= self.min_gears) & (total >= self.explained * len(x))
+        if not valid.any():
+            return None
+        best = int(np.argmax(np.where(valid, total, -1)))
+        away = np.abs(shifts - shifts[best]) > 2 * self.tolerance
+        rival = int(total[away].max()) if away.any() else 0
+        if total[best] < self.margin * rival:
+            return None  # another shift lays the clusters on the gears nearly as well: wait
+        # the factor from the windows on a gear at the best shift: their median offset
+        offsets = x[:, None] - gears[None, :]
+        near = np.abs(offsets - shifts[best]) <= self.tolerance
+        on = offsets[near]
+        return float(np.exp(np.median(on))) if on.size else None
