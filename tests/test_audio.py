@@ -504,3 +504,30 @@ def test_the_ripple_lead_says_what_its_factor_waits_for(tmp_path):
                     data_dir=str(tmp_path / "kept")).sources[0].settings.hz_per_rpm is None
     with pytest.raises(ConfigError, match="needs factor=.*or data_dir"):
         open_rig({"mic": f"audio://{wav}?signal=ripple", "gps": "nmea:///dev/ttyUSB0"})
+
+
+def test_the_rig_hands_the_note_the_estimators_ratios_and_idle():
+    """Rig.gear_hint: the latest road speed with the ratios and idle the estimator uses (handed
+    over by the frame loop), the profile's until then; nothing without a fresh speed."""
+    import time
+
+    from keidash.profiles import load_profile
+    from keidash.readings import SPEED, Reading
+    hijet = load_profile("hijet-s500p")
+    no_ratios = replace(hijet, gear_ratios=(), final_drive=None)
+    rig = open_rig({"mic": "audio:///nowhere.wav"}, no_ratios)
+    hint = rig.gear_hint(no_ratios)
+    now = time.monotonic()
+    assert hint(now) is None  # no road speed yet
+    rig.put(Reading(now, SPEED, 42.0, "gps", 1.0))
+    first = hint(now + 0.5)
+    assert first.speed_kmh == 42.0 and first.rpm_per_kmh == () and not first.idle_known
+    rig.know_truck(hijet.rpm_per_kmh(), 780.0, idle_known=True)  # learned live; the owner's idle
+    later = hint(now + 0.5)
+    assert later.rpm_per_kmh == hijet.rpm_per_kmh() and later.idle_rpm == 780.0 and later.idle_known
+    assert hint(now + 5.0) is None  # the speed is stale
+    # a profile with sourced ratios gives them before the estimator says anything
+    assert open_rig({"mic": "audio:///nowhere.wav"}, hijet).gear_hint(hijet)(now + 0.5) is None
+    sourced = open_rig({"mic": "audio:///nowhere.wav"}, hijet)
+    sourced.put(Reading(now, SPEED, 42.0, "gps", 1.0))
+    assert sourced.gear_hint(hijet)(now).rpm_per_kmh == hijet.rpm_per_kmh()
