@@ -233,7 +233,9 @@ def test_another_gear_than_a_window_ago_is_charged():
     sound = engine_tone(third, 3.0)
     note = 8 * engine_tone(second, 0.3, seed=1)
     sound[int(1.5 * RATE):int(1.8 * RATE)] += note[:int(0.3 * RATE)]
-    hint = lambda t: GearHint(48.0, hijet, 850.0)  # noqa: E731
+
+    def hint(t):
+        return GearHint(48.0, hijet, 850.0)
     gears = [e.gear for e in NoteTracker(NoteConfig()).feed(sound, hint) if e.rpm is not None]
     uncharged = [e.gear for e in NoteTracker(NoteConfig(shift_charge=0.0)).feed(sound, hint) if e.rpm is not None]
     assert set(gears) == {3}

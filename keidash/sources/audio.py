@@ -230,7 +230,7 @@ class AudioSource(Source):
         if estimate.rpm is None:
             return None
         at = estimate.t + offset
-        factor = how = None
+        factor = how = reference = None
         if self.learner is not None:
             reference = self._reference(at)
             if reference is not None:
@@ -242,8 +242,8 @@ class AudioSource(Source):
                 self.truck_learner.add(estimate.t, estimate.rpm, hint.speed_kmh)
                 factor = self.truck_learner.factor(hint.rpm_per_kmh, hint.idle_rpm, hint.idle_known)
                 how = self.truck_learner.how
-            if factor is None:
-                self.set_link(CONNECTED, self._learning_sentence(hint))
+            if factor is None:  # what it waits for; against another source's rpm when one is heard
+                self.set_link(CONNECTED, LEARNING_SENTENCE if reference is not None else self._learning_sentence(hint))
         if factor is None:
             return None
         from dataclasses import replace as _replace
@@ -271,7 +271,8 @@ class AudioSource(Source):
         estimator's, handed over by the frame loop, else the profile's); else the note is free."""
         if self._hint is None or self.settings.signal == "ripple":
             # no cab noise reaches the lead, and a coasting stop with the clutch in is on no gear's
-            # rpm: the constraint only costs there (measured: 4 windows wrong on the drive above, 0 free)
+            # rpm: the constraint only costs there (measured over tests/test_audio.py's ripple_drive:
+            # 4 windows wrong with it, 0 free)
             return None
 
         def hint(t: float):
