@@ -180,6 +180,10 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
     stats.started = start = time.monotonic()
     next_frame = start
     quitting = False
+    # the engine's note scores each gear's rpm by the ratios the estimator uses: sourced, learned
+    # before, or learned live once certain (handed over whenever they change)
+    handed = config.rpm_per_kmh
+    rig.know_truck(handed)
     while not stop.is_set():
         readings = rig.bus.drain()
         if calibration is not None and readings:
@@ -200,6 +204,9 @@ def run_dash(rig: Rig, config: EstimatorConfig, outputs: list[Output], *, fps: f
             log.readings(readings, rig.drive_time(time.monotonic()))
         for reading in readings:
             state = step(state, reading, config)
+        if state.ratios and state.ratios != handed:
+            handed = state.ratios
+            rig.know_truck(handed)
         now = time.monotonic()
         drive_now = rig.drive_time(now)  # the estimator's clock: the drive's (a replay at 10x runs it 10x)
         if now >= status_due:
@@ -476,6 +483,10 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         from .estimate.estimator import config_for
         estimator = config_for(profile, shift, rig.priority(), learned,
                                transmission=getattr(args, "transmission", None))
+        # the idle the ripple lead's factor may be learned from: known when the owner, the profile
+        # or earlier drives give it, not keidash's default
+        rig.know_truck(estimator.rpm_per_kmh, estimator.limits.idle_rpm, idle_known=bool(
+            shift.get("idle_rpm") or profile.engine.idle_rpm or (learned is not None and learned.idle_rpm)))
         cab, outputs = _cab_and_outputs(args, config)
         if layout_notes:
             # on the dash too, short enough for its message strip: the owner sees the setting is not used

@@ -58,6 +58,12 @@ class Rig:
     devices: dict = field(default_factory=dict)  # its emulated "obd", "gps", "pulses" (to unplug in tests)
     _speed: tuple[float, float] | None = None  # (t, km/h) of the latest road speed, for the engine's note
     _rpm: dict = field(default_factory=dict)  # source -> (t, rpm) of its latest rpm, for the ripple's factor
+    #: the gear ratios (rpm per km/h) the estimator uses now, handed over by the frame loop: sourced,
+    #: learned before, or learned live once certain; () until it has any (the profile's are used)
+    gear_ratios: tuple[float, ...] = ()
+    #: (idle rpm, known) the estimator uses: known when the config, the profile or earlier drives
+    #: give it (not keidash's default); None until the dash says (the profile's are used)
+    idle: tuple[float, bool] | None = None
 
     def put(self, reading) -> None:
         """Every source's sink: the bus, and the latest road speed and each source's rpm kept for
@@ -77,21 +83,30 @@ class Rig:
             return min(fresh)[1] if fresh else None
         return reference
 
+    def know_truck(self, ratios: tuple[float, ...], idle_rpm: float | None = None, idle_known: bool = False) -> None:
+        """What the estimator knows of the truck, for the engine note's gear constraint and the
+        ripple's factor: its gear ratios in use (the frame loop hands them over whenever they
+        change, so ratios learned live count once certain) and its idle."""
+        self.gear_ratios = tuple(ratios)
+        if idle_rpm:
+            self.idle = (float(idle_rpm), bool(idle_known))
+
     def gear_hint(self, profile: Profile | None):
-        """A hint(t) for the engine note's gear constraint: the latest road speed and the
-        profile's ratios (None when either is unknown, and the note is tracked free)."""
-        ratios = profile.rpm_per_kmh() if profile is not None else ()
-        if not ratios:
-            return None
-        from .profiles.engine import shift_limits
-        idle = shift_limits(profile).idle_rpm
+        """A hint(t) for the engine note: the latest road speed, the gear ratios the estimator
+        uses (else the profile's; () when none is known: the note is then tracked free) and the
+        idle; None when no fresh road speed is at hand."""
+        from .profiles.engine import DEFAULT_IDLE_RPM, shift_limits
+        own = profile.rpm_per_kmh() if profile is not None else ()
+        idle = (shift_limits(profile).idle_rpm, bool(profile.engine.idle_rpm)) if profile is not None \
+            else (DEFAULT_IDLE_RPM, False)
 
         def hint(t: float):
             from .sources.note import GearHint
             speed = self._speed
             if speed is None or abs(t - speed[0]) > HINT_SPEED_AGE_S:
                 return None
-            return GearHint(speed[1], ratios, idle)
+            idle_rpm, known = self.idle or idle
+            return GearHint(speed[1], self.gear_ratios or own, idle_rpm, known)
         return hint
 
     def start(self) -> None:

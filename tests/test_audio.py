@@ -377,3 +377,157 @@ def test_the_ripples_factor_is_learned_against_another_rpm_source_and_kept(tmp_p
         AudioSource("mic", lambda r: None, replace(settings, data_dir=str(tmp_path / "empty")))
     rig = open_rig({"mic": f"audio://{wav}?signal=ripple", "obd": "obd:///dev/ttyUSB0"}, data_dir=str(tmp_path / "e"))
     assert rig.sources[0].settings.hz_per_rpm is None  # learning against the OBD source
+
+
+def test_the_gear_constraint_takes_the_ratios_the_estimator_uses(tmp_path):
+    """A truck whose profile has no ratios, parked, engine off, the radio on. Free (no ratios known
+    yet), the radio's bass line is heard as an engine; once the frame loop hands the rig the ratios
+    the estimator learned live (Rig.know_truck), the gear constraint takes them and hears none."""
+    import threading
+    import time
+
+    from keidash.profiles import load_profile
+    from keidash.readings import SPEED, Reading
+    wav = tmp_path / "radio.wav"
+    write_wav(wav, cabin.cabin_recording(cabin.scripted([(0.0, 0, 0, 0, 0), (6.0, 0, 0, 0, 0)]),
+                                         cabin.CASES["radio louder than the engine"]))
+    no_ratios = replace(load_profile("hijet-s500p"), gear_ratios=(), final_drive=None)
+    learned = load_profile("hijet-s500p").rpm_per_kmh()  # what live learning finds (tests/test_audio_fusion.py)
+
+    def rpm_readings(ratios) -> int:
+        rig = open_rig({"mic": f"audio://{wav}"}, no_ratios)
+        if ratios:
+            rig.know_truck(ratios)
+        stop = threading.Event()
+
+        def gps():  # a parked truck's GPS, 5 Hz
+            while not stop.wait(0.2):
+                rig.put(Reading(time.monotonic(), SPEED, 0.0, "gps", 1.0))
+        feeder = threading.Thread(target=gps, daemon=True)
+        feeder.start()
+        rig.start()
+        try:
+            assert wait_for(lambda: rig.sources[0].finished.is_set(), 60)
+        finally:
+            stop.set()
+            rig.stop()
+            feeder.join()
+        return sum(r.channel == RPM for r in rig.bus.drain())
+
+    assert rpm_readings(()) >= 20  # the radio taken for an engine
+    assert rpm_readings(learned) == 0
+
+
+def ripple_drive(idle: float = 850.0):
+    """A Hijet's 44 s through the ripple lead: idling at a standstill, away in 1st, steady in 2nd,
+    3rd and 4th (with the clutch dips between), braking to a stop, idling again."""
+    from keidash.profiles import load_profile
+    r = load_profile("hijet-s500p").rpm_per_kmh()
+    return cabin.scripted([
+        (0, idle, 0, 0, 0), (8, idle, 0, 0, 0), (10, 2500, 12, 1, 40), (11, 16 * r[1], 16, 0, 0),
+        (12, 20 * r[1], 20, 2, 30), (18, 20 * r[1], 20, 2, 30), (19, 33 * r[2], 33, 0, 0), (20, 35 * r[2], 35, 3, 30),
+        (26, 35 * r[2], 35, 3, 30), (27, 48 * r[3], 48, 0, 0), (28, 50 * r[3], 50, 4, 30), (34, 50 * r[3], 50, 4, 30),
+        (38, idle, 0, 0, 0), (44, idle, 0, 0, 0)])
+
+
+def hear_the_ripple(tmp_path, truths, ratios, idle_known: bool, data: str):
+    """The ripple lead's WAV through AudioSource with no factor and no other rpm source, a GPS's
+    speed from the drive's truth as the rig hands it (Rig.gear_hint): (readings, source)."""
+    import time
+
+    from keidash.sources.note import GearHint
+    wav = tmp_path / "ripple-drive.wav"
+    write_wav(wav, cabin.ripple_recording(truths), rate=48000)
+    t = np.array([tr.t for tr in truths])
+    speed = np.array([tr.speed_kmh for tr in truths])
+    settings = AudioSettings(path=str(wav), signal="ripple", pace=False, data_dir=data)
+    start = time.monotonic()  # the WAV's first sample is stamped when the source opens it, ms later
+    got, heard = [], []
+    lead = AudioSource("lead", got.append, settings, on_estimate=heard.append,
+                       hint=lambda at: GearHint(float(np.interp(at - start, t, speed)), ratios, 850.0, idle_known))
+    lead.said = set()  # what its status said on the way (the dash's source line)
+
+    def finished() -> bool:
+        lead.said.add(lead.status().message)
+        return lead.finished.is_set()
+    lead.start()
+    try:
+        assert wait_for(finished, 60)
+    finally:
+        lead.stop()
+    # what is read once the factor is learned is the truck's rpm (estimates on the sample clock,
+    # seconds from the first sample, which goes on through the learning)
+    assert len(heard) == len(got) or any(e.rpm is None for e in heard)
+    rpm = np.array([tr.rpm for tr in truths])
+    off = [(e.t, e.rpm) for e in heard if e.rpm is not None and abs(e.rpm / np.interp(e.t, t, rpm) - 1) > 0.03]
+    assert len(off) <= 0.03 * len(heard), off[:5]
+    return got, lead
+
+
+def test_the_ripples_factor_is_learned_from_the_gears_with_a_gps_only(tmp_path):
+    from keidash.profiles import load_profile
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    data = tmp_path / "data"
+    # the idle is 760 rpm, not keidash's default 850: the gears' rpm per km/h set the factor
+    got, lead = hear_the_ripple(tmp_path, ripple_drive(idle=760.0), load_profile("hijet-s500p").rpm_per_kmh(),
+                                idle_known=False, data=str(data))
+    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.005)
+    assert "the gears" in (data / RIPPLE_FACTOR_FILE).read_text()
+    assert "learning the ripple's factor: drive steadily in two gears or more" in lead.said
+    assert len(got) >= 60  # the rest of the drive (the 4th gear, the stop, the idle) reads rpm
+
+
+def test_the_ripples_factor_is_learned_from_a_known_idle_when_no_ratios_are(tmp_path):
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    data = tmp_path / "data"
+    got, _ = hear_the_ripple(tmp_path, ripple_drive(idle=850.0), (), idle_known=True, data=str(data))
+    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.01)
+    assert "the idle" in (data / RIPPLE_FACTOR_FILE).read_text()
+    assert len(got) >= 200  # learned at the first stop: the whole drive after it reads rpm
+
+
+def test_the_ripple_lead_says_what_its_factor_waits_for(tmp_path):
+    from keidash.sources.note import WAIT_KNOWLEDGE, RippleFromTruck
+    data = tmp_path / "data"
+    # no ratios, the idle only keidash's default: the idle's line alone cannot tell 700 from 1000 rpm
+    got, lead = hear_the_ripple(tmp_path, ripple_drive(), (), idle_known=False, data=str(data))
+    assert got == [] and not (data / "ripple-factor.json").exists()
+    assert f"learning the ripple's factor: {WAIT_KNOWLEDGE}" in lead.said
+    # one gear alone lays on any gear: no factor until a second gear is heard
+    one_gear = RippleFromTruck()
+    for i in range(300):
+        one_gear.add(i / 10, 1.38 * 50 * 68.73, 50.0)
+    assert one_gear.factor((278.96, 164.19, 113.12, 68.73, 51.0), None, False) is None
+    # in a config: the lead alone learns with data_dir (from the GPS's speed), without it says so
+    wav = tmp_path / "ripple-drive.wav"
+    assert open_rig({"mic": f"audio://{wav}?signal=ripple", "gps": "nmea:///dev/ttyUSB0"},
+                    data_dir=str(tmp_path / "kept")).sources[0].settings.hz_per_rpm is None
+    with pytest.raises(ConfigError, match="needs factor=.*or data_dir"):
+        open_rig({"mic": f"audio://{wav}?signal=ripple", "gps": "nmea:///dev/ttyUSB0"})
+
+
+def test_the_rig_hands_the_note_the_estimators_ratios_and_idle():
+    """Rig.gear_hint: the latest road speed with the ratios and idle the estimator uses (handed
+    over by the frame loop), the profile's until then; nothing without a fresh speed."""
+    import time
+
+    from keidash.profiles import load_profile
+    from keidash.readings import SPEED, Reading
+    hijet = load_profile("hijet-s500p")
+    no_ratios = replace(hijet, gear_ratios=(), final_drive=None)
+    rig = open_rig({"mic": "audio:///nowhere.wav"}, no_ratios)
+    hint = rig.gear_hint(no_ratios)
+    now = time.monotonic()
+    assert hint(now) is None  # no road speed yet
+    rig.put(Reading(now, SPEED, 42.0, "gps", 1.0))
+    first = hint(now + 0.5)
+    assert first.speed_kmh == 42.0 and first.rpm_per_kmh == () and not first.idle_known
+    rig.know_truck(hijet.rpm_per_kmh(), 780.0, idle_known=True)  # learned live; the owner's idle
+    later = hint(now + 0.5)
+    assert later.rpm_per_kmh == hijet.rpm_per_kmh() and later.idle_rpm == 780.0 and later.idle_known
+    assert hint(now + 5.0) is None  # the speed is stale
+    # a profile with sourced ratios gives them before the estimator says anything
+    assert open_rig({"mic": "audio:///nowhere.wav"}, hijet).gear_hint(hijet)(now + 0.5) is None
+    sourced = open_rig({"mic": "audio:///nowhere.wav"}, hijet)
+    sourced.put(Reading(now, SPEED, 42.0, "gps", 1.0))
+    assert sourced.gear_hint(hijet)(now).rpm_per_kmh == hijet.rpm_per_kmh()

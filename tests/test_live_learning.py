@@ -22,6 +22,9 @@ def learn_by_replay(speed: float):
                          stop=threading.Event(), should_quit=rig.finished)
     finally:
         rig.stop()
+    # the ratios learned live, once certain, are handed to the rig for the engine note's gear constraint
+    assert stats.learned is not None and stats.learned.ready
+    assert rig.gear_ratios == stats.learned.rpm_per_kmh()
     return stats.learned
 
 

@@ -183,3 +183,60 @@ def test_clipping_and_silence_give_nothing(town_drive):
     assert good == 0.0
     _, heard_off = scored(cabin.scripted(cabin.ENGINE_OFF), cabin.CASES["cab"])
     assert heard_off == 0.0
+
+
+def sweeping_tone(rpm_at, seconds: float, cylinders: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A firing line and its harmonics whose rpm follows ``rpm_at(t)``: (samples, rpm per sample)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    rpm = rpm_at(t)
+    cycle_phase = 2 * np.pi * np.cumsum(rpm / 120) / RATE
+    out = 0.002 * rng.standard_normal(len(t))
+    for h in range(cylinders, 8 * cylinders + 1, cylinders):
+        out += 0.05 / (1 + h * rpm / 120 / 300) * np.sin(h * cycle_phase + rng.uniform(0, 6)) * (h * rpm / 120 < 1500)
+    return out, rpm
+
+
+def test_a_line_sweeping_through_the_window_is_read_dechirped():
+    """A blip: 1 s at 1500 rpm, then up at 2 log-rpm a second (x2.7 in half a second, faster than
+    any pull in gear) to 4000, held. A 0.512 s window smears the sweep into nothing that stands
+    out; read dechirped it is one line, and the tracker follows it instead of dropping it."""
+    def rpm_at(t):
+        return np.clip(1500 * np.exp(2.0 * np.clip(t - 1.0, 0, None)), 1500, 4000)
+    sound, rpm = sweeping_tone(rpm_at, 3.0)
+
+    def in_sweep(estimates):  # the windows centred in the sweep
+        return [(e.rpm, float(np.interp(e.t, np.arange(len(rpm)) / RATE, rpm))) for e in estimates if 1.1 <= e.t <= 1.5]
+    dechirped = in_sweep(NoteTracker(NoteConfig()).feed(sound))
+    plain = in_sweep(NoteTracker(NoteConfig(dechirp_rates=())).feed(sound))
+    assert len(dechirped) == len(plain) == 4
+
+    def right(readings):
+        return sum(got is not None and abs(got - truth) <= 0.05 * truth for got, truth in readings)
+    assert right(plain) == 0 and right(dechirped) >= 2
+    # none far off (a window's reading is its middle's only as far as the sweep is steady in it)
+    assert all(got is None or abs(got - truth) <= 0.1 * truth for got, truth in dechirped)
+
+
+def test_a_tone_cut_off_is_not_read_dechirped_as_a_line_elsewhere():
+    # a dechirped reading of a window where the sound stops would put the tone at another rpm
+    sound = np.concatenate([engine_tone(2414, 2.5), np.zeros(RATE)])
+    rpms = heard(NoteTracker().feed(sound))
+    assert rpms and all(abs(r - 2414) < 0.02 * 2414 for r in rpms)
+
+
+def test_another_gear_than_a_window_ago_is_charged():
+    """Cruising in 3rd at 48 km/h, a far louder tone on 2nd gear's rpm for 0.3 s (a radio's note):
+    the needle stays on 3rd; with no charge for changing gear it jumps to the note."""
+    hijet = load_profile("hijet-s500p").rpm_per_kmh()
+    third, second = 48 * hijet[2], 48 * hijet[1]
+    sound = engine_tone(third, 3.0)
+    note = 8 * engine_tone(second, 0.3, seed=1)
+    sound[int(1.5 * RATE):int(1.8 * RATE)] += note[:int(0.3 * RATE)]
+
+    def hint(t):
+        return GearHint(48.0, hijet, 850.0)
+    gears = [e.gear for e in NoteTracker(NoteConfig()).feed(sound, hint) if e.rpm is not None]
+    uncharged = [e.gear for e in NoteTracker(NoteConfig(shift_charge=0.0)).feed(sound, hint) if e.rpm is not None]
+    assert set(gears) == {3}
+    assert 2 in uncharged

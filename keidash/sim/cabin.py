@@ -18,7 +18,8 @@ Deterministic with a seed: the noises are loops shaped once from it. :func:`cabi
 renders a whole drive (a list of truths) for tests and benches; :class:`EmulatedCabin`
 streams it live from a running truck as signed 16-bit samples into a pipe that
 ``audio://`` reads (``sim://...?hardware=audio``). :data:`CASES` are the hard cases the tests
-and bench/audio.py use.
+and bench/audio.py use. :func:`ripple_recording` is the same drive heard through the 12 V
+ripple lead instead (``audio://...?signal=ripple``).
 """
 
 from __future__ import annotations
@@ -192,6 +193,24 @@ def cabin_recording(truths: list[TruckTruth], noise: CabinNoise = CabinNoise(), 
     return np.concatenate([synth.render(series["rpm"][i:i + chunk], series["speed_kmh"][i:i + chunk],
                                         series["throttle_pct"][i:i + chunk], in_gear[i:i + chunk])
                            for i in range(0, len(samples), chunk)])
+
+
+#: the virtual truck's alternator: a 2.3 pulley ratio x 6 pole pairs x 6 rectifier pulses / 60
+RIPPLE_HZ_PER_RPM = 1.38
+
+
+def ripple_recording(truths: list[TruckTruth], factor: float = RIPPLE_HZ_PER_RPM, seed: int = 0,
+                     rate: float = 48000.0) -> np.ndarray:
+    """The 12 V ripple over a drive, as the ripple lead hands it to a line-in: the three-phase
+    bridge's six pulses per electrical cycle at ``rpm x factor`` Hz, about 50 mV after the lead's
+    divider, on the line's own hiss; with the engine off the battery's DC leaves only the hiss."""
+    t = np.array([tr.t for tr in truths])
+    samples = np.arange(int((t[-1] - t[0]) * rate)) / rate + t[0]
+    rpm = np.interp(samples, t, [tr.rpm for tr in truths])
+    phase = 2 * np.pi * np.cumsum(rpm * factor) / rate
+    running = rpm > 300
+    ripple = np.where(running, 0.05 * (np.abs(np.sin(phase / 2)) - 2 / np.pi), 0.0)
+    return ripple + 0.003 * np.random.default_rng(seed).standard_normal(len(samples))
 
 
 def scripted(points: list[tuple[float, float, float, int, float]], step_s: float = 0.01) -> list[TruckTruth]:

@@ -14,7 +14,11 @@ three-cylinder at 800 rpm idle hums at 20 Hz, at 7000 rpm at 175 Hz. Each analys
    lose to the true line (the half/double-octave guard of the spectrum itself).
 3. **Follow the line**: a jump beyond what a crank can do in one hop (``max_rate_per_s``, in
    log-rpm) is charged against its score, so a line that is briefly weaker than a passing
-   note keeps the needle.
+   note keeps the needle. A line that sweeps through the window (a launch, a shift, a blip)
+   smears and may stand out of nothing: then the window's middle half is read, and the window
+   and its middle half dechirped (``dechirp_rates``: resampled in time so that a line rising or
+   falling at that steady log rate, and all its harmonics with it, becomes one steady line);
+   the first reading that continues the followed line (or is clear on its own) is taken.
 4. **Say nothing** when nothing is heard: silence (rms below ``min_rms``), clipping (more than
    ``max_clipped_share`` of samples at full scale), or no candidate standing out of the rest
    (``salience``: the best score less the median, in robust standard deviations, below
@@ -23,7 +27,8 @@ three-cylinder at 800 rpm idle hums at 20 Hz, at 7000 rpm at 175 Hz. Each analys
 5. **Gears** (``GearHint``): with road speed and each gear's rpm per km/h known, only the rpm
    each gear allows (within ``gear_slack``) and the idle are scored; the free best wins only
    when it is far stronger (clutch in, revving), so music or a blower on a wrong rpm cannot
-   take the needle.
+   take the needle; another gear than the line's a window ago is charged ``shift_charge`` (a
+   gearbox changes gear through the clutch, not between two windows; a radio's note does).
 
 The tracker reads no clock: a window's time is its first sample's time plus half its length,
 counted from the samples fed. Everything here is keidash's own choice, tuned on the virtual
@@ -59,7 +64,13 @@ class NoteConfig:
     max_rate_per_s: float = 2.5  # log-rpm a second a crank can change by (x12 a second)
     jump_charge: float = 1.0  # score charged per log-rpm beyond that
     min_salience: float = 5.0
-    short_window: bool = True  # when the window hears no line, try its middle half (a fast sweep)
+    short_window: bool = True  # when the window hears no line, try its middle half and dechirped
+    #: ... dechirped at these rates (log-rpm a second): a line sweeping at a steady log rate through
+    #: the window (a launch, a shift, a blip) is read as the one line it is at the window's middle
+    dechirp_rates: tuple[float, ...] = (-2.0, -0.8, 0.8, 2.0)
+    #: ... over these parts of the window: the whole and its middle half (a blip turns within half
+    #: a second; half a window of it is nearer straight)
+    dechirp_parts: tuple[float, ...] = (1.0, 0.5)
     full_salience: float = 12.0  # salience of full confidence
     min_rms: float = 1e-4  # of full scale: below this is silence
     max_clipped_share: float = 0.002
@@ -67,6 +78,9 @@ class NoteConfig:
     multiple_share: float = 0.5  # 3x or 2x the best wins when the best's other harmonics are this weak
     gear_slack: float = 0.06  # a gear's rpm is speed x ratio within this share (tyre, slip, speed lag)
     free_wins_by: float = 2.5  # the free best beats the gears' best only when this much stronger
+    #: salience charged to another gear than the line's a window ago: a gearbox changes gear only
+    #: through the clutch (a sweep, a dip), never from one window to the next (a radio's note does)
+    shift_charge: float = 8.0
 
     def __post_init__(self):
         if self.strokes not in (2, 4):
@@ -84,11 +98,13 @@ class NoteConfig:
 
 @dataclass(frozen=True)
 class GearHint:
-    """What the gear constraint needs: road speed now, each gear's rpm per km/h, the idle."""
+    """What the gear constraint needs: road speed now, each gear's rpm per km/h (() when no
+    ratios are known: no constraint), the idle."""
 
     speed_kmh: float
     rpm_per_kmh: tuple[float, ...]
     idle_rpm: float = 850.0
+    idle_known: bool = False  # the idle is the owner's, the profile's or seen before, not a default
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class NoteEstimate:
 class _Line:
     t: float
     rpm: float
+    gear: int | None = None  # the gear whose rpm it was (with a GearHint), None free
 
 
 @dataclass
@@ -121,7 +138,6 @@ class NoteTracker:
         self._hop = max(1, int(round(c.hop_s * c.rate_hz)))
         self._nfft = max(c.fft_size, 1 << (self._n - 1).bit_length())
         self._window = np.hanning(self._n).astype(np.float64)
-        self._short_window = np.hanning(self._n // 2).astype(np.float64)
         self._buffer = np.zeros(0)
         self._fed = 0  # samples consumed before the buffer's first
         self._rpm = np.exp(np.arange(math.log(c.min_rpm), math.log(c.max_rpm), c.grid_step))
@@ -143,6 +159,30 @@ class NoteTracker:
             i[beyond], w[beyond] = self._bins - 2, 0.0
         self._line: _Line | None = None
         self._pending: list[_Line] = []
+        # the plain middle parts first (as cheap as they are likely), then the dechirped readings
+        self._warps = sorted((self._warp(rate, int(self._n * part)) for part in c.dechirp_parts
+                              for rate in ((0.0,) if part < 1 else ()) + c.dechirp_rates),
+                             key=lambda warp: warp[0] != 0.0) if c.short_window else []
+
+    def _warp(self, rate: float, m: int):
+        """(rate, lower sample index, weight, window) that resample a window so a line whose
+        frequency goes as exp(rate x t) becomes a steady one at its frequency at the middle.
+
+        With t from the middle, warped time u = (exp(rate t) - 1) / rate has du/dt = exp(rate t),
+        so a phase of 2 pi f_mid u is the sweeping line's, and every harmonic sweeps alike (all
+        scale with the rpm): samples at steps of 1/rate_hz in u are the line as a steady tone."""
+        c = self.config
+        half = m / 2 / c.rate_hz  # the part's middle m samples, the frame's middle too
+        if rate == 0.0:
+            u = (np.arange(m) - m / 2) / c.rate_hz
+            position = u * c.rate_hz + self._n / 2
+        else:
+            lo, hi = math.expm1(-rate * half) / rate, math.expm1(rate * half) / rate
+            u = np.arange(math.ceil(lo * c.rate_hz), math.floor(hi * c.rate_hz)) / c.rate_hz
+            position = np.log1p(rate * u) / rate * c.rate_hz + self._n / 2  # in samples of the frame
+        position = np.clip(position, 0.0, self._n - 1.000001)
+        below = position.astype(int)
+        return rate, below, position - below, np.hanning(len(u))
 
     # -- feeding ------------------------------------------------------------
     def feed(self, samples, hint_at=None) -> list[NoteEstimate]:
@@ -193,18 +233,32 @@ class NoteTracker:
             return self._nothing(t, CLIPPING)
         frame = frame - frame.mean()
         score, best, gear, salience = self._pick(self.scores(frame), t, hint)
-        if salience < c.min_salience and c.short_window:
-            # the rpm may sweep through the long window (a shift, a launch, a blip): its middle
-            # half smears half as much, at half the resolution
-            half = len(frame) // 4
-            short = self.scores(frame[half:half + len(self._short_window)], self._short_window)
-            score_s, best_s, gear_s, salience_s = self._pick(short, t, hint)
-            if salience_s >= c.min_salience:
-                score, best, gear, salience = score_s, best_s, gear_s, salience_s
+        if salience < c.min_salience and self._warps:
+            # the rpm may sweep through the long window (a shift, a launch, a blip) and smear:
+            # its middle half smears less (at half the resolution), and a reading dechirped at the
+            # sweep's rate holds a steadily sweeping line as one; the first that hears the line
+            # going on from the engine's is taken (trying on after it costs CPU and gains nothing:
+            # measured with bench/audio.py)
+            following = self._line is not None and t - self._line.t <= 0.6
+            half = len(frame) // 2
+            early, late = float(np.mean(frame[:half] ** 2)), float(np.mean(frame[half:] ** 2))
+            steady_sound = min(early, late) >= 0.05 * max(early, late)
+            for rate, below, weight, window in self._warps:
+                if rate and not (following and steady_sound):
+                    # no line to go on from (noise read many ways finds a line somewhere), or the
+                    # sound starts or stops within the window: a tone cut off reads, dechirped, as
+                    # a line at another rpm
+                    break
+                warped = frame[below] * (1.0 - weight) + frame[below + 1] * weight
+                score_w, best_w, gear_w, salience_w = self._pick(self.scores(warped, window), t, hint)
+                if salience_w >= max(c.min_salience, salience) and (
+                        salience_w >= c.full_salience or self._follows_line(best_w, t)):
+                    score, best, gear, salience = score_w, best_w, gear_w, salience_w
+                    break
         if salience < c.min_salience:
             return self._nothing(t, NO_ENGINE, salience)
         rpm = float(self._refine(score, best))
-        line = _Line(t, rpm)
+        line = _Line(t, rpm, gear)
         if self._line is None or t - self._line.t > 0.6:
             # a new line must hold for confirm_frames windows before it is believed
             if self._pending and abs(math.log(rpm / self._pending[-1].rpm)) > c.max_rate_per_s * (
@@ -268,6 +322,12 @@ class NoteTracker:
             return False
         return abs(math.log(self._rpm[i] / self._line.rpm)) <= c.max_rate_per_s * (t - self._line.t) + 0.05
 
+    def _shifts_to(self, gear: int, t: float) -> bool:
+        """True when ``gear`` (1.., not the idle) is another than the line's gear a hop ago."""
+        line = self._line
+        return (gear > 0 and line is not None and line.gear is not None and line.gear > 0
+                and line.gear != gear and t - line.t <= 1.5 * self.config.hop_s)
+
     def _best_in_gears(self, charged: np.ndarray, salience: np.ndarray, free: int,
                        hint: GearHint, t: float) -> tuple[int, int | None]:
         c = self.config
@@ -275,7 +335,7 @@ class NoteTracker:
         candidates = [(0, hint.idle_rpm, 0.12)]
         candidates += [(g + 1, hint.speed_kmh * r, c.gear_slack) for g, r in enumerate(hint.rpm_per_kmh)
                        if hint.speed_kmh > 0]
-        best, best_gear = None, None
+        best, best_gear, best_value = None, None, -math.inf
         for gear, rpm, slack in candidates:
             if not rpm or not (lo <= math.log(rpm) <= hi):
                 continue
@@ -285,8 +345,9 @@ class NoteTracker:
             i = int(inside[np.argmax(charged[inside])])
             if self._lowest_multiple(salience, i) != i:
                 continue  # a half or a third of a stronger line
-            if best is None or charged[i] > charged[best]:
-                best, best_gear = i, gear
+            value = charged[i] - (c.shift_charge if self._shifts_to(gear, t) else 0.0)
+            if best is None or value > best_value:
+                best, best_gear, best_value = i, gear, value
         if best is None:
             # no gear's rpm nor the idle is heard: the free line only if it continues the engine's
             # (with the engine off, a radio's notes would otherwise take the needle)
@@ -387,3 +448,131 @@ class RippleFactor:
         middle = float(np.median(self.ratios))
         spread = float(np.median(np.abs(np.asarray(self.ratios) / middle - 1.0)))
         return middle if spread <= self.max_spread else None
+
+
+#: a warm kei engine idles within this range (rpm): the ripple's line at a standstill is the idle
+#: x the factor, so the line alone pins the factor only to within it (1000 / 700: 43 %)
+KEI_IDLE_RANGE = (700.0, 1000.0)
+#: the lead's own status while learning from the truck, by what it waits for
+WAIT_ROAD = "no road speed yet (a GPS), nor another rpm source"
+WAIT_GEARS = "drive steadily in two gears or more"
+WAIT_IDLE = "let the engine idle at a standstill"
+WAIT_KNOWLEDGE = "give the idle ([shift] idle_rpm), the gear ratios, or another rpm source"
+
+
+@dataclass
+class RippleFromTruck:
+    """The ripple's Hz per rpm from the truck itself, when no other rpm source is at hand (a
+    truck with the ripple lead and a GPS). Pure: windows in, no clock, no file.
+
+    **From the gears.** While the truck moves steadily in a gear, the line per km/h sits at
+    factor x that gear's rpm per km/h, so in log its windows cluster at log(factor) + each gear's
+    log(rpm per km/h). The clusters' spacing does not depend on the factor: the factor is the
+    one shift that lays the clusters on the known gears' rpm per km/h (sourced, learned before,
+    or learned live from another source). A shift by a gear step can lay some clusters on the
+    wrong gears too, so it takes at least ``min_gears`` gears heard with ``min_windows`` each,
+    at least ``explained`` of the moving windows on a gear, and the best shift must hold
+    ``margin`` times the windows of any other; when the idle's line was heard, the shifts are
+    only those that put the idle within KEI_IDLE_RANGE (within 10 % of the idle when it is
+    known), which is what tells a gear step apart when few gears were driven.
+
+    **From the idle.** At a standstill the line is the idle x the factor. The idle is known only
+    as a range for a kei engine (700-1000 rpm, a 43 % spread), so the idle alone makes a factor
+    only when the idle is known (the owner's ``[shift] idle_rpm``, the profile's, or seen on
+    earlier drives with an rpm source): then factor = the warm idle's line / that idle. The
+    warm idle is the lower half of the standstill windows (a cold engine's fast idle, a blip or
+    the A/C's raised idle are above it), once they agree within ``idle_spread``.
+    """
+
+    min_kmh: float = 10.0  # moving: GPS speed is too rough below this
+    stand_kmh: float = 0.5
+    steady: float = 0.01  # log change of the line from the window before (0.1 s): a gear held
+    tolerance: float = 0.03  # log: a window this close to a gear's line per km/h is that gear's
+    min_windows: int = 30  # windows (3 s) in a gear before it counts
+    min_gears: int = 2
+    explained: float = 0.6
+    margin: float = 2.0
+    idle_windows: int = 50  # standstill windows (5 s) before the idle's line is taken
+    idle_spread: float = 0.02
+    keep: int = 6000
+    how: str = ""  # "the gears" or "the idle" once a factor is found
+    _moving: list = field(default_factory=list)  # log(line Hz per km/h) of steady moving windows
+    _standing: list = field(default_factory=list)  # line Hz at a standstill
+    _last: tuple | None = None  # (t, line Hz) of the window before
+
+    def add(self, t: float, line_hz: float, speed_kmh: float) -> None:
+        last, self._last = self._last, (t, line_hz)
+        if line_hz <= 0:
+            return
+        if speed_kmh <= self.stand_kmh:
+            self._standing.append(line_hz)
+            del self._standing[:-self.keep]
+        elif speed_kmh >= self.min_kmh and last is not None and t - last[0] <= 0.25 \
+                and abs(math.log(line_hz / last[1])) <= self.steady:
+            self._moving.append(math.log(line_hz / speed_kmh))
+            del self._moving[:-self.keep]
+
+    def idle_hz(self) -> float | None:
+        """The warm idle's line (Hz), once enough standstill windows agree; else None."""
+        if len(self._standing) < self.idle_windows:
+            return None
+        low = np.sort(np.asarray(self._standing))[:len(self._standing) // 2]
+        middle = float(np.median(low))
+        return middle if float(np.median(np.abs(low / middle - 1.0))) <= self.idle_spread else None
+
+    def factor(self, rpm_per_kmh: tuple[float, ...], idle_rpm: float | None, idle_known: bool) -> float | None:
+        """The factor once the gears (or, with no ratios, a known idle) pin it; else None."""
+        idle_hz = self.idle_hz()
+        if rpm_per_kmh:
+            if idle_hz is not None:
+                lo, hi = (idle_rpm / 1.1, idle_rpm * 1.1) if idle_known and idle_rpm else KEI_IDLE_RANGE
+                bounds = (idle_hz / hi, idle_hz / lo)
+            else:
+                bounds = None
+            found = self._from_gears(rpm_per_kmh, bounds)
+            if found is not None:
+                self.how = "the gears"
+                return found
+            return None
+        if idle_hz is not None and idle_known and idle_rpm:
+            self.how = "the idle"
+            return idle_hz / idle_rpm
+        return None
+
+    def waiting_for(self, rpm_per_kmh: tuple[float, ...], idle_known: bool) -> str:
+        """What the factor still waits for, in the driver's words."""
+        if rpm_per_kmh:
+            return WAIT_GEARS
+        return WAIT_IDLE if idle_known else WAIT_KNOWLEDGE
+
+    def _from_gears(self, rpm_per_kmh: tuple[float, ...], bounds: tuple[float, float] | None) -> float | None:
+        x = np.asarray(self._moving)
+        if len(x) < self.min_windows * self.min_gears:
+            return None
+        gears = np.log(np.asarray(rpm_per_kmh, dtype=float))
+        step = self.tolerance / 8
+        lo, hi = float(x.min() - gears.max()), float(x.max() - gears.min())
+        if bounds is not None:
+            lo, hi = max(lo, math.log(bounds[0])), min(hi, math.log(bounds[1]))
+        if hi < lo:
+            return None
+        shifts = np.arange(lo - self.tolerance, hi + self.tolerance + step, step)
+        xs = np.sort(x)
+        # windows within tolerance of each gear's line at each shift (two binary searches a gear)
+        centres = shifts[:, None] + gears[None, :]
+        counts = (np.searchsorted(xs, centres + self.tolerance, side="right")
+                  - np.searchsorted(xs, centres - self.tolerance, side="left"))
+        total = counts.sum(axis=1)
+        valid = ((counts >= self.min_windows).sum(axis=1) >= self.min_gears) & (total >= self.explained * len(x))
+        if not valid.any():
+            return None
+        best = int(np.argmax(np.where(valid, total, -1)))
+        away = np.abs(shifts - shifts[best]) > 2 * self.tolerance
+        rival = int(total[away].max()) if away.any() else 0
+        if total[best] < self.margin * rival:
+            return None  # another shift lays the clusters on the gears nearly as well: wait
+        # the factor from the windows on a gear at the best shift: their median offset
+        offsets = x[:, None] - gears[None, :]
+        near = np.abs(offsets - shifts[best]) <= self.tolerance
+        on = offsets[near]
+        return float(np.exp(np.median(on))) if on.size else None
