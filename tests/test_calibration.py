@@ -271,6 +271,7 @@ def test_a_days_drive_learns_a_wrong_sensor_within_minutes(pulses_per_km, gps_hz
 
 
 # -- live: the virtual truck's emulated GPS and speed-sensor pins --------------------
+@pytest.mark.slow
 def test_live_gps_and_a_wrong_speed_sensor():
     truth_lock = threading.Lock()
     base = replace(parked(), rpm=2500.0, speed_kmh=60.0)
