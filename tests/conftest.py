@@ -4,18 +4,23 @@ Hypothesis: no per-example deadline, because CI machines are shared and noisy an
 measured by bench/, never by tests. ``KEIDASH_HYPOTHESIS=thorough`` runs ten times the examples
 to shake out rare cases before a change lands.
 
-Parallel runs (``make test`` runs pytest-xdist, ``--dist loadgroup``; see README "Tests"): the
+Parallel runs (``make test`` runs pytest-xdist with ``--dist loadgroup``; README "Tests"): the
 longest tests are real-time drives that mostly wait, so several workers share two cores well.
-Two things here keep such a run short and each test's setting the same as in a single process:
+Two things here keep such a run short and each test's setting the same as in one process:
 
 - tests marked ``slow`` (a real-time run of many seconds) are collected first, so the workers
-  start on them and finish together instead of one worker ending the run with a 50 s drive;
-- the tests that share a fixture of module or class scope from tests/ go to one worker, as one
-  xdist group, so a costly shared fixture (a simulated day, a venv) is made once, as in a
-  single process, and never once per worker.
+  start on them and end together instead of one worker ending the run with a 50 s drive;
+- a test module that defines a fixture of module or class scope runs whole on one worker, so
+  a costly shared fixture (a simulated day, a venv) is made once, as in one process, and not
+  once per worker. (xdist's own ``xdist_group`` marks would do this per test, but xdist 3.8
+  cannot apply them under pytest 9.2, which no longer lets it rename a test: see
+  ``SharedFixtureScheduling``.)
 """
 
+import ast
 import os
+from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -31,23 +36,46 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a real-time run of many seconds; scheduled first")
 
 
-def _shared_fixture(item) -> str | None:
-    """The first fixture of module or class scope defined under tests/ that ``item`` uses."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return None
-    for name in sorted(info.name2fixturedefs):
-        definition = info.name2fixturedefs[name][-1]
-        # baseid is "" for pytest's and plugins' own fixtures (tmp_path_factory and the like)
-        if definition.scope in SHARED_SCOPES and definition.baseid:
-            return f"{definition.baseid}::{name}"
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        shared = _shared_fixture(item)
-        if shared is not None and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(shared))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
+
+
+def _is_fixture_decorator(decorator: ast.expr) -> bool:
+    name = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return (isinstance(name, ast.Attribute) and name.attr == "fixture") or \
+        (isinstance(name, ast.Name) and name.id == "fixture")
+
+
+@cache
+def defines_shared_fixture(path: Path) -> bool:
+    """Whether the test module at ``path`` defines a fixture of module, class or package scope."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return False  # pytest itself will say what is wrong with it
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                if _is_fixture_decorator(decorator) and isinstance(decorator, ast.Call) and any(
+                        keyword.arg == "scope" and isinstance(keyword.value, ast.Constant)
+                        and keyword.value.value in SHARED_SCOPES for keyword in decorator.keywords):
+                    return True
+    return False
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: fine without it (-p no:xdist)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedFixtureScheduling(LoadGroupScheduling):
+        """loadgroup, with every module that defines a shared fixture as one unit of work."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if defines_shared_fixture(Path(self.config.rootpath) / module):
+                return module
+            return super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)

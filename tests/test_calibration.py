@@ -162,7 +162,7 @@ def test_correct_applies_only_a_ready_scale_to_the_vss():
     assert result(run(readings, obd), obd).pulses_per_km is None
 
 
-@settings(max_examples=60, deadline=2000)
+@settings(max_examples=60, deadline=None)  # speed is measured by bench/, never here
 @given(seed=st.integers(0, 2**32 - 1), frame_s=st.floats(0.005, 0.3), vss_delay_s=st.floats(0.0, 0.3))
 def test_deterministic_and_indifferent_to_how_the_bus_batches(seed, frame_s, vss_delay_s):
     rng = random.Random(seed)
