@@ -21,8 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/keidash demo $(DEMO_ARGS)
 
+# pytest-xdist: the longest tests are real-time drives that mostly wait, so more workers than
+# cores pay (README "Tests"). PYTEST_WORKERS=0 runs in one process (PYTEST_ARGS='-n 0' too).
+PYTEST_WORKERS ?= 4
 test: $(STAMP) systemd-analyze arecord
-	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q $(PYTEST_ARGS)
+	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup \
+		--no-loadscope-reorder $(PYTEST_ARGS)
 
 # keidash under a real systemd PID 1 (docs/install.md): Debian Bookworm and Trixie roots made by
 # debootstrap once (cached in /var/cache/keidash-pid1), booted with systemd-nspawn. Root only;

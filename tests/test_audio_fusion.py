@@ -30,6 +30,7 @@ def day():
     return truths, sorted(readings, key=lambda r: r.t)
 
 
+@pytest.mark.slow
 def test_a_truck_with_a_mic_and_a_gps_only_learns_its_gears(day):
     truths, readings = day
     config = config_for(replace(HIJET, gear_ratios=(), final_drive=None), {}, ("mic", "gps"))  # 5 gears, no ratios

@@ -650,6 +650,7 @@ def hijet_drive_in_mph_and_kmh(tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", [None, "hijet-s500p"])
 def test_learn_warns_when_speeds_in_mph_labelled_kmh_give_an_impossible_gearbox(hijet_drive_in_mph_and_kmh,
                                                                                 profile):

@@ -162,7 +162,7 @@ def test_correct_applies_only_a_ready_scale_to_the_vss():
     assert result(run(readings, obd), obd).pulses_per_km is None
 
 
-@settings(max_examples=60, deadline=2000)
+@settings(max_examples=60, deadline=None)  # speed is measured by bench/, never here
 @given(seed=st.integers(0, 2**32 - 1), frame_s=st.floats(0.005, 0.3), vss_delay_s=st.floats(0.0, 0.3))
 def test_deterministic_and_indifferent_to_how_the_bus_batches(seed, frame_s, vss_delay_s):
     rng = random.Random(seed)
@@ -271,6 +271,7 @@ def test_a_days_drive_learns_a_wrong_sensor_within_minutes(pulses_per_km, gps_hz
 
 
 # -- live: the virtual truck's emulated GPS and speed-sensor pins --------------------
+@pytest.mark.slow
 def test_live_gps_and_a_wrong_speed_sensor():
     truth_lock = threading.Lock()
     base = replace(parked(), rpm=2500.0, speed_kmh=60.0)

@@ -50,6 +50,7 @@ def drive(url: str, seconds: float, settle_sim_s: float, during=None):
     return stats, frames, steady, rig
 
 
+@pytest.mark.slow
 def test_full_hardware_demo_shows_the_truths_gears_and_cues(tmp_path):
     stats, frames, steady, _ = drive("sim://hijet-s500p?speedup=4", seconds=50, settle_sim_s=3.0)
     assert stats.as_dict()["frames"] >= 0.8 * 50 * 30
@@ -66,6 +67,7 @@ def test_full_hardware_demo_shows_the_truths_gears_and_cues(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_upshift_cue_shows_past_the_shift_point_and_the_driver_obeys_it():
     # closed loop from a standstill onto the highway on-ramp: the driver shifts up only when
     # the dash says so, so the engine really reaches the shift point in 1st, 2nd and 3rd
@@ -87,6 +89,7 @@ def test_upshift_cue_shows_past_the_shift_point_and_the_driver_obeys_it():
     assert any(tr.cue == UP for _, tr, _ in frames) and max(tr.gear for _, tr, _ in frames) >= 3
 
 
+@pytest.mark.slow
 def test_speed_only_truck_driven_by_keidash_cues():
     # GPS only: no rpm source at all; the virtual driver shifts when the dash says so. Real
     # time: the driver's reaction is in simulated seconds, the dash's patience in real ones.
@@ -101,6 +104,7 @@ def test_speed_only_truck_driven_by_keidash_cues():
     assert any(tr.cue == UP for _, tr in steady) or any(f[1].cue == UP for f in frames)
 
 
+@pytest.mark.slow
 def test_adapter_unplugged_mid_drive_shows_failed_and_the_dash_carries_on():
     unplugged = {}
 
@@ -134,6 +138,7 @@ def test_adapter_unplugged_mid_drive_shows_failed_and_the_dash_carries_on():
     assert FAILED in states and set(states[states.index(FAILED):]) == {FAILED}
 
 
+@pytest.mark.slow
 def test_speed_sensor_reading_5_percent_high_is_learned_against_gps_and_corrected():
     from dataclasses import replace as dc_replace
 

@@ -180,6 +180,7 @@ def _simulated_day(speed_only: bool, seconds: float = 600.0):
     return agree, moving, cues
 
 
+@pytest.mark.slow
 def test_simulated_day_with_rpm_agrees_with_ground_truth():
     agree, moving, cues = _simulated_day(speed_only=False)
     assert moving > 3000

@@ -187,6 +187,7 @@ def test_synthetic_sparse_drive_like_carobd():
     _assert_ratios(result, KEI, rel=0.03)
 
 
+@pytest.mark.slow
 def test_synthetic_low_range_clusters_are_not_gears():
     low = 1.782
     for gears in (5, None):

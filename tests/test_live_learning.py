@@ -28,6 +28,7 @@ def learn_by_replay(speed: float):
     return stats.learned
 
 
+@pytest.mark.slow
 def test_learning_is_the_same_at_any_replay_speed():
     """The readings carry the drive's own time, so a replay at 20x or as fast as possible learns
     what the log holds: before, at 10x a 1 s steady stretch was 0.1 s to the learner (nothing learned)."""

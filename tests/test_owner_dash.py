@@ -62,6 +62,7 @@ def write_config(tmp_path, extra: str) -> str:
     return str(config)
 
 
+@pytest.mark.slow
 def test_an_alarm_limit_in_the_config_turns_the_row_and_the_status_strip_red(tmp_path):
     # the virtual truck's alternator charges at 14.1 V: a 13.5 V upper limit must go off
     shot = tmp_path / "shot.png"
@@ -107,6 +108,7 @@ def pixels_of(surface, rect, colours) -> int:
     return sum(count_colour(surface, rect, c) for c in colours)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_profiles())
 def test_every_profile_runs_in_the_demo_and_a_blank_tach_says_why(name, tmp_path):
     """GPS only, as most owners start: a sourced gearbox gives an estimated needle; none gives

@@ -139,6 +139,7 @@ def test_launches_slip_the_clutch():
         assert len(slipping) * STEP_S >= 0.2, e
 
 
+@pytest.mark.slow
 def test_every_route_and_style_drives_on_without_stalling_or_over_revving():
     for route in ROUTES:
         for style in STYLES:

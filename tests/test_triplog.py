@@ -251,6 +251,7 @@ def _powercut():
     return module
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_corrupts_and_loses_only_the_last_commit(tmp_path):
     powercut = _powercut()
     commit_s = 0.1

@@ -11,7 +11,9 @@ source reads true periods however late its thread runs. A MockPin stamps an edge
 driven, i.e. when this generator's thread wakes: on a busy host that is milliseconds late,
 and a 67 Hz speed sensor (15 ms periods) then reads several per cent off for a frame. On a
 :class:`StampedMockPin` (the rig's sim:// factory uses them) each edge carries the time it
-was due, as the kernel's stamp would; a plain MockPin still works, stamped when driven.
+was due, as the kernel's stamp would, and a wake later than a whole period still sends every
+pulse it owes, each at its due time; a plain MockPin still works, stamped when driven (and then
+the pulses a late wake owes are skipped, counted in ``missed``).
 """
 
 from __future__ import annotations
@@ -97,15 +99,22 @@ class _PulseTrain:
         self.t, self.hz = now, hz
         if self.phase >= 1.0:
             whole = math.floor(self.phase)
-            self.missed += whole - 1  # a burst of catch-up edges would look like glitches
             self.phase -= whole
             # when the phase crossed its last whole pulse: the edge's true time
-            due = max(before, now - self.phase / mean_hz) if mean_hz > 0 else now
-            if self.rise_at is not None:  # still low: end that pulse first
-                self._edge(True, min(self.rise_at, due))
-            self._edge(False, due)
+            last = max(before, now - self.phase / mean_hz) if mean_hz > 0 else now
+            if getattr(self.pin, "drive_at", None) is not None and mean_hz > 0:
+                # Woken more than a period late: every pulse owed, each stamped when it was due,
+                # as a kernel stamps each line event however late its reader runs.
+                dues = [max(before, last - k / mean_hz) for k in range(whole - 1, -1, -1)]
+            else:
+                self.missed += whole - 1  # stamped when driven, a burst would look like glitches
+                dues = [last]
             low = PULSE_LOW_S if hz <= 0 else min(PULSE_LOW_S, 0.5 / hz)
-            self.rise_at = due + low
+            for due in dues:
+                if self.rise_at is not None:  # still low: end that pulse first
+                    self._edge(True, min(self.rise_at, due))
+                self._edge(False, due)
+                self.rise_at = due + low
         if len(self.pin.states) > MAX_RECORDED_STATES:
             self.pin.clear_states()  # MockPin keeps every change; a long demo must not grow
 
@@ -157,7 +166,8 @@ class PulseGenerator(EmulatedDevice):
 
     @property
     def missed(self) -> int:
-        """Pulses skipped because the generator thread woke later than a whole period."""
+        """Pulses skipped because the generator thread woke later than a whole period (plain
+        MockPins only: a StampedMockPin gets each of them, stamped when it was due)."""
         return sum(train.missed for train in self._trains)
 
 
