@@ -28,11 +28,12 @@ def ford():
     return {name: load_log(DRIVES / f"{name}.jsonl").samples for name in ("driving", "driving2")}
 
 
-# measured: driving 90.44 % (3489/3858; nearest-ratio 86.88 %), driving2 83.98 % (870/1036; nearest 79.44 %),
+# measured: driving 91.84 % (nearest-ratio 86.88 %), driving2 85.42 % (nearest 79.44 %); before the coast
+# rule (an rpm rising while the truck slows is a downshift under way) 90.44 % and 83.98 %;
 # ratios and idle taken from the OTHER log (cross-validated), with the automatic's model (a torque
 # converter: tests/data/drives/openxc-ford/vehicle.toml). Nearly all misses lie within 0.75 s of a
 # label change: the labels are the automatic's commanded gear, which leads and lags the ratio.
-@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.895), ("driving2", "driving", 0.83)])
+@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.91), ("driving2", "driving", 0.85)])
 def test_agrees_with_openxc_labels_better_than_nearest_ratio(ford, name, other, floor):
     ratios = label_ratios(ford[other])
     model = GearModel(ratios, idle_rpm=standing_rpm(ford[other]), kind=AUTOMATIC)
@@ -187,7 +188,9 @@ def test_a_rev_matched_downshift_under_braking_is_3rd_before_the_clutch_is_home(
     """Braking in 4th, the driver blips the engine up to 3rd's rpm with the clutch in, then lets it
     out: the rpm rises while the speed falls. A manual's tracker reads that as the shift into 3rd
     while it happens; the converter's one-sided slip model (issue 11's failure) reads it as slip
-    in 4th and holds 4th until the ratio settles."""
+    in 4th and holds 4th until the ratio settles. Behind a torque converter the same rise while
+    the truck slows is a downshift too: the wheels drive the converter, so no drive slip puts the
+    engine above 4th's line; the converter pulls it up to 3rd's (the automatic, after its dwell)."""
     pairs = [(i / 10, 45.0 - 0.5 * i, K[3] * (45.0 - 0.5 * i)) for i in range(20)]  # braking in 4th
     t0, v0 = 2.0, 35.0
     blip = [(t0 + i / 10, v0 - 0.5 * i, K[3] * (v0 - 0.5 * i) + (K[2] - K[3]) * (v0 - 0.5 * i) * (i + 1) / 4)
@@ -198,4 +201,14 @@ def test_a_rev_matched_downshift_under_braking_is_3rd_before_the_clutch_is_home(
     assert [s.gear for s in manual[20:24]][-2:] == [3, 3]  # 3rd while the rpm is still rising
     assert all(s.gear == 3 for s in manual[24:])
     auto = feed(pairs + blip + locked, model=AUTO)
-    assert [s.gear for s in auto[20:24]] == [4, 4, 4, 4]  # slip in 4th, as before
+    assert [s.gear for s in auto[20:24]] == [4, 4, 4, 3]  # was 4, 4, 4, 4: slip in 4th
+    assert all(s.gear == 3 for s in auto[24:])
+
+
+def test_an_automatic_under_drive_reads_an_rpm_flare_as_converter_slip():
+    """At a steady speed (drive: the engine pulls), an rpm 30 % over 4th's line and below 3rd's
+    is the converter slipping in 4th, not a downshift: the coast rule (the test above) needs the
+    truck slowing."""
+    steady = [(i / 10, 40.0, K[3] * 40.0) for i in range(20)]
+    flare = [(2.0 + i / 10, 40.0, K[3] * 40.0 * (1.0 + 0.08 * min(i, 4))) for i in range(20)]
+    assert all(s.gear == 4 for s in feed(steady + flare, model=AUTO))

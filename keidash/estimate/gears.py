@@ -34,7 +34,12 @@ above the gear it is in while it can hardly be below it. Emission of a gear =
 recent average, ``settle_s``) + *slipping* (for ``x >= 0`` a density decaying
 with the slip, ``slip_scale``, down to ``slip_floor``; below 0 a narrow flank).
 One-sided, so the engine turning slower than a gear allows rules it out: that is
-how an upshift shows at once.
+how an upshift shows at once. Slip of that kind needs the engine to pull: while the
+truck slows (``coast_kmh_s``: foot off, braking) the wheels drive the converter, so an
+engine above a gear's line is idling on its own (every gear below the ratio alike),
+and an rpm *rising* while the truck slows (``rise_min``) is the converter pulling the
+engine up to a lower gear's line: a downshift under way, shown as it happens rather
+than once the ratio has settled (the commanded gear leads the ratio by 0.3-1.5 s).
 
 **A CVT** has no gears: :func:`gearbox_kind` says so and the estimator shows none.
 
@@ -118,6 +123,10 @@ class GearModel:
     standing_s: float = 0.5  # time constant (s) of the pull towards the standing prior when stopped
     low_range_prior: float = 0.1  # share of low range before anything says which
     range_hold_s: float = 60.0  # mean time (s) standing before the transfer is shifted
+    coast_kmh_s: float = 2.0  # automatic: slowing faster than this (km/h per s) the converter is driven from
+    #                           the wheels (foot off, braking): no drive slip puts the engine above a gear
+    rise_min: float = 0.04  # automatic: the rpm rising this much (ln units) above its recent average while
+    #                         the truck slows is a downshift under way: the converter pulls the engine up
 
     def __post_init__(self):
         manual = self.kind != AUTOMATIC
@@ -162,6 +171,7 @@ class TrackerState:
     ratio_slow: float | None = None  # slower average of ln(rpm per km/h): fast - slow is its trend
     speed_avg: float | None = None  # recent average of the speed (km/h): speed - average = acceleration x lag
     engaged: int | None = None  # manual: the state last seen locked (the lever while the clutch is in)
+    rpm_avg: float | None = None  # recent average of ln(rpm) (settle_s): is the engine speeding up?
 
 
 def _gaussian(z: float) -> float:
@@ -173,13 +183,15 @@ def _neutral(model: GearModel, rpm: float) -> float:
 
 
 def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None,
-              ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0) -> tuple[float, ...]:
+              ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0,
+              rpm_rise: float = 0.0) -> tuple[float, ...]:
     """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
 
     ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
     ``trend_s``; None = no history. ``accel_kmh_s``: the truck's recent acceleration; ``dt`` (s)
     since the last pair: pairs further apart than 2 x ``settle_s`` say nothing of steadiness (a
-    manual's ratio may have changed gear between them).
+    manual's ratio may have changed gear between them). ``rpm_rise``: ln(rpm) less its recent
+    average (> 0: the engine speeds up).
     """
     per_range = model.top_gear + 1
     if rpm <= 0.0:  # engine stopped or stalled while rolling: no gear can be read
@@ -205,6 +217,11 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
+        # slowing, the wheels drive the converter: the engine turns no faster than the gear's line
+        # by slip; above it, it idles on its own (says nothing of the gear), or, rising while the
+        # truck slows, it is being pulled up to a lower gear's line: a downshift under way
+        coasting = accel_kmh_s < -model.coast_kmh_s
+        downshift = coasting and rpm_rise >= model.rise_min
     out = []
     for state in range(model.states):
         gear, _ = model.shown(state)
@@ -226,8 +243,15 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             out.append(density)
             continue
         locked = steady * _gaussian(x / own) / (_SQRT_2PI * own)
-        if x < 0.0:
+        if downshift:
+            if ratio_avg < math.log(model.ratio(state)) - own:  # a lower gear than the one being left:
+                slipping = model.heading_density * math.exp(-abs(x) / model.heading_scale)  # where it heads
+            else:
+                slipping = model.slip_density * model.slip_floor  # the gear being left, or a higher one
+        elif x < 0.0:
             slipping = model.slip_density * _gaussian(x / model.below_spread)
+        elif coasting:
+            slipping = model.slip_density * model.slip_floor  # idling above the line: any height alike
         elif model.slip_scale > 0.0:
             slipping = model.slip_density * (
                 model.slip_floor + (1.0 - model.slip_floor) * math.exp(-x / model.slip_scale))
@@ -295,11 +319,15 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     per_range = model.top_gear + 1
 
     ratio_avg, ratio_slow, engaged, speed_avg = state.ratio_avg, state.ratio_slow, state.engaged, state.speed_avg
+    rpm_avg = state.rpm_avg
     if speed_kmh >= model.moving_kmh:
         if fresh:
             prior = tuple(1.0 / n for _ in range(n))
         accel = 0.0 if speed_avg is None else (speed_kmh - speed_avg) / model.speed_trend_s
-        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt)
+        rise = 0.0
+        if rpm > 0.0 and rpm_avg is not None:
+            rise = math.log(rpm) - (rpm_avg + (math.log(rpm) - rpm_avg) * (1.0 - math.exp(-max(dt, 0.0) / model.settle_s)))
+        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
@@ -311,6 +339,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
             ratio_avg = log_ratio if ratio_avg is None else ratio_avg + (log_ratio - ratio_avg) * follow
             follow = 1.0 - math.exp(-max(dt, 0.0) / model.trend_s)
             ratio_slow = log_ratio if ratio_slow is None else ratio_slow + (log_ratio - ratio_slow) * follow
+            follow = 1.0 - math.exp(-max(dt, 0.0) / model.settle_s)
+            rpm_avg = math.log(rpm) if rpm_avg is None else rpm_avg + (math.log(rpm) - rpm_avg) * follow
             best_now = max(range(n), key=new.__getitem__)
             noise = math.hypot(0.29 * model.speed_resolution_kmh / speed_kmh, model.rpm_noise / rpm)
             if (best_now % per_range != NEUTRAL and best_now != engaged
@@ -322,7 +352,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         speed_avg = speed_kmh if speed_avg is None else speed_avg + (speed_kmh - speed_avg) * follow
     else:
         new = _standing(model, prior, dt)
-        ratio_avg = ratio_slow = engaged = speed_avg = None
+        ratio_avg = ratio_slow = engaged = speed_avg = rpm_avg = None
 
     best = max(range(n), key=new.__getitem__)
     if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
@@ -339,7 +369,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         shown = best
     gear, low = model.shown(shown)
     return TrackerState(gear=gear, low_range=low, posterior=new, candidate=best, candidate_since=since, t=t,
-                        ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg)
+                        ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg,
+                        rpm_avg=rpm_avg)
 
 
 # -- pairing rpm and speed measured at different instants -----------------------------------
