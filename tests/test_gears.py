@@ -212,3 +212,20 @@ def test_an_automatic_under_drive_reads_an_rpm_flare_as_converter_slip():
     steady = [(i / 10, 40.0, K[3] * 40.0) for i in range(20)]
     flare = [(2.0 + i / 10, 40.0, K[3] * 40.0 * (1.0 + 0.08 * min(i, 4))) for i in range(20)]
     assert all(s.gear == 4 for s in feed(steady + flare, model=AUTO))
+
+
+def test_an_upshift_shows_the_new_gear_at_the_first_falling_rpm():
+    """Accelerating in 3rd, pairs 0.2 s apart (5 Hz): the driver puts the clutch in and the lever in
+    4th, and the rpm falls (7 %, then 15 %, then 25 % under 3rd's line) while the speed holds. With
+    the clutch home the engine cannot turn slower than the gear's line, so the first falling pair
+    already says 4th (before: 3rd, until the rpm had nearly reached 4th's line)."""
+    accelerating = [(i / 5, 20.0 + 0.5 * i, K[2] * (20.0 + 0.5 * i)) for i in range(10)]
+    falling = [(2.0 + i / 5, 25.0, K[2] * 25.0 * f) for i, f in enumerate((0.93, 0.85, 0.75))]
+    home = [(2.6 + i / 5, 25.0 + 0.4 * i, K[3] * (25.0 + 0.4 * i)) for i in range(10)]
+    states = feed(accelerating + falling + home)
+    assert all(s.gear == 3 for s in states[:10])
+    assert all(s.gear == 4 for s in states[10:])
+    # braking in 3rd at 5 km/h a second, then the same fall: the clutch going in to stop, the lever stays
+    braking = [(2.0 + i / 5, 24.5 - i, K[2] * (24.5 - i)) for i in range(5)]
+    clutch_in = [(3.0 + i / 5, 19.5 - i, K[2] * (19.5 - i) * f) for i, f in enumerate((0.93, 0.85, 0.75))]
+    assert all(s.gear == 3 for s in feed(accelerating + braking + clutch_in))

@@ -22,7 +22,11 @@ the new gear's rpm: down towards it after an upshift, *up* towards it in a
 downshift (rev-matched with a blip, or dragged up by the clutch). So an rpm
 moving towards a gear's rpm at this speed is evidence for that gear
 (``heading_*``), an rpm rise with falling or steady speed is a downshift and
-never slip in the higher gear. With the clutch in and the engine idling while
+never slip in the higher gear. The other way, with the clutch home the engine cannot turn
+slower than the gear's line: an rpm falling (``rise_min``, within ``shift_s`` of the last
+pair) while the truck does not slow is the clutch in for an upshift, the lever already in
+a higher gear, so a gear whose line the engine is now below is ruled out at once rather
+than once the ratio has settled. With the clutch in and the engine idling while
 the truck rolls (coasting), the lever stays where it was: the dash shows the
 gear last engaged (``lever hold``), as a gear-position sensor would.
 Skip-shifts (5->3) are as possible as any change, only less likely.
@@ -125,8 +129,12 @@ class GearModel:
     range_hold_s: float = 60.0  # mean time (s) standing before the transfer is shifted
     coast_kmh_s: float = 2.0  # automatic: slowing faster than this (km/h per s) the converter is driven from
     #                           the wheels (foot off, braking): no drive slip puts the engine above a gear
-    rise_min: float = 0.04  # automatic: the rpm rising this much (ln units) above its recent average while
-    #                         the truck slows is a downshift under way: the converter pulls the engine up
+    rise_min: float = 0.04  # the rpm moving this much (ln units) from its recent average is a shift under way:
+    #                         an automatic's rising while the truck slows (the converter pulls the engine up
+    #                         to a lower gear's line), a manual's falling while it does not (clutch in for an
+    #                         upshift) ...
+    shift_s: float = 0.5  # ... when seen within this long (s) of the last pair: across a longer gap the
+    #                       shift may be over and the ratio on the new gear's line (1 Hz)
 
     def __post_init__(self):
         manual = self.kind != AUTOMATIC
@@ -215,6 +223,9 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         heading = abs(trend) >= max(model.heading_min, wander)
         if trend < 0.0 and accel_kmh_s < -model.braking_kmh_s:
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
+        # the rpm falling while the truck does not slow: the clutch is in for an upshift and the lever
+        # already in a higher gear; with the clutch home the engine cannot fall below a gear's line
+        dropping = rpm_rise <= -model.rise_min and accel_kmh_s > -model.braking_kmh_s and dt <= model.shift_s
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
         # slowing, the wheels drive the converter: the engine turns no faster than the gear's line
@@ -234,6 +245,11 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         if manual:
             sigma = math.sqrt(own * own + noise)
             density = steady * _gaussian(x / sigma) / (_SQRT_2PI * sigma)
+            if dropping:
+                if x < -sigma:
+                    density = 0.0  # the engine below its line and falling: not home in this gear
+                elif x > 0.0 and not (heading and trend < 0.0):
+                    density += model.heading_density * math.exp(-x / model.heading_scale)
             if heading and (trend * x < 0.0 or abs(x) <= 2.0 * sigma):  # sweeping towards it, or landed on it
                 density += model.heading_density * math.exp(-abs(x) / model.heading_scale)
             if x > 0.0 and gear <= 2 and speed_kmh < model.launch_kmh:  # a launch: the clutch slips
@@ -326,7 +342,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         accel = 0.0 if speed_avg is None else (speed_kmh - speed_avg) / model.speed_trend_s
         rise = 0.0
         if rpm > 0.0 and rpm_avg is not None:
-            rise = math.log(rpm) - (rpm_avg + (math.log(rpm) - rpm_avg) * (1.0 - math.exp(-max(dt, 0.0) / model.settle_s)))
+            rise = math.log(rpm) - rpm_avg
         likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
