@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from keidash.estimate.gears import (AUTOMATIC, GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears,
+from keidash.estimate.gears import (AUTOMATIC, GearModel, Pairing, TrackerState, agreement, follow, label_ratios,
+                                   nearest_ratio_gears,
                                    standing_rpm, track, track_samples)
 from keidash.profiles import load_profile
 from keidash.profiles.engine import shift_limits
@@ -229,3 +230,23 @@ def test_an_upshift_shows_the_new_gear_at_the_first_falling_rpm():
     braking = [(2.0 + i / 5, 24.5 - i, K[2] * (24.5 - i)) for i in range(5)]
     clutch_in = [(3.0 + i / 5, 19.5 - i, K[2] * (19.5 - i) * f) for i, f in enumerate((0.93, 0.85, 0.75))]
     assert all(s.gear == 3 for s in feed(accelerating + braking + clutch_in))
+
+
+def test_at_1_hz_the_rpm_is_judged_again_with_the_speed_interpolated_to_its_instant():
+    """rpm and speed polled in turn at 1 Hz, in 5th: the truck brakes from 45 to 35 km/h within a
+    second, then speeds up again. The rpm read at 5.0 s is paired with the speed carried along the
+    braking slope (30 km/h, too low: the braking has ended), which reads as 4th. The speed read at
+    5.5 s brackets that rpm: interpolated to its instant (36 km/h) it says 5th again, at once
+    (before: 4th until the next rpm reading, a second later)."""
+    def speed(t):
+        return 45.0 if t <= 3.5 else 45.0 - 10.0 * (t - 3.5) if t <= 4.5 else min(38.0, 35.0 + 4.0 * (t - 4.5))
+    readings = []
+    for k in range(1, 8):
+        readings += [(k + 0.0, "rpm", K[4] * speed(k + 0.0)), (k + 0.5, "speed", float(round(speed(k + 0.5))))]
+    readings.insert(0, (0.5, "speed", 45.0))
+    pairing, state, shown = Pairing(), TrackerState(), {}
+    for t, channel, value in readings:
+        pairing, state = follow(pairing, state, channel, t, value, MODEL)
+        shown[t] = state.gear
+    assert shown[5.0] == 4  # the carried speed misleads the rpm's own instant ...
+    assert all(gear == 5 for t, gear in shown.items() if t >= 1.0 and t != 5.0)  # ... and 0.5 s later it is undone

@@ -63,7 +63,7 @@ shown gear is the most probable state once it has been so for ``dwell_s``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 NEUTRAL = 0  # shown gear of neutral / clutch in
 MANUAL, AUTOMATIC, CVT = "manual", "automatic", "cvt"
@@ -392,9 +392,12 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
 # -- pairing rpm and speed measured at different instants -----------------------------------
 @dataclass(frozen=True)
 class Pairing:
-    """Recent speed readings (t s, km/h), to carry the speed to an rpm reading's instant."""
+    """Recent speed readings (t s, km/h), to carry the speed to an rpm reading's instant; and the
+    last rpm reading with the tracker as it was before it, to judge that rpm again by a speed
+    interpolated to its instant once the next speed reading arrives (:func:`follow`)."""
 
     speed: tuple[tuple[float, float], ...] = ()
+    pending: "tuple[TrackerState, float, float] | None" = None  # (tracker before, t s, rpm) of the last rpm
 
 
 #: the speed is not carried further than this (s) to an rpm reading: too old to pair with it
@@ -437,22 +440,46 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[P
     return pairing, (t, speed, value)
 
 
+def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, value: float,
+           model: GearModel) -> tuple[Pairing, TrackerState]:
+    """Fold one reading (``channel`` "rpm" or "speed") into the pairing and the tracker.
+
+    An rpm reading is judged at once, with the speed carried to its instant (:func:`pair_step`).
+    The next speed reading then brackets it: the speed *interpolated* to the rpm's instant is
+    better than one carried along an old slope (a truck that stops braking between two 1 Hz
+    readings), so the tracker is run again from where it stood before that rpm, with it. Causal:
+    only readings already arrived are used; at 1 Hz the gear is corrected half a second later.
+    """
+    if channel == "rpm":
+        pairing, pair = pair_step(pairing, "rpm", t, value)
+        if pair is None:
+            return pairing, tracker
+        return replace(pairing, pending=(tracker, t, value)), track(tracker, *pair, model)
+    pending, last = pairing.pending, pairing.speed[-1] if pairing.speed else None
+    pairing, _ = pair_step(replace(pairing, pending=None), "speed", t, value)
+    if pending is not None and last is not None:
+        before, t_rpm, rpm = pending
+        t_a, v_a = last
+        if t_a <= t_rpm < t and t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
+            speed = v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a)
+            tracker = track(before, t_rpm, speed, rpm, model)
+    return pairing, tracker
+
+
 # -- running over a recorded drive and scoring against its labels -------------------------
 # Pure helpers over Sample rows (keidash.replay), shared by tests/test_gears.py and
 # bench/gears_eval.py so both measure the same way.
 
 def track_samples(samples, model: GearModel) -> list[int | None]:
     """The shown gear after each sample, fed as the estimator feeds it: each fresh reading in turn,
-    each rpm reading paired with the speed at its instant (:func:`pair_step`)."""
+    each rpm reading paired with the speed at its instant (:func:`follow`)."""
     state, pairing, shown = TrackerState(), Pairing(), []
     for s in samples:
         for channel in s.fresh:
             value = s.rpm if channel == "rpm" else s.speed_kmh
             if value is None:
                 continue
-            pairing, pair = pair_step(pairing, "rpm" if channel == "rpm" else "speed", s.t, value)
-            if pair is not None:
-                state = track(state, *pair, model)
+            pairing, state = follow(pairing, state, "rpm" if channel == "rpm" else "speed", s.t, value, model)
         shown.append(state.gear)
     return shown
 
