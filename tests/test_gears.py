@@ -29,7 +29,7 @@ def ford():
     return {name: load_log(DRIVES / f"{name}.jsonl").samples for name in ("driving", "driving2")}
 
 
-# measured: driving 91.84 % (nearest-ratio 86.88 %), driving2 85.42 % (nearest 79.44 %); before the coast
+# measured: driving 91.89 % (nearest-ratio 86.88 %), driving2 85.81 % (nearest 79.44 %); before the coast
 # rule (an rpm rising while the truck slows is a downshift under way) 90.44 % and 83.98 %;
 # ratios and idle taken from the OTHER log (cross-validated), with the automatic's model (a torque
 # converter: tests/data/drives/openxc-ford/vehicle.toml). Nearly all misses lie within 0.75 s of a

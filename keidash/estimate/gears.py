@@ -397,7 +397,8 @@ class Pairing:
     interpolated to its instant once the next speed reading arrives (:func:`follow`)."""
 
     speed: tuple[tuple[float, float], ...] = ()
-    pending: "tuple[TrackerState, float, float] | None" = None  # (tracker before, t s, rpm) of the last rpm
+    pending: "tuple[TrackerState, float, float, float] | None" = None  # (tracker before, t s, rpm, speed
+    #                                                                      carried to it) of the last rpm
 
 
 #: the speed is not carried further than this (s) to an rpm reading: too old to pair with it
@@ -408,6 +409,9 @@ SLOPE_BASE_S = 0.4
 MAX_SPEED_SLOPE = 30.0
 #: ... and the speed is carried along it at most this far (s); beyond, held
 MAX_CARRY_S = 0.5
+#: an rpm reading is judged again (:func:`follow`) when the speed interpolated to it differs from
+#: the one carried to it by more than this share of the speed's resolution
+REPAIR_SHARE = 0.5
 
 
 def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[Pairing, tuple[float, float, float] | None]:
@@ -454,15 +458,16 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
         pairing, pair = pair_step(pairing, "rpm", t, value)
         if pair is None:
             return pairing, tracker
-        return replace(pairing, pending=(tracker, t, value)), track(tracker, *pair, model)
+        return replace(pairing, pending=(tracker, t, value, pair[1])), track(tracker, *pair, model)
     pending, last = pairing.pending, pairing.speed[-1] if pairing.speed else None
     pairing, _ = pair_step(replace(pairing, pending=None), "speed", t, value)
     if pending is not None and last is not None:
-        before, t_rpm, rpm = pending
+        before, t_rpm, rpm, carried = pending
         t_a, v_a = last
         if t_a <= t_rpm < t and t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
             speed = v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a)
-            tracker = track(before, t_rpm, speed, rpm, model)
+            if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE:  # else the same judgement
+                tracker = track(before, t_rpm, speed, rpm, model)
     return pairing, tracker
 
 
