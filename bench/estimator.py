@@ -19,10 +19,12 @@
 5. The needle on the virtual truck (bench/needle.py's 5 Hz noisy, late OBD source at 60 fps):
    keidash.estimate.needle alone (bench/needle.py), and the whole estimator fed the same readings;
    goal: added lag on ramps at most 100 ms, noise below sample-and-hold.
-6. Cost: CPU time per reading of estimator.step + advise over a real log, against a bare
+6. Cost: CPU time per reading of estimator.step + advise over a real log (and over a virtual
+   drive whose rpm and speed are polled in turn at 5 Hz, as OBD reads them), against a bare
    nearest-ratio classifier per reading (estimator v1's gear rule) in the same run.
 
-Run: ``.venv/bin/python bench/estimator.py [--json PATH]`` (a few minutes).
+Run: ``.venv/bin/python bench/estimator.py [--json PATH] [--only PART ...]`` (a few minutes; ``--only``
+runs one part, e.g. ``--only virtual``, and judges only its goals).
 """
 
 from __future__ import annotations
@@ -198,9 +200,18 @@ def needle_figures(seconds: float = 600.0, seed: int = 1) -> dict:
 
 def cost(repeats: int = 5) -> dict:
     log = load_log(str(DRIVES / "openxc-ford" / "driving.jsonl"))
-    readings = readings_from_log(log)
-    ratios = learn_from_logs([log]).rpm_per_kmh()
-    config = config_for(unknown_profile(), {}, ("replay",), rpm_per_kmh=ratios)
+    out = _cost(readings_from_log(log), config_for(unknown_profile(), {}, ("replay",),
+                                                    rpm_per_kmh=learn_from_logs([log]).rpm_per_kmh()), repeats)
+    # rpm and speed polled in turn (5 Hz each): every rpm reading is judged twice (gears.follow)
+    from keidash.sim.recorded import record, simulate
+    polled = record(simulate("hijet-s500p", "town", "everyday", 600.0, 0), rpm_hz=5, seed=0)
+    out["polled"] = _cost(readings_from_log(polled), config_for(load_profile("hijet-s500p"), {}, ("replay",)),
+                          repeats)
+    return out
+
+
+def _cost(readings, config, repeats: int) -> dict:
+    ratios = config.rpm_per_kmh
 
     def run_estimator():
         state = EstimatorState()
@@ -234,31 +245,43 @@ def cost(repeats: int = 5) -> dict:
             "share_of_core_at_100_readings_per_s": round(ours * 100 / 1e6, 4)}
 
 
+#: the bench's parts, in the order they run (``--only`` picks some)
+PARTS = {"learning": learning, "logs": logs_figures, "virtual": virtual_figures, "needle": needle_figures,
+         "cost": cost}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
+    parser.add_argument("--only", choices=tuple(PARTS), action="append", metavar="PART",
+                        help=f"run only this part (repeatable; one of {', '.join(PARTS)}); its goals alone decide")
     args = parser.parse_args()
-    report = {"learning": learning(), "logs": logs_figures(), "virtual": virtual_figures(),
-              "needle": needle_figures(), "cost": cost()}
+    report = {part: PARTS[part]() for part in (args.only or PARTS)}
     missed = 0
     for part in ("learning", "logs", "virtual", "needle"):
-        for goal, met in report[part]["goals"].items():
+        for goal, met in report.get(part, {}).get("goals", {}).items():
             print(f"{'MET   ' if met else 'MISSED'} {goal}")
             missed += not met
-    c = report["cost"]
-    print(f"cost: {c['estimator_us']} us per reading (step + advise), {c['ratio']}x a bare nearest-ratio "
-          f"classifier ({c['nearest_us']} us) in the same run, over {c['readings']} readings")
-    n = report["needle"]
-    print("needle (lag on ramps ms / noise rpm / jitter / after shifts rpm): " + "; ".join(
-        f"{name} {n[name]['lag_ramp_ms']:.0f} / {n[name]['noise_rpm']:.1f} / {n[name]['jitter_rpm']:.1f} / "
-        f"{n[name]['shift_rms_rpm']:.0f}" for name in ("hold", "filter", "estimator")))
-    v = report["virtual"]
-    print(f"virtual manual drives ({v['drives']} drive x rate): " + "; ".join(
-        f"{hz} Hz tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} % ({f['samples']} samples)"
-        for hz, f in v["rates"].items()) + f"; {len(v['drives_below_nearest'])} single drives below nearest")
-    print(f"virtual kei-day, live learning: a gear shown on {100 * v['learning']['shown']:.1f} %, "
-          f"a wrong one on {100 * v['learning']['wrong']:.1f} %")
-    for name, f in report["logs"].items():
+    if "cost" in report:
+        c, p = report["cost"], report["cost"]["polled"]
+        print(f"cost: {c['estimator_us']} us per reading (step + advise), {c['ratio']}x a bare nearest-ratio "
+              f"classifier ({c['nearest_us']} us) in the same run, over {c['readings']} readings of driving.jsonl; "
+              f"{p['estimator_us']} us, {p['ratio']}x ({p['nearest_us']} us), over {p['readings']} readings of a "
+              f"virtual town drive polled in turn at 5 Hz")
+    if "needle" in report:
+        n = report["needle"]
+        print("needle (lag on ramps ms / noise rpm / jitter / after shifts rpm): " + "; ".join(
+            f"{name} {n[name]['lag_ramp_ms']:.0f} / {n[name]['noise_rpm']:.1f} / {n[name]['jitter_rpm']:.1f} / "
+            f"{n[name]['shift_rms_rpm']:.0f}" for name in ("hold", "filter", "estimator")))
+    if "virtual" in report:
+        v = report["virtual"]
+        print(f"virtual manual drives ({v['drives']} drive x rate): " + "; ".join(
+            f"{hz} Hz tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} % "
+            f"({f['samples']} samples)" for hz, f in v["rates"].items())
+            + f"; {len(v['drives_below_nearest'])} single drives below nearest")
+        print(f"virtual kei-day, live learning: a gear shown on {100 * v['learning']['shown']:.1f} %, "
+              f"a wrong one on {100 * v['learning']['wrong']:.1f} %")
+    for name, f in report.get("logs", {}).items():
         if name == "goals":
             continue
         agree = "" if f["gear_agree"] is None else (

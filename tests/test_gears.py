@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from keidash.estimate.gears import (AUTOMATIC, GearModel, TrackerState, agreement, label_ratios, nearest_ratio_gears,
+from keidash.estimate.gears import (AUTOMATIC, GearModel, Pairing, TrackerState, agreement, follow, label_ratios,
+                                   nearest_ratio_gears,
                                    standing_rpm, track, track_samples)
 from keidash.profiles import load_profile
 from keidash.profiles.engine import shift_limits
@@ -28,11 +29,12 @@ def ford():
     return {name: load_log(DRIVES / f"{name}.jsonl").samples for name in ("driving", "driving2")}
 
 
-# measured: driving 90.44 % (3489/3858; nearest-ratio 86.88 %), driving2 83.98 % (870/1036; nearest 79.44 %),
+# measured: driving 91.89 % (nearest-ratio 86.88 %), driving2 85.81 % (nearest 79.44 %); before the coast
+# rule (an rpm rising while the truck slows is a downshift under way) 90.44 % and 83.98 %;
 # ratios and idle taken from the OTHER log (cross-validated), with the automatic's model (a torque
 # converter: tests/data/drives/openxc-ford/vehicle.toml). Nearly all misses lie within 0.75 s of a
 # label change: the labels are the automatic's commanded gear, which leads and lags the ratio.
-@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.895), ("driving2", "driving", 0.83)])
+@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.91), ("driving2", "driving", 0.85)])
 def test_agrees_with_openxc_labels_better_than_nearest_ratio(ford, name, other, floor):
     ratios = label_ratios(ford[other])
     model = GearModel(ratios, idle_rpm=standing_rpm(ford[other]), kind=AUTOMATIC)
@@ -187,7 +189,9 @@ def test_a_rev_matched_downshift_under_braking_is_3rd_before_the_clutch_is_home(
     """Braking in 4th, the driver blips the engine up to 3rd's rpm with the clutch in, then lets it
     out: the rpm rises while the speed falls. A manual's tracker reads that as the shift into 3rd
     while it happens; the converter's one-sided slip model (issue 11's failure) reads it as slip
-    in 4th and holds 4th until the ratio settles."""
+    in 4th and holds 4th until the ratio settles. Behind a torque converter the same rise while
+    the truck slows is a downshift too: the wheels drive the converter, so no drive slip puts the
+    engine above 4th's line; the converter pulls it up to 3rd's (the automatic, after its dwell)."""
     pairs = [(i / 10, 45.0 - 0.5 * i, K[3] * (45.0 - 0.5 * i)) for i in range(20)]  # braking in 4th
     t0, v0 = 2.0, 35.0
     blip = [(t0 + i / 10, v0 - 0.5 * i, K[3] * (v0 - 0.5 * i) + (K[2] - K[3]) * (v0 - 0.5 * i) * (i + 1) / 4)
@@ -198,4 +202,51 @@ def test_a_rev_matched_downshift_under_braking_is_3rd_before_the_clutch_is_home(
     assert [s.gear for s in manual[20:24]][-2:] == [3, 3]  # 3rd while the rpm is still rising
     assert all(s.gear == 3 for s in manual[24:])
     auto = feed(pairs + blip + locked, model=AUTO)
-    assert [s.gear for s in auto[20:24]] == [4, 4, 4, 4]  # slip in 4th, as before
+    assert [s.gear for s in auto[20:24]] == [4, 4, 4, 3]  # was 4, 4, 4, 4: slip in 4th
+    assert all(s.gear == 3 for s in auto[24:])
+
+
+def test_an_automatic_under_drive_reads_an_rpm_flare_as_converter_slip():
+    """At a steady speed (drive: the engine pulls), an rpm 30 % over 4th's line and below 3rd's
+    is the converter slipping in 4th, not a downshift: the coast rule (the test above) needs the
+    truck slowing."""
+    steady = [(i / 10, 40.0, K[3] * 40.0) for i in range(20)]
+    flare = [(2.0 + i / 10, 40.0, K[3] * 40.0 * (1.0 + 0.08 * min(i, 4))) for i in range(20)]
+    assert all(s.gear == 4 for s in feed(steady + flare, model=AUTO))
+
+
+def test_an_upshift_shows_the_new_gear_at_the_first_falling_rpm():
+    """Accelerating in 3rd, pairs 0.2 s apart (5 Hz): the driver puts the clutch in and the lever in
+    4th, and the rpm falls (7 %, then 15 %, then 25 % under 3rd's line) while the speed holds. With
+    the clutch home the engine cannot turn slower than the gear's line, so the first falling pair
+    already says 4th (before: 3rd, until the rpm had nearly reached 4th's line)."""
+    accelerating = [(i / 5, 20.0 + 0.5 * i, K[2] * (20.0 + 0.5 * i)) for i in range(10)]
+    falling = [(2.0 + i / 5, 25.0, K[2] * 25.0 * f) for i, f in enumerate((0.93, 0.85, 0.75))]
+    home = [(2.6 + i / 5, 25.0 + 0.4 * i, K[3] * (25.0 + 0.4 * i)) for i in range(10)]
+    states = feed(accelerating + falling + home)
+    assert all(s.gear == 3 for s in states[:10])
+    assert all(s.gear == 4 for s in states[10:])
+    # braking in 3rd at 5 km/h a second, then the same fall: the clutch going in to stop, the lever stays
+    braking = [(2.0 + i / 5, 24.5 - i, K[2] * (24.5 - i)) for i in range(5)]
+    clutch_in = [(3.0 + i / 5, 19.5 - i, K[2] * (19.5 - i) * f) for i, f in enumerate((0.93, 0.85, 0.75))]
+    assert all(s.gear == 3 for s in feed(accelerating + braking + clutch_in))
+
+
+def test_at_1_hz_the_rpm_is_judged_again_with_the_speed_interpolated_to_its_instant():
+    """rpm and speed polled in turn at 1 Hz, in 5th: the truck brakes from 45 to 35 km/h within a
+    second, then speeds up again. The rpm read at 5.0 s is paired with the speed carried along the
+    braking slope (30 km/h, too low: the braking has ended), which reads as 4th. The speed read at
+    5.5 s brackets that rpm: interpolated to its instant (36 km/h) it says 5th again, at once
+    (before: 4th until the next rpm reading, a second later)."""
+    def speed(t):
+        return 45.0 if t <= 3.5 else 45.0 - 10.0 * (t - 3.5) if t <= 4.5 else min(38.0, 35.0 + 4.0 * (t - 4.5))
+    readings = []
+    for k in range(1, 8):
+        readings += [(k + 0.0, "rpm", K[4] * speed(k + 0.0)), (k + 0.5, "speed", float(round(speed(k + 0.5))))]
+    readings.insert(0, (0.5, "speed", 45.0))
+    pairing, state, shown = Pairing(), TrackerState(), {}
+    for t, channel, value in readings:
+        pairing, state = follow(pairing, state, channel, t, value, MODEL)
+        shown[t] = state.gear
+    assert shown[5.0] == 4  # the carried speed misleads the rpm's own instant ...
+    assert all(gear == 5 for t, gear in shown.items() if t >= 1.0 and t != 5.0)  # ... and 0.5 s later it is undone

@@ -262,9 +262,12 @@ def test_the_drives_show_the_failure_signature():
 
 # Measured with the tracker before the fix (gears.py as committed in 7b12c35), at 5 Hz:
 # town/brisk seed 0: tracker 0.905, nearest ratio 0.952; farm/everyday seed 1: 0.949 and 0.973.
-# With the manual's model (issue 11): 0.962 and 0.976 against the same 0.952 and 0.973. The
-# misses left lie around shifts with the clutch down: the lever has moved before the engine
-# says so (bench/manual_drives.py and bench/estimator.py give every drive, rate and seed).
+# With the manual's model (issue 11): 0.962 and 0.976 against the same 0.952 and 0.973; with an
+# upshift's falling rpm ruling out the gear the engine is below (the clutch is in, the lever
+# already moved) and each rpm judged again with the speed interpolated to it: 0.975 and 0.985.
+# The misses left lie around shifts with the clutch down: the lever has moved before the engine
+# says so (a downshift under braking before the blip)
+# (bench/manual_drives.py and bench/estimator.py give every drive, rate and seed).
 @pytest.mark.parametrize("route, style, seed", [("town", "brisk", 0), ("farm", "everyday", 1)])
 def test_the_tracker_is_never_below_nearest_ratio_on_a_manual(route, style, seed):
     log = record(drive(route, style, seed), rpm_hz=5, seed=seed)
@@ -275,9 +278,11 @@ def test_the_tracker_is_never_below_nearest_ratio_on_a_manual(route, style, seed
     assert agree >= near
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11's goal of 98 % is not reached on these drives: measured "
-                   "0.962 and 0.976 (the lever moves while the clutch is down, before the ratio says so)")
-@pytest.mark.parametrize("route, style, seed", [("town", "brisk", 0), ("farm", "everyday", 1)])
+@pytest.mark.parametrize("route, style, seed", [
+    pytest.param("town", "brisk", 0, marks=pytest.mark.xfail(strict=True, reason=(
+        "issue 11's goal of 98 % is not reached on this drive: measured 0.975 (downshifts under braking: "
+        "the lever moves while the clutch is down, before the rpm says so)"))),
+    ("farm", "everyday", 1)])
 def test_goal_the_tracker_agrees_with_a_manual_gear_sensor(route, style, seed):
     log = record(drive(route, style, seed), rpm_hz=5, seed=seed)
     agree, counted = agreement(log.samples, track_samples(log.samples, MODEL))

@@ -9,8 +9,10 @@ log gives the same gears and cues every time. The parts, each a pure module:
   beforehand (``keidash learn``, ``--ratios-from``), or, when neither is known,
   learned live from every rpm and speed reading; used once every gear is found.
 - **Gear with rpm** (:mod:`keidash.estimate.gears`): an HMM forward filter over neutral /
-  clutch in and each gear that knows slip makes the engine turn faster than the
-  ratio, with a dwell before the shown gear changes.
+  clutch in and each gear, modelled by the gearbox (a manual's clutch and shifts, an
+  automatic's converter slip, which needs the engine to pull), with each rpm reading
+  paired with the speed at its instant and judged again once the next speed reading
+  brackets it.
 - **Gear from speed alone** (:mod:`keidash.estimate.speedonly`): a forward filter over the
   gears weighing what each gear can deliver at this speed, the clutch dip of an
   upshift, the driver's learned habits and keidash's own cues; rpm = ratio x speed,
@@ -34,7 +36,7 @@ from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
 from ..profiles import Engine, Profile
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
-from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, gearbox_kind, pair_step, track
+from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, follow, gearbox_kind
 from .learn import LearnedRatios, LearnerState, learned, learner_step
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
@@ -220,9 +222,8 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
     if rpm is not None:
         # pair by time, not by arrival: each rpm reading with the speed at its instant
         if reading.source in (rpm[0], speed[0]):
-            pairing, pair = pair_step(pairing, "rpm" if reading.channel == RPM else "speed", t, reading.value)
-            if pair is not None:
-                tracker = track(tracker, pair[0], pair[1], pair[2], gear_model)
+            pairing, tracker = follow(pairing, tracker, "rpm" if reading.channel == RPM else "speed", t,
+                                      reading.value, gear_model)
         gear, shown_rpm, estimated, low_range = tracker.gear, rpm[1], False, tracker.low_range
         if config.gearbox == CVT:
             gear = None  # a CVT has no gears to show

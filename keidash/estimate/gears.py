@@ -22,7 +22,11 @@ the new gear's rpm: down towards it after an upshift, *up* towards it in a
 downshift (rev-matched with a blip, or dragged up by the clutch). So an rpm
 moving towards a gear's rpm at this speed is evidence for that gear
 (``heading_*``), an rpm rise with falling or steady speed is a downshift and
-never slip in the higher gear. With the clutch in and the engine idling while
+never slip in the higher gear. The other way, with the clutch home the engine cannot turn
+slower than the gear's line: an rpm falling (``rise_min``, within ``shift_s`` of the last
+pair) while the truck does not slow is the clutch in for an upshift, the lever already in
+a higher gear, so a gear whose line the engine is now below is ruled out at once rather
+than once the ratio has settled. With the clutch in and the engine idling while
 the truck rolls (coasting), the lever stays where it was: the dash shows the
 gear last engaged (``lever hold``), as a gear-position sensor would.
 Skip-shifts (5->3) are as possible as any change, only less likely.
@@ -34,7 +38,12 @@ above the gear it is in while it can hardly be below it. Emission of a gear =
 recent average, ``settle_s``) + *slipping* (for ``x >= 0`` a density decaying
 with the slip, ``slip_scale``, down to ``slip_floor``; below 0 a narrow flank).
 One-sided, so the engine turning slower than a gear allows rules it out: that is
-how an upshift shows at once.
+how an upshift shows at once. Slip of that kind needs the engine to pull: while the
+truck slows (``coast_kmh_s``: foot off, braking) the wheels drive the converter, so an
+engine above a gear's line is idling on its own (every gear below the ratio alike),
+and an rpm *rising* while the truck slows (``rise_min``) is the converter pulling the
+engine up to a lower gear's line: a downshift under way, shown as it happens rather
+than once the ratio has settled (the commanded gear leads the ratio by 0.3-1.5 s).
 
 **A CVT** has no gears: :func:`gearbox_kind` says so and the estimator shows none.
 
@@ -54,7 +63,7 @@ shown gear is the most probable state once it has been so for ``dwell_s``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 NEUTRAL = 0  # shown gear of neutral / clutch in
 MANUAL, AUTOMATIC, CVT = "manual", "automatic", "cvt"
@@ -118,6 +127,14 @@ class GearModel:
     standing_s: float = 0.5  # time constant (s) of the pull towards the standing prior when stopped
     low_range_prior: float = 0.1  # share of low range before anything says which
     range_hold_s: float = 60.0  # mean time (s) standing before the transfer is shifted
+    coast_kmh_s: float = 2.0  # automatic: slowing faster than this (km/h per s) the converter is driven from
+    #                           the wheels (foot off, braking): no drive slip puts the engine above a gear
+    rise_min: float = 0.04  # the rpm moving this much (ln units) from its recent average is a shift under way:
+    #                         an automatic's rising while the truck slows (the converter pulls the engine up
+    #                         to a lower gear's line), a manual's falling while it does not (clutch in for an
+    #                         upshift) ...
+    shift_s: float = 0.5  # ... when seen within this long (s) of the last pair: across a longer gap the
+    #                       shift may be over and the ratio on the new gear's line (1 Hz)
 
     def __post_init__(self):
         manual = self.kind != AUTOMATIC
@@ -162,6 +179,7 @@ class TrackerState:
     ratio_slow: float | None = None  # slower average of ln(rpm per km/h): fast - slow is its trend
     speed_avg: float | None = None  # recent average of the speed (km/h): speed - average = acceleration x lag
     engaged: int | None = None  # manual: the state last seen locked (the lever while the clutch is in)
+    rpm_avg: float | None = None  # recent average of ln(rpm) (settle_s): is the engine speeding up?
 
 
 def _gaussian(z: float) -> float:
@@ -173,13 +191,15 @@ def _neutral(model: GearModel, rpm: float) -> float:
 
 
 def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None,
-              ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0) -> tuple[float, ...]:
+              ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0,
+              rpm_rise: float = 0.0) -> tuple[float, ...]:
     """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
 
     ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
     ``trend_s``; None = no history. ``accel_kmh_s``: the truck's recent acceleration; ``dt`` (s)
     since the last pair: pairs further apart than 2 x ``settle_s`` say nothing of steadiness (a
-    manual's ratio may have changed gear between them).
+    manual's ratio may have changed gear between them). ``rpm_rise``: ln(rpm) less its recent
+    average (> 0: the engine speeds up).
     """
     per_range = model.top_gear + 1
     if rpm <= 0.0:  # engine stopped or stalled while rolling: no gear can be read
@@ -203,8 +223,16 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         heading = abs(trend) >= max(model.heading_min, wander)
         if trend < 0.0 and accel_kmh_s < -model.braking_kmh_s:
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
+        # the rpm falling while the truck does not slow: the clutch is in for an upshift and the lever
+        # already in a higher gear; with the clutch home the engine cannot fall below a gear's line
+        dropping = rpm_rise <= -model.rise_min and accel_kmh_s > -model.braking_kmh_s and dt <= model.shift_s
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
+        # slowing, the wheels drive the converter: the engine turns no faster than the gear's line
+        # by slip; above it, it idles on its own (says nothing of the gear), or, rising while the
+        # truck slows, it is being pulled up to a lower gear's line: a downshift under way
+        coasting = accel_kmh_s < -model.coast_kmh_s
+        downshift = coasting and rpm_rise >= model.rise_min
     out = []
     for state in range(model.states):
         gear, _ = model.shown(state)
@@ -217,6 +245,11 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         if manual:
             sigma = math.sqrt(own * own + noise)
             density = steady * _gaussian(x / sigma) / (_SQRT_2PI * sigma)
+            if dropping:
+                if x < -sigma:
+                    density = 0.0  # the engine below its line and falling: not home in this gear
+                elif x > 0.0 and not (heading and trend < 0.0):
+                    density += model.heading_density * math.exp(-x / model.heading_scale)
             if heading and (trend * x < 0.0 or abs(x) <= 2.0 * sigma):  # sweeping towards it, or landed on it
                 density += model.heading_density * math.exp(-abs(x) / model.heading_scale)
             if x > 0.0 and gear <= 2 and speed_kmh < model.launch_kmh:  # a launch: the clutch slips
@@ -226,8 +259,15 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             out.append(density)
             continue
         locked = steady * _gaussian(x / own) / (_SQRT_2PI * own)
-        if x < 0.0:
+        if downshift:
+            if ratio_avg < math.log(model.ratio(state)) - own:  # a lower gear than the one being left:
+                slipping = model.heading_density * math.exp(-abs(x) / model.heading_scale)  # where it heads
+            else:
+                slipping = model.slip_density * model.slip_floor  # the gear being left, or a higher one
+        elif x < 0.0:
             slipping = model.slip_density * _gaussian(x / model.below_spread)
+        elif coasting:
+            slipping = model.slip_density * model.slip_floor  # idling above the line: any height alike
         elif model.slip_scale > 0.0:
             slipping = model.slip_density * (
                 model.slip_floor + (1.0 - model.slip_floor) * math.exp(-x / model.slip_scale))
@@ -295,11 +335,15 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     per_range = model.top_gear + 1
 
     ratio_avg, ratio_slow, engaged, speed_avg = state.ratio_avg, state.ratio_slow, state.engaged, state.speed_avg
+    rpm_avg = state.rpm_avg
     if speed_kmh >= model.moving_kmh:
         if fresh:
             prior = tuple(1.0 / n for _ in range(n))
         accel = 0.0 if speed_avg is None else (speed_kmh - speed_avg) / model.speed_trend_s
-        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt)
+        rise = 0.0
+        if rpm > 0.0 and rpm_avg is not None:
+            rise = math.log(rpm) - rpm_avg
+        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
@@ -311,6 +355,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
             ratio_avg = log_ratio if ratio_avg is None else ratio_avg + (log_ratio - ratio_avg) * follow
             follow = 1.0 - math.exp(-max(dt, 0.0) / model.trend_s)
             ratio_slow = log_ratio if ratio_slow is None else ratio_slow + (log_ratio - ratio_slow) * follow
+            follow = 1.0 - math.exp(-max(dt, 0.0) / model.settle_s)
+            rpm_avg = math.log(rpm) if rpm_avg is None else rpm_avg + (math.log(rpm) - rpm_avg) * follow
             best_now = max(range(n), key=new.__getitem__)
             noise = math.hypot(0.29 * model.speed_resolution_kmh / speed_kmh, model.rpm_noise / rpm)
             if (best_now % per_range != NEUTRAL and best_now != engaged
@@ -322,7 +368,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         speed_avg = speed_kmh if speed_avg is None else speed_avg + (speed_kmh - speed_avg) * follow
     else:
         new = _standing(model, prior, dt)
-        ratio_avg = ratio_slow = engaged = speed_avg = None
+        ratio_avg = ratio_slow = engaged = speed_avg = rpm_avg = None
 
     best = max(range(n), key=new.__getitem__)
     if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
@@ -339,15 +385,20 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         shown = best
     gear, low = model.shown(shown)
     return TrackerState(gear=gear, low_range=low, posterior=new, candidate=best, candidate_since=since, t=t,
-                        ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg)
+                        ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg,
+                        rpm_avg=rpm_avg)
 
 
 # -- pairing rpm and speed measured at different instants -----------------------------------
 @dataclass(frozen=True)
 class Pairing:
-    """Recent speed readings (t s, km/h), to carry the speed to an rpm reading's instant."""
+    """Recent speed readings (t s, km/h), to carry the speed to an rpm reading's instant; and the
+    last rpm reading with the tracker as it was before it, to judge that rpm again by a speed
+    interpolated to its instant once the next speed reading arrives (:func:`follow`)."""
 
     speed: tuple[tuple[float, float], ...] = ()
+    pending: "tuple[TrackerState, float, float, float] | None" = None  # (tracker before, t s, rpm, speed
+    #                                                                      carried to it) of the last rpm
 
 
 #: the speed is not carried further than this (s) to an rpm reading: too old to pair with it
@@ -358,6 +409,9 @@ SLOPE_BASE_S = 0.4
 MAX_SPEED_SLOPE = 30.0
 #: ... and the speed is carried along it at most this far (s); beyond, held
 MAX_CARRY_S = 0.5
+#: an rpm reading is judged again (:func:`follow`) when the speed interpolated to it differs from
+#: the one carried to it by more than this share of the speed's resolution
+REPAIR_SHARE = 0.5
 
 
 def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[Pairing, tuple[float, float, float] | None]:
@@ -390,22 +444,47 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[P
     return pairing, (t, speed, value)
 
 
+def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, value: float,
+           model: GearModel) -> tuple[Pairing, TrackerState]:
+    """Fold one reading (``channel`` "rpm" or "speed") into the pairing and the tracker.
+
+    An rpm reading is judged at once, with the speed carried to its instant (:func:`pair_step`).
+    The next speed reading then brackets it: the speed *interpolated* to the rpm's instant is
+    better than one carried along an old slope (a truck that stops braking between two 1 Hz
+    readings), so the tracker is run again from where it stood before that rpm, with it. Causal:
+    only readings already arrived are used; at 1 Hz the gear is corrected half a second later.
+    """
+    if channel == "rpm":
+        pairing, pair = pair_step(pairing, "rpm", t, value)
+        if pair is None:
+            return pairing, tracker
+        return replace(pairing, pending=(tracker, t, value, pair[1])), track(tracker, *pair, model)
+    pending, last = pairing.pending, pairing.speed[-1] if pairing.speed else None
+    pairing, _ = pair_step(replace(pairing, pending=None), "speed", t, value)
+    if pending is not None and last is not None:
+        before, t_rpm, rpm, carried = pending
+        t_a, v_a = last
+        if t_a <= t_rpm < t and t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
+            speed = v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a)
+            if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE:  # else the same judgement
+                tracker = track(before, t_rpm, speed, rpm, model)
+    return pairing, tracker
+
+
 # -- running over a recorded drive and scoring against its labels -------------------------
 # Pure helpers over Sample rows (keidash.replay), shared by tests/test_gears.py and
 # bench/gears_eval.py so both measure the same way.
 
 def track_samples(samples, model: GearModel) -> list[int | None]:
     """The shown gear after each sample, fed as the estimator feeds it: each fresh reading in turn,
-    each rpm reading paired with the speed at its instant (:func:`pair_step`)."""
+    each rpm reading paired with the speed at its instant (:func:`follow`)."""
     state, pairing, shown = TrackerState(), Pairing(), []
     for s in samples:
         for channel in s.fresh:
             value = s.rpm if channel == "rpm" else s.speed_kmh
             if value is None:
                 continue
-            pairing, pair = pair_step(pairing, "rpm" if channel == "rpm" else "speed", s.t, value)
-            if pair is not None:
-                state = track(state, *pair, model)
+            pairing, state = follow(pairing, state, "rpm" if channel == "rpm" else "speed", s.t, value, model)
         shown.append(state.gear)
     return shown
 
