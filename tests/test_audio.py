@@ -194,6 +194,47 @@ def test_listen_on_a_missing_file_or_not_a_wav(tmp_path):
     assert run.returncode == 1 and "is not a PCM WAV file" in run.stderr and "Traceback" not in run.stderr
 
 
+def _unprivileged() -> list[str]:
+    """As root, the same user without the right to read others' files; else nothing to add."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv (util-linux) is missing, so no read can be denied")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+def test_listen_on_a_folder_an_unreadable_or_empty_wav_or_an_unwritable_csv_says_one_sentence(tmp_path):
+    def listen(*args, prefix=()):
+        run = subprocess.run([*prefix, sys.executable, "-m", "keidash", "listen", *map(str, args)],
+                             capture_output=True, text=True, timeout=60, env=ENV)
+        assert "Traceback" not in run.stderr and "retrying" not in run.stderr, run.stderr
+        return run.returncode, run.stderr.strip().splitlines()[-1]  # after the source's logged warning
+
+    assert listen(tmp_path) == (2, f"keidash: {tmp_path} is a folder; name a WAV file in it")
+    cab = tmp_path / "cab.wav"
+    write_wav(cab, cruising_sound(1.0))
+    assert listen(cab, "--csv", tmp_path / "gone" / "out.csv") == (
+        2, f"keidash: --csv {tmp_path / 'gone' / 'out.csv'}: the folder {tmp_path / 'gone'} does not exist")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert listen(empty) == (1, f"keidash: {empty} is not a PCM WAV file keidash reads (it is empty or cut short)")
+    secret = tmp_path / "secret.wav"
+    write_wav(secret, cruising_sound(1.0))
+    secret.chmod(0)
+    assert listen(secret, prefix=_unprivileged()) == (2, f"keidash: cannot read {secret}: permission denied")
+
+
+def test_a_wav_source_on_a_folder_fails_in_one_sentence(tmp_path):
+    source = AudioSource("mic", lambda reading: None, AudioSettings(path=str(tmp_path)))
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == FAILED, 15)
+        assert source.status().message.startswith(f"{tmp_path} is a folder; name a WAV file in it")
+    finally:
+        source.stop()
+
+
 @pytest.mark.parametrize("url,expected", [
     ("audio://hw:1,0?cylinders=x", "cylinders must be a whole number"),
     ("audio://hw:1,0?cylinders=13", "cylinders is 1 to 12"),
