@@ -412,3 +412,11 @@ def test_a_latin_1_header_is_still_text(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("time,speed_kmh,rpm,coolant \xb0C\n0,0,800,80\n1,5,1500,80\n2,10,2000,80\n".encode("latin-1"))
     assert len(load_log(str(path)).samples) == 3
+
+
+def test_eval_on_a_folder_with_no_log_in_it_says_so_instead_of_empty_tables(tmp_path):
+    (tmp_path / "notes.md").write_text("not a drive\n")
+    run = run_cli("eval", str(tmp_path))
+    assert run.returncode == 2 and run.stdout == ""
+    assert one_sentence(run.stderr) == (f"keidash: {tmp_path} holds no drive log (files ending .csv, .tsv, .jsonl, "
+                                        ".json, .trace, .txt): name a folder of logs or the logs themselves")
