@@ -319,6 +319,13 @@ def replay_main(args) -> int:
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
         if args.headless or no_display():
             return 0  # nothing to watch: the estimates are what was asked for
+    elif (args.headless or no_display()) and not args.seconds:
+        # nothing on screen and nothing printed until the drive ends: say so, and what gives more
+        pace = (f"in {log.duration_s / args.speed / 60:.1f} min at {args.speed:g} x real time" if args.speed
+                else "as fast as it goes")
+        why = "headless" if args.headless else "no display"
+        print(f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it); "
+              "--estimates OUT.csv writes what the dash shows at every row at once", file=sys.stderr)
     options = {"format": args.format, "speed": f"{args.speed:g}"}
     if args.columns:
         options["columns"] = args.columns

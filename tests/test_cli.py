@@ -180,3 +180,15 @@ def test_probe_of_a_missing_adapter_says_why_and_exits_1():
     out = run_cli("probe", "obd:///dev/ttyUSB-keidash-none", "--seconds", "1")
     assert out.returncode == 1
     assert "no OBD adapter at /dev/ttyUSB-keidash-none: is it plugged in?" in out.stdout
+
+
+def test_a_replay_with_nothing_to_see_says_so_instead_of_sitting_silent(tmp_path):
+    # no display (SDL's dummy driver): before, nothing was printed until the drive's end
+    log = os.path.join(os.path.dirname(__file__), "data", "drives", "synthetic", "torque-synthetic.csv")
+    out = run_cli("replay", log, "--speed", "10")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == ("keidash: no display: the log plays through the dash unseen, in 0.1 min at 10 x "
+                                  "real time (Ctrl-C stops it); --estimates OUT.csv writes what the dash shows at "
+                                  "every row at once")
+    out = run_cli("replay", log, "--speed", "0", "--headless", "--seconds", "1")
+    assert out.returncode == 0 and out.stderr == "", out.stderr  # a bounded replay needs no word
