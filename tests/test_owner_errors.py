@@ -420,3 +420,17 @@ def test_eval_on_a_folder_with_no_log_in_it_says_so_instead_of_empty_tables(tmp_
     assert run.returncode == 2 and run.stdout == ""
     assert one_sentence(run.stderr) == (f"keidash: {tmp_path} holds no drive log (files ending .csv, .tsv, .jsonl, "
                                         ".json, .trace, .txt): name a folder of logs or the logs themselves")
+
+
+@pytest.mark.parametrize("query,sentence", [
+    ("skip=nan", "skip must be a finite number, not 'nan'"),  # was a ValueError traceback
+    ("skip=inf", "skip must be a finite number, not 'inf'"),  # was an OverflowError traceback
+    ("skip=1e9", "skip is 0 to 480 s: the virtual truck's day lasts about 8 minutes"),  # was a hang
+    ("speedup=inf", "speedup must be a finite number, not 'inf'"),
+    ("ecu_ms=nan", "ecu_ms must be a finite number, not 'nan'"),
+])
+def test_probe_of_a_sim_url_with_a_number_out_of_reach_says_one_sentence(query, sentence):
+    # keidash probe takes the URL straight from the command line, past the config's checks
+    run = run_cli("probe", f"sim://hijet-s500p?{query}", "--seconds", "1", timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"keidash: sim://hijet-s500p?{query}: {sentence}"  # the URL as typed
