@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 
 from . import __version__
@@ -305,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (keidash doctor --json | head): nothing more to say, and Python's
+        # flush of stdout at exit must not raise again, so stdout goes to /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def dispatch(args: argparse.Namespace) -> int:
