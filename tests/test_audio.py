@@ -167,6 +167,7 @@ def test_listen_on_a_missing_device_says_so_in_one_sentence():
                          capture_output=True, text=True, timeout=60, env=ENV)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1].startswith("keidash: the capture device hw:9,9")
+    assert not run.stderr.strip().endswith("retrying")  # listen does not retry: it stops and says why
     assert "Traceback" not in run.stderr
 
 

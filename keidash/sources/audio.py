@@ -478,8 +478,8 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
             if getattr(audio, "finished", None) is not None and audio.finished.is_set():
                 break
             status = audio.status()
-            if status.link == FAILED:
-                print(f"keidash: {status.message}", file=sys.stderr)
+            if status.link == FAILED:  # the dash's source retries; listen stops and says why
+                print(f"keidash: {status.message.removesuffix('; retrying')}", file=sys.stderr)
                 return 1
             done.wait(0.1)
     finally:
