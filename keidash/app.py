@@ -360,8 +360,12 @@ def _check_replay_options(args) -> None:
         if args.speed != 1:
             raise ConfigError("--audio plays the recording in real time, in step with the log: leave out --speed "
                               "(or give 1)")
+        if os.path.isdir(audio):
+            raise ConfigError(f"--audio {audio} is a folder; name the WAV file in it")
         if not os.path.isfile(audio):
             raise ConfigError(f"--audio {audio}: no such file")
+        if not os.access(audio, os.R_OK):
+            raise ConfigError(f"--audio {audio}: cannot read it (permission denied)")
 
 
 def _same_file(a: str, b: str) -> bool:

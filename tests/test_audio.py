@@ -376,6 +376,23 @@ def test_replay_plays_a_cab_recording_in_step_with_a_log(tmp_path):
     assert fast.returncode == 2 and "--audio plays the recording in real time" in fast.stderr
 
 
+def test_replay_audio_that_is_a_folder_or_unreadable_says_so(tmp_path):
+    drive = tmp_path / "drive.csv"
+    drive.write_text("time,speed_kmh\n" + "".join(f"{i / 5:.1f},48\n" for i in range(31)))
+
+    def replay(audio, prefix=()):
+        run = subprocess.run([*prefix, sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(audio),
+                              "--seconds", "1"], capture_output=True, text=True, timeout=60, env=ENV)
+        return run.returncode, run.stderr.strip()
+
+    # was "no such file"
+    assert replay(tmp_path) == (2, f"keidash: --audio {tmp_path} is a folder; name the WAV file in it")
+    secret = tmp_path / "cab.wav"
+    write_wav(secret, cruising_sound(1.0))
+    secret.chmod(0)
+    assert replay(secret, _unprivileged()) == (2, f"keidash: --audio {secret}: cannot read it (permission denied)")
+
+
 def ripple_wav(path, rpm: float, seconds: float, factor: float = 1.38, rate: int = 48000) -> None:
     """A 6-pulse rectifier's ripple at ``factor`` Hz per rpm, 50 mV after the lead's divider."""
     t = np.arange(int(seconds * rate)) / rate
