@@ -317,6 +317,10 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the command ``args`` names. Each body lives beside the part it drives and is
     imported only when its command runs, so ``keidash demo`` never loads the report code."""
     command = args.command
+    if command in ("probe", "listen") and not getattr(args, "verbose", 0):
+        # these print each source's state themselves: the sources' own warnings (meant for the
+        # dash's journal) would say the same thing twice; -v shows them
+        logging.getLogger("keidash.sources").setLevel(logging.ERROR)
     if command == "profiles":
         from .profiles import profiles_main
         return profiles_main()

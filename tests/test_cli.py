@@ -219,3 +219,11 @@ def test_a_config_that_is_a_folder_or_binary_says_what_it_is(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (f"keidash: config file {binary} is not text (a binary file?): a config is a "
                                   "TOML text file, see docs/example-config.toml")
+
+
+def test_probe_of_a_missing_adapter_says_it_once_in_its_table(tmp_path):
+    port = tmp_path / "ttyUSB9"  # no such device
+    out = run_cli("probe", f"obd://{port}", "--seconds", "1")
+    assert out.returncode == 1
+    assert out.stderr == ""  # was the source's own WARNING line, the table's message again
+    assert out.stdout.count(f"no OBD adapter at {port}: is it plugged in?") == 1
