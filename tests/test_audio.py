@@ -224,6 +224,10 @@ def test_listen_on_a_folder_an_unreadable_or_empty_wav_or_an_unwritable_csv_says
     write_wav(secret, cruising_sound(1.0))
     secret.chmod(0)
     assert listen(secret, prefix=_unprivileged()) == (2, f"keidash: cannot read {secret}: permission denied")
+    short = tmp_path / "short.wav"  # a valid WAV of 0.1 s: was "no sound was read" and status 0
+    write_wav(short, cruising_sound(0.1))
+    assert listen(short) == (1, f"keidash: no sound was read from {short}: less than one 0.5 s window of it came "
+                                "(a recording that short has nothing to hear)")
 
 
 def test_a_wav_source_on_a_folder_fails_in_one_sentence(tmp_path):

@@ -489,7 +489,8 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
     if audio.windows:
         print(f"heard the engine in {audio.heard} of {audio.windows} windows "
               f"({100 * audio.heard / audio.windows:.0f} %)" + (f"; every window in {csv_path}" if csv_path else ""))
-    else:
-        print("no sound was read")
-    return 0
+        return 0
+    print(f"keidash: no sound was read from {source}: less than one 0.5 s window of it came "
+          "(a recording that short has nothing to hear)", file=sys.stderr)
+    return 1
 
