@@ -434,3 +434,15 @@ def test_probe_of_a_sim_url_with_a_number_out_of_reach_says_one_sentence(query, 
     run = run_cli("probe", f"sim://hijet-s500p?{query}", "--seconds", "1", timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip() == f"keidash: sim://hijet-s500p?{query}: {sentence}"  # the URL as typed
+
+
+def test_a_profile_that_is_binary_or_a_folder_says_so(tmp_path):
+    binary = tmp_path / "truck.bin"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    run = run_cli("marks", "--profile", str(binary))  # was a UnicodeDecodeError traceback
+    assert run.returncode == 2
+    assert one_sentence(run.stderr) == (f"keidash: profile file {binary} is not text (a binary file?): a profile is "
+                                        "a TOML text file, as keidash learn --out writes")
+    run = run_cli("marks", "--profile", str(tmp_path))  # was "unknown profile"
+    assert run.returncode == 2
+    assert one_sentence(run.stderr).startswith(f"keidash: profile {tmp_path} is a folder; name a profile TOML file")
