@@ -326,6 +326,13 @@ def replay_main(args) -> int:
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
         if args.headless or no_display():
             return 0  # nothing to watch: the estimates are what was asked for
+    elif (args.headless or no_display()) and not args.seconds:
+        # nothing on screen and nothing printed until the drive ends: say so, and what gives more
+        pace = (f"in {log.duration_s / args.speed / 60:.1f} min at {args.speed:g} x real time" if args.speed
+                else "as fast as it goes")
+        why = "headless" if args.headless else "no display"
+        print(f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it); "
+              "--estimates OUT.csv writes what the dash shows at every row at once", file=sys.stderr)
     options = {"format": args.format, "speed": f"{args.speed:g}"}
     if args.columns:
         options["columns"] = args.columns
@@ -360,8 +367,12 @@ def _check_replay_options(args) -> None:
         if args.speed != 1:
             raise ConfigError("--audio plays the recording in real time, in step with the log: leave out --speed "
                               "(or give 1)")
+        if os.path.isdir(audio):
+            raise ConfigError(f"--audio {audio} is a folder; name the WAV file in it")
         if not os.path.isfile(audio):
             raise ConfigError(f"--audio {audio}: no such file")
+        if not os.access(audio, os.R_OK):
+            raise ConfigError(f"--audio {audio}: cannot read it (permission denied)")
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 
 from . import __version__
@@ -305,12 +306,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (keidash doctor --json | head): nothing more to say, and Python's
+        # flush of stdout at exit must not raise again, so stdout goes to /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the command ``args`` names. Each body lives beside the part it drives and is
     imported only when its command runs, so ``keidash demo`` never loads the report code."""
     command = args.command
+    if command in ("probe", "listen") and not getattr(args, "verbose", 0):
+        # these print each source's state themselves: the sources' own warnings (meant for the
+        # dash's journal) would say the same thing twice; -v shows them
+        logging.getLogger("keidash.sources").setLevel(logging.ERROR)
     if command == "profiles":
         from .profiles import profiles_main
         return profiles_main()

@@ -106,7 +106,12 @@ def load_config(path: str) -> Config:
         raise ConfigError(f"config file {path} does not exist") from None
     except PermissionError:
         raise ConfigError(f"cannot read config file {path}: permission denied") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; name the TOML file in it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (a binary file?): a config is a TOML text file, "
+                          "see docs/example-config.toml") from None
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
         data = tomllib.loads(text)

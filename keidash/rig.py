@@ -45,6 +45,8 @@ HINT_SPEED_AGE_S = 1.5
 REFERENCE_AGE_S = 0.3
 #: default pins of the virtual truck's pulse inputs (BCM), as in hardware/ wiring
 SIM_TACH_PIN, SIM_VSS_PIN = 17, 27
+#: the virtual truck's day in simulated seconds (keidash demo --skip has the same limit)
+SIM_DAY_S = 480.0
 
 
 @dataclass
@@ -198,6 +200,8 @@ def _num(url: str, query: dict, key: str, default, kind=float):
         value = kind(query[key])
     except ValueError:
         raise ConfigError(f"{url}: {key} must be a number, not {query[key]!r}") from None
+    if not math.isfinite(value):  # a probe's URL has not been through the config's check
+        raise ConfigError(f"{url}: {key} must be a finite number, not {query[key]!r}")
     if value < 0:
         raise ConfigError(f"{url}: {key} must not be negative")
     return value
@@ -337,6 +341,9 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     speedup = _num(url, query, "speedup", 1.0)
     if speedup <= 0:
         raise ConfigError(f"{url}: speedup must be above 0")
+    skip = _num(url, query, "skip", 0.0)
+    if skip > SIM_DAY_S:  # fast-forwarding further only goes through the same day again, for ever
+        raise ConfigError(f"{url}: skip is 0 to {SIM_DAY_S:g} s: the virtual truck's day lasts about 8 minutes")
     from .sim.physics import STAND_IN, stand_in
     from .sim.truck import VirtualTruck
     driven = stand_in(sim_profile)
@@ -346,7 +353,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
     truck = VirtualTruck(driven, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
                          speedup=speedup)
     rig.truck = truck
-    truck.fast_forward(_num(url, query, "skip", 0.0))  # into the day before going live
+    truck.fast_forward(skip)  # into the day before going live
     truck.start()
     rig._stoppables.append(truck)
     sink = rig.put

@@ -167,6 +167,7 @@ def test_listen_on_a_missing_device_says_so_in_one_sentence():
                          capture_output=True, text=True, timeout=60, env=ENV)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1].startswith("keidash: the capture device hw:9,9")
+    assert not run.stderr.strip().endswith("retrying")  # listen does not retry: it stops and says why
     assert "Traceback" not in run.stderr
 
 
@@ -192,6 +193,51 @@ def test_listen_on_a_missing_file_or_not_a_wav(tmp_path):
     run = subprocess.run([sys.executable, "-m", "keidash", "listen", str(junk)],
                          capture_output=True, text=True, timeout=60, env=ENV)
     assert run.returncode == 1 and "is not a PCM WAV file" in run.stderr and "Traceback" not in run.stderr
+
+
+def _unprivileged() -> list[str]:
+    """As root, the same user without the right to read others' files; else nothing to add."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv (util-linux) is missing, so no read can be denied")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+def test_listen_on_a_folder_an_unreadable_or_empty_wav_or_an_unwritable_csv_says_one_sentence(tmp_path):
+    def listen(*args, prefix=()):
+        run = subprocess.run([*prefix, sys.executable, "-m", "keidash", "listen", *map(str, args)],
+                             capture_output=True, text=True, timeout=60, env=ENV)
+        assert "Traceback" not in run.stderr and "retrying" not in run.stderr, run.stderr
+        return run.returncode, run.stderr.strip()  # one line: the source's own warning is not said too
+
+    assert listen(tmp_path) == (2, f"keidash: {tmp_path} is a folder; name a WAV file in it")
+    cab = tmp_path / "cab.wav"
+    write_wav(cab, cruising_sound(1.0))
+    assert listen(cab, "--csv", tmp_path / "gone" / "out.csv") == (
+        2, f"keidash: --csv {tmp_path / 'gone' / 'out.csv'}: the folder {tmp_path / 'gone'} does not exist")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert listen(empty) == (1, f"keidash: {empty} is not a PCM WAV file keidash reads (it is empty or cut short)")
+    secret = tmp_path / "secret.wav"
+    write_wav(secret, cruising_sound(1.0))
+    secret.chmod(0)
+    assert listen(secret, prefix=_unprivileged()) == (2, f"keidash: cannot read {secret}: permission denied")
+    short = tmp_path / "short.wav"  # a valid WAV of 0.1 s: was "no sound was read" and status 0
+    write_wav(short, cruising_sound(0.1))
+    assert listen(short) == (1, f"keidash: no sound was read from {short}: less than one 0.5 s window of it came "
+                                "(a recording that short has nothing to hear)")
+
+
+def test_a_wav_source_on_a_folder_fails_in_one_sentence(tmp_path):
+    source = AudioSource("mic", lambda reading: None, AudioSettings(path=str(tmp_path)))
+    source.start()
+    try:
+        assert wait_for(lambda: source.status().link == FAILED, 15)
+        assert source.status().message.startswith(f"{tmp_path} is a folder; name a WAV file in it")
+    finally:
+        source.stop()
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -332,6 +378,23 @@ def test_replay_plays_a_cab_recording_in_step_with_a_log(tmp_path):
     fast = subprocess.run([sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(wav), "--speed", "5"],
                           capture_output=True, text=True, timeout=60, env=ENV)
     assert fast.returncode == 2 and "--audio plays the recording in real time" in fast.stderr
+
+
+def test_replay_audio_that_is_a_folder_or_unreadable_says_so(tmp_path):
+    drive = tmp_path / "drive.csv"
+    drive.write_text("time,speed_kmh\n" + "".join(f"{i / 5:.1f},48\n" for i in range(31)))
+
+    def replay(audio, prefix=()):
+        run = subprocess.run([*prefix, sys.executable, "-m", "keidash", "replay", str(drive), "--audio", str(audio),
+                              "--seconds", "1"], capture_output=True, text=True, timeout=60, env=ENV)
+        return run.returncode, run.stderr.strip()
+
+    # was "no such file"
+    assert replay(tmp_path) == (2, f"keidash: --audio {tmp_path} is a folder; name the WAV file in it")
+    secret = tmp_path / "cab.wav"
+    write_wav(secret, cruising_sound(1.0))
+    secret.chmod(0)
+    assert replay(secret, _unprivileged()) == (2, f"keidash: --audio {secret}: cannot read it (permission denied)")
 
 
 def ripple_wav(path, rpm: float, seconds: float, factor: float = 1.38, rate: int = 48000) -> None:

@@ -182,3 +182,50 @@ def test_probe_of_a_missing_adapter_says_why_and_exits_1():
     out = run_cli("probe", "obd:///dev/ttyUSB-keidash-none", "--seconds", "1")
     assert out.returncode == 1
     assert "no OBD adapter at /dev/ttyUSB-keidash-none: is it plugged in?" in out.stdout
+
+
+def test_a_replay_with_nothing_to_see_says_so_instead_of_sitting_silent(tmp_path):
+    # no display (SDL's dummy driver): before, nothing was printed until the drive's end
+    log = os.path.join(os.path.dirname(__file__), "data", "drives", "synthetic", "torque-synthetic.csv")
+    out = run_cli("replay", log, "--speed", "10")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == ("keidash: no display: the log plays through the dash unseen, in 0.1 min at 10 x "
+                                  "real time (Ctrl-C stops it); --estimates OUT.csv writes what the dash shows at "
+                                  "every row at once")
+    out = run_cli("replay", log, "--speed", "0", "--headless", "--seconds", "1")
+    assert out.returncode == 0 and out.stderr == "", out.stderr  # a bounded replay needs no word
+
+
+@pytest.mark.parametrize("args", [["profiles"], ["doctor", "--json", "--seconds", "1"]])
+def test_output_into_a_closed_pipe_is_no_traceback(args):
+    # as `keidash doctor --json | head -3`: the reader is gone before keidash writes (its end is
+    # closed before keidash starts, so nothing depends on timing)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run([sys.executable, "-m", "keidash", *args], stdout=write_end, stderr=subprocess.PIPE,
+                             text=True, timeout=120, env=ENV)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
+    assert run.returncode == 1
+
+
+def test_a_config_that_is_a_folder_or_binary_says_what_it_is(tmp_path):
+    out = run_cli("run", "--config", str(tmp_path), "--headless", "--seconds", "1")
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"keidash: config file {tmp_path} is a folder; name the TOML file in it"
+    binary = tmp_path / "truck.toml"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    out = run_cli("run", "--config", str(binary), "--headless", "--seconds", "1")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"keidash: config file {binary} is not text (a binary file?): a config is a "
+                                  "TOML text file, see docs/example-config.toml")
+
+
+def test_probe_of_a_missing_adapter_says_it_once_in_its_table(tmp_path):
+    port = tmp_path / "ttyUSB9"  # no such device
+    out = run_cli("probe", f"obd://{port}", "--seconds", "1")
+    assert out.returncode == 1
+    assert out.stderr == ""  # was the source's own WARNING line, the table's message again
+    assert out.stdout.count(f"no OBD adapter at {port}: is it plugged in?") == 1

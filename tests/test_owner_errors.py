@@ -415,3 +415,37 @@ def test_a_latin_1_header_is_still_text(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("time,speed_kmh,rpm,coolant \xb0C\n0,0,800,80\n1,5,1500,80\n2,10,2000,80\n".encode("latin-1"))
     assert len(load_log(str(path)).samples) == 3
+
+
+def test_eval_on_a_folder_with_no_log_in_it_says_so_instead_of_empty_tables(tmp_path):
+    (tmp_path / "notes.md").write_text("not a drive\n")
+    run = run_cli("eval", str(tmp_path))
+    assert run.returncode == 2 and run.stdout == ""
+    assert one_sentence(run.stderr) == (f"keidash: {tmp_path} holds no drive log (files ending .csv, .tsv, .jsonl, "
+                                        ".json, .trace, .txt): name a folder of logs or the logs themselves")
+
+
+@pytest.mark.parametrize("query,sentence", [
+    ("skip=nan", "skip must be a finite number, not 'nan'"),  # was a ValueError traceback
+    ("skip=inf", "skip must be a finite number, not 'inf'"),  # was an OverflowError traceback
+    ("skip=1e9", "skip is 0 to 480 s: the virtual truck's day lasts about 8 minutes"),  # was a hang
+    ("speedup=inf", "speedup must be a finite number, not 'inf'"),
+    ("ecu_ms=nan", "ecu_ms must be a finite number, not 'nan'"),
+])
+def test_probe_of_a_sim_url_with_a_number_out_of_reach_says_one_sentence(query, sentence):
+    # keidash probe takes the URL straight from the command line, past the config's checks
+    run = run_cli("probe", f"sim://hijet-s500p?{query}", "--seconds", "1", timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"keidash: sim://hijet-s500p?{query}: {sentence}"  # the URL as typed
+
+
+def test_a_profile_that_is_binary_or_a_folder_says_so(tmp_path):
+    binary = tmp_path / "truck.bin"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    run = run_cli("marks", "--profile", str(binary))  # was a UnicodeDecodeError traceback
+    assert run.returncode == 2
+    assert one_sentence(run.stderr) == (f"keidash: profile file {binary} is not text (a binary file?): a profile is "
+                                        "a TOML text file, as keidash learn --out writes")
+    run = run_cli("marks", "--profile", str(tmp_path))  # was "unknown profile"
+    assert run.returncode == 2
+    assert one_sentence(run.stderr).startswith(f"keidash: profile {tmp_path} is a folder; name a profile TOML file")

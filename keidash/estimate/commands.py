@@ -65,9 +65,13 @@ def eval_main(paths: list[str], json_path: str | None = None, format: str = "aut
     import json
 
     from .evaluate import as_json, evaluate, format_table, shortfalls
+    from .evaluate import LOG_EXTENSIONS, find_logs
     for path in paths:
         if not os.path.exists(path):
             raise ConfigError(f"{path}: no such file or folder")
+        if os.path.isdir(path) and not find_logs([path]):
+            raise ConfigError(f"{path} holds no drive log (files ending {', '.join(LOG_EXTENSIONS)}): "
+                              "name a folder of logs or the logs themselves")
     if json_path:
         check_writable("--json", json_path)
     figures = evaluate(paths, format=format, columns=columns, speed_unit=speed_unit, transmission=transmission)

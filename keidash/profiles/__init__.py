@@ -220,12 +220,18 @@ def list_profiles() -> list[str]:
 def load_profile(name_or_path: str) -> Profile:
     """Load a shipped profile by name, or any profile TOML by path."""
     path = Path(name_or_path)
+    if path.is_dir() and name_or_path not in list_profiles():
+        raise ProfileError(f"profile {path} is a folder; name a profile TOML file in it (or a shipped profile: "
+                           f"{', '.join(list_profiles())})")
     if name_or_path.endswith(".toml") or path.is_file():
         origin = str(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ProfileError(f"profile file {path} does not exist") from None
+        except UnicodeDecodeError:
+            raise ProfileError(f"profile file {path} is not text (a binary file?): a profile is a TOML text "
+                               "file, as keidash learn --out writes") from None
         except OSError as exc:
             raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from None
     else:

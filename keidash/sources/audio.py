@@ -318,8 +318,13 @@ class AudioSource(Source):
             reader = wave.open(s.path, "rb")
         except FileNotFoundError:
             raise SourceError(f"{s.path}: no such file") from None
+        except IsADirectoryError:
+            raise SourceError(f"{s.path} is a folder; name a WAV file in it") from None
+        except PermissionError:
+            raise SourceError(f"cannot read {s.path}: permission denied") from None
         except (wave.Error, EOFError) as exc:
-            raise SourceError(f"{s.path} is not a PCM WAV file keidash reads ({exc})") from None
+            why = str(exc) or "it is empty or cut short"
+            raise SourceError(f"{s.path} is not a PCM WAV file keidash reads ({why})") from None
         with reader:
             rate, width, channels = reader.getframerate(), reader.getsampwidth(), reader.getnchannels()
             block = max(1, int(rate * BLOCK_S))
@@ -478,9 +483,16 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
     import csv
     import sys
     import threading
+    from ..config import check_writable
     settings = settings_for(source, cylinders, strokes, channel)
-    if settings.path is not None and not os.path.exists(settings.path):
-        raise ConfigError(f"{settings.path}: no such file")
+    if settings.path is not None:  # the user's mistakes, one sentence each before anything starts
+        if not os.path.exists(settings.path):
+            raise ConfigError(f"{settings.path}: no such file")
+        if os.path.isdir(settings.path):
+            raise ConfigError(f"{settings.path} is a folder; name a WAV file in it")
+        if not os.access(settings.path, os.R_OK):
+            raise ConfigError(f"cannot read {settings.path}: permission denied")
+    check_writable("--csv", csv_path)
     out = open(csv_path, "w", newline="") if csv_path else None  # noqa: SIM115 - closed below
     writer = csv.writer(out) if out else None
     if writer:
@@ -510,8 +522,8 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
             if getattr(audio, "finished", None) is not None and audio.finished.is_set():
                 break
             status = audio.status()
-            if status.link == FAILED:
-                print(f"keidash: {status.message}", file=sys.stderr)
+            if status.link == FAILED:  # the dash's source retries; listen stops and says why
+                print(f"keidash: {status.message.removesuffix('; retrying')}", file=sys.stderr)
                 return 1
             done.wait(0.1)
     finally:
@@ -521,7 +533,8 @@ def listen_main(source: str, cylinders: int | None, strokes: int | None, channel
     if audio.windows:
         print(f"heard the engine in {audio.heard} of {audio.windows} windows "
               f"({100 * audio.heard / audio.windows:.0f} %)" + (f"; every window in {csv_path}" if csv_path else ""))
-    else:
-        print("no sound was read")
-    return 0
+        return 0
+    print(f"keidash: no sound was read from {source}: less than one 0.5 s window of it came "
+          "(a recording that short has nothing to hear)", file=sys.stderr)
+    return 1
 
