@@ -599,3 +599,18 @@ def test_four_wheel_drive_low_has_its_own_lamp(cluster):
     assert count_colour(cluster, box, DAY.low_range) == 0
     cluster.render(drive(low_range=True, gear=1))
     assert count_colour(cluster, box, DAY.low_range) > 0.5 * box[2] * box[3]
+
+
+@pytest.mark.parametrize("message", ["", "engine hot: pull over"])
+def test_every_source_has_its_dot_four_or_more_share_the_room(cluster, message):
+    lay = cluster.layout
+    sources = (SourceView("obd", LIVE), SourceView("gps", STALE, "no fix for 12 s"),
+               SourceView("pulses", ABSENT, "GPIO17 not wired"), SourceView("mic", FAILED, "no sound card"))
+    cluster.render(drive(sources=sources, message=message))
+    for i, source in enumerate(sources):
+        centre = lay.compact_dot(i, len(sources)) if message else lay.source_dot(i, len(sources))
+        assert cluster.surface.get_at(centre)[:3] == cluster_mod.SOURCE_COLOURS[source.state], source
+    # within the room three had, and clear of the message
+    x, _, w, _ = lay.sources if not message else lay.status
+    last = (lay.compact_dot(3, 4) if message else lay.source_dot(3, 4))[0]
+    assert last < (lay.message_strip[0] if message else x + w)

@@ -46,7 +46,7 @@ from typing import Any, Callable, Hashable
 from keidash.dashstate import (ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, DOWN, FAILED, LIVE, STALE,
                                 UP, DashState)
 from keidash.display.layout import (  # noqa: F401  (re-exported for callers and tests)
-    LAYOUTS, SHIFT_SEGMENTS, Layout, choose_layout, tach_angle_deg)
+    LAYOUTS, SHIFT_SEGMENTS, SOURCE_SLOTS, Layout, choose_layout, tach_angle_deg)
 from keidash.display.texts import (  # noqa: F401
     KMH_TO_MPH, MISSING, alarm_texts, battery_text, clock_text, rpm_peak_text, coolant_text, distance_text, gear_text,
     rpm_text, source_problem, source_problems, speed_figures, speed_texts)
@@ -827,17 +827,21 @@ class Cluster:
         x, y, w, h = lay.status
         name_px = max(10, round(0.46 * h))
         baseline = y + h // 2 + round(name_px * 0.36)
-        dot_r = max(3, round(h * 0.2))
-        for i, source in enumerate(state.sources[:3]):
+        # every source gets its dot: past SOURCE_SLOTS of them they sit closer (and, past four,
+        # smaller), their names cut shorter
+        count = len(state.sources)
+        dot_r = max(3, round(h * 0.2 * min(1.0, 1.5 * SOURCE_SLOTS / max(SOURCE_SLOTS, count))))
+        slot = lay.source_width(count)
+        for i, source in enumerate(state.sources):
             colour = theme.sources.get(source.state, theme.sources[ABSENT])
             if _strip_wide(state):  # the message strip needs the room: dots only
-                self._pg.draw.circle(screen, colour, lay.compact_dot(i), dot_r)
+                self._pg.draw.circle(screen, colour, lay.compact_dot(i, count), dot_r)
                 continue
-            dx, dy = lay.source_dot(i)
+            dx, dy = lay.source_dot(i, count)
             self._pg.draw.circle(screen, colour, (dx, dy), dot_r)
             nx = dx + dot_r + max(3, round(6 * lay.unit))
             name_colour = theme.text if source.state == LIVE else colour
-            room = lay.source_slot - (nx - (x + i * lay.source_slot)) - max(2, round(4 * lay.unit))
+            room = slot - (nx - (x + i * slot)) - max(2, round(4 * lay.unit))
             self._text(screen, self._fit(source.name, name_px, room), name_px, name_colour, nx,
                        baseline)
 

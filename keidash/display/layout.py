@@ -39,6 +39,12 @@ DIGIT_INK_EM = 0.73  # freesansbold: a digit's ink is 0.73 of the font size tall
 DIGIT_ADVANCE_EM = 0.56  # and 0.56 of it wide, every digit the same
 FIGURE_HEIGHT_FRACTION = 0.25  # speed and gear digits: at least this share of the screen height
 SHIFT_SEGMENTS = 12  # lamps in the shift-light bar
+SOURCE_SLOTS = 3  # sources the status strip has room for at full width; more share that room
+
+
+def _crowding(count: int) -> float:
+    """How much closer ``count`` source dots sit than SOURCE_SLOTS of them (1.0 up to that many)."""
+    return SOURCE_SLOTS / max(SOURCE_SLOTS, count)
 
 # name -> (design size, arrangement)
 LAYOUTS: dict[str, tuple[tuple[int, int], str]] = {
@@ -105,25 +111,26 @@ class Layout:
     def status_message(self) -> Rect:
         """The middle of the status strip: a source's trouble, or the driver message strip."""
         x, y, w, h = self.status
-        left = x + self.source_slot * 3
+        left = x + self.source_slot * SOURCE_SLOTS
         return (left, y, self.clock[0] - left, h)
 
     @property
     def message_strip(self) -> Rect:
         """The driver message strip: the status strip but for the (compact) source dots and clock."""
         x, y, _, h = self.status
-        left = x + self.compact_dot(3)[0] - round(0.2 * h)
+        left = x + self.compact_dot(SOURCE_SLOTS)[0] - round(0.2 * h)
         return (left, y, self.clock[0] - left, h)
 
-    def compact_dot(self, index: int) -> tuple[int, int]:
-        """Centre of the ``index``-th source dot while a message takes the strip (no names)."""
+    def compact_dot(self, index: int, count: int = SOURCE_SLOTS) -> tuple[int, int]:
+        """Centre of the ``index``-th of ``count`` source dots while a message takes the strip (no
+        names). More than SOURCE_SLOTS sources share the same room, closer together."""
         x, y, _, h = self.status
-        return round(x + 0.6 * h + index * 0.7 * h), y + h // 2
+        return round(x + 0.6 * h + index * 0.7 * h * _crowding(count)), y + h // 2
 
     @property
     def sources(self) -> Rect:
         x, y, _, h = self.status
-        return (x, y, self.source_slot * 3, h)
+        return (x, y, self.source_slot * SOURCE_SLOTS, h)
 
     def shift_segment(self, index: int) -> Rect:
         """The ``index``-th lamp of the shift-light bar, left to right."""
@@ -142,10 +149,14 @@ class Layout:
         r = self.tach_radius * radius_fraction
         return round(cx + r * math.cos(a)), round(cy - r * math.sin(a))
 
-    def source_dot(self, index: int) -> tuple[int, int]:
-        """Centre of the dot of the ``index``-th source in the status strip."""
+    def source_width(self, count: int = SOURCE_SLOTS) -> int:
+        """Width of one source's dot + name when ``count`` sources share the strip's source room."""
+        return round(self.source_slot * _crowding(count))
+
+    def source_dot(self, index: int, count: int = SOURCE_SLOTS) -> tuple[int, int]:
+        """Centre of the dot of the ``index``-th of ``count`` sources in the status strip."""
         x, y, _, h = self.status
-        return round(x + 0.6 * h + index * self.source_slot), y + h // 2
+        return round(x + 0.6 * h + index * self.source_slot * _crowding(count)), y + h // 2
 
     def needle_polygon(self, rpm: float, tach_max_rpm: float) -> list[tuple[float, float]]:
         """The needle's outline at ``rpm``: a tapered bar from behind the hub to near the rim."""
