@@ -12,7 +12,8 @@ How a frame is drawn (the Pi Zero 2 W has little CPU to spare):
 
 - **Static layer**: everything that does not change while driving (panels,
   labels, the tach face with its red zone) is drawn once per (theme, page, tach
-  scale, redline) into a face Surface, the last FACE_CACHE_SIZE kept. The upshift
+  scale, redline) into a face Surface, the last FACE_CACHE_SIZE kept (a change of
+  theme drops the other theme's faces, glyphs and texts). The upshift
   notch moves with the gear, the load and the coolant, so it is not kept with
   them: one background Surface, reused, gets the face and the notch whenever
   either changes (a face per upshift point kept 1.5 MB each at 800x480, for as
@@ -214,6 +215,8 @@ class Cluster:
         self.frames += 1
         static_key = self._static_key_of(state)
         if static_key != self._static_key:
+            if self._static_key is not None and static_key[0] != self._static_key[0]:
+                self._forget_theme()
             self._static_key = static_key
             self.theme = THEMES["night" if state.night else "day"]
             self._elements = self._build_elements(state)
@@ -381,6 +384,18 @@ class Cluster:
 
     def _static_key_of(self, state: DashState) -> tuple:
         return (state.night, state.page, state.tach_max_rpm, state.redline_rpm, state.upshift_rpm)
+
+    def _forget_theme(self) -> None:
+        """Drop the surfaces drawn in the colours of the theme being left (day or night).
+
+        The theme changes at dusk and at dawn; keeping the other theme's face, glyphs and texts
+        for the hours until it is back held about 3 MB at 800x480. Drawn again, once, when needed.
+        """
+        leaving = self._static_key[0]
+        for key in [key for key in self._faces if key[0] == leaving]:
+            del self._faces[key]
+        self._glyphs.clear()
+        self._texts.clear()
 
     def _face_key_of(self, state: DashState) -> tuple:
         return (state.night, state.page, state.tach_max_rpm, state.redline_rpm)
