@@ -4,7 +4,11 @@ Runs the real CLI (`python -m keidash demo --headless --log TRIPS.db`) for --sec
 (default 600, the 10 minutes of issue 16), sampling the process's VmRSS from
 /proc/PID/status once a second. Prints RSS at 1 minute, at the end, the peak, and the
 growth per 10 minutes fitted (least squares) over everything after the first minute;
-the baseline is the same run's own RSS at 1 minute.
+the baseline is the same run's own RSS at 1 minute. Once a minute it also reads
+/proc/PID/smaps and prints where the resident memory is: the main thread's malloc heap
+([heap]), anonymous mappings (the other threads' malloc arenas, Python's object arenas,
+large allocations, thread stacks), the shared libraries and other files (the trip log's
+-shm), so a growth says which of them grew.
 
 Goal (exit 1 when missed): after the first minute RSS grows less than 2 % of its
 1-minute value per 10 minutes (flat), and the demo exits 0.
@@ -34,6 +38,26 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def rss_by_mapping(pid: int) -> dict[str, float] | None:
+    """Resident MB by kind of mapping, from /proc/PID/smaps."""
+    kinds = {"heap": 0, "anon": 0, "libs": 0, "files": 0, "stack": 0}
+    kind = "anon"
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if not fields[0].endswith(":"):  # a mapping's header: address perms offset dev inode [path]
+                    path = fields[5] if len(fields) > 5 else ""
+                    kind = ("heap" if path == "[heap]" else "stack" if path.startswith("[stack") else
+                            "anon" if not path or path.startswith("[") else
+                            "libs" if ".so" in os.path.basename(path) else "files")
+                elif fields[0] == "Rss:":
+                    kinds[kind] += int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return {k: v / 1024 for k, v in kinds.items()}
+
+
 def slope_per_s(points: list[tuple[float, float]]) -> float:
     n = len(points)
     mean_t = sum(t for t, _ in points) / n
@@ -55,10 +79,16 @@ def main() -> int:
         started = time.monotonic()
         child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[float, float]] = []
+        mappings: list[tuple[float, dict[str, float]]] = []  # once a minute
         while child.poll() is None:
             mb = rss_mb(child.pid)
             if mb is not None:
-                samples.append((time.monotonic() - started, mb))
+                t = time.monotonic() - started
+                samples.append((t, mb))
+                if t >= 60 * (len(mappings) + 1):
+                    by_mapping = rss_by_mapping(child.pid)
+                    if by_mapping is not None:
+                        mappings.append((t, by_mapping))
             time.sleep(1.0)
         stderr = child.stderr.read()
     if child.returncode != 0 or not samples:
@@ -77,6 +107,11 @@ def main() -> int:
           f"the 1-minute RSS; goal under {GOAL_GROWTH_SHARE * 100:g} %) {'ok' if ok else 'MISSED'}")
     minutes = [next(m for t, m in samples if t >= 60 * k) for k in range(1, int(samples[-1][0] // 60) + 1)]
     print("  each minute: " + " ".join(f"{m:.1f}" for m in minutes) + " MB")
+    if mappings:
+        print("  resident MB by mapping, each minute (heap: the main thread's malloc; anon: other arenas,")
+        print("  Python's object arenas, big allocations, stacks; libs: shared libraries; files: others):")
+        for kind in mappings[0][1]:
+            print(f"    {kind:6}" + " ".join(f"{m[kind]:6.1f}" for _, m in mappings))
     return 0 if ok else 1
 
 

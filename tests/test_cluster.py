@@ -196,7 +196,89 @@ def test_long_message_does_not_cover_clock(cluster):
 def test_static_face_is_built_once(cluster):
     a = cluster._background(drive(rpm=1000.0, speed_kmh=10.0))
     assert cluster._background(drive(rpm=5000.0, cue=UP)) is a
-    assert cluster._background(drive(redline_rpm=5500.0)) is not a
+    face = cluster._faces[cluster._face_key_of(drive())]
+    cluster._background(drive(upshift_rpm=4200.0))  # the notch moves: the face is not built again
+    assert cluster._faces[cluster._face_key_of(drive())] is face
+    cluster._background(drive(redline_rpm=5500.0))
+    assert cluster._face_key_of(drive(redline_rpm=5500.0)) in cluster._faces
+
+
+def surface_bytes(c: Cluster) -> int:
+    """Pixel bytes of every Surface the cluster keeps (its caches and static layers)."""
+    surfaces = [*c._faces.values(), c._notched, *c._texts.values(), *(g for g, _ in c._glyphs.values())]
+    return sum(s.get_pitch() * s.get_height() for s in surfaces if s is not None)
+
+
+def test_static_layer_stays_bounded_over_a_long_drive():
+    """Every upshift point, theme and page of a long drive: the Surfaces kept stop growing.
+
+    The upshift point moves with the gear, the load and the coolant; a static layer kept
+    per point held 1.5 MB each (800x480) for as long as the dash ran. After 600 frames
+    through 200 points, both themes and both pages, the cluster keeps no more than it kept
+    in the first 300 (its caches are full by then; a change of theme empties them), and
+    the reused background is pixel for pixel the one a new cluster builds.
+    """
+    c = Cluster(size=SIZE, headless=True)
+    try:
+        def frame(i: int) -> DashState:
+            return drive(upshift_rpm=2500.0 + 10 * (i % 200), night=i < 100, page=1 if i % 13 == 0 else 0,
+                         coolant_c=40.0 + (i % 100) / 2, battery_v=12.0 + (i % 30) / 10, trip_km=(i % 100) / 10)
+        kept = []
+        for i in range(600):
+            c.render(frame(i))
+            kept.append(surface_bytes(c))
+        assert max(kept[300:]) <= 1.02 * max(kept[:300])  # texts of other widths: a few KB either way
+        assert len(c._faces) <= cluster_mod.FACE_CACHE_SIZE
+        assert len(c._texts) <= cluster_mod.TEXT_CACHE_SIZE
+        last = frame(599)
+        fresh = Cluster(size=SIZE, headless=True)
+        try:
+            assert (pygame.image.tobytes(c._background(last), "RGB")
+                    == pygame.image.tobytes(fresh._background(last), "RGB"))
+        finally:
+            fresh.close()
+    finally:
+        c.close()
+
+
+def test_dusk_replaces_the_day_surfaces_instead_of_adding_to_them():
+    """At dusk the day theme's face, glyphs and texts are dropped: night holds what day held.
+
+    Kept, they were about 3 MB at 800x480 for the hours until dawn (bench/demo_rss.py's
+    20-minute run stepped up 4.9 MB when the night theme came on).
+    """
+    c = Cluster(size=SIZE, headless=True)
+    try:
+        def frames(night: bool):
+            for i in range(40):
+                c.render(drive(night=night, rpm=1000.0 + 100 * i, speed_kmh=float(i), coolant_c=60.0 + i,
+                               page=1 if i in (10, 11) else 0))
+            return surface_bytes(c)
+        day = frames(False)
+        night = frames(True)
+        assert all(key[0] for key in c._faces)  # no day face left
+        assert night <= day * 1.02  # the same texts and glyphs, in other colours
+        day_again = frames(False)
+        assert all(not key[0] for key in c._faces)
+        assert day_again <= day * 1.02
+        fresh = Cluster(size=SIZE, headless=True)
+        try:
+            fresh.render(drive(coolant_c=99.0))
+            c.render(drive(coolant_c=99.0))
+            assert pygame.image.tobytes(c.surface, "RGB") == pygame.image.tobytes(fresh.surface, "RGB")
+        finally:
+            fresh.close()
+    finally:
+        c.close()
+
+
+def test_upshift_notch_moves_with_the_upshift_point(cluster):
+    lay = cluster.layout
+    low = pygame.image.tobytes(cluster._background(drive(upshift_rpm=3000.0)).subsurface(lay.tach_rect), "RGB")
+    high = pygame.image.tobytes(cluster._background(drive(upshift_rpm=5000.0)).subsurface(lay.tach_rect), "RGB")
+    again = pygame.image.tobytes(cluster._background(drive(upshift_rpm=3000.0)).subsurface(lay.tach_rect), "RGB")
+    assert low != high
+    assert again == low  # the old notch is gone, not drawn over
 
 
 @pytest.mark.parametrize("size", [(800, 480), (1024, 600), (480, 320), (1280, 720)])

@@ -267,3 +267,35 @@ def test_sigkill_at_random_moments_never_corrupts_and_loses_only_the_last_commit
         TripLog(str(db), **FAST).close()
         assert rows(db, "SELECT count(*) FROM trips WHERE ended_unix IS NULL") == [(0,)]
         assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_the_writer_connection_has_a_small_page_cache_and_a_bounded_wal(tmp_path):
+    """The pragmas that keep the writer's memory and WAL bounded, read back from its own connection.
+
+    SQLite's default page cache (2000 KiB) filled over the first minutes of a drive and was
+    part of the dash's RSS growth (bench/demo_rss.py); the writer only appends and needs
+    little. The values are read on the writer's connection, in its thread, after it has
+    written rows (the first BEGIN after the migration), so they are what it runs with.
+    """
+    from keidash.triplog import writer
+
+    seen: dict[str, object] = {}
+
+    class Watched(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith("BEGIN") and "cache_size" not in seen and self.in_transaction is False:
+                plain = sqlite3.Connection.execute
+                if plain(self, "SELECT count(*) FROM sqlite_master WHERE name = 'readings'").fetchone()[0]:
+                    seen.update({name: plain(self, f"PRAGMA {name}").fetchone()[0]
+                                 for name in ("cache_size", "journal_size_limit", "journal_mode", "synchronous")})
+            return super().execute(sql, *args)
+
+    path = tmp_path / "trips.db"
+    log = TripLog(str(path), connect=lambda p: sqlite3.connect(p, factory=Watched), **FAST)
+    t = time.monotonic()
+    log.readings([rpm(t + i * 0.01, float(i)) for i in range(500)], t)
+    log.close()
+    assert rows(path, "SELECT count(*) FROM readings") == [(500,)]
+    assert seen == {"cache_size": -writer.CACHE_KIB, "journal_size_limit": writer.WAL_LIMIT_BYTES,
+                    "journal_mode": "wal", "synchronous": 2}  # 2: FULL
+    assert writer.CACHE_KIB < 2000  # below SQLite's default

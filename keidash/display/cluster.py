@@ -11,8 +11,13 @@ must start fast, and tests and tools that only need the layout stay light.
 How a frame is drawn (the Pi Zero 2 W has little CPU to spare):
 
 - **Static layer**: everything that does not change while driving (panels,
-  labels, the tach face with its red zone and upshift notch) is drawn once per
-  (theme, page, tach scale, redline, upshift point) into a background Surface.
+  labels, the tach face with its red zone) is drawn once per (theme, page, tach
+  scale, redline) into a face Surface, the last FACE_CACHE_SIZE kept (a change of
+  theme drops the other theme's faces, glyphs and texts). The upshift
+  notch moves with the gear, the load and the coolant, so it is not kept with
+  them: one background Surface, reused, gets the face and the notch whenever
+  either changes (a face per upshift point kept 1.5 MB each at 800x480, for as
+  many points as a drive showed).
 - **Elements**: the dash is a list of elements in drawing order (shift bar,
   EST badge, rpm digits, needle, speed, gear, info rows, status strip...).
   Each has an area, a *key* (the few values its look depends on: the gear
@@ -76,7 +81,8 @@ STATUS_TURN_S = 3.0  # several troubles in the status strip: each shown this lon
 FLASH_HZ = 6.0  # the whole bar flashes at this rate while an upshift is due
 FACE_LABEL = "x1000 r/min"  # the tach numerals' unit, under the hub
 GLYPH_CHARS = frozenset("0123456789-.:, ")  # drawn from cached glyphs, whatever the value
-TEXT_CACHE_SIZE = 256  # other rendered texts kept, least recently used dropped
+TEXT_CACHE_SIZE = 64  # other rendered texts kept, least recently used dropped (~10 KB each)
+FACE_CACHE_SIZE = 4  # static faces kept (day and night, each page), least recently used dropped
 
 Rect = tuple[int, int, int, int]
 
@@ -182,7 +188,9 @@ class Cluster:
         self._fonts: dict[int, Any] = {}
         self._glyphs: dict[tuple, tuple[Any, int]] = {}
         self._texts: OrderedDict[tuple, Any] = OrderedDict()
-        self._backgrounds: dict[tuple, Any] = {}
+        self._faces: OrderedDict[tuple, Any] = OrderedDict()  # static layer without the notch
+        self._notched: Any = None  # the static layer in use: a face and the upshift notch
+        self._notched_key: tuple | None = None
         self._static_key: tuple | None = None
         self._elements: list[Element] = []
         self._keys: dict[str, Hashable] = {}
@@ -207,6 +215,8 @@ class Cluster:
         self.frames += 1
         static_key = self._static_key_of(state)
         if static_key != self._static_key:
+            if self._static_key is not None and static_key[0] != self._static_key[0]:
+                self._forget_theme()
             self._static_key = static_key
             self.theme = THEMES["night" if state.night else "day"]
             self._elements = self._build_elements(state)
@@ -282,7 +292,8 @@ class Cluster:
         self._fonts.clear()
         self._glyphs.clear()
         self._texts.clear()
-        self._backgrounds.clear()
+        self._faces.clear()
+        self._notched = self._notched_key = None
         Cluster._open -= 1
         if Cluster._open == 0:
             self._pg.font.quit()
@@ -374,14 +385,44 @@ class Cluster:
     def _static_key_of(self, state: DashState) -> tuple:
         return (state.night, state.page, state.tach_max_rpm, state.redline_rpm, state.upshift_rpm)
 
+    def _forget_theme(self) -> None:
+        """Drop the surfaces drawn in the colours of the theme being left (day or night).
+
+        The theme changes at dusk and at dawn; keeping the other theme's face, glyphs and texts
+        for the hours until it is back held about 3 MB at 800x480. Drawn again, once, when needed.
+        """
+        leaving = self._static_key[0]
+        for key in [key for key in self._faces if key[0] == leaving]:
+            del self._faces[key]
+        self._glyphs.clear()
+        self._texts.clear()
+
+    def _face_key_of(self, state: DashState) -> tuple:
+        return (state.night, state.page, state.tach_max_rpm, state.redline_rpm)
+
     def _background(self, state: DashState):
-        key = self._static_key_of(state)
-        bg = self._backgrounds.get(key)
-        if bg is None:
+        """The static layer of ``state``: its face, and on the tach page the upshift notch."""
+        key = self._face_key_of(state)
+        face = self._faces.get(key)
+        if face is None:
             theme = THEMES["night" if state.night else "day"]
-            bg = self._backgrounds[key] = self._build_background(theme, state)
-            log.debug("built cluster background for %s", key)
-        return bg
+            face = self._faces[key] = self._build_background(theme, state)
+            if len(self._faces) > FACE_CACHE_SIZE:
+                self._faces.popitem(last=False)
+            log.debug("built cluster face for %s", key)
+        else:
+            self._faces.move_to_end(key)
+        if state.page == 1:  # the trip page has no tach
+            return face
+        static_key = self._static_key_of(state)
+        if static_key != self._notched_key:
+            if self._notched is None or self._notched.get_size() != face.get_size():
+                self._notched = face.copy()
+            else:
+                self._notched.blit(face, (0, 0))
+            self._draw_upshift_notch(self._notched, THEMES["night" if state.night else "day"], state)
+            self._notched_key = static_key
+        return self._notched
 
     def _panel(self, target, rect, theme: Theme) -> None:
         radius = self._px(10)
@@ -416,7 +457,6 @@ class Cluster:
                 self._text(bg, label, px, theme.label, x, y + h // 2 + round(0.36 * px))
         else:
             self._draw_tach_face(bg, theme, state.tach_max_rpm, state.redline_rpm)
-            self._draw_upshift_notch(bg, theme, state)
         if bg.get_bytesize() == 4 and self._window is not None:
             bg = bg.convert()
         return bg

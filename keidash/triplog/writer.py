@@ -56,6 +56,14 @@ RETENTION_EVERY_S = 300.0  # s between retention passes (also run once at open)
 DROP_SHOWN_S = 60.0  # s a drop of queued rows (or of bad values, or a new log) stays in status()
 KEEP_TRIPS = 10  # the last drives before this run: never deleted by age, whatever the clocks say
 MAX_MOVED_ASIDE = 3  # damaged files moved aside per run before the writer stops trying
+# The writer only appends (to the right-hand pages of two tables and two indexes), so a small
+# page cache does: SQLite's default, 2000 KiB, filled over the first minutes of a drive and
+# was the trip log's share of the dash's RSS growth (bench/demo_rss.py).
+CACHE_KIB = 256  # PRAGMA cache_size = -CACHE_KIB: the writer connection's page cache, KiB
+# The WAL is checkpointed at 1000 pages (~4 MB) and then reused from its start; a reader
+# holding a snapshot (keidash trips during a drive) can make it grow past that. Truncated back
+# to this after such a checkpoint, so it never keeps the size it grew to.
+WAL_LIMIT_BYTES = 8 * 1024 * 1024  # PRAGMA journal_size_limit
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
@@ -518,6 +526,8 @@ class TripLog:
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before WAL writes the header
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
             migrate(conn)
             # Trips left open by a crash end at their last row.
             conn.execute("BEGIN IMMEDIATE")
