@@ -297,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     # python-obd's import makes pint redefine units and log each at WARNING: noise, not news
     logging.getLogger("pint").setLevel(logging.ERROR)
     try:
-        return dispatch(args)
+        code = dispatch(args)
+        sys.stdout.flush()  # output buffered for a pipe: a reader gone is found here, not at exit
+        return code
     except (ConfigError, ProfileError) as exc:
         print(f"keidash: {exc}", file=sys.stderr)
         return EXIT_USAGE

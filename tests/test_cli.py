@@ -196,15 +196,20 @@ def test_a_replay_with_nothing_to_see_says_so_instead_of_sitting_silent(tmp_path
     assert out.returncode == 0 and out.stderr == "", out.stderr  # a bounded replay needs no word
 
 
+@pytest.mark.parametrize("buffered", [True, False])
 @pytest.mark.parametrize("args", [["profiles"], ["doctor", "--json", "--seconds", "1"]])
-def test_output_into_a_closed_pipe_is_no_traceback(args):
+def test_output_into_a_closed_pipe_is_no_traceback(args, buffered):
     # as `keidash doctor --json | head -3`: the reader is gone before keidash writes (its end is
-    # closed before keidash starts, so nothing depends on timing)
+    # closed before keidash starts, so nothing depends on timing). Buffered (Python's default for a
+    # pipe) the write fails only when stdout is flushed; unbuffered (PYTHONUNBUFFERED) at once.
     read_end, write_end = os.pipe()
     os.close(read_end)
+    env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     try:
         run = subprocess.run([sys.executable, "-m", "keidash", *args], stdout=write_end, stderr=subprocess.PIPE,
-                             text=True, timeout=120, env=ENV)
+                             text=True, timeout=120, env=env)
     finally:
         os.close(write_end)
     assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
