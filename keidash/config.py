@@ -251,10 +251,9 @@ def _cab(data: dict, origin: str) -> dict:
     if lights:
         bar = lights.get("bar", [])
         down, buzzer = _pin(lights, "down", where), _pin(lights, "buzzer", where)
-        if "bar" not in lights and (down is not None or buzzer is not None):
-            pass  # a buzzer or a down LED alone is a fine fit: the bar is optional then
-        elif (not isinstance(bar, list) or not bar
-                or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in bar)):
+        alone = "bar" not in lights and (down is not None or buzzer is not None)  # a buzzer or down LED alone
+        if not alone and (not isinstance(bar, list) or not bar
+                          or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in bar)):
             raise ConfigError(f"{where}: bar must be a list of BCM GPIO numbers, left to right, e.g. [5, 6, 13, 19, 26] "
                               "(or leave bar out and give only a buzzer or a down LED)")
         used = list(bar) + [p for p in (down, buzzer) if p is not None]

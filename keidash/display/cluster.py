@@ -51,7 +51,7 @@ from typing import Any, Callable, Hashable
 from keidash.dashstate import (ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, DOWN, FAILED, LIVE, STALE,
                                 UP, DashState)
 from keidash.display.layout import (  # noqa: F401  (re-exported for callers and tests)
-    LAYOUTS, SHIFT_SEGMENTS, SOURCE_SLOTS, Layout, choose_layout, tach_angle_deg)
+    LAYOUTS, SHIFT_SEGMENTS, Layout, choose_layout, crowding, tach_angle_deg)
 from keidash.display.texts import (  # noqa: F401
     KMH_TO_MPH, MISSING, alarm_texts, battery_text, clock_text, rpm_peak_text, coolant_text, distance_text, gear_text,
     rpm_text, source_problem, source_problems, speed_figures, speed_texts)
@@ -870,7 +870,7 @@ class Cluster:
         # every source gets its dot: past SOURCE_SLOTS of them they sit closer (and, past four,
         # smaller), their names cut shorter
         count = len(state.sources)
-        dot_r = max(3, round(h * 0.2 * min(1.0, 1.5 * SOURCE_SLOTS / max(SOURCE_SLOTS, count))))
+        dot_r = max(3, round(h * 0.2 * min(1.0, 1.5 * crowding(count))))
         slot = lay.source_width(count)
         for i, source in enumerate(state.sources):
             colour = theme.sources.get(source.state, theme.sources[ABSENT])

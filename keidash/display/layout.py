@@ -42,7 +42,7 @@ SHIFT_SEGMENTS = 12  # lamps in the shift-light bar
 SOURCE_SLOTS = 3  # sources the status strip has room for at full width; more share that room
 
 
-def _crowding(count: int) -> float:
+def crowding(count: int) -> float:
     """How much closer ``count`` source dots sit than SOURCE_SLOTS of them (1.0 up to that many)."""
     return SOURCE_SLOTS / max(SOURCE_SLOTS, count)
 
@@ -125,7 +125,7 @@ class Layout:
         """Centre of the ``index``-th of ``count`` source dots while a message takes the strip (no
         names). More than SOURCE_SLOTS sources share the same room, closer together."""
         x, y, _, h = self.status
-        return round(x + 0.6 * h + index * 0.7 * h * _crowding(count)), y + h // 2
+        return round(x + 0.6 * h + index * 0.7 * h * crowding(count)), y + h // 2
 
     @property
     def sources(self) -> Rect:
@@ -151,12 +151,12 @@ class Layout:
 
     def source_width(self, count: int = SOURCE_SLOTS) -> int:
         """Width of one source's dot + name when ``count`` sources share the strip's source room."""
-        return round(self.source_slot * _crowding(count))
+        return round(self.source_slot * crowding(count))
 
     def source_dot(self, index: int, count: int = SOURCE_SLOTS) -> tuple[int, int]:
         """Centre of the dot of the ``index``-th of ``count`` sources in the status strip."""
         x, y, _, h = self.status
-        return round(x + 0.6 * h + index * self.source_slot * _crowding(count)), y + h // 2
+        return round(x + 0.6 * h + index * self.source_slot * crowding(count)), y + h // 2
 
     def needle_polygon(self, rpm: float, tach_max_rpm: float) -> list[tuple[float, float]]:
         """The needle's outline at ``rpm``: a tapered bar from behind the hub to near the rim."""
