@@ -493,9 +493,10 @@ def ripple_drive(idle: float = 850.0):
         (38, idle, 0, 0, 0), (44, idle, 0, 0, 0)])
 
 
-def hear_the_ripple(tmp_path, truths, ratios, idle_known: bool, data: str):
+def hear_the_ripple(tmp_path, truths, ratios, idle_known: bool, data: str, judged_from: float = 0.0):
     """The ripple lead's WAV through AudioSource with no factor and no other rpm source, a GPS's
-    speed from the drive's truth as the rig hands it (Rig.gear_hint): (readings, source)."""
+    speed from the drive's truth as the rig hands it (Rig.gear_hint): (readings, source). The
+    windows read from ``judged_from`` s on are the truck's rpm."""
     import time
 
     from keidash.sources.note import GearHint
@@ -522,8 +523,9 @@ def hear_the_ripple(tmp_path, truths, ratios, idle_known: bool, data: str):
     # seconds from the first sample, which goes on through the learning)
     assert len(heard) == len(got) or any(e.rpm is None for e in heard)
     rpm = np.array([tr.rpm for tr in truths])
-    off = [(e.t, e.rpm) for e in heard if e.rpm is not None and abs(e.rpm / np.interp(e.t, t, rpm) - 1) > 0.03]
-    assert len(off) <= 0.03 * len(heard), off[:5]
+    judged = [e for e in heard if e.t >= judged_from]
+    off = [(e.t, e.rpm) for e in judged if e.rpm is not None and abs(e.rpm / np.interp(e.t, t, rpm) - 1) > 0.03]
+    assert len(off) <= 0.03 * len(judged), off[:5]
     return got, lead
 
 
@@ -547,6 +549,69 @@ def test_the_ripples_factor_is_learned_from_a_known_idle_when_no_ratios_are(tmp_
     assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.01)
     assert "the idle" in (data / RIPPLE_FACTOR_FILE).read_text()
     assert len(got) >= 200  # learned at the first stop: the whole drive after it reads rpm
+
+
+@pytest.mark.parametrize("learned_from", ["the idle", None])
+def test_a_kept_ripple_factor_that_is_off_is_refined_from_the_gears(tmp_path, learned_from):
+    """A factor kept from an earlier drive 5 % high (learned from a cold engine's fast idle, or by
+    a keidash that did not say from what) is put right by the gears as the truck drives, and kept."""
+    import json
+
+    from keidash.profiles import load_profile
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_record
+    data = tmp_path / "data"
+    data.mkdir()
+    kept = {"hz_per_rpm": cabin.RIPPLE_HZ_PER_RPM * 1.05, **({"learned_from": learned_from} if learned_from else {})}
+    (data / RIPPLE_FACTOR_FILE).write_text(json.dumps(kept))
+    got, _ = hear_the_ripple(tmp_path, ripple_drive(idle=760.0), load_profile("hijet-s500p").rpm_per_kmh(),
+                             idle_known=False, data=str(data), judged_from=30.0)
+    factor, how = read_ripple_record(str(data / RIPPLE_FACTOR_FILE))
+    assert factor == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.005) and how == "the gears"
+
+
+@pytest.mark.parametrize("kept, learned_from", [(1.0, "the gears"), (1.05, "another rpm source")])
+def test_a_kept_ripple_factor_is_left_alone_when_right_or_learned_from_a_better_source(tmp_path, kept,
+                                                                                       learned_from):
+    """The gears agree with a right factor (within REFINE_BY): the file is not touched. A factor
+    measured against another rpm source is not overruled by the gears (the profile's ratios may be
+    another truck's)."""
+    import json
+
+    from keidash.profiles import load_profile
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE
+    data = tmp_path / "data"
+    data.mkdir()
+    written = json.dumps({"hz_per_rpm": cabin.RIPPLE_HZ_PER_RPM * kept, "learned_from": learned_from})
+    (data / RIPPLE_FACTOR_FILE).write_text(written)
+    truths = ripple_drive(idle=760.0)
+    if kept == 1.0:
+        hear_the_ripple(tmp_path, truths, load_profile("hijet-s500p").rpm_per_kmh(), idle_known=False, data=str(data))
+    else:  # read 5 % low all the way, as measured
+        with pytest.raises(AssertionError):
+            hear_the_ripple(tmp_path, truths, load_profile("hijet-s500p").rpm_per_kmh(), idle_known=False,
+                            data=str(data), judged_from=30.0)
+    assert (data / RIPPLE_FACTOR_FILE).read_text() == written
+
+
+def test_the_ripple_factor_check_trusts_only_as_much_as_it_learned_from():
+    """FactorCheck, pure: a factor from the idle is put right by a known idle or by another
+    source's rpm; one from another source only by another source; under REFINE_BY nothing."""
+    from keidash.sources.note import REFINE_BY, FactorCheck, GearHint
+    true, idle = 1.38, 800.0
+
+    def standstill(check, current, reference=None, known=True):
+        found = None
+        for i in range(200):
+            found = check.check(i / 10, idle * true, current, reference, GearHint(0.0, (), idle, known)) or found
+        return found
+    assert standstill(FactorCheck("the idle"), true * 1.3) == (pytest.approx(true), "the idle")
+    assert standstill(FactorCheck(None), true * 1.3) == (pytest.approx(true), "the idle")
+    assert standstill(FactorCheck("the gears"), true * 1.3) is None  # the idle is less sure than the gears
+    assert standstill(FactorCheck("the idle"), true * 1.3, known=False) is None  # 700-1000 rpm says little
+    assert standstill(FactorCheck("the idle"), true * (1 + REFINE_BY / 2)) is None
+    assert standstill(FactorCheck("another rpm source"), true * 1.3) is None
+    assert standstill(FactorCheck("another rpm source"), true * 1.3, reference=idle) == \
+        (pytest.approx(true), "another rpm source")
 
 
 def test_the_ripple_lead_says_what_its_factor_waits_for(tmp_path):

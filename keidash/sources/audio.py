@@ -153,11 +153,15 @@ class AudioSource(Source):
         ``hint(t)`` may give a keidash.sources.note.GearHint for the gear constraint."""
         super().__init__(name, sink)
         self.factor_file = os.path.join(settings.data_dir, RIPPLE_FACTOR_FILE) if settings.data_dir else None
+        self.check = None  # a factor keidash learned, checked as the drive goes on (FactorCheck)
         if settings.signal == "ripple" and settings.hz_per_rpm is None:
-            kept = read_ripple_factor(self.factor_file)
+            kept = read_ripple_record(self.factor_file)
             if kept is not None:
                 from dataclasses import replace as _replace
-                settings = _replace(settings, hz_per_rpm=kept)
+
+                from .note import FactorCheck
+                settings = _replace(settings, hz_per_rpm=kept[0])
+                self.check = FactorCheck(kept[1]) if reference is not None or hint is not None else None
             elif self.factor_file is None or (reference is None and hint is None):
                 raise ConfigError(f"source {name}: signal=ripple needs factor= (the ripple's Hz per rpm), or data_dir "
                                   "to learn it and keep it there (against another rpm source, the gears or the "
@@ -216,6 +220,8 @@ class AudioSource(Source):
                     tracker = self._learn(estimate, offset, rate, tracker) or tracker
                     continue
                 self._deliver(estimate, offset)
+                if self.check is not None and estimate.rpm is not None:
+                    tracker = self._refine(estimate, offset, rate, tracker) or tracker
             if self.stopping.is_set():
                 return
 
@@ -246,15 +252,37 @@ class AudioSource(Source):
                 self.set_link(CONNECTED, LEARNING_SENTENCE if reference is not None else self._learning_sentence(hint))
         if factor is None:
             return None
+        from .note import FactorCheck, RippleFactor, RippleFromTruck
+        # the windows heard so far go on counting for the check (they are in Hz, whatever the factor)
+        self.check = FactorCheck(how, by_source=self.learner or RippleFactor(),
+                                 by_truck=self.truck_learner or RippleFromTruck())
+        self.learner = self.truck_learner = None
+        logger.info("%s: learned the ripple's factor from %s, %.4f Hz per rpm", self.name, how, factor)
+        self.set_link(CONNECTED, "")
+        return self._use_factor(factor, how, rate, tracker)
+
+    def _refine(self, estimate, offset: float, rate: float, tracker):
+        """A factor keidash learned, checked window by window against another source's rpm and the
+        truck's gears or idle (FactorCheck); a tracker at the better factor when it is off, else None."""
+        at = estimate.t + offset
+        current = self.settings.hz_per_rpm
+        found = self.check.check(estimate.t, estimate.rpm * current,  # the line's Hz
+                                 current, self._reference(at) if self._reference is not None else None,
+                                 self._hint(at) if self._hint is not None else None)
+        if found is None:
+            return None
+        logger.warning("%s: the ripple's factor refined from %.4f to %.4f Hz per rpm (from %s)", self.name,
+                       current, found[0], found[1])
+        return self._use_factor(found[0], found[1], rate, tracker)
+
+    def _use_factor(self, factor: float, how: str, rate: float, tracker):
+        """Read rpm at ``factor`` from now on, and keep it in data_dir with what it was learned from."""
         from dataclasses import replace as _replace
 
         from .note import NoteTracker
         self.settings = _replace(self.settings, hz_per_rpm=factor)
-        self.learner = self.truck_learner = None
         write_ripple_factor(self.factor_file, factor, how)
-        logger.info("%s: learned the ripple's factor from %s, %.4f Hz per rpm", self.name, how, factor)
-        self.set_link(CONNECTED, "")
-        # its sample clock goes on from the learning tracker's (estimates' t stay seconds from the start)
+        # its sample clock goes on from the old tracker's (estimates' t stay seconds from the start)
         return NoteTracker(note_config(self.settings, rate),
                            t0=tracker.t0 + tracker.samples_in / tracker.config.rate_hz)
 
@@ -433,15 +461,26 @@ RIPPLE_FACTOR_FILE = "ripple-factor.json"
 
 def read_ripple_factor(path: str | None) -> float | None:
     """The factor learned before (None when there is none, or the file is not one keidash wrote)."""
+    kept = read_ripple_record(path)
+    return kept[0] if kept else None
+
+
+def read_ripple_record(path: str | None) -> tuple[float, str | None] | None:
+    """(the factor learned before, what it was learned from, None when the file does not say)."""
     import json
+
+    from .note import FACTOR_SOURCES
     if not path:
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            value = json.load(f).get("hz_per_rpm")
+            kept = json.load(f)
+        value, how = kept.get("hz_per_rpm"), kept.get("learned_from")
     except (OSError, ValueError, AttributeError):
         return None
-    return float(value) if isinstance(value, (int, float)) and 0.001 <= value <= 10 else None
+    if not isinstance(value, (int, float)) or not 0.001 <= value <= 10:
+        return None
+    return float(value), how if how in FACTOR_SOURCES else None
 
 
 def write_ripple_factor(path: str | None, factor: float, learned_from: str | None = None) -> None:

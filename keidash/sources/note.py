@@ -576,3 +576,57 @@ class RippleFromTruck:
         near = np.abs(offsets - shifts[best]) <= self.tolerance
         on = offsets[near]
         return float(np.exp(np.median(on))) if on.size else None
+
+
+#: what a factor can be learned from, most trusted first: a factor is only ever refined from a
+#: source as trusted as the one it was learned from, or more (another source's rpm is measured;
+#: the gears' ratios are sourced or learned from drives; a kei idle is known to within 10 %)
+FACTOR_SOURCES = ("another rpm source", "the gears", "the idle")
+#: a factor learned or kept is replaced when a check disagrees by more than this (the gears pin it
+#: within 0.5 %, another source within 1 %: a smaller change is noise, a larger one an error)
+REFINE_BY = 0.02
+
+
+@dataclass
+class FactorCheck:
+    """Keeps checking a ripple factor that keidash learned (kept from an earlier drive or learned
+    on this one) against what it was learned from, or something more trusted: a factor learned
+    from a cold engine's fast idle reads high until the gears or a warm idle say otherwise. An
+    owner's ``factor=`` is never checked. Pure: windows in, no clock, no file.
+
+    ``learned_from`` is one of FACTOR_SOURCES, or None for a kept file that does not say (then any
+    of them may refine it). The truck's check costs a sort of its windows, so it runs every
+    ``every`` windows.
+    """
+
+    learned_from: str | None = None
+    every: int = 50  # windows (5 s at the ripple's 0.1 s)
+    by_source: RippleFactor = field(default_factory=RippleFactor)
+    by_truck: RippleFromTruck = field(default_factory=RippleFromTruck)
+    _windows: int = 0
+
+    def _trusts(self, how: str) -> bool:
+        if self.learned_from not in FACTOR_SOURCES:
+            return True
+        return FACTOR_SOURCES.index(how) <= FACTOR_SOURCES.index(self.learned_from)
+
+    def check(self, t: float, line_hz: float, current: float, reference_rpm: float | None,
+              hint: "GearHint | None") -> tuple[float, str] | None:
+        """A window's line (Hz) with another source's rpm and the road's hint at that moment:
+        (the better factor, what from) when one disagrees with ``current`` by more than REFINE_BY."""
+        found = None
+        if reference_rpm is not None:
+            self.by_source.add(line_hz, reference_rpm)
+            factor = self.by_source.factor()
+            found = (factor, FACTOR_SOURCES[0]) if factor is not None else None
+        if hint is not None:
+            self.by_truck.add(t, line_hz, hint.speed_kmh)
+            self._windows += 1
+            if found is None and self._windows % self.every == 0:
+                factor = self.by_truck.factor(hint.rpm_per_kmh, hint.idle_rpm, hint.idle_known)
+                found = (factor, self.by_truck.how) if factor is not None else None
+        if found is None or not self._trusts(found[1]) or abs(found[0] / current - 1.0) <= REFINE_BY:
+            return None
+        self.learned_from = found[1]
+        return found
+
