@@ -34,7 +34,11 @@ from a training day on a different route.
 Cost: microseconds per speed_step call over the real logs' fresh speeds, this version and
 the previous one, same run.
 
-Run: .venv/bin/python bench/speedonly_eval.py [--quick | --sim]
+``--ceiling``: each real log as logged, keidash / oracle leave-one-out beside two fits to the scored
+log itself (diagnoses of what its speed trace carries, not results): the tracker with habits learned
+from that very log, and the best gear per 5 km/h speed bin x slowing / steady / speeding up.
+
+Run: .venv/bin/python bench/speedonly_eval.py [--quick | --sim | --ceiling]
 """
 
 from __future__ import annotations
@@ -397,6 +401,55 @@ def report_real(previous) -> None:
               f"(ratio {new_us / old_us:.2f}; {calls} calls, best of 3)")
 
 
+# -- what the speed trace can carry: fitted on the scored log itself (a diagnosis, not a result) ----
+def cell_ceiling(points: list[Point], model: SpeedModel, labelled: bool) -> tuple[float, float]:
+    """(best, oracle): the share within 10 % of a gear chosen per cell (5 km/h speed bin x slowing /
+    steady / speeding up, the acceleration the tracker itself reads) to fit the scored log itself,
+    the state (clutch in at idle, or a gear, never below idle) that is right on most of the cell's
+    samples; and the oracle's share over the same samples. No tracker that reads the gear from the
+    speed bin and its slope alone, with any habits, can beat this on that log."""
+    k, idle = model.rpm_per_kmh, model.limits.idle_rpm
+    state, fed = SpeedOnlyState(), None
+    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * (len(k) + 1))
+    n = oracle = 0
+    for p in points:
+        if p.fed_kmh is not None:
+            state, fed = speed_step(state, p.t, p.fed_kmh, model), p.fed_kmh
+        if not p.rpm or (p.true_kmh or 0.0) < speedonly.MOVING_KMH or not fed:
+            continue
+        n += 1
+        tally = cells[(speedonly.speed_bin(fed), speedonly.accel_class(state.accel_ms2))]
+        for g in range(len(k) + 1):
+            tally[g] += within(idle if g == 0 else max(idle, k[g - 1] * fed), p.rpm)
+        gear = (p.gear if p.gear and 0 < p.gear <= len(k) else None) if labelled else nearest_gear(p.rpm, fed, k)
+        oracle += gear is not None and within(k[gear - 1] * fed, p.rpm)
+    return sum(max(t) for t in cells.values()) / max(n, 1), oracle / max(n, 1)
+
+
+def report_ceiling() -> None:
+    """Each real log as logged: keidash / oracle leave-one-out (as report_real), then two fits to the
+    scored log itself: the tracker with habits learned from this very log (same ratios), and
+    cell_ceiling. Both are diagnoses of what the speed trace carries, not results."""
+    from keidash.estimate import drives
+    from keidash.estimate.estimator import config_for
+    from keidash.profiles import unknown_profile
+
+    vehicles = product_models()
+    print("\nreal logs, as logged: keidash / oracle, leave-one-out; fitted to the scored log itself: the tracker "
+          "with its own habits, the best gear per 5 km/h x slowing / steady / speeding up")
+    for name, v in vehicles.items():
+        points = log_points(v.log)
+        s = score_points(points, v.model, speedonly, v.log.has_gear, None, name)
+        config = config_for(unknown_profile(), {"idle_rpm": v.model.limits.idle_rpm}, ("replay",), None,
+                            rpm_per_kmh=v.model.rpm_per_kmh)
+        own = SpeedModel(v.model.rpm_per_kmh, v.model.limits, engine=v.model.engine,
+                         habits=learn_habits(drives._gear_rows([v.log], config), gears=len(v.model.rpm_per_kmh)))
+        self_fit = score_points(points, own, speedonly, v.log.has_gear, None, name)
+        best, oracle = cell_ceiling(points, v.model, v.log.has_gear)
+        print(f"  {name:15s} keidash / oracle {s.ratio:6.3f}   own habits {self_fit.ratio:6.3f}   "
+              f"best gear per cell {best / oracle:6.3f}")
+
+
 # -- virtual manual drives ----------------------------------------------------------------------
 VIRTUAL_DRIVES = tuple((route, style) for route in ("town", "farm") for style in ("everyday", "brisk", "lazy"))
 VIRTUAL_RATES_HZ = (0.5, 2.0, 10.0)
@@ -511,7 +564,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="real logs only (the tests' stand-in path)")
     parser.add_argument("--sim", action="store_true", help="virtual truck only")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="real logs only: keidash beside two fits to the scored log itself (what the speed carries)")
     args = parser.parse_args()
+    if args.ceiling:
+        report_ceiling()
+        return
     if not args.sim:
         print("real logs, the tests' stand-in path (bench ratios and labels, no learn_truck)")
         print(f"  {'log':15s} {'samples':>7s} {'ours':>6s} {'naive':>6s} {'oracle':>6s} {'ours/oracle':>11s}")
