@@ -396,14 +396,17 @@ def _steady_points(speeds_and_gears, k, every_s=0.5):
 
 
 def test_the_fitted_ceiling_counts_what_speed_and_its_slope_cannot_tell_apart():
-    """bench/speedonly_eval.py --ceiling (docs/benchmarks.md): the best gear per 5 km/h x slope cell.
-    Two gears at one steady speed cannot both be right; at speeds 30 km/h apart they can."""
+    """bench/speedonly_eval.py --ceiling (docs/benchmarks.md): the best state per 5 km/h x slope cell.
+    Two gears at one steady speed cannot both be right; at speeds 30 km/h apart they can, and a
+    rule learned from another drive of that driver (cell_rule) gets them all."""
     model = SpeedModel(K, LIMITS)
     same_speed = _steady_points([(30.0, 4), (30.0, 5)] * 3, K)
-    best, oracle = bench.cell_ceiling(same_speed, model, labelled=True)
-    assert oracle == 1.0
+    best, oracle, ruled = bench.cell_ceiling(same_speed, model, labelled=True)
+    assert oracle == 1.0 and ruled is None
     # 120 samples, 60 in each gear: the first is alone in its cell (no slope yet), so 1 + 60 of them
     assert best == pytest.approx(61 / 120)
     apart = _steady_points([(20.0, 3), (50.0, 5)] * 3, K)
-    best, oracle = bench.cell_ceiling(apart, model, labelled=True)
-    assert oracle == 1.0 and best == 1.0
+    rule = bench.cell_rule([(p.t, p.fed_kmh, p.gear) for p in apart])
+    assert rule[(speed_bin(20.0), STEADY)] == 3 and rule[(speed_bin(50.0), STEADY)] == 5
+    best, oracle, ruled = bench.cell_ceiling(apart, model, labelled=True, rule=rule)
+    assert oracle == 1.0 and best == 1.0 and ruled == 1.0
