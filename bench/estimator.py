@@ -96,9 +96,9 @@ def label_references(log, gears: int) -> list[dict]:
     gear's lead sit on either side of it."""
     out = []
     for gear in range(1, gears + 1):
-        ratios = [s.rpm / s.speed_kmh for s in log.samples if s.moving and s.rpm and s.gear == gear]
-        from6 = [r for s, r in zip((s for s in log.samples if s.moving and s.rpm and s.gear == gear), ratios)
-                 if s.speed_kmh >= 6]
+        pairs = [(s.speed_kmh, s.rpm / s.speed_kmh) for s in log.samples if s.moving and s.rpm and s.gear == gear]
+        ratios = [r for _, r in pairs]
+        from6 = [r for speed, r in pairs if speed >= 6]
         if not from6:
             out.append({})
             continue

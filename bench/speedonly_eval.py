@@ -616,7 +616,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="real logs only (the tests' stand-in path)")
     parser.add_argument("--sim", action="store_true", help="virtual truck only")
     parser.add_argument("--ceiling", action="store_true",
-                        help="real logs only: keidash beside two fits to the scored log itself (what the speed carries)")
+                        help="keidash beside a per-cell rule and fits to the scored drive itself (what the speed carries)")
     args = parser.parse_args()
     if args.ceiling:
         report_ceiling()
