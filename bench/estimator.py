@@ -2,8 +2,9 @@
 
 1. Ratio learning on the shared real drives (tests/data/drives): every Etios gear found from
    the five carOBD logs together; each OpenXC gear within 2 % of its label median. Beside it, per
-   OpenXC gear, the labels read three ways (median from 4 km/h, median from 6 km/h, mode): how far
-   "the gear's ratio" moves behind a torque converter depending on how it is read.
+   OpenXC gear, the labels read three ways (median from 4 km/h, median from 6 km/h, mode; how many
+   samples crawl under 6 km/h, and their rpm per km/h): how far "the gear's ratio" moves behind
+   a torque converter depending on how it is read.
 2. Gear with rpm, against gear labels over moving samples labelled with a forward gear, beside
    nearest-ratio per sample with the same ratios, measured by the same code:
    - the OpenXC Ford (an automatic: the converter model), ratios learned from the other log;
@@ -106,8 +107,10 @@ def label_references(log, gears: int) -> list[dict]:
         middle = sorted(xs)[len(xs) // 2]
         grid = [middle + 0.002 * i for i in range(-150, 151)]
         mode = max(grid, key=lambda c: sum(math.exp(-0.5 * ((x - c) / 0.012) ** 2) for x in xs))
+        crawl = [r for speed, r in pairs if speed < 6]
         out.append({"median": round(statistics.median(ratios), 1), "median_from_6_kmh": round(
-            statistics.median(from6), 1), "mode": round(math.exp(mode), 1), "samples": len(ratios)})
+            statistics.median(from6), 1), "mode": round(math.exp(mode), 1), "samples": len(ratios),
+            "under_6_kmh": len(crawl), "under_6_kmh_range": [round(min(crawl)), round(max(crawl))] if crawl else None})
     return out
 
 
@@ -293,7 +296,10 @@ def main() -> int:
             print(f"{name}: learner " + " / ".join(f"{k:.1f}" for k in f["rpm_per_kmh"]) + "; labels: median "
                   + " / ".join(str(r.get("median", "-")) for r in f["references"]) + ", from 6 km/h "
                   + " / ".join(str(r.get("median_from_6_kmh", "-")) for r in f["references"]) + ", mode "
-                  + " / ".join(str(r.get("mode", "-")) for r in f["references"]) + " rpm per km/h")
+                  + " / ".join(str(r.get("mode", "-")) for r in f["references"]) + " rpm per km/h; samples "
+                  + " / ".join(str(r.get("samples", "-")) for r in f["references"]) + ", of them under 6 km/h "
+                  + " / ".join(f"{r['under_6_kmh']} ({r['under_6_kmh_range'][0]}-{r['under_6_kmh_range'][1]})"
+                               if r.get("under_6_kmh") else "0" for r in f["references"]))
     if "cost" in report:
         c, p = report["cost"], report["cost"]["polled"]
         print(f"cost: {c['estimator_us']} us per reading (step + advise), {c['ratio']}x a bare nearest-ratio "
