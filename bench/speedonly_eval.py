@@ -34,7 +34,13 @@ from a training day on a different route.
 Cost: microseconds per speed_step call over the real logs' fresh speeds, this version and
 the previous one, same run.
 
-Run: .venv/bin/python bench/speedonly_eval.py [--quick | --sim]
+``--ceiling``: each real log as logged and each virtual manual drive, keidash / oracle beside the best
+state per 5 km/h speed bin x slowing / steady / speeding up learned where keidash learns its habits
+(the other logs; the training drive), and two fits to the scored drive itself (diagnoses of what its
+speed trace carries, not results): the tracker with habits learned from it (real logs), the best
+state per cell.
+
+Run: .venv/bin/python bench/speedonly_eval.py [--quick | --sim | --ceiling]
 """
 
 from __future__ import annotations
@@ -397,6 +403,104 @@ def report_real(previous) -> None:
               f"(ratio {new_us / old_us:.2f}; {calls} calls, best of 3)")
 
 
+# -- what the speed trace can carry: fitted on the scored log itself (a diagnosis, not a result) ----
+def cell_rule(rows: list[tuple[float, float, int]]) -> dict[tuple[int, int], int]:
+    """The state (0 clutch in, or a gear) held longest in each cell of 5 km/h speed bin x slowing /
+    steady / speeding up, over (t, speed km/h, state) rows read as learn_habits reads them."""
+    time: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0])
+    recent: tuple[tuple[float, float], ...] = ()
+    pending = None  # (t, cell, state): a row's share of time is the gap to the next, as in learn_habits
+    for t, v, g in rows:
+        if pending is not None:
+            cell = time[pending[1]]
+            cell.extend([0.0] * (pending[2] + 1 - len(cell)))
+            cell[pending[2]] += max(0.0, min(t - pending[0], 3.0))
+            pending = None
+        accel = speedonly._accel(recent, t, v)
+        recent = speedonly._keep(recent, t, v)
+        if v >= speedonly.MOVING_KMH and g is not None and g >= 0:
+            pending = (t, (speedonly.speed_bin(v), speedonly.accel_class(accel)), g)
+    return {c: max(range(len(seconds)), key=seconds.__getitem__) for c, seconds in time.items()}
+
+
+def cell_ceiling(points: list[Point], model: SpeedModel, labelled: bool,
+                 rule: dict[tuple[int, int], int] | None = None) -> tuple[float, float, float | None]:
+    """(best, oracle, ruled) over the scored samples, each a share within 10 %. Cells are 5 km/h
+    speed bin x slowing / steady / speeding up, the acceleration the tracker itself reads; a state
+    is clutch in at idle or a gear (never below idle). best: the state right on most of each cell's
+    samples, chosen on the scored log itself (no rule that reads the gear from the speed bin and
+    its slope alone, however learned, beats it on that log); ruled: ``rule``'s state per cell
+    (learned elsewhere, cell_rule; the tracker's where the rule never saw the cell)."""
+    k, idle = model.rpm_per_kmh, model.limits.idle_rpm
+
+    def rpm(g: int, speed: float) -> float:
+        return idle if g == 0 or g > len(k) else max(idle, k[g - 1] * speed)
+    state, fed = SpeedOnlyState(), None
+    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * (len(k) + 1))
+    n = oracle = ruled = 0
+    for p in points:
+        if p.fed_kmh is not None:
+            state, fed = speed_step(state, p.t, p.fed_kmh, model), p.fed_kmh
+        if not p.rpm or (p.true_kmh or 0.0) < speedonly.MOVING_KMH or not fed:
+            continue
+        n += 1
+        cell = (speedonly.speed_bin(fed), speedonly.accel_class(state.accel_ms2))
+        for g in range(len(k) + 1):
+            cells[cell][g] += within(rpm(g, fed), p.rpm)
+        if rule is not None:
+            ruled += within(rpm(rule.get(cell, state.gear or 0), fed), p.rpm)
+        gear = (p.gear if p.gear and 0 < p.gear <= len(k) else None) if labelled else nearest_gear(p.rpm, fed, k)
+        oracle += gear is not None and within(k[gear - 1] * fed, p.rpm)
+    n = max(n, 1)
+    return sum(max(t) for t in cells.values()) / n, oracle / n, None if rule is None else ruled / n
+
+
+def report_ceiling() -> None:
+    """keidash / oracle beside a rule per cell learned where keidash learns its habits (cell_rule), and
+    two fits to the scored drive itself: the tracker with habits learned from it, and cell_ceiling's
+    best. The fits are diagnoses of what the speed trace carries, not results. Real logs as logged
+    (leave-one-out, as report_real), then the virtual manual drives (as report_virtual)."""
+    from keidash.estimate import drives
+    from keidash.estimate.estimator import EstimatorConfig, config_for
+    from keidash.profiles import unknown_profile
+    from keidash.sim.recorded import record, simulate
+
+    vehicles = product_models()
+    print("\nreal logs, as logged, / oracle: keidash leave-one-out; the best state per 5 km/h x slowing / steady / "
+          "speeding up learned from the other logs; fitted to the scored log itself: the tracker with its own "
+          "habits, the best state per cell")
+    for path in ETIOS + FORD:
+        v = vehicles[path.name]
+        points = log_points(v.log)
+        s = score_points(points, v.model, speedonly, v.log.has_gear, None, path.name)
+        config = config_for(unknown_profile(), {"idle_rpm": v.model.limits.idle_rpm}, ("replay",), None,
+                            rpm_per_kmh=v.model.rpm_per_kmh)
+        others = [vehicles[p.name].log for p in (ETIOS if path in ETIOS else FORD) if p != path]
+        own = SpeedModel(v.model.rpm_per_kmh, v.model.limits, engine=v.model.engine,
+                         habits=learn_habits(drives._gear_rows([v.log], config), gears=len(v.model.rpm_per_kmh)))
+        self_fit = score_points(points, own, speedonly, v.log.has_gear, None, path.name)
+        best, oracle, ruled = cell_ceiling(points, v.model, v.log.has_gear,
+                                           cell_rule(list(drives._gear_rows(others, config))))
+        print(f"  {path.name:15s} keidash {s.ratio:6.3f}   rule from the others {ruled / oracle:6.3f}   "
+              f"own habits {self_fit.ratio:6.3f}   best per cell {best / oracle:6.3f}")
+    hijet = load_profile("hijet-s500p")
+    k, limits = hijet.rpm_per_kmh(), shift_limits(hijet)
+    config = EstimatorConfig(limits, k, hijet.title, engine=hijet.engine)
+    print("\nvirtual manual drives (hijet-s500p; habits and rule from seed 11, scored on seed 22), / oracle: "
+          "keidash, rule from seed 11, best per cell fitted to seed 22, at " + ", ".join(f"{r:g} Hz" for r in VIRTUAL_RATES_HZ))
+    for route, style in VIRTUAL_DRIVES:
+        rows = list(drives._gear_rows([record(simulate(route=route, style=style, seconds=900, seed=11),
+                                              rpm_hz=5, seed=11)], config))
+        model, rule = SpeedModel(k, limits, habits=learn_habits(rows)), cell_rule(rows)
+        trace = simulate(route=route, style=style, seconds=600, seed=22)
+        cells = []
+        for rate in VIRTUAL_RATES_HZ:
+            points = log_points(record(trace, rpm_hz=rate, seed=22))
+            best, oracle, ruled = cell_ceiling(points, model, False, rule)
+            cells.append(f"{score_points(points, model).ratio:.3f} {ruled / oracle:.3f} {best / oracle:.3f}")
+        print(f"  {route:4s} {style:8s}  " + "   ".join(cells))
+
+
 # -- virtual manual drives ----------------------------------------------------------------------
 VIRTUAL_DRIVES = tuple((route, style) for route in ("town", "farm") for style in ("everyday", "brisk", "lazy"))
 VIRTUAL_RATES_HZ = (0.5, 2.0, 10.0)
@@ -511,7 +615,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="real logs only (the tests' stand-in path)")
     parser.add_argument("--sim", action="store_true", help="virtual truck only")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="keidash beside a per-cell rule and fits to the scored drive itself (what the speed carries)")
     args = parser.parse_args()
+    if args.ceiling:
+        report_ceiling()
+        return
     if not args.sim:
         print("real logs, the tests' stand-in path (bench ratios and labels, no learn_truck)")
         print(f"  {'log':15s} {'samples':>7s} {'ours':>6s} {'naive':>6s} {'oracle':>6s} {'ours/oracle':>11s}")

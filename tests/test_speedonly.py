@@ -383,3 +383,30 @@ def test_a_cue_still_showing_after_the_belief_moved_is_a_new_cue():
         t += 0.1
         state = speed_step(state, t, 20.0, model, UP)
     assert once == start + 1 and state.gear == start + 2, (start, once, state.gear)
+
+
+def _steady_points(speeds_and_gears, k, every_s=0.5):
+    """bench Points: each (speed km/h, gear) held for 10 s, sampled every ``every_s``, the rpm that gear's."""
+    points, t = [], 0.0
+    for speed, gear in speeds_and_gears:
+        for _ in range(int(10 / every_s)):
+            points.append(bench.Point(t, speed, speed, k[gear - 1] * speed, gear))
+            t += every_s
+    return points
+
+
+def test_the_fitted_ceiling_counts_what_speed_and_its_slope_cannot_tell_apart():
+    """bench/speedonly_eval.py --ceiling (docs/benchmarks.md): the best state per 5 km/h x slope cell.
+    Two gears at one steady speed cannot both be right; at speeds 30 km/h apart they can, and a
+    rule learned from another drive of that driver (cell_rule) gets them all."""
+    model = SpeedModel(K, LIMITS)
+    same_speed = _steady_points([(30.0, 4), (30.0, 5)] * 3, K)
+    best, oracle, ruled = bench.cell_ceiling(same_speed, model, labelled=True)
+    assert oracle == 1.0 and ruled is None
+    # 120 samples, 60 in each gear: the first is alone in its cell (no slope yet), so 1 + 60 of them
+    assert best == pytest.approx(61 / 120)
+    apart = _steady_points([(20.0, 3), (50.0, 5)] * 3, K)
+    rule = bench.cell_rule([(p.t, p.fed_kmh, p.gear) for p in apart])
+    assert rule[(speed_bin(20.0), STEADY)] == 3 and rule[(speed_bin(50.0), STEADY)] == 5
+    best, oracle, ruled = bench.cell_ceiling(apart, model, labelled=True, rule=rule)
+    assert oracle == 1.0 and best == 1.0 and ruled == 1.0
