@@ -167,15 +167,22 @@ def test_replay_mistakes(args, expected):
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
 
 
-def test_probe_reports_rates_as_json():
+def test_probe_reports_rates_as_json(tmp_path):
     import json
-    # 4 s, not 2: the GPS's 5 Hz needs two fixes inside the window even when a loaded machine
-    # is slow to start the source's thread; hz is worked out from the fixes' own times
-    out = run_cli("probe", "sim://hijet-s500p?hardware=gps&skip=262", "--seconds", "4", "--json")
+    # A log replayed as fast as it reads (speed=0): every reading is stamped at its place in the
+    # log, so the rates are the log's own whatever the machine's pace, and the probe ends when the
+    # log does (--seconds is then only a hang guard).
+    log = tmp_path / "five-hz.csv"
+    log.write_text("t,v,r\n" + "".join(f"{i * 0.2:.1f},{30 + i},{1500 + 10 * i}\n" for i in range(20)))
+    out = run_cli("probe", f"replay://{log}?speed=0&columns=time=t,speed=v,rpm=r", "--seconds", "120", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["speed_kmh"]["hz"] > 1 and report["speed_kmh"]["errors"] == 0, out.stdout
-    assert report["sources"]["gps"]["link"] == "connected"
+    speed = report["speed_kmh"]
+    assert (speed["hz"], speed["readings"], speed["errors"], speed["min"], speed["max"], speed["last"]) == (
+        5.0, 20, 0, 30.0, 49.0, 49.0), out.stdout
+    assert (report["rpm"]["readings"], report["rpm"]["max"]) == (20, 1690.0)
+    replay = report["sources"]["replay"]
+    assert replay["readings"] == 40 and replay["errors"] == {}, replay
 
 
 def test_probe_of_a_missing_adapter_says_why_and_exits_1():
