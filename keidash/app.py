@@ -405,6 +405,27 @@ def _replay_truck(args):
     return profile, learned
 
 
+def _check_trip_log(path: str | None) -> None:
+    """A ``--log`` named on the command line that keidash would refuse to write (another
+    program's database, or a newer keidash's log) fails before the drive with one sentence,
+    instead of a drive that logs nothing. A damaged file is no reason: the writer keeps it
+    aside and starts a new log. (The log the config's data_dir implies is not checked here: the
+    dash in the truck runs without it and says so on screen.)"""
+    if not path:
+        return
+    from .triplog.writer import DamagedFileError, ForeignDatabaseError, NewerSchemaError, inspect_file
+    try:
+        inspect_file(path)
+    except ForeignDatabaseError as error:
+        raise ConfigError(f"--log {path}: that file is another program's SQLite database ({error}); "
+                          f"keidash never writes it: name another file") from None
+    except NewerSchemaError as error:
+        raise ConfigError(f"--log {path}: that trip log was written by a newer keidash ({error}); "
+                          f"update keidash or name another file") from None
+    except DamagedFileError:
+        return  # the writer moves it aside and starts a new log, and says so
+
+
 def no_display() -> bool:
     return (not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
             and os.environ.get("SDL_VIDEODRIVER") not in ("kmsdrm", "x11", "wayland"))
@@ -413,8 +434,8 @@ def no_display() -> bool:
 def _save_learned(profile, learned, path: str, sources: list[str]) -> None:
     """Write the ratios learned while driving into a profile file (or say why there are none)."""
     if learned is None or not learned.found:
-        print("keidash: nothing was learned while driving (the ratios were known, or no steady driving "
-              f"with rpm and speed was seen); {path} not written", file=sys.stderr)
+        print("keidash: nothing was learned while driving (no steady driving with rpm and speed was seen); "
+              f"{path} not written", file=sys.stderr)
         return
     from .estimate.learn import profile_with_learned
     base = profile if profile.name != "unknown" else None
@@ -439,6 +460,13 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
     for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
                          ("--save-learned", args.save_learned), ("--log", args.log)):
         check_writable(option, path)
+    _check_trip_log(args.log)
+    if args.save_learned and (learned is not None and learned.ratios or profile.rpm_per_kmh()):
+        # with every ratio known nothing is learned live: the drive could only end in "not written"
+        where = "were learned from --ratios-from" if learned is not None and learned.ratios else \
+            f"are in the {profile.name} profile"
+        raise ConfigError(f"--save-learned {args.save_learned}: the gear ratios {where}, so none are learned "
+                          f"while driving; drop --save-learned, or drive with a profile without them")
     if screenshot and not args.screenshot:  # the demo's own screenshot, in the current folder
         check_writable("--screenshot", screenshot,
                        label=f"the demo saves its last frame as {screenshot} in the current folder",

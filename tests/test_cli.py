@@ -185,6 +185,44 @@ def test_probe_reports_rates_as_json(tmp_path):
     assert replay["readings"] == 40 and replay["errors"] == {}, replay
 
 
+@pytest.mark.parametrize("command", [["demo", "--seconds", "1"], ["replay", "--speed", "0", "--seconds", "1"]])
+@pytest.mark.parametrize(("made", "expected"), [
+    (("CREATE TABLE photos (jpeg BLOB)",),
+     "that file is another program's SQLite database (its tables (photos) are not keidash's); "
+     "keidash never writes it: name another file"),
+    (("PRAGMA user_version = 9", "CREATE TABLE trips (id INTEGER)"),
+     "that trip log was written by a newer keidash (schema v9, this keidash knows v1); "
+     "update keidash or name another file"),
+])
+def test_a_log_keidash_will_not_write_is_refused_before_the_drive(tmp_path, command, made, expected):
+    # before: a warning on stderr, the whole drive run without logging, and exit status 0
+    import sqlite3
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    for statement in made:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    if command[0] == "replay":
+        command = ["replay", os.path.join(os.path.dirname(__file__), "data", "drives", "synthetic",
+                                          "torque-synthetic.csv"), *command[1:]]
+    out = run_cli(*command, "--headless", "--screenshot", str(tmp_path / "last.png"), "--log", str(path))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"keidash: --log {path}: {expected}"
+    assert path.read_bytes() == before and not (tmp_path / "last.png").exists()  # refused before the drive
+
+
+def test_a_damaged_log_is_kept_aside_and_the_drive_logged_anew(tmp_path):
+    path = tmp_path / "trips.db"
+    path.write_bytes(b"not a database at all\n")
+    out = run_cli("demo", "--seconds", "1", "--headless", "--screenshot", str(tmp_path / "last.png"),
+                  "--log", str(path))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"not a database at all\n"
+    assert "started a new log" in out.stderr
+
+
 def test_probe_of_a_missing_adapter_says_why_and_exits_1():
     out = run_cli("probe", "obd:///dev/ttyUSB-keidash-none", "--seconds", "1")
     assert out.returncode == 1

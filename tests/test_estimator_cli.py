@@ -214,11 +214,25 @@ def test_ratios_learned_while_driving_are_saved_on_exit(tmp_path):
 
 
 def test_nothing_learned_writes_nothing_and_says_so(tmp_path):
+    # a truck without sourced ratios, driven too briefly to learn any
+    out_toml = tmp_path / "learned.toml"
+    out = run_cli("demo", "--profile", "carry-dd51t", "--seconds", "1", "--headless", "--save-learned", out_toml,
+                  "--screenshot", tmp_path / "s.png")
+    assert out.returncode == 0, out.stderr
+    assert "nothing was learned while driving (no steady driving with rpm and speed was seen)" in out.stderr
+    assert not out_toml.exists()
+
+
+def test_saving_learned_ratios_where_they_are_known_is_refused_before_the_drive(tmp_path):
+    # before: the whole drive ran, then "nothing was learned ... not written" and exit status 0
     out_toml = tmp_path / "learned.toml"
     out = run_cli("demo", "--seconds", "1", "--headless", "--save-learned", out_toml,
                   "--screenshot", tmp_path / "s.png")
-    assert out.returncode == 0, out.stderr
-    assert "nothing was learned" in out.stderr and not out_toml.exists()
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (f"keidash: --save-learned {out_toml}: the gear ratios are in the hijet-s500p "
+                                  f"profile, so none are learned while driving; drop --save-learned, or drive "
+                                  f"with a profile without them")
+    assert not out_toml.exists() and not (tmp_path / "s.png").exists()
 
 
 def test_a_replay_url_can_hide_the_rpm():
