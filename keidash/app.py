@@ -524,7 +524,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
                                transmission=getattr(args, "transmission", None))
         # the idle the ripple lead's factor may be learned from: known when the owner, the profile
         # or earlier drives give it, not keidash's default
-        rig.know_truck(estimator.rpm_per_kmh, estimator.limits.idle_rpm, idle_known=bool(
+        rig.know_idle(estimator.limits.idle_rpm, known=bool(  # the ratios: run_dash hands them over
             shift.get("idle_rpm") or profile.engine.idle_rpm or (learned is not None and learned.idle_rpm)))
         cab, outputs = _cab_and_outputs(args, config)
         if layout_notes:

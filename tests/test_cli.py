@@ -281,3 +281,40 @@ def test_probe_of_a_missing_adapter_says_it_once_in_its_table(tmp_path):
     assert out.returncode == 1
     assert out.stderr == ""  # was the source's own WARNING line, the table's message again
     assert out.stdout.count(f"no OBD adapter at {port}: is it plugged in?") == 1
+
+
+def test_a_real_source_beside_the_virtual_truck_keeps_its_own_truck_s_limits():
+    # the sim set its profile's plausibility limits on every source in the rig, so an adapter on a
+    # Sambar TT2 (revs to 9,600 here) beside a virtual Hijet refused the Sambar's rpm past 8,550
+    from keidash.profiles import load_profile
+    from keidash.profiles.engine import plausible
+    from keidash.readings import RPM, SPEED
+    sambar, hijet = load_profile("sambar-tt2"), load_profile("hijet-s500p")
+    assert plausible(sambar).max_rpm != plausible(hijet).max_rpm  # else the test proves nothing
+    rig = open_rig({"obd": "obd:///dev/ttyUSB-keidash-none", "sim": "sim://hijet-s500p?hardware=gps"}, sambar)
+    try:
+        obd, gps = rig.sources
+        assert (obd.name, gps.name) == ("obd", "gps")
+        assert obd.limits == {RPM: (0.0, plausible(sambar).max_rpm), SPEED: (0.0, plausible(sambar).max_kmh)}
+        assert gps.limits == {RPM: (0.0, plausible(hijet).max_rpm), SPEED: (0.0, plausible(hijet).max_kmh)}
+    finally:
+        rig.stop()
+
+
+def test_the_dash_hands_the_gear_ratios_to_the_rig_once_at_start(tmp_path, monkeypatch):
+    # they were handed twice: by the command (with the idle) and again by the frame loop
+    from keidash.cli import main
+    from keidash.profiles import load_profile
+    from keidash.rig import Rig
+    handed, idles = [], []
+    know_truck, know_idle = Rig.know_truck, Rig.know_idle
+    monkeypatch.setattr(Rig, "know_truck", lambda rig, ratios: handed.append(tuple(ratios)) or know_truck(rig, ratios))
+    monkeypatch.setattr(Rig, "know_idle", lambda rig, idle, known=False: idles.append((idle, known))
+                        or know_idle(rig, idle, known))
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert main(["demo", "--hardware", "gps", "--headless", "--seconds", "1",
+                 "--screenshot", str(tmp_path / "s.png")]) == 0
+    hijet = load_profile("hijet-s500p")
+    assert handed == [hijet.rpm_per_kmh()]  # known ratios: nothing learned live, so never again
+    from keidash.profiles.engine import shift_limits
+    assert idles == [(shift_limits(hijet).idle_rpm, bool(hijet.engine.idle_rpm))]  # and the idle, once
