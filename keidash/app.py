@@ -316,6 +316,11 @@ def replay_main(args) -> int:
     check_writable("--estimates", args.estimates)
     log = load_log(args.drive, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
     profile, learned = _replay_truck(args)
+    # what only the dash playing the log makes: with --estimates and nothing to watch, the log is
+    # still played through the (unseen) dash for these, instead of their being ignored
+    dash_outputs = [option for option, value in (("--log", args.log), ("--screenshot", args.screenshot),
+                                                 ("--save-learned", args.save_learned),
+                                                 ("--stats-json", args.stats_json)) if value]
     if args.estimates:
         from .estimate.drives import estimate_log, write_estimates
         from .estimate.estimator import config_for
@@ -324,15 +329,19 @@ def replay_main(args) -> int:
         if log.bad_rows:
             print(f"keidash: {log.summary()}")
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
-        if args.headless or no_display():
+        if (args.headless or no_display()) and not dash_outputs:
             return 0  # nothing to watch: the estimates are what was asked for
-    elif (args.headless or no_display()) and not args.seconds:
+    if (args.headless or no_display()) and not args.seconds and (dash_outputs or not args.estimates):
         # nothing on screen and nothing printed until the drive ends: say so, and what gives more
         pace = (f"in {log.duration_s / args.speed / 60:.1f} min at {args.speed:g} x real time" if args.speed
                 else "as fast as it goes")
         why = "headless" if args.headless else "no display"
-        print(f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it); "
-              "--estimates OUT.csv writes what the dash shows at every row at once", file=sys.stderr)
+        more = (f" for {', '.join(dash_outputs)}" if args.estimates else
+                "; --estimates OUT.csv writes what the dash shows at every row at once")
+        print(f"keidash: {why}: the log plays through the dash unseen{more}, {pace} (Ctrl-C stops it)"
+              if args.estimates else
+              f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it){more}",
+              file=sys.stderr)
     options = {"format": args.format, "speed": f"{args.speed:g}"}
     if args.columns:
         options["columns"] = args.columns

@@ -402,3 +402,24 @@ def test_the_headline_demo_never_leaves_shift_up_on_while_the_driver_waits(tmp_p
         if since is not None:
             longest = max(longest, t - since[0])
     assert longest <= 5.0, f"SHIFT UP stayed on {longest:.1f} s in one gear"
+
+
+def test_estimates_with_the_dash_s_outputs_still_plays_the_log_for_them(tmp_path):
+    # before: with --estimates and no display, --log, --screenshot and --stats-json were ignored
+    # without a word (exit 0, no files): the estimates were written and the command returned
+    import sqlite3
+    trips, shot, stats = tmp_path / "trips.db", tmp_path / "last.png", tmp_path / "stats.json"
+    out = run_cli("replay", DRIVES / "synthetic" / "torque-synthetic.csv", "--speed", "0", "--headless",
+                  "--estimates", tmp_path / "e.csv", "--log", trips, "--screenshot", shot, "--stats-json", stats)
+    assert out.returncode == 0, out.stderr
+    assert "wrote 62 rows of estimates" in out.stdout and shot.exists() and stats.exists()
+    assert "the log plays through the dash unseen for --log, --screenshot, --stats-json" in out.stderr
+    conn = sqlite3.connect(trips)
+    try:  # every reading of the log's 62 rows: rpm and speed
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (124,)
+    finally:
+        conn.close()
+    # and without them it is the estimates alone, at once, as before
+    out = run_cli("replay", DRIVES / "synthetic" / "torque-synthetic.csv", "--headless",
+                  "--estimates", tmp_path / "e2.csv")
+    assert out.returncode == 0 and out.stderr == "" and (tmp_path / "e2.csv").exists(), out.stderr
