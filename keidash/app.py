@@ -316,6 +316,11 @@ def replay_main(args) -> int:
     check_writable("--estimates", args.estimates)
     log = load_log(args.drive, format=args.format, columns=args.columns, speed_unit=args.speed_unit)
     profile, learned = _replay_truck(args)
+    # what only the dash playing the log makes: with --estimates and nothing to watch, the log is
+    # still played through the (unseen) dash for these, instead of their being ignored
+    dash_outputs = [option for option, value in (("--log", args.log), ("--screenshot", args.screenshot),
+                                                 ("--save-learned", args.save_learned),
+                                                 ("--stats-json", args.stats_json)) if value]
     if args.estimates:
         from .estimate.drives import estimate_log, write_estimates
         from .estimate.estimator import config_for
@@ -324,15 +329,19 @@ def replay_main(args) -> int:
         if log.bad_rows:
             print(f"keidash: {log.summary()}")
         print(f"keidash: wrote {rows} rows of estimates to {os.path.abspath(args.estimates)}")
-        if args.headless or no_display():
+        if (args.headless or no_display()) and not dash_outputs:
             return 0  # nothing to watch: the estimates are what was asked for
-    elif (args.headless or no_display()) and not args.seconds:
+    if (args.headless or no_display()) and not args.seconds and (dash_outputs or not args.estimates):
         # nothing on screen and nothing printed until the drive ends: say so, and what gives more
         pace = (f"in {log.duration_s / args.speed / 60:.1f} min at {args.speed:g} x real time" if args.speed
                 else "as fast as it goes")
         why = "headless" if args.headless else "no display"
-        print(f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it); "
-              "--estimates OUT.csv writes what the dash shows at every row at once", file=sys.stderr)
+        more = (f" for {', '.join(dash_outputs)}" if args.estimates else
+                "; --estimates OUT.csv writes what the dash shows at every row at once")
+        print(f"keidash: {why}: the log plays through the dash unseen{more}, {pace} (Ctrl-C stops it)"
+              if args.estimates else
+              f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it){more}",
+              file=sys.stderr)
     options = {"format": args.format, "speed": f"{args.speed:g}"}
     if args.columns:
         options["columns"] = args.columns
@@ -405,6 +414,27 @@ def _replay_truck(args):
     return profile, learned
 
 
+def _check_trip_log(path: str | None) -> None:
+    """A ``--log`` named on the command line that keidash would refuse to write (another
+    program's database, or a newer keidash's log) fails before the drive with one sentence,
+    instead of a drive that logs nothing. A damaged file is no reason: the writer keeps it
+    aside and starts a new log. (The log the config's data_dir implies is not checked here: the
+    dash in the truck runs without it and says so on screen.)"""
+    if not path:
+        return
+    from .triplog.writer import DamagedFileError, ForeignDatabaseError, NewerSchemaError, inspect_file
+    try:
+        inspect_file(path)
+    except ForeignDatabaseError as error:
+        raise ConfigError(f"--log {path}: that file is another program's SQLite database ({error}); "
+                          f"keidash never writes it: name another file") from None
+    except NewerSchemaError as error:
+        raise ConfigError(f"--log {path}: that trip log was written by a newer keidash ({error}); "
+                          f"update keidash or name another file") from None
+    except DamagedFileError:
+        return  # the writer moves it aside and starts a new log, and says so
+
+
 def no_display() -> bool:
     return (not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
             and os.environ.get("SDL_VIDEODRIVER") not in ("kmsdrm", "x11", "wayland"))
@@ -413,8 +443,8 @@ def no_display() -> bool:
 def _save_learned(profile, learned, path: str, sources: list[str]) -> None:
     """Write the ratios learned while driving into a profile file (or say why there are none)."""
     if learned is None or not learned.found:
-        print("keidash: nothing was learned while driving (the ratios were known, or no steady driving "
-              f"with rpm and speed was seen); {path} not written", file=sys.stderr)
+        print("keidash: nothing was learned while driving (no steady driving with rpm and speed was seen); "
+              f"{path} not written", file=sys.stderr)
         return
     from .estimate.learn import profile_with_learned
     base = profile if profile.name != "unknown" else None
@@ -439,6 +469,13 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
     for option, path in (("--screenshot", args.screenshot), ("--stats-json", args.stats_json),
                          ("--save-learned", args.save_learned), ("--log", args.log)):
         check_writable(option, path)
+    _check_trip_log(args.log)
+    if args.save_learned and (learned is not None and learned.ratios or profile.rpm_per_kmh()):
+        # with every ratio known nothing is learned live: the drive could only end in "not written"
+        where = "were learned from --ratios-from" if learned is not None and learned.ratios else \
+            f"are in the {profile.name} profile"
+        raise ConfigError(f"--save-learned {args.save_learned}: the gear ratios {where}, so none are learned "
+                          f"while driving; drop --save-learned, or drive with a profile without them")
     if screenshot and not args.screenshot:  # the demo's own screenshot, in the current folder
         check_writable("--screenshot", screenshot,
                        label=f"the demo saves its last frame as {screenshot} in the current folder",
@@ -496,7 +533,7 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
                                transmission=getattr(args, "transmission", None))
         # the idle the ripple lead's factor may be learned from: known when the owner, the profile
         # or earlier drives give it, not keidash's default
-        rig.know_truck(estimator.rpm_per_kmh, estimator.limits.idle_rpm, idle_known=bool(
+        rig.know_idle(estimator.limits.idle_rpm, known=bool(  # the ratios: run_dash hands them over
             shift.get("idle_rpm") or profile.engine.idle_rpm or (learned is not None and learned.idle_rpm)))
         cab, outputs = _cab_and_outputs(args, config)
         if layout_notes:

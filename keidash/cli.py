@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
     probe.add_argument("url", metavar="URL", help="e.g. obd:///dev/ttyUSB0?protocol=5 or nmea:///dev/serial0")
-    probe.add_argument("--seconds", type=LISTEN_SECONDS, default=5.0, help="how long to listen (default 5)")
+    probe.add_argument("--seconds", type=LISTEN_SECONDS, default=5.0, help="how long to listen (default 5; a replay:// log: until it ends, if sooner)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.add_argument("--profile", help="profile for pulse defaults (tach pulses per rev)")
     probe.add_argument("-v", "--verbose", action="count", default=0, help="more log output")

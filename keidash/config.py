@@ -98,27 +98,41 @@ def _positive(table: dict, key: str, where: str, default, kind=float):
     return kind(value)
 
 
-def load_config(path: str) -> Config:
-    p = Path(path)
+def read_toml(path: str, what: str, error: type[Exception], text_hint: str) -> dict:
+    """The TOML file ``path`` the user named, as a dict; else ``error`` with one sentence.
+
+    ``what`` names the file ("config file", "profile file"); ``text_hint`` says what the file
+    should be when it is not text. The config and the profiles read their files through this,
+    so each failure reads the same: missing, a folder, permission denied (or the system's
+    reason), not UTF-8 text, not TOML (tomllib's reason, with its line and column).
+    """
     try:
-        text = p.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise error(f"{what} {path} does not exist") from None
     except PermissionError:
-        raise ConfigError(f"cannot read config file {path}: permission denied") from None
+        raise error(f"cannot read {what} {path}: permission denied") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a folder; name the TOML file in it") from None
+        raise error(f"{what} {path} is a folder; name the TOML file in it") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not text (a binary file?): a config is a TOML text file, "
-                          "see docs/example-config.toml") from None
+        raise error(f"{what} {path} is not text (a binary file?): {text_hint}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return parse_toml(text, f"{what} {path}", error)
+
+
+def parse_toml(text: str, origin: str, error: type[Exception]) -> dict:
+    """``text`` parsed as TOML; else ``error``: "<origin> is not valid TOML: <why> (at line L, column C)"."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise error(f"{origin} is not valid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of [[[...]]] or {a = {b = ...}}
-        raise ConfigError(f"config file {path} is nested too deeply to be a keidash config") from None
+        raise error(f"{origin} is not valid TOML: nested too deeply") from None
+
+
+def load_config(path: str) -> Config:
+    data = read_toml(path, "config file", ConfigError, "a config is a TOML text file, see docs/example-config.toml")
     return config_from_dict(data, path)
 
 

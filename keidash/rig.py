@@ -85,13 +85,17 @@ class Rig:
             return min(fresh)[1] if fresh else None
         return reference
 
-    def know_truck(self, ratios: tuple[float, ...], idle_rpm: float | None = None, idle_known: bool = False) -> None:
-        """What the estimator knows of the truck, for the engine note's gear constraint and the
-        ripple's factor: its gear ratios in use (the frame loop hands them over whenever they
-        change, so ratios learned live count once certain) and its idle."""
+    def know_truck(self, ratios: tuple[float, ...]) -> None:
+        """The gear ratios the estimator uses, for the engine note's gear constraint: the frame
+        loop hands them over at its start and whenever they change (ratios learned live count
+        once certain)."""
         self.gear_ratios = tuple(ratios)
+
+    def know_idle(self, idle_rpm: float | None, known: bool = False) -> None:
+        """The idle the estimator uses, and whether the owner, the profile or earlier drives gave
+        it (the ripple's factor may be learned from a known one)."""
         if idle_rpm:
-            self.idle = (float(idle_rpm), bool(idle_known))
+            self.idle = (float(idle_rpm), bool(known))
 
     def gear_hint(self, profile: Profile | None):
         """A hint(t) for the engine note: the latest road speed, the gear ratios the estimator
@@ -352,6 +356,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
                     sim_profile.title, STAND_IN)
     truck = VirtualTruck(driven, obey_cues=query.get("obey", "0") in ("1", "yes", "true"),
                          speedup=speedup)
+    first = len(rig.sources)  # sources named before the sim's are another truck's devices: theirs stay
     rig.truck = truck
     truck.fast_forward(skip)  # into the day before going live
     truck.start()
@@ -407,5 +412,5 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         rig.sources.append(AudioSource("mic", sink, AudioSettings(path=cabin.path, raw=True, rate=cabin.rate,
                                                                      cylinders=cylinders),
                                           hint=rig.gear_hint(sim_profile)))
-    for source in rig.sources:  # the virtual truck's devices, read as a real truck's
+    for source in rig.sources[first:]:  # the virtual truck's devices, read as a real truck's
         source.limits = _limits(sim_profile)

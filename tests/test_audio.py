@@ -650,7 +650,8 @@ def test_the_rig_hands_the_note_the_estimators_ratios_and_idle():
     rig.put(Reading(now, SPEED, 42.0, "gps", 1.0))
     first = hint(now + 0.5)
     assert first.speed_kmh == 42.0 and first.rpm_per_kmh == () and not first.idle_known
-    rig.know_truck(hijet.rpm_per_kmh(), 780.0, idle_known=True)  # learned live; the owner's idle
+    rig.know_truck(hijet.rpm_per_kmh())  # learned live
+    rig.know_idle(780.0, known=True)  # the owner's idle
     later = hint(now + 0.5)
     assert later.rpm_per_kmh == hijet.rpm_per_kmh() and later.idle_rpm == 780.0 and later.idle_known
     assert hint(now + 5.0) is None  # the speed is stale

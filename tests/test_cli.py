@@ -60,21 +60,23 @@ def test_bad_config_key_through_the_real_command(tmp_path):
     assert "unknown key 'brightness'" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_unreadable_config_says_permission_denied(tmp_path):
+@pytest.mark.parametrize(("what", "args"), [("config file", ["run", "--config"]), ("profile file", ["marks", "--profile"])])
+def test_unreadable_config_says_permission_denied(tmp_path, what, args):
+    # the config and a profile file are read by one function: the same sentence (a profile said
+    # "cannot read profile file X: Permission denied", the system's words)
     config = tmp_path / "truck.toml"
     config.write_text('profile = "hijet-s500p"\n')
     config.chmod(0)
     if os.geteuid() != 0:
-        with pytest.raises(ConfigError, match="permission denied"):
-            load_config(str(config))
-        return
-    # root reads any file: run the real command as nobody instead, as CI runs as root
-    prefix = nobody_prefix()
-    tmp_path.chmod(0o755)
-    out = subprocess.run(prefix + ["-m", "keidash", "run", "--config", str(config)],
-                         capture_output=True, text=True, timeout=60, env=ENV)
+        out = subprocess.run([sys.executable, "-m", "keidash", *args, str(config)],
+                             capture_output=True, text=True, timeout=60, env=ENV)
+    else:  # root reads any file: run the real command as nobody instead, as CI runs as root
+        prefix = nobody_prefix()
+        tmp_path.chmod(0o755)
+        out = subprocess.run(prefix + ["-m", "keidash", *args, str(config)],
+                             capture_output=True, text=True, timeout=60, env=ENV)
     assert out.returncode == 2
-    assert out.stderr.strip() == f"keidash: cannot read config file {config}: permission denied"
+    assert out.stderr.strip() == f"keidash: cannot read {what} {config}: permission denied"
 
 
 @pytest.mark.parametrize("data,message", [
@@ -167,15 +169,60 @@ def test_replay_mistakes(args, expected):
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
 
 
-def test_probe_reports_rates_as_json():
+def test_probe_reports_rates_as_json(tmp_path):
     import json
-    # 4 s, not 2: the GPS's 5 Hz needs two fixes inside the window even when a loaded machine
-    # is slow to start the source's thread; hz is worked out from the fixes' own times
-    out = run_cli("probe", "sim://hijet-s500p?hardware=gps&skip=262", "--seconds", "4", "--json")
+    # A log replayed as fast as it reads (speed=0): every reading is stamped at its place in the
+    # log, so the rates are the log's own whatever the machine's pace, and the probe ends when the
+    # log does (--seconds is then only a hang guard).
+    log = tmp_path / "five-hz.csv"
+    log.write_text("t,v,r\n" + "".join(f"{i * 0.2:.1f},{30 + i},{1500 + 10 * i}\n" for i in range(20)))
+    out = run_cli("probe", f"replay://{log}?speed=0&columns=time=t,speed=v,rpm=r", "--seconds", "120", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["speed_kmh"]["hz"] > 1 and report["speed_kmh"]["errors"] == 0, out.stdout
-    assert report["sources"]["gps"]["link"] == "connected"
+    speed = report["speed_kmh"]
+    assert (speed["hz"], speed["readings"], speed["errors"], speed["min"], speed["max"], speed["last"]) == (
+        5.0, 20, 0, 30.0, 49.0, 49.0), out.stdout
+    assert (report["rpm"]["readings"], report["rpm"]["max"]) == (20, 1690.0)
+    replay = report["sources"]["replay"]
+    assert replay["readings"] == 40 and replay["errors"] == {}, replay
+
+
+@pytest.mark.parametrize("command", [["demo", "--seconds", "1"], ["replay", "--speed", "0", "--seconds", "1"]])
+@pytest.mark.parametrize(("made", "expected"), [
+    (("CREATE TABLE photos (jpeg BLOB)",),
+     "that file is another program's SQLite database (its tables (photos) are not keidash's); "
+     "keidash never writes it: name another file"),
+    (("PRAGMA user_version = 9", "CREATE TABLE trips (id INTEGER)"),
+     "that trip log was written by a newer keidash (schema v9, this keidash knows v1); "
+     "update keidash or name another file"),
+])
+def test_a_log_keidash_will_not_write_is_refused_before_the_drive(tmp_path, command, made, expected):
+    # before: a warning on stderr, the whole drive run without logging, and exit status 0
+    import sqlite3
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    for statement in made:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    if command[0] == "replay":
+        command = ["replay", os.path.join(os.path.dirname(__file__), "data", "drives", "synthetic",
+                                          "torque-synthetic.csv"), *command[1:]]
+    out = run_cli(*command, "--headless", "--screenshot", str(tmp_path / "last.png"), "--log", str(path))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"keidash: --log {path}: {expected}"
+    assert path.read_bytes() == before and not (tmp_path / "last.png").exists()  # refused before the drive
+
+
+def test_a_damaged_log_is_kept_aside_and_the_drive_logged_anew(tmp_path):
+    path = tmp_path / "trips.db"
+    path.write_bytes(b"not a database at all\n")
+    out = run_cli("demo", "--seconds", "1", "--headless", "--screenshot", str(tmp_path / "last.png"),
+                  "--log", str(path))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"not a database at all\n"
+    assert "started a new log" in out.stderr
 
 
 def test_probe_of_a_missing_adapter_says_why_and_exits_1():
@@ -234,3 +281,40 @@ def test_probe_of_a_missing_adapter_says_it_once_in_its_table(tmp_path):
     assert out.returncode == 1
     assert out.stderr == ""  # was the source's own WARNING line, the table's message again
     assert out.stdout.count(f"no OBD adapter at {port}: is it plugged in?") == 1
+
+
+def test_a_real_source_beside_the_virtual_truck_keeps_its_own_truck_s_limits():
+    # the sim set its profile's plausibility limits on every source in the rig, so an adapter on a
+    # Sambar TT2 (revs to 9,600 here) beside a virtual Hijet refused the Sambar's rpm past 8,550
+    from keidash.profiles import load_profile
+    from keidash.profiles.engine import plausible
+    from keidash.readings import RPM, SPEED
+    sambar, hijet = load_profile("sambar-tt2"), load_profile("hijet-s500p")
+    assert plausible(sambar).max_rpm != plausible(hijet).max_rpm  # else the test proves nothing
+    rig = open_rig({"obd": "obd:///dev/ttyUSB-keidash-none", "sim": "sim://hijet-s500p?hardware=gps"}, sambar)
+    try:
+        obd, gps = rig.sources
+        assert (obd.name, gps.name) == ("obd", "gps")
+        assert obd.limits == {RPM: (0.0, plausible(sambar).max_rpm), SPEED: (0.0, plausible(sambar).max_kmh)}
+        assert gps.limits == {RPM: (0.0, plausible(hijet).max_rpm), SPEED: (0.0, plausible(hijet).max_kmh)}
+    finally:
+        rig.stop()
+
+
+def test_the_dash_hands_the_gear_ratios_to_the_rig_once_at_start(tmp_path, monkeypatch):
+    # they were handed twice: by the command (with the idle) and again by the frame loop
+    from keidash.cli import main
+    from keidash.profiles import load_profile
+    from keidash.rig import Rig
+    handed, idles = [], []
+    know_truck, know_idle = Rig.know_truck, Rig.know_idle
+    monkeypatch.setattr(Rig, "know_truck", lambda rig, ratios: handed.append(tuple(ratios)) or know_truck(rig, ratios))
+    monkeypatch.setattr(Rig, "know_idle", lambda rig, idle, known=False: idles.append((idle, known))
+                        or know_idle(rig, idle, known))
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert main(["demo", "--hardware", "gps", "--headless", "--seconds", "1",
+                 "--screenshot", str(tmp_path / "s.png")]) == 0
+    hijet = load_profile("hijet-s500p")
+    assert handed == [hijet.rpm_per_kmh()]  # known ratios: nothing learned live, so never again
+    from keidash.profiles.engine import shift_limits
+    assert idles == [(shift_limits(hijet).idle_rpm, bool(hijet.engine.idle_rpm))]  # and the idle, once

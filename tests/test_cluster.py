@@ -432,7 +432,10 @@ def frames(n: int = 90) -> list[DashState]:
             trip_km=i / 10, odometer_km=12000 + i / 10, wall_time=1.7e9 + 20 * i,
             night=80 <= i < 85, page=1 if 60 <= i < 66 else 0, low_range=i >= 86,
             message="GPS antenna unplugged" if 30 <= i < 33 else "",
-            sources=(SourceView("obd", LIVE), SourceView("gps", STALE if i % 11 == 0 else LIVE))))
+            sources=(SourceView("obd", LIVE), SourceView("gps", STALE if i % 11 == 0 else LIVE))
+            # a fourth and a fifth source for a while: their names take room from the trouble beside them
+            + ((SourceView("pulses", ABSENT, "GPIO17 not wired"), SourceView("mic", LIVE))[:1 + (i >= 13)]
+               if 10 <= i < 16 else ())))
     return out
 
 
@@ -692,7 +695,76 @@ def test_every_source_has_its_dot_four_or_more_share_the_room(cluster, message):
     for i, source in enumerate(sources):
         centre = lay.compact_dot(i, len(sources)) if message else lay.source_dot(i, len(sources))
         assert cluster.surface.get_at(centre)[:3] == cluster_mod.SOURCE_COLOURS[source.state], source
-    # within the room three had, and clear of the message
-    x, _, w, _ = lay.sources if not message else lay.status
+    # clear of the message: the driver's, or beside the names the sources' trouble
     last = (lay.compact_dot(3, 4) if message else lay.source_dot(3, 4))[0]
-    assert last < (lay.message_strip[0] if message else x + w)
+    assert last < (lay.message_strip[0] if message else lay.status_message_area(4)[0])
+
+
+def _fits_recorded(c: Cluster, monkeypatch) -> list[tuple[str, int, int, str]]:
+    """Every text the cluster fits to a room from here on: (text, px, room, what was drawn)."""
+    calls = []
+    fit = c._fit
+
+    def recording(text, px, room):
+        shown = fit(text, px, room)
+        calls.append((text, px, room, shown))
+        return shown
+    monkeypatch.setattr(c, "_fit", recording)
+    return calls
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+@pytest.mark.parametrize("names", [("pulses", "obd", "gps"), ("pulses", "obd", "gps", "mic"),
+                                   ("replay", "pulses", "gps", "mic")])
+def test_the_source_names_show_whole_in_the_status_strip(name, names, monkeypatch):
+    # four sources (the demo's obd, gps, pulses and audio) read "pul..." in the strip on 1280x400
+    c = Cluster(layout=name, headless=True)
+    try:
+        lay, count = c.layout, len(names)
+        calls = _fits_recorded(c, monkeypatch)
+        c.render(drive(sources=tuple(SourceView(n, LIVE) for n in names)))
+        shown = [(text, px, room, drawn) for text, px, room, drawn in calls if text in names]
+        assert [text for text, *_ in shown] == list(names)
+        for i, (text, px, room, drawn) in enumerate(shown):
+            assert drawn == text and c._font(px).size(text)[0] <= room, (text, room)
+            assert room == lay.source_name_room(i, count)
+            # the name ends before the next source's dot, and the last one before the message's room
+            end = lay.source_name_x(i, count) + room
+            limit = (lay.source_dot(i + 1, count)[0] - lay.source_dot_radius(count) if i + 1 < count
+                     else lay.status_message_area(count)[0])
+            assert end <= limit, (text, end, limit)
+        # the message's room is what is left of the strip before the clock, a good part of it
+        x, _, w, _ = lay.status_message_area(count)
+        assert x + w == lay.clock[0] and w >= (lay.clock[0] - lay.status[0]) / 3
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_the_trip_page_sample_source_lines_show_whole(name, monkeypatch):
+    # on 1280x400 the sample's obd line read "obd: 2 errors: NO DATA (2 erro...": the count was said
+    # twice (a live source's message is its error summary) and cut off
+    from keidash.display.screens import SITUATIONS
+    state = SITUATIONS["trip-page"]
+    c = Cluster(layout=name, headless=True)
+    try:
+        calls = _fits_recorded(c, monkeypatch)
+        c.render(state)
+        lines = [(text, px, room, drawn) for text, px, room, drawn in calls  # the page's, not the strip's
+                 if ": " in text and text.split(":")[0] in {s.name for s in state.sources}]
+        assert [text for text, *_ in lines] == ["pulses: live", "obd: 2 errors: NO DATA", "gps: no fix for 12 s"]
+        for text, px, room, drawn in lines:
+            assert drawn == text and c._font(px).size(text)[0] <= room, (text, px, room)
+            assert px >= cluster_mod.PAGE_TEXT_MIN_PX
+    finally:
+        c.close()
+
+
+def test_a_stale_source_s_errors_are_counted_on_the_trip_page(monkeypatch):
+    c = Cluster(size=SIZE, headless=True)
+    try:
+        calls = _fits_recorded(c, monkeypatch)
+        c.render(drive(page=1, sources=(SourceView("obd", STALE, "no reply for 4 s", 3),)))
+        assert "obd: no reply for 4 s (3 errors)" in [text for text, *_ in calls]
+    finally:
+        c.close()

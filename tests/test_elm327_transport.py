@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+import types
 
 import obd
 import pytest
@@ -323,12 +324,43 @@ def test_a_k_line_byte_changed_in_transit_fails_its_checksum(protocol, truth, pi
 FAKE_URL = "socket://adapter.test:35000"  # a URL: no baud rate to find
 
 
+class VirtualClock:
+    """The link's clock in these tests: it moves only when the port has nothing to read
+    (by the read's slice, as a real port's timeout would), so how long the link waits is
+    counted in reads and cannot depend on how busy the machine is. Put in as the link's
+    ``time``, which has no ``sleep``: a link that slept would fail with AttributeError."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.idle_reads = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def idle(self) -> None:
+        self.idle_reads += 1
+        self.now += elm327_link.READ_SLICE_S
+
+
+@contextlib.contextmanager
+def virtual_clock():
+    clock = VirtualClock()
+    real = elm327_link.time
+    elm327_link.time = types.SimpleNamespace(monotonic=clock.monotonic)
+    try:
+        yield clock
+    finally:
+        elm327_link.time = real
+
+
 class FakePort:
     """A serial port with an ELM327 behind it that answers at once; ``script``
     may replace the answer to OBD requests (None: silence). At another baud
-    rate than ``chip_baud`` the chip hears and says only noise."""
+    rate than ``chip_baud`` the chip hears and says only noise. With a ``clock``
+    (:class:`VirtualClock`) a read that finds nothing moves it instead of sleeping;
+    ``on_idle`` is called after each such read."""
 
-    def __init__(self, truth=DRIVING, protocol="6", script=None, chip_baud=38400):
+    def __init__(self, truth=DRIVING, protocol="6", script=None, chip_baud=38400, clock=None, on_idle=None):
         self.chip = ELM327Protocol(lambda: truth, protocol)
         self.script = script
         self.written: list[bytes] = []
@@ -336,6 +368,8 @@ class FakePort:
         self.closed = False
         self.baudrate = 38400
         self.chip_baud = chip_baud
+        self.clock = clock
+        self.on_idle = on_idle
 
     def __call__(self, url, **kwargs):  # stands in for serial_for_url
         return self
@@ -359,7 +393,12 @@ class FakePort:
 
     def read(self, size=1) -> bytes:
         if not self._out:
-            time.sleep(elm327_link.READ_SLICE_S)
+            if self.clock is None:
+                time.sleep(elm327_link.READ_SLICE_S)
+            else:
+                self.clock.idle()
+            if self.on_idle is not None:
+                self.on_idle()
             return b""
         chunk = bytes(self._out[:size])
         del self._out[:size]
@@ -380,8 +419,13 @@ def test_connect_sets_the_adapter_up_without_sleeping():
     fake = FakePort(protocol="6")
     link = link_on(fake, protocol="6")
     t0 = time.monotonic()
-    info = link.connect()
-    assert time.monotonic() - t0 < 0.5  # nothing to wait for: no fixed sleeps (a loose bound)
+    with virtual_clock() as clock:
+        fake.clock = clock
+        info = link.connect()
+    # every answer was there when it was read: the link never waited, and never slept
+    # (the virtual clock's stand-in for the time module has no sleep to call)
+    assert clock.idle_reads == 0
+    fake.clock = None
     assert fake.written[:7] == [b"ATZ", b"ATE0", b"ATS0", b"ATH1", b"ATAT1", b"ATST19", b"ATTP6"]
     # the first bitmap on the bus, the engine addressed alone, the other bitmaps, the multi-PID probe
     assert fake.written[7:] == [b"0100", b"ATSH7E0", b"01201", b"01401", b"010C0D1"]
@@ -491,24 +535,30 @@ def test_a_silent_adapter_is_declared_so_within_the_bound():
     link.connect()
     assert link.silence_s < 1.0  # derived from ATST (100 ms) and the bus
     fake.script = lambda line, answer: None
-    t0 = time.monotonic()
-    with pytest.raises(AdapterSilent, match="stopped answering"):
-        link.query((RPM,))
-    assert time.monotonic() - t0 < link.silence_s + 0.5  # bounded (a loose bound: catches a hang)
+    with virtual_clock() as clock:
+        fake.clock = clock
+        with pytest.raises(AdapterSilent, match="stopped answering"):
+            link.query((RPM,))
+    # declared silent after the silence limit, counted on the link's clock, and one read slice
+    # past it at most: neither earlier (a slow reply is waited for) nor later
+    slices = link.silence_s / elm327_link.READ_SLICE_S
+    assert slices < clock.idle_reads <= slices + 2
 
 
 def test_stopping_ends_a_wait():
-    fake = FakePort()
     stopping = threading.Event()
+    fake = FakePort()
     link = Elm327(FAKE_URL, AdapterSettings(protocol="6", silence_s=30.0), PID_BYTES,
                   stopping=stopping, open_port=fake)
     link.connect()
     fake.script = lambda line, answer: None
-    threading.Timer(0.1, stopping.set).start()
-    t0 = time.monotonic()
-    with pytest.raises(LinkStopped):
-        link.query((RPM,))
-    assert time.monotonic() - t0 < 2.0  # not the 30 s silence limit
+    with virtual_clock() as clock:
+        fake.clock = clock
+        fake.on_idle = lambda: clock.idle_reads == 3 and stopping.set()
+        with pytest.raises(LinkStopped):
+            link.query((RPM,))
+    # the wait ended at the first read after stopping was set, not at the 30 s silence limit
+    assert clock.idle_reads == 3
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -519,13 +569,15 @@ def test_random_answers_neither_raise_nor_block(answer, prompt):
     link = Elm327(FAKE_URL, AdapterSettings(protocol="6", silence_s=0.1), PID_BYTES, open_port=fake)
     link.connect()
     fake.script = lambda line, _: answer + (b">" if prompt else b"")
-    t0 = time.monotonic()
-    try:
-        reply, _ = link.query((RPM, SPEED))
-        assert reply.kind == OK or reply.kind in ERROR_KINDS
-    except AdapterSilent:
-        pass  # no prompt came: a frozen adapter, as far as anyone can tell
-    assert time.monotonic() - t0 < 2.5  # bounded: 3 x the silence limit at most, or 2 s
+    with virtual_clock() as clock:
+        fake.clock = clock
+        try:
+            reply, _ = link.query((RPM, SPEED))
+            assert reply.kind == OK or reply.kind in ERROR_KINDS
+        except AdapterSilent:
+            pass  # no prompt came: a frozen adapter, as far as anyone can tell
+    # bounded on the link's own clock: 3 x the silence limit at most, or 2 s, and a slice
+    assert clock.idle_reads * elm327_link.READ_SLICE_S <= max(2.0, 3 * 0.1) + elm327_link.READ_SLICE_S
 
 
 def test_a_port_that_fails_is_lost():
@@ -636,10 +688,10 @@ def test_elm327_emulator_frozen_then_killed(tmp_path, monkeypatch):
                 link.query((RPM,))  # answered when its thread was already reading it again ...
             except AdapterSilent:
                 pass  # ... which a loaded machine may not have let it do yet: then frozen at once
-            t0 = time.monotonic()
-            with pytest.raises(AdapterSilent):
+            # python-obd blocks for minutes here; the link says the adapter went silent (not
+            # noise, not lost). How long it waits is pinned above on a virtual clock.
+            with pytest.raises(AdapterSilent, match="stopped answering"):
                 link.query((RPM,))
-            assert time.monotonic() - t0 < 2.0  # a loose bound: python-obd blocks for minutes here
             emulator.threadState = emulator.THREAD.ACTIVE
             emulator.terminate()  # the adapter dies: its pty closes
             with pytest.raises((LinkLost, AdapterSilent)):

@@ -214,11 +214,25 @@ def test_ratios_learned_while_driving_are_saved_on_exit(tmp_path):
 
 
 def test_nothing_learned_writes_nothing_and_says_so(tmp_path):
+    # a truck without sourced ratios, driven too briefly to learn any
+    out_toml = tmp_path / "learned.toml"
+    out = run_cli("demo", "--profile", "carry-dd51t", "--seconds", "1", "--headless", "--save-learned", out_toml,
+                  "--screenshot", tmp_path / "s.png")
+    assert out.returncode == 0, out.stderr
+    assert "nothing was learned while driving (no steady driving with rpm and speed was seen)" in out.stderr
+    assert not out_toml.exists()
+
+
+def test_saving_learned_ratios_where_they_are_known_is_refused_before_the_drive(tmp_path):
+    # before: the whole drive ran, then "nothing was learned ... not written" and exit status 0
     out_toml = tmp_path / "learned.toml"
     out = run_cli("demo", "--seconds", "1", "--headless", "--save-learned", out_toml,
                   "--screenshot", tmp_path / "s.png")
-    assert out.returncode == 0, out.stderr
-    assert "nothing was learned" in out.stderr and not out_toml.exists()
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (f"keidash: --save-learned {out_toml}: the gear ratios are in the hijet-s500p "
+                                  f"profile, so none are learned while driving; drop --save-learned, or drive "
+                                  f"with a profile without them")
+    assert not out_toml.exists() and not (tmp_path / "s.png").exists()
 
 
 def test_a_replay_url_can_hide_the_rpm():
@@ -388,3 +402,24 @@ def test_the_headline_demo_never_leaves_shift_up_on_while_the_driver_waits(tmp_p
         if since is not None:
             longest = max(longest, t - since[0])
     assert longest <= 5.0, f"SHIFT UP stayed on {longest:.1f} s in one gear"
+
+
+def test_estimates_with_the_dash_s_outputs_still_plays_the_log_for_them(tmp_path):
+    # before: with --estimates and no display, --log, --screenshot and --stats-json were ignored
+    # without a word (exit 0, no files): the estimates were written and the command returned
+    import sqlite3
+    trips, shot, stats = tmp_path / "trips.db", tmp_path / "last.png", tmp_path / "stats.json"
+    out = run_cli("replay", DRIVES / "synthetic" / "torque-synthetic.csv", "--speed", "0", "--headless",
+                  "--estimates", tmp_path / "e.csv", "--log", trips, "--screenshot", shot, "--stats-json", stats)
+    assert out.returncode == 0, out.stderr
+    assert "wrote 62 rows of estimates" in out.stdout and shot.exists() and stats.exists()
+    assert "the log plays through the dash unseen for --log, --screenshot, --stats-json" in out.stderr
+    conn = sqlite3.connect(trips)
+    try:  # every reading of the log's 62 rows: rpm and speed
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (124,)
+    finally:
+        conn.close()
+    # and without them it is the estimates alone, at once, as before
+    out = run_cli("replay", DRIVES / "synthetic" / "torque-synthetic.csv", "--headless",
+                  "--estimates", tmp_path / "e2.csv")
+    assert out.returncode == 0 and out.stderr == "" and (tmp_path / "e2.csv").exists(), out.stderr

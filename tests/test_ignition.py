@@ -56,7 +56,8 @@ def key_off(factory, active_low=True):
 @pytest.mark.parametrize("active_low", [True, False])
 def test_key_off_stops_the_dash_then_powers_off(factory, active_low):
     run = Recorder()
-    watch = IgnitionWatch(PIN, GRACE_S, power_off_action(run), pin_factory=factory, active_low=active_low)
+    watch = IgnitionWatch(PIN, GRACE_S, power_off_action(run), pin_factory=factory,
+                          active_low=active_low).start()
     try:
         key_on(factory, active_low)
         assert watch.ignition_on and not watch.pending
@@ -73,7 +74,7 @@ def test_key_off_stops_the_dash_then_powers_off(factory, active_low):
 
 def test_a_flicker_shorter_than_the_grace_does_nothing(factory):
     run = Recorder()
-    watch = IgnitionWatch(PIN, LONG_GRACE_S, power_off_action(run), pin_factory=factory)
+    watch = IgnitionWatch(PIN, LONG_GRACE_S, power_off_action(run), pin_factory=factory).start()
     try:
         key_on(factory)
         for _ in range(3):  # cranking: the accessory line dips and comes back
@@ -92,7 +93,8 @@ def test_a_flicker_shorter_than_the_grace_does_nothing(factory):
 def test_the_grace_period_restarts_after_a_flicker(factory):
     """Off, briefly on, off again: the full grace counts from the last key-off."""
     calls = []
-    watch = IgnitionWatch(PIN, LONG_GRACE_S, lambda: calls.append(time.monotonic()), pin_factory=factory)
+    watch = IgnitionWatch(PIN, LONG_GRACE_S, lambda: calls.append(time.monotonic()),
+                          pin_factory=factory).start()
     try:
         key_on(factory)
         key_off(factory)
@@ -109,7 +111,7 @@ def test_the_grace_period_restarts_after_a_flicker(factory):
 def test_off_at_start_counts_and_key_on_re_arms(factory):
     """Booted with the key off: the grace starts at once. After the action, key-on re-arms."""
     calls = []
-    watch = IgnitionWatch(PIN, GRACE_S, lambda: calls.append("off"), pin_factory=factory)
+    watch = IgnitionWatch(PIN, GRACE_S, lambda: calls.append("off"), pin_factory=factory).start()
     try:
         assert not watch.ignition_on  # pull-up, nothing driving the opto: reads off
         assert wait_for(lambda: calls == ["off"])
@@ -129,7 +131,7 @@ def test_a_failing_stop_still_powers_off():
 
 def test_close_cancels_a_pending_power_off(factory):
     run = Recorder()
-    watch = IgnitionWatch(PIN, GRACE_S, power_off_action(run), pin_factory=factory)
+    watch = IgnitionWatch(PIN, GRACE_S, power_off_action(run), pin_factory=factory).start()
     key_on(factory)
     key_off(factory)
     watch.close()
@@ -196,6 +198,8 @@ def test_run_by_hand_it_is_a_dry_run_that_says_what_it_would_run(tmp_path):
     text = log.read_text()
     assert status == 0, text
     assert "a dry run: nothing will be powered off (--power-off does)" in text
+    # it says it watches before what it saw: the key was off from the start
+    assert text.index("watching the ignition on GPIO 22") < text.index("ignition off: powering off in 0.2 s")
     assert "dry run: would run systemctl stop keidash.service" in text
     assert text.index("would run systemctl stop keidash.service") < text.index("would run systemctl poweroff")
     assert "running: systemctl" not in text  # nothing was run

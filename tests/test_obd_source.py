@@ -266,13 +266,13 @@ def test_frozen_mid_drive_fails_within_a_second_and_recovers(caplog):
         wait_for(lambda: got(RPM), "rpm")
         emu.freeze()
         frozen_at = time.monotonic()
+        # python-obd blocked for minutes here: the source says FAILED (the wait's timeout is
+        # only a hang guard; how long the link waits is pinned in test_elm327_transport.py)
         wait_for(lambda: source.status().link == FAILED, "FAILED", timeout=5)
-        detected_s = time.monotonic() - frozen_at
         assert source.status().message == f"the OBD adapter at {emu.port} stopped answering"
         assert source.status().errors.get("no_reply", 0) >= 1
-        assert detected_s < 3  # a loose bound against a hang: python-obd blocked for minutes
-        # nothing measured after the freeze, bar a reply already on its way
-        assert all(r.t < frozen_at + 0.1 for r in got(RPM))
+        # nothing measured after the freeze, bar the one reply already on its way
+        assert len([r for r in got(RPM) if r.t >= frozen_at]) <= 1
         rpm_count = len(got(RPM))
         time.sleep(0.3)
         assert len(got(RPM)) == rpm_count  # and nothing emitted while it is frozen
@@ -289,10 +289,11 @@ def test_stop_interrupts_a_query_to_a_hung_adapter():
             wait_for(lambda: got(RPM), "rpm")
             emu.freeze()
             time.sleep(0.3)  # now the source waits for a reply that does not come
-            t0 = time.monotonic()
             source.stop()
-            assert time.monotonic() - t0 < 1.0  # within a read slice, not the silence limit
+            # the wait for a reply ended at stop, not at the 30 s silence limit: stop() gives the
+            # thread 3 s, and the query did not end as a silent adapter
             assert not source._thread.is_alive()
+            assert source.status().errors.get("no_reply", 0) == 0
             assert source.status().link == STOPPED
 
 
@@ -467,9 +468,7 @@ def test_elm327_emulator_frozen_then_killed_mid_drive(tmp_path, monkeypatch, cap
             running(make_source(got, port, protocol="6")) as source:
         wait_for(lambda: len(got(RPM)) >= 3, "rpm")
         freeze_package_emulator(emulator)
-        frozen_at = time.monotonic()
-        wait_for(lambda: source.status().link == FAILED, "FAILED", timeout=5)
-        assert time.monotonic() - frozen_at < 3  # a loose bound against a hang
+        wait_for(lambda: source.status().link == FAILED, "FAILED", timeout=5)  # a hang guard only
         assert source.status().message == f"the OBD adapter at {port} stopped answering"
         count = len(got(RPM))
         time.sleep(0.3)

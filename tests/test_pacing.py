@@ -2,8 +2,12 @@
 
 Frames and draw calls are counted, never timed: a steady dash draws far fewer frames than a
 moving one over the same drive, a flashing shift bar keeps the full rate, and a reading ends an
-idle wait that would otherwise last 100 s. The estimator and the cluster are the real ones; a
-thread putting readings on the bus stands in for a source's thread (its whole contract).
+idle wait that would otherwise last 100 s. The estimator and the cluster are the real ones. The
+frame counts are taken on a virtual clock (:class:`VirtualDrive`): the loop's waits move it instead
+of sleeping and a source's readings arrive at their times on it, so a count is what the loop
+decided, the same on a loaded machine as on an idle one (the rate a real machine holds is
+bench/render.py's). Where a thread is the point (a reading waking the loop), a thread puts
+readings on the bus as a source's thread does.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -44,9 +49,54 @@ def feed(bus: ReadingBus, stop: threading.Event, rpm_at, hz: float = 5.0) -> thr
     return thread
 
 
+class VirtualDrive:
+    """The frame loop's clock, its waits and a source's readings, virtual: a wait moves the clock
+    (to the next reading due, which it puts on the bus, or to the wait's end) instead of sleeping,
+    and rendering takes no time on it. ``rpm_at(k)`` and 40 km/h arrive at ``hz``."""
+
+    def __init__(self, rpm_at, hz: float = 5.0):
+        self.now = 1000.0
+        self.rpm_at, self.every = rpm_at, 1.0 / hz
+        self.k = 0
+        self.next_reading = self.now
+        drive = self
+
+        class Bus(ReadingBus):
+            def wait(self, timeout):
+                return drive.wait(timeout)
+
+        class Stop(threading.Event):
+            def wait(self, timeout=None):
+                drive.wait(timeout, until_reading=False)
+                return self.is_set()
+        self.bus, self.stop = Bus(), Stop()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float, until_reading: bool = True) -> bool:
+        """Move the clock ``timeout`` on, putting each reading due on the way on the bus; with
+        ``until_reading``, stop at the first one (a bus wait) and say whether one came."""
+        if until_reading and self.bus._arrived.is_set():
+            return True
+        end = self.now + max(0.0, timeout)
+        while self.next_reading <= end:
+            self.now = max(self.now, self.next_reading)
+            self.bus.put(Reading(self.now, RPM, self.rpm_at(self.k), "obd"))
+            self.bus.put(Reading(self.now, SPEED, 40.0, "obd"))
+            self.k += 1
+            self.next_reading += self.every
+            if until_reading:
+                return True
+        self.now = end
+        return False
+
+
 def frames_drawn(rpm_at, seconds: float = 3.0) -> tuple[int, int]:
-    """(frames rendered, frames that sent pixels to the screen) over ``seconds`` of readings."""
-    rig = Rig(bus=ReadingBus())
+    """(frames rendered, frames that sent pixels to the screen) over ``seconds`` of readings,
+    on the virtual clock."""
+    drive = VirtualDrive(rpm_at)
+    rig = Rig(bus=drive.bus)
     cluster = Cluster(headless=True)
     drawn = []
     original = cluster.render
@@ -55,13 +105,11 @@ def frames_drawn(rpm_at, seconds: float = 3.0) -> tuple[int, int]:
         original(state)
         drawn.append(bool(cluster.last_dirty))
     cluster.render = render
-    stop = threading.Event()
-    feeder = feed(rig.bus, stop, rpm_at)
     try:
-        run_dash(rig, config_for(HIJET, {}, ("obd",)), [cluster], fps=60, seconds=seconds)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(app, "time", types.SimpleNamespace(monotonic=drive.monotonic))
+            run_dash(rig, config_for(HIJET, {}, ("obd",)), [cluster], fps=60, seconds=seconds, stop=drive.stop)
     finally:
-        stop.set()
-        feeder.join()
         cluster.close()
     return len(drawn), sum(drawn)
 
@@ -74,15 +122,17 @@ def slow_idle(monkeypatch):
 def test_a_steady_dash_draws_far_fewer_frames_than_a_moving_one(slow_idle):
     steady, _ = frames_drawn(lambda k: 2000.0)
     moving, moving_drawn = frames_drawn(lambda k: 1500.0 + 60.0 * (k % 40))  # the needle climbs and drops
-    # steady: a frame a reading (5 a second) and the idle frames (2); moving: every frame (60)
-    assert steady * 4 < moving, (steady, moving)
+    # steady: STILL_FRAMES at the full rate, then a frame a reading (5 a second) and the idle frames
+    # (2); moving: every frame (60 a second), on the virtual clock whatever this machine's pace
+    assert steady <= app.STILL_FRAMES + 3 * (5 + 2) + 2, steady
+    assert moving >= 0.9 * 60 * 3 and steady * 4 < moving, (steady, moving)
     assert moving_drawn > moving / 2  # the moving dash's frames do draw: they are not skipped
 
 
 def test_a_flashing_shift_bar_keeps_the_full_rate(slow_idle):
     steady, _ = frames_drawn(lambda k: 2000.0)
     flashing, flashing_drawn = frames_drawn(lambda k: 5600.0)  # over the upshift rpm: the bar flashes
-    assert flashing > 4 * steady, (steady, flashing)
+    assert flashing >= 60 * 3 and flashing > 4 * steady, (steady, flashing)  # every frame of the 3 s
     assert flashing_drawn >= 3  # a few flash phases were drawn, each when it turned
 
 
@@ -90,7 +140,7 @@ def test_without_pacing_every_frame_is_run(monkeypatch, slow_idle):
     monkeypatch.setattr(app, "PACED", False)
     steady, steady_drawn = frames_drawn(lambda k: 2000.0)
     moving, _ = frames_drawn(lambda k: 1500.0 + 60.0 * (k % 40))
-    assert steady * 2 > moving  # the reference runs a steady dash's frames too ...
+    assert steady == moving >= 60 * 3  # the reference runs a steady dash's frames too ...
     assert steady_drawn < steady / 2  # ... which draw nothing
 
 

@@ -228,3 +228,31 @@ def test_learned_only_profile_needs_no_engine_or_tyre():
 def test_bad_learned_tables_get_one_plain_sentence(learned, message):
     with pytest.raises(ProfileError, match=message):
         profile_from_dict(_minimal(learned=learned), "test")
+
+
+# -- the config and a profile file are read alike (keidash.config.read_toml) -----------------------
+def _config_reader(path):
+    from keidash.config import load_config
+    from keidash.errors import ConfigError
+    return lambda: load_config(str(path)), "config file", ConfigError
+
+
+def _profile_reader(path):
+    return lambda: load_profile(str(path)), "profile file", ProfileError
+
+
+@pytest.mark.parametrize("reader", [_config_reader, _profile_reader])
+@pytest.mark.parametrize(("content", "sentence"), [
+    (None, "{what} {path} does not exist"),
+    (bytes(range(128, 256)), "{what} {path} is not text (a binary file?): "),
+    (b'name = "mine"\ntitle = = 3\n', "{what} {path} is not valid TOML: Invalid value (at line 2, column 9)"),
+    (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "{what} {path} is not valid TOML: nested too deeply"),
+])
+def test_the_config_and_a_profile_file_say_the_same_about_the_same_fault(tmp_path, reader, content, sentence):
+    path = tmp_path / "truck.toml"
+    if content is not None:
+        path.write_bytes(content)
+    read, what, error = reader(path)
+    with pytest.raises(error) as info:  # a profile nested too deeply was a RecursionError traceback
+        read()
+    assert str(info.value).startswith(sentence.format(what=what, path=path)), str(info.value)

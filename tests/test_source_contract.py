@@ -77,7 +77,6 @@ class Session:
     statuses: list = field(default_factory=list)  # a sample of the statuses seen while running
     thread_exceptions: list = field(default_factory=list)
     logged_failures: list[logging.LogRecord] = field(default_factory=list)
-    stop_s: float = math.nan
     thread_alive_after_stop: bool = True
     status_before_stop: object = None
     final_status: object = None
@@ -155,9 +154,7 @@ class SourceContract:
                     session.all_delivered_at = time.monotonic()
                     time.sleep(contract.collect_s)
             session.status_before_stop = source.status()
-            t = time.monotonic()
             source.stop()
-            session.stop_s = time.monotonic() - t
             session.thread_alive_after_stop = source._thread is not None and source._thread.is_alive()
             session.final_status = source.status()
         finally:
@@ -182,8 +179,8 @@ class SourceContract:
         if session.all_delivered_at is None and not self.every_channel and self._nothing_to_measure(session):
             pytest.skip(f"{session.source.name}: {session.status_before_stop.message}")
         assert session.source.channels, "a source must say which channels it delivers"
+        # within connect_timeout_s + deliver_timeout_s: the session's waits give up after those
         assert session.all_delivered_at is not None, {c: len(session.of(c)) for c in session.source.channels}
-        assert session.all_delivered_at - session.started < self.connect_timeout_s + self.deliver_timeout_s
 
     def _nothing_to_measure(self, session) -> bool:
         return False
@@ -225,8 +222,7 @@ class SourceContract:
             assert stamps == sorted(stamps), f"{channel} readings go back in time"
 
     def test_stop_returns_promptly_and_the_thread_ends(self, session):
-        assert session.stop_s < 5.0  # a loose bound: it only catches a hang
-        assert not session.thread_alive_after_stop
+        assert not session.thread_alive_after_stop  # stop() waits for it (3 s: a hang guard only)
         assert session.final_status.link == STOPPED
 
     def test_status_never_raises(self, session):
@@ -249,9 +245,8 @@ class SourceContract:
             assert wait_for(lambda: source.status().link == FAILED)
             message = source.status().message
         finally:
-            t = time.monotonic()
             source.stop()
-        assert time.monotonic() - t < 5.0 and not source._thread.is_alive()
+        assert not source._thread.is_alive()
         assert message and "\n" not in message and len(message) < 200, message
         assert "Traceback" not in message and "Errno" not in message, message
         assert named in message, message

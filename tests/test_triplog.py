@@ -254,14 +254,18 @@ def _powercut():
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_corrupts_and_loses_only_the_last_commit(tmp_path):
     powercut = _powercut()
-    commit_s = 0.1
-    results = powercut.run(kills=50, seed=20261126, commit_s=commit_s, kill_max_s=0.6, batch=10,
+    commit_s, batch = 0.1, 10
+    results = powercut.run(kills=50, seed=20261126, commit_s=commit_s, kill_max_s=0.6, batch=batch,
                            per_db=10, workdir=tmp_path)
     assert [r.integrity for r in results] == ["ok"] * 50
     assert all(r.contiguous for r in results)  # a prefix of what was queued, no gaps
     assert sum(r.stored > 0 for r in results) >= 25  # most runs committed something
-    # What is lost was queued in the last commit interval (+ slack for a loaded machine).
-    assert max(r.lost_s for r in results if not r.early) < commit_s + 1.0
+    # How much is lost (the readings queued since the last commit: lost_s under the commit
+    # interval plus 0.5 s) is a figure of this machine's pace, so bench/powercut.py measures it
+    # and exits 1 past that; here only what cannot depend on pace: nothing committed is lost
+    # (a prefix, above) and nothing that was never queued appears (the child counts a batch
+    # after queueing it, so one batch may be committed before it is counted).
+    assert all(r.stored <= r.queued + batch for r in results)
     # Every file opens for writing again; trips cut short get ended_unix from their last row.
     for db in sorted(tmp_path.glob("trips*.db")):
         TripLog(str(db), **FAST).close()

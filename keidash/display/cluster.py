@@ -72,6 +72,7 @@ ESTIMATED = DAY.estimated
 CUE_UP = DAY.cue_up
 CUE_DOWN = DAY.cue_down
 SOURCE_COLOURS = DAY.sources
+PAGE_TEXT_MIN_PX = 10  # a trip page source line too long for its room is set smaller, down to this, then cut
 
 # rev/min: the progression lights from this far below the upshift point. Close enough that a
 # truck crawling in 1st at 2800 rpm (upshift at 3600) shows a dark bar, not a half-lit one that
@@ -628,12 +629,12 @@ class Cluster:
                                     lambda s, value=value, alarmed=alarmed: (value(s), alarmed(s)),
                                     self._info_drawer(row, value, alarmed)))
         elements += [
-            Element("sources", fixed(lay.sources),
+            Element("sources", lambda s: lay.sources_area(len(s.sources)),
                     lambda s: (tuple((v.name, v.state) for v in s.sources), _strip_wide(s)),
                     self._draw_sources),
-            Element("status_message",
-                    lambda s: lay.message_strip if _strip_wide(s) else lay.status_message,
-                    lambda s: (s.message, s.alarms, self.status_shown(s)), self._draw_status_message),
+            Element("status_message", self._status_message_area,
+                    lambda s: (s.message, s.alarms, self.status_shown(s), self._status_message_area(s)),
+                    self._draw_status_message),
             Element("clock", fixed(lay.clock), lambda s: clock_text(s.wall_time), self._draw_clock),
         ]
         return elements
@@ -865,25 +866,26 @@ class Cluster:
         lay = self.layout
         theme = self.theme
         x, y, w, h = lay.status
-        name_px = max(10, round(0.46 * h))
+        name_px = lay.source_name_px
         baseline = y + h // 2 + round(name_px * 0.36)
         # every source gets its dot: past SOURCE_SLOTS of them they sit closer (and, past four,
-        # smaller), their names cut shorter
+        # smaller); their names show whole, taking room from the message if need be (layout)
         count = len(state.sources)
-        dot_r = max(3, round(h * 0.2 * min(1.0, 1.5 * crowding(count))))
-        slot = lay.source_width(count)
+        dot_r = lay.source_dot_radius(count)
         for i, source in enumerate(state.sources):
             colour = theme.sources.get(source.state, theme.sources[ABSENT])
             if _strip_wide(state):  # the message strip needs the room: dots only
                 self._pg.draw.circle(screen, colour, lay.compact_dot(i, count), dot_r)
                 continue
-            dx, dy = lay.source_dot(i, count)
-            self._pg.draw.circle(screen, colour, (dx, dy), dot_r)
-            nx = dx + dot_r + max(3, round(6 * lay.unit))
+            self._pg.draw.circle(screen, colour, lay.source_dot(i, count), dot_r)
             name_colour = theme.text if source.state == LIVE else colour
-            room = slot - (nx - (x + i * slot)) - max(2, round(4 * lay.unit))
-            self._text(screen, self._fit(source.name, name_px, room), name_px, name_colour, nx,
-                       baseline)
+            self._text(screen, self._fit(source.name, name_px, lay.source_name_room(i, count)), name_px,
+                       name_colour, lay.source_name_x(i, count), baseline)
+
+    def _status_message_area(self, state: DashState) -> Rect:
+        """The driver message strip, or the room beside the sources' names for their trouble."""
+        lay = self.layout
+        return lay.message_strip if _strip_wide(state) else lay.status_message_area(len(state.sources))
 
     def status_items(self, state: DashState) -> list[tuple[str, str]]:
         """What the status strip has to say: the driver message first, then every source in trouble.
@@ -912,7 +914,7 @@ class Cluster:
         if shown is None:
             return 0, []
         text, kind = shown
-        x, y, w, h = self.layout.message_strip if _strip_wide(state) else self.layout.status_message
+        x, y, w, h = self._status_message_area(state)
         pad = self._px(10)
         if kind in ("message", "alarm"):
             text = "! " + text
@@ -945,7 +947,7 @@ class Cluster:
 
     def _draw_status_message(self, screen, state: DashState) -> None:
         theme = self.theme
-        x, y, w, h = self.layout.message_strip if _strip_wide(state) else self.layout.status_message
+        x, y, w, h = self._status_message_area(state)
         pad = self._px(10)
         shown = self.status_shown(state)
         if shown is None:
@@ -1029,11 +1031,15 @@ class Cluster:
             why = source.message or {LIVE: "live", STALE: "data is old", ABSENT: "no data",
                                      FAILED: "failed"}.get(
                 source.state, source.state)
-            if source.errors:
+            if source.errors and source.state != LIVE:  # a live source's message is its errors already
                 why = f"{why} ({source.errors} errors)"
-            text = self._fit(f"{source.name}: {why}", px, w - 3 * pad - 2 * dot_r)
-            self._text(screen, text, px, theme.text if source.state == LIVE else colour,
-                       x + 2 * pad + 2 * dot_r, ly + line_h // 2 + round(0.36 * px))
+            # set smaller (down to PAGE_TEXT_MIN_PX) before it is cut short
+            room = w - 3 * pad - 2 * dot_r
+            line = f"{source.name}: {why}"
+            line_px = max(PAGE_TEXT_MIN_PX, min(px, self._fit_px(line, px, room)))
+            self._text(screen, self._fit(line, line_px, room), line_px,
+                       theme.text if source.state == LIVE else colour,
+                       x + 2 * pad + 2 * dot_r, ly + line_h // 2 + round(0.36 * line_px))
 
 
 class FullRedrawCluster(Cluster):

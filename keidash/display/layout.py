@@ -40,6 +40,8 @@ DIGIT_ADVANCE_EM = 0.56  # and 0.56 of it wide, every digit the same
 FIGURE_HEIGHT_FRACTION = 0.25  # speed and gear digits: at least this share of the screen height
 SHIFT_SEGMENTS = 12  # lamps in the shift-light bar
 SOURCE_SLOTS = 3  # sources the status strip has room for at full width; more share that room
+SOURCE_NAME_EM = 3.5  # the longest name a source gets from keidash ("pulses", "replay"): 3.45 em in bold
+SOURCES_MOST = 2 / 3  # the share of the strip (up to the clock) that more sources' names may take
 
 
 def crowding(count: int) -> float:
@@ -109,9 +111,13 @@ class Layout:
 
     @property
     def status_message(self) -> Rect:
-        """The middle of the status strip: a source's trouble, or the driver message strip."""
-        x, y, w, h = self.status
-        left = x + self.source_slot * SOURCE_SLOTS
+        """The middle of the status strip: a source's trouble (up to SOURCE_SLOTS sources)."""
+        return self.status_message_area(SOURCE_SLOTS)
+
+    def status_message_area(self, count: int) -> Rect:
+        """The middle of the status strip beside ``count`` sources' dots and names."""
+        x, y, w, h = self.sources_area(count)
+        left = x + w
         return (left, y, self.clock[0] - left, h)
 
     @property
@@ -129,8 +135,33 @@ class Layout:
 
     @property
     def sources(self) -> Rect:
+        """The sources' dots and names, up to SOURCE_SLOTS of them."""
+        return self.sources_area(SOURCE_SLOTS)
+
+    def sources_area(self, count: int) -> Rect:
+        """The dots and names of ``count`` sources: SOURCE_SLOTS slots' room, more when more
+        sources need it to show their names whole (see :meth:`source_width`)."""
         x, y, _, h = self.status
-        return (x, y, self.source_slot * SOURCE_SLOTS, h)
+        return (x, y, max(self.source_slot * SOURCE_SLOTS, self.source_width(count) * count), h)
+
+    @property
+    def source_name_px(self) -> int:
+        """Font size of the sources' names in the status strip."""
+        return max(10, round(0.46 * self.status[3]))
+
+    def source_dot_radius(self, count: int = SOURCE_SLOTS) -> int:
+        """The source dots' radius: past SOURCE_SLOTS sources they sit closer and, past four, are smaller."""
+        return max(3, round(self.status[3] * 0.2 * min(1.0, 1.5 * crowding(count))))
+
+    def source_name_x(self, index: int, count: int = SOURCE_SLOTS) -> int:
+        """Where the ``index``-th of ``count`` sources' name starts, right of its dot."""
+        return self.source_dot(index, count)[0] + self.source_dot_radius(count) + max(3, round(6 * self.unit))
+
+    def source_name_room(self, index: int, count: int = SOURCE_SLOTS) -> int:
+        """Pixels the ``index``-th of ``count`` sources' name may take (a longer one is cut short)."""
+        x = self.status[0]
+        right = x + (index + 1) * self.source_width(count) - max(2, round(4 * self.unit))
+        return right - self.source_name_x(index, count)
 
     def shift_segment(self, index: int) -> Rect:
         """The ``index``-th lamp of the shift-light bar, left to right."""
@@ -150,13 +181,26 @@ class Layout:
         return round(cx + r * math.cos(a)), round(cy - r * math.sin(a))
 
     def source_width(self, count: int = SOURCE_SLOTS) -> int:
-        """Width of one source's dot + name when ``count`` sources share the strip's source room."""
-        return round(self.source_slot * crowding(count))
+        """Width of one source's dot + name when ``count`` sources share the strip.
+
+        Up to SOURCE_SLOTS sources each has a slot. More share that room, closer together, as
+        long as their names still show whole (a name of SOURCE_NAME_EM); when they would not,
+        the sources take more of the strip from the message beside them, up to SOURCES_MOST of
+        it, and only past that are their names cut short.
+        """
+        shared = round(self.source_slot * crowding(count))
+        if count <= SOURCE_SLOTS:
+            return shared
+        h = self.status[3]
+        whole = math.ceil(0.6 * h + self.source_dot_radius(count) + max(3, round(6 * self.unit))
+                          + SOURCE_NAME_EM * self.source_name_px + max(2, round(4 * self.unit)))
+        most = int(SOURCES_MOST * (self.clock[0] - self.status[0])) // count
+        return max(shared, min(whole, most))
 
     def source_dot(self, index: int, count: int = SOURCE_SLOTS) -> tuple[int, int]:
         """Centre of the dot of the ``index``-th of ``count`` sources in the status strip."""
         x, y, _, h = self.status
-        return round(x + 0.6 * h + index * self.source_slot * crowding(count)), y + h // 2
+        return round(x + 0.6 * h) + index * self.source_width(count), y + h // 2
 
     def needle_polygon(self, rpm: float, tach_max_rpm: float) -> list[tuple[float, float]]:
         """The needle's outline at ``rpm``: a tapered bar from behind the hub to near the rim."""

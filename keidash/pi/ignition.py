@@ -61,8 +61,8 @@ class IgnitionWatch:
     ``pin_factory``: gpiozero's (``MockFactory()`` in tests; None: gpiozero's default).
     ``active_low``: the input reads LOW while the ignition is on (optocoupler to ground).
     ``on_off`` runs in a timer thread. After it has run, the watch is re-armed only when the
-    ignition comes back on. If the ignition is already off when the watch starts, the grace
-    period starts then.
+    ignition comes back on. The watch counts from :meth:`start`: if the ignition is already
+    off then, the grace period starts then.
     """
 
     def __init__(self, pin: int | str, grace_s: float, on_off: Callable[[], None], *,
@@ -79,9 +79,15 @@ class IgnitionWatch:
         self._closed = False
         # pull_up=True: active when LOW; pull_up=False: pull-down, active when HIGH
         self._input = DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)
+
+    def start(self) -> "IgnitionWatch":
+        """Start watching: from here the key's changes count, and a key already off starts the
+        grace period now. Apart from the constructor, so that whoever starts the watch can say
+        so first: the log then reads "watching ..." before "ignition off ..."."""
         self._input.when_activated = lambda *_: self._update(True)
         self._input.when_deactivated = lambda *_: self._update(False)
         self.check()
+        return self
 
     @property
     def ignition_on(self) -> bool:
@@ -208,6 +214,7 @@ def ignition_main(pin: int, grace_s: float = DEFAULT_GRACE_S, active_low: bool =
                    pin, "low" if active_low else "high", grace_s, "on" if watch.ignition_on else "off",
                    "" if power_off else "; a dry run: nothing will be powered off (--power-off does)")
     try:
+        watch.start()
         while not stop.wait(poll_s):
             watch.check()
     finally:

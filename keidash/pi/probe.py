@@ -88,7 +88,8 @@ def _number(value: float | None, digits: int) -> float | None:
 
 
 def probe(url: str, seconds: float, profile=None) -> dict:
-    """Open the source(s) named by ``url``, listen ``seconds`` and report (see the module doc).
+    """Open the source(s) named by ``url``, listen ``seconds`` (or until a replayed log has
+    played to its end) and report (see the module doc).
 
     A bad URL raises :class:`~keidash.errors.ConfigError` with one sentence; a
     device that cannot be opened is not an error here: its source reports
@@ -109,7 +110,7 @@ def probe(url: str, seconds: float, profile=None) -> dict:
         while True:
             now = time.monotonic()
             _collect(rig, watches, now)
-            if now >= deadline:
+            if now >= deadline or rig.finished():  # a replayed log played to its end has no more to say
                 break
             time.sleep(min(POLL_S, max(0.0, deadline - now)))
         statuses = [source.status() for source in rig.sources]  # before stop() makes them "stopped"

@@ -10,11 +10,12 @@ settings with documented defaults in :mod:`keidash.limits`, not profile facts.
 from __future__ import annotations
 
 import math
-import tomllib
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from ..config import parse_toml, read_toml
 from ..errors import ProfileError
 from .tyres import Tyre, parse_tyre
 
@@ -220,30 +221,19 @@ def list_profiles() -> list[str]:
 def load_profile(name_or_path: str) -> Profile:
     """Load a shipped profile by name, or any profile TOML by path."""
     path = Path(name_or_path)
-    if path.is_dir() and name_or_path not in list_profiles():
+    # os.path: a folder that cannot be entered is not a traceback here; reading says why
+    if os.path.isdir(path) and name_or_path not in list_profiles():
         raise ProfileError(f"profile {path} is a folder; name a profile TOML file in it (or a shipped profile: "
                            f"{', '.join(list_profiles())})")
-    if name_or_path.endswith(".toml") or path.is_file():
-        origin = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ProfileError(f"profile file {path} does not exist") from None
-        except UnicodeDecodeError:
-            raise ProfileError(f"profile file {path} is not text (a binary file?): a profile is a TOML text "
-                               "file, as keidash learn --out writes") from None
-        except OSError as exc:
-            raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from None
-    else:
-        if name_or_path not in list_profiles():
-            raise ProfileError(f"unknown profile {name_or_path!r}; known: {', '.join(list_profiles())}")
-        origin = f"profile {name_or_path}"
-        text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{origin} is not valid TOML: {exc}") from None
-    return profile_from_dict(data, origin)
+    if name_or_path.endswith(".toml") or os.path.isfile(path):
+        data = read_toml(name_or_path, "profile file", ProfileError,
+                         "a profile is a TOML text file, as keidash learn --out writes")
+        return profile_from_dict(data, str(path))
+    if name_or_path not in list_profiles():
+        raise ProfileError(f"unknown profile {name_or_path!r}; known: {', '.join(list_profiles())}")
+    origin = f"profile {name_or_path}"
+    text = resources.files(__name__).joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+    return profile_from_dict(parse_toml(text, origin, ProfileError), origin)
 
 
 def unknown_profile() -> Profile:
