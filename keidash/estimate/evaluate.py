@@ -228,7 +228,7 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if not others:
         others, fig.cross_validated = [log], False
         fig.notes.append("only log of its vehicle: trained on itself")
-    trained = learn_truck(others, profile)
+    trained = learn_truck(others, profile, transmission=gearbox)
     ratios = trained.ratios
     fig.trained_ratios = ratios
     if not ratios:
