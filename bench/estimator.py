@@ -90,6 +90,7 @@ def logs_figures() -> dict:
     out, goals = {}, {}
     for f in figures:
         out[f.name] = {"gear_agree": f.gear_agree, "gear_agree_nearest": f.gear_agree_nearest,
+                       "gear_misses": f.gear_misses, "gear_misses_away": f.gear_misses_away,
                        "speed_only": f.speed_only, "naive": f.speed_only_naive, "oracle": f.speed_only_oracle,
                        "of_oracle": f.of_oracle, "trained_ratios": f.trained_ratios, "notes": f.notes,
                        "learning_shown": f.learning_shown, "learning_wrong": f.learning_wrong}
@@ -285,7 +286,8 @@ def main() -> int:
         if name == "goals":
             continue
         agree = "" if f["gear_agree"] is None else (
-            f"gear {100 * f['gear_agree']:.1f} % (nearest {100 * f['gear_agree_nearest']:.1f} %), ")
+            f"gear {100 * f['gear_agree']:.1f} % (nearest {100 * f['gear_agree_nearest']:.1f} %; {f['gear_misses']} "
+            f"misses, {f['gear_misses_away']} of them farther than 0.5 s from a change of label), ")
         if f["learning_shown"] is not None:
             print(f"{name}: live learning shows a gear on {100 * f['learning_shown']:.1f} %, "
                   f"a wrong one on {100 * f['learning_wrong']:.1f} %")

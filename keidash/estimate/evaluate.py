@@ -68,6 +68,8 @@ class LogFigures:
     trained_ratios: tuple[float, ...] = ()  # learned from the other logs: the ones used below
     gear_agree: float | None = None  # tracker vs labels, moving forward-labelled samples
     gear_agree_nearest: float | None = None
+    gear_misses: int | None = None  # moving forward-labelled samples where the tracker's gear is not the label ...
+    gear_misses_away: int | None = None  # ... of them farther than CHANGE_NEAR_S from a change of label
     speed_only: float | None = None  # share within 10 %
     speed_only_naive: float | None = None
     speed_only_oracle: float | None = None
@@ -240,7 +242,15 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if log.has_gear:
         forward = ((s, r) for s, r in zip(samples, estimate_log(log, config))
                    if s.moving and s.rpm and s.gear and s.gear > 0)
-        fig.gear_agree = _share(r.gear_est == s.gear for s, r in forward)
+        changes = [b.t for a, b in zip(samples, samples[1:]) if a.gear != b.gear]
+        fig.gear_misses = fig.gear_misses_away = 0
+
+        def hit(s, r):
+            if r.gear_est != s.gear:
+                fig.gear_misses += 1
+                fig.gear_misses_away += _away(changes, s.t, CHANGE_NEAR_S)
+            return r.gear_est == s.gear
+        fig.gear_agree = _share(hit(s, r) for s, r in forward)
         fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear
                                         for s in samples if s.moving and s.rpm and s.gear and s.gear > 0)
 
@@ -257,6 +267,17 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     fig.speed_only_oracle = _share(
         (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s in scored)
     return fig
+
+
+#: a tracker's miss this close (s) to a change of the log's gear label is one of timing
+CHANGE_NEAR_S = 0.5
+
+
+def _away(changes: Sequence[float], t: float, near_s: float) -> bool:
+    """No time in the sorted ``changes`` within ``near_s`` of ``t``."""
+    import bisect
+    i = bisect.bisect_left(changes, t - near_s)
+    return i == len(changes) or changes[i] > t + near_s
 
 
 def shortfalls(figures: Sequence[LogFigures]) -> list[str]:
