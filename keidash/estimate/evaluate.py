@@ -66,6 +66,7 @@ class LogFigures:
     label_medians: tuple[float | None, ...] = ()
     ratio_error_pct: tuple[float | None, ...] = ()
     trained_ratios: tuple[float, ...] = ()  # learned from the other logs: the ones used below
+    trained_shift_map: object | None = None  # an automatic's ShiftMap learned from the other logs (None: none)
     gear_agree: float | None = None  # tracker vs labels, moving forward-labelled samples
     gear_agree_nearest: float | None = None
     gear_misses: int | None = None  # moving forward-labelled samples where the tracker's gear is not the label ...
@@ -233,6 +234,7 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     trained = learn_truck(others, profile, transmission=gearbox)
     ratios = trained.ratios
     fig.trained_ratios = ratios
+    fig.trained_shift_map = trained.shift_map
     if not ratios:
         fig.notes.append(f"learning from the other logs: {trained.why_not}")
         return fig
@@ -339,5 +341,8 @@ def as_json(figures: Sequence[LogFigures]) -> list[dict]:
     for f in figures:
         d = {k: v for k, v in f.__dict__.items()}
         d["of_oracle"] = f.of_oracle
+        if f.trained_shift_map is not None:
+            d["trained_shift_map"] = {"lines": f.trained_shift_map.describe(),
+                                      "coast_downs_kmh": f.trained_shift_map.coast_down}
         out.append(d)
     return out
