@@ -119,6 +119,10 @@ def logs_figures() -> dict:
     out, goals = {}, {}
     for f in figures:
         out[f.name] = {"gear_agree": f.gear_agree, "gear_agree_nearest": f.gear_agree_nearest,
+                       "gear_misses": f.gear_misses, "gear_misses_away": f.gear_misses_away,
+                       "shift_map": None if f.trained_shift_map is None else {
+                           "lines": f.trained_shift_map.describe(),
+                           "coast_downs_kmh": f.trained_shift_map.coast_down},
                        "speed_only": f.speed_only, "naive": f.speed_only_naive, "oracle": f.speed_only_oracle,
                        "of_oracle": f.of_oracle, "trained_ratios": f.trained_ratios, "notes": f.notes,
                        "learning_shown": f.learning_shown, "learning_wrong": f.learning_wrong}
@@ -323,7 +327,13 @@ def main() -> int:
         if name == "goals":
             continue
         agree = "" if f["gear_agree"] is None else (
-            f"gear {100 * f['gear_agree']:.1f} % (nearest {100 * f['gear_agree_nearest']:.1f} %), ")
+            f"gear {100 * f['gear_agree']:.1f} % (nearest {100 * f['gear_agree_nearest']:.1f} %; {f['gear_misses']} "
+            f"misses, {f['gear_misses_away']} of them farther than 0.5 s from a change of label), ")
+        if f["shift_map"] is not None:
+            noted = "; ".join(f"{n + 2}->{n + 1}: " + (", ".join(f"{v:.1f}" for v in seen) or "-")
+                              for n, seen in enumerate(f["shift_map"]["coast_downs_kmh"]))
+            print(f"{name}: scored with the shift map learned on the other log: "
+                  f"{f['shift_map']['lines'] or 'no line'} (coast-downs noted, km/h: {noted})")
         if f["learning_shown"] is not None:
             print(f"{name}: live learning shows a gear on {100 * f['learning_shown']:.1f} %, "
                   f"a wrong one on {100 * f['learning_wrong']:.1f} %")

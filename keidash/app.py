@@ -407,7 +407,8 @@ def _replay_truck(args):
                                speed_unit=getattr(args, "ratios_speed_unit", None))
     except AmbiguousHeader as exc:  # LOG2's columns are chosen with --ratios-columns, not --columns
         raise exc.for_option("--ratios-columns") from None
-    learned = learn_truck([calibration], profile)
+    # an automatic (--transmission) also learns its shift map from LOG2
+    learned = learn_truck([calibration], profile, transmission=getattr(args, "transmission", None))
     if not learned.ratios:
         raise ConfigError(f"--ratios-from {args.ratios_from}: {learned.why_not}")
     print(f"keidash: learned from {calibration.name}: {learned.describe()}")

@@ -58,6 +58,22 @@ def test_estimates_with_rpm_hidden_and_ratios_from_another_drive(tmp_path):
     assert {r["cue"] for r in rows} <= {"", "up", "down"}
 
 
+def test_ratios_from_an_automatic_s_drive_bring_its_shift_map_as_keidash_eval_does(tmp_path):
+    """replay --ratios-from LOG2 --transmission AT learns the ratios and the coast-down lines on LOG2,
+    so its gears are keidash eval's (leave-one-out on the Ford's two drives), sample for sample."""
+    from keidash.estimate.evaluate import evaluate
+    out_csv = tmp_path / "est.csv"
+    out = run_cli("replay", FORD / "driving2.jsonl", "--ratios-from", FORD / "driving.jsonl", "--transmission", "AT",
+                  "--headless", "--estimates", out_csv)
+    assert out.returncode == 0, out.stderr
+    log = load_log(str(FORD / "driving2.jsonl"))
+    scored = [(r, s) for r, s in zip(read_rows(out_csv), log.samples) if s.moving and s.rpm and s.gear and s.gear > 0]
+    agree = sum(int(r["gear_est"]) == s.gear for r, s in scored) / len(scored)
+    by_eval = {f.name: f for f in evaluate([str(FORD)])}["driving2.jsonl"]
+    assert agree == pytest.approx(by_eval.gear_agree, abs=1e-9)
+    assert agree > 0.86  # measured 0.863 (0.858 without the shift map)
+
+
 def test_estimates_with_rpm_learn_the_ratios_as_the_log_plays(tmp_path):
     out_csv = tmp_path / "est.csv"
     out = run_cli("replay", FORD / "driving.jsonl", "--headless", "--estimates", out_csv, "--transmission", "automatic")

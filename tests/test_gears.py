@@ -5,6 +5,7 @@ little under what was measured, so a change that makes the tracker worse fails.
 """
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from keidash.estimate.gears import (AUTOMATIC, GearModel, Pairing, TrackerState, agreement, follow, label_ratios,
                                    nearest_ratio_gears,
                                    standing_rpm, track, track_samples)
+from keidash.estimate.shiftmap import ShiftMap
 from keidash.profiles import load_profile
 from keidash.profiles.engine import shift_limits
 from keidash.replay import load_log
@@ -29,12 +31,13 @@ def ford():
     return {name: load_log(DRIVES / f"{name}.jsonl").samples for name in ("driving", "driving2")}
 
 
-# measured: driving 91.89 % (nearest-ratio 86.88 %), driving2 85.81 % (nearest 79.44 %); before the coast
+# measured: driving 92.33 % (nearest-ratio 86.88 %), driving2 86.78 % (nearest 79.44 %), with the shift map
+# learned within each drive as it goes (before it: 91.89 % and 85.81 %); before the coast
 # rule (an rpm rising while the truck slows is a downshift under way) 90.44 % and 83.98 %;
 # ratios and idle taken from the OTHER log (cross-validated), with the automatic's model (a torque
 # converter: tests/data/drives/openxc-ford/vehicle.toml). Nearly all misses lie within 0.75 s of a
 # label change: the labels are the automatic's commanded gear, which leads and lags the ratio.
-@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.91), ("driving2", "driving", 0.85)])
+@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.92), ("driving2", "driving", 0.86)])
 def test_agrees_with_openxc_labels_better_than_nearest_ratio(ford, name, other, floor):
     ratios = label_ratios(ford[other])
     model = GearModel(ratios, idle_rpm=standing_rpm(ford[other]), kind=AUTOMATIC)
@@ -250,3 +253,142 @@ def test_at_1_hz_the_rpm_is_judged_again_with_the_speed_interpolated_to_its_inst
         shown[t] = state.gear
     assert shown[5.0] == 4  # the carried speed misleads the rpm's own instant ...
     assert all(gear == 5 for t, gear in shown.items() if t >= 1.0 and t != 5.0)  # ... and 0.5 s later it is undone
+
+
+# -- an automatic's shift map (keidash.estimate.shiftmap) ---------------------------------------
+UP_KMH = (15.0, 28.0, 40.0, 52.0)  # the synthetic automatic's commanded upshifts under drive, 1->2 .. 4->5
+DOWN_KMH = (9.0, 20.0, 32.0, 45.0)  # and its commanded coast-downs, 2->1 .. 5->4, the foot off
+
+
+def at_drive(t0, hz=10.0, top_kmh=60.0, lag_s=0.3, swap_s=0.6):
+    """An automatic's drive at ``hz``: away to ``top_kmh`` at +5 km/h a second (upshifts at UP_KMH), then
+    the foot off, slowing at 6 km/h a second to a stop (coast-downs commanded at DOWN_KMH); after each
+    command the ratio moves to the new gear's line ``lag_s`` later, over ``swap_s`` (the hydraulics), as
+    on the Ford's logs; then 5 s standing. Returns (pairs (t, speed, rpm), commanded gear per pair, t end)."""
+    pairs, commanded = [], []
+    t, v, gear, swap, pulling = t0, 0.0, 1, None, True
+    while True:
+        if pulling:
+            v += 5.0 / hz
+            if gear < 5 and v >= UP_KMH[gear - 1]:
+                swap, gear = (t, gear, gear + 1), gear + 1
+            pulling = v < top_kmh
+        else:
+            v -= 6.0 / hz
+            if v <= 0.0:
+                break
+            if gear > 1 and v < DOWN_KMH[gear - 2]:
+                swap, gear = (t, gear, gear - 1), gear - 1
+        line = math.log(K[gear - 1])
+        if swap is not None:
+            done = min(1.0, max(0.0, (t - swap[0] - lag_s) / swap_s))
+            line = math.log(K[swap[1] - 1]) + (math.log(K[swap[2] - 1]) - math.log(K[swap[1] - 1])) * done
+        rpm = math.exp(line) * v * (1.05 if pulling else 0.98)  # converter slip under drive; coasting, a little under
+        pairs.append((t, v, max(rpm, AUTO.idle_rpm * (1.6 if pulling else 1.0))))
+        commanded.append(gear)
+        t += 1.0 / hz
+    for _ in range(50):
+        pairs.append((t, 0.0, AUTO.idle_rpm))
+        commanded.append(1)
+        t += 1.0 / hz
+    return pairs, commanded, t
+
+
+def _first_shown_below(states, pairs, gear):
+    """The speed of the first pair at which ``gear`` is shown after a higher one (a coast-down), or None."""
+    for before, after, pair in zip(states, states[1:], pairs[1:]):
+        if before.gear == gear + 1 and after.gear == gear:
+            return pair[1]
+    return None
+
+
+def test_an_automatic_learns_its_coast_down_lines_from_the_shifts_it_shows():
+    """Each coast-down the tracker shows is noted where the engine began to be pulled up (the swap's
+    start, 0.3 s after the command at 6 km/h a second: 1.8 km/h under it); two agreeing make a line.
+    The ratio follows the command late, so the speed at which the gear is shown would learn every
+    line 3-6 km/h low."""
+    pairs, _, t = at_drive(0.0)
+    states = feed(pairs, model=AUTO)
+    first = states[-1].shift_map
+    assert first is not None and first.line(4) is None  # one coast-down of each: no line yet
+    assert first.coast_down[3] == (pytest.approx(45.0 - 1.8, abs=0.7),)
+    assert _first_shown_below(states, pairs, 4) < 45.0 - 4.0  # shown late: not where it is noted
+    more, _, _ = at_drive(t)
+    learned = feed(more, states[-1], model=AUTO)[-1].shift_map
+    assert learned.line(4) == pytest.approx(45.0 - 1.8, abs=0.7)
+    assert learned.line(3) == pytest.approx(32.0 - 1.8, abs=0.7)
+    assert learned.line(2) == pytest.approx(20.0 - 1.8, abs=0.7)
+    assert learned.line(1) is None  # 2nd -> 1st behind an engine held at idle shows no swap: not learned
+    assert "5->4 at 43" in learned.describe()
+
+
+def test_a_learned_coast_down_line_leads_the_commanded_downshift():
+    """The same coast-downs, the tracker starting with the lines learned on two earlier drives: past a
+    line, a ratio on its way up to the lower gear's line says the commanded gear, without waiting out
+    the dwell; each downshift is shown at a higher speed (sooner) than without the map, and none before
+    its command."""
+    t, earlier = 0.0, TrackerState()
+    for _ in range(2):
+        pairs, _, t = at_drive(t)
+        earlier = feed(pairs, earlier, model=AUTO)[-1]
+    pairs, commanded, _ = at_drive(t)
+    without = feed(pairs, model=AUTO)
+    with_map = feed(pairs, TrackerState(shift_map=earlier.shift_map), model=AUTO)
+    for gear, command_kmh in ((4, 45.0), (3, 32.0), (2, 20.0)):
+        before, after = _first_shown_below(without, pairs, gear), _first_shown_below(with_map, pairs, gear)
+        assert command_kmh > after > before, gear
+    slowing = [i for i, (a, b) in enumerate(zip(pairs, pairs[1:])) if b[1] < a[1] and b[1] >= 4.0]
+
+    def agree(states):
+        return sum(states[i + 1].gear == commanded[i + 1] for i in slowing)
+    assert agree(with_map) > agree(without)
+
+
+def test_the_shift_map_changes_nothing_on_a_manual():
+    """A manual's gear is the lever's: no shift map is learned or used, whatever the model is given."""
+    t, pairs = 0.0, []
+    for _ in range(2):
+        drive, _, t = at_drive(t)
+        pairs += drive
+    learned = feed(pairs, model=AUTO)[-1].shift_map
+    plain = feed(pairs)
+    given = feed(pairs, TrackerState(shift_map=learned), model=replace(MODEL, shift_map=learned))
+    assert [s.gear for s in given] == [s.gear for s in plain]
+    assert all(s.shift_map is None for s in given + plain)
+
+
+def test_a_line_needs_two_agreeing_coast_downs():
+    one = ShiftMap().noted(3, 28.0)
+    assert one.line(3) is None and one.line(1) is None
+    assert one.noted(3, 29.0).line(3) == pytest.approx(28.5)
+    assert one.noted(3, 45.0).line(3) is None  # 17 km/h apart: no line
+    kept = ShiftMap()
+    for speed in range(20):
+        kept = kept.noted(2, 10.0 + speed)
+    assert kept.coast_down[1] == tuple(float(s) for s in range(22, 30))  # the latest 8
+    assert ShiftMap((( 7.0, 8.0),)).merged(ShiftMap(((9.0,), (20.0, 21.0)))).coast_down == ((7.0, 8.0, 9.0),
+                                                                                       (20.0, 21.0))
+
+
+def test_the_ford_s_shift_map_is_learned_from_one_drive_and_used_on_the_other(ford):
+    """keidash eval's path: learn_truck on driving (an automatic) finds its 4th -> 3rd coast-down
+    line near where driving2's labels put it (24-29 km/h), and config_for hands it to the tracker."""
+    from keidash.estimate.drives import learn_truck
+    from keidash.estimate.estimator import config_for
+    from keidash.profiles import unknown_profile
+    truck = learn_truck([load_log(DRIVES / "driving.jsonl")], transmission="AT")
+    assert truck.shift_map is not None and 24.0 <= truck.shift_map.line(3) <= 30.0
+    assert "shift map (automatic): coast-down" in truck.report()
+    config = config_for(unknown_profile(), {}, ("replay",), truck, transmission="AT")
+    assert config.shift_map == truck.shift_map
+    assert learn_truck([load_log(DRIVES / "driving.jsonl")]).shift_map is None  # not said to be an automatic
+
+
+def test_keidash_eval_counts_the_ford_s_misses_and_most_lie_next_to_a_change_of_label():
+    """The bench prints how many of the tracker's misses are more than 0.5 s from a change of the
+    label: on the Ford nearly all are next to one (the commanded gear leading or lagging the ratio)."""
+    from keidash.estimate.evaluate import evaluate
+    for f in evaluate([str(DRIVES)]):
+        counted = sum(1 for s in load_log(DRIVES / f.name).samples if s.moving and s.rpm and s.gear and s.gear > 0)
+        assert f.gear_misses == round((1.0 - f.gear_agree) * counted) > 0
+        assert 0 < f.gear_misses_away < f.gear_misses / 4

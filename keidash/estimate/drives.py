@@ -17,14 +17,16 @@ stretch with rpm and speed (:mod:`keidash.estimate.learn`); the habits (at what
 speeds this driver uses each gear, how hard they accelerate in it, whether they
 follow cues) come from the gears the estimator then finds in the same drives
 (:mod:`keidash.estimate.speedonly`), so a truck with no rpm source later is
-estimated the way this driver drives. Pure: the logs are already loaded.
+estimated the way this driver drives; an automatic's shift map (its coast-down lines,
+:mod:`keidash.estimate.shiftmap`) comes from the coast-downs the estimator shows in them.
+Pure: the logs are already loaded.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Sequence
 
 from ..profiles import Profile, unknown_profile
@@ -32,6 +34,8 @@ from ..profiles.engine import shift_limits
 from ..readings import RPM
 from ..replay import DriveLog
 from .estimator import EstimatorConfig, EstimatorState, advise, config_for, step
+from .gears import AUTOMATIC, gearbox_kind
+from .shiftmap import ShiftMap
 from .learn import learn_from_logs
 from .speedonly import learn_habits
 from .truck import TruckKnowledge
@@ -85,8 +89,9 @@ def write_estimates(rows: Iterable[EstimateRow], path: str) -> int:
 
 # -- learning a truck from its drives ---------------------------------------------------------
 def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
-                gears: int | None = None) -> TruckKnowledge:
-    """Gear ratios and habits from ``logs`` (drives with rpm and speed)."""
+                gears: int | None = None, transmission: str | None = None) -> TruckKnowledge:
+    """Gear ratios and habits from ``logs`` (drives with rpm and speed); for an automatic (``transmission``,
+    else the profile's) also its shift map: the coast-downs the tracker saw, drive after drive."""
 
     profile = profile or unknown_profile()
     idle = _standing_rpm(logs)
@@ -98,7 +103,25 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     if ratios:
         config = config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None, rpm_per_kmh=ratios)
         habits = learn_habits(_gear_rows(logs, config), gears=len(ratios))  # a top gear never used still counts
-    return TruckKnowledge(learned, ratios, habits, tuple(log.name for log in logs), idle)
+    shift_map = None
+    if ratios and gearbox_kind(transmission or profile.transmission) == AUTOMATIC:
+        shift_map = _shift_map(logs, config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None,
+                                                rpm_per_kmh=ratios, transmission=AUTOMATIC))
+    return TruckKnowledge(learned, ratios, habits, tuple(log.name for log in logs), idle, shift_map)
+
+
+def _shift_map(logs: Sequence[DriveLog], config: EstimatorConfig) -> ShiftMap | None:
+    """The coast-downs the estimator's tracker shows over ``logs`` in turn, each drive starting
+    from the map the drives before it left (as the dash would, drive after drive)."""
+    shift_map = None
+    for log in logs:
+        state = EstimatorState()
+        for _, readings in log.with_readings():
+            for reading in readings:
+                state = step(state, reading, config)
+        shift_map = state.tracker.shift_map or shift_map
+        config = replace(config, shift_map=shift_map)
+    return shift_map
 
 
 #: standing rpm below this is an engine starting or stalling, not idling

@@ -10,7 +10,8 @@ log gives the same gears and cues every time. The parts, each a pure module:
   learned live from every rpm and speed reading; used once every gear is found.
 - **Gear with rpm** (:mod:`keidash.estimate.gears`): an HMM forward filter over neutral /
   clutch in and each gear, modelled by the gearbox (a manual's clutch and shifts, an
-  automatic's converter slip, which needs the engine to pull), with each rpm reading
+  automatic's converter slip, which needs the engine to pull, and its coast-down lines learned
+  from the shifts seen: :mod:`keidash.estimate.shiftmap`), with each rpm reading
   paired with the speed at its instant and judged again once the next speed reading
   brackets it.
 - **Gear from speed alone** (:mod:`keidash.estimate.speedonly`): a forward filter over the
@@ -38,6 +39,7 @@ from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, follow, gearbox_kind
 from .learn import LearnedRatios, LearnerState, learned, learner_step
+from .shiftmap import ShiftMap
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
 from .speedonly import Habits, SpeedModel, SpeedOnlyState, rpm_estimate, speed_step
@@ -74,6 +76,7 @@ class EstimatorConfig:
     #                                    None: the gearbox's (keidash.estimate.gears.GearModel)
     gearbox: str = MANUAL  # keidash.estimate.gears.gearbox_kind of the profile's transmission
     low_range_ratio: float | None = None  # the 4WD transfer's low ratio: low-range gears are tracked too
+    shift_map: ShiftMap | None = None  # an automatic's coast-down lines learned on earlier drives
     match_tolerance: float = 0.08  # |ln(rpm per km/h / gear's)| of a reading that restarts the needle
     needle: NeedleConfig = field(default_factory=NeedleConfig)
 
@@ -128,7 +131,8 @@ def _models(state: EstimatorState, config: EstimatorConfig) -> Models:
         return state.models
     ratios, limits = state.ratios, config.limits
     gear_model = GearModel(ratios, idle_rpm=limits.idle_rpm, moving_kmh=config.moving_kmh,
-                           dwell_s=config.gear_dwell_s, kind=config.gearbox, low_range=config.low_range_ratio)
+                           dwell_s=config.gear_dwell_s, kind=config.gearbox, low_range=config.low_range_ratio,
+                           shift_map=config.shift_map if config.gearbox == AUTOMATIC else None)
     policy = ShiftPolicy(ratios, limits, mode=config.shift_mode, engine=config.engine,
                          upshift_rpm_per_gear=config.upshift_rpm_per_gear[:max(len(ratios) - 1, 0)],
                          moving_kmh=config.moving_kmh)
@@ -404,7 +408,8 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
     (one upshift rpm for every gear), upshift_rpm_per_gear and mode. Idle: the config's,
     else the profile's, else the one seen in the drives learned from, else keidash's default.
     The gearbox's model follows ``transmission`` when given, else the profile's (a manual when
-    neither says: most kei trucks are); a 4WD transfer's low ratio adds the low-range gears.
+    neither says: most kei trucks are); a 4WD transfer's low ratio adds the low-range gears. An
+    automatic starts from the shift map learned on those drives (``learned_truck.shift_map``).
     """
     limits = {k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")}
     if not limits["idle_rpm"] and not profile.engine.idle_rpm and learned_truck is not None:
@@ -425,4 +430,5 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         shift_mode=mode, upshift_rpm_per_gear=per_gear,
         habits=learned_truck.habits if learned_truck else None,
         gearbox=gearbox_kind(transmission or profile.transmission),
-        low_range_ratio=profile.transfer_low_ratio)
+        low_range_ratio=profile.transfer_low_ratio,
+        shift_map=learned_truck.shift_map if learned_truck else None)

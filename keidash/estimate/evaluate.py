@@ -66,8 +66,11 @@ class LogFigures:
     label_medians: tuple[float | None, ...] = ()
     ratio_error_pct: tuple[float | None, ...] = ()
     trained_ratios: tuple[float, ...] = ()  # learned from the other logs: the ones used below
+    trained_shift_map: object | None = None  # an automatic's ShiftMap learned from the other logs (None: none)
     gear_agree: float | None = None  # tracker vs labels, moving forward-labelled samples
     gear_agree_nearest: float | None = None
+    gear_misses: int | None = None  # moving forward-labelled samples where the tracker's gear is not the label ...
+    gear_misses_away: int | None = None  # ... of them farther than CHANGE_NEAR_S from a change of label
     speed_only: float | None = None  # share within 10 %
     speed_only_naive: float | None = None
     speed_only_oracle: float | None = None
@@ -228,9 +231,10 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if not others:
         others, fig.cross_validated = [log], False
         fig.notes.append("only log of its vehicle: trained on itself")
-    trained = learn_truck(others, profile)
+    trained = learn_truck(others, profile, transmission=gearbox)
     ratios = trained.ratios
     fig.trained_ratios = ratios
+    fig.trained_shift_map = trained.shift_map
     if not ratios:
         fig.notes.append(f"learning from the other logs: {trained.why_not}")
         return fig
@@ -240,7 +244,15 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if log.has_gear:
         forward = ((s, r) for s, r in zip(samples, estimate_log(log, config))
                    if s.moving and s.rpm and s.gear and s.gear > 0)
-        fig.gear_agree = _share(r.gear_est == s.gear for s, r in forward)
+        changes = [b.t for a, b in zip(samples, samples[1:]) if a.gear != b.gear]
+        fig.gear_misses = fig.gear_misses_away = 0
+
+        def hit(s, r):
+            if r.gear_est != s.gear:
+                fig.gear_misses += 1
+                fig.gear_misses_away += _away(changes, s.t, CHANGE_NEAR_S)
+            return r.gear_est == s.gear
+        fig.gear_agree = _share(hit(s, r) for s, r in forward)
         fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear
                                         for s in samples if s.moving and s.rpm and s.gear and s.gear > 0)
 
@@ -257,6 +269,17 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     fig.speed_only_oracle = _share(
         (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s in scored)
     return fig
+
+
+#: a tracker's miss this close (s) to a change of the log's gear label is one of timing
+CHANGE_NEAR_S = 0.5
+
+
+def _away(changes: Sequence[float], t: float, near_s: float) -> bool:
+    """No time in the sorted ``changes`` within ``near_s`` of ``t``."""
+    import bisect
+    i = bisect.bisect_left(changes, t - near_s)
+    return i == len(changes) or changes[i] > t + near_s
 
 
 def shortfalls(figures: Sequence[LogFigures]) -> list[str]:
@@ -318,5 +341,8 @@ def as_json(figures: Sequence[LogFigures]) -> list[dict]:
     for f in figures:
         d = {k: v for k, v in f.__dict__.items()}
         d["of_oracle"] = f.of_oracle
+        if f.trained_shift_map is not None:
+            d["trained_shift_map"] = {"lines": f.trained_shift_map.describe(),
+                                      "coast_downs_kmh": f.trained_shift_map.coast_down}
         out.append(d)
     return out

@@ -44,6 +44,14 @@ engine above a gear's line is idling on its own (every gear below the ratio alik
 and an rpm *rising* while the truck slows (``rise_min``) is the converter pulling the
 engine up to a lower gear's line: a downshift under way, shown as it happens rather
 than once the ratio has settled (the commanded gear leads the ratio by 0.3-1.5 s).
+Its controller shifts by road speed and load, and with the foot off, slowing, it commands each
+coast-down at its own speed drive after drive: the tracker notes where each coast-down it shows
+began (the rpm starting to rise) in a shift map (:mod:`keidash.estimate.shiftmap`, learned on
+earlier drives and added to as it drives) and uses the lines as its prior while the truck slows:
+below a line the lower gear is commanded and taken within ``map_shift_s``, and a ratio on its way
+up between the two gears' lines says the new gear (shown without the dwell once it is nearer the
+new line than the old); well above a line (``map_margin_kmh``) a coast-down is ``map_hold`` times
+as likely and an rpm drifting up is no downshift to that gear.
 
 **A CVT** has no gears: :func:`gearbox_kind` says so and the estimator shows none.
 
@@ -64,6 +72,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+
+from .shiftmap import ShiftMap
 
 NEUTRAL = 0  # shown gear of neutral / clutch in
 MANUAL, AUTOMATIC, CVT = "manual", "automatic", "cvt"
@@ -135,6 +145,12 @@ class GearModel:
     #                         upshift) ...
     shift_s: float = 0.5  # ... when seen within this long (s) of the last pair: across a longer gap the
     #                       shift may be over and the ratio on the new gear's line (1 Hz)
+    shift_map: ShiftMap | None = None  # automatic: coast-down lines learned on earlier drives (the drive's
+    #                                    own are added as they come: TrackerState.shift_map)
+    map_shift_s: float = 0.15  # automatic, slowing below a learned coast-down line: the lower gear is taken
+    #                            within about this long (s), before the ratio shows it ...
+    map_hold: float = 0.1  # ... and above the line (by map_margin_kmh) a downshift is this much less likely
+    map_margin_kmh: float = 2.0
 
     def __post_init__(self):
         manual = self.kind != AUTOMATIC
@@ -180,6 +196,9 @@ class TrackerState:
     speed_avg: float | None = None  # recent average of the speed (km/h): speed - average = acceleration x lag
     engaged: int | None = None  # manual: the state last seen locked (the lever while the clutch is in)
     rpm_avg: float | None = None  # recent average of ln(rpm) (settle_s): is the engine speeding up?
+    shift_map: ShiftMap | None = None  # automatic: the coast-downs seen so far (None: the model's, from earlier drives)
+    pulled_from: tuple[float, float, float, float] | None = None  # automatic: (t s, km/h, rpm) where the rpm last
+    #                                            began to rise, and its highest since: where a downshift's swap began
 
 
 def _gaussian(z: float) -> float:
@@ -192,14 +211,18 @@ def _neutral(model: GearModel, rpm: float) -> float:
 
 def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None,
               ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0,
-              rpm_rise: float = 0.0) -> tuple[float, ...]:
+              rpm_rise: float = 0.0, commanded: frozenset[int] = frozenset(),
+              early: frozenset[int] = frozenset()) -> tuple[float, ...]:
     """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
 
     ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
     ``trend_s``; None = no history. ``accel_kmh_s``: the truck's recent acceleration; ``dt`` (s)
     since the last pair: pairs further apart than 2 x ``settle_s`` say nothing of steadiness (a
     manual's ratio may have changed gear between them). ``rpm_rise``: ln(rpm) less its recent
-    average (> 0: the engine speeds up).
+    average (> 0: the engine speeds up). An automatic's shift map (slowing): the gears in ``commanded``
+    have been commanded from the gear above (below its learned coast-down line), so a ratio still in
+    transit from that gear's line is no evidence against them; those in ``early`` are not commanded yet
+    (well above their line), so an rpm rising as the truck slows is no downshift to them.
     """
     per_range = model.top_gear + 1
     if rpm <= 0.0:  # engine stopped or stalled while rolling: no gear can be read
@@ -259,11 +282,18 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             out.append(density)
             continue
         locked = steady * _gaussian(x / own) / (_SQRT_2PI * own)
-        if downshift:
+        if gear in commanded and _in_transit(model, state, log_ratio):
+            # commanded, the clutches swapping: the ratio between the gear above's line and this one's; on
+            # its way up (the engine pulled up as the truck slows) it says this gear, else it is no evidence
+            slipping = (model.heading_density * math.exp(-abs(x) / model.heading_scale) if moving > 0.0
+                        else model.slip_density * model.slip_floor)
+        elif downshift and gear not in early:
             if ratio_avg < math.log(model.ratio(state)) - own:  # a lower gear than the one being left:
                 slipping = model.heading_density * math.exp(-abs(x) / model.heading_scale)  # where it heads
             else:
                 slipping = model.slip_density * model.slip_floor  # the gear being left, or a higher one
+        elif downshift:
+            slipping = model.slip_density * model.slip_floor  # not commanded at this speed: the engine idles up
         elif x < 0.0:
             slipping = model.slip_density * _gaussian(x / model.below_spread)
         elif coasting:
@@ -277,10 +307,24 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
     return tuple(out)
 
 
-def _transition(model: GearModel, posterior: tuple[float, ...], dt: float) -> tuple[float, ...]:
-    """Predict ``dt`` s ahead: each state is left with probability 1 - exp(-dt / hold_s), within its range."""
+def _in_transit(model: GearModel, state: int, log_ratio: float) -> bool:
+    """The ratio between the line of the gear above ``state`` and ``state``'s own (a downshift's swap)."""
+    gear, _ = model.shown(state)
+    return (NEUTRAL < gear < model.top_gear
+            and math.log(model.ratio(state + 1)) - model.below_spread <= log_ratio < math.log(model.ratio(state)))
+
+
+def _transition(model: GearModel, posterior: tuple[float, ...], dt: float,
+                commanded: frozenset[int] = frozenset(), early: frozenset[int] = frozenset()) -> tuple[float, ...]:
+    """Predict ``dt`` s ahead: each state is left with probability 1 - exp(-dt / hold_s), within its range.
+
+    An automatic's shift map (slowing): from the gear above each gear in ``commanded`` the controller
+    has commanded that gear, taken within about ``map_shift_s``; a gear in ``early`` is not commanded
+    from the gear above yet, a change to it ``map_hold`` times as likely as otherwise.
+    """
     per_range = model.top_gear + 1
-    leave = 1.0 - math.exp(-max(dt, 0.0) / model.hold_s)
+    dt = max(dt, 0.0)
+    leave = 1.0 - math.exp(-dt / model.hold_s)
     out = [p * (1.0 - leave) for p in posterior]
     for i, p in enumerate(posterior):
         if p == 0.0:
@@ -291,9 +335,18 @@ def _transition(model: GearModel, posterior: tuple[float, ...], dt: float) -> tu
         else:
             weights = [model.neutral_weight] + [
                 0.0 if j == here else 1.0 if abs(j - here) == 1 else model.skip_weight for j in range(1, per_range)]
+            if here - 1 in early:
+                weights[here - 1] *= model.map_hold
         total = sum(weights)
         for j, w in enumerate(weights):
             out[base + j] += p * leave * w / total
+    if commanded:
+        for i, p in enumerate(posterior):
+            here = i % per_range
+            if here >= 2 and here - 1 in commanded:
+                moved = p * (1.0 - leave) * (1.0 - math.exp(-dt / model.map_shift_s))
+                out[i] -= moved
+                out[i - 1] += moved
     return tuple(out)
 
 
@@ -331,19 +384,25 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         posterior, dt, fresh = _standing(model, (), 0.0), 0.0, True
     else:
         posterior, dt, fresh = state.posterior, (t - state.t if state.t is not None else 0.0), False
-    prior = _transition(model, posterior, dt)
     per_range = model.top_gear + 1
-
     ratio_avg, ratio_slow, engaged, speed_avg = state.ratio_avg, state.ratio_slow, state.engaged, state.speed_avg
-    rpm_avg = state.rpm_avg
-    if speed_kmh >= model.moving_kmh:
+    rpm_avg, pulled_from = state.rpm_avg, state.pulled_from
+    shift_map = state.shift_map if state.shift_map is not None else model.shift_map
+    moving = speed_kmh >= model.moving_kmh
+    accel = 0.0 if speed_avg is None or not moving else (speed_kmh - speed_avg) / model.speed_trend_s
+    slowing = model.kind == AUTOMATIC and accel < -model.coast_kmh_s
+    commanded, early = frozenset(), frozenset()
+    if slowing and shift_map is not None:
+        commanded, early = _map_says(model, shift_map, speed_kmh)
+    prior = _transition(model, posterior, dt, commanded, early)
+
+    if moving:
         if fresh:
             prior = tuple(1.0 / n for _ in range(n))
-        accel = 0.0 if speed_avg is None else (speed_kmh - speed_avg) / model.speed_trend_s
         rise = 0.0
         if rpm > 0.0 and rpm_avg is not None:
             rise = math.log(rpm) - rpm_avg
-        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise)
+        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise, commanded, early)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
@@ -366,9 +425,17 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
                 ratio_slow = ratio_avg  # and the ratio is going nowhere: no trend left over from the shift
         follow = 1.0 - math.exp(-max(dt, 0.0) / model.speed_trend_s)
         speed_avg = speed_kmh if speed_avg is None else speed_avg + (speed_kmh - speed_avg) * follow
+        if model.kind == AUTOMATIC and rpm > 0.0:
+            pulled = pulled_from is not None and t - pulled_from[0] <= SWAP_S and _pulled_up(model, pulled_from)
+            if pulled_from is not None and rpm > pulled_from[3]:
+                pulled_from = pulled_from[:3] + (rpm,)
+            elif rise <= 0.0 and not pulled:  # not speeding up, and no swap under way: none has begun
+                pulled_from = (t, speed_kmh, rpm, rpm)
+            if pulled_from is None:
+                pulled_from = (t, speed_kmh, rpm, rpm)
     else:
         new = _standing(model, prior, dt)
-        ratio_avg = ratio_slow = engaged = speed_avg = rpm_avg = None
+        ratio_avg = ratio_slow = engaged = speed_avg = rpm_avg = pulled_from = None
 
     best = max(range(n), key=new.__getitem__)
     if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
@@ -381,12 +448,50 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     else:
         since = 0.5 * (state.t + t)  # it became the most probable somewhere between the two pairs
     shown = None if state.gear is None else state.gear + (per_range if state.low_range else 0)
-    if shown is None or (best != shown and t - since >= model.dwell_s):
+    dwell = model.dwell_s
+    if shown is not None and best == shown - 1 and best % per_range in commanded and rpm > 0.0 and moving:
+        log_ratio = math.log(rpm / speed_kmh)
+        if (_in_transit(model, best, log_ratio) and state.ratio_avg is not None and log_ratio > state.ratio_avg
+                and log_ratio >= 0.5 * (math.log(model.ratio(best)) + math.log(model.ratio(best + 1)))):
+            dwell = 0.0  # the coast-down the map expects, the ratio rising and nearer the new gear's line than
+            #              the old one's: three signs agree, no flicker to wait out
+    if shown is None or (best != shown and t - since >= dwell):
         shown = best
     gear, low = model.shown(shown)
+    if slowing and state.gear is not None and gear == state.gear - 1 >= 1 and low == state.low_range:
+        # a coast-down shown: noted where the engine began to be pulled up (the command came before)
+        if pulled_from is not None and t - pulled_from[0] <= SWAP_S and _pulled_up(model, pulled_from):
+            shift_map = (shift_map or ShiftMap()).noted(gear, pulled_from[1])
+        pulled_from = None  # the next downshift's swap begins after this one
     return TrackerState(gear=gear, low_range=low, posterior=new, candidate=best, candidate_since=since, t=t,
                         ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg,
-                        rpm_avg=rpm_avg)
+                        rpm_avg=rpm_avg, shift_map=shift_map if model.kind == AUTOMATIC else None,
+                        pulled_from=pulled_from)
+
+
+#: a coast-down is noted at the speed where the rpm began to rise, when that was at most this long (s)
+#: before it was shown (an automatic's clutches swap in 0.3-1.5 s) and the engine has been pulled up
+#: since (by rise_min): a ratio that rises only because the speed falls under an engine held at idle
+#: shows no swap, and where its command came cannot be told
+SWAP_S = 1.5
+
+
+def _pulled_up(model: GearModel, pulled_from: tuple[float, float, float, float]) -> bool:
+    return math.log(pulled_from[3] / pulled_from[2]) >= model.rise_min
+
+
+def _map_says(model: GearModel, shift_map: ShiftMap, speed_kmh: float) -> tuple[frozenset[int], frozenset[int]]:
+    """(gears commanded from the gear above, gears not yet commanded) while slowing at ``speed_kmh``."""
+    commanded, early = [], []
+    for gear in range(1, model.top_gear):
+        line = shift_map.line(gear)
+        if line is None:
+            continue
+        if speed_kmh < line:
+            commanded.append(gear)
+        elif speed_kmh > line + model.map_margin_kmh:
+            early.append(gear)
+    return frozenset(commanded), frozenset(early)
 
 
 # -- pairing rpm and speed measured at different instants -----------------------------------

@@ -18,6 +18,7 @@ class TruckKnowledge:
     habits: "object | None"  # keidash.estimate.speedonly.Habits, None without ratios
     logs: tuple[str, ...]
     idle_rpm: float | None = None  # warm idle seen while stopped; None when the drives never stood
+    shift_map: "object | None" = None  # keidash.estimate.shiftmap.ShiftMap: an automatic's coast-downs, else None
 
     @property
     def why_not(self) -> str:
@@ -47,4 +48,6 @@ class TruckKnowledge:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
         if not self.ratios:
             lines.append(f"  {self.why_not}")
+        elif self.shift_map is not None and self.shift_map.describe():
+            lines.append(f"  shift map (automatic): {self.shift_map.describe()}")
         return "\n".join(lines)

@@ -21,8 +21,9 @@ FORD = HERE.parent / "drives" / "openxc-ford"
 
 def golden_config():
     # the Ford is an automatic (tests/data/drives/openxc-ford/vehicle.toml): its tracker model is the converter's
-    return config_for(unknown_profile(), {}, ("replay",), learn_truck([load_log(str(FORD / "driving.jsonl"))]),
-                      transmission="AT")
+    # and its shift map (the coast-downs seen) is learned on driving too
+    return config_for(unknown_profile(), {}, ("replay",),
+                      learn_truck([load_log(str(FORD / "driving.jsonl"))], transmission="AT"), transmission="AT")
 
 
 def main() -> None:
