@@ -241,6 +241,47 @@ def test_static_layer_stays_bounded_over_a_long_drive():
         c.close()
 
 
+def cached_surfaces(c: Cluster) -> dict:
+    """Every text and glyph Surface the cluster keeps, by cache key: {key: the Surface object}."""
+    return {**{("text", *key): s for key, s in c._texts.items()},
+            **{("glyph", *key): s for key, (s, _) in c._glyphs.items()}}
+
+
+def test_figures_come_from_a_fixed_glyph_set_whatever_the_values():
+    """Values changing every frame through their whole range render no new text after the first frames.
+
+    The speed, rpm, clock and the numbers of coolant, battery, trip, odometer, peak rpm and top
+    speed are drawn glyph by glyph (the ten digits of a size and colour rendered together) with
+    their unit as a label. A Surface per value shown ("84°C", "14.1 V", "23.5 km") filled the
+    text cache for minutes of a drive and, once full, replaced one text with another frame after
+    frame. After each theme's first frames the cluster's text and glyph Surfaces are the very
+    same objects for 300 more frames in which every figure changes, both pages, mph and km/h.
+    """
+    c = Cluster(size=SIZE, headless=True)
+    try:
+        def frame(i: int, night: bool) -> DashState:
+            return drive(t=100.0 + i / 60, night=night, rpm=None if i % 50 == 30 else (i * 137) % 8000,
+                         rpm_estimated=i % 7 == 0, speed_kmh=None if i % 50 == 25 else float(i % 141),
+                         coolant_c=40.0 + (i * 3) % 71, battery_v=11.0 + (i % 50) / 10, trip_km=i * 0.37,
+                         odometer_km=12000.0 + 1.3 * i, wall_time=1.7e9 + 60 * i, peak_rpm=float(4000 + i * 7),
+                         top_speed_kmh=float(60 + i % 80), units="kmh" if i % 40 >= 20 else "mph",
+                         page=1 if i % 30 >= 25 else 0)
+
+        for night in (False, True):
+            for i in range(60):  # each figure's first frames: its size, colour and unit seen once
+                c.render(frame(i, night))
+            kept = cached_surfaces(c)
+            for i in range(60, 360):
+                c.render(frame(i, night))
+                now = cached_surfaces(c)
+                new = sorted(str(key[:2]) for key in now.keys() - kept.keys())
+                assert not new, f"frame {i}: rendered again {new[:5]}"
+                assert all(now[key] is kept[key] for key in now), f"frame {i}: a cached surface was replaced"
+            assert len(c._texts) < cluster_mod.TEXT_CACHE_SIZE  # labels only: the cache never evicts
+    finally:
+        c.close()
+
+
 def test_dusk_replaces_the_day_surfaces_instead_of_adding_to_them():
     """At dusk the day theme's face, glyphs and texts are dropped: night holds what day held.
 
