@@ -205,7 +205,7 @@ def test_static_face_is_built_once(cluster):
 
 def surface_bytes(c: Cluster) -> int:
     """Pixel bytes of every Surface the cluster keeps (its caches and static layers)."""
-    surfaces = [*c._faces.values(), c._notched, *c._texts.values(), *(g for g, _ in c._glyphs.values())]
+    surfaces = [*c._faces.values(), c._notched, *c._texts.values(), *(g.ink for g in c._glyphs.values())]
     return sum(s.get_pitch() * s.get_height() for s in surfaces if s is not None)
 
 
@@ -244,7 +244,7 @@ def test_static_layer_stays_bounded_over_a_long_drive():
 def cached_surfaces(c: Cluster) -> dict:
     """Every text and glyph Surface the cluster keeps, by cache key: {key: the Surface object}."""
     return {**{("text", *key): s for key, s in c._texts.items()},
-            **{("glyph", *key): s for key, (s, _) in c._glyphs.items()}}
+            **{("glyph", *key): g.ink for key, g in c._glyphs.items()}}
 
 
 def test_figures_come_from_a_fixed_glyph_set_whatever_the_values():
