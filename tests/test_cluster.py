@@ -247,6 +247,18 @@ def cached_surfaces(c: Cluster) -> dict:
             **{("glyph", *key): g.ink for key, g in c._glyphs.items()}}
 
 
+def test_a_value_splits_into_its_figure_and_its_unit():
+    """The number goes to the glyphs, the unit to the labels; words and sentences stay whole."""
+    split = cluster_mod._figure_and_unit
+    assert split("14.1 V") == ("14.1 ", "V")
+    assert split("84\N{DEGREE SIGN}C") == ("84", "\N{DEGREE SIGN}C")
+    assert split("1,234.5 km") == ("1,234.5 ", "km")
+    assert split("3,450 rpm") == ("3,450 ", "rpm")
+    assert split("--:--") == ("--:--", "")
+    for whole in ("4WD LOW", "learning 3/5", "obd: 3 errors", "GEAR", "N", "x1000 r/min"):
+        assert split(whole) == (None, whole)
+
+
 def test_figures_come_from_a_fixed_glyph_set_whatever_the_values():
     """Values changing every frame through their whole range render no new text after the first frames.
 

@@ -85,8 +85,8 @@ SHIFT_RAMP_RPM = 700.0
 STATUS_TURN_S = 3.0  # several troubles in the status strip: each shown this long in turn
 FLASH_HZ = 6.0  # the whole bar flashes at this rate while an upshift is due
 FACE_LABEL = "x1000 r/min"  # the tach numerals' unit, under the hub
-GLYPH_CHARS = frozenset("0123456789-.:, ")  # drawn from cached glyphs, whatever the value
 DIGITS = "0123456789"
+GLYPH_CHARS = DIGITS + "-.:, "  # a figure's characters, drawn from cached glyphs whatever the value
 TEXT_CACHE_SIZE = 64  # labels and sentences kept, least recently used dropped (~10 KB each)
 FACE_CACHE_SIZE = 4  # static faces kept (day and night, each page), least recently used dropped
 
@@ -1094,9 +1094,9 @@ def _figure_and_unit(text: str) -> tuple[str | None, str]:
     """
     if not text:
         return "", ""
-    unit = text.lstrip("0123456789-.:, ")
+    unit = text.lstrip(GLYPH_CHARS)
     figure = text[:len(text) - len(unit)]
-    if (not any(c in figure for c in "0123456789-") or any(c.isdigit() for c in unit)
+    if (not any(c in figure for c in DIGITS + "-") or any(c.isdigit() for c in unit)
             or unit and not (figure.endswith(" ") or unit.startswith("\N{DEGREE SIGN}"))):
         return None, text
     return figure, unit
