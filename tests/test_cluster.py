@@ -205,7 +205,7 @@ def test_static_face_is_built_once(cluster):
 
 def surface_bytes(c: Cluster) -> int:
     """Pixel bytes of every Surface the cluster keeps (its caches and static layers)."""
-    surfaces = [*c._faces.values(), c._notched, *c._texts.values(), *(g for g, _ in c._glyphs.values())]
+    surfaces = [*c._faces.values(), c._notched, *c._texts.values(), *(g.ink for g in c._glyphs.values())]
     return sum(s.get_pitch() * s.get_height() for s in surfaces if s is not None)
 
 
@@ -237,6 +237,59 @@ def test_static_layer_stays_bounded_over_a_long_drive():
                     == pygame.image.tobytes(fresh._background(last), "RGB"))
         finally:
             fresh.close()
+    finally:
+        c.close()
+
+
+def cached_surfaces(c: Cluster) -> dict:
+    """Every text and glyph Surface the cluster keeps, by cache key: {key: the Surface object}."""
+    return {**{("text", *key): s for key, s in c._texts.items()},
+            **{("glyph", *key): g.ink for key, g in c._glyphs.items()}}
+
+
+def test_a_value_splits_into_its_figure_and_its_unit():
+    """The number goes to the glyphs, the unit to the labels; words and sentences stay whole."""
+    split = cluster_mod._figure_and_unit
+    assert split("14.1 V") == ("14.1 ", "V")
+    assert split("84\N{DEGREE SIGN}C") == ("84", "\N{DEGREE SIGN}C")
+    assert split("1,234.5 km") == ("1,234.5 ", "km")
+    assert split("3,450 rpm") == ("3,450 ", "rpm")
+    assert split("--:--") == ("--:--", "")
+    for whole in ("4WD LOW", "learning 3/5", "obd: 3 errors", "GEAR", "N", "x1000 r/min"):
+        assert split(whole) == (None, whole)
+
+
+def test_figures_come_from_a_fixed_glyph_set_whatever_the_values():
+    """Values changing every frame through their whole range render no new text after the first frames.
+
+    The speed, rpm, clock and the numbers of coolant, battery, trip, odometer, peak rpm and top
+    speed are drawn glyph by glyph (the ten digits of a size and colour rendered together) with
+    their unit as a label. A Surface per value shown ("84°C", "14.1 V", "23.5 km") filled the
+    text cache for minutes of a drive and, once full, replaced one text with another frame after
+    frame. After each theme's first frames the cluster's text and glyph Surfaces are the very
+    same objects for 300 more frames in which every figure changes, both pages, mph and km/h.
+    """
+    c = Cluster(size=SIZE, headless=True)
+    try:
+        def frame(i: int, night: bool) -> DashState:
+            return drive(t=100.0 + i / 60, night=night, rpm=None if i % 50 == 30 else (i * 137) % 8000,
+                         rpm_estimated=i % 7 == 0, speed_kmh=None if i % 50 == 25 else float(i % 141),
+                         coolant_c=40.0 + (i * 3) % 71, battery_v=11.0 + (i % 50) / 10, trip_km=i * 0.37,
+                         odometer_km=12000.0 + 1.3 * i, wall_time=1.7e9 + 60 * i, peak_rpm=float(4000 + i * 7),
+                         top_speed_kmh=float(60 + i % 80), units="kmh" if i % 40 >= 20 else "mph",
+                         page=1 if i % 30 >= 25 else 0)
+
+        for night in (False, True):
+            for i in range(60):  # each figure's first frames: its size, colour and unit seen once
+                c.render(frame(i, night))
+            kept = cached_surfaces(c)
+            for i in range(60, 360):
+                c.render(frame(i, night))
+                now = cached_surfaces(c)
+                new = sorted(str(key[:2]) for key in now.keys() - kept.keys())
+                assert not new, f"frame {i}: rendered again {new[:5]}"
+                assert all(now[key] is kept[key] for key in now), f"frame {i}: a cached surface was replaced"
+            assert len(c._texts) < cluster_mod.TEXT_CACHE_SIZE  # labels only: the cache never evicts
     finally:
         c.close()
 

@@ -573,12 +573,16 @@ class TripLog:
                         (trip.started_unix, trip.ended_unix, self.profile, self.sources),
                     )
                     ids[trip.seq] = cursor.lastrowid
+            # each row's parameters made as SQLite takes them, not a copy of the whole batch first:
+            # after a long pause (a full disk) the batch is up to max_queued rows, and a list of
+            # their parameters doubled it in memory (CPython then kept up to 2000 of those tuples
+            # of each size for reuse)
             inserts = (
                 ("INSERT INTO readings (trip, t, channel, value, source) VALUES (?, ?, ?, ?, ?)",
-                 [(ids[r[1]],) + r[2:] for r in rows if r[0] == "r"]),
+                 ((ids[r[1]],) + r[2:] for r in rows if r[0] == "r")),
                 ("INSERT INTO frames (trip, t, speed_kmh, rpm, rpm_estimated, gear, cue)"
                  " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                 [(ids[r[1]],) + r[2:] for r in rows if r[0] == "f"]),
+                 ((ids[r[1]],) + r[2:] for r in rows if r[0] == "f")),
             )
             for sql, params in inserts:
                 if not one_by_one:
