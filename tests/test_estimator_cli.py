@@ -66,6 +66,7 @@ def test_ratios_from_an_automatic_s_drive_bring_its_shift_map_as_keidash_eval_do
     out = run_cli("replay", FORD / "driving2.jsonl", "--ratios-from", FORD / "driving.jsonl", "--transmission", "AT",
                   "--headless", "--estimates", out_csv)
     assert out.returncode == 0, out.stderr
+    assert "; coast-down 3->2 at 21.1, 4->3 at 28.4 km/h" in out.stdout  # learned, said as the ratios are
     log = load_log(str(FORD / "driving2.jsonl"))
     scored = [(r, s) for r, s in zip(read_rows(out_csv), log.samples) if s.moving and s.rpm and s.gear and s.gear > 0]
     agree = sum(int(r["gear_est"]) == s.gear for r, s in scored) / len(scored)

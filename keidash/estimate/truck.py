@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class TruckKnowledge:
     ratios_learned: "object"  # keidash.estimate.learn.LearnedRatios
@@ -35,8 +34,9 @@ class TruckKnowledge:
     def describe(self) -> str:
         if not self.ratios:
             return self.why_not
+        shifts = self.shift_map.describe() if self.shift_map is not None else ""
         return (f"{len(self.ratios)} gears, " + " / ".join(f"{k:.1f}" for k in self.ratios)
-                + " rpm per km/h")
+                + " rpm per km/h" + (f"; {shifts}" if shifts else ""))
 
     def report(self) -> str:
         """A table for the owner: each gear's rpm per km/h, confidence and samples."""
