@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--profile", help="the truck's profile to add the learned ratios to")
     learn.add_argument("--gears", type=_whole(1, 10, "a gearbox has 1 to 10 forward gears"), help="forward gears (default: the profile's, else found)")
     learn.add_argument("--out", metavar="PROFILE.toml", help="write the profile with the learned ratios")
+    learn.add_argument("--transmission", type=_transmission, metavar="T",
+                       help="the gearbox, when no --profile says: 5MT, 4MT+EL, 3AT, CVT, manual or automatic "
+                            "(an automatic's coast-down lines are learned too; default: manual)")
     log_options(learn, which="every LOG")
 
     marks = sub.add_parser("marks", help="shift speeds per gear, as a table and a speedometer sticker")
@@ -335,7 +338,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if command == "learn":
         from .estimate.commands import learn_main
         return learn_main(args.logs, args.profile, args.gears, args.out, format=args.format, columns=args.columns,
-                          speed_unit=args.speed_unit)
+                          speed_unit=args.speed_unit, transmission=args.transmission)
     if command == "marks":
         from .estimate.commands import marks_command
         return marks_command(args.profile, args.units, args.out)

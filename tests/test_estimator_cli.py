@@ -75,6 +75,18 @@ def test_ratios_from_an_automatic_s_drive_bring_its_shift_map_as_keidash_eval_do
     assert agree > 0.86  # measured 0.863 (0.858 without the shift map)
 
 
+def test_learn_takes_the_gearbox_and_reports_an_automatics_coast_down_lines():
+    """keidash learn --transmission AT: the Ford's coast-down lines beside its ratios; without it the
+    log is read as a manual's (no shift map); a gearbox it does not know is one sentence, exit 2."""
+    automatic = run_cli("learn", FORD / "driving.jsonl", "--transmission", "AT")
+    assert automatic.returncode == 0, automatic.stderr
+    assert "shift map (automatic): coast-down 3->2 at 21.1, 4->3 at 28.4 km/h" in automatic.stdout
+    manual = run_cli("learn", FORD / "driving.jsonl")
+    assert manual.returncode == 0 and "shift map" not in manual.stdout
+    wrong = run_cli("learn", FORD / "driving.jsonl", "--transmission", "XYZ")
+    assert wrong.returncode == 2 and "'XYZ' is not a gearbox" in wrong.stderr
+
+
 def test_estimates_with_rpm_learn_the_ratios_as_the_log_plays(tmp_path):
     out_csv = tmp_path / "est.csv"
     out = run_cli("replay", FORD / "driving.jsonl", "--headless", "--estimates", out_csv, "--transmission", "automatic")

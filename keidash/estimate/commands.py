@@ -14,10 +14,11 @@ from ..errors import ConfigError
 
 def learn_main(paths: list[str], profile_name: str | None = None, gears: int | None = None,
                out: str | None = None, format: str = "auto", columns: str | None = None,
-               speed_unit: str | None = None) -> int:
+               speed_unit: str | None = None, transmission: str | None = None) -> int:
     """``keidash learn``: 0 when every gear was found, 1 when not (the report says why).
 
-    ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`).
+    ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`);
+    ``transmission`` is the gearbox when the profile does not say (an automatic's shift map is learned too).
     """
     from ..profiles import load_profile
     from ..replay import load_log
@@ -29,7 +30,7 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
         raise ConfigError(f"--gears {gears}: a gearbox has 1 to 10 forward gears")
     profile = load_profile(profile_name) if profile_name else None
     logs = [load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in paths]
-    learned = learn_truck(logs, profile, gears=gears)
+    learned = learn_truck(logs, profile, gears=gears, transmission=transmission)
     print(learned.report())
     from ..profiles.engine import gearing_warning
     found = tuple(g.rpm_per_kmh for g in learned.ratios_learned.gears if g.rpm_per_kmh is not None)
