@@ -87,6 +87,25 @@ def test_learn_takes_the_gearbox_and_reports_an_automatics_coast_down_lines():
     assert wrong.returncode == 2 and "'XYZ' is not a gearbox" in wrong.stderr
 
 
+def test_a_profile_written_by_learn_brings_what_ratios_from_would(tmp_path):
+    """keidash learn --transmission AT --out P.toml keeps the gearbox, the ratios, the idle seen and
+    the coast-downs: a replay with --profile P.toml then gives, row for row, the estimates of
+    --ratios-from the same drive (the owner calibrates once and drives with the profile)."""
+    from keidash.profiles import load_profile
+    written = tmp_path / "ford.toml"
+    out = run_cli("learn", FORD / "driving.jsonl", "--transmission", "AT", "--out", written)
+    assert out.returncode == 0, out.stderr
+    profile = load_profile(str(written))
+    assert profile.transmission == "AT" and profile.learned.idle_rpm == pytest.approx(678, abs=20)
+    assert [len(row) for row in profile.learned.coast_down] == [1, 3, 2, 1]
+    by_profile, by_log = tmp_path / "profile.csv", tmp_path / "log.csv"
+    assert run_cli("replay", FORD / "driving2.jsonl", "--profile", written, "--headless",
+                   "--estimates", by_profile).returncode == 0
+    assert run_cli("replay", FORD / "driving2.jsonl", "--ratios-from", FORD / "driving.jsonl", "--transmission",
+                   "AT", "--headless", "--estimates", by_log).returncode == 0
+    assert by_profile.read_text() == by_log.read_text()
+
+
 def test_estimates_with_rpm_learn_the_ratios_as_the_log_plays(tmp_path):
     out_csv = tmp_path / "est.csv"
     out = run_cli("replay", FORD / "driving.jsonl", "--headless", "--estimates", out_csv, "--transmission", "automatic")

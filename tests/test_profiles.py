@@ -224,6 +224,10 @@ def test_learned_only_profile_needs_no_engine_or_tyre():
     ({"rpm_per_kmh": [70.0], "confidence": [1.5]}, "one number from 0 to 1"),
     ({"rpm_per_kmh": [70.0], "confidence": [0.5], "samples": -1}, "samples must be a whole number"),
     ({"rpm_per_kmh": [70.0], "confidence": [0.5], "when": "today"}, "unknown key 'when'"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "coast_down": [20.0]}, "coast_down must be a list per gear"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "coast_down": [[float("inf")]]}, "0 to 300"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "idle_rpm": float("nan")}, "idle_rpm must be an engine speed"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "idle_rpm": 8000}, "300 to 2000 rpm"),
 ])
 def test_bad_learned_tables_get_one_plain_sentence(learned, message):
     with pytest.raises(ProfileError, match=message):

@@ -39,7 +39,9 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
         print(f"keidash: warning: {warning}")
     if out:
         with open(out, "w", encoding="utf-8") as f:
-            f.write(profile_with_learned(profile, learned.ratios_learned, [log.name for log in logs]))
+            f.write(profile_with_learned(profile, learned.ratios_learned, [log.name for log in logs], transmission,
+                                         learned.shift_map.coast_down if learned.shift_map is not None else (),
+                                         learned.idle_rpm))
         print(f"keidash: wrote the profile with the learned ratios to {os.path.abspath(out)}")
     return 0 if learned.ratios else 1
 

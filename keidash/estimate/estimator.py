@@ -406,14 +406,18 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
     (``learned_truck``), else the profile's (sourced, or its ``[learned]`` table),
     else learned live. ``shift`` may hold idle_rpm, redline_rpm, upshift_rpm
     (one upshift rpm for every gear), upshift_rpm_per_gear and mode. Idle: the config's,
-    else the profile's, else the one seen in the drives learned from, else keidash's default.
+    else the profile's, else the one seen in the drives learned from (``learned_truck``, else kept in
+    the profile's ``[learned]`` table), else keidash's default.
     The gearbox's model follows ``transmission`` when given, else the profile's (a manual when
     neither says: most kei trucks are); a 4WD transfer's low ratio adds the low-range gears. An
-    automatic starts from the shift map learned on those drives (``learned_truck.shift_map``).
+    automatic starts from the shift map learned on those drives (``learned_truck.shift_map``, else
+    the coast-downs kept in the profile's ``[learned]`` table by ``keidash learn --out``).
     """
     limits = {k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")}
-    if not limits["idle_rpm"] and not profile.engine.idle_rpm and learned_truck is not None:
-        limits["idle_rpm"] = learned_truck.idle_rpm  # the idle seen in the drives learned from
+    if not limits["idle_rpm"] and not profile.engine.idle_rpm:
+        # the idle seen in the drives learned from: now (--ratios-from), else kept by keidash learn --out
+        limits["idle_rpm"] = learned_truck.idle_rpm if learned_truck is not None else (
+            profile.learned.idle_rpm if profile.learned is not None else None)
     limits = shift_limits(profile, **limits)
     if rpm_per_kmh is None:
         rpm_per_kmh = learned_truck.ratios if learned_truck and learned_truck.ratios else profile.rpm_per_kmh()
@@ -431,4 +435,10 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         habits=learned_truck.habits if learned_truck else None,
         gearbox=gearbox_kind(transmission or profile.transmission),
         low_range_ratio=profile.transfer_low_ratio,
-        shift_map=learned_truck.shift_map if learned_truck else None)
+        shift_map=learned_truck.shift_map if learned_truck else _kept_shift_map(profile))
+
+
+def _kept_shift_map(profile: Profile) -> ShiftMap | None:
+    """The coast-downs a profile's [learned] table keeps (keidash learn --out), else None."""
+    kept = profile.learned.coast_down if profile.learned is not None else ()
+    return ShiftMap(kept) if any(kept) else None

@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import TYPE_CHECKING, Iterable
 
@@ -826,18 +826,27 @@ def _toml_table(name: str, values: dict) -> list[str]:
     return ["", f"[{name}]", *rows] if rows else []
 
 
-def profile_with_learned(profile: Profile | None, learned: LearnedRatios, logs: list[str]) -> str:
+def profile_with_learned(profile: Profile | None, learned: LearnedRatios, logs: list[str],
+                         transmission: str | None = None, coast_down: tuple[tuple[float, ...], ...] = (),
+                         idle_rpm: float | None = None) -> str:
     """TOML text of ``profile`` (or a minimal profile "learned") plus a [learned] table.
 
     The base profile's content is written back from what :class:`Profile` holds
     (comments and the tach's signal description are not kept). A gear not seen
-    is written as ``nan`` with confidence 0. The text loads back with
-    :func:`keidash.profiles.load_profile`.
+    is written as ``nan`` with confidence 0. ``transmission``, when given, is the
+    gearbox written (the owner's ``--transmission``); ``coast_down`` an automatic's
+    coast-downs seen (keidash.estimate.shiftmap.ShiftMap.coast_down); ``idle_rpm`` the
+    warm idle seen at a standstill in the drives. The text loads
+    back with :func:`keidash.profiles.load_profile`.
     """
     lines = ["# written by keidash learn: the [learned] table holds rpm per km/h learned by driving"]
     if profile is None:
         lines += ['name = "learned"', 'title = "Ratios learned by driving"']
+        if transmission:
+            lines += _toml_table("gearbox", {"transmission": transmission})
     else:
+        if transmission:
+            profile = replace(profile, transmission=transmission)
         e, src = profile.engine, profile.sources
         lines += [f"name = {_toml_value(profile.name)}", f"title = {_toml_value(profile.title)}",
                   f"years = {_toml_value(profile.years)}"]
@@ -860,4 +869,8 @@ def profile_with_learned(profile: Profile | None, learned: LearnedRatios, logs: 
               f"confidence = {_toml_value([g.confidence for g in learned.gears])}",
               f"samples = {learned.samples_used}",
               f"logs = {_toml_value(list(logs))}"]
+    if idle_rpm:
+        lines += [f"idle_rpm = {round(idle_rpm, 1)!r}"]
+    if any(coast_down):
+        lines += [f"coast_down = {_toml_value([list(row) for row in coast_down])}"]
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ _GEARBOX_KEYS = {"transmission", "gear_count", "gear_ratios", "reverse_ratio", "
                  "transfer_low_ratio", "extra_low_ratio", "sources"}
 _TYRE_KEYS = {"size", "sources"}
 _TACH_KEYS = {"pulses_per_rev", "signal", "sources"}
-_LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs"}
+_LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs", "coast_down", "idle_rpm"}
 _TOP_KEYS = {"name", "title", "years", "engine", "gearbox", "tyre", "tach", "learned"}
 
 
@@ -49,6 +49,8 @@ class Learned:
     confidence: tuple[float, ...]  # 0..1 per gear
     samples: int  # steady rpm/speed pairs learned from
     logs: tuple[str, ...] = ()  # the drive logs' file names
+    coast_down: tuple[tuple[float, ...], ...] = ()  # an automatic's coast-downs (km/h): [n - 1] for (n+1) -> n
+    idle_rpm: float | None = None  # the warm idle seen at a standstill in the drives learned from
 
     def known(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h; () unless every gear was seen."""
@@ -130,8 +132,18 @@ def _learned(table: dict, origin: str) -> Learned:
     logs = table.get("logs", [])
     if not isinstance(logs, list) or not all(isinstance(n, str) for n in logs):
         raise ProfileError(f"{where}: logs must be a list of file names")
+    coast_down = table.get("coast_down", [])
+    if not isinstance(coast_down, list) or not all(
+            isinstance(row, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          and 0 <= v <= 300 for v in row) for row in coast_down):
+        raise ProfileError(f"{where}: coast_down must be a list per gear of road speeds in km/h "
+                           "(0 to 300) at which an automatic shifted down into it")
+    idle = table.get("idle_rpm")
+    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 300 <= idle <= 2000):
+        raise ProfileError(f"{where}: idle_rpm must be an engine speed from 300 to 2000 rpm")
     return Learned(tuple(None if math.isnan(r) else float(r) for r in ratios),
-                   tuple(float(c) for c in confidence), samples, tuple(logs))
+                   tuple(float(c) for c in confidence), samples, tuple(logs),
+                   tuple(tuple(float(v) for v in row) for row in coast_down), None if idle is None else float(idle))
 
 
 def profile_from_dict(data: dict, origin: str) -> Profile:
