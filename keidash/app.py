@@ -391,6 +391,14 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def idle_known(shift, profile, learned=None) -> bool:
+    """Whether the idle the estimator uses is the truck's, not keidash's default: the owner's
+    ([shift] idle_rpm), the profile's engine, or seen at a standstill in earlier drives (learned
+    now by --ratios-from, or kept in the profile's [learned] table by keidash learn --out)."""
+    return bool(shift.get("idle_rpm") or profile.engine.idle_rpm or (learned is not None and learned.idle_rpm)
+                or (profile.learned is not None and profile.learned.idle_rpm))
+
+
 def _replay_truck(args):
     """The profile a replay runs with, and what was learned beforehand (``--ratios-from``) or None."""
     from .profiles import load_profile, unknown_profile
@@ -532,10 +540,8 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         from .estimate.estimator import config_for
         estimator = config_for(profile, shift, rig.priority(), learned,
                                transmission=getattr(args, "transmission", None))
-        # the idle the ripple lead's factor may be learned from: known when the owner, the profile
-        # or earlier drives give it, not keidash's default
-        rig.know_idle(estimator.limits.idle_rpm, known=bool(  # the ratios: run_dash hands them over
-            shift.get("idle_rpm") or profile.engine.idle_rpm or (learned is not None and learned.idle_rpm)))
+        # the idle the ripple lead's factor may be learned from (the ratios: run_dash hands them over)
+        rig.know_idle(estimator.limits.idle_rpm, known=idle_known(shift, profile, learned))
         cab, outputs = _cab_and_outputs(args, config)
         if layout_notes:
             # on the dash too, short enough for its message strip: the owner sees the setting is not used

@@ -104,6 +104,11 @@ def test_a_profile_written_by_learn_brings_what_ratios_from_would(tmp_path):
     assert run_cli("replay", FORD / "driving2.jsonl", "--ratios-from", FORD / "driving.jsonl", "--transmission",
                    "AT", "--headless", "--estimates", by_log).returncode == 0
     assert by_profile.read_text() == by_log.read_text()
+    # and the idle it keeps counts as the truck's for the ripple lead's factor (not keidash's default)
+    from keidash.app import idle_known
+    from keidash.profiles import unknown_profile
+    assert idle_known({}, profile) and not idle_known({}, unknown_profile())
+    assert idle_known({"idle_rpm": 800}, unknown_profile())
 
 
 def test_estimates_with_rpm_learn_the_ratios_as_the_log_plays(tmp_path):
