@@ -395,8 +395,8 @@ def idle_known(shift, profile, learned=None) -> bool:
     """Whether the idle the estimator uses is the truck's, not keidash's default: the owner's
     ([shift] idle_rpm), the profile's engine, or seen at a standstill in earlier drives (learned
     now by --ratios-from, or kept in the profile's [learned] table by keidash learn --out)."""
-    return bool(shift.get("idle_rpm") or profile.engine.idle_rpm or (learned is not None and learned.idle_rpm)
-                or (profile.learned is not None and profile.learned.idle_rpm))
+    from .estimate.estimator import seen_idle
+    return bool(shift.get("idle_rpm") or profile.engine.idle_rpm or seen_idle(profile, learned))
 
 
 def _replay_truck(args):

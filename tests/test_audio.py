@@ -406,7 +406,7 @@ def ripple_wav(path, rpm: float, seconds: float, factor: float = 1.38, rate: int
 
 
 def test_the_ripples_factor_is_learned_against_another_rpm_source_and_kept(tmp_path):
-    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_record
     from keidash.sources.note import RippleFactor
     wav = tmp_path / "ripple.wav"
     ripple_wav(wav, 850.0, 8.0)
@@ -419,7 +419,7 @@ def test_the_ripples_factor_is_learned_against_another_rpm_source_and_kept(tmp_p
         assert wait_for(lambda: learning.finished.is_set(), 60)
     finally:
         learning.stop()
-    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(1.38, rel=0.005)
+    assert read_ripple_record(str(data / RIPPLE_FACTOR_FILE))[0] == pytest.approx(1.38, rel=0.005)
     assert len(got) >= 20 and all(abs(r.value - 850) < 0.01 * 850 for r in got)
     # the next drive starts with the kept factor: no reference needed, rpm from the first windows
     again = []
@@ -531,22 +531,22 @@ def hear_the_ripple(tmp_path, truths, ratios, idle_known: bool, data: str, judge
 
 def test_the_ripples_factor_is_learned_from_the_gears_with_a_gps_only(tmp_path):
     from keidash.profiles import load_profile
-    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_record
     data = tmp_path / "data"
     # the idle is 760 rpm, not keidash's default 850: the gears' rpm per km/h set the factor
     got, lead = hear_the_ripple(tmp_path, ripple_drive(idle=760.0), load_profile("hijet-s500p").rpm_per_kmh(),
                                 idle_known=False, data=str(data))
-    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.005)
+    assert read_ripple_record(str(data / RIPPLE_FACTOR_FILE))[0] == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.005)
     assert "the gears" in (data / RIPPLE_FACTOR_FILE).read_text()
     assert "learning the ripple's factor: drive steadily in two gears or more" in lead.said
     assert len(got) >= 60  # the rest of the drive (the 4th gear, the stop, the idle) reads rpm
 
 
 def test_the_ripples_factor_is_learned_from_a_known_idle_when_no_ratios_are(tmp_path):
-    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_factor
+    from keidash.sources.audio import RIPPLE_FACTOR_FILE, read_ripple_record
     data = tmp_path / "data"
     got, _ = hear_the_ripple(tmp_path, ripple_drive(idle=850.0), (), idle_known=True, data=str(data))
-    assert read_ripple_factor(str(data / RIPPLE_FACTOR_FILE)) == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.01)
+    assert read_ripple_record(str(data / RIPPLE_FACTOR_FILE))[0] == pytest.approx(cabin.RIPPLE_HZ_PER_RPM, rel=0.01)
     assert "the idle" in (data / RIPPLE_FACTOR_FILE).read_text()
     assert len(got) >= 200  # learned at the first stop: the whole drive after it reads rpm
 

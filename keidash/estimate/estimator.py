@@ -415,9 +415,7 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
     """
     limits = {k: shift.get(k) for k in ("idle_rpm", "redline_rpm", "upshift_rpm")}
     if not limits["idle_rpm"] and not profile.engine.idle_rpm:
-        # the idle seen in the drives learned from: now (--ratios-from), else kept by keidash learn --out
-        limits["idle_rpm"] = learned_truck.idle_rpm if learned_truck is not None else (
-            profile.learned.idle_rpm if profile.learned is not None else None)
+        limits["idle_rpm"] = seen_idle(profile, learned_truck)
     limits = shift_limits(profile, **limits)
     if rpm_per_kmh is None:
         rpm_per_kmh = learned_truck.ratios if learned_truck and learned_truck.ratios else profile.rpm_per_kmh()
@@ -436,6 +434,13 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         gearbox=gearbox_kind(transmission or profile.transmission),
         low_range_ratio=profile.transfer_low_ratio,
         shift_map=learned_truck.shift_map if learned_truck else _kept_shift_map(profile))
+
+
+def seen_idle(profile: Profile, learned_truck: "TruckKnowledge | None" = None) -> float | None:
+    """The warm idle seen at a standstill in the drives learned from: now (``--ratios-from``),
+    else kept in the profile's ``[learned]`` table (``keidash learn --out``); None when neither."""
+    return ((learned_truck.idle_rpm if learned_truck is not None else None)
+            or (profile.learned.idle_rpm if profile.learned is not None else None))
 
 
 def _kept_shift_map(profile: Profile) -> ShiftMap | None:

@@ -459,12 +459,6 @@ class AudioSource(Source):
 RIPPLE_FACTOR_FILE = "ripple-factor.json"
 
 
-def read_ripple_factor(path: str | None) -> float | None:
-    """The factor learned before (None when there is none, or the file is not one keidash wrote)."""
-    kept = read_ripple_record(path)
-    return kept[0] if kept else None
-
-
 def read_ripple_record(path: str | None) -> tuple[float, str | None] | None:
     """(the factor learned before, what it was learned from, None when the file does not say)."""
     import json
