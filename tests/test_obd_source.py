@@ -462,10 +462,20 @@ def test_works_against_the_elm327_emulator_package(tmp_path, monkeypatch):
     assert not (tmp_path / "elm.log").exists()
 
 
+def by_id(pts: str, link: str) -> str:
+    """A symlink to the pseudo-terminal, as udev makes /dev/serial/by-id/... for a USB adapter."""
+    os.symlink(pts, link)
+    return link
+
+
 def test_elm327_emulator_frozen_then_killed_mid_drive(tmp_path, monkeypatch, caplog):
     got = Collected()
-    with package_emulator(tmp_path, monkeypatch, delay_s=0.05) as (emulator, port), \
-            running(make_source(got, port, protocol="6")) as source:
+    # The source opens a by-id style symlink, removed when the adapter dies. The package's pty
+    # number is free once it is killed, and on a busy machine another test's pseudo-terminal
+    # takes it within the retry: opened by its /dev/pts/N, the source would "reconnect" to that.
+    port = str(tmp_path / "ttyUSB0")
+    with package_emulator(tmp_path, monkeypatch, delay_s=0.05) as (emulator, pts), \
+            running(make_source(got, by_id(pts, port), protocol="6")) as source:
         wait_for(lambda: len(got(RPM)) >= 3, "rpm")
         freeze_package_emulator(emulator)
         wait_for(lambda: source.status().link == FAILED, "FAILED", timeout=5)  # a hang guard only
@@ -474,7 +484,8 @@ def test_elm327_emulator_frozen_then_killed_mid_drive(tmp_path, monkeypatch, cap
         time.sleep(0.3)
         assert len(got(RPM)) == count
 
-        emulator.terminate()  # killed: its pty goes away
+        os.unlink(port)  # killed: its device goes away ...
+        emulator.terminate()  # ... and its pty
         wait_for(lambda: source.status().message == f"no OBD adapter at {port}: is it plugged in?", "the retry")
         assert len(got(RPM)) == count
     assert no_escaped_exception(caplog)

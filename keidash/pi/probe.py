@@ -150,11 +150,18 @@ def device_port(url: str) -> str | None:
     return port if port.startswith("/") else None
 
 
+def same_node(a, b) -> bool:
+    """The same device node: a process in another mount namespace (a container) can hold a
+    /dev/pts/0 of its own, which reads as the same path."""
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def port_holders(port: str, proc: str = "/proc") -> list[tuple[int, str]]:
     """(PID, name) of every other process with ``port`` open, as far as /proc lets this user see."""
     import os
     try:
         target = os.path.realpath(port)
+        node = os.stat(target)
         pids = [int(entry) for entry in os.listdir(proc) if entry.isdigit()]
     except OSError:
         return []
@@ -169,7 +176,7 @@ def port_holders(port: str, proc: str = "/proc") -> list[tuple[int, str]]:
             continue
         for fd in fds:
             try:
-                if os.readlink(f"{fd_dir}/{fd}") == target:
+                if os.readlink(f"{fd_dir}/{fd}") == target and same_node(os.stat(f"{fd_dir}/{fd}"), node):
                     break
             except OSError:
                 continue

@@ -225,16 +225,32 @@ class EmulatedGPS(EmulatedDevice):
         self._write(raw)
 
     def unplug(self) -> None:
-        """Pull the USB plug: the port disappears and readers get an error."""
+        """Pull the USB plug: the port disappears and readers get an error.
+
+        Closing the master side removes ``/dev/pts/N`` and an open reader sees a hang-up. The
+        slave fd is held until :meth:`stop`, so the kernel cannot give this number to a new
+        pseudo-terminal meanwhile: on a busy machine another program's (or another test's)
+        emulated device could take it within the source's retry, and keidash would
+        "reconnect" to it (as EmulatedELM327.unplug).
+        """
         with self._lock:
-            if not self._unplugged:
-                self._unplugged = True
-                # Closing both ends removes /dev/pts/N; an open reader sees a hang-up.
-                os.close(self._master)
-                os.close(self._slave)
+            if self._unplugged:
+                return
+            self._unplugged = True  # writers stop; the thread leaves its loop within INPUT_POLL_S
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            # A select() in progress holds the master open past os.close(): wait it out, so the
+            # port is gone when this returns.
+            thread.join(2.0)
+        with self._lock:
+            os.close(self._master)
 
     def _after_stop(self) -> None:
         self.unplug()
+        with self._lock:
+            if self._slave is not None:
+                os.close(self._slave)
+                self._slave = None
 
     # -- internals ------------------------------------------------------
     def _run(self) -> None:
