@@ -209,6 +209,26 @@ def test_a_rev_matched_downshift_under_braking_is_3rd_before_the_clutch_is_home(
     assert all(s.gear == 3 for s in auto[24:])
 
 
+def test_braking_to_a_stop_with_the_clutch_in_keeps_the_lever_where_the_idle_crosses_2nd():
+    """Braking in 3rd at 10 km/h a second, the clutch goes in at 14 km/h and the engine runs down to
+    its idle (850 rpm) more slowly than the wheels slow: the ratio sweeps up from 3rd's line and passes
+    2nd's (164 rpm per km/h: 985 rpm at 6 km/h) with the lever still in 3rd. Before, that one
+    crossing showed 2nd for the last half second; the engine not speeding up while its ratio rises
+    under braking, or idling, says nothing of the gear. A real downshift into 2nd under braking
+    (the rpm pulled up to 2nd's line, then falling with the speed on it) is still read at once."""
+    braking = [(i / 10, 24.0 - i, K[2] * (24.0 - i)) for i in range(10)]  # in 3rd, 24 -> 15 km/h
+    idle = MODEL.idle_rpm
+    run_down = [(1.0 + i / 10, 14.0 - i, idle + (K[2] * 14.0 - idle) * 0.75 ** (i + 1)) for i in range(11)]
+    states = feed(braking + run_down)  # the last pair: 4 km/h at 856 rpm
+    assert all(s.gear == 3 for s in states[:10])
+    crossing = [(round(t, 1), v, round(r)) for t, v, r in run_down if abs(math.log(r / v / K[1])) < 0.1]
+    assert crossing, "the ratio passes 2nd's line"  # e.g. (1.8, 6.0, 929): within 6 % of 2nd's
+    assert [s.gear for s in states[10:]] == [3] * 11
+    # the same braking, but the driver takes 2nd at 14 km/h and lets the clutch out: rpm up to 2nd's line
+    second = [(1.0 + i / 10, 14.0 - 0.5 * i, K[1] * (14.0 - 0.5 * i)) for i in range(10)]
+    assert [s.gear for s in feed(braking + second)[10:]] == [2] * 10
+
+
 def test_an_automatic_under_drive_reads_an_rpm_flare_as_converter_slip():
     """At a steady speed (drive: the engine pulls), an rpm 30 % over 4th's line and below 3rd's
     is the converter slipping in 4th, not a downshift: the coast rule (the test above) needs the

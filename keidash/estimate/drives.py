@@ -34,7 +34,7 @@ from ..profiles.engine import shift_limits
 from ..readings import RPM
 from ..replay import DriveLog
 from .estimator import EstimatorConfig, EstimatorState, advise, config_for, step
-from .gears import AUTOMATIC, gearbox_kind
+from .gears import AUTOMATIC
 from .shiftmap import ShiftMap
 from .learn import learn_from_logs
 from .speedonly import learn_habits
@@ -99,29 +99,17 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     gears = gears or profile.forward_gears
     learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm)
     ratios = learned.rpm_per_kmh()  # every gear found; each gear's confidence is reported beside it
-    habits = None
+    habits = shift_map = None
     if ratios:
-        config = config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None, rpm_per_kmh=ratios)
-        habits = learn_habits(_gear_rows(logs, config), gears=len(ratios))  # a top gear never used still counts
-    shift_map = None
-    if ratios and gearbox_kind(transmission or profile.transmission) == AUTOMATIC:
-        shift_map = _shift_map(logs, config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None,
-                                                rpm_per_kmh=ratios, transmission=AUTOMATIC))
+        # one run of the tracker the gearbox's own model (an automatic's converter), drive after drive:
+        # the habits are read off it and, for an automatic, the coast-downs it shows make the shift map
+        config = config_for(profile, {"idle_rpm": limits.idle_rpm}, ("replay",), None, rpm_per_kmh=ratios,
+                            transmission=transmission)
+        maps: list[ShiftMap] = []
+        habits = learn_habits(_gear_rows(logs, config, maps), gears=len(ratios))  # a top gear never used counts
+        if config.gearbox == AUTOMATIC:
+            shift_map = maps[-1] if maps else None
     return TruckKnowledge(learned, ratios, habits, tuple(log.name for log in logs), idle, shift_map)
-
-
-def _shift_map(logs: Sequence[DriveLog], config: EstimatorConfig) -> ShiftMap | None:
-    """The coast-downs the estimator's tracker shows over ``logs`` in turn, each drive starting
-    from the map the drives before it left (as the dash would, drive after drive)."""
-    shift_map = None
-    for log in logs:
-        state = EstimatorState()
-        for _, readings in log.with_readings():
-            for reading in readings:
-                state = step(state, reading, config)
-        shift_map = state.tracker.shift_map or shift_map
-        config = replace(config, shift_map=shift_map)
-    return shift_map
 
 
 #: standing rpm below this is an engine starting or stalling, not idling
@@ -147,23 +135,33 @@ GAP_BETWEEN_DRIVES_S = 600.0
 HABIT_MATCH = 0.10
 
 
-def _gear_rows(logs: Sequence[DriveLog], config):
+def _gear_rows(logs: Sequence[DriveLog], config, maps: list | None = None):
     """(t, speed_kmh, gear) over each drive in turn, on one rising time line.
 
     The gear is the one the row's rpm matches (within HABIT_MATCH) when it matches one, else the
-    estimator's: the tracker's display dwell would make the habits lag the real shifts.
+    estimator's: the tracker's display dwell would make the habits lag the real shifts. An
+    automatic's shift map is carried from drive to drive, as the dash would: each map the tracker
+    leaves at the end of a drive is appended to ``maps``.
     """
     logs_k = [math.log(k) for k in config.rpm_per_kmh]
     offset = 0.0
     for log in logs:
-        for sample, row in zip(log.samples, estimate_log(log, config)):
-            if row.speed_kmh is None or row.gear_est < 0:
+        state = EstimatorState()
+        for sample, readings in log.with_readings():
+            for reading in readings:
+                state = step(state, reading, config)
+            dash = advise(state, sample.t, config)
+            if sample.speed_kmh is None or dash.gear is None or dash.gear < 0:
                 continue
-            gear = row.gear_est
-            if sample.rpm and sample.speed_kmh and sample.speed_kmh >= config.moving_kmh:
+            gear = dash.gear
+            if sample.rpm and sample.speed_kmh >= config.moving_kmh:
                 x = math.log(sample.rpm / sample.speed_kmh)
                 nearest = min(range(len(logs_k)), key=lambda i: abs(x - logs_k[i]))
                 if abs(x - logs_k[nearest]) <= HABIT_MATCH:
                     gear = nearest + 1
-            yield offset + row.t, row.speed_kmh, gear
+            yield offset + sample.t, sample.speed_kmh, gear
+        if state.tracker is not None and state.tracker.shift_map is not None:
+            if maps is not None:
+                maps.append(state.tracker.shift_map)
+            config = replace(config, shift_map=state.tracker.shift_map)
         offset += log.duration_s + GAP_BETWEEN_DRIVES_S

@@ -244,7 +244,15 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         steady = _gaussian(moving / math.sqrt(model.steady_spread ** 2 + 2.0 * noise)) if (
             dt <= 2.0 * model.settle_s) else 1.0
         heading = abs(trend) >= max(model.heading_min, wander)
-        if trend < 0.0 and accel_kmh_s < -model.braking_kmh_s:
+        braking = accel_kmh_s < -model.braking_kmh_s
+        if braking and rpm_rise <= 0.0 and (
+                trend > 0.0 and heading or abs(math.log(rpm / model.idle_rpm)) <= model.idle_spread):
+            # braking, the engine not speeding up while its ratio rises (it runs down more slowly than
+            # the wheels: the clutch is in) or already at idle: the rpm is the engine's own, and a gear
+            # whose line it passes through (2nd's at 5-6 km/h) is no evidence. Nothing is read: the
+            # posterior keeps the gear, as the lever does.
+            return (1.0,) * model.states
+        if trend < 0.0 and braking:
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
         # the rpm falling while the truck does not slow: the clutch is in for an upshift and the lever
         # already in a higher gear; with the clutch home the engine cannot fall below a gear's line
