@@ -35,7 +35,7 @@ from dataclasses import replace
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from keidash.estimate.gears import GearModel, agreement, nearest_ratio_gears, track_samples  # noqa: E402
+from keidash.estimate.gears import GearModel, agreement, moved_unseen, nearest_ratio_gears, track_samples  # noqa: E402
 from keidash.profiles import load_profile  # noqa: E402
 from keidash.profiles.engine import shift_limits  # noqa: E402
 from keidash.sim.recorded import record, simulate  # noqa: E402
@@ -52,18 +52,10 @@ def clutch_share(trace, samples) -> float:
     return sum(trace.clutch[trace.index(s.t)] < 0.99 for s in scored) / len(scored)
 
 
-def moved_unseen(samples) -> float:
-    """Share of the scored samples whose lever differs from the lever at the last rpm reading: the
-    lever moved since the engine was last heard, so no rpm-based tracker can know it yet."""
-    scored = moved = 0
-    at_rpm = None
-    for s in samples:
-        if "rpm" in s.fresh:
-            at_rpm = s.gear
-        if s.gear and s.gear > 0 and s.moving:
-            scored += 1
-            moved += s.gear != at_rpm
-    return moved / scored
+def unseen_share(samples) -> float:
+    """Share of the scored samples whose lever moved since the last rpm reading (gears.moved_unseen)."""
+    moved, counted = moved_unseen(samples)
+    return moved / counted
 
 
 def engaged_only(trace, samples):
@@ -103,7 +95,7 @@ def main() -> int:
                 engaged = engaged_only(trace, samples)
                 e_agree, e_counted = agreement(engaged, shown)
                 e_near, _ = agreement(engaged, nearest)
-                unseen = moved_unseen(samples)
+                unseen = unseen_share(samples)
                 total = totals.setdefault(hz, [0, 0, 0, 0.0])
                 total[0] += agree
                 total[1] += near

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from keidash.estimate.gears import (AUTOMATIC, GearModel, Pairing, TrackerState, agreement, follow, label_ratios,
+                                    moved_unseen,
                                    nearest_ratio_gears,
                                    standing_rpm, track, track_samples)
 from keidash.estimate.shiftmap import ShiftMap
@@ -412,3 +413,16 @@ def test_keidash_eval_counts_the_ford_s_misses_and_most_lie_next_to_a_change_of_
         counted = sum(1 for s in load_log(DRIVES / f.name).samples if s.moving and s.rpm and s.gear and s.gear > 0)
         assert f.gear_misses == round((1.0 - f.gear_agree) * counted) > 0
         assert 0 < f.gear_misses_away < f.gear_misses / 4
+
+
+def test_moved_unseen_counts_the_labels_that_changed_since_the_last_rpm_reading():
+    """The ceiling bench/estimator.py prints beside the 1 Hz goal: rpm at 1 Hz, speed and the lever
+    between; the lever goes 3 -> 4 between two rpm readings, so the rows after it until the next rpm
+    reading cannot be known from the engine. Rows agreement() does not count are not counted."""
+    from keidash.replay.log import Sample
+    rows = [Sample(0.0, 20.0, 2260.0, 3, ("rpm",)), Sample(0.5, 21.0, 2260.0, 3, ("speed_kmh",)),
+            Sample(0.7, 21.0, 2260.0, 4, ()), Sample(0.9, 21.0, 2260.0, 0, ()),  # neutral: not counted
+            Sample(1.0, 21.0, 1450.0, 4, ("rpm",)), Sample(1.5, 3.0, 1450.0, 4, ("speed_kmh",))]  # 3 km/h: not
+    assert moved_unseen(rows) == (1, 4)
+    assert agreement(rows, [3, 3, 3, 0, 4, 4])[1] == 4
+

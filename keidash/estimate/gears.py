@@ -658,3 +658,19 @@ def agreement(samples, gears, moving_kmh: float = 4.0, away_from_change_s: float
         counted += 1
         agree += g == s.gear
     return agree, counted
+
+
+def moved_unseen(samples, moving_kmh: float = 4.0) -> tuple[int, int]:
+    """(moved, counted) over the samples :func:`agreement` counts: ``moved`` of them have a label
+    other than the one at the latest rpm reading. The lever moved since the engine was last heard,
+    so no tracker that reads the gear from the rpm can know it yet: 1 - moved / counted is the
+    ceiling of its agreement."""
+    moved = counted = 0
+    at_rpm = None
+    for s in samples:
+        if "rpm" in s.fresh:
+            at_rpm = s.gear
+        if s.gear and s.gear > 0 and s.speed_kmh is not None and s.speed_kmh >= moving_kmh:
+            counted += 1
+            moved += s.gear != at_rpm
+    return moved, counted
