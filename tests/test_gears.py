@@ -230,6 +230,23 @@ def test_braking_to_a_stop_with_the_clutch_in_keeps_the_lever_where_the_idle_cro
     assert [s.gear for s in feed(braking + second)[10:]] == [2] * 10
 
 
+def test_a_1_hz_reading_with_the_clutch_in_mid_upshift_shows_the_gear_the_engine_falls_to():
+    """rpm read once a second, accelerating in 2nd: one reading catches the clutch in for the upshift,
+    the engine at 3300 rpm at 24 km/h, 16 % under 2nd's line (3940) and 22 % above 3rd's (2715). No gear's
+    ratio: the lever has left 2nd for 3rd, and the dash says 3rd (it used to hold 2nd, the gear last
+    engaged, for a second). The same reading lugging in 4th on a hill (the engine under 4th's line
+    with 5th's below 1.2 x idle) is a downshift being prepared: 4th is held, never 5th; an engine at
+    idle while rolling is a coast with the clutch in: the gear last engaged is held."""
+    def second(speed):
+        return [(speed / 2.0 + i, speed + 2.0 * i, K[1] * (speed + 2.0 * i)) for i in range(4)]
+    pairs = second(14.0)  # 14-20 km/h in 2nd, one pair a second
+    states = feed(pairs + [(pairs[-1][0] + 1.0, 24.0, 3300.0)])
+    assert [s.gear for s in states] == [2, 2, 2, 2, 3]
+    lugging = [(i, 19.0, K[3] * 19.0) for i in range(4)]  # 4th at 19 km/h: 1306 rpm
+    assert feed(lugging + [(4.0, 18.5, 1150.0)])[-1].gear == 4
+    assert feed(pairs + [(pairs[-1][0] + 1.0, 21.0, MODEL.idle_rpm)])[-1].gear == 2
+
+
 def test_an_automatic_under_drive_reads_an_rpm_flare_as_converter_slip():
     """At a steady speed (drive: the engine pulls), an rpm 30 % over 4th's line and below 3rd's
     is the converter slipping in 4th, not a downshift: the coast rule (the test above) needs the

@@ -28,7 +28,12 @@ pair) while the truck does not slow is the clutch in for an upshift, the lever a
 a higher gear, so a gear whose line the engine is now below is ruled out at once rather
 than once the ratio has settled. With the clutch in and the engine idling while
 the truck rolls (coasting), the lever stays where it was: the dash shows the
-gear last engaged (``lever hold``), as a gear-position sensor would.
+gear last engaged (``lever hold``), as a gear-position sensor would; an engine clearly
+below that gear's line yet well above idle while the truck does not brake is the clutch
+in for an upshift, and the dash shows the gear whose line it is falling to
+(:func:`_upshift_target`: a 1 Hz reading often catches the clutch in mid-shift). While
+the truck brakes, an engine that does not follow the wheels (its ratio rising, its rpm
+not) or that idles says nothing of the gear: the posterior keeps it, as the lever does.
 Skip-shifts (5->3) are as possible as any change, only less likely.
 
 **An automatic** (3AT, 4AT, ...: a torque converter). Slip makes the engine turn
@@ -315,6 +320,37 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
     return tuple(out)
 
 
+#: a driver upshifts into a gear only where it turns the engine at least this many times its idle
+UPSHIFT_FLOOR = 1.2
+
+
+def _upshift_target(model: GearModel, engaged: int, speed_kmh: float, rpm: float, accel_kmh_s: float) -> int | None:
+    """A manual with the clutch in (no gear's ratio): the gear the lever is in if it has left ``engaged``
+    upwards, else None.
+
+    With the clutch home the engine cannot turn slower than a gear's line, so an engine clearly
+    (2 sigma) below the line of the gear last engaged, well above its idle (not coasting with the
+    clutch in) while the truck does not brake, is an upshift under way: the lever is in the next
+    gear whose line lies below the rpm (where the engine is falling to), as long as that gear turns
+    the engine at UPSHIFT_FLOOR x idle or more (else it is a downshift being prepared: no one
+    upshifts a lugging engine). At 1 Hz a reading often catches the clutch in mid-shift.
+    """
+    if accel_kmh_s < -model.braking_kmh_s or rpm < UPSHIFT_FLOOR * model.idle_rpm:
+        return None
+    gear, _ = model.shown(engaged)
+    own = model.spread[gear - 1] if gear - 1 < len(model.spread) and model.spread[gear - 1] > 0 else (
+        model.lock_spread)
+    sigma = math.sqrt(own * own + (0.29 * model.speed_resolution_kmh / speed_kmh) ** 2 + (model.rpm_noise / rpm) ** 2)
+    if math.log(rpm / speed_kmh) - math.log(model.ratio(engaged)) >= -2.0 * sigma:
+        return None
+    per_range = model.top_gear + 1
+    for state in range(engaged + 1, engaged - engaged % per_range + per_range):
+        line = model.ratio(state) * speed_kmh
+        if line <= rpm:
+            return state if line >= UPSHIFT_FLOOR * model.idle_rpm else None
+    return None
+
+
 def _in_transit(model: GearModel, state: int, log_ratio: float) -> bool:
     """The ratio between the line of the gear above ``state`` and ``state``'s own (a downshift's swap)."""
     gear, _ = model.shown(state)
@@ -448,7 +484,10 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     best = max(range(n), key=new.__getitem__)
     if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
             and speed_kmh >= model.moving_kmh and rpm > 0.0):
-        best = engaged  # clutch in while rolling: the lever stays in the gear last engaged
+        # clutch in while rolling: the lever stays in the gear last engaged, unless the engine is
+        # already below that gear's line on its way down to a higher one's (an upshift)
+        up = _upshift_target(model, engaged, speed_kmh, rpm, accel)
+        best = engaged if up is None else up
     if best == state.candidate:
         since = state.candidate_since
     elif state.t is None:
