@@ -18,6 +18,14 @@ run measures whatever light it is in Nagano now (and a run through dusk switches
 held open on gpiozero's mock pins instead: the day theme whatever the clock, the same figure at
 any hour.
 
+``--diagnose`` also looks inside the running process (the CLI started through a small
+bootstrap that adds one diagnostic thread) at 60, 180 and 360 s and at the drive's end: the
+object allocator's bytes in use and its free lists of tuples (``sys._debugmallocstats()``,
+which CPython keeps for reuse, up to 2000 tuples of each length 1 to 20), and the cluster's
+glyph and text caches (entries, kB of pixels). Each look walks every object (``gc``) and
+stalls the frame loop for a moment: the figures are a diagnosis, the RSS goal is judged the
+same way.
+
 Goal (exit 1 when missed): after the first minute RSS grows less than 2 % of its
 1-minute value per 10 minutes (flat), and the demo exits 0.
 """
@@ -25,6 +33,7 @@ Goal (exit 1 when missed): after the first minute RSS grows less than 2 % of its
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +42,54 @@ import time
 
 GOAL_GROWTH_SHARE = 0.02  # of the 1-minute RSS, per 10 minutes after the first minute
 WARM_UP_S = 60.0
+DIAGNOSE_AT_S = (60.0, 180.0, 360.0)  # and the drive's end
+
+# Run in the child with --diagnose: argv = [OUT, MARKS, keidash CLI args...]. One daemon thread writes
+# a JSON line per look to OUT; sys._debugmallocstats() writes to the C stderr (fd 2), so it is
+# pointed at a file for the call.
+DIAGNOSE_BOOT = r"""
+import gc, json, os, re, sys, tempfile, threading, time
+out, marks, args = sys.argv[1], [float(m) for m in sys.argv[2].split(",")], sys.argv[3:]
+
+def pixels_kb(surfaces):
+    return sum(s.get_pitch() * s.get_height() for s in surfaces) / 1024
+
+def look(t):
+    from keidash.display.cluster import Cluster
+    clusters = [o for o in gc.get_objects() if isinstance(o, Cluster)]
+    glyphs = [g.ink for c in clusters for g in c._glyphs.values()]
+    texts = [t for c in clusters for t in c._texts.values()]
+    with tempfile.TemporaryFile() as f:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        stats = f.read().decode(errors="replace")
+    in_use = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", stats)
+    tuples = [(int(n), int(b.replace(",", ""))) for n, b in
+              re.findall(r"(\d+) free \d+-sized PyTupleObjects \* \d+ bytes each =\s*([\d,]+)", stats)]
+    row = {"t": round(t), "allocated_mb": int(in_use.group(1).replace(",", "")) / 1e6 if in_use else None,
+           "free_tuples": sum(n for n, _ in tuples), "free_tuples_mb": sum(b for _, b in tuples) / 1e6,
+           "glyphs": len(glyphs), "glyphs_kb": pixels_kb(glyphs), "texts": len(texts), "texts_kb": pixels_kb(texts)}
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+def diagnose():
+    start = time.monotonic()
+    for mark in marks:
+        time.sleep(max(0.0, start + mark - time.monotonic()))
+        look(time.monotonic() - start)
+
+threading.Thread(target=diagnose, name="bench-diagnose", daemon=True).start()
+from keidash.cli import main
+sys.argv = ["keidash", *args]
+sys.exit(main(args))
+"""
 
 
 def rss_mb(pid: int) -> float | None:
@@ -80,6 +137,8 @@ def main() -> int:
     parser.add_argument("--speedup", type=float, default=1.0, help="the demo's --speedup (default 1)")
     parser.add_argument("--day", action="store_true",
                         help="the day theme whatever the clock (keidash run, a night switch held open on mock pins)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also read the allocator's free lists and the cluster's caches inside the process")
     args = parser.parse_args()
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     with tempfile.TemporaryDirectory() as folder:
@@ -94,6 +153,10 @@ def main() -> int:
             command = [sys.executable, "-m", "keidash", "run", "--config", config, "--headless",
                        "--seconds", f"{args.seconds:g}", "--screenshot", os.path.join(folder, "last.png")]
             env["GPIOZERO_PIN_FACTORY"] = "mock"
+        looks = os.path.join(folder, "diagnose.jsonl")
+        if args.diagnose:
+            marks = [m for m in DIAGNOSE_AT_S if m < args.seconds - 5] + [max(args.seconds - 5, 1.0)]
+            command = [sys.executable, "-c", DIAGNOSE_BOOT, looks, ",".join(f"{m:g}" for m in marks), *command[3:]]
         started = time.monotonic()
         child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[float, float]] = []
@@ -109,6 +172,10 @@ def main() -> int:
                         mappings.append((t, by_mapping))
             time.sleep(1.0)
         stderr = child.stderr.read()
+        diagnosed = []
+        if args.diagnose and os.path.exists(looks):
+            with open(looks) as f:
+                diagnosed = [json.loads(line) for line in f]
     if child.returncode != 0 or not samples:
         print(f"keidash demo failed (exit {child.returncode}): {stderr.strip()[-500:]}")
         return 1
@@ -132,6 +199,15 @@ def main() -> int:
         print("  Python's object arenas, big allocations, stacks; libs: shared libraries; files: others):")
         for kind in mappings[0][1]:
             print(f"    {kind:6}" + " ".join(f"{m[kind]:6.1f}" for _, m in mappings))
+    if args.diagnose:
+        print("  inside the process (allocator: bytes in use, free lists of tuples; cluster: cached glyphs, texts):")
+        for d in diagnosed:
+            print(f"    {d['t']:4d} s: allocated {d['allocated_mb']:.2f} MB, {d['free_tuples']} free tuples "
+                  f"{d['free_tuples_mb']:.2f} MB; glyphs {d['glyphs']} ({d['glyphs_kb']:.0f} kB), "
+                  f"texts {d['texts']} ({d['texts_kb']:.0f} kB)")
+        if not diagnosed:
+            print("    no look was taken (the drive ended first?)")
+            return 1
     return 0 if ok else 1
 
 

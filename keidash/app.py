@@ -336,11 +336,9 @@ def replay_main(args) -> int:
         pace = (f"in {log.duration_s / args.speed / 60:.1f} min at {args.speed:g} x real time" if args.speed
                 else "as fast as it goes")
         why = "headless" if args.headless else "no display"
-        more = (f" for {', '.join(dash_outputs)}" if args.estimates else
-                "; --estimates OUT.csv writes what the dash shows at every row at once")
-        print(f"keidash: {why}: the log plays through the dash unseen{more}, {pace} (Ctrl-C stops it)"
-              if args.estimates else
-              f"keidash: {why}: the log plays through the dash unseen, {pace} (Ctrl-C stops it){more}",
+        purpose = f" for {', '.join(dash_outputs)}" if args.estimates else ""
+        hint = "" if args.estimates else "; --estimates OUT.csv writes what the dash shows at every row at once"
+        print(f"keidash: {why}: the log plays through the dash unseen{purpose}, {pace} (Ctrl-C stops it){hint}",
               file=sys.stderr)
     options = {"format": args.format, "speed": f"{args.speed:g}"}
     if args.columns:
