@@ -15,6 +15,7 @@ import time
 import pytest
 import serial
 from as_nobody import source_message_as_nobody
+from ptys import assert_unplugged_port_is_held
 from test_elm327_transport import freeze_package_emulator, package_emulator
 
 from keidash.errors import ConfigError
@@ -217,20 +218,9 @@ def test_an_unplugged_emulator_keeps_its_pty_number_until_stopped():
     """The flaky end-to-end unplug test (issue 14): once the pty was freed, the kernel gave its
     /dev/pts/N to the next pseudo-terminal (another test's emulated adapter on a busy machine),
     and the source's 2 s retry "reconnected" to it. The unplugged emulator now holds the number."""
-    import os
-    import pty
     with EmulatedELM327(Truck(), "6") as emu:
-        port = emu.port
         emu.unplug()
-        opened = [pty.openpty() for _ in range(40)]
-        try:
-            assert port not in {os.ttyname(slave) for _, slave in opened}
-        finally:
-            for fds in opened:
-                for fd in fds:
-                    os.close(fd)
-        with pytest.raises(OSError):
-            os.close(os.open(port, os.O_RDWR | os.O_NOCTTY))  # the plug is out: no device behind it
+        assert_unplugged_port_is_held(emu.port)
     assert emu._slave is None  # stop() released it
 
 
