@@ -131,7 +131,7 @@ def test_mph_column_gives_the_truck_s_ratios_in_rpm_per_kmh(tmp_path, capsys):
     """learn on `t_s,engine_rpm,speed_mph`: were the unit ignored, every ratio would come out 1.61 x too high."""
     log = write_csv(tmp_path / "mph.csv", ["t_s", "engine_rpm", "speed_mph"],
                     [(t, rpm, round(kmh / MPH, 4)) for t, rpm, kmh in drive()])
-    status, out, err = run(["learn", log, "--out", tmp_path / "truck.toml"], capsys)
+    status, out, err = run(["learn", log, "--gears", "4", "--out", tmp_path / "truck.toml"], capsys)
     assert status == 0, err + out
     assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
 
@@ -178,10 +178,24 @@ def test_columns_settle_an_ambiguous_header(tmp_path, capsys):
 
 # -- learn and eval -----------------------------------------------------------------------------------
 def test_learn_on_a_plain_csv(tmp_path, capsys):
-    status, out, err = run(["learn", plain_csv(tmp_path), "--out", tmp_path / "truck.toml"], capsys)
+    status, out, err = run(["learn", plain_csv(tmp_path), "--gears", "4", "--out", tmp_path / "truck.toml"], capsys)
     assert status == 0, err + out
     assert "gear 4:" in out
     assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
+
+
+def test_learn_says_when_it_cannot_tell_which_gear_is_1st_and_its_profile_numbers_none(tmp_path, capsys):
+    """The made-up drive pulls away once, its rpm read every 0.5 s: no launch shows that the highest
+    cluster is 1st, so without the gear count the numbering is a guess. A wrong gear number on the
+    dash is worse than none: learn says so, exits 1, and the profile it writes gives the dash no
+    ratios (the dash learns them by driving) until --gears or a drive with starts settles it."""
+    from keidash.profiles import load_profile
+    status, out, err = run(["learn", plain_csv(tmp_path), "--out", tmp_path / "truck.toml"], capsys)
+    assert status == 1, err + out
+    assert "which gear each is cannot be told from these drives" in out and "gear 4:" in out
+    profile = load_profile(str(tmp_path / "truck.toml"))
+    assert profile.learned.rpm_per_kmh == pytest.approx(RATIOS, rel=0.02) and not profile.learned.numbering_certain
+    assert profile.rpm_per_kmh() == ()
 
 
 def test_eval_on_a_folder_of_plain_csvs(tmp_path, capsys):
@@ -209,7 +223,7 @@ def test_learn_and_eval_take_columns_and_speed_unit_for_every_log(tmp_path, caps
     assert status == 0, err
     for f in json.loads((tmp_path / "eval.json").read_text()):
         assert f["trained_ratios"] == pytest.approx(RATIOS, rel=0.02)
-    status, out, err = run(["learn", *logs, *options, "--out", tmp_path / "truck.toml"], capsys)
+    status, out, err = run(["learn", *logs, *options, "--gears", "4", "--out", tmp_path / "truck.toml"], capsys)
     assert status == 0, err + out
     assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
     status, _, err = run(["learn", *logs, "--format", "torque"], capsys)
@@ -263,7 +277,7 @@ def test_openxc_trace_with_the_timestamp_before_each_message(tmp_path, capsys):
     assert [float(e["t"]) for e in estimates] == pytest.approx([t for t, _, _ in drive()], abs=0.002)
     assert [float(e["rpm_in"]) for e in estimates] == [rpm for _, rpm, _ in drive()]
     assert load_log(trace).format == "openxc"
-    status, out, err = run(["learn", trace], capsys)
+    status, out, err = run(["learn", trace, "--gears", "4"], capsys)
     assert status == 0 and "gear 4:" in out, err
 
 

@@ -15,7 +15,8 @@ from ..errors import ConfigError
 def learn_main(paths: list[str], profile_name: str | None = None, gears: int | None = None,
                out: str | None = None, format: str = "auto", columns: str | None = None,
                speed_unit: str | None = None, transmission: str | None = None) -> int:
-    """``keidash learn``: 0 when every gear was found, 1 when not (the report says why).
+    """``keidash learn``: 0 when every gear was found and which is 1st is certain, 1 when not (the report
+    says why).
 
     ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`);
     ``transmission`` is the gearbox when the profile does not say (an automatic's shift map is learned too).
@@ -43,7 +44,7 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
                                          learned.shift_map.coast_down if learned.shift_map is not None else (),
                                          learned.idle_rpm))
         print(f"keidash: wrote the profile with the learned ratios to {os.path.abspath(out)}")
-    return 0 if learned.ratios else 1
+    return 0 if learned.ratios and learned.ratios_learned.numbering_certain else 1
 
 
 def marks_command(profile_name: str, units: str = "kmh", out: str | None = None) -> int:

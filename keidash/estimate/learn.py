@@ -869,6 +869,9 @@ def profile_with_learned(profile: Profile | None, learned: LearnedRatios, logs: 
               f"confidence = {_toml_value([g.confidence for g in learned.gears])}",
               f"samples = {learned.samples_used}",
               f"logs = {_toml_value(list(logs))}"]
+    if learned.found and not learned.numbering_certain:
+        lines += ["# which cluster is 1st could not be told: the dash does not number gears from this table",
+                  "numbering_certain = false"]
     if idle_rpm:
         lines += [f"idle_rpm = {round(idle_rpm, 1)!r}"]
     if any(coast_down):

@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+#: said when the learner could not tell which gear the highest cluster is (LearnedRatios.numbering_certain)
+NUMBERING_UNCERTAIN = ("which gear each is cannot be told from these drives (no pull-away from a standstill "
+                       "showed 1st): the numbers are the likeliest, not sure, and a profile written from them "
+                       "gives the dash no gear numbers; --gears N (the gearbox's count) or a drive with "
+                       "starts from a stop can settle it")
+
+
 @dataclass(frozen=True)
 class TruckKnowledge:
     ratios_learned: "object"  # keidash.estimate.learn.LearnedRatios
@@ -35,7 +42,8 @@ class TruckKnowledge:
         if not self.ratios:
             return self.why_not
         shifts = self.shift_map.describe() if self.shift_map is not None else ""
-        return (f"{len(self.ratios)} gears, " + " / ".join(f"{k:.1f}" for k in self.ratios)
+        numbering = "" if self.ratios_learned.numbering_certain else " (which is 1st not certain)"
+        return (f"{len(self.ratios)} gears{numbering}, " + " / ".join(f"{k:.1f}" for k in self.ratios)
                 + " rpm per km/h" + (f"; {shifts}" if shifts else ""))
 
     def report(self) -> str:
@@ -46,6 +54,8 @@ class TruckKnowledge:
             lines.append(f"  gear {number}: {k}, confidence {gear.confidence:.2f} ({gear.samples} samples)")
         for other in self.ratios_learned.other:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
+        if self.ratios_learned.found and not self.ratios_learned.numbering_certain:
+            lines.append(f"  {NUMBERING_UNCERTAIN}")
         if not self.ratios:
             lines.append(f"  {self.why_not}")
         elif self.shift_map is not None and self.shift_map.describe():

@@ -25,7 +25,7 @@ _GEARBOX_KEYS = {"transmission", "gear_count", "gear_ratios", "reverse_ratio", "
                  "transfer_low_ratio", "extra_low_ratio", "sources"}
 _TYRE_KEYS = {"size", "sources"}
 _TACH_KEYS = {"pulses_per_rev", "signal", "sources"}
-_LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs", "coast_down", "idle_rpm"}
+_LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs", "coast_down", "idle_rpm", "numbering_certain"}
 _TOP_KEYS = {"name", "title", "years", "engine", "gearbox", "tyre", "tach", "learned"}
 
 
@@ -51,10 +51,12 @@ class Learned:
     logs: tuple[str, ...] = ()  # the drive logs' file names
     coast_down: tuple[tuple[float, ...], ...] = ()  # an automatic's coast-downs (km/h): [n - 1] for (n+1) -> n
     idle_rpm: float | None = None  # the warm idle seen at a standstill in the drives learned from
+    numbering_certain: bool = True  # False: which cluster is 1st could not be told (keidash learn said so)
 
     def known(self) -> tuple[float, ...]:
-        """Every gear's rpm per km/h; () unless every gear was seen."""
-        if not self.rpm_per_kmh or any(r is None for r in self.rpm_per_kmh):
+        """Every gear's rpm per km/h; () unless every gear was seen and which is 1st is certain (a
+        wrong gear number on the dash is worse than none: the dash learns them by driving instead)."""
+        if not self.rpm_per_kmh or any(r is None for r in self.rpm_per_kmh) or not self.numbering_certain:
             return ()
         return tuple(self.rpm_per_kmh)
 
@@ -141,9 +143,13 @@ def _learned(table: dict, origin: str) -> Learned:
     idle = table.get("idle_rpm")
     if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 300 <= idle <= 2000):
         raise ProfileError(f"{where}: idle_rpm must be an engine speed from 300 to 2000 rpm")
+    certain = table.get("numbering_certain", True)
+    if not isinstance(certain, bool):
+        raise ProfileError(f"{where}: numbering_certain must be true or false")
     return Learned(tuple(None if math.isnan(r) else float(r) for r in ratios),
                    tuple(float(c) for c in confidence), samples, tuple(logs),
-                   tuple(tuple(float(v) for v in row) for row in coast_down), None if idle is None else float(idle))
+                   tuple(tuple(float(v) for v in row) for row in coast_down), None if idle is None else float(idle),
+                   certain)
 
 
 def profile_from_dict(data: dict, origin: str) -> Profile:
