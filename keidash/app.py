@@ -580,6 +580,14 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
                 raise KeidashError(f"could not write --stats-json {args.stats_json}: {_reason(exc)}") from None
     except _Interrupted as interrupted:  # stopped before the first frame: nothing to save
         return _stopped_status(interrupted.signum)
+    except Exception as exc:
+        if signals and not looping.is_set():
+            # the stop was raised inside code that turned it into an error of its own (a module
+            # compiled on import loads unicodedata for a \N{...} escape and reports a SyntaxError
+            # when that is interrupted): still the stop, never a traceback
+            logger.debug("start-up stopped by signal %d: %r", signals[0], exc)
+            return _stopped_status(signals[0])
+        raise
     finally:
         if watchdog is not None:
             watchdog.stopping()
