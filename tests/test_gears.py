@@ -404,8 +404,6 @@ def test_a_line_needs_two_agreeing_coast_downs():
     for speed in range(20):
         kept = kept.noted(2, 10.0 + speed)
     assert kept.coast_down[1] == tuple(float(s) for s in range(22, 30))  # the latest 8
-    assert ShiftMap((( 7.0, 8.0),)).merged(ShiftMap(((9.0,), (20.0, 21.0)))).coast_down == ((7.0, 8.0, 9.0),
-                                                                                       (20.0, 21.0))
 
 
 def test_the_ford_s_shift_map_is_learned_from_one_drive_and_used_on_the_other(ford):

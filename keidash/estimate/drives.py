@@ -57,15 +57,20 @@ class EstimateRow:
 def estimate_log(log: DriveLog, config: EstimatorConfig, hide_rpm: bool = False,
                  state: EstimatorState | None = None) -> Iterator[EstimateRow]:
     """One row per sample of ``log``; with ``hide_rpm`` the estimator never sees an rpm reading."""
+    for sample, _, dash in _dashes(log, config, hide_rpm, state):
+        gear = UNKNOWN_GEAR if dash.gear is None else dash.gear
+        yield EstimateRow(sample.t, sample.speed_kmh, None if hide_rpm else sample.rpm, dash.rpm, gear, dash.cue)
+
+
+def _dashes(log: DriveLog, config: EstimatorConfig, hide_rpm: bool = False, state: EstimatorState | None = None):
+    """(sample, estimator state, what the dash shows) after each sample of ``log``."""
     state = state or EstimatorState()
     for sample, readings in log.with_readings():
         for reading in readings:
             if hide_rpm and reading.channel == RPM:
                 continue
             state = step(state, reading, config)
-        dash = advise(state, sample.t, config)
-        gear = UNKNOWN_GEAR if dash.gear is None else dash.gear
-        yield EstimateRow(sample.t, sample.speed_kmh, None if hide_rpm else sample.rpm, dash.rpm, gear, dash.cue)
+        yield sample, state, advise(state, sample.t, config)
 
 
 def _cell(value: float | None, digits: int) -> str:
@@ -146,11 +151,8 @@ def _gear_rows(logs: Sequence[DriveLog], config, maps: list | None = None):
     logs_k = [math.log(k) for k in config.rpm_per_kmh]
     offset = 0.0
     for log in logs:
-        state = EstimatorState()
-        for sample, readings in log.with_readings():
-            for reading in readings:
-                state = step(state, reading, config)
-            dash = advise(state, sample.t, config)
+        state = None
+        for sample, state, dash in _dashes(log, config):
             if sample.speed_kmh is None or dash.gear is None or dash.gear < 0:
                 continue
             gear = dash.gear
@@ -160,7 +162,7 @@ def _gear_rows(logs: Sequence[DriveLog], config, maps: list | None = None):
                 if abs(x - logs_k[nearest]) <= HABIT_MATCH:
                     gear = nearest + 1
             yield offset + sample.t, sample.speed_kmh, gear
-        if state.tracker is not None and state.tracker.shift_map is not None:
+        if state is not None and state.tracker is not None and state.tracker.shift_map is not None:
             if maps is not None:
                 maps.append(state.tracker.shift_map)
             config = replace(config, shift_map=state.tracker.shift_map)

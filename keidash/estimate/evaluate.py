@@ -43,7 +43,7 @@ from ..profiles.engine import ShiftLimits, shift_limits
 from ..replay import DriveLog, load_log
 from .drives import estimate_log, learn_truck
 from .estimator import config_for
-from .gears import gearbox_kind
+from .gears import away_from_change, gearbox_kind, label_changes
 from .learn import learn_from_logs
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
@@ -244,13 +244,13 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if log.has_gear:
         forward = ((s, r) for s, r in zip(samples, estimate_log(log, config))
                    if s.moving and s.rpm and s.gear and s.gear > 0)
-        changes = [b.t for a, b in zip(samples, samples[1:]) if a.gear != b.gear]
+        changes = label_changes(samples)
         fig.gear_misses = fig.gear_misses_away = 0
 
         def hit(s, r):
             if r.gear_est != s.gear:
                 fig.gear_misses += 1
-                fig.gear_misses_away += _away(changes, s.t, CHANGE_NEAR_S)
+                fig.gear_misses_away += away_from_change(changes, s.t, CHANGE_NEAR_S)
             return r.gear_est == s.gear
         fig.gear_agree = _share(hit(s, r) for s, r in forward)
         fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear
@@ -273,13 +273,6 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
 
 #: a tracker's miss this close (s) to a change of the log's gear label is one of timing
 CHANGE_NEAR_S = 0.5
-
-
-def _away(changes: Sequence[float], t: float, near_s: float) -> bool:
-    """No time in the sorted ``changes`` within ``near_s`` of ``t``."""
-    import bisect
-    i = bisect.bisect_left(changes, t - near_s)
-    return i == len(changes) or changes[i] > t + near_s
 
 
 def shortfalls(figures: Sequence[LogFigures]) -> list[str]:

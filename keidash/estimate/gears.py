@@ -75,6 +75,7 @@ shown gear is the most probable state once it has been so for ``dwell_s``.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, replace
 
@@ -168,6 +169,14 @@ class GearModel:
     def top_gear(self) -> int:
         return len(self.rpm_per_kmh)
 
+    def own_spread(self, gear: int) -> float:
+        """Relative spread (ln units) of forward ``gear``'s locked ratio: ``spread``'s, else ``lock_spread``."""
+        return self.spread[gear - 1] if gear - 1 < len(self.spread) and self.spread[gear - 1] > 0 else self.lock_spread
+
+    def reading_noise(self, speed_kmh: float, rpm: float) -> float:
+        """The readings' own scatter of ln(rpm per km/h), squared: the speed's resolution and the rpm's noise."""
+        return (0.29 * self.speed_resolution_kmh / speed_kmh) ** 2 + (self.rpm_noise / rpm) ** 2
+
     @property
     def ranges(self) -> int:
         return 2 if self.low_range else 1
@@ -237,8 +246,7 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
     manual = model.kind != AUTOMATIC
     moving = 0.0 if ratio_avg is None else log_ratio - ratio_avg  # > 0: the ratio rises (the engine gains)
     if manual:
-        # the readings' own scatter: the speed's resolution and the rpm's noise (ln units, squared)
-        noise = (0.29 * model.speed_resolution_kmh / speed_kmh) ** 2 + (model.rpm_noise / rpm) ** 2
+        noise = model.reading_noise(speed_kmh, rpm)
         # locked in a gear the ratio holds still; in a shift it sweeps towards the new gear's
         trend = 0.0  # where the ratio heads, this pair included: fast - slow average
         if ratio_avg is not None and ratio_slow is not None:
@@ -275,8 +283,7 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         if gear == NEUTRAL:
             out.append(neutral)
             continue
-        own = model.spread[gear - 1] if gear - 1 < len(model.spread) and model.spread[gear - 1] > 0 else (
-            model.lock_spread)
+        own = model.own_spread(gear)
         x = log_ratio - math.log(model.ratio(state))
         if manual:
             sigma = math.sqrt(own * own + noise)
@@ -338,9 +345,7 @@ def _upshift_target(model: GearModel, engaged: int, speed_kmh: float, rpm: float
     if accel_kmh_s < -model.braking_kmh_s or rpm < UPSHIFT_FLOOR * model.idle_rpm:
         return None
     gear, _ = model.shown(engaged)
-    own = model.spread[gear - 1] if gear - 1 < len(model.spread) and model.spread[gear - 1] > 0 else (
-        model.lock_spread)
-    sigma = math.sqrt(own * own + (0.29 * model.speed_resolution_kmh / speed_kmh) ** 2 + (model.rpm_noise / rpm) ** 2)
+    sigma = math.sqrt(model.own_spread(gear) ** 2 + model.reading_noise(speed_kmh, rpm))
     if math.log(rpm / speed_kmh) - math.log(model.ratio(engaged)) >= -2.0 * sigma:
         return None
     per_range = model.top_gear + 1
@@ -461,7 +466,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
             follow = 1.0 - math.exp(-max(dt, 0.0) / model.settle_s)
             rpm_avg = math.log(rpm) if rpm_avg is None else rpm_avg + (math.log(rpm) - rpm_avg) * follow
             best_now = max(range(n), key=new.__getitem__)
-            noise = math.hypot(0.29 * model.speed_resolution_kmh / speed_kmh, model.rpm_noise / rpm)
+            noise = math.sqrt(model.reading_noise(speed_kmh, rpm))
             if (best_now % per_range != NEUTRAL and best_now != engaged
                     and abs(log_ratio - math.log(model.ratio(best_now))) <= model.lock_spread + noise
                     and abs(log_ratio - ratio_avg) <= 2.0 * noise + 0.01):
@@ -683,20 +688,27 @@ def agreement(samples, gears, moving_kmh: float = 4.0, away_from_change_s: float
 
     With ``away_from_change_s`` > 0, samples that close (s) to a change of label are left out.
     """
-    changes = [b.t for a, b in zip(samples, samples[1:]) if a.gear != b.gear]
+    changes = label_changes(samples)
     agree = counted = 0
-    j = 0
     for s, g in zip(samples, gears):
         if not (s.gear and s.gear > 0 and s.speed_kmh is not None and s.speed_kmh >= moving_kmh):
             continue
-        if away_from_change_s > 0:
-            while j < len(changes) and changes[j] < s.t - away_from_change_s:
-                j += 1
-            if j < len(changes) and abs(changes[j] - s.t) <= away_from_change_s:
-                continue
+        if away_from_change_s > 0 and not away_from_change(changes, s.t, away_from_change_s):
+            continue
         counted += 1
         agree += g == s.gear
     return agree, counted
+
+
+def label_changes(samples) -> list[float]:
+    """Times (s, rising) of the samples whose gear label differs from the one before."""
+    return [b.t for a, b in zip(samples, samples[1:]) if a.gear != b.gear]
+
+
+def away_from_change(changes: list[float], t: float, near_s: float) -> bool:
+    """No time in the sorted ``changes`` within ``near_s`` of ``t``."""
+    i = bisect.bisect_left(changes, t - near_s)
+    return i == len(changes) or changes[i] > t + near_s
 
 
 def moved_unseen(samples, moving_kmh: float = 4.0) -> tuple[int, int]:

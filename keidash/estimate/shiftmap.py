@@ -68,15 +68,6 @@ class ShiftMap:
         rows[gear - 1] = (rows[gear - 1] + (round(speed_kmh, 2),))[-KEEP:]
         return ShiftMap(tuple(rows))
 
-    def merged(self, other: "ShiftMap") -> "ShiftMap":
-        """Both maps' coast-downs, ``other``'s as the later ones (a drive after this map's)."""
-        rows = []
-        for n in range(max(len(self.coast_down), len(other.coast_down))):
-            mine = self.coast_down[n] if n < len(self.coast_down) else ()
-            theirs = other.coast_down[n] if n < len(other.coast_down) else ()
-            rows.append((mine + theirs)[-KEEP:])
-        return ShiftMap(tuple(rows))
-
     def describe(self) -> str:
         """'coast-down 2->1 at 6.6, 3->2 at 18.1 km/h' (learned lines only), or '' when none."""
         known = [(n, self.line(n)) for n in range(1, len(self.coast_down) + 1)]
