@@ -548,7 +548,8 @@ def start_dash(args, profile, sources: dict[str, str], *, size, fullscreen, shif
         if log_path:
             from .triplog.writer import TripLog
             log = TripLog(log_path, profile=profile.name,
-                          sources=" ".join(f"{n}={u}" for n, u in sources.items()))
+                          sources=" ".join(f"{n}={u}" for n, u in sources.items()),
+                          **(config.trip_log if config else {}))  # [trip_log] retention
         from .pi.notify import Watchdog, sources_alive  # systemd: READY=1 at the first frame, pings while healthy
         watchdog = Watchdog.from_environment(
             check_sources=lambda: sources_alive(rig.sources),

@@ -30,7 +30,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-_TOP = {"profile", "sources", "display", "shift", "lights", "button", "night", "backlight", "data_dir", "alarms"}
+_TOP = {"profile", "sources", "display", "shift", "lights", "button", "night", "backlight", "data_dir", "alarms",
+        "trip_log"}
+_TRIP_LOG = {"keep_trips", "keep_days", "max_mb"}  # keidash.triplog.writer.TripLog's retention
 _DISPLAY = {"width", "height", "fullscreen", "fps", "layout", "units", "odometer_km", "temperature"}
 _ALARMS = {"coolant_hot_c", "battery_low_v", "battery_high_v"}
 _LIGHTS = {"bar", "down", "buzzer", "span_rpm"}
@@ -60,6 +62,7 @@ class Config:
     data_dir: str | None = None  # where keidash keeps what it measured (the distance)
     temperature: str = "C"  # [display] the coolant in deg C or F
     alarms: dict = field(default_factory=dict)  # [alarms] coolant_hot_c, battery_low_v, battery_high_v
+    trip_log: dict = field(default_factory=dict)  # [trip_log] keep_trips, keep_days, max_mb (TripLog's keywords)
 
 
 def _known(table, allowed: set[str], where: str) -> dict:
@@ -80,6 +83,7 @@ _RANGES = {
     "idle_rpm": (200, 3_000, " rpm"), "upshift_rpm": (1_000, 20_000, " rpm"),
     "redline_rpm": (1_000, 20_000, " rpm"), "span_rpm": (50, 10_000, " rpm"),
     "coolant_hot_c": (60, 150, " deg C"), "battery_low_v": (9, 13, " V"), "battery_high_v": (13, 17, " V"),
+    "keep_trips": (0, 100_000, " drives"), "keep_days": (1, 36_500, " days"), "max_mb": (10, 1_000_000, " MB"),
 }
 
 
@@ -298,6 +302,14 @@ def _cab(data: dict, origin: str) -> dict:
         if not isinstance(data["data_dir"], str) or not data["data_dir"]:
             raise ConfigError(f"{origin}: data_dir must be a folder, e.g. \"/var/lib/keidash\"")
         out["data_dir"] = data["data_dir"]
+    trip_log = _known(data.get("trip_log", {}), _TRIP_LOG, f"{origin} [trip_log]")
+    where = f"{origin} [trip_log]"
+    keep = trip_log.get("keep_trips", 0)
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= _RANGES["keep_trips"][1]:
+        raise ConfigError(f"{where}: keep_trips must be a whole number of drives from 0 to "
+                          f"{_RANGES['keep_trips'][1]:,}, not {keep!r}")
+    out["trip_log"] = {key: _positive(trip_log, key, where, None, int if key == "keep_trips" else float)
+                       for key in sorted(trip_log)}
     return out
 
 

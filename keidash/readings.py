@@ -20,8 +20,9 @@ BATTERY = "battery_v"  # supply voltage, V
 THROTTLE = "throttle_pct"  # throttle position, %
 LATITUDE = "lat_deg"  # GPS position, degrees north (negative south)
 LONGITUDE = "lon_deg"  # GPS position, degrees east (negative west)
+GPS_TIME = "gps_utc_s"  # the GPS fix's UTC date and time, UNIX s (the trip log checks the wall clock by it)
 
-CHANNELS = (RPM, SPEED, COOLANT, BATTERY, THROTTLE, LATITUDE, LONGITUDE)
+CHANNELS = (RPM, SPEED, COOLANT, BATTERY, THROTTLE, LATITUDE, LONGITUDE, GPS_TIME)
 
 
 @dataclass(frozen=True, slots=True)

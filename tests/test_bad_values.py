@@ -8,6 +8,7 @@ a file in tmp_path.
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import time
 
@@ -160,6 +161,28 @@ def test_nan_readings_are_dropped_and_counted_and_never_block_the_good_ones(tmp_
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
 
 
+def test_the_bad_values_of_each_trip_are_kept_in_the_log_and_shown_by_keidash_trips(tmp_path, capsys):
+    """Counted per trip in the file (trips.bad_values), so the owner sees them after the drive."""
+    path = tmp_path / "trips.db"
+    now = [T]
+    log = TripLog(str(path), clock=lambda: now[0], **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 900.0, "obd"), Reading(t + 0.1, "rpm", math.nan, "obd"),
+                  Reading(t + 0.2, "speed_kmh", math.inf, "gps")], t + 0.2)
+    log.frame(dash(math.nan), t + 0.2)
+    later = t + 400.0  # parked for more than TRIP_GAP_S: a second trip, with one bad value
+    log.readings([Reading(later, "rpm", 950.0, "obd"), Reading(later + 0.1, "coolant_c", math.nan, "obd")],
+                 later + 0.1)
+    log.readings([Reading(later + 0.2, "rpm", 1000.0, "obd")], later + 0.2)
+    assert wait_for(lambda: log.rows_written == 3)
+    now[0] = T + 600
+    log.close()
+    assert rows(path, "SELECT id, bad_values FROM trips ORDER BY id") == [(1, 3), (2, 1)]
+    assert main(["trips", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith(" (3 bad values dropped)") and lines[2].endswith(" (1 bad value dropped)")
+
+
 def test_a_frame_with_nan_keeps_its_good_figures_and_one_with_no_time_is_dropped(tmp_path):
     path = tmp_path / "trips.db"
     log = TripLog(str(path), mono=lambda: 0.0, **FAST)
@@ -201,21 +224,24 @@ def test_a_file_that_is_not_a_database_is_kept_aside_and_a_new_log_started(tmp_p
     garbage = bytes(range(256)) * 64
     path.write_bytes(garbage)
     (tmp_path / "trips.db-wal").write_bytes(b"its WAL")  # moved with it: never replayed into the new log
-    log = TripLog(str(path), **FAST)
+    found = T + 3 * DAY
+    log = TripLog(str(path), clock=lambda: found, **FAST)
     t = time.monotonic()
     log.readings([Reading(t, "rpm", 800.0, "obd")], t)
     assert wait_for(lambda: log.rows_written == 1)
-    assert log.status() == "trip log was damaged: kept it as trips.db.corrupt-1, started a new one"
+    aside = f"trips.db.corrupt-{time.strftime('%Y%m%d-%H%M%S', time.localtime(found))}"  # when it was found
+    assert log.status() == f"trip log was damaged: kept it as {aside}, started a new one"
     log.close()
-    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == garbage  # kept, byte for byte
-    assert (tmp_path / "trips.db.corrupt-1-wal").read_bytes() == b"its WAL"
+    assert (tmp_path / aside).read_bytes() == garbage  # kept, byte for byte
+    assert (tmp_path / f"{aside}-wal").read_bytes() == b"its WAL"
     assert rows(path, "SELECT value FROM readings") == [(800.0,)]
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_a_log_with_damaged_pages_is_kept_aside_and_a_second_one_gets_the_next_number(tmp_path):
     path = tmp_path / "trips.db"
-    (tmp_path / "trips.db.corrupt-1").write_bytes(b"an earlier damaged log")
+    stamp = time.strftime('%Y%m%d-%H%M%S', time.localtime(T))
+    (tmp_path / f"trips.db.corrupt-{stamp}").write_bytes(b"an earlier damaged log")  # the same second
     log = TripLog(str(path), **FAST)  # a keidash log whose pages get damaged (an SD card's failing block)
     t = time.monotonic()
     for start in range(0, 20_000, 1000):
@@ -227,13 +253,13 @@ def test_a_log_with_damaged_pages_is_kept_aside_and_a_second_one_gets_the_next_n
     data[page:len(data) - page] = bytes([0xA5]) * (len(data) - 2 * page)  # every page but the first and last
     path.write_bytes(bytes(data))
 
-    log = TripLog(str(path), **FAST)
+    log = TripLog(str(path), clock=lambda: T, **FAST)
     log.readings([Reading(t + 100, "rpm", 1234.0, "obd")], t + 100)
     assert wait_for(lambda: log.rows_written == 1)
-    assert "kept it as trips.db.corrupt-2" in log.status()
+    assert f"kept it as trips.db.corrupt-{stamp}-2," in log.status()
     log.close()
-    assert (tmp_path / "trips.db.corrupt-2").read_bytes() == bytes(data)
-    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"an earlier damaged log"
+    assert (tmp_path / f"trips.db.corrupt-{stamp}-2").read_bytes() == bytes(data)
+    assert (tmp_path / f"trips.db.corrupt-{stamp}").read_bytes() == b"an earlier damaged log"
     assert rows(path, "SELECT value FROM readings") == [(1234.0,)]
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
 
@@ -260,6 +286,99 @@ def test_another_programs_database_is_refused_and_left_byte_for_byte(tmp_path):
     assert rows(path, "SELECT name FROM sqlite_master") == [("contacts",)]
 
 
+def sha256(path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refused_untouched(tmp_path, path, expected_why: str) -> None:
+    """A TripLog on ``path`` refuses it, and the file and its folder are as they were."""
+    before, listing = sha256(path), sorted(p.name for p in tmp_path.iterdir())
+    log = TripLog(str(path), **FAST)
+    t = time.monotonic()
+    log.readings([Reading(t, "rpm", 800.0, "obd")], t)
+    assert wait_for(lambda: log.status() != "")
+    assert log.status() == f"trip log: {path} is another program's database: not logging"
+    log.readings([Reading(t + 1, "rpm", 900.0, "obd")], t + 1)  # the frame loop goes on
+    log.close()
+    assert sha256(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no -wal, no -shm, nothing moved
+    from keidash.triplog.writer import ForeignDatabaseError, inspect_file
+    with pytest.raises(ForeignDatabaseError, match=expected_why):
+        inspect_file(str(path))
+
+
+def test_another_programs_wal_database_gets_no_wal_or_shm_beside_it(tmp_path):
+    """Before: the read-only look at it created trips.db-wal and trips.db-shm (and left them)."""
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('not yours')")
+    conn.commit()
+    conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trips.db"]
+    refused_untouched(tmp_path, path, r"its tables \(notes\) are not keidash's")
+
+
+def test_a_database_with_another_application_id_is_refused_even_with_tables_like_keidashs(tmp_path):
+    """Another program's file (a GeoPackage says "GPKG") whose tables happen to be named as ours.
+
+    Before: keidash's three tables with their columns were taken as its log, and written."""
+    from keidash.triplog.writer import MIGRATIONS
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {int.from_bytes(b'GPKG', 'big')}")
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    refused_untouched(tmp_path, path, r"its application_id is 0x47504b47, not keidash's")
+    from keidash.triplog.reading import trips_main
+    with pytest.raises(ConfigError, match=r"is another program's SQLite database \(its application_id is 0x47504b47\)"):
+        trips_main(str(path))
+
+
+def test_keidashs_tables_with_another_table_beside_them_are_not_its_log(tmp_path):
+    """Before: any file with keidash's three tables passed, whatever else it held."""
+    from keidash.triplog.writer import MIGRATIONS
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("CREATE TABLE invoices (number INTEGER)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    refused_untouched(tmp_path, path, r"its tables \(invoices\) are not keidash's")
+
+
+def test_a_user_version_no_keidash_writes_is_another_program_not_a_newer_keidash(tmp_path):
+    """Before: any user_version above keidash's was "written by a newer keidash"."""
+    path = tmp_path / "trips.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE cache (key TEXT, value BLOB)")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    refused_untouched(tmp_path, path, r"its user_version is 7, with no application_id")
+
+
+def test_keidash_trips_says_the_file_is_another_programs(tmp_path, capsys):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {int.from_bytes(b'GPKG', 'big')}")
+    conn.execute("CREATE TABLE trips (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    before = sha256(path)
+    assert main(["trips", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"keidash: {path} is another program's SQLite database (its application_id is 0x47504b47), "
+        "not a keidash trip log")
+    assert sha256(path) == before
+
+
 def test_an_empty_sqlite_database_becomes_the_log(tmp_path):
     path = tmp_path / "trips.db"
     conn = sqlite3.connect(path)
@@ -282,56 +401,146 @@ DAY = 86400.0
 T = 1_800_000_000.0
 
 
-def past_trip(path, clock_unix, value):
-    log = TripLog(str(path), clock=lambda: clock_unix, keep_days=None, max_mb=None, **FAST)
+def unconfirmed(tmp_path, clock):
+    """The wall clock as keidash sees it on a Pi with no network (no NTP) and no GPS."""
+    from keidash.triplog.clock import WallClock
+    return WallClock(clock, synchronized=str(tmp_path / "no-ntp-here"))
+
+
+def synchronized(tmp_path, clock):
+    """The wall clock after systemd-timesyncd has synchronized it (the file it touches exists)."""
+    from keidash.triplog.clock import WallClock
+    (tmp_path / "synchronized").touch()
+    return WallClock(clock, synchronized=str(tmp_path / "synchronized"))
+
+
+def past_trip(path, clock_unix, value, confirmed):
+    """One earlier drive, dated ``clock_unix`` by a clock that was (or was not) confirmed."""
+    folder = path.parent / ("ntp" if confirmed else "no-ntp")
+    folder.mkdir(exist_ok=True)
+    wall = (synchronized if confirmed else unconfirmed)(folder, lambda: clock_unix)
+    log = TripLog(str(path), clock=lambda: clock_unix, keep_days=None, max_mb=None, wall=wall, **FAST)
     t = time.monotonic()
     log.readings([Reading(t, "rpm", value, "obd")], t)
     log.close()
 
 
+def trip_ids(path):
+    return [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")]
+
+
 def test_a_wall_clock_a_year_ahead_deletes_no_earlier_trip(tmp_path):
     path = tmp_path / "trips.db"
     for i, days_ago in enumerate((300, 200, 30, 5, 1)):
-        past_trip(path, T - days_ago * DAY, float(i))
-    log = TripLog(str(path), clock=lambda: T + 366 * DAY, keep_days=365, **FAST)  # no RTC, a bad guess
+        past_trip(path, T - days_ago * DAY, float(i), confirmed=True)
+    now = T + 366 * DAY  # no RTC, no network: a bad guess
+    log = TripLog(str(path), clock=lambda: now, keep_days=365, keep_trips=0, wall=unconfirmed(tmp_path, lambda: now),
+                  **FAST)
     log.close()
-    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [1, 2, 3, 4, 5, 6]
+    assert trip_ids(path) == [1, 2, 3, 4, 5, 6]
     assert len(rows(path, "SELECT * FROM readings")) == 5
 
 
-def test_age_counts_from_the_last_drive_and_the_last_drives_are_kept_when_the_clocks_disagree(tmp_path):
+def test_an_unconfirmed_clock_deletes_nothing_by_age_even_when_it_agrees_with_the_drives(tmp_path):
+    """30 drives over two years, the clock right but confirmed by nothing: all stay.
+
+    (Before: age counted from the last drive's start, so the clock agreeing with the last drive
+    was taken as proof, and the 15 drives older than a year beyond the last 10 were deleted.)
+    """
     path = tmp_path / "trips.db"
-    # 2 drives two years back, 10 within the last year, the last one logged with a clock a year ahead
-    starts = [T - 800 * DAY, T - 700 * DAY] + [T - (500 - 10 * i) * DAY for i in range(9)] + [T + 365 * DAY]
-    for i, start in enumerate(starts):
-        past_trip(path, start, float(i))
-    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=10, **FAST)
+    for i in range(30):
+        past_trip(path, T - (730 - 24 * i) * DAY, float(i), confirmed=False)
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, wall=unconfirmed(tmp_path, lambda: T), **FAST)
     log.close()
-    # Now is before the last drive: a clock is wrong, so the last 10 drives stay however old they look.
-    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == list(range(3, 14))
+    assert trip_ids(path) == list(range(1, 32))
 
 
-def test_with_clocks_that_agree_trips_older_than_keep_days_before_the_last_drive_go(tmp_path):
+def test_once_ntp_confirms_the_clock_old_confirmed_drives_go_but_never_the_last_keep_trips(tmp_path):
     path = tmp_path / "trips.db"
-    for i, days_ago in enumerate((700, 600, 500, 100, 3)):
-        past_trip(path, T - days_ago * DAY, float(i))
-    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=2, **FAST)
+    # 4 drives two years back and 1 within the year, all dated by an NTP-synchronized clock; then
+    # 2 drives on a Pi that booted at 1970 (no RTC, no network): their dates say nothing.
+    for i, days_ago in enumerate((800, 760, 720, 700, 100)):
+        past_trip(path, T - days_ago * DAY, float(i), confirmed=True)
+    for i in range(2):
+        past_trip(path, 1000.0 + i * 3600, 10.0 + i, confirmed=False)
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=5, wall=synchronized(tmp_path, lambda: T),
+                  **FAST)
     log.close()
-    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [4, 5, 6]
-    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(3.0,), (4.0,)]
+    # The last 5 drives (3 to 7) are kept whatever their dates; the older ones (1 and 2) were
+    # dated by a confirmed clock more than a year ago, and go.
+    assert trip_ids(path) == [3, 4, 5, 6, 7, 8]
+    assert rows(path, "SELECT count(*) FROM readings WHERE trip IN (1, 2)") == [(0,)]
 
 
-def test_the_last_drives_are_kept_even_when_the_clocks_agree_they_are_old(tmp_path):
+def test_drives_dated_by_an_unconfirmed_clock_are_never_deleted_by_age(tmp_path):
+    """25 drives on a Pi that booted at 1970 every time, then NTP: the 1970 dates delete nothing.
+
+    (Before: the clock and the last drive agreed, and 15 drives "55 years old" were deleted.)
+    """
     path = tmp_path / "trips.db"
-    # The clock and the last drive (3 days ago) agree, and three drives are more than keep_days
-    # older; yet the two of them among the last 3 stay (no clock is confirmed: a drive's dates are
-    # its day's wall clock, which may have been wrong), and only the oldest goes.
-    for i, days_ago in enumerate((800, 700, 600, 3)):
-        past_trip(path, T - days_ago * DAY, float(i))
-    log = TripLog(str(path), clock=lambda: T, keep_days=365, keep_trips=3, **FAST)
+    for i in range(25):
+        past_trip(path, 1000.0 + i * DAY, float(i), confirmed=False)
+    past_trip(path, T - DAY, 99.0, confirmed=True)
+    log = TripLog(str(path), clock=lambda: T, keep_days=365, wall=synchronized(tmp_path, lambda: T), **FAST)
     log.close()
-    assert [i for (i,) in rows(path, "SELECT id FROM trips ORDER BY id")] == [2, 3, 4, 5]
-    assert rows(path, "SELECT value FROM readings ORDER BY trip") == [(1.0,), (2.0,), (3.0,)]
+    assert trip_ids(path) == list(range(1, 28))
+
+
+def test_ntp_confirming_the_clock_mid_drive_dates_the_drive_by_it(tmp_path):
+    """A Pi that booted at 1970 and was synchronized (the clock stepped) during the drive."""
+    path = tmp_path / "trips.db"
+    flag = tmp_path / "synchronized"
+    now = [1000.0]
+    from keidash.triplog.clock import WallClock
+    wall = WallClock(lambda: now[0], synchronized=str(flag))
+    log = TripLog(str(path), clock=lambda: now[0], wall=wall, **FAST)
+    started = time.monotonic()
+    log.readings([Reading(started, "rpm", 800.0, "obd")], started)
+    assert wait_for(lambda: log.rows_written == 1)
+    assert rows(path, "SELECT started_unix, clock_confirmed FROM trips") == [(1000.0, 0)]
+    now[0] = T  # timesyncd steps the clock and touches its file
+    flag.touch()
+    assert wait_for(lambda: rows(path, "SELECT clock_confirmed FROM trips") == [(1,)])
+    log.close()
+    ((start, end, confirmed),) = rows(path, "SELECT started_unix, ended_unix, clock_confirmed FROM trips")
+    assert confirmed == 1 and T - 600 < start <= T <= end  # from the monotonic time since it started
+
+
+def test_the_gps_time_over_a_pty_confirms_a_clock_that_agrees_and_never_one_that_does_not(tmp_path):
+    """The real path: the virtual GPS on a pseudo-terminal, NmeaSource, the trip log's writer."""
+    from dataclasses import replace
+
+    from keidash.readings import GPS_TIME
+    from keidash.sim.nmea import BASE_UTC, EmulatedGPS
+    from keidash.sim.truth import parked
+    from keidash.sources.nmea import NmeaSource
+    from keidash.triplog.clock import WallClock
+
+    base = BASE_UTC.timestamp()  # the virtual GPS's UTC at its truth's t = 0
+    m0 = time.monotonic()
+    right = lambda: base + (time.monotonic() - m0)  # noqa: E731 - a wall clock on the GPS's time
+    for name, clock, expected in (("agrees.db", right, "GPS"), ("off.db", lambda: right() + 2 * DAY, "")):
+        path = tmp_path / name
+        for i, days_ago in enumerate((800, 700, 600)):  # confirmed drives, long ago by either clock
+            past_trip(path, base - days_ago * DAY, float(i), confirmed=True)
+        wall = WallClock(clock, synchronized=str(tmp_path / "no-ntp-here"))
+        log = TripLog(str(path), clock=clock, keep_days=365, keep_trips=0, wall=wall, **FAST)
+        gps = EmulatedGPS(lambda: replace(parked(t=time.monotonic() - m0), speed_kmh=20.0), 5.0)
+        source = NmeaSource("gps", lambda r: log.readings([r], r.t), gps.port)
+        source.start()
+        gps.start()
+        try:
+            assert wait_for(lambda: rows(path, "SELECT count(*) FROM readings WHERE channel = ?", (GPS_TIME,))[0][0] >= 5,
+                            timeout=60)
+        finally:
+            source.stop()
+            gps.stop()
+            log.close()
+        assert wall.confirmed_by == expected
+        if expected:  # the drive is dated by the confirmed clock, and the old drives went
+            assert trip_ids(path) == [4] and rows(path, "SELECT clock_confirmed FROM trips") == [(1,)]
+        else:
+            assert trip_ids(path) == [1, 2, 3, 4] and rows(path, "SELECT clock_confirmed FROM trips WHERE id = 4") == [(0,)]
 
 
 # -- 9. a read-only trips.db -----------------------------------------------------------------------
@@ -409,10 +618,43 @@ def test_keidash_run_moves_a_damaged_log_aside_and_logs_the_drive(tmp_path, monk
     db = tmp_path / "trips.db"
     db.write_bytes(b"\x00garbage\xff" * 500)
     assert _run_with_data_dir(tmp_path, monkeypatch) == 0
-    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"\x00garbage\xff" * 500
+    (aside,) = tmp_path.glob("trips.db.corrupt-*")
+    assert aside.read_bytes() == b"\x00garbage\xff" * 500
     assert rows(db, "SELECT count(*) FROM trips") == [(1,)]
     assert rows(db, "SELECT count(*) FROM frames")[0][0] >= 1
     assert "moved it to" in caplog.text
+
+
+@pytest.mark.parametrize("text,message", [
+    ("keep_trips = nan", "keep_trips must be a whole number of drives from 0 to 100,000, not nan"),
+    ("keep_trips = 2.5", "keep_trips must be a whole number of drives from 0 to 100,000, not 2.5"),
+    ("keep_trips = -1", "keep_trips must be a whole number of drives from 0 to 100,000, not -1"),
+    ("keep_days = 0", "keep_days must be a positive number from 1 to 36,500 days, not 0"),
+    ("max_mb = inf", "max_mb must be a positive number from 10 to 1,000,000 MB, not inf"),
+    ("keep = 3", "unknown key 'keep'; allowed: keep_days, keep_trips, max_mb"),
+])
+def test_the_trip_logs_retention_settings_are_checked(tmp_path, text, message):
+    path = write(tmp_path, SIM + f"[trip_log]\n{text}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path} [trip_log]: {message}")):
+        load_config(path)
+
+
+def test_keidash_run_hands_the_trip_logs_retention_settings_to_it(tmp_path, monkeypatch):
+    from keidash.triplog import writer
+    made = []
+
+    class Recorded(writer.TripLog):
+        def __init__(self, path, **options):
+            made.append(options)
+            super().__init__(path, **options)
+    monkeypatch.setattr(writer, "TripLog", Recorded)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    path = write(tmp_path, f'profile = "hijet-s500p"\ndata_dir = "{tmp_path}"\n[sources]\n'
+                           'sim = "sim://hijet-s500p?hardware=gps"\n[trip_log]\nkeep_trips = 50\nkeep_days = 730\n')
+    assert main(["run", "--config", path, "--headless", "--seconds", "1"]) == 0
+    assert [(o["keep_trips"], o["keep_days"]) for o in made] == [(50, 730.0)]
+    assert load_config(path).trip_log == {"keep_days": 730.0, "keep_trips": 50}
+    assert "max_mb" not in made[0]  # TripLog's own default
 
 
 @pytest.mark.parametrize("url", [
@@ -437,14 +679,15 @@ def test_a_log_damaged_again_and_again_pauses_instead_of_filling_the_card_with_c
             f.write(b"\xff" * 4096)
         return sqlite3.connect(p)
 
-    log = TripLog(str(path), connect=connect, **FAST)
+    log = TripLog(str(path), connect=connect, clock=lambda: T, **FAST)
     t = time.monotonic()
     log.readings([Reading(t, "rpm", 800.0, "obd")], t)
     assert wait_for(lambda: log.status().startswith("trip log paused"))
     assert log.status() == f"trip log paused: {path} is damaged again after 3 new logs: check the SD card"
     log.close()
+    stamp = time.strftime('%Y%m%d-%H%M%S', time.localtime(T))
     assert sorted(p.name for p in tmp_path.glob("trips.db.corrupt-*")) == [
-        "trips.db.corrupt-1", "trips.db.corrupt-2", "trips.db.corrupt-3"]
+        f"trips.db.corrupt-{stamp}", f"trips.db.corrupt-{stamp}-2", f"trips.db.corrupt-{stamp}-3"]
 
 
 def test_the_refusal_of_another_programs_database_is_the_dash_message(tmp_path):

@@ -192,9 +192,12 @@ def test_probe_reports_rates_as_json(tmp_path):
     (("CREATE TABLE photos (jpeg BLOB)",),
      "that file is another program's SQLite database (its tables (photos) are not keidash's); "
      "keidash never writes it: name another file"),
-    (("PRAGMA user_version = 9", "CREATE TABLE trips (id INTEGER)"),
-     "that trip log was written by a newer keidash (schema v9, this keidash knows v1); "
+    (("PRAGMA application_id = 1262768968", "PRAGMA user_version = 9", "CREATE TABLE trips (id INTEGER)"),
+     "that trip log was written by a newer keidash (schema v9, this keidash knows v2); "
      "update keidash or name another file"),
+    (("PRAGMA user_version = 9", "CREATE TABLE trips (id INTEGER)"),  # no keidash writes v9 without its id
+     "that file is another program's SQLite database (its user_version is 9, with no application_id); "
+     "keidash never writes it: name another file"),
 ])
 def test_a_log_keidash_will_not_write_is_refused_before_the_drive(tmp_path, command, made, expected):
     # before: a warning on stderr, the whole drive run without logging, and exit status 0
@@ -221,7 +224,8 @@ def test_a_damaged_log_is_kept_aside_and_the_drive_logged_anew(tmp_path):
     out = run_cli("demo", "--seconds", "1", "--headless", "--screenshot", str(tmp_path / "last.png"),
                   "--log", str(path))
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "trips.db.corrupt-1").read_bytes() == b"not a database at all\n"
+    (aside,) = tmp_path.glob("trips.db.corrupt-*")  # trips.db.corrupt-<date>-<time>
+    assert aside.read_bytes() == b"not a database at all\n"
     assert "started a new log" in out.stderr
 
 

@@ -708,4 +708,18 @@ def test_a_fix_gives_the_position_too_for_the_night_theme():
     assert got["lat_deg"] < 0 < got["lon_deg"]
     c = Collector()  # a fix with a malformed position: speed still, no position
     c.lines([sentence("GPRMC,225446,A,49x6.45,N,12311.12,W,000.5,054.7,191194,,")])
-    assert {r.channel for r in c.everything} == {"speed_kmh"}
+    assert {r.channel for r in c.everything} == {"speed_kmh", "gps_utc_s"}
+
+
+def test_a_fix_gives_its_utc_date_and_time_and_a_fix_without_a_date_none():
+    """The trip log checks the wall clock by it (keidash/triplog/clock.py)."""
+    from datetime import datetime, timezone
+    c = Collector()
+    c.lines([sentence("GPRMC,225446.25,A,4916.45,N,12311.12,W,000.5,054.7,191194,020.3,E"),
+             sentence("GPRMC,031500,A,4916.45,N,12311.12,W,000.5,054.7,010624,,"),
+             sentence("GPRMC,031501,A,4916.45,N,12311.12,W,000.5,054.7,,,"),  # no date: no time
+             sentence("GPRMC,031502,A,4916.45,N,12311.12,W,000.5,054.7,310224,,")])  # no 31 February
+    times = [r.value for r in c.everything if r.channel == "gps_utc_s"]
+    assert times == [datetime(1994, 11, 19, 22, 54, 46, 250000, tzinfo=timezone.utc).timestamp(),
+                     datetime(2024, 6, 1, 3, 15, tzinfo=timezone.utc).timestamp()]
+    assert len(c.readings) == 4  # the speed of each fix all the same

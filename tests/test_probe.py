@@ -10,7 +10,7 @@ import pytest
 
 from keidash.errors import ConfigError
 from keidash.pi.probe import format_probe, probe
-from keidash.readings import BATTERY, COOLANT, LATITUDE, LONGITUDE, RPM, SPEED, THROTTLE
+from keidash.readings import BATTERY, COOLANT, GPS_TIME, LATITUDE, LONGITUDE, RPM, SPEED, THROTTLE
 from keidash.sim.nmea import EmulatedGPS
 from keidash.sim.truth import parked
 
@@ -31,7 +31,7 @@ class Clock:
 def test_the_virtual_truck_reports_every_channel_of_every_source():
     result = probe("sim://hijet-s500p", 3.0)
     json.dumps(result)  # plain JSON types only
-    assert list(result) == [RPM, SPEED, COOLANT, BATTERY, THROTTLE, LATITUDE, LONGITUDE, "sources"]
+    assert list(result) == [RPM, SPEED, COOLANT, BATTERY, THROTTLE, LATITUDE, LONGITUDE, GPS_TIME, "sources"]
     assert set(result["sources"]) == {"pulses", "obd", "gps"}
     for name, info in result["sources"].items():
         assert info["link"] == "connected", (name, info)
@@ -62,7 +62,7 @@ def test_a_gps_by_url_with_its_errors_attributed():
         finally:
             done.set()
             injector.join()
-    assert list(result) == [SPEED, LATITUDE, LONGITUDE, "sources"]
+    assert list(result) == [SPEED, LATITUDE, LONGITUDE, GPS_TIME, "sources"]
     assert set(result["sources"]["gps"]["errors"]) == {"parse"}
     assert result[SPEED]["errors"] == result["sources"]["gps"]["errors"]["parse"] > 0
     assert result[SPEED]["source"] == "gps"

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from keidash.readings import BATTERY, COOLANT, LATITUDE, LONGITUDE, RPM, SPEED, THROTTLE, Reading
+from keidash.readings import BATTERY, COOLANT, GPS_TIME, LATITUDE, LONGITUDE, RPM, SPEED, THROTTLE, Reading
 from keidash.rig import open_rig
 from keidash.sim.elm327 import EmulatedELM327
-from keidash.sim.nmea import EmulatedGPS
+from keidash.sim.nmea import BASE_UTC, EmulatedGPS
 from keidash.sim.pulses import PulseGenerator, StampedMockPin
 from keidash.sim.truth import TruckTruth, parked
 from keidash.sources.base import CONNECTED, CONNECTING, FAILED, STOPPED, Source
@@ -49,7 +49,8 @@ TRUTH_OF = {RPM: CRUISING.rpm, SPEED: CRUISING.speed_kmh, COOLANT: CRUISING.cool
             LATITUDE: CRUISING.latitude, LONGITUDE: CRUISING.longitude}
 #: what real hardware may plausibly say
 PLAUSIBLE = {RPM: (0.0, 12_000.0), SPEED: (0.0, 300.0), COOLANT: (-40.0, 215.0), BATTERY: (0.0, 25.0),
-             THROTTLE: (0.0, 100.0), LATITUDE: (-90.0, 90.0), LONGITUDE: (-180.0, 180.0)}
+             THROTTLE: (0.0, 100.0), LATITUDE: (-90.0, 90.0), LONGITUDE: (-180.0, 180.0),
+             GPS_TIME: (315_964_800.0, 4_102_444_800.0)}  # GPS time began 1980-01-06; 2100
 STATES = (CONNECTING, CONNECTED, FAILED, STOPPED)
 
 
@@ -191,6 +192,14 @@ class SourceContract:
         assert session.all_delivered_at is not None, session.status_before_stop
         settled_from = session.all_delivered_at + self.settle_s
         for channel in session.source.channels:
+            if channel == GPS_TIME:  # a clock, not a constant: the virtual GPS's day, at or before arrival
+                with session.lock:
+                    stamped = [(r.value, arrived) for r, arrived in session.readings if r.channel == GPS_TIME]
+                base, t0 = BASE_UTC.timestamp(), self.truth_t0
+                # the sentences carry hundredths of a second, rounded: up to 5 ms after the truth's time
+                assert stamped and all(base <= v <= base + (arrived - t0) + 0.005 for v, arrived in stamped), (
+                    [(v - base, arrived - t0) for v, arrived in stamped[:5]])
+                continue
             # Start-up transients aside (a pulse input reads 0 until it has timed two edges),
             # every reading must agree; a slow channel may have only its last reading to judge.
             judged = session.of(channel, since=settled_from) or session.of(channel)[-1:]
@@ -299,7 +308,9 @@ class TestNmea(SourceContract):
     tolerance = {SPEED: 0.01, LATITUDE: 1e-6, LONGITUDE: 1e-6}  # knots to 3 decimals, minutes to 5
 
     def build(self, sink):
-        gps = EmulatedGPS(RunningTruth(), rate_hz=5.0)
+        truth = RunningTruth()
+        type(self).truth_t0 = truth.t0  # the GPS's UTC is BASE_UTC then (the fixture's instance is not the test's)
+        gps = EmulatedGPS(truth, rate_hz=5.0)
         gps.start()
         return NmeaSource("gps", sink, gps.port), gps.stop
 

@@ -20,7 +20,7 @@ import pytest
 
 from keidash.dashstate import DashState
 from keidash.readings import Reading
-from keidash.triplog.writer import SCHEMA_VERSION, TRIP_GAP_S, TripLog, migrate
+from keidash.triplog.writer import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, TRIP_GAP_S, TripLog, migrate
 
 FAST = dict(commit_every_s=0.02, retry_s=0.02)
 
@@ -139,23 +139,31 @@ def test_an_empty_file_and_a_v1_file_open(tmp_path):
     log.close()
     assert rows(empty, "SELECT value FROM readings") == [(1.0,)]
 
-    v1 = tmp_path / "v1.db"
+    v1 = tmp_path / "v1.db"  # as keidash before schema v2 wrote it: no application_id
     conn = sqlite3.connect(v1, isolation_level=None)
-    assert migrate(conn) == 0
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO trips (started_unix) VALUES (?)", (time.time(),))
     conn.execute("INSERT INTO readings VALUES (1, 0.0, 'rpm', 700.0, 'obd')")
-    assert migrate(conn) == 1  # already there: nothing to do
+    assert migrate(conn) == 1
+    assert migrate(conn) == 2  # already there: nothing to do
     conn.close()
     log = TripLog(str(v1), **FAST)
     log.readings([rpm(time.monotonic(), 2.0)], time.monotonic())
     log.close()
     assert rows(v1, "SELECT trip, value FROM readings ORDER BY trip") == [(1, 700.0), (2, 2.0)]
+    assert rows(v1, "SELECT id, clock_confirmed, bad_values FROM trips") == [(1, 0, 0), (2, 0, 0)]
+    assert rows(v1, "PRAGMA user_version") == [(2,)]
+    assert rows(v1, "PRAGMA application_id") == [(APPLICATION_ID,)]
     assert rows(v1, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_a_newer_schema_is_never_written(tmp_path):
     path = tmp_path / "newer.db"
     conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # keidash's own, from a newer keidash
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.execute("CREATE TABLE future (x)")
     conn.commit()
@@ -243,11 +251,14 @@ def _trip(path, clock_unix, n_readings, **kwargs):
 
 
 def test_trips_older_than_keep_days_are_deleted(tmp_path):
+    from keidash.triplog.clock import WallClock
     path = tmp_path / "trips.db"
+    (tmp_path / "synchronized").touch()  # every clock here confirmed by NTP (docs: retention)
     now = 1_800_000_000.0
-    _trip(path, now - 400 * 86400, 1000)
-    _trip(path, now - 10 * 86400, 1000)
-    log = TripLog(str(path), clock=lambda: now, keep_days=365, keep_trips=1, **FAST)
+    _trip(path, now - 400 * 86400, 1000, wall=WallClock(lambda: now - 400 * 86400, synchronized=str(tmp_path / "synchronized")))
+    _trip(path, now - 10 * 86400, 1000, wall=WallClock(lambda: now - 10 * 86400, synchronized=str(tmp_path / "synchronized")))
+    log = TripLog(str(path), clock=lambda: now, keep_days=365, keep_trips=1,
+                  wall=WallClock(lambda: now, synchronized=str(tmp_path / "synchronized")), **FAST)
     log.close()
     assert rows(path, "SELECT id FROM trips ORDER BY id") == [(2,), (3,)]
     assert rows(path, "SELECT DISTINCT trip FROM readings") == [(2,)]

@@ -214,8 +214,8 @@ def test_unknown_trip_id(trip_db, tmp_path):
 
 
 def test_newer_schema(tmp_path):
-    new_db(tmp_path / "future.db", version=2).close()
-    with pytest.raises(KeidashError, match=r"written by a newer keidash \(trip-log schema 2, this one reads up to 1\)"):
+    new_db(tmp_path / "future.db", version=3).close()
+    with pytest.raises(KeidashError, match=r"written by a newer keidash \(trip-log schema 3, this one reads up to 2\)"):
         reading.trips_main(str(tmp_path / "future.db"))
 
 
@@ -395,7 +395,7 @@ def test_replay_of_a_trip_without_rpm_or_speed(tmp_path):
 
 
 def test_replay_errors_are_the_trip_log_sentences(tmp_path):
-    new_db(tmp_path / "future.db", version=2).close()
+    new_db(tmp_path / "future.db", version=3).close()
     with pytest.raises(KeidashError, match="newer keidash"):
         load_log(tmp_path / "future.db")
     new_db(tmp_path / "empty.db").close()

@@ -33,12 +33,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import pynmea2
 import serial
 
 from ..errors import ConfigError
-from ..readings import LATITUDE, LONGITUDE, SPEED
+from ..readings import GPS_TIME, LATITUDE, LONGITUDE, SPEED
 from .base import CONNECTED, CONNECTING, FAILED, Sink, Source
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,20 @@ def _position(fields: list[str]) -> tuple[float, float] | None:
     return (-lat if fields[1] == "S" else lat), (-lon if fields[3] == "W" else lon)
 
 
+def _utc(date: str, hhmmss: str) -> float | None:
+    """UNIX s from RMC's ddmmyy date and hhmmss(.ss) UTC time fields; None if malformed."""
+    if len(date) != 6 or not date.isdigit() or len(hhmmss) < 6 or not hhmmss[:6].isdigit():
+        return None
+    seconds = _number(hhmmss[4:])
+    try:
+        year = int(date[4:])  # two digits: GPS time began in 1980
+        day = datetime(year + (1900 if year >= 80 else 2000), int(date[2:4]), int(date[:2]), int(hhmmss[:2]),
+                       int(hhmmss[2:4]), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return None if seconds is None or seconds >= 61 else day.timestamp() + seconds
+
+
 def _number(text: str) -> float | None:
     """A non-negative finite number from an NMEA field, None if empty or not one."""
     try:
@@ -196,7 +211,7 @@ class NmeaSource(Source):
     ``max_age`` follows the rate measured from the sentences either way.
     """
 
-    channels = (SPEED, LATITUDE, LONGITUDE)
+    channels = (SPEED, LATITUDE, LONGITUDE, GPS_TIME)
 
     def __init__(self, name: str, sink: Sink, port: str, baudrate: int = 9600,
                  ublox_rate_hz: float | None = None):
@@ -517,6 +532,9 @@ class NmeaSource(Source):
             max_age = self._max_age()
             self.emit(t, LATITUDE, position[0], max_age)
             self.emit(t, LONGITUDE, position[1], max_age)
+        utc = _utc(epoch[0], epoch[1])
+        if utc is not None:  # the trip log checks the wall clock by it before it deletes old trips
+            self.emit(t, GPS_TIME, utc, self._max_age())
 
     def _handle_vtg(self, data: list[str], t: float) -> None:
         if self._last_rmc_t is not None and t - self._last_rmc_t < VTG_FALLBACK_PERIODS * self._period():

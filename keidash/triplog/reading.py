@@ -30,9 +30,10 @@ from urllib.parse import quote
 from ..cab.trip import MAX_GAP_S, TripMeter, trip_step
 from ..errors import ConfigError, KeidashError, ProfileError
 from ..readings import LATITUDE, LONGITUDE, SPEED
+from .writer import APPLICATION_ID  # keidash's logs say so in their header (0 before schema v2)
 
 #: the newest trip-log schema this module reads (PRAGMA user_version)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LAST = "last"
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: below this the truck counts as stopped (as the estimator's and replay's MOVING_KMH)
@@ -56,6 +57,7 @@ class Trip:
     ended_unix: float | None  # s, UNIX time it ended; None while running or after a power cut
     profile: str  # the profile name (or path) the dash ran with, '' when none
     sources: str  # the sources' names as stored
+    bad_values: int = 0  # values the dash dropped as not numbers (schema v2; 0 before)
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,15 @@ def open_trip_log(path: str | os.PathLike) -> sqlite3.Connection:
         raise ConfigError(f"{path} is a folder; name the trip log file in it")
     try:
         with open(path, "rb") as f:
-            header = f.read(len(SQLITE_HEADER))
+            header = f.read(100)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if header != SQLITE_HEADER:
+    if not header.startswith(SQLITE_HEADER):
         raise ConfigError(f"{path} is not a keidash trip log (not an SQLite database)")
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id not in (0, APPLICATION_ID):  # said before SQLite opens it, so nothing is written
+        raise ConfigError(f"{path} is another program's SQLite database (its application_id is "
+                          f"{application_id:#010x}), not a keidash trip log")
     try:
         db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=LOCK_WAIT_S)
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -143,8 +149,11 @@ def _query(db: sqlite3.Connection, path: str, sql: str, args: tuple = ()) -> lis
 
 
 def list_trips(db: sqlite3.Connection, path: str = "trip log") -> list[Trip]:
-    rows = _query(db, path, "SELECT id, started_unix, ended_unix, profile, sources FROM trips ORDER BY id")
-    return [Trip(int(i), float(s), None if e is None else float(e), p or "", src or "") for i, s, e, p, src in rows]
+    v2 = "bad_values" in {row[1] for row in _query(db, path, "PRAGMA table_info(trips)")}
+    rows = _query(db, path, "SELECT id, started_unix, ended_unix, profile, sources, "
+                            f"{'bad_values' if v2 else '0'} FROM trips ORDER BY id")
+    return [Trip(int(i), float(s), None if e is None else float(e), p or "", src or "", int(bad or 0))
+            for i, s, e, p, src, bad in rows]
 
 
 def find_trip(db: sqlite3.Connection, trip: str | int, path: str = "trip log") -> Trip:
@@ -377,9 +386,11 @@ def trips_table(summaries: list[TripSummary]) -> str:
     for s in summaries:
         top = f"{s.max_speed_kmh:.0f}" if s.max_speed_kmh is not None else "-"
         running = "" if s.trip.ended_unix is not None else " (not ended)"
+        bad = s.trip.bad_values
+        dropped = f" ({bad} bad value{'' if bad == 1 else 's'} dropped)" if bad else ""
         lines.append(f"{s.trip.id:>5}  {local_time(s.trip.started_unix):<16}  {format_duration(s.duration_s):>8}  "
                      f"{s.distance_km:>7.1f}  {s.distance_km / KM_PER_MILE:>7.1f}  {top:>8}  "
-                     f"{s.trip.profile or '-'}{running}")
+                     f"{s.trip.profile or '-'}{running}{dropped}")
     return "\n".join(lines)
 
 

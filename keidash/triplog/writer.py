@@ -27,10 +27,16 @@ the writer retries every ``retry_s`` until the database is writable again.
 Bad input never stops the log: a reading or frame that is not a number (NaN, an infinity, a
 string) is dropped and counted (``bad``, shown in :meth:`TripLog.status`), never queued, so
 it cannot fail a transaction and hold up the good rows behind it; a row the database still
-refuses is dropped alone (the batch is written again row by row). A file that is not a
-keidash log is never written: a damaged one (not SQLite, or SQLite says it is corrupt) is
-moved aside, kept as ``trips.db.corrupt-<n>``, and a new log started; another program's SQLite
-database (tables that are not keidash's) is refused untouched, byte for byte.
+refuses is dropped alone (the batch is written again row by row); each trip counts its own
+(``trips.bad_values``, shown by ``keidash trips``). A file that is not a keidash log is never
+written: a damaged one (not SQLite, or SQLite says it is corrupt) is moved aside, kept as
+``trips.db.corrupt-<date>-<time>``, and a new log started; another program's SQLite database
+(its application_id, or tables that are not keidash's) is refused untouched, byte for byte,
+without a ``-wal`` or ``-shm`` beside it. keidash's own logs say ``PRAGMA application_id`` =
+:data:`APPLICATION_ID`.
+
+Retention by age trusts no clock that has not been confirmed (keidash.triplog.clock: NTP, or
+the GPS's time agreeing with the wall clock) and never deletes the last ``keep_trips`` drives.
 """
 
 from __future__ import annotations
@@ -47,14 +53,16 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from keidash.dashstate import DashState
-from keidash.readings import Reading
+from keidash.readings import GPS_TIME, Reading
+
+from .clock import WallClock
 
 log = logging.getLogger(__name__)
 
 TRIP_GAP_S = 300.0  # s without any reading after which the next reading starts a new trip
 RETENTION_EVERY_S = 300.0  # s between retention passes (also run once at open)
 DROP_SHOWN_S = 60.0  # s a drop of queued rows (or of bad values, or a new log) stays in status()
-KEEP_TRIPS = 10  # the last drives before this run: never deleted by age, whatever the clocks say
+KEEP_TRIPS = 20  # the last drives before this run: never deleted by age, whatever the clocks say
 MAX_MOVED_ASIDE = 3  # damaged files moved aside per run before the writer stops trying
 # The writer only appends (to the right-hand pages of two tables and two indexes), so a small
 # page cache does: SQLite's default, 2000 KiB, filled over the first minutes of a drive and
@@ -66,6 +74,11 @@ CACHE_KIB = 256  # PRAGMA cache_size = -CACHE_KIB: the writer connection's page 
 WAL_LIMIT_BYTES = 8 * 1024 * 1024  # PRAGMA journal_size_limit
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
+#: PRAGMA application_id of keidash's trip logs ("KDSH"; header bytes 68-71): another program's
+#: database says its own id there, or 0. Logs written before schema v2 have 0.
+APPLICATION_ID = int.from_bytes(b"KDSH", "big")
+_TABLES = {"trips": {"id", "started_unix", "ended_unix"}, "readings": {"trip", "t", "channel", "value", "source"},
+           "frames": {"trip", "t", "rpm", "gear"}}  # keidash's tables and the columns every version has
 
 # The schema, one step per version; each step runs in one transaction that also sets
 # PRAGMA user_version. Append new steps, never edit a released one (readers depend on it).
@@ -84,6 +97,16 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                    gear INTEGER, cue TEXT)""",
             "CREATE INDEX IF NOT EXISTS readings_trip_t ON readings(trip, t)",
             "CREATE INDEX IF NOT EXISTS frames_trip_t ON frames(trip, t)",
+        ),
+    ),
+    (
+        2,
+        (
+            # 1: started_unix / ended_unix are from a wall clock confirmed by NTP or the GPS
+            "ALTER TABLE trips ADD COLUMN clock_confirmed INTEGER NOT NULL DEFAULT 0",
+            # values dropped because they were not numbers (or the database refused them)
+            "ALTER TABLE trips ADD COLUMN bad_values INTEGER NOT NULL DEFAULT 0",
+            f"PRAGMA application_id = {APPLICATION_ID}",
         ),
     ),
 )
@@ -112,61 +135,81 @@ def _damaged(error: BaseException) -> bool:
 
 
 def inspect_file(path: str) -> None:
-    """Check, reading only, that ``path`` is keidash's log, an empty file or none at all.
+    """Check, writing nothing, that ``path`` is keidash's log, an empty file or none at all.
 
-    Raises :class:`NewerSchemaError` (a newer keidash's), :class:`ForeignDatabaseError` (SQLite
-    with tables that are not keidash's) or :class:`DamagedFileError` (not SQLite, or corrupt).
-    The file is opened read-only (``mode=ro``), so nothing is written to it, not even a WAL or
-    a checkpoint. A file that cannot be read at all is left to the real open to report.
+    Raises :class:`ForeignDatabaseError` (another program's SQLite database: its
+    application_id, or a user_version no keidash writes with no id, or tables that are not
+    keidash's), :class:`NewerSchemaError` (a newer keidash's) or :class:`DamagedFileError` (not
+    SQLite). The id and version are read from the file's header with a plain read, before
+    SQLite opens it; the tables through an ``immutable`` read-only connection, which takes no
+    lock and creates no ``-wal`` or ``-shm`` (a read-only connection to a WAL-mode database
+    creates both). Whatever that connection cannot read (damaged pages, a lock) is left to the
+    real open to report; :meth:`TripLog._open` judges the file again there before writing.
     """
     try:
         with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_HEADER))
+            header = f.read(100)
     except OSError:
         return  # missing (a new log) or unreadable: sqlite's open says why
     if not header:
         return  # empty: a new log
-    if header != _SQLITE_HEADER:
+    if not header.startswith(_SQLITE_HEADER):
         raise DamagedFileError("not an SQLite file")
+    if len(header) < 100:
+        raise DamagedFileError("cut short inside its header")
+    _judge(int.from_bytes(header[68:72], "big"), int.from_bytes(header[60:64], "big"), None)
     try:
-        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro&immutable=1", uri=True)
     except sqlite3.Error:
         return
     try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found > SCHEMA_VERSION:
-            raise NewerSchemaError(f"schema v{found}, this keidash knows v{SCHEMA_VERSION}")
-        objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
-        if not objects:
-            return  # an empty SQLite database: keidash may make it its log
-        tables = sorted(name for kind, name in objects if kind == "table" and not name.startswith("sqlite_"))
-
-        def columns(table: str) -> set[str]:
-            return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if ({"trips", "readings", "frames"} <= set(tables)
-                and {"id", "started_unix", "ended_unix"} <= columns("trips")
-                and {"trip", "t", "channel", "value", "source"} <= columns("readings")
-                and {"trip", "t", "rpm", "gear"} <= columns("frames")):
-            return
-        shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
-        raise ForeignDatabaseError(f"its tables ({shown or 'none'}) are not keidash's")
-    except sqlite3.DatabaseError as error:
-        if _damaged(error):
-            raise DamagedFileError(str(error)) from error
-        return  # locked, busy...: the real open deals with it
+        _judge(int.from_bytes(header[68:72], "big"), int.from_bytes(header[60:64], "big"), conn)
+    except sqlite3.DatabaseError:
+        return  # damaged, or changing under us: the real open (with locks) tells which
     finally:
         conn.close()
 
 
-def move_aside(path: str) -> str:
-    """Rename a damaged ``path`` (and its -wal, -shm, -journal) to ``path.corrupt-<n>``; return it.
+def _judge(application_id: int, user_version: int, conn: sqlite3.Connection | None) -> None:
+    """Raise unless a file with this header (and, given ``conn``, these tables) may be keidash's log."""
+    if application_id not in (0, APPLICATION_ID):
+        raise ForeignDatabaseError(f"its application_id is {application_id:#010x}, not keidash's")
+    if application_id == APPLICATION_ID and user_version > SCHEMA_VERSION:
+        raise NewerSchemaError(f"schema v{user_version}, this keidash knows v{SCHEMA_VERSION}")
+    if application_id == 0 and user_version > 1:  # keidash has set its application_id since v2
+        raise ForeignDatabaseError(f"its user_version is {user_version}, with no application_id")
+    if conn is None:
+        return
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    tables = sorted(name for kind, name in objects if kind == "table" and not name.startswith("sqlite_"))
+    if not tables:
+        return  # an empty SQLite database: keidash may make it its log
+    if set(tables) == set(_TABLES) and all(
+            columns <= {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for table, columns in _TABLES.items()):
+        return
+    others = [t for t in tables if t not in _TABLES] or tables
+    shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+    raise ForeignDatabaseError(f"its tables ({shown}) are not keidash's")
 
-    Nothing is deleted: the copy keeps whatever can still be read from it.
+
+def _aside_name(path: str, unix: float) -> str:
+    """``path.corrupt-<local date and time>``, with ``-2``, ``-3``... when that is taken."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(unix))
+    for n in range(1, 10_000):
+        aside = f"{path}.corrupt-{stamp}" + (f"-{n}" if n > 1 else "")
+        if not any(os.path.lexists(aside + suffix) for suffix in ("", "-wal", "-shm", "-journal")):
+            return aside
+    raise FileExistsError(f"no free name for {path}.corrupt-{stamp}")
+
+
+def move_aside(path: str, unix: float | None = None) -> str:
+    """Rename a damaged ``path`` (and its -wal, -shm, -journal) to ``path.corrupt-<when>``; return it.
+
+    ``unix``: the time it was found damaged (default: now). Nothing is deleted: the copy keeps
+    whatever can still be read from it.
     """
-    n = 1
-    while any(os.path.lexists(f"{path}.corrupt-{n}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")):
-        n += 1
-    aside = f"{path}.corrupt-{n}"
+    aside = _aside_name(path, time.time() if unix is None else unix)
     os.rename(path, aside)
     for suffix in ("-wal", "-shm", "-journal"):  # a stale WAL must never be replayed into the new log
         if os.path.lexists(path + suffix):
@@ -210,7 +253,10 @@ class _Trip:
     seq: int  # 0, 1, ... in this TripLog
     start_mono: float  # s, monotonic time the trip's t counts from
     started_unix: float  # s, UNIX time at start
+    confirmed: bool = False  # started_unix (and ended_unix) are from a confirmed wall clock
     ended_unix: float | None = None  # set when a gap ends it (close() ends the last one)
+    end_mono: float | None = None  # s, monotonic time it ended
+    bad: int = 0  # values of this trip dropped as not numbers (or refused by the database)
 
 
 def _fault_sentence(error: BaseException, path: str) -> str:
@@ -240,8 +286,10 @@ class TripLog:
 
     ``commit_every_s``: s between commits (the data at risk on a crash);
     ``frame_hz``: at most this many frames per second are logged;
-    ``keep_days`` / ``max_mb``: retention (``None`` keeps everything); ``clock``: UNIX time,
-    used for ``started_unix`` / ``ended_unix`` and retention by age;
+    ``keep_days`` / ``max_mb``: retention (``None`` keeps everything); ``keep_trips``: the last
+    drives before this run, never deleted by age; ``clock``: UNIX time, used for
+    ``started_unix`` / ``ended_unix`` and, once ``wall`` says it is confirmed (NTP or the GPS;
+    default ``WallClock(clock, mono)``), for retention by age;
     ``connect``: opens the database (injected by tests to simulate read-only or missing files);
     ``retry_s``: s between attempts while paused; ``max_queued``: rows held in memory at most;
     ``mono``: the monotonic clock the writer paces itself by; ``synchronous``: ``"NORMAL"``
@@ -266,6 +314,7 @@ class TripLog:
         mono: Callable[[], float] = time.monotonic,
         synchronous: str = "FULL",
         keep_trips: int = KEEP_TRIPS,
+        wall: WallClock | None = None,
     ):
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
@@ -279,6 +328,7 @@ class TripLog:
         self.max_mb = max_mb
         self.retry_s = retry_s
         self._clock = clock
+        self._wall = wall or WallClock(clock, mono)
         self._connect = connect
         self._mono = mono
         self._frame_period = 1.0 / frame_hz
@@ -295,7 +345,7 @@ class TripLog:
         self._notice = ""  # news for the cluster, shown for DROP_SHOWN_S (a new log was started)
         self._notice_mono = float("-inf")
         self._last_mono = mono()  # latest time the caller gave us
-        self._trip = _Trip(0, self._last_mono, clock())
+        self._trip = _Trip(0, self._last_mono, clock(), self._wall.confirmed())
         self._trips = {0: self._trip}  # seq -> _Trip, until the writer has written it
         self._all_trips = {0: self._trip}  # seq -> _Trip, every trip of this run (a new file gets them all)
         self._last_reading_mono = self._last_mono
@@ -303,6 +353,8 @@ class TripLog:
         self._trip_ids: dict[int, int] = {}  # trip seq -> trips.id, once written
         self._fault = ""  # why the writer is paused, "" when writing
         self._refused = ""  # why the file is never written (a newer keidash's, another program's)
+        self._dated = self._trip.confirmed  # this run's trips are dated by a confirmed clock
+        self._told_unconfirmed = False
         self.commits = 0  # transactions committed
         self.rows_written = 0
         self.commit_s: collections.deque[float] = collections.deque(maxlen=1000)  # s per commit
@@ -326,6 +378,8 @@ class TripLog:
                     and isinstance(r.channel, str) and isinstance(r.source, str)):
                 bad += 1  # NaN fails readings.value NOT NULL: it would hold up every row after it
                 continue
+            if r.channel == GPS_TIME:
+                self._wall.gps_time(t, value)  # may confirm the wall clock
             if t - self._last_reading_mono > TRIP_GAP_S:
                 self._new_trip(t, mono_now)
             self._last_reading_mono = max(self._last_reading_mono, t)
@@ -387,6 +441,7 @@ class TripLog:
         with self._lock:
             if self._trip.ended_unix is None:
                 self._trip.ended_unix = self._clock()
+                self._trip.end_mono = self._mono()
         self._stop.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -397,16 +452,18 @@ class TripLog:
         old = self._trip
         unix_now = self._clock()
         ended = unix_now - max(0.0, mono_now - self._last_reading_mono)
-        new = _Trip(old.seq + 1, start_mono, unix_now - max(0.0, mono_now - start_mono))
+        new = _Trip(old.seq + 1, start_mono, unix_now - max(0.0, mono_now - start_mono), self._wall.confirmed())
         with self._lock:
             old.ended_unix = ended
+            old.end_mono = self._last_reading_mono
             self._trips[new.seq] = new
             self._all_trips[new.seq] = new
             self._trip = new
 
-    def _count_bad(self, count: int, mono_now: float) -> None:
+    def _count_bad(self, count: int, mono_now: float, trip: _Trip | None = None) -> None:
         with self._lock:
             self.bad += count
+            (trip or self._trip).bad += count
             self._last_bad_mono = mono_now
 
     def _put(self, rows: list[tuple], mono_now: float) -> None:
@@ -438,6 +495,9 @@ class TripLog:
                 continue
             if self._mono() < next_try and not stopping:
                 continue
+            if not self._dated and self._wall.confirmed():
+                self._date_trips()
+                next_retention = 0.0  # the clock can now say which drives are old
             try:
                 if conn is None:
                     conn = self._open()
@@ -496,13 +556,31 @@ class TripLog:
                 _close_quietly(conn)
                 return
 
+    def _date_trips(self) -> None:
+        """The wall clock is confirmed: date this run's trips by it, from their monotonic times.
+
+        A trip started before (a Pi that booted at fake-hwclock's saved time and was then
+        synchronized) gets the confirmed clock's times, as if it had been right all along.
+        """
+        now_unix, now_mono = self._clock(), self._mono()
+        with self._lock:
+            for trip in self._all_trips.values():
+                if trip.confirmed:
+                    continue
+                trip.started_unix = now_unix - (now_mono - trip.start_mono)
+                if trip.end_mono is not None:
+                    trip.ended_unix = now_unix - (now_mono - trip.end_mono)
+                trip.confirmed = True
+                self._trips[trip.seq] = trip  # written again
+        self._dated = True
+
     def _start_afresh(self, error: BaseException) -> None:
         """Move the damaged file aside (kept) and let the next pass create a new log.
 
         Every trip of this run is written again to the new file (its rows already committed
         stay in the old one); the rows not yet written are kept and go to the new file.
         """
-        aside = move_aside(self.path)
+        aside = move_aside(self.path, self._clock())
         self.moved_aside.append(aside)
         self._trip_ids = {}
         with self._lock:
@@ -518,10 +596,11 @@ class TripLog:
         try:
             conn.isolation_level = None  # we issue BEGIN / COMMIT ourselves
             conn.execute("PRAGMA busy_timeout = 5000")
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found > SCHEMA_VERSION:  # before anything writes, even the WAL header
-                raise NewerSchemaError(f"schema v{found}, this keidash knows v{SCHEMA_VERSION}")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file says so here
+            # Judged again on this connection before anything writes, even the WAL header: the
+            # inspection above could not see tables still in a WAL, nor read damaged pages (a
+            # damaged file says so here).
+            _judge(conn.execute("PRAGMA application_id").fetchone()[0],
+                   conn.execute("PRAGMA user_version").fetchone()[0], conn)
             if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before WAL writes the header
             conn.execute("PRAGMA journal_mode = WAL")
@@ -562,14 +641,13 @@ class TripLog:
             trips = list(self._trips.values())
         ids = dict(self._trip_ids)
         started = time.perf_counter()
-        refused = 0
+        refused: dict[int, int] = {}  # trip seq -> rows the database refused
         conn.execute("BEGIN IMMEDIATE")
         try:
             for trip in trips:
                 if trip.seq not in ids:
                     cursor = conn.execute(
-                        "INSERT INTO trips (started_unix, ended_unix, profile, sources)"
-                        " VALUES (?, ?, ?, ?)",
+                        "INSERT INTO trips (started_unix, ended_unix, profile, sources) VALUES (?, ?, ?, ?)",
                         (trip.started_unix, trip.ended_unix, self.profile, self.sources),
                     )
                     ids[trip.seq] = cursor.lastrowid
@@ -578,25 +656,25 @@ class TripLog:
             # their parameters doubled it in memory (CPython then kept up to 2000 of those tuples
             # of each size for reuse)
             inserts = (
-                ("INSERT INTO readings (trip, t, channel, value, source) VALUES (?, ?, ?, ?, ?)",
-                 ((ids[r[1]],) + r[2:] for r in rows if r[0] == "r")),
-                ("INSERT INTO frames (trip, t, speed_kmh, rpm, rpm_estimated, gear, cue)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                 ((ids[r[1]],) + r[2:] for r in rows if r[0] == "f")),
+                ("INSERT INTO readings (trip, t, channel, value, source) VALUES (?, ?, ?, ?, ?)", "r"),
+                ("INSERT INTO frames (trip, t, speed_kmh, rpm, rpm_estimated, gear, cue) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 "f"),
             )
-            for sql, params in inserts:
+            for sql, kind in inserts:
                 if not one_by_one:
-                    conn.executemany(sql, params)
+                    conn.executemany(sql, ((ids[r[1]],) + r[2:] for r in rows if r[0] == kind))
                     continue
-                for row in params:
+                params = ((r[1], (ids[r[1]],) + r[2:]) for r in rows if r[0] == kind)
+                for seq, row in params:
                     try:
                         conn.execute(sql, row)  # a failed INSERT undoes itself, not the transaction
                     except _ROW_ERRORS:
-                        refused += 1
+                        refused[seq] = refused.get(seq, 0) + 1
             ended = [t for t in trips if t.ended_unix is not None]
-            conn.executemany(
-                "UPDATE trips SET ended_unix = ? WHERE id = ?",
-                [(t.ended_unix, ids[t.seq]) for t in ended],
+            conn.executemany(  # every trip not yet written for good: its end, dates and drops may change
+                "UPDATE trips SET started_unix = ?, ended_unix = ?, clock_confirmed = ?, bad_values = ? WHERE id = ?",
+                [(t.started_unix, t.ended_unix, int(t.confirmed), t.bad + refused.get(t.seq, 0), ids[t.seq])
+                 for t in trips],
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -605,10 +683,10 @@ class TripLog:
             raise
         self.commit_s.append(time.perf_counter() - started)
         self.commits += 1
-        self.rows_written += len(rows) - refused
-        if refused:
-            log.warning("trip log: dropped %d rows the database refused", refused)
-            self._count_bad(refused, self._last_mono)
+        self.rows_written += len(rows) - sum(refused.values())
+        for seq, count in refused.items():
+            log.warning("trip log: dropped %d rows the database refused", count)
+            self._count_bad(count, self._last_mono, next(t for t in trips if t.seq == seq))
         self._trip_ids = ids
         with self._lock:  # ended trips are written for good: forget them
             for trip in ended:
@@ -618,9 +696,12 @@ class TripLog:
     def _retain(self, conn: sqlite3.Connection) -> None:
         """Delete trips older than keep_days, then the oldest while the file exceeds max_mb.
 
-        Age counts from the last drive's own start (or the wall clock, when earlier), never
-        from the wall clock alone; the last keep_trips drives are always spared by age (only
-        max_mb may delete them). The trips of this run are never deleted. Freed pages go back to the file system by
+        By age only once the wall clock is confirmed (NTP or the GPS, keidash.triplog.clock), and
+        only trips dated by a confirmed clock (``clock_confirmed``): a Pi with no RTC and no
+        network, or a clock a year ahead, never makes a drive look old. The last keep_trips
+        drives before this run are never deleted by age; max_mb, which needs no clock, may
+        delete them (the card must not fill up). The trips of this run are never deleted.
+        Freed pages go back to the file system by
         ``PRAGMA incremental_vacuum`` (cheap: it only truncates free pages at the end) when the
         file was created with auto_vacuum; otherwise SQLite reuses them, so the file stops
         growing at max_mb but does not shrink. A full VACUUM is never run: it rewrites the
@@ -628,20 +709,16 @@ class TripLog:
         """
         ours = set(self._trip_ids.values())
         doomed: list[int] = []
-        if self.keep_days is not None:
-            earlier = [(i, start, end) for i, start, end in conn.execute(
-                "SELECT id, started_unix, coalesce(ended_unix, started_unix) FROM trips ORDER BY id")
-                if i not in ours]
-            if earlier:
-                # Age counts back from the last drive's own start, never from a wall clock later
-                # than that: a Pi without RTC or network (or a clock a year ahead) cannot make
-                # earlier drives look old; a clock behind only deletes less. No clock here is
-                # confirmed (a drive's dates are the wall clock of its day), so the last
-                # keep_trips drives are kept whatever their dates, whether the clocks agree or not.
-                last_start = earlier[-1][1]
-                cutoff = min(self._clock(), last_start) - self.keep_days * 86400.0
-                spared = {i for i, *_ in earlier[max(0, len(earlier) - max(0, self.keep_trips)):]}
-                doomed = [i for i, start, _ in earlier if start < cutoff and i not in spared]
+        if self.keep_days is not None and self._wall.confirmed():
+            earlier = [(i, start, dated) for i, start, dated in conn.execute(
+                "SELECT id, started_unix, clock_confirmed FROM trips ORDER BY id") if i not in ours]
+            cutoff = self._clock() - self.keep_days * 86400.0
+            doomed = [i for i, start, dated in earlier[:max(0, len(earlier) - max(0, self.keep_trips))]
+                      if dated and start < cutoff]
+        elif self.keep_days is not None and not self._told_unconfirmed:
+            self._told_unconfirmed = True
+            log.info("trip log: the wall clock is not confirmed yet (no NTP synchronization, no GPS time "
+                     "agreeing with it): no trip is deleted by age")
         self._delete_trips(conn, doomed)
         if self.max_mb is None:
             return
