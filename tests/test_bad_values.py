@@ -545,23 +545,39 @@ def test_the_gps_time_over_a_pty_confirms_a_clock_that_agrees_and_never_one_that
 
 # -- 9. a read-only trips.db -----------------------------------------------------------------------
 def test_a_read_only_file_is_called_read_only_not_a_read_only_file_system(tmp_path):
+    """A chmod 444 trips.db in a folder the dash may write: the real open, by a user it refuses.
+
+    Root writes any file, so as root (CI) the writer runs as user nobody (tests/as_nobody.py)."""
     import os
-    path = tmp_path / "trips.db"
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+    # as root, a folder of its own in /tmp: pytest's (under /tmp/pytest-of-root, 0700) nobody cannot enter
+    folder = Path(tempfile.mkdtemp(prefix="keidash-ro-")) if os.geteuid() == 0 else tmp_path
+    path = folder / "trips.db"
     TripLog(str(path), **FAST).close()
     path.chmod(0o444)
-
-    def read_only(p):  # root writes any file: open it read-only, as the kernel would for anyone else
-        return sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-    connect = read_only if os.geteuid() == 0 else sqlite3.connect
+    child = ("import sys, time; from keidash.triplog.writer import TripLog; from keidash.readings import Reading\n"
+             "log = TripLog(sys.argv[1], commit_every_s=0.02, retry_s=0.02); t = time.monotonic()\n"
+             "log.readings([Reading(t, 'rpm', 800.0, 'obd')], t)\n"
+             "deadline = time.monotonic() + 30\n"
+             "while not log.status() and time.monotonic() < deadline: time.sleep(0.02)\n"
+             "print(log.status()); log.close()\n")
+    prefix = [sys.executable]
+    if os.geteuid() == 0:
+        from as_nobody import nobody_prefix
+        prefix = nobody_prefix()
+        folder.chmod(0o777)  # the folder is writable by the dash: only the file is read-only
     try:
-        log = TripLog(str(path), connect=connect, **FAST)
-        t = time.monotonic()
-        log.readings([Reading(t, "rpm", 800.0, "obd")], t)
-        assert wait_for(lambda: log.status() != "")
-        assert log.status() == f"trip log paused: {path} is read-only (permission denied)"
-        log.close()
+        out = subprocess.run(prefix + ["-c", child, str(path)], capture_output=True, text=True, timeout=60,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     finally:
         path.chmod(0o644)
+        if folder != tmp_path:
+            import shutil
+            shutil.rmtree(folder)
+    assert out.stdout.strip() == f"trip log paused: {path} is read-only (permission denied)", out.stderr
 
 
 # -- 9. the frame times of a long drive ------------------------------------------------------------
