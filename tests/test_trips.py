@@ -146,7 +146,71 @@ def test_summary_distance_is_the_integrated_speed(trip_db):
     finally:
         db.close()
     assert summary.distance_km == pytest.approx(0.8985, abs=1e-9)
-    assert summary.max_speed_kmh == 72.0 and summary.duration_s == 60.0
+    assert summary.max_speed_kmh == 72.0
+    assert summary.duration_s == pytest.approx(59.9)  # the last frame's t: the log's own clock
+
+
+def test_a_clock_set_mid_drive_does_not_stretch_the_trip(trip_db, tmp_path):
+    """A Pi without an RTC boots on an old time and NTP or the GPS sets it mid-drive: the trip's
+    UNIX end is then an hour after its start, but its t column (monotonic) says 60 s."""
+    db = sqlite3.connect(trip_db)
+    try:
+        rows = db.execute("SELECT started_unix, ended_unix FROM trips WHERE id = 1").fetchone()
+        trip = reading.Trip(1, rows[0], rows[1] + 3600.0, "hijet-s500p", "obd,gps")
+    finally:
+        db.close()
+    conn = reading.open_trip_log(str(trip_db))
+    try:
+        summary = reading.summarise(trip, reading.frames(conn, 1), reading.channel_readings(conn, 1, "speed_kmh"))
+    finally:
+        conn.close()
+    assert summary.duration_s == pytest.approx(59.9) and summary.distance_km == pytest.approx(0.8985)
+
+
+def test_the_record_that_saw_more_of_the_drive_gives_its_distance():
+    """Frames for the first 10 s only (a replay played as fast as it goes draws few frames):
+    one source's speed readings, which cover the drive, give the distance; never two sources
+    added up, and a source with fewer readings does not outvote the one that covers the trip."""
+    trip = reading.Trip(1, T1_START, None, "", "replay")
+    frames_ = [reading.Frame(t / 10, 36.0, 2000.0, False, 2, None) for t in range(100)]
+    obd = [(t / 2, 36.0, "obd") for t in range(241)]  # 120 s at 36 km/h: 1.2 km
+    gps = [(t * 30.0 + 0.5, 40.0, "gps") for t in range(4)]  # 30 s apart: no step within MAX_GAP_S
+    summary = reading.summarise(trip, frames_, sorted(obd + gps))
+    assert summary.distance_km == pytest.approx(1.2)
+    assert summary.duration_s == pytest.approx(120.0) and summary.max_speed_kmh == 36.0
+
+
+def replayed_trip(tmp_path, speed: str) -> list[str]:
+    """A 120 s drive written as a plain CSV, replayed through the CLI into a trip log at
+    ``speed``; the `keidash trips` row of it, split."""
+    log = tmp_path / f"drive-{speed}.csv"
+    with open(log, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["time", "rpm", "speed_kmh"])
+        for k in range(1201):  # 10 Hz; 0 -> 60 km/h over 60 s, then 60 km/h
+            t = k / 10
+            kmh = min(t, 60.0)
+            out.writerow([f"{t:.1f}", f"{800 + 40 * kmh:.0f}", f"{kmh:.2f}"])
+    db = tmp_path / f"trips-{speed}.db"
+    env = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    cmd = [sys.executable, "-m", "keidash"]
+    played = subprocess.run([*cmd, "replay", str(log), "--speed", speed, "--headless", "--log", str(db)],
+                            capture_output=True, text=True, timeout=300, env={**__import__("os").environ, **env})
+    assert played.returncode == 0, played.stderr
+    listed = subprocess.run([*cmd, "trips", str(db)], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.splitlines()[1].split()
+
+
+@pytest.mark.parametrize("speed", ["0", "20"])
+def test_a_replay_at_any_speed_lists_the_drive_it_played(tmp_path, speed):
+    """Played 20 times real time (6 s on the wall clock) or as fast as it goes (one frame),
+    the trip is the drive's 2 minutes and 1.5 km (30 s at 60 km/h ... : 0.5 + 1.0 km)."""
+    row = replayed_trip(tmp_path, speed)
+    h, m, sec = map(int, row[3].split(":"))
+    assert 119 <= 3600 * h + 60 * m + sec <= 122  # the dash's last frame may come a moment after the log's end
+    assert float(row[4]) == pytest.approx(1.5, abs=0.05)  # km: 0-60 km/h in 60 s, then 60 s at 60
+    assert float(row[6]) == pytest.approx(60.0, abs=1.0)  # top km/h
 
 
 def test_an_empty_trip_log_lists_no_trips(tmp_path, capsys):

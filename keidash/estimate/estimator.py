@@ -193,7 +193,7 @@ def _learn(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
     if reading.t - state.learned_at < config.relearn_every_s:
         return state
     found = learned(learner, config.gear_count, config.limits.idle_rpm)
-    ratios = found.rpm_per_kmh() if found.ready else state.ratios
+    ratios = found.bridged() or state.ratios
     if ratios != state.ratios:  # new ratios: the trackers start again with them
         state = replace(state, ratios=ratios, tracker=TrackerState(), speed_only=SpeedOnlyState(), engaged=None)
     return replace(state, learned=found, learned_at=reading.t)

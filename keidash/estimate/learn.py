@@ -239,6 +239,35 @@ class LearnedRatios:
         return (bool(ratios) and self.numbering_certain and not gearbox_problem(ratios)
                 and all(g.confidence >= READY_CONFIDENCE for g in self.gears))
 
+    def bridged(self) -> tuple[float, ...]:
+        """The ratios the dash may number the gears by: every gear's when :attr:`ready`; else, when
+        the only gears missing lie between two found ones (a gear driven too briefly to hold a
+        steady ratio, as a kei truck's 3rd often is), those found with the gaps bridged
+        geometrically, provided the gear count is given, which gear is 1st is certain, 1st and
+        top are found, every gear found is at least READY_CONFIDENCE sure and the whole set is a
+        gearbox's. A gear between two known ones has its number whatever its exact ratio: a
+        manual gearbox has no other forward ratio between them. () when none of that holds."""
+        if self.ready:
+            return self.rpm_per_kmh()
+        known = [g.rpm_per_kmh for g in self.gears]
+        if (not self.gear_count_given or not self.numbering_certain or len(known) < 3
+                or known[0] is None or known[-1] is None
+                or any(g.rpm_per_kmh is not None and g.confidence < READY_CONFIDENCE for g in self.gears)):
+            return ()
+        filled = list(known)
+        n = 0
+        while n < len(filled):
+            if filled[n] is None:
+                end = n
+                while filled[end] is None:
+                    end += 1
+                above, below, gap = filled[n - 1], filled[end], end - n + 1
+                for k in range(n, end):
+                    filled[k] = round(above * (below / above) ** ((k - n + 1) / gap), 2)
+                n = end
+            n += 1
+        return () if gearbox_problem(filled) else tuple(filled)
+
     @property
     def confident(self) -> int:
         """How many gears are found at least READY_CONFIDENCE sure (the dash's "learning gears 3/5")."""

@@ -10,11 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+
 #: said when the learner could not tell which gear the highest cluster is (LearnedRatios.numbering_certain)
 NUMBERING_UNCERTAIN = ("which gear each is cannot be told from these drives (no pull-away from a standstill "
                        "showed 1st): the numbers are the likeliest, not sure, and a profile written from them "
                        "gives the dash no gear numbers; --gears N (the gearbox's count) or a drive with "
                        "starts from a stop can settle it")
+
+
+def weak_gears_sentence(weak: tuple[int, ...]) -> str:
+    """Said when gears were found but seen too little to be sure of their ratios (TruckKnowledge.weak)."""
+    names = ", ".join(ordinal(n) for n in weak)
+    one = len(weak) == 1
+    return (f"{names} {'was' if one else 'were'} seen only briefly (confidence under 0.5): the dash uses "
+            f"{'its ratio' if one else 'their ratios'}, which may be a few % off; a drive with a minute or so steady "
+            f"in {'that gear' if one else 'those gears'}, learned together with these, firms "
+            f"{'it' if one else 'them'} up")
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'st' if n == 1 else 'nd' if n == 2 else 'rd' if n == 3 else 'th'}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,13 @@ class TruckKnowledge:
         return (f"found {seen} of {len(gears)} gears with confidence; drive longer, using every gear "
                 f"at a steady speed for a few seconds")
 
+    @property
+    def weak(self) -> tuple[int, ...]:
+        """The gears (1st = 1) found but less than READY_CONFIDENCE sure of: seen only briefly."""
+        from .learn import READY_CONFIDENCE
+        return tuple(n for n, g in enumerate(self.ratios_learned.gears, start=1)
+                     if g.rpm_per_kmh is not None and g.confidence < READY_CONFIDENCE)
+
     def describe(self) -> str:
         if not self.ratios:
             return self.why_not
@@ -56,6 +78,8 @@ class TruckKnowledge:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
         if self.ratios_learned.found and not self.ratios_learned.numbering_certain:
             lines.append(f"  {NUMBERING_UNCERTAIN}")
+        elif self.ratios and self.weak:
+            lines.append(f"  {weak_gears_sentence(self.weak)}")
         if not self.ratios:
             lines.append(f"  {self.why_not}")
         elif self.shift_map is not None and self.shift_map.describe():

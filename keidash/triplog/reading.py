@@ -227,18 +227,35 @@ def distance_km(speeds: list[tuple[float, float | None]]) -> float:
     return meter.km
 
 
+def covered_s(times: list[float]) -> float:
+    """Seconds of the drive that time-ordered ``times`` cover: every step of at most MAX_GAP_S."""
+    return sum(b - a for a, b in zip(times, times[1:]) if 0 < b - a <= MAX_GAP_S)
+
+
 def summarise(trip: Trip, trip_frames: list[Frame], speed_readings: list[tuple[float, float, str]] = ()
               ) -> TripSummary:
-    """Duration, distance and top speed, from the frames (or the speed readings when no frame was kept)."""
-    if trip_frames:
-        speeds = [(f.t, f.speed_kmh) for f in trip_frames]
-    else:
-        speeds = [(t, v) for t, v, _ in speed_readings]
+    """Duration, distance and top speed of a trip, on the trip's own clock (its ``t`` column).
+
+    The distance and top speed come from the record that saw more of the drive: the frames
+    (what the dash showed) or one source's speed readings (the source that covers most of it).
+    The frames are the record of a drive watched at its own pace; a replay played as fast as
+    it goes keeps every reading but few frames. The duration is how far the ``t`` column runs:
+    the log's monotonic clock, which a replay's own time sets and a clock set by NTP or the GPS
+    mid-drive cannot stretch; the UNIX times, only when nothing was logged.
+    """
+    by_source: dict[str, list[tuple[float, float]]] = {}
+    for t, v, source in speed_readings:
+        by_source.setdefault(source, []).append((t, v))
+    records = [[(f.t, f.speed_kmh) for f in trip_frames]] + list(by_source.values())
+    speeds = max(records, key=lambda r: covered_s([t for t, _ in r]))  # the first (frames) on a tie
     known = [v for _, v in speeds if v is not None]
-    if trip.ended_unix is not None:
+    last = max([f.t for f in trip_frames[-1:]] + [t for t, _, _ in speed_readings[-1:]], default=None)
+    if last is not None:
+        duration = last
+    elif trip.ended_unix is not None:
         duration = trip.ended_unix - trip.started_unix
-    else:  # still running, or cut off: as far as the log goes
-        duration = max((t for t, _ in speeds), default=0.0)
+    else:
+        duration = 0.0
     return TripSummary(trip, max(duration, 0.0), distance_km(speeds), max(known) if known else None)
 
 
