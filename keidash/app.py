@@ -285,7 +285,7 @@ def demo_main(args) -> int:
         if url not in text:
             raise
         text = text.replace(f"{url}: ", "").replace(url, "the virtual truck")
-        for key, option in DEMO_OPTIONS.items():  # vss_error is a percentage ... -> --vss-error is ...
+        for key, option in DEMO_OPTIONS.items():  # vss_error must be ... -> --vss-error must be ...
             if text.startswith(f"{key} "):
                 text = option + text[len(key):]
         raise ConfigError(text) from None
