@@ -272,11 +272,11 @@ def demo_main(args) -> int:
         print(f"keidash: {profile.title} has no sourced gear ratios: the virtual truck drives on the "
               f"Hijet S500P's gearbox, and the dash learns the ratios as it would on your truck "
               f"(with no rpm source it says what it needs)", file=sys.stderr)
-    options = {"hardware": args.hardware, "speedup": f"{args.speedup:g}", "skip": f"{args.skip:g}",
-               "vss_error": f"{args.vss_error:g}"}
+    options = {"hardware": args.hardware, "speedup": _url_number(args.speedup), "skip": _url_number(args.skip),
+               "vss_error": _url_number(args.vss_error)}
     if args.obey_cues:
         options["obey"] = "1"
-    url = f"sim://{args.profile}?{urlencode(options)}"  # urlencode: 1e+05 keeps its + (%2B)
+    url = f"sim://{args.profile}?{urlencode(options)}"
     try:
         return start_dash(args, profile, {"sim": url}, size=_window_size(args), fullscreen=False, shift={},
                           demo=True)
@@ -289,6 +289,13 @@ def demo_main(args) -> int:
             if text.startswith(f"{key} "):
                 text = option + text[len(key):]
         raise ConfigError(text) from None
+
+
+def _url_number(value: float) -> str:
+    """``value`` for a URL the rig reads back: every digit (:g kept 6), 500 not 500.0; urlencode
+    then keeps the + of 1e+300 (%2B: a bare + in a query is a space)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 #: the sim:// URL's options, by the demo's options that set them
@@ -340,7 +347,7 @@ def replay_main(args) -> int:
         hint = "" if args.estimates else "; --estimates OUT.csv writes what the dash shows at every row at once"
         print(f"keidash: {why}: the log plays through the dash unseen{purpose}, {pace} (Ctrl-C stops it){hint}",
               file=sys.stderr)
-    options = {"format": args.format, "speed": f"{args.speed:g}"}
+    options = {"format": args.format, "speed": _url_number(args.speed)}
     if args.columns:
         options["columns"] = args.columns
     if args.speed_unit:

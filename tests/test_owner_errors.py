@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from as_nobody import nobody_prefix
 
 from keidash.cli import DEMO_DAY_S, main
+
+DRIVE = Path(__file__).parent / "data" / "drives" / "synthetic" / "torque-synthetic.csv"
 
 ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
 
@@ -92,19 +95,41 @@ def test_the_demo_day_is_as_long_as_skip_allows():
     assert DEMO_DAY_S <= seconds < DEMO_DAY_S + 60
 
 
-def test_a_number_with_an_exponent_reaches_the_truck_unmangled(monkeypatch):
-    # the sim:// URL the demo builds keeps the + of 1e+06 (a bare + in a query is a space)
+@pytest.mark.parametrize("value", [1e308, 1e-3, 1e+300, 2.5e+1, 1.23456789, 7e-05])
+def test_a_number_reaches_the_url_unmangled(monkeypatch, value):
+    # the sim:// and replay:// URLs the demo and replay build keep every digit and the + of an
+    # exponent (a bare + in a query is a space; :g kept only 6 digits): past the CLI's ranges too
     from urllib.parse import parse_qsl, urlsplit
 
     from keidash import app
     from keidash.cli import build_parser
     urls = []
-    monkeypatch.setattr(app, "start_dash", lambda args, profile, sources, **kw: urls.append(sources["sim"]) or 0)
-    args = build_parser().parse_args(["demo", "--hardware", "gps,obd"])
-    args.speedup = 1e6  # past the CLI's range: what the URL makes of an exponent
-    assert app.demo_main(args) == 0
-    query = dict(parse_qsl(urlsplit(urls[0]).query))
-    assert query["speedup"] == "1e+06" and query["hardware"] == "gps,obd"
+    monkeypatch.setattr(app, "start_dash", lambda args, profile, sources, **kw: urls.extend(sources.values()) or 0)
+    demo = build_parser().parse_args(["demo", "--hardware", "gps,obd"])
+    demo.speedup = demo.skip = demo.vss_error = value
+    assert app.demo_main(demo) == 0
+    replay = build_parser().parse_args(["replay", str(DRIVE), "--seconds", "1"])
+    replay.speed = value
+    assert app.replay_main(replay) == 0
+    sim, played = (dict(parse_qsl(urlsplit(url).query)) for url in urls)
+    assert float(sim["speedup"]) == float(sim["skip"]) == float(sim["vss_error"]) == float(played["speed"]) == value
+    assert sim["hardware"] == "gps,obd"
+
+
+def test_the_rig_reads_the_numbers_the_demo_and_replay_put_in_their_urls(monkeypatch):
+    from keidash import app
+    from keidash.cli import build_parser
+    from keidash.rig import open_rig
+    rigs = []
+    monkeypatch.setattr(app, "start_dash", lambda args, profile, sources, **kw: rigs.append(open_rig(sources)) or 0)
+    assert app.demo_main(build_parser().parse_args(["demo", "--hardware", "gps", "--speedup", "1.23456789"])) == 0
+    assert app.replay_main(build_parser().parse_args(["replay", str(DRIVE), "--seconds", "1", "--speed",
+                                                      "2.5e+1"])) == 0
+    try:
+        assert rigs[0].truck.speedup == 1.23456789 and rigs[1].sources[0].speed == 25.0
+    finally:
+        for rig in rigs:
+            rig.stop()
 
 
 def test_a_profile_without_ratios_runs_and_says_what_the_virtual_truck_drives_on(capsys, tmp_path):
