@@ -482,9 +482,19 @@ def test_frame_times_stay_bounded_over_hours_and_keep_their_percentiles():
         return sum(sys.getsizeof(v) for v in vars(histogram).values())
 
     early = size(stats.frame_ms)
+    import tracemalloc
+
+    from keidash import app
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, app.__file__)])
     for ms in times[1000:]:
-        stats.frame_ms.append(ms)
+        stats.frame_ms.append(ms + 0.0)  # a new float each frame, as the frame loop makes
+    after = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, app.__file__)])
+    tracemalloc.stop()
     assert size(stats.frame_ms) == early  # a list grew 6.6 MB an hour at 60 fps
+    # nor what its fields hold: counts kept as Python ints grew 11 KB here, one int per bin past 256
+    # (a float or two of CPython's free list is all tracemalloc may see: bench/frame_times.py)
+    assert sum(stat.size_diff for stat in after.compare_to(before, "filename")) < 1000
     result = stats.as_dict()
     assert set(result) == {"frames", "fps", "frame_ms_p50", "frame_ms_p99", "first_frame_s", "first_frame_monotonic"}
     assert result["frames"] == 216_000 and result["fps"] == 60.0
