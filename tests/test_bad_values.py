@@ -176,6 +176,18 @@ def _cli(*args):
                           env=env)
 
 
+def test_a_vehicle_file_nested_too_deeply_is_one_sentence(tmp_path):
+    # keidash eval reads a folder's vehicle.toml: tomllib's RecursionError was a traceback
+    folder = tmp_path / "truck"
+    folder.mkdir()
+    (folder / "drive.csv").write_bytes((Path(__file__).parent / "data" / "drives" / "synthetic" /
+                                        "torque-synthetic.csv").read_bytes())
+    (folder / "vehicle.toml").write_text("transmission = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    run = _cli("eval", str(folder))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"keidash: vehicle file {folder / 'vehicle.toml'} is not valid TOML: nested too deeply"
+
+
 # -- 3. the profile's numbers ------------------------------------------------------------------------
 HIJET = (Path(__file__).parent.parent / "keidash" / "profiles" / "hijet-s500p.toml").read_text(encoding="utf-8")
 
