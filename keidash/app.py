@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
@@ -58,14 +59,16 @@ class FrameTimes:
 
     A list of every frame grew 6.6 MB an hour at 60 fps. Bins are 0.5 % wide on a log scale
     from 1 us to 100 s, so a percentile is within 0.25 % of the exact one (and exact at the
-    ends: the smallest and largest times are kept). ``append`` and ``len`` as a list's.
+    ends: the smallest and largest times are kept). ``append`` and ``len`` as a list's. The
+    counts are machine integers (an array), not Python ints: a count past 256 would be a new
+    int object, and the histogram would grow by one per busy bin (bench/frame_times.py).
     """
 
     LOW_MS, HIGH_MS, STEP = 1e-3, 1e5, 1.005
 
     def __init__(self) -> None:
         self._log_step = math.log(self.STEP)
-        self._counts = [0] * (int(math.log(self.HIGH_MS / self.LOW_MS) / self._log_step) + 1)
+        self._counts = array("Q", bytes(8 * (int(math.log(self.HIGH_MS / self.LOW_MS) / self._log_step) + 1)))
         self._n = 0
         self.min_ms = math.inf
         self.max_ms = -math.inf
@@ -272,11 +275,11 @@ def demo_main(args) -> int:
         print(f"keidash: {profile.title} has no sourced gear ratios: the virtual truck drives on the "
               f"Hijet S500P's gearbox, and the dash learns the ratios as it would on your truck "
               f"(with no rpm source it says what it needs)", file=sys.stderr)
-    options = {"hardware": args.hardware, "speedup": f"{args.speedup:g}", "skip": f"{args.skip:g}",
-               "vss_error": f"{args.vss_error:g}"}
+    options = {"hardware": args.hardware, "speedup": _url_number(args.speedup), "skip": _url_number(args.skip),
+               "vss_error": _url_number(args.vss_error)}
     if args.obey_cues:
         options["obey"] = "1"
-    url = f"sim://{args.profile}?{urlencode(options)}"  # urlencode: 1e+05 keeps its + (%2B)
+    url = f"sim://{args.profile}?{urlencode(options)}"
     try:
         return start_dash(args, profile, {"sim": url}, size=_window_size(args), fullscreen=False, shift={},
                           demo=True)
@@ -285,10 +288,17 @@ def demo_main(args) -> int:
         if url not in text:
             raise
         text = text.replace(f"{url}: ", "").replace(url, "the virtual truck")
-        for key, option in DEMO_OPTIONS.items():  # vss_error is a percentage ... -> --vss-error is ...
+        for key, option in DEMO_OPTIONS.items():  # vss_error must be ... -> --vss-error must be ...
             if text.startswith(f"{key} "):
                 text = option + text[len(key):]
         raise ConfigError(text) from None
+
+
+def _url_number(value: float) -> str:
+    """``value`` for a URL the rig reads back: every digit (:g kept 6), 500 not 500.0; urlencode
+    then keeps the + of 1e+300 (%2B: a bare + in a query is a space)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 #: the sim:// URL's options, by the demo's options that set them
@@ -340,7 +350,7 @@ def replay_main(args) -> int:
         hint = "" if args.estimates else "; --estimates OUT.csv writes what the dash shows at every row at once"
         print(f"keidash: {why}: the log plays through the dash unseen{purpose}, {pace} (Ctrl-C stops it){hint}",
               file=sys.stderr)
-    options = {"format": args.format, "speed": f"{args.speed:g}"}
+    options = {"format": args.format, "speed": _url_number(args.speed)}
     if args.columns:
         options["columns"] = args.columns
     if args.speed_unit:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 
 from . import __version__
+from .config import FPS, HEIGHT, PIN, REPLAY_SPEED, SIM_SKIP, SIM_SPEEDUP, SIM_VSS_ERROR, WIDTH, Range
 from .errors import ConfigError, KeidashError, ProfileError
+from .profiles import CYLINDERS, GEAR_COUNT
 
 logger = logging.getLogger("keidash")
 
@@ -27,69 +28,31 @@ class _Parser(argparse.ArgumentParser):
                   if " " in self.prog else f"keidash: {message} (see 'keidash --help')\n")
 
 
-#: the largest screen a cluster is drawn for (8K); beyond is a typo that would ask for gigabytes
-MAX_SIZE = (7680, 4320)
-
-
 def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-        if w < 160 or h < 120:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 800x480, not {text!r}") from None
-    if w > MAX_SIZE[0] or h > MAX_SIZE[1]:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range: a screen is at most "
-                                         f"{MAX_SIZE[0]}x{MAX_SIZE[1]} pixels")
-    return w, h
+    """WIDTHxHEIGHT, each in the config's [display] width and height ranges."""
+    w, _, h = text.lower().partition("x")
+    width, height = WIDTH.read(w), HEIGHT.read(h)
+    if width is None or height is None:
+        raise argparse.ArgumentTypeError(f"must look like 800x480, not {text!r}")
+    for value, key, limits in ((width, "the width", WIDTH), (height, "the height", HEIGHT)):
+        if not limits.holds(value):
+            raise argparse.ArgumentTypeError(f"{key} must be {limits}, not {value} (in {text!r})")
+    return width, height
 
 
-def _number(text: str) -> float:
-    """A finite number, or one sentence: 'nan', 'inf' and 1e999 are no number an owner means."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (give a finite one)")
-    return value
-
-
-def _within(low: float, high: float, what: str, *, above: bool = False, unit: str = ""):
-    """A number type for argparse: finite, from ``low`` (or above it) to ``high``, else one sentence."""
-    def parse(text: str) -> float:
-        value = _number(text)
-        if above and value <= low:
-            raise argparse.ArgumentTypeError(f"{text!r} must be above {low:g}")
-        if value > high or value < low:
-            start = f"above {low:g}" if above else f"from {low:g}"
-            raise argparse.ArgumentTypeError(f"{text!r} is out of range: {what} is {start} to {high:g}{unit}")
-        return value
-    return parse
-
-
-def _whole(low: int, high: int, sentence: str):
-    """A whole-number type for argparse from ``low`` to ``high``; ``sentence`` says the range."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is out of range: {sentence}")
-        return value
-    return parse
-
+# Every number on the command line is a Range (keidash.config), most of them the config's own:
+# finite and in range, else one sentence ("argument --fps: must be a positive number from 1 to
+# 240 frames a second, not 'nan'").
 
 #: the demo's day (keidash.sim.driver.KEI_DAY) lasts about 487 simulated seconds before it starts
 #: over; --skip past it would only fast-forward through the same day again (tests pin the figure)
-DEMO_DAY_S = 480.0
-#: frames per second a cluster can be asked for: 1 (a slide show) to 240 (beyond any panel)
-FPS = _within(1, 240, "the frame rate", unit=" frames per second")
+DEMO_DAY_S = SIM_SKIP.high
 #: --seconds of a drive: up to a week (a number beyond is a typo; leave --seconds out to run until stopped)
-DRIVE_SECONDS = _within(0, 7 * 24 * 3600, "--seconds", above=True, unit=" s (leave it out to run until stopped)")
+DRIVE_SECONDS = Range(0, 7 * 24 * 3600, " s (leave it out to run until stopped)", above=True)
 #: --seconds of probe and doctor: listening longer than an hour tells nothing more
-LISTEN_SECONDS = _within(0, 3600, "--seconds", above=True, unit=" s")
+LISTEN_SECONDS = Range(0, 3600, " s", above=True)
+GRACE_SECONDS = Range(0, 3600, " s", above=True)
+CHANNEL = Range(1, 32, " (1 = the first channel)", whole=True)
 
 
 #: the registered log formats (keidash.replay.FORMATS), written out so the CLI imports no reader
@@ -141,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def display_options(p):
         p.add_argument("--headless", action="store_true", help="render off-screen (no window)")
-        p.add_argument("--seconds", type=DRIVE_SECONDS, help="stop after this many seconds")
+        p.add_argument("--seconds", type=DRIVE_SECONDS.arg, help="stop after this many seconds")
         p.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
-        p.add_argument("--fps", type=FPS, help="frames per second while the dash moves, 1 to 240 (default 60)")
+        p.add_argument("--fps", type=FPS.arg, help="frames per second while the dash moves, 1 to 240 (default 60)")
         p.add_argument("--stats-json", metavar="PATH", help="write frame statistics as JSON on exit")
         p.add_argument("--units", choices=("mph", "kmh"), help="the big speed figure (default mph, or the config's)")
         p.add_argument("--temperature", choices=("C", "F"),
@@ -162,14 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hardware", type=_hardware, default="obd,gps,pulses",
                       help="emulated devices to read, comma-separated: obd,gps,pulses,audio "
                            "(gps alone = a truck with no rpm source; audio,gps = a microphone and a GPS)")
-    demo.add_argument("--speedup", type=_within(0.1, 20, "--speedup", unit=" simulated seconds per second"),
+    demo.add_argument("--speedup", type=SIM_SPEEDUP.arg,
                       default=1.0, help="simulated seconds per real second, 0.1 to 20")
-    demo.add_argument("--skip", type=_within(0, DEMO_DAY_S, "--skip",
-                                             unit=" s: the demo's day lasts about 8 minutes"),
-                      default=0.0, help=f"start this many simulated seconds into the day (0 to {DEMO_DAY_S:g})")
+    demo.add_argument("--skip", type=SIM_SKIP.arg, default=0.0,
+                      help=f"start this many simulated seconds into the day (0 to {DEMO_DAY_S:g})")
     demo.add_argument("--obey-cues", action="store_true",
                       help="the virtual driver shifts when keidash says so (closed loop)")
-    demo.add_argument("--vss-error", type=_within(-30, 30, "--vss-error", unit=" %"), default=0.0, metavar="PCT",
+    demo.add_argument("--vss-error", type=SIM_VSS_ERROR.arg, default=0.0, metavar="PCT",
                       help="make the virtual speed sensor read PCT %% high, to watch keidash learn it")
     demo.add_argument("--size", type=_size,
                       help="window size, e.g. 800x480 (default: the --layout's own, else 800x480)")
@@ -184,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("drive", metavar="LOG",
                         help="carOBD CSV, OpenXC trace, Torque Pro CSV, keidash trip log or any CSV")
     log_options(replay)
-    replay.add_argument("--speed", type=_within(0, 1000, "--speed", unit=" times real time"), default=1.0,
+    replay.add_argument("--speed", type=REPLAY_SPEED.arg, default=1.0,
                         help="times real time (default 1; 0 = as fast as possible)")
     truck = replay.add_mutually_exclusive_group()
     truck.add_argument("--profile", help="the truck the log was driven in (default: learn it as the log plays)")
@@ -210,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn = sub.add_parser("learn", help="learn a truck's gear ratios from drives with rpm and speed")
     learn.add_argument("logs", nargs="+", metavar="LOG", help="drive logs (any format replay reads)")
     learn.add_argument("--profile", help="the truck's profile to add the learned ratios to")
-    learn.add_argument("--gears", type=_whole(1, 10, "a gearbox has 1 to 10 forward gears"), help="forward gears (default: the profile's, else found)")
+    learn.add_argument("--gears", type=GEAR_COUNT.arg, help="forward gears (default: the profile's, else found)")
     learn.add_argument("--out", metavar="PROFILE.toml", help="write the profile with the learned ratios")
     learn.add_argument("--transmission", type=_transmission, metavar="T",
                        help="the gearbox, when no --profile says: 5MT, 4MT+EL, 3AT, CVT, manual or automatic "
@@ -233,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")
     probe.add_argument("url", metavar="URL", help="e.g. obd:///dev/ttyUSB0?protocol=5 or nmea:///dev/serial0")
-    probe.add_argument("--seconds", type=LISTEN_SECONDS, default=5.0, help="how long to listen (default 5; a replay:// log: until it ends, if sooner)")
+    probe.add_argument("--seconds", type=LISTEN_SECONDS.arg, default=5.0, help="how long to listen (default 5; a replay:// log: until it ends, if sooner)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.add_argument("--profile", help="profile for pulse defaults (tach pulses per rev)")
     probe.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
@@ -242,28 +204,28 @@ def build_parser() -> argparse.ArgumentParser:
                                            "or a WAV file")
     listen.add_argument("source", metavar="SOURCE",
                         help="an ALSA capture device (default, hw:1,0), a WAV file, or an audio:// URL")
-    listen.add_argument("--cylinders", type=_whole(1, 12, "an engine has 1 to 12 cylinders"),
+    listen.add_argument("--cylinders", type=CYLINDERS.arg,
                         help="the engine's cylinders (default 3, a kei engine's)")
     listen.add_argument("--strokes", type=_strokes,
                         help="4 (default) or 2 (the older 360 and 550 cc engines)")
-    listen.add_argument("--channel", type=_whole(1, 32, "channels are numbered from 1 (the first) to 32"),
+    listen.add_argument("--channel", type=CHANNEL.arg,
                         help="which channel to listen to, 1 = the first (default)")
     listen.add_argument("--csv", metavar="OUT.csv", help="write every estimate: t,rpm,confidence (rpm empty "
                                                          "when no engine is heard)")
-    listen.add_argument("--seconds", type=LISTEN_SECONDS, help="stop after this many seconds of sound")
+    listen.add_argument("--seconds", type=LISTEN_SECONDS.arg, help="stop after this many seconds of sound")
     listen.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
     doctor = sub.add_parser("doctor", help="check this Pi is ready: ports, adapter, GPS fix, pins, display, "
                                            "groups, disk")
     doctor.add_argument("--config", metavar="PATH", help="TOML config (default /etc/keidash/config.toml when it "
                                                          "exists)")
-    doctor.add_argument("--seconds", type=LISTEN_SECONDS, default=5.0,
+    doctor.add_argument("--seconds", type=LISTEN_SECONDS.arg, default=5.0,
                         help="how long to listen to the adapter and the GPS (default 5)")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
 
     ign = sub.add_parser("ignition", help="power the Pi off after the ignition has been off a while")
-    ign.add_argument("--pin", type=_whole(0, 27, "BCM GPIO numbers run from 0 to 27"), required=True, help="BCM number of the ignition-sense input (hardware/: 22)")
-    ign.add_argument("--grace", type=_within(0, 3600, "--grace", above=True, unit=" s"), default=10.0, help="seconds off before powering off (default 10)")
+    ign.add_argument("--pin", type=PIN.arg, required=True, help="BCM number of the ignition-sense input (hardware/: 22)")
+    ign.add_argument("--grace", type=GRACE_SECONDS.arg, default=10.0, help="seconds off before powering off (default 10)")
     polarity = ign.add_mutually_exclusive_group()
     polarity.add_argument("--active-low", dest="active_low", action="store_true", default=True,
                           help="the pin reads LOW while the ignition is on (optocoupler; default)")

@@ -74,32 +74,137 @@ def _known(table, allowed: set[str], where: str) -> dict:
     return table
 
 
-# The sane range of every number in the file (inclusive): a value outside it, NaN or an
+def _figure(x: float) -> str:
+    """A range's end as an owner reads it: 10,000, 0.1, -30."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The sane values of one number an owner gives: in the config file, a profile, a source
+    URL or on the command line. Every such number is checked through one of these, so NaN, an
+    infinity, a boolean, text or a value outside the range is always the same one sentence:
+    "<where>: <key> must be a positive number from 1 to 240 frames a second, not nan".
+    """
+
+    low: float
+    high: float
+    unit: str = ""  # after the range, e.g. " rpm", " pixels", " s (leave it out to run until stopped)"
+    whole: bool = False  # a whole number: a TOML integer, digits in a URL or on the command line
+    above: bool = False  # the low end itself is not allowed (a time, a rate)
+    zero: bool = False  # 0 is allowed too, with a meaning of its own ("0 = as fast as possible")
+
+    def __str__(self) -> str:
+        kind = "whole number" if self.whole else "number"
+        positive = "positive " if self.low > 0 or (self.above and self.low == 0) else ""
+        if self.above and self.low == 0:
+            span = f"up to {_figure(self.high)}"
+        else:
+            span = f"{'above' if self.above else 'from'} {_figure(self.low)} {'up ' if self.above else ''}to " \
+                   f"{_figure(self.high)}"
+        text = f"a {positive}{kind} {span}{self.unit}"
+        return f"0 or {text}" if self.zero else text
+
+    def holds(self, value) -> bool:
+        """True when ``value`` (already a Python number) is one of this range's."""
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.zero and value == 0:
+            return True
+        return (self.low < value if self.above else self.low <= value) and value <= self.high
+
+    def check(self, value, key: str, where: str, error: type[Exception] = ConfigError):
+        """``value`` from a TOML file (float, or int when whole); else ``error``, one sentence
+        naming ``where`` (the file and table), the key and this range."""
+        if not self.holds(value):
+            raise error(f"{where}: {key} must be {self}, not {value!r}")
+        return int(value) if self.whole else float(value)
+
+    def parse(self, text: str, key: str, where: str, error: type[Exception] = ConfigError):
+        """``text`` typed in a URL option or on the command line, as a number in this range;
+        else ``error``: "<where>: <key> must be ..., not 'nan'"."""
+        value = self.read(text)
+        if value is None or not self.holds(value):
+            raise error(f"{where}: {key} must be {self}, not {text!r}")
+        return value
+
+    def read(self, text: str):
+        """``text`` as an int (whole) or a float; None when it is neither."""
+        try:
+            return int(text) if self.whole else float(text)
+        except (TypeError, ValueError):
+            return None
+
+    def arg(self, text: str):
+        """An argparse ``type=``: argparse says "argument --fps: must be ..., not 'nan'"."""
+        import argparse
+        value = self.read(text)
+        if value is None or not self.holds(value):
+            raise argparse.ArgumentTypeError(f"must be {self}, not {text!r}")
+        return value
+
+
+#: the display: the largest screen a cluster is drawn for is 8K (beyond is a typo that would ask
+#: for gigabytes), the smallest one a layout still fits
+WIDTH = Range(160, 7680, " pixels", whole=True)
+HEIGHT = Range(120, 4320, " pixels", whole=True)
+#: frames a second a cluster can be asked for: 1 (a slide show) to 240 (beyond any panel)
+FPS = Range(1, 240, " frames a second")
+IDLE_RPM = Range(200, 3_000, " rpm")
+#: an engine speed the owner sets (upshift, red line) or a profile sources (peak power)
+ENGINE_RPM = Range(1_000, 20_000, " rpm")
+PIN = Range(0, 27, " (a BCM GPIO number)", whole=True)
+#: tach pulses per crank revolution: 0.5 from a 4-stroke single's coil, 6 from a V12's distributor, twice
+#: that from wasted spark or an ECU's tach output
+TACH_PPR = Range(0.25, 24, " pulses per revolution")
+
+# The sane range of every number in the config file (inclusive): a value outside it, NaN or an
 # infinity is refused at load time with one sentence, never found by the frame loop.
 _RANGES = {
-    "width": (100, 10_000, " pixels"), "height": (100, 10_000, " pixels"),
-    "fps": (1, 240, " frames a second"),
-    "odometer_km": (0, 10_000_000, " km"),
-    "idle_rpm": (200, 3_000, " rpm"), "upshift_rpm": (1_000, 20_000, " rpm"),
-    "redline_rpm": (1_000, 20_000, " rpm"), "span_rpm": (50, 10_000, " rpm"),
-    "coolant_hot_c": (60, 150, " deg C"), "battery_low_v": (9, 13, " V"), "battery_high_v": (13, 17, " V"),
-    "keep_trips": (0, 100_000, " drives"), "keep_days": (1, 36_500, " days"), "max_mb": (10, 1_000_000, " MB"),
+    "width": WIDTH, "height": HEIGHT, "fps": FPS,
+    "odometer_km": Range(0, 10_000_000, " km"),
+    "idle_rpm": IDLE_RPM, "upshift_rpm": ENGINE_RPM, "redline_rpm": ENGINE_RPM,
+    "span_rpm": Range(50, 10_000, " rpm"),
+    "coolant_hot_c": Range(60, 150, " deg C"), "battery_low_v": Range(9, 13, " V"),
+    "battery_high_v": Range(13, 17, " V"),
+    "day": Range(0, 255, " (a brightness)", whole=True), "night": Range(0, 255, " (a brightness)", whole=True),
+    "keep_trips": Range(0, 100_000, " drives", whole=True), "keep_days": Range(1, 36_500, " days"),
+    "max_mb": Range(10, 1_000_000, " MB"),
+}
+_UPSHIFT_PER_GEAR = Range(ENGINE_RPM.low, ENGINE_RPM.high, ENGINE_RPM.unit, zero=True)
+
+#: the virtual truck (sim:// and keidash demo): its day lasts about 487 simulated seconds before it
+#: starts over, so skipping further would only fast-forward through the same day again
+SIM_SKIP = Range(0, 480, " s (the virtual truck's day lasts about 8 minutes)")
+SIM_SPEEDUP = Range(0.1, 20, " simulated seconds per second")
+SIM_VSS_ERROR = Range(-30, 30, " %")
+#: a replay's pace: 0 plays it as fast as it goes
+REPLAY_SPEED = Range(0.01, 1000, " times real time (0 = as fast as it goes)", zero=True)
+
+#: every option of a source URL that is a number, by scheme, with its range (audio:// checks its
+#: own in keidash.sources.audio.parse_audio_url): the config checks them when it loads, the rig
+#: when it builds a source from a URL that no config had (keidash probe)
+URL_NUMBERS: dict[str, dict[str, Range]] = {
+    "obd": {"baud": Range(1_200, 4_000_000, " baud", whole=True),
+            "timeout": Range(0, 60, " s", above=True), "slow_s": Range(0, 3_600, " s", above=True),
+            "st_ms": Range(4, 1_020, " ms (ATST steps of 4 ms)", whole=True),
+            "at": Range(0, 2, " (ATAT0, 1 or 2)", whole=True),
+            "max_hz": Range(1, 1_000, " polls a second (0 = no cap)", zero=True)},
+    "nmea": {"baud": Range(1_200, 921_600, " baud", whole=True),
+             "rate": Range(0, 50, " fixes a second", above=True)},
+    "pulses": {"tach": PIN, "vss": PIN, "tach_ppr": TACH_PPR,
+               "vss_ppk": Range(100, 100_000, " pulses per km")},
+    "replay": {"speed": REPLAY_SPEED},
+    "sim": {"speedup": SIM_SPEEDUP, "skip": SIM_SKIP, "vss_error": SIM_VSS_ERROR,
+            "ecu_ms": Range(0, 1_000, " ms")},
 }
 
 
-def _finite_number(value) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value))
-
-
-def _positive(table: dict, key: str, where: str, default, kind=float):
-    """A number in ``_RANGES[key]``: finite (no nan, no inf) and sane, else one sentence."""
-    value = table.get(key, default)
-    lo, hi, unit = _RANGES[key]
-    if not _finite_number(value) or not lo <= value <= hi:
-        what = "a positive number" if lo > 0 else "a number"
-        raise ConfigError(f"{where}: {key} must be {what} from {lo:,} to {hi:,}{unit}, not {value!r}")
-    return kind(value)
+def _number(table: dict, key: str, where: str, default):
+    """``table[key]`` (else ``default``) in ``_RANGES[key]``, else one sentence."""
+    return _RANGES[key].check(table.get(key, default), key, where)
 
 
 def read_toml(path: str, what: str, error: type[Exception], text_hint: str) -> dict:
@@ -154,7 +259,7 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
                               f"{name} = \"nmea:///dev/serial0\", not {url!r}")
     if not sources:
         raise ConfigError(f"{origin}: [sources] is empty; name at least one, e.g. gps = \"nmea:///dev/serial0\"")
-    _finite_url_options(sources, origin)
+    _url_numbers(sources, origin)
     display = _known(data.get("display", {}), _DISPLAY, f"{origin} [display]")
     shift = _known(data.get("shift", {}), _SHIFT, f"{origin} [shift]")
     where = f"{origin} [display]"
@@ -164,19 +269,24 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
     return Config(
         profile=profile,
         sources={str(k): v for k, v in sources.items()},
-        size=(_positive(display, "width", where, 800, int), _positive(display, "height", where, 480, int)),
+        size=(_number(display, "width", where, 800), _number(display, "height", where, 480)),
         fullscreen=fullscreen,
-        fps=_positive(display, "fps", where, 60.0),
+        fps=_number(display, "fps", where, 60.0),
         shift=_shift(shift, f"{origin} [shift]"),
         **_pins_once(_cab(data, origin), sources, origin),
     )
 
 
-def _finite_url_options(sources: dict, origin: str) -> None:
-    """No URL option may be NaN or an infinity (each source checks its own ranges when built)."""
+def _url_numbers(sources: dict, origin: str) -> None:
+    """Every number in a source URL within its range (URL_NUMBERS), said with the file; an
+    option that is no number of a known scheme must still be finite (audio:// checks its own)."""
     from urllib.parse import parse_qsl, urlsplit
     for name, url in sources.items():
+        numbers = URL_NUMBERS.get(urlsplit(url).scheme, {})
         for key, value in parse_qsl(urlsplit(url).query):
+            if key in numbers:
+                numbers[key].parse(value, f"{name} option {key}", f"{origin} [sources]")
+                continue
             try:
                 number = float(value)
             except ValueError:
@@ -213,12 +323,7 @@ def _pins_once(cab: dict, sources: dict, origin: str) -> dict:
 
 
 def _pin(table: dict, key: str, where: str) -> int | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 27:
-        raise ConfigError(f"{where}: {key} must be a BCM GPIO number 0-27, not {value!r}")
-    return value
+    return None if table.get(key) is None else PIN.check(table[key], key, where)
 
 
 def _clock(table: dict, key: str, where: str, default: str) -> str:
@@ -251,18 +356,13 @@ def _cab(data: dict, origin: str) -> dict:
         out["temperature"] = display["temperature"]
     alarms = _known(data.get("alarms", {}), _ALARMS, f"{origin} [alarms]")
     where_alarms = f"{origin} [alarms]"
-    out["alarms"] = {"coolant_hot_c": _positive(alarms, "coolant_hot_c", where_alarms, 105.0),
-                     "battery_low_v": _positive(alarms, "battery_low_v", where_alarms, 11.8),
-                     "battery_high_v": _positive(alarms, "battery_high_v", where_alarms, 15.0)}
+    out["alarms"] = {"coolant_hot_c": _number(alarms, "coolant_hot_c", where_alarms, 105.0),
+                     "battery_low_v": _number(alarms, "battery_low_v", where_alarms, 11.8),
+                     "battery_high_v": _number(alarms, "battery_high_v", where_alarms, 15.0)}
     if out["alarms"]["battery_low_v"] >= out["alarms"]["battery_high_v"]:
         raise ConfigError(f"{where_alarms}: battery_low_v must be below battery_high_v")
     if "odometer_km" in display:
-        value = display["odometer_km"]
-        lo, hi, _ = _RANGES["odometer_km"]
-        if not _finite_number(value) or not lo <= value <= hi:
-            raise ConfigError(f"{where}: odometer_km must be the odometer reading in km "
-                              f"({lo:,} to {hi:,}), not {value!r}")
-        out["odometer_km"] = float(value)
+        out["odometer_km"] = _number(display, "odometer_km", where, None)
 
     lights = _known(data.get("lights", {}), _LIGHTS, f"{origin} [lights]")
     where = f"{origin} [lights]"
@@ -271,14 +371,15 @@ def _cab(data: dict, origin: str) -> dict:
         down, buzzer = _pin(lights, "down", where), _pin(lights, "buzzer", where)
         alone = "bar" not in lights and (down is not None or buzzer is not None)  # a buzzer or down LED alone
         if not alone and (not isinstance(bar, list) or not bar
-                          or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 27 for p in bar)):
-            raise ConfigError(f"{where}: bar must be a list of BCM GPIO numbers, left to right, e.g. [5, 6, 13, 19, 26] "
-                              "(or leave bar out and give only a buzzer or a down LED)")
+                          or not all(PIN.holds(p) for p in bar)):
+            raise ConfigError(f"{where}: bar must be a list of BCM GPIO numbers (0 to 27), left to right, e.g. "
+                              "[5, 6, 13, 19, 26] (or leave bar out and give only a buzzer or a down LED), "
+                              f"not {bar!r}")
         used = list(bar) + [p for p in (down, buzzer) if p is not None]
         if len(set(used)) != len(used):
             raise ConfigError(f"{where}: a GPIO pin is used twice")
         out["lights"] = {"bar": tuple(bar), "down": down, "buzzer": buzzer,
-                         "span_rpm": _positive(lights, "span_rpm", where, 700.0)}
+                         "span_rpm": _number(lights, "span_rpm", where, 700.0)}
     button = _known(data.get("button", {}), _BUTTON, f"{origin} [button]")
     out["button_pin"] = _pin(button, "pin", f"{origin} [button]")
     night = _known(data.get("night", {}), _NIGHT, f"{origin} [night]")
@@ -288,12 +389,7 @@ def _cab(data: dict, origin: str) -> dict:
     if "backlight" in data:
         backlight = _known(data["backlight"], _BACKLIGHT, f"{origin} [backlight]")
         where = f"{origin} [backlight]"
-        levels = {}
-        for key, default in (("day", 255), ("night", 40)):
-            value = backlight.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
-                raise ConfigError(f"{where}: {key} must be a brightness 0-255, not {value!r}")
-            levels[key] = value
+        levels = {key: _number(backlight, key, where, default) for key, default in (("day", 255), ("night", 40))}
         path = backlight.get("path")
         if path is not None and not isinstance(path, str):
             raise ConfigError(f"{where}: path must be a folder under /sys/class/backlight")
@@ -303,18 +399,12 @@ def _cab(data: dict, origin: str) -> dict:
             raise ConfigError(f"{origin}: data_dir must be a folder, e.g. \"/var/lib/keidash\"")
         out["data_dir"] = data["data_dir"]
     trip_log = _known(data.get("trip_log", {}), _TRIP_LOG, f"{origin} [trip_log]")
-    where = f"{origin} [trip_log]"
-    keep = trip_log.get("keep_trips", 0)
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= _RANGES["keep_trips"][1]:
-        raise ConfigError(f"{where}: keep_trips must be a whole number of drives from 0 to "
-                          f"{_RANGES['keep_trips'][1]:,}, not {keep!r}")
-    out["trip_log"] = {key: _positive(trip_log, key, where, None, int if key == "keep_trips" else float)
-                       for key in sorted(trip_log)}
+    out["trip_log"] = {key: _number(trip_log, key, f"{origin} [trip_log]", None) for key in sorted(trip_log)}
     return out
 
 
 def _shift(table: dict, where: str) -> dict:
-    out: dict = {k: _positive(table, k, where, None) for k in ("upshift_rpm", "redline_rpm", "idle_rpm")
+    out: dict = {k: _number(table, k, where, None) for k in ("upshift_rpm", "redline_rpm", "idle_rpm")
                  if k in table}
     if "mode" in table:
         if table["mode"] not in _SHIFT_MODES:
@@ -322,12 +412,11 @@ def _shift(table: dict, where: str) -> dict:
         out["mode"] = table["mode"]
     if "upshift_rpm_per_gear" in table:
         per_gear = table["upshift_rpm_per_gear"]
-        lo, hi, _ = _RANGES["upshift_rpm"]
         if (not isinstance(per_gear, list) or not per_gear or len(per_gear) > 12
-                or not all(_finite_number(v) and (v == 0 or lo <= v <= hi) for v in per_gear)):
-            raise ConfigError(f"{where}: upshift_rpm_per_gear must be a list of rpm ({lo:,} to {hi:,}), "
-                              f"1st gear first (0 = keidash's point for that gear), e.g. [4500, 4200, 4000, 3800], "
-                              f"not {per_gear!r}")
+                or not all(_UPSHIFT_PER_GEAR.holds(v) for v in per_gear)):
+            raise ConfigError(f"{where}: upshift_rpm_per_gear must be a list of 1 to 12 upshift points, 1st gear "
+                              f"first, each {_UPSHIFT_PER_GEAR} (0 = keidash's point for that gear), "
+                              f"e.g. [4500, 4200, 4000, 3800], not {per_gear!r}")
         out["upshift_rpm_per_gear"] = tuple(float(v) for v in per_gear)
     for low, high in (("idle_rpm", "upshift_rpm"), ("idle_rpm", "redline_rpm"), ("upshift_rpm", "redline_rpm")):
         if low in out and high in out and out[low] >= out[high]:

@@ -24,10 +24,10 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .config import URL_NUMBERS
 from .errors import ConfigError
 from .profiles import Profile, load_profile
 from .readings import RPM, SPEED, ReadingBus
@@ -45,8 +45,6 @@ HINT_SPEED_AGE_S = 1.5
 REFERENCE_AGE_S = 0.3
 #: default pins of the virtual truck's pulse inputs (BCM), as in hardware/ wiring
 SIM_TACH_PIN, SIM_VSS_PIN = 17, 27
-#: the virtual truck's day in simulated seconds (keidash demo --skip has the same limit)
-SIM_DAY_S = 480.0
 
 
 @dataclass
@@ -197,18 +195,12 @@ def _query(url: str, parts, allowed: set[str]) -> dict[str, str]:
     return query
 
 
-def _num(url: str, query: dict, key: str, default, kind=float):
+def _num(url: str, query: dict, key: str, default):
+    """Option ``key`` of ``url`` within its range (config.URL_NUMBERS), else ``default``: a
+    probe's URL has not been through the config's check."""
     if key not in query:
         return default
-    try:
-        value = kind(query[key])
-    except ValueError:
-        raise ConfigError(f"{url}: {key} must be a number, not {query[key]!r}") from None
-    if not math.isfinite(value):  # a probe's URL has not been through the config's check
-        raise ConfigError(f"{url}: {key} must be a finite number, not {query[key]!r}")
-    if value < 0:
-        raise ConfigError(f"{url}: {key} must not be negative")
-    return value
+    return URL_NUMBERS[urlsplit(url).scheme][key].parse(query[key], key, url)
 
 
 def _flag(url: str, query: dict, key: str, default: bool) -> bool:
@@ -270,10 +262,10 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None, data_dir: str |
         port = _obd_port(url, parts)
         max_hz = _num(url, query, "max_hz", 50.0)
         rig.sources.append(ObdSource(
-            name, sink, port, protocol=_protocol(url, query), baudrate=_num(url, query, "baud", None, int),
+            name, sink, port, protocol=_protocol(url, query), baudrate=_num(url, query, "baud", None),
             timeout=_num(url, query, "timeout", None), slow_every_s=_num(url, query, "slow_s", 2.0),
-            headers=_flag(url, query, "headers", True), ecu_timeout_ms=_num(url, query, "st_ms", 100, int),
-            adaptive_timing=_num(url, query, "at", 1, int), multi_pid=_flag(url, query, "multi", True),
+            headers=_flag(url, query, "headers", True), ecu_timeout_ms=_num(url, query, "st_ms", 100),
+            adaptive_timing=_num(url, query, "at", 1), multi_pid=_flag(url, query, "multi", True),
             max_poll_hz=max_hz or None))
     elif parts.scheme == "nmea":
         query = _query(url, parts, {"baud", "rate"})
@@ -281,13 +273,13 @@ def _add(rig: Rig, name: str, url: str, profile: Profile | None, data_dir: str |
         port = parts.netloc + parts.path
         if not port:
             raise ConfigError(f"{url}: name the GPS port, e.g. nmea:///dev/serial0")
-        rig.sources.append(NmeaSource(name, sink, port, baudrate=_num(url, query, "baud", 9600, int),
+        rig.sources.append(NmeaSource(name, sink, port, baudrate=_num(url, query, "baud", 9600),
                                       ublox_rate_hz=_num(url, query, "rate", None)))
     elif parts.scheme == "pulses":
         query = _query(url, parts, {"tach", "vss", "tach_ppr", "vss_ppk"})
         from .sources.pulses import PulseSource
-        tach = _num(url, query, "tach", None, int)
-        vss = _num(url, query, "vss", None, int)
+        tach = _num(url, query, "tach", None)
+        vss = _num(url, query, "vss", None)
         if tach is None and vss is None:
             raise ConfigError(f"{url}: name at least one pin, e.g. pulses://gpio?tach=17&vss=27")
         default_ppr = (profile.tach_pulses_per_rev if profile else None) or 1.5
@@ -343,11 +335,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
         if h not in SIM_HARDWARE:
             raise ConfigError(f"{url}: unknown hardware {h!r}; choose from {', '.join(SIM_HARDWARE)}")
     speedup = _num(url, query, "speedup", 1.0)
-    if speedup <= 0:
-        raise ConfigError(f"{url}: speedup must be above 0")
-    skip = _num(url, query, "skip", 0.0)
-    if skip > SIM_DAY_S:  # fast-forwarding further only goes through the same day again, for ever
-        raise ConfigError(f"{url}: skip is 0 to {SIM_DAY_S:g} s: the virtual truck's day lasts about 8 minutes")
+    skip = _num(url, query, "skip", 0.0)  # within the virtual truck's day (config.SIM_SKIP)
     from .sim.physics import STAND_IN, stand_in
     from .sim.truck import VirtualTruck
     driven = stand_in(sim_profile)
@@ -372,12 +360,7 @@ def _add_sim(rig: Rig, url: str, parts) -> None:
                                        vss_pin=SIM_VSS_PIN, tach_pulses_per_rev=ppr))
         # vss_error: a speed sensor reading that many % high (worn or non-stock tyres), which
         # keidash learns to correct against the GPS
-        try:
-            vss_error = float(query.get("vss_error", 0))
-        except ValueError:
-            vss_error = math.nan
-        if not -30 <= vss_error <= 30:
-            raise ConfigError(f"{url}: vss_error is a percentage from -30 to 30")
+        vss_error = _num(url, query, "vss_error", 0.0)
         generator = PulseGenerator(truck.truth, factory, tach_pin=SIM_TACH_PIN, vss_pin=SIM_VSS_PIN,
                                    tach_pulses_per_rev=ppr, vss_pulses_per_km=2548.0 * (1 + vss_error / 100))
         generator.start()

@@ -172,11 +172,11 @@ def test_listen_on_a_missing_device_says_so_in_one_sentence():
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--cylinders", "0"], "an engine has 1 to 12 cylinders"),
-    (["--cylinders", "three"], "is not a whole number"),
+    (["--cylinders", "0"], "--cylinders: must be a positive whole number from 1 to 12 cylinders, not '0'"),
+    (["--cylinders", "three"], "--cylinders: must be a positive whole number from 1 to 12 cylinders, not 'three'"),
     (["--strokes", "3"], "--strokes is 2 or 4"),
-    (["--channel", "0"], "channels are numbered from 1"),
-    (["--seconds", "nan"], "is not a number"),
+    (["--channel", "0"], "--channel: must be a positive whole number from 1 to 32 (1 = the first channel)"),
+    (["--seconds", "nan"], "--seconds: must be a positive number up to 3,600 s, not 'nan'"),
 ])
 def test_listen_checks_its_numbers(args, expected):
     run = subprocess.run([sys.executable, "-m", "keidash", "listen", "x.wav", *args],

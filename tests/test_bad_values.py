@@ -11,6 +11,7 @@ import math
 import re
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,6 +120,128 @@ def test_keidash_run_with_the_same_keys_sane_runs_a_second(tmp_path, capsys, mon
     assert status == 0, capsys.readouterr().err
     import json
     assert json.loads(stats.read_text())["frames"] >= 1
+
+
+@pytest.mark.parametrize("url,key,shown", [
+    ("sim://hijet-s500p?speedup=1e-300", "speedup", "1e-300"),  # an OverflowError in the virtual truck's thread
+    ("sim://hijet-s500p?speedup=1e308", "speedup", "1e308"),
+    ("sim://hijet-s500p?ecu_ms=1e300", "ecu_ms", "1e300"),
+    ("pulses://gpio?tach=99", "tach", "99"), ("pulses://gpio?tach=5.5", "tach", "5.5"),
+    ("pulses://gpio?tach=17&tach_ppr=1e-300", "tach_ppr", "1e-300"),
+    ("pulses://gpio?vss=27&vss_ppk=1e300", "vss_ppk", "1e300"),
+    ("obd:///dev/ttyUSB0?baud=1", "baud", "1"), ("obd:///dev/ttyUSB0?timeout=1e300", "timeout", "1e300"),
+    ("obd:///dev/ttyUSB0?slow_s=0", "slow_s", "0"), ("obd:///dev/ttyUSB0?max_hz=1e300", "max_hz", "1e300"),
+    ("nmea:///dev/serial0?rate=1e300", "rate", "1e300"), ("nmea:///dev/serial0?baud=true", "baud", "true"),
+    ("replay:///tmp/drive.csv?speed=1e-300", "speed", "1e-300"),
+])
+def test_every_number_in_a_source_url_is_in_its_range_when_the_config_loads(tmp_path, url, key, shown):
+    path = write(tmp_path, f'profile = "hijet-s500p"\n[sources]\ntruck = "{url}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} [sources]: truck option {key} must be ")
+    assert message.endswith(f", not {shown!r}") and " to " in message and "\n" not in message
+
+
+@pytest.mark.parametrize("extra,key", [
+    ("[display]\nwidth = 800.5\n", "width"),  # was cut to 800 without a word
+    ("[display]\nheight = 100000\n", "height"),
+    ("[display]\nfps = true\n", "fps"),  # a boolean is an int to Python, never a number here
+    ("[backlight]\nday = 1e308\n", "day"), ("[button]\npin = -1\n", "pin"),
+    ("[alarms]\nbattery_low_v = inf\n", "battery_low_v"), ('[shift]\nidle_rpm = "850"\n', "idle_rpm"),
+])
+def test_a_number_of_the_wrong_kind_is_one_sentence_with_its_range(tmp_path, extra, key):
+    path = write(tmp_path, BASE + extra)
+    with pytest.raises(ConfigError, match=rf" {key} must be (a|0 or a) .* to .*, not ") as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path} [")
+
+
+def test_keidash_run_refuses_a_source_option_out_of_range_before_the_drive_starts(tmp_path):
+    # was: the dash started, the virtual truck's thread died of an OverflowError (a traceback) and the
+    # dash drove on with a truck that never moved
+    path = write(tmp_path, 'profile = "hijet-s500p"\n[sources]\n'
+                           'sim = "sim://hijet-s500p?hardware=gps&speedup=1e-300"\n')
+    run = _cli("run", "--config", path, "--headless", "--seconds", "2")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (f"keidash: {path} [sources]: sim option speedup must be a positive number from "
+                                  f"0.1 to 20 simulated seconds per second, not '1e-300'")
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", GPIOZERO_PIN_FACTORY="mock")
+    return subprocess.run([sys.executable, "-m", "keidash", *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_a_vehicle_file_nested_too_deeply_is_one_sentence(tmp_path):
+    # keidash eval reads a folder's vehicle.toml: tomllib's RecursionError was a traceback
+    folder = tmp_path / "truck"
+    folder.mkdir()
+    (folder / "drive.csv").write_bytes((Path(__file__).parent / "data" / "drives" / "synthetic" /
+                                        "torque-synthetic.csv").read_bytes())
+    (folder / "vehicle.toml").write_text("transmission = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    run = _cli("eval", str(folder))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"keidash: vehicle file {folder / 'vehicle.toml'} is not valid TOML: nested too deeply"
+
+
+# -- 3. the profile's numbers ------------------------------------------------------------------------
+HIJET = (Path(__file__).parent.parent / "keidash" / "profiles" / "hijet-s500p.toml").read_text(encoding="utf-8")
+
+
+def _profile_with(key: str, value: str) -> str:
+    """The Hijet's profile with ``key = value`` (its first ``key =`` line), or with a table ``key`` holding
+    ``value`` added; ``value`` itself for the key "file"."""
+    import re
+    if key == "file":
+        return value
+    if re.search(rf"(?m)^{key} = ", HIJET):
+        return re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", HIJET, count=1)
+    assert key.startswith("[")
+    return HIJET + f"\n{key}\n{value}\n"
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("peak_power_rpm", "1e308", "[engine]: peak_power_rpm must be a positive number from 1,000 to 20,000 rpm, "
+                                "not 1e+308"),  # was a tach of 1e308 rpm
+    ("peak_power_rpm", "nan", "[engine]: peak_power_rpm must be a positive number from 1,000 to 20,000 rpm, not nan"),
+    ("peak_torque_rpm", "6000", "[engine]: peak_torque_rpm (6000) must not be above peak_power_rpm (5700)"),
+    ("displacement_cc", "inf", "[engine]: displacement_cc must be a positive number from 50 to 10,000 cc, not inf"),
+    ("cylinders", "true", "[engine]: cylinders must be a positive whole number from 1 to 12 cylinders, not True"),
+    ("final_drive", "1e-300", "[gearbox]: final_drive must be a positive number from 1 to 20, not 1e-300"),
+    ("gear_count", "true", "[gearbox]: gear_count must be a positive whole number from 1 to 10 forward gears, "
+                           "not True"),
+    ("gear_ratios", "[4.059, 1e308, 1.646, 1.0, 0.742]", "[gearbox]: gear_ratios must be a list of positive numbers"),
+    ("transmission", "5", "[gearbox]: transmission must be text as the source gives it"),  # an AttributeError
+    ("[tach]", "pulses_per_rev = 1e-300", "[tach]: pulses_per_rev must be a positive number from 0.25 to 24 "
+                                           "pulses per revolution, not 1e-300"),
+    ("[learned]", "rpm_per_kmh = [inf]\nconfidence = [1.0]", "[learned]: rpm_per_kmh must be a list of positive "
+                                                              "numbers, each a positive number from 5 to 2,000"),
+    ("[learned]", "rpm_per_kmh = [50.0]\nconfidence = [1.0]\nidle_rpm = 1e308",
+     "[learned]: idle_rpm must be a positive number from 200 to 3,000 rpm, not 1e+308"),
+    ("file", 'name = "x"\ntitle = "X"\nengine = 5\n[tyre]\nsize = "145R12"\n',
+     ": engine must be a table ([engine]), not 5"),  # was a TypeError traceback
+    ("[tach]", "sources = 5", "[tach]: sources must be a list of where its numbers come from"),  # a TypeError
+])
+def test_every_number_in_a_profile_is_in_its_range(tmp_path, key, value, message):
+    from keidash.errors import ProfileError
+    from keidash.profiles import load_profile
+    path = write(tmp_path, _profile_with(key, value), "truck-profile.toml")
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert str(info.value).startswith(f"{path}") and message in str(info.value)
+    assert "\n" not in str(info.value)
+    # the same through the command line: keidash marks and keidash run (its config naming the file)
+    marks = _cli("marks", "--profile", path)
+    assert marks.returncode == 2 and "Traceback" not in marks.stderr
+    assert marks.stderr.strip() == f"keidash: {info.value}"
+    config = write(tmp_path, f'profile = "{path}"\n[sources]\nsim = "sim://hijet-s500p?hardware=gps"\n')
+    run = _cli("run", "--config", config, "--headless", "--seconds", "1")
+    assert run.returncode == 2 and run.stderr.strip() == f"keidash: {info.value}"
 
 
 # -- 4. a bad value in the trip log ----------------------------------------------------------------
@@ -596,9 +719,19 @@ def test_frame_times_stay_bounded_over_hours_and_keep_their_percentiles():
         return sum(sys.getsizeof(v) for v in vars(histogram).values())
 
     early = size(stats.frame_ms)
+    import tracemalloc
+
+    from keidash import app
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, app.__file__)])
     for ms in times[1000:]:
-        stats.frame_ms.append(ms)
+        stats.frame_ms.append(ms + 0.0)  # a new float each frame, as the frame loop makes
+    after = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, app.__file__)])
+    tracemalloc.stop()
     assert size(stats.frame_ms) == early  # a list grew 6.6 MB an hour at 60 fps
+    # nor what its fields hold: counts kept as Python ints grew 11 KB here, one int per bin past 256
+    # (a float or two of CPython's free list is all tracemalloc may see: bench/frame_times.py)
+    assert sum(stat.size_diff for stat in after.compare_to(before, "filename")) < 1000
     result = stats.as_dict()
     assert set(result) == {"frames", "fps", "frame_ms_p50", "frame_ms_p99", "first_frame_s", "first_frame_monotonic"}
     assert result["frames"] == 216_000 and result["fps"] == 60.0
@@ -642,9 +775,9 @@ def test_keidash_run_moves_a_damaged_log_aside_and_logs_the_drive(tmp_path, monk
 
 
 @pytest.mark.parametrize("text,message", [
-    ("keep_trips = nan", "keep_trips must be a whole number of drives from 0 to 100,000, not nan"),
-    ("keep_trips = 2.5", "keep_trips must be a whole number of drives from 0 to 100,000, not 2.5"),
-    ("keep_trips = -1", "keep_trips must be a whole number of drives from 0 to 100,000, not -1"),
+    ("keep_trips = nan", "keep_trips must be a whole number from 0 to 100,000 drives, not nan"),
+    ("keep_trips = 2.5", "keep_trips must be a whole number from 0 to 100,000 drives, not 2.5"),
+    ("keep_trips = -1", "keep_trips must be a whole number from 0 to 100,000 drives, not -1"),
     ("keep_days = 0", "keep_days must be a positive number from 1 to 36,500 days, not 0"),
     ("max_mb = inf", "max_mb must be a positive number from 10 to 1,000,000 MB, not inf"),
     ("keep = 3", "unknown key 'keep'; allowed: keep_days, keep_trips, max_mb"),
@@ -681,7 +814,8 @@ def test_keidash_run_hands_the_trip_logs_retention_settings_to_it(tmp_path, monk
 def test_a_url_option_that_is_not_finite_is_one_sentence(tmp_path, url):
     path = write(tmp_path, f'profile = "hijet-s500p"\n[sources]\ntruck = "{url}"\n')
     key = url.split("?")[1].split("&")[-1].split("=")[0]
-    with pytest.raises(ConfigError, match=rf"\[sources\]: truck option {key} must be a finite number") as info:
+    with pytest.raises(ConfigError, match=rf"\[sources\]: truck option {key} must be (0 or )?a (positive )?"
+                                          rf"(whole )?number .*, not '{url.split('=')[-1]}'$") as info:
         load_config(path)
     assert path in str(info.value)
 

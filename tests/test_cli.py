@@ -29,9 +29,10 @@ def test_profiles_lists_every_truck():
 
 @pytest.mark.parametrize("args,expected", [
     (["demo", "--profile", "hijet-s999"], "unknown profile 'hijet-s999'"),
-    (["demo", "--seconds", "soon"], "'soon' is not a number"),
-    (["demo", "--seconds", "-3"], "must be above 0"),
-    (["demo", "--size", "huge"], "size must look like 800x480"),
+    (["demo", "--seconds", "soon"], "--seconds: must be a positive number up to 604,800 s"),
+    (["demo", "--seconds", "-3"], "must be a positive number up to 604,800 s (leave it out to run until "
+                                  "stopped), not '-3'"),
+    (["demo", "--size", "huge"], "--size: must look like 800x480, not 'huge'"),
     (["demo", "--hardware", "obd,radar", "--seconds", "1"], "unknown hardware 'radar'"),
     (["demo", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["run"], "the following arguments are required: --config"),
@@ -107,10 +108,10 @@ def test_config_keeps_source_order_as_priority():
     ("obd://", "name the adapter's port"),
     ("obd:///dev/ttyUSB0?protocol=12", "protocol must be auto or 1-9/A"),
     ("obd:///dev/ttyUSB0?speed=fast", "unknown option 'speed'"),
-    ("nmea:///dev/serial0?baud=fast", "baud must be a number"),
+    ("nmea:///dev/serial0?baud=fast", "baud must be a positive whole number from 1,200 to 921,600 baud, not 'fast'"),
     ("pulses://gpio", "name at least one pin"),
-    ("pulses://gpio?tach=17&tach_ppr=x", "tach_ppr must be a number"),
-    ("sim://hijet-s500p?speedup=0", "speedup must be above 0"),
+    ("pulses://gpio?tach=17&tach_ppr=x", "tach_ppr must be a positive number from 0.25 to 24"),
+    ("sim://hijet-s500p?speedup=0", "speedup must be a positive number from 0.1 to 20"),
     ("sim://nope", "unknown profile 'nope'"),
 ])
 def test_bad_source_urls(url, message):

@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from as_nobody import nobody_prefix
 
 from keidash.cli import DEMO_DAY_S, main
+
+DRIVE = Path(__file__).parent / "data" / "drives" / "synthetic" / "torque-synthetic.csv"
 
 ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
 
@@ -43,29 +46,33 @@ def status_and_error(args, capsys) -> tuple[int, str]:
 # -- every number on the command line: finite and in a sane range ------------------------------
 @pytest.mark.parametrize("args,words", [
     (["demo", "--fps", "1e-300"], ["--fps", "1 to 240"]),
-    (["demo", "--fps", "nan"], ["--fps", "'nan' is not a number"]),
-    (["demo", "--seconds", "nan"], ["--seconds", "'nan' is not a number"]),
-    (["demo", "--seconds", "inf"], ["--seconds", "'inf' is not a number"]),
-    (["demo", "--seconds", "1e300"], ["--seconds", "out of range"]),
-    (["demo", "--speedup", "1e308"], ["--speedup", "0.1 to 20"]),
+    (["demo", "--fps", "nan"], ["--fps", "from 1 to 240 frames a second, not 'nan'"]),
+    (["demo", "--seconds", "nan"], ["--seconds", "up to 604,800 s", "not 'nan'"]),
+    (["demo", "--seconds", "inf"], ["--seconds", "up to 604,800 s", "not 'inf'"]),
+    (["demo", "--seconds", "1e300"], ["--seconds", "up to 604,800 s", "not '1e300'"]),
+    (["demo", "--speedup", "1e308"], ["--speedup", "0.1 to 20", "not '1e308'"]),
     (["demo", "--speedup", "0"], ["--speedup", "0.1 to 20"]),
-    (["demo", "--skip", "nan"], ["--skip", "'nan' is not a number"]),
-    (["demo", "--skip", "999999"], ["--skip", f"0 to {DEMO_DAY_S:g}", "the demo's day"]),
-    (["demo", "--skip", "-5"], ["--skip", "out of range"]),
-    (["demo", "--vss-error", "nan"], ["--vss-error", "'nan' is not a number"]),
-    (["demo", "--vss-error", "inf"], ["--vss-error", "'inf' is not a number"]),
+    (["demo", "--skip", "nan"], ["--skip", "not 'nan'"]),
+    (["demo", "--skip", "999999"], ["--skip", f"0 to {DEMO_DAY_S:g}", "day lasts about 8 minutes"]),
+    (["demo", "--skip", "-5"], ["--skip", f"0 to {DEMO_DAY_S:g}", "not '-5'"]),
+    (["demo", "--vss-error", "nan"], ["--vss-error", "-30 to 30 %, not 'nan'"]),
+    (["demo", "--vss-error", "inf"], ["--vss-error", "-30 to 30 %, not 'inf'"]),
     (["demo", "--vss-error", "500"], ["--vss-error", "-30 to 30"]),
     (["demo", "--hardware", ""], ["--hardware", "name at least one device"]),
     (["demo", "--hardware", ","], ["--hardware", "name at least one device"]),
-    (["replay", "x.csv", "--speed", "nan"], ["--speed", "'nan' is not a number"]),
-    (["replay", "x.csv", "--fps", "inf"], ["--fps", "'inf' is not a number"]),
-    (["run", "--config", "x.toml", "--seconds=-inf"], ["--seconds", "'-inf' is not a number"]),
-    (["probe", "sim://hijet-s500p", "--seconds", "nan"], ["--seconds", "'nan' is not a number"]),
-    (["doctor", "--seconds", "1e308"], ["--seconds", "out of range"]),
-    (["ignition", "--pin", "22", "--grace", "nan"], ["--grace", "'nan' is not a number"]),
+    (["replay", "x.csv", "--speed", "nan"], ["--speed", "0 or a positive number from 0.01 to 1,000", "not 'nan'"]),
+    (["replay", "x.csv", "--speed", "1e-300"], ["--speed", "from 0.01 to 1,000 times real time"]),
+    (["replay", "x.csv", "--fps", "inf"], ["--fps", "not 'inf'"]),
+    (["run", "--config", "x.toml", "--seconds=-inf"], ["--seconds", "not '-inf'"]),
+    (["probe", "sim://hijet-s500p", "--seconds", "nan"], ["--seconds", "up to 3,600 s, not 'nan'"]),
+    (["doctor", "--seconds", "1e308"], ["--seconds", "up to 3,600 s, not '1e308'"]),
+    (["ignition", "--pin", "22", "--grace", "nan"], ["--grace", "not 'nan'"]),
     (["ignition", "--pin", "99"], ["--pin", "0 to 27"]),
     (["learn", "x.csv", "--gears", "0"], ["--gears", "1 to 10 forward gears"]),
-    (["demo", "--size", "100000x100000"], ["--size", "at most 7680x4320"]),
+    (["learn", "x.csv", "--gears", "1e1"], ["--gears", "whole number", "not '1e1'"]),
+    (["listen", "x.wav", "--cylinders", "true"], ["--cylinders", "not 'true'"]),
+    (["demo", "--size", "100000x100000"], ["--size", "the width must be a positive whole number from 160 to 7,680"]),
+    (["demo", "--size", "800xnan"], ["--size", "must look like 800x480, not '800xnan'"]),
 ])
 def test_numbers_on_the_command_line(args, words, capsys):
     status, err = status_and_error(args, capsys)
@@ -88,19 +95,41 @@ def test_the_demo_day_is_as_long_as_skip_allows():
     assert DEMO_DAY_S <= seconds < DEMO_DAY_S + 60
 
 
-def test_a_number_with_an_exponent_reaches_the_truck_unmangled(monkeypatch):
-    # the sim:// URL the demo builds keeps the + of 1e+06 (a bare + in a query is a space)
+@pytest.mark.parametrize("value", [1e308, 1e-3, 1e+300, 2.5e+1, 1.23456789, 7e-05])
+def test_a_number_reaches_the_url_unmangled(monkeypatch, value):
+    # the sim:// and replay:// URLs the demo and replay build keep every digit and the + of an
+    # exponent (a bare + in a query is a space; :g kept only 6 digits): past the CLI's ranges too
     from urllib.parse import parse_qsl, urlsplit
 
     from keidash import app
     from keidash.cli import build_parser
     urls = []
-    monkeypatch.setattr(app, "start_dash", lambda args, profile, sources, **kw: urls.append(sources["sim"]) or 0)
-    args = build_parser().parse_args(["demo", "--hardware", "gps,obd"])
-    args.speedup = 1e6  # past the CLI's range: what the URL makes of an exponent
-    assert app.demo_main(args) == 0
-    query = dict(parse_qsl(urlsplit(urls[0]).query))
-    assert query["speedup"] == "1e+06" and query["hardware"] == "gps,obd"
+    monkeypatch.setattr(app, "start_dash", lambda args, profile, sources, **kw: urls.extend(sources.values()) or 0)
+    demo = build_parser().parse_args(["demo", "--hardware", "gps,obd"])
+    demo.speedup = demo.skip = demo.vss_error = value
+    assert app.demo_main(demo) == 0
+    replay = build_parser().parse_args(["replay", str(DRIVE), "--seconds", "1"])
+    replay.speed = value
+    assert app.replay_main(replay) == 0
+    sim, played = (dict(parse_qsl(urlsplit(url).query)) for url in urls)
+    assert float(sim["speedup"]) == float(sim["skip"]) == float(sim["vss_error"]) == float(played["speed"]) == value
+    assert sim["hardware"] == "gps,obd"
+
+
+def test_the_rig_reads_the_numbers_the_demo_and_replay_put_in_their_urls(monkeypatch):
+    from keidash import app
+    from keidash.cli import build_parser
+    from keidash.rig import open_rig
+    rigs = []
+    monkeypatch.setattr(app, "start_dash", lambda args, profile, sources, **kw: rigs.append(open_rig(sources)) or 0)
+    assert app.demo_main(build_parser().parse_args(["demo", "--hardware", "gps", "--speedup", "1.23456789"])) == 0
+    assert app.replay_main(build_parser().parse_args(["replay", str(DRIVE), "--seconds", "1", "--speed",
+                                                      "2.5e+1"])) == 0
+    try:
+        assert rigs[0].truck.speedup == 1.23456789 and rigs[1].sources[0].speed == 25.0
+    finally:
+        for rig in rigs:
+            rig.stop()
 
 
 def test_a_profile_without_ratios_runs_and_says_what_the_virtual_truck_drives_on(capsys, tmp_path):
@@ -388,7 +417,7 @@ def test_a_mistake_the_rig_finds_in_the_demo_s_url_is_said_with_the_option(tmp_p
     args.vss_error = 500.0
     with pytest.raises(ConfigError) as info:
         app.demo_main(args)
-    assert str(info.value) == "--vss-error is a percentage from -30 to 30"
+    assert str(info.value) == "--vss-error must be a number from -30 to 30 %, not '500'"
 
 
 def test_an_empty_output_path(capsys):
@@ -447,12 +476,17 @@ def test_eval_on_a_folder_with_no_log_in_it_says_so_instead_of_empty_tables(tmp_
                                         ".json, .trace, .txt): name a folder of logs or the logs themselves")
 
 
+SKIP = "a number from 0 to 480 s (the virtual truck's day lasts about 8 minutes)"
+
+
 @pytest.mark.parametrize("query,sentence", [
-    ("skip=nan", "skip must be a finite number, not 'nan'"),  # was a ValueError traceback
-    ("skip=inf", "skip must be a finite number, not 'inf'"),  # was an OverflowError traceback
-    ("skip=1e9", "skip is 0 to 480 s: the virtual truck's day lasts about 8 minutes"),  # was a hang
-    ("speedup=inf", "speedup must be a finite number, not 'inf'"),
-    ("ecu_ms=nan", "ecu_ms must be a finite number, not 'nan'"),
+    ("skip=nan", f"skip must be {SKIP}, not 'nan'"),  # was a ValueError traceback
+    ("skip=inf", f"skip must be {SKIP}, not 'inf'"),  # was an OverflowError traceback
+    ("skip=1e9", f"skip must be {SKIP}, not '1e9'"),  # was a hang
+    ("speedup=inf", "speedup must be a positive number from 0.1 to 20 simulated seconds per second, not 'inf'"),
+    ("speedup=1e-300", "speedup must be a positive number from 0.1 to 20 simulated seconds per second, "
+                       "not '1e-300'"),  # was an OverflowError traceback in the virtual truck's thread
+    ("ecu_ms=nan", "ecu_ms must be a number from 0 to 1,000 ms, not 'nan'"),
 ])
 def test_probe_of_a_sim_url_with_a_number_out_of_reach_says_one_sentence(query, sentence):
     # keidash probe takes the URL straight from the command line, past the config's checks

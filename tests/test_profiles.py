@@ -200,7 +200,7 @@ def test_sourced_ratios_win_over_learned_ones():
     hijet = load_profile("hijet-s500p")
     data = {"name": "h", "title": "H", "engine": {"displacement_cc": 658},
             "gearbox": {"gear_ratios": list(hijet.gear_ratios), "final_drive": hijet.final_drive},
-            "tyre": {"size": "145/80R12"}, "learned": {"rpm_per_kmh": [1.0] * 5, "confidence": [1.0] * 5}}
+            "tyre": {"size": "145/80R12"}, "learned": {"rpm_per_kmh": [10.0] * 5, "confidence": [1.0] * 5}}
     assert profile_from_dict(data, "test").rpm_per_kmh() == hijet.rpm_per_kmh()
 
 
@@ -226,8 +226,8 @@ def test_learned_only_profile_needs_no_engine_or_tyre():
     ({"rpm_per_kmh": [70.0], "confidence": [0.5], "when": "today"}, "unknown key 'when'"),
     ({"rpm_per_kmh": [70.0], "confidence": [0.5], "coast_down": [20.0]}, "coast_down must be a list per gear"),
     ({"rpm_per_kmh": [70.0], "confidence": [0.5], "coast_down": [[float("inf")]]}, "0 to 300"),
-    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "idle_rpm": float("nan")}, "idle_rpm must be an engine speed"),
-    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "idle_rpm": 8000}, "300 to 2000 rpm"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "idle_rpm": float("nan")}, "idle_rpm must be a positive number"),
+    ({"rpm_per_kmh": [70.0], "confidence": [0.5], "idle_rpm": 8000}, "200 to 3,000 rpm, not 8000"),
 ])
 def test_bad_learned_tables_get_one_plain_sentence(learned, message):
     with pytest.raises(ProfileError, match=message):

@@ -32,11 +32,11 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from ..config import read_toml
 from ..errors import ConfigError
 from ..profiles import Profile, unknown_profile
 from ..profiles.engine import ShiftLimits, shift_limits
@@ -163,11 +163,10 @@ def vehicle_transmission(folder: str) -> str | None:
     path = os.path.join(folder, VEHICLE_FILE)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, "rb") as f:
-            value = tomllib.load(f).get("transmission")
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    # read as the config and profiles are: one sentence for a file that is not TOML, binary or
+    # nested too deeply (tomllib's RecursionError was a traceback)
+    value = read_toml(path, "vehicle file", ConfigError,
+                      'a vehicle file is TOML text, e.g. transmission = "4AT"').get("transmission")
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{path}: transmission must be text such as \"5MT\" or \"4AT\"")
     return value

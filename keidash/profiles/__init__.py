@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..config import parse_toml, read_toml
+from ..config import ENGINE_RPM, IDLE_RPM, TACH_PPR, Range, parse_toml, read_toml
 from ..errors import ProfileError
 from .tyres import Tyre, parse_tyre
 
@@ -27,6 +27,27 @@ _TYRE_KEYS = {"size", "sources"}
 _TACH_KEYS = {"pulses_per_rev", "signal", "sources"}
 _LEARNED_KEYS = {"rpm_per_kmh", "confidence", "samples", "logs", "coast_down", "idle_rpm", "numbering_certain"}
 _TOP_KEYS = {"name", "title", "years", "engine", "gearbox", "tyre", "tach", "learned"}
+
+# The sane range of every number in a profile (keidash.config.Range): generous for any car a log
+# may come from, tight enough that a typo, NaN or an infinity is one sentence at load time
+CYLINDERS = Range(1, 12, " cylinders", whole=True)
+GEAR_COUNT = Range(1, 10, " forward gears", whole=True)
+GEAR_RATIO = Range(0.2, 20)
+_RANGES = {
+    "displacement_cc": Range(50, 10_000, " cc"), "cylinders": CYLINDERS,
+    "peak_power_kw": Range(1, 1_000, " kW"), "peak_power_rpm": ENGINE_RPM,
+    "peak_torque_nm": Range(1, 2_000, " N.m"), "peak_torque_rpm": Range(500, 20_000, " rpm"),
+    "idle_rpm": IDLE_RPM,
+    "gear_count": GEAR_COUNT, "reverse_ratio": GEAR_RATIO, "extra_low_ratio": GEAR_RATIO,
+    "final_drive": Range(1, 20), "transfer_low_ratio": Range(1, 5, " (high range is 1)"),
+    "pulses_per_rev": TACH_PPR,
+}
+#: [learned]: rpm per km/h in a gear (keidash.estimate.learn finds them from 10 to 1,000), each
+#: gear's confidence, the pairs learned from, an automatic's coast-down speeds
+RPM_PER_KMH = Range(5, 2_000, " rpm per km/h")
+CONFIDENCE = Range(0, 1)
+SAMPLES = Range(0, 10**12, whole=True)
+COAST_DOWN_KMH = Range(0, 300, " km/h")
 
 
 @dataclass(frozen=True)
@@ -108,14 +129,20 @@ def _check_keys(table: dict, allowed: set[str], where: str) -> None:
 
 
 def _number(table: dict, key: str, where: str, required: bool = False):
+    """``table[key]`` within ``_RANGES[key]``, None when absent; else one sentence."""
     value = table.get(key)
     if value is None:
         if required:
             raise ProfileError(f"{where}: {key} is missing")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ProfileError(f"{where}: {key} must be a positive number, not {value!r}")
-    return float(value)
+    return _RANGES[key].check(value, key, where, ProfileError)
+
+
+def _table(data: dict, key: str, origin: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ProfileError(f"{origin}: {key} must be a table ([{key}]), not {value!r}")
+    return value
 
 
 def _learned(table: dict, origin: str) -> Learned:
@@ -123,33 +150,28 @@ def _learned(table: dict, origin: str) -> Learned:
     _check_keys(table, _LEARNED_KEYS, where)
     ratios, confidence = table.get("rpm_per_kmh", []), table.get("confidence", [])
     if not isinstance(ratios, list) or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and (r > 0 or math.isnan(r)) for r in ratios):
-        raise ProfileError(f"{where}: rpm_per_kmh must be a list of positive numbers (nan for a gear not seen)")
+            RPM_PER_KMH.holds(r) or (isinstance(r, float) and math.isnan(r)) for r in ratios):
+        raise ProfileError(f"{where}: rpm_per_kmh must be a list of positive numbers, each {RPM_PER_KMH} "
+                           f"(nan for a gear not seen), not {ratios!r}")
     if not isinstance(confidence, list) or len(confidence) != len(ratios) or not all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 1 for c in confidence):
-        raise ProfileError(f"{where}: confidence must list one number from 0 to 1 per rpm_per_kmh")
-    samples = table.get("samples", 0)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
-        raise ProfileError(f"{where}: samples must be a whole number")
+            CONFIDENCE.holds(c) for c in confidence):
+        raise ProfileError(f"{where}: confidence must list one number from 0 to 1 per rpm_per_kmh, not {confidence!r}")
+    samples = SAMPLES.check(table.get("samples", 0), "samples", where, ProfileError)
     logs = table.get("logs", [])
     if not isinstance(logs, list) or not all(isinstance(n, str) for n in logs):
         raise ProfileError(f"{where}: logs must be a list of file names")
     coast_down = table.get("coast_down", [])
     if not isinstance(coast_down, list) or not all(
-            isinstance(row, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                          and 0 <= v <= 300 for v in row) for row in coast_down):
+            isinstance(row, list) and all(COAST_DOWN_KMH.holds(v) for v in row) for row in coast_down):
         raise ProfileError(f"{where}: coast_down must be a list per gear of road speeds in km/h "
                            "(0 to 300) at which an automatic shifted down into it")
-    idle = table.get("idle_rpm")
-    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 300 <= idle <= 2000):
-        raise ProfileError(f"{where}: idle_rpm must be an engine speed from 300 to 2000 rpm")
+    idle = _number(table, "idle_rpm", where)
     certain = table.get("numbering_certain", True)
     if not isinstance(certain, bool):
         raise ProfileError(f"{where}: numbering_certain must be true or false")
     return Learned(tuple(None if math.isnan(r) else float(r) for r in ratios),
                    tuple(float(c) for c in confidence), samples, tuple(logs),
-                   tuple(tuple(float(v) for v in row) for row in coast_down), None if idle is None else float(idle),
-                   certain)
+                   tuple(tuple(float(v) for v in row) for row in coast_down), idle, certain)
 
 
 def profile_from_dict(data: dict, origin: str) -> Profile:
@@ -159,47 +181,47 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
     ``[learned]`` table (ratios learned for a truck no profile describes).
     """
     _check_keys(data, _TOP_KEYS, origin)
-    if not isinstance(data.get("learned", {}), dict):
-        raise ProfileError(f"{origin}: learned must be a table")
-    learned = _learned(data["learned"], origin) if "learned" in data else None
+    engine_t, gearbox_t, tyre_t, tach_t, learned_t = (_table(data, key, origin) for key in
+                                                      ("engine", "gearbox", "tyre", "tach", "learned"))
+    learned = _learned(learned_t, origin) if "learned" in data else None
     required = ("name", "title") if learned is not None else ("name", "title", "engine", "tyre")
     for key in required:
         if key not in data:
             raise ProfileError(f"{origin}: [{key}] is missing" if key in ("engine", "tyre")
                                else f"{origin}: {key} is missing")
-    engine_t, gearbox_t = data.get("engine", {}), data.get("gearbox", {})
-    tyre_t, tach_t = data.get("tyre", {}), data.get("tach", {})
     _check_keys(engine_t, _ENGINE_KEYS, f"{origin} [engine]")
     _check_keys(gearbox_t, _GEARBOX_KEYS, f"{origin} [gearbox]")
     _check_keys(tyre_t, _TYRE_KEYS, f"{origin} [tyre]")
     _check_keys(tach_t, _TACH_KEYS, f"{origin} [tach]")
     where = f"{origin} [engine]"
-    cylinders = engine_t.get("cylinders")
-    if cylinders is not None and (not isinstance(cylinders, int) or not 1 <= cylinders <= 12):
-        raise ProfileError(f"{where}: cylinders must be a whole number from 1 to 12")
     engine = Engine(
         code=str(engine_t.get("code", "?")),
         displacement_cc=_number(engine_t, "displacement_cc", where, required="engine" in data),
-        cylinders=cylinders,
+        cylinders=_number(engine_t, "cylinders", where),
         peak_power_kw=_number(engine_t, "peak_power_kw", where),
         peak_power_rpm=_number(engine_t, "peak_power_rpm", where),
         peak_torque_nm=_number(engine_t, "peak_torque_nm", where),
         peak_torque_rpm=_number(engine_t, "peak_torque_rpm", where),
         idle_rpm=_number(engine_t, "idle_rpm", where),
     )
+    if engine.peak_torque_rpm and engine.peak_power_rpm and engine.peak_torque_rpm > engine.peak_power_rpm:
+        raise ProfileError(f"{where}: peak_torque_rpm ({engine.peak_torque_rpm:g}) must not be above "
+                           f"peak_power_rpm ({engine.peak_power_rpm:g}): is one a typo?")
     where = f"{origin} [gearbox]"
     ratios = gearbox_t.get("gear_ratios", [])
-    if not isinstance(ratios, list) or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) and r > 0 for r in ratios):
-        raise ProfileError(f"{where}: gear_ratios must be a list of positive numbers (empty if unknown)")
+    if not isinstance(ratios, list) or not all(GEAR_RATIO.holds(r) for r in ratios):
+        raise ProfileError(f"{where}: gear_ratios must be a list of positive numbers, each {GEAR_RATIO} "
+                           f"(empty if unknown), not {ratios!r}")
     if any(low <= high for low, high in zip(ratios, ratios[1:])):
         raise ProfileError(f"{where}: gear_ratios must fall from 1st to top gear, not {ratios}")
     extra_low = _number(gearbox_t, "extra_low_ratio", where)
     if extra_low is not None and ratios and extra_low <= ratios[0]:
         raise ProfileError(f"{where}: extra_low_ratio {extra_low:g} must be above 1st gear's {ratios[0]:g}")
-    gear_count = gearbox_t.get("gear_count")
-    if gear_count is not None and (not isinstance(gear_count, int) or not 1 <= gear_count <= 8):
-        raise ProfileError(f"{where}: gear_count must be a whole number from 1 to 8")
+    gear_count = _number(gearbox_t, "gear_count", where)
+    transmission = gearbox_t.get("transmission")
+    if transmission is not None and not isinstance(transmission, str):
+        raise ProfileError(f"{where}: transmission must be text as the source gives it, e.g. \"5MT\", "
+                           f"\"4MT+EL\", \"3AT\" or \"CVT\", not {transmission!r}")
     if ratios and gear_count is not None and gear_count != len(ratios):
         raise ProfileError(f"{where}: gear_count is {gear_count} but {len(ratios)} gear_ratios are given")
     tyre_size = tyre_t.get("size")
@@ -212,8 +234,14 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
             tyre = parse_tyre(tyre_size)
         except ValueError as exc:
             raise ProfileError(f"{origin} [tyre]: {exc}") from None
-    sources = {name: tuple(t.get("sources", ())) for name, t in
-               (("engine", engine_t), ("gearbox", gearbox_t), ("tyre", tyre_t), ("tach", tach_t)) if t}
+    sources = {}
+    for name, t in (("engine", engine_t), ("gearbox", gearbox_t), ("tyre", tyre_t), ("tach", tach_t)):
+        named = t.get("sources", [])
+        if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+            raise ProfileError(f"{origin} [{name}]: sources must be a list of where its numbers come from, "
+                               f"in quotes, not {named!r}")
+        if t:
+            sources[name] = tuple(named)
     return Profile(
         name=str(data["name"]), title=str(data["title"]), years=str(data.get("years", "")),
         engine=engine, tyre=tyre,
@@ -222,7 +250,7 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
         final_drive=_number(gearbox_t, "final_drive", where),
         reverse_ratio=_number(gearbox_t, "reverse_ratio", where),
         transfer_low_ratio=_number(gearbox_t, "transfer_low_ratio", where),
-        transmission=gearbox_t.get("transmission"),
+        transmission=transmission,
         tach_pulses_per_rev=_number(tach_t, "pulses_per_rev", f"{origin} [tach]"),
         sources=sources,
         learned=learned,
