@@ -230,6 +230,22 @@ def test_braking_to_a_stop_with_the_clutch_in_keeps_the_lever_where_the_idle_cro
     assert [s.gear for s in feed(braking + second)[10:]] == [2] * 10
 
 
+def test_coasting_to_a_stop_in_5th_with_the_idle_wobbling_keeps_the_lever():
+    """The lazy driver coasts to a stop in 5th with the clutch in from 19 km/h, braking at about
+    6 km/h a second; the engine idles at 850 rpm, read with its wobble and the reading's noise
+    (840, 901, 830 ...). Each little rise was taken as the engine speeding up, so the idle was read
+    as evidence, and the dash walked down 4th, 3rd as the idle crossed their lines (4th's at 13 km/h).
+    A rise within the idle band is not a downshift: that lands on a gear's line well above idle."""
+    idle = MODEL.idle_rpm
+    cruising = [(i / 10, 20.0 - 0.2 * i, idle) for i in range(5)]  # clutch in, rolling in 5th at idle
+    wobble = (0.99, 1.06, 0.98, 1.0, 1.05, 0.97, 1.02, 0.99)
+    coast = [(0.5 + i / 10, 19.0 - 0.65 * i, idle * wobble[i % len(wobble)]) for i in range(25)]  # 19 -> 3 km/h
+    states = feed(cruise(5, 20.0, 0.0, 2.0) + [(2.0 + t, v, r) for t, v, r in cruising + coast])
+    assert states[19].gear == 5
+    rolling = [s.gear for (_, v, _), s in zip(cruising + coast, states[20:]) if v >= 4.0]  # moving (4 km/h)
+    assert rolling == [5] * len(rolling)
+
+
 def test_a_1_hz_reading_with_the_clutch_in_mid_upshift_shows_the_gear_the_engine_falls_to():
     """rpm read once a second, accelerating in 2nd: one reading catches the clutch in for the upshift,
     the engine at 3300 rpm at 24 km/h, 16 % under 2nd's line (3940) and 22 % above 3rd's (2715). No gear's

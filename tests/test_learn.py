@@ -485,3 +485,24 @@ def test_a_drive_whose_3rd_was_never_held_shows_its_gears_while_learning():
 def test_nothing_seen_with_the_gear_count_given_is_every_gear_missing():
     result = learned(LearnerState(), 5)
     assert result.gears == (GearRatio(None, 0.0, 0, 0.0),) * 5 and not result.ready and result.found == 0
+
+
+def test_live_learning_refining_its_ratios_never_blanks_the_gear():
+    """Once the gears are numbered, live learning re-reads its histogram every 5 s and the ratios
+    move by hundredths. Each such refinement used to start the gear tracker again: the gear shown
+    blanked, and the lever held with the clutch in was forgotten (a coast to a stop in 5th walked
+    down to 2nd). The same gears with refined ratios keep the tracker; the virtual lazy driver's
+    town drive (10 Hz) blanked 10 times while moving before, never now."""
+    from dataclasses import replace
+    from keidash.estimate.drives import estimate_log
+    from keidash.estimate.estimator import config_for
+    from keidash.sim.recorded import virtual_log
+    hijet = load_profile("hijet-s500p")
+    config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
+    log = virtual_log("hijet-s500p", "town", "lazy", 420, rpm_hz=10, seed=0)
+    rows = list(estimate_log(log, config))
+    first = next(i for i, r in enumerate(rows) if r.gear_est > 0)
+    assert log.samples[first].t < 300  # numbered within 5 minutes: the refinements after it are the test
+    blanked = [s.t for s, a, b in zip(log.samples[first + 1:], rows[first:], rows[first + 1:])
+               if a.gear_est > 0 and b.gear_est < 0 and s.moving]
+    assert blanked == []

@@ -194,8 +194,13 @@ def _learn(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
         return state
     found = learned(learner, config.gear_count, config.limits.idle_rpm)
     ratios = found.bridged() or state.ratios
-    if ratios != state.ratios:  # new ratios: the trackers start again with them
+    if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
         state = replace(state, ratios=ratios, tracker=TrackerState(), speed_only=SpeedOnlyState(), engaged=None)
+    elif ratios != state.ratios:
+        # the same gears, their ratios refined (by hundredths, every few seconds): the gear shown and
+        # the lever held stay, as they do in the truck; starting the trackers again lost them at
+        # each refinement (a coast to a stop in 5th with the clutch in walked down to 2nd)
+        state = replace(state, ratios=ratios)
     return replace(state, learned=found, learned_at=reading.t)
 
 

@@ -258,12 +258,14 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             dt <= 2.0 * model.settle_s) else 1.0
         heading = abs(trend) >= max(model.heading_min, wander)
         braking = accel_kmh_s < -model.braking_kmh_s
-        if braking and rpm_rise <= 0.0 and (
-                trend > 0.0 and heading or abs(math.log(rpm / model.idle_rpm)) <= model.idle_spread):
+        if braking and (rpm_rise <= 0.0 and trend > 0.0 and heading
+                        or abs(math.log(rpm / model.idle_rpm)) <= model.idle_spread):
             # braking, the engine not speeding up while its ratio rises (it runs down more slowly than
             # the wheels: the clutch is in) or already at idle: the rpm is the engine's own, and a gear
             # whose line it passes through (2nd's at 5-6 km/h) is no evidence. Nothing is read: the
-            # posterior keeps the gear, as the lever does.
+            # posterior keeps the gear, as the lever does. At idle a rise within the idle band is the
+            # idle's own wobble and the reading's noise (850 -> 901 rpm), not a downshift: that lands
+            # on a gear's line well above idle (4th's at 15 km/h is 1030 rpm on the Hijet).
             return (1.0,) * model.states
         if trend < 0.0 and braking:
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
