@@ -389,24 +389,20 @@ def test_a_log_with_damaged_pages_is_kept_aside_and_a_second_one_gets_the_next_n
 
 def test_another_programs_database_is_refused_and_left_byte_for_byte(tmp_path):
     path = tmp_path / "trips.db"
+    sqlite_file(path, "CREATE TABLE contacts (name TEXT, phone TEXT)",
+                "INSERT INTO contacts VALUES ('Sato', '090'), ('Ito', '080')",
+                "PRAGMA user_version = 1")  # common in other programs too
+    refused_untouched(tmp_path, path, r"its tables \(contacts\) are not keidash's")
+    assert rows(path, "SELECT name FROM sqlite_master") == [("contacts",)]
+
+
+def sqlite_file(path, *statements) -> None:
+    """Another program's (or a hand-made) SQLite file at ``path``: ``statements`` run and committed."""
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
-    conn.executemany("INSERT INTO contacts VALUES (?, ?)", [("Sato", "090"), ("Ito", "080")])
-    conn.execute("PRAGMA user_version = 1")  # common in other programs too
+    for statement in statements:
+        conn.execute(statement)
     conn.commit()
     conn.close()
-    before = path.read_bytes()
-    listing = sorted(p.name for p in tmp_path.iterdir())
-    log = TripLog(str(path), **FAST)
-    t = time.monotonic()
-    log.readings([Reading(t, "rpm", 800.0, "obd")], t)
-    assert wait_for(lambda: log.status() != "")
-    assert log.status() == f"trip log: {path} is another program's database: not logging"
-    log.readings([Reading(t + 1, "rpm", 900.0, "obd")], t + 1)  # the frame loop goes on
-    log.close()
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no -wal, no -shm, nothing moved
-    assert rows(path, "SELECT name FROM sqlite_master") == [("contacts",)]
 
 
 def sha256(path) -> str:
@@ -434,12 +430,8 @@ def refused_untouched(tmp_path, path, expected_why: str) -> None:
 def test_another_programs_wal_database_gets_no_wal_or_shm_beside_it(tmp_path):
     """Before: the read-only look at it created trips.db-wal and trips.db-shm (and left them)."""
     path = tmp_path / "trips.db"
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("CREATE TABLE notes (body TEXT)")
-    conn.execute("INSERT INTO notes VALUES ('not yours')")
-    conn.commit()
-    conn.close()
+    sqlite_file(path, "PRAGMA journal_mode = WAL", "CREATE TABLE notes (body TEXT)",
+                "INSERT INTO notes VALUES ('not yours')")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trips.db"]
     refused_untouched(tmp_path, path, r"its tables \(notes\) are not keidash's")
 
@@ -450,12 +442,7 @@ def test_a_database_with_another_application_id_is_refused_even_with_tables_like
     Before: keidash's three tables with their columns were taken as its log, and written."""
     from keidash.triplog.writer import MIGRATIONS
     path = tmp_path / "trips.db"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA application_id = {int.from_bytes(b'GPKG', 'big')}")
-    for statement in MIGRATIONS[0][1]:
-        conn.execute(statement)
-    conn.commit()
-    conn.close()
+    sqlite_file(path, f"PRAGMA application_id = {int.from_bytes(b'GPKG', 'big')}", *MIGRATIONS[0][1])
     refused_untouched(tmp_path, path, r"its application_id is 0x47504b47, not keidash's")
     from keidash.triplog.reading import trips_main
     with pytest.raises(ConfigError, match=r"is another program's SQLite database \(its application_id is 0x47504b47\)"):
@@ -466,34 +453,21 @@ def test_keidashs_tables_with_another_table_beside_them_are_not_its_log(tmp_path
     """Before: any file with keidash's three tables passed, whatever else it held."""
     from keidash.triplog.writer import MIGRATIONS
     path = tmp_path / "trips.db"
-    conn = sqlite3.connect(path)
-    for statement in MIGRATIONS[0][1]:
-        conn.execute(statement)
-    conn.execute("CREATE TABLE invoices (number INTEGER)")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    sqlite_file(path, *MIGRATIONS[0][1], "CREATE TABLE invoices (number INTEGER)", "PRAGMA user_version = 1")
     refused_untouched(tmp_path, path, r"its tables \(invoices\) are not keidash's")
 
 
 def test_a_user_version_no_keidash_writes_is_another_program_not_a_newer_keidash(tmp_path):
     """Before: any user_version above keidash's was "written by a newer keidash"."""
     path = tmp_path / "trips.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE cache (key TEXT, value BLOB)")
-    conn.execute("PRAGMA user_version = 7")
-    conn.commit()
-    conn.close()
+    sqlite_file(path, "CREATE TABLE cache (key TEXT, value BLOB)", "PRAGMA user_version = 7")
     refused_untouched(tmp_path, path, r"its user_version is 7, with no application_id")
 
 
 def test_keidash_trips_says_the_file_is_another_programs(tmp_path, capsys):
     path = tmp_path / "other.db"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA application_id = {int.from_bytes(b'GPKG', 'big')}")
-    conn.execute("CREATE TABLE trips (id INTEGER PRIMARY KEY)")
-    conn.commit()
-    conn.close()
+    sqlite_file(path, f"PRAGMA application_id = {int.from_bytes(b'GPKG', 'big')}",
+                "CREATE TABLE trips (id INTEGER PRIMARY KEY)")
     before = sha256(path)
     assert main(["trips", str(path)]) == 2
     assert capsys.readouterr().err.strip() == (
@@ -504,11 +478,7 @@ def test_keidash_trips_says_the_file_is_another_programs(tmp_path, capsys):
 
 def test_an_empty_sqlite_database_becomes_the_log(tmp_path):
     path = tmp_path / "trips.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE x (y)")
-    conn.execute("DROP TABLE x")
-    conn.commit()
-    conn.close()
+    sqlite_file(path, "CREATE TABLE x (y)", "DROP TABLE x")
     assert path.stat().st_size > 0
     log = TripLog(str(path), **FAST)
     t = time.monotonic()
@@ -849,10 +819,7 @@ def test_the_refusal_of_another_programs_database_is_the_dash_message(tmp_path):
     from keidash.rig import open_rig
 
     path = tmp_path / "trips.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE photos (jpeg BLOB)")
-    conn.commit()
-    conn.close()
+    sqlite_file(path, "CREATE TABLE photos (jpeg BLOB)")
     before = path.read_bytes()
     profile = load_profile("hijet-s500p")
     rig = open_rig({"sim": "sim://hijet-s500p?hardware=gps"}, profile)
