@@ -3,7 +3,8 @@
 A virtual Hijet's 15-minute drive (keidash.sim.recorded, with its gear labels) is laid end
 to end into CSV logs of --rows and of a fifth as many rows. Each command runs as the user
 runs it, `python -m keidash ...` in a child process, and its peak resident memory comes from
-the kernel (ru_maxrss of os.wait4 for that child):
+the kernel (VmHWM of that child, read as it exits; not ru_maxrss, which Linux makes at least the
+forking parent's own peak):
 
 * `replay LOG --headless --estimates OUT.csv`
 * `learn LOG`
@@ -53,15 +54,38 @@ def write_log(path: str, rows: int) -> None:
             lap += 1
 
 
+#: run in each child: its own peak RSS (VmHWM, which belongs to the process's memory since its exec) is written
+#: to the file named by KEIDASH_BENCH_HWM as it exits. Not ru_maxrss: Linux carries the forking parent's peak
+#: into it across the exec, so every child would read at least this bench's own RSS.
+WRAPPER = """import atexit, os, runpy, sys
+
+def hwm():
+    with open('/proc/self/status') as f:
+        kb = next(line.split()[1] for line in f if line.startswith('VmHWM:'))
+    with open(os.environ['KEIDASH_BENCH_HWM'], 'w') as out:
+        out.write(kb)
+
+atexit.register(hwm)
+sys.argv = sys.argv[1:]
+if sys.argv[0] == '-m':
+    del sys.argv[0]
+    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+else:
+    exec(compile(sys.argv[0], '<bench>', 'exec'))
+"""
+
+
 def run(arguments: list[str]) -> tuple[float, float, int]:
-    """(peak RSS MB, seconds, exit status) of ``python ARGUMENTS`` in a child process."""
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    started = time.monotonic()
-    child = subprocess.Popen([sys.executable, *arguments], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024, time.monotonic() - started, child.returncode
+    """(peak RSS MB, seconds, exit status) of ``python ARGUMENTS`` (``-m MODULE ...`` or ``CODE ARGS``)
+    in a child process."""
+    with tempfile.NamedTemporaryFile("r") as hwm:
+        env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", KEIDASH_BENCH_HWM=hwm.name)
+        started = time.monotonic()
+        child = subprocess.run([sys.executable, "-c", WRAPPER, *arguments], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.monotonic() - started
+        kb = hwm.read().strip()
+    return (int(kb) / 1024 if kb else float("nan")), seconds, child.returncode
 
 
 #: the import baseline: what the commands import before they read a log
@@ -82,8 +106,8 @@ def main() -> int:
             logs[rows] = os.path.join(folder, f"drive-{rows}.csv")
             write_log(logs[rows], rows)
         out = os.path.join(folder, "estimates.csv")
-        base_mb = run(["-c", IMPORTS])[0]
-        split_s = [run(["-c", SPLIT, logs[rows]])[1] for rows in lengths]
+        base_mb = run([IMPORTS])[0]
+        split_s = [run([SPLIT, logs[rows]])[1] for rows in lengths]
         more = lengths[1] - lengths[0]
         split_us = (split_s[1] - split_s[0]) / more * 1e6  # start-up cancels out
         print(f"logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet, CSV); baselines: keidash imported "
