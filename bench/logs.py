@@ -3,15 +3,18 @@
 A virtual Hijet's 15-minute drive (keidash.sim.recorded, with its gear labels) is laid end
 to end into CSV logs of --rows and of a fifth as many rows. Each command runs as the user
 runs it, `python -m keidash ...` in a child process, and its peak resident memory comes from
-the kernel (ru_maxrss of os.wait4 for that child):
+the kernel (VmHWM of that child, read as it exits; not ru_maxrss, which Linux makes at least the
+forking parent's own peak):
 
 * `replay LOG --headless --estimates OUT.csv`
 * `learn LOG`
 * `eval LOG`
 
-Printed per command and length: peak RSS, time per row; and the memory a row costs, the
-difference of the two peaks over the difference of the rows (the same run's short log is
-the baseline, so the interpreter and the imports cancel out).
+Baselines, measured in the same run: the interpreter with keidash's command modules imported
+(a child that imports them and exits: its peak RSS), and csv.reader over the same file (a
+child that only splits its rows: its time per row). Printed per command and length: peak RSS
+and its ratio to the import baseline, time per row and its ratio to csv.reader's; and the
+memory a row costs, the difference of the two peaks over the difference of the rows.
 
 Goal (exit 1 when missed): every command under 150 MB peak RSS at --rows (default 500,000).
 """
@@ -51,15 +54,44 @@ def write_log(path: str, rows: int) -> None:
             lap += 1
 
 
+#: run in each child: its own peak RSS (VmHWM, which belongs to the process's memory since its exec) is written
+#: to the file named by KEIDASH_BENCH_HWM as it exits. Not ru_maxrss: Linux carries the forking parent's peak
+#: into it across the exec, so every child would read at least this bench's own RSS.
+WRAPPER = """import atexit, os, runpy, sys
+
+def hwm():
+    with open('/proc/self/status') as f:
+        kb = next(line.split()[1] for line in f if line.startswith('VmHWM:'))
+    with open(os.environ['KEIDASH_BENCH_HWM'], 'w') as out:
+        out.write(kb)
+
+atexit.register(hwm)
+sys.argv = sys.argv[1:]
+if sys.argv[0] == '-m':
+    del sys.argv[0]
+    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+else:
+    exec(compile(sys.argv[0], '<bench>', 'exec'))
+"""
+
+
 def run(arguments: list[str]) -> tuple[float, float, int]:
-    """(peak RSS MB, seconds, exit status) of ``python -m keidash ARGUMENTS``."""
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "keidash", *arguments], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024, time.monotonic() - started, child.returncode
+    """(peak RSS MB, seconds, exit status) of ``python ARGUMENTS`` (``-m MODULE ...`` or ``CODE ARGS``)
+    in a child process."""
+    with tempfile.NamedTemporaryFile("r") as hwm:
+        env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", KEIDASH_BENCH_HWM=hwm.name)
+        started = time.monotonic()
+        child = subprocess.run([sys.executable, "-c", WRAPPER, *arguments], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.monotonic() - started
+        kb = hwm.read().strip()
+    return (int(kb) / 1024 if kb else float("nan")), seconds, child.returncode
+
+
+#: the import baseline: what the commands import before they read a log
+IMPORTS = "import keidash.cli, keidash.app, keidash.replay, keidash.estimate.commands, keidash.estimate.evaluate"
+#: the time baseline: csv.reader over the file, nothing else
+SPLIT = "import csv, sys\nwith open(sys.argv[1], newline='') as f:\n    sum(1 for _ in csv.reader(f))"
 
 
 def main() -> int:
@@ -74,19 +106,25 @@ def main() -> int:
             logs[rows] = os.path.join(folder, f"drive-{rows}.csv")
             write_log(logs[rows], rows)
         out = os.path.join(folder, "estimates.csv")
-        print(f"peak RSS and time per row, logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet, CSV):")
+        base_mb = run([IMPORTS])[0]
+        split_s = [run([SPLIT, logs[rows]])[1] for rows in lengths]
+        more = lengths[1] - lengths[0]
+        split_us = (split_s[1] - split_s[0]) / more * 1e6  # start-up cancels out
+        print(f"logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet, CSV); baselines: keidash imported "
+              f"{base_mb:.1f} MB peak RSS, csv.reader {split_us:.2f} us per row")
         for name, arguments in COMMANDS.items():
-            figures = {rows: run(arguments(logs[rows], out)) for rows in lengths}
+            figures = {rows: run(["-m", "keidash", *arguments(logs[rows], out)]) for rows in lengths}
             (short_mb, short_s, short_rc), (long_mb, long_s, long_rc) = figures[lengths[0]], figures[lengths[1]]
-            per_row = (long_mb - short_mb) * 1024 * 1024 / (lengths[1] - lengths[0])
+            per_row = (long_mb - short_mb) * 1024 * 1024 / more
+            us = (long_s - short_s) / more * 1e6
             # learn and eval exit 1 when they judge the drive, not when they fail: 2 is a usage error
             crashed = max(short_rc, long_rc) > 1
             ok = long_mb < GOAL_MB and not crashed
             failed |= not ok
-            print(f"  {name:18s} {short_mb:6.1f} MB / {long_mb:6.1f} MB peak, "
-                  f"{short_s / lengths[0] * 1e6:5.1f} / {long_s / lengths[1] * 1e6:5.1f} us per row, "
-                  f"{per_row:5.0f} bytes per row more (goal < {GOAL_MB:g} MB at {lengths[1]}) "
-                  f"{'ok' if ok else 'MISSED'}{' (exit ' + str(long_rc) + ')' if crashed else ''}")
+            print(f"  {name:18s} {short_mb:6.1f} / {long_mb:6.1f} MB peak ({short_mb / base_mb:.2f}x / "
+                  f"{long_mb / base_mb:.2f}x the import), {per_row:4.0f} bytes per row more; "
+                  f"{us:5.0f} us per row ({us / split_us:4.0f}x csv.reader) (goal < {GOAL_MB:g} MB at "
+                  f"{lengths[1]}) {'ok' if ok else 'MISSED'}{' (exit ' + str(long_rc) + ')' if crashed else ''}")
     return 1 if failed else 0
 
 

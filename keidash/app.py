@@ -350,6 +350,7 @@ def replay_main(args) -> int:
         hint = "" if args.estimates else "; --estimates OUT.csv writes what the dash shows at every row at once"
         print(f"keidash: {why}: the log plays through the dash unseen{purpose}, {pace} (Ctrl-C stops it){hint}",
               file=sys.stderr)
+    del log  # the replay source reads the file itself: this copy would be held for the whole drive
     options = {"format": args.format, "speed": _url_number(args.speed)}
     if args.columns:
         options["columns"] = args.columns

@@ -1166,3 +1166,62 @@ def test_a_streamed_log_gives_the_samples_a_whole_read_gave(tmp_path):
     whole = read_lines(path.read_text().splitlines(), str(path))
     assert streamed.samples == whole.samples and len(streamed.samples) == 2000
     assert streamed.samples[0].t == 0.0 and streamed.samples[-1].rpm == 3999.0
+
+
+def _csv_drive(rows: int) -> str:
+    lines = ["time_s,engine_rpm,speed_kmh,gear"]
+    lines += [f"{i * 0.1:.3f},{2000 + i % 1000},{40 + i % 7}.5,{1 + i % 4}" for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _openxc_drive(rows: int) -> str:
+    import json
+    lines = []
+    for i in range(rows):
+        lines.append(json.dumps({"name": "engine_speed", "value": 2000 + i % 1000, "timestamp": 1.7e9 + i * 0.1}))
+        lines.append(json.dumps({"name": "vehicle_speed", "value": 40 + i % 7, "timestamp": 1.7e9 + i * 0.1 + 0.05}))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("write,suffix", [(_csv_drive, "csv"), (_openxc_drive, "jsonl")])
+def test_a_long_log_costs_compact_columns_not_an_object_per_row(tmp_path, write, suffix):
+    """Each row of a loaded log is held as 26 bytes of columns: a tuple of Sample objects held about
+    150-210 bytes a row, and reading an OpenXC trace made a tuple per message on top (590 at the peak).
+    The cost of a row is the difference between a short and a long log, so the interpreter's and the
+    imports' memory cancel out (tracemalloc counts Python's own allocations: no timing)."""
+    import tracemalloc
+
+    from keidash.replay import load_log
+    figures = {}
+    for rows in (4_000, 40_000):
+        path = tmp_path / f"drive-{rows}.{suffix}"
+        path.write_text(write(rows))
+        tracemalloc.start()
+        log = load_log(path)
+        held, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert len(log.samples) == rows
+        figures[rows] = held, peak
+        del log
+    held_per_row = (figures[40_000][0] - figures[4_000][0]) / 36_000
+    peak_per_row = (figures[40_000][1] - figures[4_000][1]) / 36_000
+    assert held_per_row < 40, f"{held_per_row:.0f} bytes a row held"
+    assert peak_per_row < 120, f"{peak_per_row:.0f} bytes a row at the peak"
+
+
+def test_a_pass_over_a_logs_samples_makes_them_one_at_a_time(tmp_path):
+    import tracemalloc
+
+    from keidash.replay import load_log
+    path = tmp_path / "drive.csv"
+    path.write_text(_csv_drive(20_000))
+    log = load_log(path)
+    tracemalloc.start()
+    moving = sum(1 for s in log.samples if s.moving)
+    rpm = max(s.rpm for s in log.samples)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert (moving, rpm) == (20_000, 2999.0)
+    assert peak < 20_000, f"{peak} bytes for two passes"  # a few Sample objects, not 20,000 of them
+    assert log.samples[-1] == log.samples[19_999] and log.samples[-1].gear == 4 and log.has_gear
+    assert log.samples[2:4] == [log.samples[2], log.samples[3]]

@@ -342,7 +342,7 @@ def test_report_of_the_last_trip_is_the_real_drive(trip_db, drive, tmp_path):
     gears = gear_table(page)
     assert gears["2"] == pytest.approx(seconds_in[2], abs=0.05) and seconds_in[2] > 5
     assert gears["unknown"] == pytest.approx(seconds_in[None], abs=0.05)
-    ups = sum(1 for a, b in zip((None,) + drive.samples, drive.samples)
+    ups = sum(1 for a, b in zip((None, *drive.samples), drive.samples)
               if (b.rpm or 0) > 2500 and (a is None or (a.rpm or 0) <= 2500))
     assert len(re.findall('class="cue cue-up"', page)) == ups > 0
     assert "keidash's defaults" in page  # the trip names no profile

@@ -255,18 +255,19 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
         fig.gear_agree_nearest = _share(nearest_gear(s.rpm, s.speed_kmh, ratios) == s.gear
                                         for s in samples if s.moving and s.rpm and s.gear and s.gear > 0)
 
-    scored = [s for s in samples if s.moving and s.rpm]
+    def scored():  # the moving samples with rpm, taken afresh each time (never a list of a long log's rows)
+        return (s for s in samples if s.moving and s.rpm)
     fig.speed_only = _share(_within(r.rpm_est, s.rpm) for s, r in zip(samples, estimate_log(log, config, hide_rpm=True))
                             if s.moving and s.rpm)
     fig.speed_only_naive = _share(
-        _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s in scored)
+        _within(ratios[naive_gear(s.speed_kmh, len(ratios)) - 1] * s.speed_kmh, s.rpm) for s in scored())
 
     def oracle_gear(s):
         if log.has_gear:
             return s.gear if s.gear and 0 < s.gear <= len(ratios) else None
         return nearest_gear(s.rpm, s.speed_kmh, ratios)
     fig.speed_only_oracle = _share(
-        (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s in scored)
+        (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s in scored())
     return fig
 
 

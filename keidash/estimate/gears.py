@@ -76,6 +76,7 @@ shown gear is the most probable state once it has been so for ``dwell_s``.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -704,7 +705,7 @@ def agreement(samples, gears, moving_kmh: float = 4.0, away_from_change_s: float
 
 def label_changes(samples) -> list[float]:
     """Times (s, rising) of the samples whose gear label differs from the one before."""
-    return [b.t for a, b in zip(samples, samples[1:]) if a.gear != b.gear]
+    return [b.t for a, b in itertools.pairwise(samples) if a.gear != b.gear]
 
 
 def away_from_change(changes: list[float], t: float, near_s: float) -> bool:

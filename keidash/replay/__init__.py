@@ -15,9 +15,10 @@ See docs/replay.md for the formats and why time is derived as it is.
 
 from .formats import AUTO, FORMATS, LogFormat, detect_format, load_log, read_lines, register
 from .generic import SPEED_UNITS, AmbiguousHeader, Columns, column_role, header_columns, parse_columns
-from .log import DriveLog, Sample, readings_from_log, sample_readings
+from .log import DriveLog, Sample, Samples, readings_from_log, sample_readings
 from .source import FINISHED_MESSAGE, ReplaySource, open_replay
 
 __all__ = ["AUTO", "FORMATS", "FINISHED_MESSAGE", "SPEED_UNITS", "AmbiguousHeader", "Columns", "DriveLog",
-           "LogFormat", "ReplaySource", "Sample", "column_role", "detect_format", "header_columns", "load_log",
-           "open_replay", "parse_columns", "read_lines", "readings_from_log", "register", "sample_readings"]
+           "LogFormat", "ReplaySource", "Sample", "Samples", "column_role", "detect_format", "header_columns",
+           "load_log", "open_replay", "parse_columns", "read_lines", "readings_from_log", "register",
+           "sample_readings"]

@@ -35,8 +35,8 @@ from collections import Counter
 from typing import Iterable
 
 from ..readings import RPM, SPEED
-from .log import (BOTH, BadRow, DriveLog, Sample, csv_rows, fresh_channels, make_log, missing_column, number, rpm_value,
-                  speed_value)
+from .log import (BOTH, BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, make_log, missing_column, number,
+                  rpm_value, speed_value)
 
 TIME_COLUMNS = ("ENGINE_RUN_TINE ()", "ENGINE_RUN_TIME ()")  # the first is how carOBD spells it
 RPM_COLUMN = "ENGINE_RPM ()"
@@ -92,10 +92,10 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
     cycle = _cycle_s([t for t, moved in zip(times, changed) if moved])
     fresh_at = _polled(parsed, changed)
     fresh_at.update(_repeats(times, sorted(fresh_at), cycle))
-    samples: list[Sample] = []
+    samples = Samples()
     for k in sorted(fresh_at):
         _, _, rpm, speed = parsed[k]
-        if samples and times[k] <= samples[-1].t:
+        if samples and times[k] <= samples.last_t:
             errors["time_backwards"] += 1
             continue
         samples.append(Sample(times[k], speed, rpm, None, fresh_at[k]))

@@ -28,8 +28,8 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import (BadRow, DriveLog, Sample, csv_rows, fresh_channels, gear_label, make_log, missing_column, number,
-                  rpm_value, speed_value)
+from .log import (BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, gear_label, make_log, missing_column,
+                  number, rpm_value, speed_value)
 
 #: km/h per unit of each speed unit
 SPEED_UNITS = {"kmh": 1.0, "mph": 1.609344, "ms": 3.6}
@@ -316,7 +316,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
 
     errors: Counter[str] = Counter()
     parse_time = TimeParser()
-    samples: list[Sample] = []
+    samples = Samples()
     first_time_cell = None
     for row in csv_rows(lines, delimiter):
         if row is not None and not any(cell.strip() for cell in row):
@@ -336,7 +336,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
             gear = gear_label(row[i_gear]) if i_gear is not None else None
             if speed is None and rpm is None:
                 raise BadRow("empty")
-            if samples and t <= samples[-1].t:
+            if samples and t <= samples.last_t:
                 raise BadRow("time_backwards")
         except BadRow as bad:
             errors[bad.kind] += 1

@@ -1,7 +1,8 @@
 """A recorded drive as samples, and the readings a replay of it produces.
 
-Every format reader turns a file into a :class:`DriveLog`: a tuple of
-:class:`Sample` rows in log time (seconds from the log's start), the bad rows
+Every format reader turns a file into a :class:`DriveLog`: its :class:`Sample`
+rows in log time (seconds from the log's start), kept as compact columns
+(:class:`Samples`, 26 bytes a row) and read back one Sample at a time, the bad rows
 it counted and skipped, and a sentence on how it derived time. Nothing here
 reads a clock: :func:`readings_from_log` maps a log to readings stamped with
 log time, so the estimator gives the same answer on every run.
@@ -14,6 +15,7 @@ import math
 from array import array
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Iterator, Mapping
@@ -59,17 +61,116 @@ class Sample:
         return self.speed_kmh is not None and self.speed_kmh >= MOVING_KMH
 
 
+#: ``Samples`` keeps a missing gear label as this (int8), a missing value as NaN
+NO_GEAR = -128
+_BITS = {RPM: 1, SPEED: 2}
+_FRESH_OF_BITS = ((), (RPM,), (SPEED,), BOTH)  # the shared tuples, by bit mask
+
+
+class Samples(Sequence[Sample]):
+    """A drive's samples kept as columns, not as a :class:`Sample` object per row: 26 bytes a row
+    (time, speed and rpm as 8-byte floats, the gear and the fresh channels one byte each), where
+    a tuple of Sample objects took about 190. A long log's memory is these columns alone.
+
+    It reads as a sequence of Sample (each made as it is taken, so a pass over a long log holds
+    one at a time) and grows with :meth:`append`. Values round-trip exactly; a missing speed
+    or rpm is kept as NaN (the readers never keep a non-finite value) and a missing gear as
+    NO_GEAR.
+    """
+
+    __slots__ = ("_t", "_speed", "_rpm", "_gear", "_fresh")
+
+    def __init__(self, samples: Iterable[Sample] = ()):
+        self._t, self._speed, self._rpm = array("d"), array("d"), array("d")
+        self._gear, self._fresh = array("b"), array("B")
+        for sample in samples:
+            self.append(sample)
+
+    def append(self, sample: Sample) -> None:
+        self._t.append(sample.t)
+        self._speed.append(math.nan if sample.speed_kmh is None else sample.speed_kmh)
+        self._rpm.append(math.nan if sample.rpm is None else sample.rpm)
+        self._gear.append(NO_GEAR if sample.gear is None else sample.gear)
+        self._fresh.append(sum(_BITS[ch] for ch in sample.fresh))
+
+    @property
+    def last_t(self) -> float | None:
+        """The time of the last sample (None when there is none), without making a Sample."""
+        return self._t[-1] if self._t else None
+
+    @property
+    def bytes_per_row(self) -> int:
+        return sum(column.itemsize for column in (self._t, self._speed, self._rpm, self._gear, self._fresh))
+
+    def shift_time(self, t0: float) -> None:
+        """Log time from ``t0``, rounded to the microsecond (in place: no second copy of a long log)."""
+        t = self._t
+        for i in range(len(t)):
+            t[i] = round(t[i] - t0, 6)
+
+    def has_gear(self) -> bool:
+        return any(g != NO_GEAR for g in self._gear)
+
+    def channels(self) -> tuple[str, ...]:
+        """The channels measured at least once (RPM before SPEED)."""
+        seen = 0
+        for bits in set(self._fresh):
+            seen |= bits
+        return _FRESH_OF_BITS[seen]
+
+    def _sample(self, i: int) -> Sample:
+        speed, rpm, gear = self._speed[i], self._rpm[i], self._gear[i]
+        return Sample(self._t[i], None if speed != speed else speed, None if rpm != rpm else rpm,
+                      None if gear == NO_GEAR else gear, _FRESH_OF_BITS[self._fresh[i]])
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Samples(self._sample(i) for i in range(*index.indices(len(self))))
+        return self._sample(range(len(self))[index])  # negative indices; IndexError past the end
+
+    def __iter__(self) -> Iterator[Sample]:
+        fresh = _FRESH_OF_BITS
+        for t, speed, rpm, gear, bits in zip(self._t, self._speed, self._rpm, self._gear, self._fresh):
+            yield Sample(t, None if speed != speed else speed, None if rpm != rpm else rpm,
+                         None if gear == NO_GEAR else gear, fresh[bits])
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Samples):
+            return all(getattr(self, c) == getattr(other, c) for c in ("_t", "_gear", "_fresh")) and all(
+                _same_floats(getattr(self, c), getattr(other, c)) for c in ("_speed", "_rpm"))
+        if isinstance(other, (tuple, list)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<Samples: {len(self)} rows>"
+
+
+def _same_floats(a: array, b: array) -> bool:
+    """Equal columns where NaN (no value) equals NaN."""
+    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
+
+
 @dataclass(frozen=True)
 class DriveLog:
     """A whole recorded drive, ready to replay or to learn from."""
 
     name: str  # the file it came from
     format: str  # the registered format name, e.g. "carobd"
-    samples: tuple[Sample, ...]
+    samples: Samples  # any iterable of Sample is turned into columns
     errors: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # bad-row kind -> count
     time_base: str = ""  # one sentence: how log time was derived
     refresh_s: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))  # channel -> s
     hint: str = ""  # why no row could be used, when the reader can tell (for the error message)
+
+    def __post_init__(self):
+        if not isinstance(self.samples, Samples):
+            object.__setattr__(self, "samples", Samples(self.samples))
 
     @property
     def duration_s(self) -> float:
@@ -82,11 +183,11 @@ class DriveLog:
     @property
     def channels(self) -> tuple[str, ...]:
         """The channels this log delivers at least once (RPM before SPEED)."""
-        return tuple(ch for ch in (RPM, SPEED) if any(ch in s.fresh for s in self.samples))
+        return self.samples.channels()
 
     @property
     def has_gear(self) -> bool:
-        return any(s.gear is not None for s in self.samples)
+        return self.samples.has_gear()
 
     def max_age(self, channel: str, speed: float = 1.0) -> float:
         """How long (s) a reading of ``channel`` stays live when played at ``speed`` x real time.
@@ -136,7 +237,7 @@ def readings_from_log(log: DriveLog, source: str = "replay") -> list[Reading]:
     return [reading for _, readings in log.with_readings(source) for reading in readings]
 
 
-def refresh_intervals(samples: tuple[Sample, ...]) -> dict[str, float]:
+def refresh_intervals(samples: Iterable[Sample]) -> dict[str, float]:
     """Median interval (s) between fresh values of each channel; absent channels are left out."""
     out = {}
     for channel in (RPM, SPEED):
@@ -156,21 +257,19 @@ def refresh_intervals(samples: tuple[Sample, ...]) -> dict[str, float]:
     return out
 
 
-def make_log(name: str, format: str, samples: list[Sample], errors: Counter, time_base: str,
+def make_log(name: str, format: str, samples: Samples | Iterable[Sample], errors: Counter, time_base: str,
              hint: str = "") -> DriveLog:
-    """A DriveLog with log time starting at 0 (to the microsecond) and its refresh intervals measured."""
-    if not isinstance(samples, list):
-        samples = list(samples)
+    """A DriveLog with log time starting at 0 (to the microsecond) and its refresh intervals measured.
+
+    The readers append their rows to a :class:`Samples` as they go (never a list of Sample objects:
+    that held a long log at about 190 bytes a row), and it becomes the log's own, shifted in place.
+    """
+    if not isinstance(samples, Samples):
+        samples = Samples(samples)
     if samples and samples[0].t != 0.0:
-        t0 = samples[0].t  # e.g. a UNIX time: subtract before rounding away float noise
-        for s in samples:
-            # In place (the samples are this function's, not yet seen by anyone): a new Sample
-            # per row would hold a long log twice at the peak and fragment the heap after it.
-            object.__setattr__(s, "t", round(s.t - t0, 6))
-    frozen = tuple(samples)
-    samples.clear()
-    return DriveLog(name, format, frozen, MappingProxyType(dict(errors)), time_base,
-                    MappingProxyType(refresh_intervals(frozen)), hint)
+        samples.shift_time(samples[0].t)  # e.g. a UNIX time: subtract before rounding away float noise
+    return DriveLog(name, format, samples, MappingProxyType(dict(errors)), time_base,
+                    MappingProxyType(refresh_intervals(samples)), hint)
 
 
 # -- small parsers shared by the readers --------------------------------------

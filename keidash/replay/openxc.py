@@ -32,13 +32,15 @@ most :data:`RPM_HOLD_S`) and the latest gear (held at most :data:`GEAR_HOLD_S`).
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
+from array import array
 from collections import Counter
 from typing import Iterable
 
 from ..readings import RPM, SPEED
-from .log import GEAR_WORDS, BadRow, DriveLog, Sample, make_log, rpm_value, speed_value
+from .log import GEAR_WORDS, BadRow, DriveLog, Sample, Samples, make_log, rpm_value, speed_value
 
 #: vehicle_speed period when nothing better is known: the spec's 10 Hz
 NOMINAL_PERIOD_S = 0.1
@@ -79,9 +81,41 @@ def sniff(head: list[str]) -> bool:
     return False
 
 
+#: the signals a sample is made of, by code in :class:`_Messages` (any other is OTHER: its stamp still counts)
+OTHER, ENGINE_SPEED, VEHICLE_SPEED, GEAR = 0, 1, 2, 3
+_SIGNALS = {"engine_speed": ENGINE_SPEED, "vehicle_speed": VEHICLE_SPEED, "transmission_gear_position": GEAR}
+_SIGNALS.update({odometer: 4 + i for i, odometer in enumerate(ODOMETERS)})
+
+
+class _Messages:
+    """A trace's messages as columns (17 bytes a message, not a tuple of objects): the signal's code,
+    its value (a number; a gear by its number; NaN when the value is not a finite number or gear
+    word) and its timestamp (NaN when it has none). Samples need two passes over the messages:
+    an untimed trace's period comes from all of them first."""
+
+    def __init__(self):
+        self.signal, self.value, self.stamp = array("B"), array("d"), array("d")
+
+    def append(self, signal: str, value, stamp: float | None) -> None:
+        code = _SIGNALS.get(signal, OTHER)
+        if code == GEAR:
+            value = GEAR_WORDS.get(value.lower(), math.nan) if isinstance(value, str) else math.nan
+        else:
+            try:
+                value = float(value) if _is_number(value) else math.nan
+            except OverflowError:  # an integer past any float
+                value = math.nan
+        self.signal.append(code)
+        self.value.append(value)
+        self.stamp.append(math.nan if stamp is None else stamp)
+
+    def __iter__(self):
+        return zip(self.signal, self.value, self.stamp)
+
+
 def read(lines: Iterable[str], name: str = "log") -> DriveLog:
     errors: Counter[str] = Counter()
-    messages: list[tuple[str, object, float | None]] = []  # (name, value, timestamp)
+    messages = _Messages()
     for line in lines:
         if not line.strip():
             continue
@@ -105,14 +139,19 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
         if stamp is not None and not _is_number(stamp):
             errors["timestamp"] += 1
             continue
-        messages.append((str(message["name"]), message["value"], None if stamp is None else float(stamp)))
+        try:
+            stamp = None if stamp is None else float(stamp)
+        except OverflowError:
+            errors["timestamp"] += 1
+            continue
+        messages.append(str(message["name"]), message["value"], stamp)
 
-    timed = next((stamp is not None for signal, _, stamp in messages if signal == "vehicle_speed"), False)
+    timed = next((stamp == stamp for signal, _, stamp in messages if signal == VEHICLE_SPEED), False)
     if timed:
         period, time_base = None, "the trace's timestamps"
     else:
         period, time_base = _untimed_period(messages)
-    samples: list[Sample] = []
+    samples = Samples()
     rpm: tuple[float, float] | None = None  # (t, value) of the latest engine_speed
     rpm_new = False
     gear: tuple[float, int | None] | None = None
@@ -121,7 +160,7 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
     first_stamp = None
     for signal, value, stamp in messages:
         if timed:
-            if stamp is None:
+            if stamp != stamp:
                 errors["untimed"] += 1
                 continue
             stamp = stamp / 1000.0 if stamp > MS_TIMESTAMP_ABOVE else stamp
@@ -132,13 +171,13 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
                 continue
             t = max(t, stamp - first_stamp)  # messages interleaved out of order: keep file order
         try:
-            if signal == "engine_speed":
+            if signal == ENGINE_SPEED:
                 rpm, rpm_new = (t, rpm_value(_number(value))), True
-            elif signal == "transmission_gear_position":
-                if not isinstance(value, str) or value.lower() not in GEAR_WORDS:
+            elif signal == GEAR:
+                if value != value:
                     raise BadRow("gear")
-                gear = (t, GEAR_WORDS[value.lower()])
-            elif signal == "vehicle_speed":
+                gear = (t, int(value))
+            elif signal == VEHICLE_SPEED:
                 speed = speed_value(_number(value))
                 if not timed:
                     t = speed_count * period
@@ -146,7 +185,7 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
                 held_rpm = rpm[1] if rpm is not None and t - rpm[0] <= RPM_HOLD_S else None
                 held_gear = gear[1] if gear is not None and t - gear[0] <= GEAR_HOLD_S else None
                 fresh = (RPM, SPEED) if rpm_new and held_rpm is not None else (SPEED,)
-                if samples and t <= samples[-1].t:
+                if samples and t <= samples.last_t:
                     errors["time_backwards"] += 1
                     continue
                 samples.append(Sample(t, speed, held_rpm, held_gear, fresh))
@@ -160,11 +199,9 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _number(value) -> float:
-    if not _is_number(value):
-        raise BadRow("number")
-    value = float(value)
-    if value != value or value in (float("inf"), float("-inf")):
+def _number(value: float) -> float:
+    """A message's value as kept by _Messages: NaN (not a number) and infinities are bad."""
+    if not math.isfinite(value):
         raise BadRow("number")
     return value
 
@@ -172,22 +209,21 @@ def _number(value) -> float:
 def _untimed_period(messages) -> tuple[float, str]:
     """Seconds per vehicle_speed message, and how that was found."""
     for odometer in ODOMETERS:
+        code = _SIGNALS[odometer]
         travelled = 0.0  # km at the nominal 1 s per message, integrated over vehicle_speed
-        points = []  # (travelled, odometer km)
-        for signal, value, _ in messages:
-            if signal == "vehicle_speed" and _is_number(value) and 0 <= value <= 400:
-                travelled += value / 3600.0
-            elif signal == odometer and _is_number(value):
-                points.append((travelled, float(value)))
+        start = None  # (travelled, odometer km) where the current stretch began
         ratios = []
-        start = points[0] if points else None
-        for point in points[1:]:
-            if point[1] < start[1]:  # reset: start a new stretch
-                start = point
-            elif point[1] - start[1] >= ODOMETER_STRETCH_KM:
-                if point[0] > start[0]:
-                    ratios.append((point[1] - start[1]) / (point[0] - start[0]))
-                start = point
+        for signal, value, _ in messages:
+            if signal == VEHICLE_SPEED and 0 <= value <= 400:  # NaN (not a number) is neither
+                travelled += value / 3600.0
+            elif signal == code and value == value:
+                point = (travelled, value)
+                if start is None or point[1] < start[1]:  # the first, or a reset: start a new stretch
+                    start = point
+                elif point[1] - start[1] >= ODOMETER_STRETCH_KM:
+                    if point[0] > start[0]:
+                        ratios.append((point[1] - start[1]) / (point[0] - start[0]))
+                    start = point
         if len(ratios) >= MIN_STRETCHES:
             period = statistics.median(ratios)
             if 0.005 <= period <= 1.0:

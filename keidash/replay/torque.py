@@ -21,8 +21,8 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import (BadRow, DriveLog, Sample, csv_rows, fresh_channels, make_log, missing_column, number, rpm_value,
-                  speed_value)
+from .log import (BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, make_log, missing_column, number,
+                  rpm_value, speed_value)
 
 TIME_COLUMNS = ("Device Time", "GPS Time")
 RPM_PREFIX = "Engine RPM"
@@ -69,7 +69,7 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
     layout: _Layout | None = None
     seen_header = False
     errors: Counter[str] = Counter()
-    samples: list[Sample] = []
+    samples = Samples()
     speed_names = set()
     t0_time_name = None
     for row in csv_rows(lines):
@@ -102,7 +102,7 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
             rpm = _value(cells, layout.i_rpm, rpm_value)
             if speed is None and rpm is None:
                 continue  # Torque had no value yet for either PID: nothing was measured
-            if samples and t <= samples[-1].t:
+            if samples and t <= samples.last_t:
                 raise BadRow("time_backwards")
         except BadRow as bad:
             errors[bad.kind] += 1

@@ -24,7 +24,7 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import BOTH, DriveLog, Sample, make_log
+from .log import BOTH, DriveLog, Sample, Samples, make_log
 
 HEADER = "SQLite format 3\x00"
 
@@ -72,10 +72,10 @@ def _main_source(rows: list[tuple[float, float, str]]) -> str:
     return next(src for _, _, src in rows if counts[src] == most)
 
 
-def trip_samples(channels: dict[str, list[tuple[float, float]]]) -> list[Sample]:
+def trip_samples(channels: dict[str, list[tuple[float, float]]]) -> Samples:
     """Samples from (t, value) readings per channel: one per reading time, fresh where measured (pure)."""
     events = sorted((t, ch, v) for ch, rows in channels.items() for t, v in rows)
-    samples: list[Sample] = []
+    samples = Samples()
     latest: dict[str, float] = {}
     k = 0
     while k < len(events):
