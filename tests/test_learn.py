@@ -506,3 +506,26 @@ def test_live_learning_refining_its_ratios_never_blanks_the_gear():
     blanked = [s.t for s, a, b in zip(log.samples[first + 1:], rows[first:], rows[first + 1:])
                if a.gear_est > 0 and b.gear_est < 0 and s.moving]
     assert blanked == []
+
+
+def test_a_weak_1st_cluster_where_the_launches_lock_is_1st_seen_two_ways():
+    """The everyday driver's kei-day (seed 1, 5 Hz): by 4 minutes a handful of steady pairs (6) make
+    a weak cluster at 1st's ratio, too weak alone (confidence ~0.1), and the launches lock there
+    too (read against 2nd, they prove a gear above it). The same gear seen two ways: the
+    confidences combine, and the gears are numbered a minute sooner (before: not until the weak
+    cluster fell under the histogram's share and the launches alone made 1st)."""
+    from keidash.sim.recorded import virtual_log
+    log = virtual_log("hijet-s500p", "kei-day", "everyday", 420, rpm_hz=5, seed=1)
+    state = LearnerState()
+    for s in log.samples:
+        if s.t > 240.0:
+            break
+        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
+            if channel in s.fresh and value is not None:
+                state = learner_step(state, s.t, channel, value)
+    highest = clusters(state)[0]
+    truth = load_profile("hijet-s500p").rpm_per_kmh()[0] * 1.02  # the recorded speed reads 2 % low
+    assert highest.rpm_per_kmh == pytest.approx(truth, rel=0.05) and highest.mass < 20
+    result = learned(state, 5)
+    assert result.gears[0].samples == round(highest.mass)  # the histogram's cluster, not the launches' value
+    assert result.gears[0].confidence >= 0.5 and result.ready

@@ -814,9 +814,20 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     else:
         launch_first, confidence = None, 0.0
 
+    # A weak highest cluster (a few steady pairs: a kei truck's 1st is driven through, not held)
+    # where the launches lock, read against the cluster below it: the same gear seen two ways, the
+    # steady pairs and the pull-aways. Their confidences combine as independent evidence.
+    corroborated = None
+    if launch_first is None and len(cands) >= 2 and _confidence(cands[0]) < READY_CONFIDENCE:
+        locks = launch_gears(state, cands[1].rpm_per_kmh, idle_rpm).first_gear()
+        if locks is not None and abs(math.log(locks[0] / cands[0].rpm_per_kmh)) <= LOCK_TOL:
+            corroborated = 1.0 - (1.0 - _confidence(cands[0])) * (1.0 - locks[2])
+
     def gear(c: Cluster) -> GearRatio:
         if c is launch_first:
             return GearRatio(round(c.rpm_per_kmh, 2), round(confidence, 3), 0, round(c.spread, 4))
+        if corroborated is not None and c is cands[0]:
+            return replace(_gear(c), confidence=round(corroborated, 3))
         return _gear(c)
 
     if gears is None or len(cands) == gears:
