@@ -141,7 +141,7 @@ def logs_figures() -> dict:
             goals[f"{f.name}: speed only {100 * f.speed_only:.1f} % above the naive bands "
                   f"{100 * f.speed_only_naive:.1f} %"] = f.speed_only > f.speed_only_naive
         if f.of_oracle is not None:
-            goals[f"{f.name}: speed only {100 * f.of_oracle:.0f} % of the oracle >= {100 * GOAL_OF_ORACLE:g} %"] = (
+            goals[f"{f.name}: speed only {100 * f.of_oracle:.1f} % of the oracle >= {100 * GOAL_OF_ORACLE:g} %"] = (
                 f.of_oracle >= GOAL_OF_ORACLE)
         else:
             goals[f"{f.name}: speed only measured"] = False
