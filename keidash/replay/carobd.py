@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import statistics
+from array import array
 from collections import Counter
 from typing import Iterable
 
@@ -68,7 +69,9 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
     needed = max(i_time, i_rpm, i_speed)
 
     errors: Counter[str] = Counter()
-    parsed: list[tuple[int, float, float, float]] = []  # (row index, counter, rpm, speed)
+    # the good rows as columns (8 bytes a value, no object per row: a long log is read in a few
+    # tens of bytes a row): row index, run-time counter, rpm, speed
+    index_of, counter_of, rpm_of, speed_of = array("q"), array("d"), array("d"), array("d")
     for index, row in enumerate(rows):
         if row is not None and not any(cell.strip() for cell in row):
             continue
@@ -80,47 +83,58 @@ def read(lines: Iterable[str], name: str = "log") -> DriveLog:
             counter = number(row[i_time])
             if not 0 <= counter <= MAX_RUN_TIME_S:
                 raise BadRow("range")
-            parsed.append((index, counter, rpm_value(number(row[i_rpm])), speed_value(number(row[i_speed]))))
+            rpm, speed = rpm_value(number(row[i_rpm])), speed_value(number(row[i_speed]))
         except BadRow as bad:
             errors[bad.kind] += 1
+            continue
+        index_of.append(index)
+        counter_of.append(counter)
+        rpm_of.append(rpm)
+        speed_of.append(speed)
 
-    row_times, time_base = row_clock([(i, c) for i, c, _, _ in parsed])
-    times = [row_times(index) for index, _, _, _ in parsed]
-    changed = [fresh_channels([ch for ch, position in ((RPM, 2), (SPEED, 3))
-                               if k == 0 or parsed[k][position] != parsed[k - 1][position]])
-               for k in range(len(parsed))]
+    row_times, time_base = row_clock(index_of, counter_of)
+    times = array("d", (row_times(index) for index in index_of))
+    # per row, which values changed from the row before: bit 1 rpm, bit 2 speed (all at the first)
+    changed = bytearray((k == 0 or rpm_of[k] != rpm_of[k - 1]) | (k == 0 or speed_of[k] != speed_of[k - 1]) << 1
+                        for k in range(len(index_of)))
     cycle = _cycle_s([t for t, moved in zip(times, changed) if moved])
-    fresh_at = _polled(parsed, changed)
-    fresh_at.update(_repeats(times, sorted(fresh_at), cycle))
+    fresh = _polled(index_of, changed)
+    _repeats(times, fresh, cycle)
     samples = Samples()
-    for k in sorted(fresh_at):
-        _, _, rpm, speed = parsed[k]
+    for k, bits in enumerate(fresh):
+        if not bits:
+            continue
         if samples and times[k] <= samples.last_t:
             errors["time_backwards"] += 1
             continue
-        samples.append(Sample(times[k], speed, rpm, None, fresh_at[k]))
+        samples.append(Sample(times[k], speed_of[k], rpm_of[k], None, _CHANNELS[bits]))
     return make_log(name, "carobd", samples, errors,
                     f"{time_base}; a sample where rpm or speed was polled anew (cycle {cycle:.2f} s)")
 
 
-def _polled(parsed, changed) -> dict[int, tuple[str, ...]]:
-    """Row -> channels polled there, from the rows where a value changed."""
-    out: dict[int, tuple[str, ...]] = {}
+#: bits of a row's polls (1 rpm, 2 speed) -> Sample.fresh
+_CHANNELS = {1: fresh_channels([RPM]), 2: fresh_channels([SPEED]), 3: BOTH}
+
+
+def _polled(index_of, changed: bytearray) -> bytearray:
+    """Per good row, the channels polled there (bits: 1 rpm, 2 speed), from the rows where a value changed."""
+    out = bytearray(len(changed))
     for k, moved in enumerate(changed):
         if not moved:
             continue
-        index = parsed[k][0]
+        index = index_of[k]
         # the other value was polled in the same cycle, unless its poll landed in the row
         # just before or just after this one
-        after = changed[k + 1] if k + 1 < len(parsed) and parsed[k + 1][0] == index + 1 else ()
-        before = out.get(k - 1, ()) if k and parsed[k - 1][0] == index - 1 else ()
-        out[k] = fresh_channels(set(moved) | {ch for ch in BOTH if ch not in after and ch not in before})
+        after = changed[k + 1] if k + 1 < len(changed) and index_of[k + 1] == index + 1 else 0
+        before = out[k - 1] if k and index_of[k - 1] == index - 1 else 0
+        out[k] = moved | (3 & ~after & ~before)
     return out
 
 
-def _repeats(times: list[float], polls: list[int], cycle: float) -> dict[int, tuple[str, ...]]:
-    """Rows where polls that returned the same values fell: one per cycle in a long quiet stretch."""
-    out: dict[int, tuple[str, ...]] = {}
+def _repeats(times, fresh: bytearray, cycle: float) -> None:
+    """Mark in ``fresh`` the rows where polls that returned the same values fell: one per cycle in a
+    long quiet stretch between two rows that were polled."""
+    polls = [k for k, bits in enumerate(fresh) if bits]
     for a, b in zip(polls, polls[1:] + [len(times)]):
         end = times[b] - 0.5 * cycle if b < len(times) else times[-1]
         target = times[a] + cycle
@@ -130,9 +144,8 @@ def _repeats(times: list[float], polls: list[int], cycle: float) -> dict[int, tu
                 k -= 1
             if not a < k < b:
                 break
-            out[k] = BOTH
+            fresh[k] = 3
             target += cycle
-    return out
 
 
 def _cycle_s(change_times: list[float]) -> float:
@@ -149,22 +162,27 @@ def _cycle_s(change_times: list[float]) -> float:
     return statistics.fmean(g for g in gaps if g <= 1.5 * typical)
 
 
-def row_clock(counters: list[tuple[int, float]]):
-    """(row index -> s, one sentence) from the engine run-time counter of each good row."""
-    anchors = [(i, c) for (i, c), (_, before) in zip(counters[1:], counters) if c != before]
-    if len(anchors) >= 2 and all(b[1] > a[1] for a, b in zip(anchors, anchors[1:])):
-        fit = statistics.linear_regression([float(i) for i, _ in anchors], [c for _, c in anchors])
+def row_clock(indices, counters):
+    """(row index -> s, one sentence) from the engine run-time counter (``counters``) of each good
+    row (``indices``, rising)."""
+    anchor_i, anchor_c = array("d"), array("d")  # where the counter changed
+    for k in range(1, len(counters)):
+        if counters[k] != counters[k - 1]:
+            anchor_i.append(indices[k])
+            anchor_c.append(counters[k])
+    if len(anchor_i) >= 2 and all(anchor_c[k] > anchor_c[k - 1] for k in range(1, len(anchor_c))):
+        fit = statistics.linear_regression(anchor_i, anchor_c)
         period = fit.slope
-        worst = max(abs(c - (fit.intercept + period * i)) for i, c in anchors)
+        worst = max(abs(c - (fit.intercept + period * i)) for i, c in zip(anchor_i, anchor_c))
         if 0.05 <= period <= 5.0 and worst <= MAX_FIT_RESIDUAL_S:
             return (lambda index: index * period,
                     f"rows every {period:.4f} s (a line through the engine run-time counter, "
                     f"residuals within {worst:.1f} s)")
-    if len(anchors) < 2:
+    if len(anchor_i) < 2:
         return (lambda index: index * NOMINAL_ROW_S,
                 f"rows every {NOMINAL_ROW_S} s (nominal: the engine run-time counter never advanced)")
-    return _interpolated(anchors), ("interpolated between the engine run-time counter's changes "
-                                    "(it went backwards or the logger paused)")
+    return _interpolated([(int(i), c) for i, c in zip(anchor_i, anchor_c)]), (
+        "interpolated between the engine run-time counter's changes (it went backwards or the logger paused)")
 
 
 def _interpolated(anchors: list[tuple[int, float]]):
