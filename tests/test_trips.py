@@ -180,9 +180,9 @@ def test_the_record_that_saw_more_of_the_drive_gives_its_distance():
     assert summary.duration_s == pytest.approx(120.0) and summary.max_speed_kmh == 36.0
 
 
-def replayed_trip(tmp_path, speed: str) -> list[str]:
+def replayed_trip(tmp_path, speed: str) -> tuple[list[str], Path]:
     """A 120 s drive written as a plain CSV, replayed through the CLI into a trip log at
-    ``speed``; the `keidash trips` row of it, split."""
+    ``speed``; the `keidash trips` row of it, split, and the trip log."""
     log = tmp_path / f"drive-{speed}.csv"
     with open(log, "w", newline="") as f:
         out = csv.writer(f)
@@ -199,16 +199,24 @@ def replayed_trip(tmp_path, speed: str) -> list[str]:
     assert played.returncode == 0, played.stderr
     listed = subprocess.run([*cmd, "trips", str(db)], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
-    return listed.stdout.splitlines()[1].split()
+    return listed.stdout.splitlines()[1].split(), db
 
 
 @pytest.mark.parametrize("speed", ["0", "20"])
 def test_a_replay_at_any_speed_lists_the_drive_it_played(tmp_path, speed):
     """Played 20 times real time (6 s on the wall clock) or as fast as it goes (one frame),
-    the trip is the drive's 2 minutes and 1.5 km (30 s at 60 km/h ... : 0.5 + 1.0 km)."""
-    row = replayed_trip(tmp_path, speed)
-    h, m, sec = map(int, row[3].split(":"))
-    assert 119 <= 3600 * h + 60 * m + sec <= 122  # the dash's last frame may come a moment after the log's end
+    the trip is the drive's 2 minutes and 1.5 km (30 s at 60 km/h ... : 0.5 + 1.0 km): its length
+    runs to its last speed reading on the trip's own clock (or a frame at most MAX_GAP_S after it),
+    whatever the wall clock did."""
+    from keidash.cab.trip import MAX_GAP_S
+    row, db = replayed_trip(tmp_path, speed)
+    conn = sqlite3.connect(db)
+    try:
+        first, last = conn.execute("SELECT min(t), max(t) FROM readings WHERE channel = 'speed_kmh'").fetchone()
+    finally:
+        conn.close()
+    assert last - first == pytest.approx(120.0, abs=0.2)  # the drive's own time, not the seconds it played
+    assert reading.format_duration(last) <= row[3] <= reading.format_duration(last + MAX_GAP_S)
     assert float(row[4]) == pytest.approx(1.5, abs=0.05)  # km: 0-60 km/h in 60 s, then 60 s at 60
     assert float(row[6]) == pytest.approx(60.0, abs=1.0)  # top km/h
 

@@ -21,6 +21,7 @@ log, unknown trip) is one sentence in a ConfigError.
 from __future__ import annotations
 
 import bisect
+import math
 import datetime as dt
 import os
 import sqlite3
@@ -234,7 +235,8 @@ def covered_s(times: list[float]) -> float:
 
 def summarise(trip: Trip, trip_frames: list[Frame], speed_readings: list[tuple[float, float, str]] = ()
               ) -> TripSummary:
-    """Duration, distance and top speed of a trip, on the trip's own clock (its ``t`` column).
+    """Duration, distance and top speed of a trip, on the trip's own clock (its ``t`` column), up to
+    its last frame or speed reading (frames more than MAX_GAP_S after the last speed reading left out).
 
     The distance and top speed come from the record that saw more of the drive: the frames
     (what the dash showed) or one source's speed readings (the source that covers most of it).
@@ -246,10 +248,14 @@ def summarise(trip: Trip, trip_frames: list[Frame], speed_readings: list[tuple[f
     by_source: dict[str, list[tuple[float, float]]] = {}
     for t, v, source in speed_readings:
         by_source.setdefault(source, []).append((t, v))
-    records = [[(f.t, f.speed_kmh) for f in trip_frames]] + list(by_source.values())
+    # frames drawn more than a gap after the last speed reading (a replay that has run out, the
+    # dash closing down) show a held speed, not the drive
+    end = speed_readings[-1][0] + MAX_GAP_S if speed_readings else math.inf
+    shown = [(f.t, f.speed_kmh) for f in trip_frames if f.t <= end]
+    records = [shown] + list(by_source.values())
     speeds = max(records, key=lambda r: covered_s([t for t, _ in r]))  # the first (frames) on a tie
     known = [v for _, v in speeds if v is not None]
-    last = max([f.t for f in trip_frames[-1:]] + [t for t, _, _ in speed_readings[-1:]], default=None)
+    last = max([t for t, _ in shown[-1:]] + [t for t, _, _ in speed_readings[-1:]], default=None)
     if last is not None:
         duration = last
     elif trip.ended_unix is not None:
