@@ -91,8 +91,9 @@ def _strokes(text: str) -> int:
 
 
 def _transmission(text: str) -> str:
+    from .profiles import is_gearbox
     t = text.strip().upper().replace(" ", "")
-    if not t or not any(word in t for word in ("MT", "AT", "CVT", "MANUAL", "AUTO")):
+    if not is_gearbox(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a gearbox: say 5MT, 4MT+EL, 3AT, CVT, manual or automatic")
     return "MT" if t == "MANUAL" else "AT" if t in ("AUTOMATIC", "AUTO") else t
 

@@ -168,6 +168,19 @@ def test_keidash_run_refuses_a_source_option_out_of_range_before_the_drive_start
                                   f"0.1 to 20 simulated seconds per second, not '1e-300'")
 
 
+def test_a_vehicle_file_naming_no_gearbox_is_one_sentence(tmp_path):
+    # keidash eval's vehicle.toml "banana" was taken for a manual, and the owner never told
+    folder = tmp_path / "truck"
+    folder.mkdir()
+    (folder / "drive.csv").write_bytes((Path(__file__).parent / "data" / "drives" / "synthetic" /
+                                        "torque-synthetic.csv").read_bytes())
+    (folder / "vehicle.toml").write_text('transmission = "banana"\n', encoding="utf-8")
+    run = _cli("eval", str(folder))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (f"keidash: {folder / 'vehicle.toml'}: transmission must be text such as \"5MT\" "
+                                  f"or \"4AT\", not 'banana'")
+
+
 def _cli(*args):
     import os
     import subprocess
@@ -217,6 +230,8 @@ def _profile_with(key: str, value: str) -> str:
                            "not True"),
     ("gear_ratios", "[4.059, 1e308, 1.646, 1.0, 0.742]", "[gearbox]: gear_ratios must be a list of positive numbers"),
     ("transmission", "5", "[gearbox]: transmission must be text as the source gives it"),  # an AttributeError
+    ("transmission", '"banana"', "[gearbox]: transmission must be text as the source gives it, e.g. \"5MT\", "
+                                 "\"4MT+EL\", \"3AT\" or \"CVT\", not 'banana'"),  # was taken for a manual
     ("[tach]", "pulses_per_rev = 1e-300", "[tach]: pulses_per_rev must be a positive number from 0.25 to 24 "
                                            "pulses per revolution, not 1e-300"),
     ("[learned]", "rpm_per_kmh = [inf]\nconfidence = [1.0]", "[learned]: rpm_per_kmh must be a list of positive "

@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 
 from ..config import read_toml
 from ..errors import ConfigError
-from ..profiles import Profile, unknown_profile
+from ..profiles import Profile, is_gearbox, unknown_profile
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..replay import DriveLog, load_log
 from .drives import estimate_log, learn_truck
@@ -167,8 +167,8 @@ def vehicle_transmission(folder: str) -> str | None:
     # nested too deeply (tomllib's RecursionError was a traceback)
     value = read_toml(path, "vehicle file", ConfigError,
                       'a vehicle file is TOML text, e.g. transmission = "4AT"').get("transmission")
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{path}: transmission must be text such as \"5MT\" or \"4AT\"")
+    if value is not None and not is_gearbox(value):
+        raise ConfigError(f"{path}: transmission must be text such as \"5MT\" or \"4AT\", not {value!r}")
     return value
 
 

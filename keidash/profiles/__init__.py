@@ -122,6 +122,19 @@ class Profile:
 
 
 
+#: words one of which every gearbox's name holds ("5MT", "4MT+EL", "3AT", "CVT", "manual", "automatic")
+GEARBOX_WORDS = ("MT", "AT", "CVT", "MANUAL", "AUTO")
+
+
+def is_gearbox(text) -> bool:
+    """True when ``text`` names a gearbox as a profile, a vehicle file or ``--transmission`` may:
+    "banana" would be taken for a manual (the default) and its owner never told."""
+    if not isinstance(text, str):
+        return False
+    t = text.strip().upper().replace(" ", "")
+    return bool(t) and any(word in t for word in GEARBOX_WORDS)
+
+
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -219,7 +232,7 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
         raise ProfileError(f"{where}: extra_low_ratio {extra_low:g} must be above 1st gear's {ratios[0]:g}")
     gear_count = _number(gearbox_t, "gear_count", where)
     transmission = gearbox_t.get("transmission")
-    if transmission is not None and not isinstance(transmission, str):
+    if transmission is not None and not is_gearbox(transmission):
         raise ProfileError(f"{where}: transmission must be text as the source gives it, e.g. \"5MT\", "
                            f"\"4MT+EL\", \"3AT\" or \"CVT\", not {transmission!r}")
     if ratios and gear_count is not None and gear_count != len(ratios):
