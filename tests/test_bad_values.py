@@ -661,6 +661,10 @@ def test_a_read_only_file_is_called_read_only_not_a_read_only_file_system(tmp_pa
     import sys
     import tempfile
     from pathlib import Path
+    prefix = [sys.executable]
+    if os.geteuid() == 0:
+        from as_nobody import nobody_prefix
+        prefix = nobody_prefix()  # before anything is made: a skip leaves nothing behind in /tmp
     # as root, a folder of its own in /tmp: pytest's (under /tmp/pytest-of-root, 0700) nobody cannot enter
     folder = Path(tempfile.mkdtemp(prefix="keidash-ro-")) if os.geteuid() == 0 else tmp_path
     path = folder / "trips.db"
@@ -672,10 +676,7 @@ def test_a_read_only_file_is_called_read_only_not_a_read_only_file_system(tmp_pa
              "deadline = time.monotonic() + 30\n"
              "while not log.status() and time.monotonic() < deadline: time.sleep(0.02)\n"
              "print(log.status()); log.close()\n")
-    prefix = [sys.executable]
     if os.geteuid() == 0:
-        from as_nobody import nobody_prefix
-        prefix = nobody_prefix()
         folder.chmod(0o777)  # the folder is writable by the dash: only the file is read-only
     try:
         out = subprocess.run(prefix + ["-c", child, str(path)], capture_output=True, text=True, timeout=60,

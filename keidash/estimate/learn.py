@@ -255,17 +255,10 @@ class LearnedRatios:
                 or any(g.rpm_per_kmh is not None and g.confidence < READY_CONFIDENCE for g in self.gears)):
             return ()
         filled = list(known)
-        n = 0
-        while n < len(filled):
-            if filled[n] is None:
-                end = n
-                while filled[end] is None:
-                    end += 1
-                above, below, gap = filled[n - 1], filled[end], end - n + 1
-                for k in range(n, end):
-                    filled[k] = round(above * (below / above) ** ((k - n + 1) / gap), 2)
-                n = end
-            n += 1
+        found = [n for n, k in enumerate(known) if k is not None]
+        for a, b in zip(found, found[1:]):  # each gap between two found gears, in geometric steps
+            for n in range(a + 1, b):
+                filled[n] = round(known[a] * (known[b] / known[a]) ** ((n - a) / (b - a)), 2)
         return () if gearbox_problem(filled) else tuple(filled)
 
     @property

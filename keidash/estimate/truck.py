@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 #: said when the learner could not tell which gear the highest cluster is (LearnedRatios.numbering_certain)
 NUMBERING_UNCERTAIN = ("which gear each is cannot be told from these drives (no pull-away from a standstill "
                        "showed 1st): the numbers are the likeliest, not sure, and a profile written from them "
