@@ -241,25 +241,36 @@ class LearnedRatios:
 
     def bridged(self) -> tuple[float, ...]:
         """The ratios the dash may number the gears by: every gear's when :attr:`ready`; else, when
-        the only gears missing lie between two found ones (a gear driven too briefly to hold a
-        steady ratio, as a kei truck's 3rd often is), those found with the gaps bridged
-        geometrically, provided the gear count is given, which gear is 1st is certain, 1st and
-        top are found, every gear found is at least READY_CONFIDENCE sure and the whole set is a
-        gearbox's. A gear between two known ones has its number whatever its exact ratio: a
-        manual gearbox has no other forward ratio between them. () when none of that holds."""
+        the gears found at least READY_CONFIDENCE sure include 1st and top, which gear is 1st is
+        certain, the gear count is given and those sure gears can take no other numbers by
+        themselves (:func:`_numberings`: 1st and top included, as if the weak ones were not
+        there), every gear between them: a gear driven too briefly to
+        hold a steady ratio (as a kei truck's 2nd and 3rd often are) bridged geometrically, a
+        weak one found between two sure ones at its own ratio. A gear between two known ones has
+        its number whatever its exact ratio: a manual gearbox has no other forward ratio between
+        them, so a weak peak there cannot move a number, whether it is that gear or a phantom.
+        The whole set must be a gearbox's (with the weak ones' own ratios, else with them
+        bridged too). () when none of that holds."""
         if self.ready:
             return self.rpm_per_kmh()
-        known = [g.rpm_per_kmh for g in self.gears]
-        if (not self.gear_count_given or not self.numbering_certain or len(known) < 3
-                or known[0] is None or known[-1] is None
-                or any(g.rpm_per_kmh is not None and g.confidence < READY_CONFIDENCE for g in self.gears)):
+        sure = [n for n, g in enumerate(self.gears)
+                if g.rpm_per_kmh is not None and g.confidence >= READY_CONFIDENCE]
+        if (not self.gear_count_given or not self.numbering_certain or len(sure) < 3
+                or sure[0] != 0 or sure[-1] != len(self.gears) - 1):
             return ()
-        filled = list(known)
-        found = [n for n, k in enumerate(known) if k is not None]
-        for a, b in zip(found, found[1:]):  # each gap between two found gears, in geometric steps
-            for n in range(a + 1, b):
-                filled[n] = round(known[a] * (known[b] / known[a]) ** ((n - a) / (b - a)), 2)
-        return () if gearbox_problem(filled) else tuple(filled)
+        known = [self.gears[n].rpm_per_kmh for n in sure]
+        if _numberings(known, len(self.gears)) != [tuple(sure)]:
+            return ()  # the sure gears' numbers rest on a weak one
+        filled = [None] * len(self.gears)
+        for (a, ka), (b, kb) in zip(zip(sure, known), zip(sure[1:], known[1:])):
+            filled[a], filled[b] = ka, kb
+            for n in range(a + 1, b):  # each gap between two sure gears, in geometric steps
+                filled[n] = round(ka * (kb / ka) ** ((n - a) / (b - a)), 2)
+        own = [g.rpm_per_kmh if g.rpm_per_kmh is not None else k for g, k in zip(self.gears, filled)]
+        for ratios in (own, filled):
+            if not gearbox_problem(ratios):
+                return tuple(ratios)
+        return ()
 
     @property
     def confident(self) -> int:
@@ -689,6 +700,14 @@ def _gap_fits(ra: float, rb: float, gap: int) -> bool:
     if gap == 1:
         return step <= math.log(MAX_STEP)
     return step > math.log(MAX_STEP) and math.log(MIN_GEAR_STEP) <= step / gap <= math.log(MAX_STEP)
+
+
+def _numberings(ratios: list[float], gears: int) -> list[tuple[int, ...]]:
+    """Every numbering (slots, 0 = 1st) of found ``ratios`` (falling) among ``gears`` whose gaps all
+    fit (:func:`_gap_fits`), wherever the first and the last fall."""
+    return [chosen for chosen in combinations(range(gears), len(ratios))
+            if all(_gap_fits(ra, rb, sb - sa) for (sa, ra), (sb, rb)
+                   in zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])))]
 
 
 def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tuple[tuple[int, ...], bool]:
