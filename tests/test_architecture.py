@@ -36,7 +36,7 @@ TREE_MARKER = "<!-- tree:"
 SHARED = {"keidash.readings", "keidash.dashstate", "keidash.errors", "keidash.config", "keidash.gpio"}
 #: the estimator the dash runs: pure, so it may use only these (and itself)
 LIVE_ESTIMATOR = {f"keidash.estimate.{m}" for m in
-                  ("estimator", "learn", "gears", "shiftmap", "speedonly", "needle", "shift", "truck")}
+                  ("estimator", "learn", "gears", "lag", "shiftmap", "speedonly", "needle", "shift", "truck")}
 PURE_DEPENDENCIES = ("keidash.readings", "keidash.dashstate", "keidash.errors", "keidash.profiles")
 
 

@@ -38,7 +38,8 @@ from ..profiles import Engine, Profile
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, follow, gearbox_kind
-from .learn import LearnedRatios, LearnerState, learned, learner_step
+from .lag import LagState, lag_estimate, lag_step
+from .learn import LearnedRatios, LearnerState, forget_launches, learned, learner_step
 from .shiftmap import ShiftMap
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
@@ -114,6 +115,13 @@ class EstimatorState:
     cue: str | None = None
     cue_since: float = 0.0
     slowing: tuple[tuple[float, float], ...] = ()  # the shown speed's recent (t s, km/h): is it braking?
+    lag: LagState = LagState()  # how much later the speed is measured than the rpm (keidash.estimate.lag)
+    lag_s: float = 0.0  # that lag as applied: the speed's readings are taken as measured this long before
+    #                     their stamps (the rpm's, when negative)
+    lag_at: float = -math.inf  # t of the last look at the lag's evidence
+    held: tuple[tuple[str, float, float], ...] = ()  # (channel, t, value) of the channel measured first,
+    #                                                   waiting for the other's readings to pass its instant
+    released_t: float = -math.inf  # measurement time of the last reading fed to learning and the tracker
 
 
 @dataclass(frozen=True)
@@ -176,21 +184,84 @@ def step(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> Es
     state = replace(state, latest=MappingProxyType(latest))
     if reading.channel not in (RPM, SPEED):
         return state
+    best = _best(state, reading.channel, reading.t, config)
+    if best is not None and best[0] == reading.source:  # a lower-priority source: one time line per channel
+        state, released = _measured_order(state, reading, config)
+        late = SPEED if state.lag_s > 0.0 else RPM
+        measured = reading.t - abs(state.lag_s) if reading.channel == late else reading.t
+        now = ((reading.channel, measured, reading.value),)
+    else:
+        released = now = ()
     if not state.ratios and config.rpm_per_kmh:
         state = replace(state, ratios=config.rpm_per_kmh)
     elif not config.rpm_per_kmh and config.learn:
-        state = _learn(state, reading, config)
-    return _track(state, reading, config)
+        state = _learn(state, reading.t, released, config)
+    return _track(state, reading, config, now)
 
 
-def _learn(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> EstimatorState:
-    """Live ratio learning from the chosen rpm and speed sources."""
-    best = _best(state, reading.channel, reading.t, config)
-    if best is None or best[0] != reading.source:
-        return state  # a lower-priority source: one time line per channel
-    learner = learner_step(state.learner or LearnerState(), reading.t, reading.channel, reading.value)
+#: a reading of the channel measured first waits at most this long (s) beyond the lag for the other's
+HOLD_S = 2.0
+#: the lag applied changes only when the evidence moves it by at least this much (s)
+LAG_CHANGE_S = 0.1
+
+
+def _measured_order(state: EstimatorState, reading: Reading,
+                    config: EstimatorConfig) -> tuple[EstimatorState, tuple[tuple[str, float, float], ...]]:
+    """(state, the chosen sources' rpm and speed readings to learn from by now, in the order they
+    were measured: (channel, measurement time, value)).
+
+    With no lag (keidash.estimate.lag: the usual case, OBD's rpm and speed) each reading goes at
+    once. A speed measured ``lag_s`` before its stamp (a GPS) is taken at that instant, and each rpm
+    reading waits until a speed reading measured after it has arrived (at most HOLD_S beyond the
+    lag): learning pairs rpm and speed of one instant, ``lag_s`` later. A negative lag holds the
+    speed for the rpm the same way. (The gear tracker does not wait: it carries the speed to each
+    rpm reading's instant along its slope, :func:`keidash.estimate.gears.pair_step`.)"""
+    channel, t, value = reading.channel, reading.t, reading.value
+    lag = lag_step(state.lag, channel, t, value)
+    lag_s, lag_at = state.lag_s, state.lag_at
+    if t - lag_at >= config.relearn_every_s:
+        found, lag_at = lag_estimate(lag), t
+        if abs(found - lag_s) >= LAG_CHANGE_S or (found == 0.0) != (lag_s == 0.0):
+            # the speed's instants move: the tracker's recent speeds are on the old time line, and
+            # live learning's launches, paired across the lag (the speed changes fastest there), are
+            # learned afresh; its steady runs held the ratio still through the lag and are kept
+            learner = state.learner and forget_launches(state.learner)
+            state, lag_s = replace(state, pairing=Pairing(), learner=learner), found
+    state = replace(state, lag=lag, lag_s=lag_s, lag_at=lag_at)
+    if lag_s == 0.0 and not state.held:
+        return replace(state, released_t=t), ((channel, t, value),)
+    late = SPEED if lag_s > 0.0 else RPM  # the channel measured before its stamp says
+    if channel != late:
+        held = state.held + ((channel, t, value),)
+        due = [r for r in held if r[1] < t - abs(lag_s) - HOLD_S]  # the late channel has gone quiet
+        return _release(replace(state, held=held[len(due):]), tuple(due))
+    measured = t - abs(lag_s)
+    due = [r for r in state.held if r[1] <= measured]
+    state = replace(state, held=state.held[len(due):])
+    return _release(state, tuple(due) + ((channel, measured, value),))
+
+
+def _release(state: EstimatorState, readings: tuple[tuple[str, float, float], ...]):
+    """The readings not older than the last one released (a lag just applied moves the late channel's
+    instants back past readings already fed: those are dropped), and the state noting the newest."""
+    out, last = [], state.released_t
+    for r in readings:
+        if r[1] >= last:
+            out.append(r)
+            last = r[1]
+    return replace(state, released_t=last), tuple(out)
+
+
+def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, float], ...],
+           config: EstimatorConfig) -> EstimatorState:
+    """Live ratio learning from the chosen rpm and speed sources' readings, in measured order."""
+    if not released:
+        return state
+    learner = state.learner or LearnerState()
+    for channel, t, value in released:
+        learner = learner_step(learner, t, channel, value)
     state = replace(state, learner=learner)
-    if reading.t - state.learned_at < config.relearn_every_s:
+    if now - state.learned_at < config.relearn_every_s:
         return state
     found = learned(learner, config.gear_count, config.limits.idle_rpm)
     ratios = found.bridged() or state.ratios
@@ -201,7 +272,7 @@ def _learn(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
         # the lever held stay, as they do in the truck; starting the trackers again lost them at
         # each refinement (a coast to a stop in 5th with the clutch in walked down to 2nd)
         state = replace(state, ratios=ratios)
-    return replace(state, learned=found, learned_at=reading.t)
+    return replace(state, learned=found, learned_at=now)
 
 
 def learned_so_far(state: EstimatorState, config: EstimatorConfig) -> LearnedRatios | None:
@@ -211,7 +282,10 @@ def learned_so_far(state: EstimatorState, config: EstimatorConfig) -> LearnedRat
     return learned(state.learner, config.gear_count, config.limits.idle_rpm)
 
 
-def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> EstimatorState:
+def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig,
+           released: tuple[tuple[str, float, float], ...] = ()) -> EstimatorState:
+    """The shown gear, rpm and cue after ``reading``; ``released``: the chosen sources' rpm and speed
+    readings for the gear tracker, (channel, measured instant, value)."""
     t = reading.t
     speed = _best(state, SPEED, t, config)
     rpm = _best(state, RPM, t, config)
@@ -230,9 +304,9 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig) -> 
     low_range = False
     if rpm is not None:
         # pair by time, not by arrival: each rpm reading with the speed at its instant
-        if reading.source in (rpm[0], speed[0]):
-            pairing, tracker = follow(pairing, tracker, "rpm" if reading.channel == RPM else "speed", t,
-                                      reading.value, gear_model)
+        for channel, t_measured, value in released:
+            pairing, tracker = follow(pairing, tracker, "rpm" if channel == RPM else "speed", t_measured,
+                                      value, gear_model, state.lag_s)
         gear, shown_rpm, estimated, low_range = tracker.gear, rpm[1], False, tracker.low_range
         if config.gearbox == CVT:
             gear = None  # a CVT has no gears to show

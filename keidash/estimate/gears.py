@@ -574,7 +574,8 @@ MAX_CARRY_S = 0.5
 REPAIR_SHARE = 0.5
 
 
-def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[Pairing, tuple[float, float, float] | None]:
+def pair_step(pairing: Pairing, channel: str, t: float, value: float,
+              lag_s: float = 0.0) -> tuple[Pairing, tuple[float, float, float] | None]:
     """Fold one reading (``channel`` "rpm" or "speed") in; return (pairing, a (t, speed, rpm) pair or None).
 
     OBD asks one PID at a time, so rpm and speed are never measured together. Each rpm
@@ -583,7 +584,9 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[P
     make one). Pairing by time, not by arrival: the rpm is what jumps in a shift (1000
     rpm in a tenth of a second) while the speed moves smoothly, so the rpm is taken as
     measured and the speed brought to it, at once (no waiting for the next reading).
-    No pair when no speed was read in the last MAX_PAIR_SKEW_S.
+    No pair when no speed was read in the last MAX_PAIR_SKEW_S. ``lag_s``: the speed's readings
+    are stamped at the instant they were measured, this long before they arrived (a GPS:
+    keidash.estimate.lag); the latest is carried that much further to an rpm reading's instant.
     """
     if channel != "rpm":
         kept = tuple(r for r in pairing.speed if t - r[0] <= SLOPE_BASE_S + MAX_PAIR_SKEW_S)
@@ -594,18 +597,18 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float) -> tuple[P
     if not pairing.speed:
         return pairing, None
     t_s, v_s = pairing.speed[-1]
-    if abs(t - t_s) > MAX_PAIR_SKEW_S:
+    if abs(t - t_s) > MAX_PAIR_SKEW_S + lag_s:
         return pairing, None
     speed = v_s
     t_a, v_a = pairing.speed[0]
     if t_s - t_a >= SLOPE_BASE_S:
         slope = max(-MAX_SPEED_SLOPE, min(MAX_SPEED_SLOPE, (v_s - v_a) / (t_s - t_a)))
-        speed = max(0.0, v_s + slope * max(0.0, min(t - t_s, MAX_CARRY_S)))
+        speed = max(0.0, v_s + slope * max(0.0, min(t - t_s, MAX_CARRY_S + lag_s)))
     return pairing, (t, speed, value)
 
 
 def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, value: float,
-           model: GearModel) -> tuple[Pairing, TrackerState]:
+           model: GearModel, lag_s: float = 0.0) -> tuple[Pairing, TrackerState]:
     """Fold one reading (``channel`` "rpm" or "speed") into the pairing and the tracker.
 
     An rpm reading is judged at once, with the speed carried to its instant (:func:`pair_step`).
@@ -613,9 +616,10 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
     better than one carried along an old slope (a truck that stops braking between two 1 Hz
     readings), so the tracker is run again from where it stood before that rpm, with it. Causal:
     only readings already arrived are used; at 1 Hz the gear is corrected half a second later.
+    ``lag_s``: the speed's stamps are its measured instants, this long before it arrived (pair_step).
     """
     if channel == "rpm":
-        pairing, pair = pair_step(pairing, "rpm", t, value)
+        pairing, pair = pair_step(pairing, "rpm", t, value, max(lag_s, 0.0))
         if pair is None:
             return pairing, tracker
         return replace(pairing, pending=(tracker, t, value, pair[1])), track(tracker, *pair, model)

@@ -386,6 +386,13 @@ def _close_sequence(state: LearnerState) -> LearnerState:
                     launch_seqs=(state.launch_seqs + (state.launch_seq,))[-KEPT_LAUNCHES:])
 
 
+def forget_launches(state: LearnerState) -> LearnerState:
+    """The state without its launches: what it learned of 1st from pulling away is learned afresh
+    (after the speed's instants have moved: keidash.estimate.lag); the steady histogram is kept."""
+    return _replace(state, launches=_EMPTY, launch_pending=None, launch_seq=(), launch_seqs=(),
+                    launch_from=None, stopped_at=None, pairing=Pairing())
+
+
 def _replace(state: LearnerState, **changes) -> LearnerState:
     values = {name: getattr(state, name) for name in LearnerState.__dataclass_fields__}
     values.update(changes)

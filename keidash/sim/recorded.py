@@ -163,11 +163,14 @@ def poll_times(hz: float, offset_s: float, end_s: float, jitter_s: float, rng: r
 
 def record(trace: Trace, rpm_hz: float = 10.0, speed_hz: float | None = None, gear_hz: float | None = 10.0,
            seed: int = 0, rpm_sigma: float = DEFAULT_RPM_SIGMA, delay_s: tuple[float, float] = DEFAULT_DELAY_S,
-           poll_jitter_s: float = DEFAULT_POLL_JITTER_S) -> DriveLog:
+           poll_jitter_s: float = DEFAULT_POLL_JITTER_S, gps_lag_s: float | None = None,
+           gps_sigma_kmh: float = 0.2) -> DriveLog:
     """The trace as an OBD logger with a gear-position sensor records it (see the module's text).
 
     ``speed_hz`` None polls speed as often as rpm. Rows whose value would have been
-    measured before the truck started are not written.
+    measured before the truck started are not written. ``gps_lag_s``: the speed comes from a
+    GPS instead, measured this long before its stamp (the fix computed, then sent over a serial
+    line or filtered by a phone), with ``gps_sigma_kmh`` of noise and no whole-km/h steps.
     """
     speed_hz = speed_hz or rpm_hz
     if min(rpm_hz, speed_hz) <= 0 or (gear_hz is not None and gear_hz <= 0):
@@ -184,11 +187,15 @@ def record(trace: Trace, rpm_hz: float = 10.0, speed_hz: float | None = None, ge
     latest = {RPM: None, SPEED: None}
     for stamp, channel in polls:
         measured = stamp - rng.uniform(*delay_s)
+        if gps_lag_s is not None and channel == SPEED:
+            measured = stamp - gps_lag_s
         if measured < 0.0:
             continue
         if channel == RPM:
             value = max(0.0, trace.rpm_at(measured) + rng.gauss(0.0, rpm_sigma))
             latest[RPM] = round(value * 4) / 4  # OBD PID 0C: (256 A + B) / 4
+        elif gps_lag_s is not None:
+            latest[SPEED] = round(max(0.0, trace.speed_at(measured) + rng.gauss(0.0, gps_sigma_kmh)), 2)
         else:
             latest[SPEED] = float(math.floor(trace.speed_at(measured) + 0.5))  # PID 0D: whole km/h
         if gear_hz is None:
@@ -199,7 +206,8 @@ def record(trace: Trace, rpm_hz: float = 10.0, speed_hz: float | None = None, ge
         rows.append(Sample(round(stamp, 6), latest[SPEED], latest[RPM], gear, (channel,)))
     samples = tuple(rows)
     name = f"virtual {trace.profile} {trace.route} {trace.style} seed {trace.seed}"
-    time_base = (f"simulated: OBD rpm at {rpm_hz:g} Hz and speed at {speed_hz:g} Hz, polled in turn, each row "
+    speed_from = "OBD speed" if gps_lag_s is None else f"GPS speed {gps_lag_s:g} s late"
+    time_base = (f"simulated: OBD rpm at {rpm_hz:g} Hz and {speed_from} at {speed_hz:g} Hz, polled in turn, each row "
                  f"stamped when its reply arrived, measured {1000 * delay_s[0]:.0f}-{1000 * delay_s[1]:.0f} ms "
                  f"before; gear from the lever sensor at {'each row' if gear_hz is None else f'{gear_hz:g} Hz'}")
     return DriveLog(name, "virtual", samples, MappingProxyType({}), time_base,
@@ -212,7 +220,7 @@ def virtual_log(profile_name: str = "hijet-s500p", route: str | tuple[Leg, ...] 
                 **noise) -> DriveLog:
     """A virtual drive as a recorded one with the true gear labels: :func:`simulate` then :func:`record`.
 
-    ``noise``: ``rpm_sigma``, ``delay_s``, ``poll_jitter_s`` of :func:`record`.
+    ``noise``: ``rpm_sigma``, ``delay_s``, ``poll_jitter_s``, ``gps_lag_s``, ``gps_sigma_kmh`` of :func:`record`.
     """
     trace = simulate(profile_name, route, style, seconds, seed)
     return record(trace, rpm_hz, speed_hz, gear_hz, seed, **noise)
