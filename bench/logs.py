@@ -9,6 +9,11 @@ forking parent's own peak):
 * `replay LOG --headless --estimates OUT.csv`
 * `learn LOG`
 * `eval LOG`
+* `replay TRIPS.db --headless --estimates OUT.csv`: the same drive, as many samples, written into a
+  keidash trip log (its schema from keidash.triplog.writer.MIGRATIONS; an rpm and a speed reading
+  from "obd" at each time, as the dash logs an OBD adapter) and replayed from it
+
+`--only csv` or `--only triplog` runs one kind of log (the baselines run either way).
 
 Baselines, measured in the same run: the interpreter with keidash's command modules imported
 (a child that imports them and exits: its peak RSS), and csv.reader over the same file (a
@@ -29,29 +34,55 @@ import tempfile
 import time
 
 GOAL_MB = 150.0
+#: (kind of log, what the bench prints) -> the command's arguments after `python -m keidash`
 COMMANDS = {
-    "replay --estimates": lambda log, out: ["replay", log, "--headless", "--estimates", out],
-    "learn": lambda log, out: ["learn", log],
-    "eval": lambda log, out: ["eval", log],
+    ("csv", "replay --estimates"): lambda log, out: ["replay", log, "--headless", "--estimates", out],
+    ("csv", "learn"): lambda log, out: ["learn", log],
+    ("csv", "eval"): lambda log, out: ["eval", log],
+    ("triplog", "replay trips.db --est."): lambda log, out: ["replay", log, "--headless", "--estimates", out],
 }
 
 
-def write_log(path: str, rows: int) -> None:
+def drive_rows(rows: int):
+    """(time s, rpm, km/h, gear or None) of ``rows`` samples: the virtual drive end to end, rounded as
+    the CSV log writes them."""
     from keidash.sim.recorded import virtual_log
     drive = [s for s in virtual_log("hijet-s500p", "kei-day", seconds=900).samples
              if s.speed_kmh is not None and s.rpm is not None]
     span = drive[-1].t + 0.1
+    written = lap = 0
+    while written < rows:
+        for s in drive:
+            if written == rows:
+                return
+            yield round(lap * span + s.t, 3), float(round(s.rpm)), round(s.speed_kmh, 1), s.gear
+            written += 1
+        lap += 1
+
+
+def write_log(path: str, rows: int) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write("time_s,engine_rpm,speed_kmh,gear\n")
-        written = lap = 0
-        while written < rows:
-            for s in drive:
-                if written == rows:
-                    break
-                gear = "" if s.gear is None else s.gear
-                f.write(f"{lap * span + s.t:.3f},{s.rpm:.0f},{s.speed_kmh:.1f},{gear}\n")
-                written += 1
-            lap += 1
+        for t, rpm, kmh, gear in drive_rows(rows):
+            f.write(f"{t:.3f},{rpm:.0f},{kmh:.1f},{'' if gear is None else gear}\n")
+
+
+def write_trip_log(path: str, rows: int) -> None:
+    """A trip log (keidash's schema) holding one trip of ``rows`` samples: 2 x ``rows`` readings."""
+    import sqlite3
+    from keidash.triplog.writer import migrate
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn)
+        conn.execute("BEGIN")
+        trip = conn.execute("INSERT INTO trips (started_unix, ended_unix, profile, sources) "
+                            "VALUES (1767225600.0, NULL, 'hijet-s500p', 'obd')").lastrowid
+        conn.executemany("INSERT INTO readings (trip, t, channel, value, source) VALUES (?, ?, ?, ?, 'obd')",
+                         ((trip, t, channel, value) for t, rpm, kmh, _ in drive_rows(rows)
+                          for channel, value in (("rpm", rpm), ("speed_kmh", kmh))))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
 
 
 #: run in each child: its own peak RSS (VmHWM, which belongs to the process's memory since its exec) is written
@@ -97,23 +128,30 @@ SPLIT = "import csv, sys\nwith open(sys.argv[1], newline='') as f:\n    sum(1 fo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000, help="rows of the long log (default 500000)")
+    parser.add_argument("--only", choices=("csv", "triplog"), help="run the commands on this kind of log only")
     args = parser.parse_args()
+    kinds = (args.only,) if args.only else ("csv", "triplog")
     lengths = (args.rows // 5, args.rows)
     failed = False
     with tempfile.TemporaryDirectory() as folder:
         logs = {}
         for rows in lengths:
-            logs[rows] = os.path.join(folder, f"drive-{rows}.csv")
-            write_log(logs[rows], rows)
+            logs["csv", rows] = os.path.join(folder, f"drive-{rows}.csv")
+            write_log(logs["csv", rows], rows)
+            if "triplog" in kinds:
+                logs["triplog", rows] = os.path.join(folder, f"trips-{rows}.db")
+                write_trip_log(logs["triplog", rows], rows)
         out = os.path.join(folder, "estimates.csv")
         base_mb = run([IMPORTS])[0]
-        split_s = [run([SPLIT, logs[rows]])[1] for rows in lengths]
+        split_s = [run([SPLIT, logs["csv", rows]])[1] for rows in lengths]
         more = lengths[1] - lengths[0]
         split_us = (split_s[1] - split_s[0]) / more * 1e6  # start-up cancels out
-        print(f"logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet, CSV); baselines: keidash imported "
+        print(f"logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet: {' and '.join(kinds)}); baselines: keidash imported "
               f"{base_mb:.1f} MB peak RSS, csv.reader {split_us:.2f} us per row")
-        for name, arguments in COMMANDS.items():
-            figures = {rows: run(["-m", "keidash", *arguments(logs[rows], out)]) for rows in lengths}
+        for (kind, name), arguments in COMMANDS.items():
+            if kind not in kinds:
+                continue
+            figures = {rows: run(["-m", "keidash", *arguments(logs[kind, rows], out)]) for rows in lengths}
             (short_mb, short_s, short_rc), (long_mb, long_s, long_rc) = figures[lengths[0]], figures[lengths[1]]
             per_row = (long_mb - short_mb) * 1024 * 1024 / more
             us = (long_s - short_s) / more * 1e6
@@ -121,7 +159,7 @@ def main() -> int:
             crashed = max(short_rc, long_rc) > 1
             ok = long_mb < GOAL_MB and not crashed
             failed |= not ok
-            print(f"  {name:18s} {short_mb:6.1f} / {long_mb:6.1f} MB peak ({short_mb / base_mb:.2f}x / "
+            print(f"  {name:22s} {short_mb:6.1f} / {long_mb:6.1f} MB peak ({short_mb / base_mb:.2f}x / "
                   f"{long_mb / base_mb:.2f}x the import), {per_row:4.0f} bytes per row more; "
                   f"{us:5.0f} us per row ({us / split_us:4.0f}x csv.reader) (goal < {GOAL_MB:g} MB at "
                   f"{lengths[1]}) {'ok' if ok else 'MISSED'}{' (exit ' + str(long_rc) + ')' if crashed else ''}")

@@ -124,18 +124,86 @@ def trapezoid_km(points) -> float:
 def test_trips_lists_both_trips(trip_db, drive, capsys, utc):
     assert reading.trips_main(str(trip_db)) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3  # header and two trips
+    assert len(lines) == 4  # header, two trips and the note on their dates
     one = lines[1].split()
     # trip 1 by hand: 29.9 s at 10 m/s + 0.1 s from 10 to 20 m/s + 29.9 s at 20 m/s = 898.5 m
-    assert one[:4] == ["1", "2026-01-01", "00:00", "0:01:00"]
+    assert one[:4] == ["1", "2026-01-01", "00:00?", "0:01:00"]  # a v1 log: no date was confirmed
     assert one[4:8] == ["0.9", f"{0.8985 / 1.609344:.1f}", "72", "hijet-s500p"]
     two = lines[2].split()
     km = trapezoid_km([(s.t, s.speed_kmh) for s in drive.samples])
-    assert two[0] == "2" and two[1:3] == ["2026-01-01", "01:00"]
+    assert two[0] == "2" and two[1:3] == ["2026-01-01", "01:00?"]
     assert two[3] == reading.format_duration(drive.samples[-1].t)  # not ended: as far as the log goes
     assert float(two[4]) == pytest.approx(km, abs=0.05) and km > 0.5
     assert float(two[6]) == pytest.approx(max(s.speed_kmh for s in drive.samples), abs=0.5)
     assert lines[2].endswith("- (not ended)")
+    assert lines[3] == reading.UNCONFIRMED_NOTE
+
+
+def _dated_trips(tmp_path) -> Path:
+    """A trip log written by keidash's writer: trip 1 on a clock NTP had synchronized (its
+    timesyncd file there), trip 2, a day later, on a clock nothing confirmed (a Pi booted
+    without network or GPS fix)."""
+    from keidash.dashstate import DashState
+    from keidash.readings import Reading
+    from keidash.triplog.clock import WallClock
+    from keidash.triplog.writer import TripLog
+    path = tmp_path / "trips.db"
+    synchronized = tmp_path / "synchronized"
+    for start, confirmed in ((T1_START, True), (T1_START + 86400.0, False)):
+        if confirmed:
+            synchronized.touch()
+        elif synchronized.exists():
+            synchronized.unlink()
+        log = TripLog(str(path), profile="hijet-s500p", sources="obd", clock=lambda: start, mono=lambda: 0.0,
+                      keep_days=365, max_mb=None, commit_every_s=0.02, retry_s=0.02,
+                      wall=WallClock(lambda: start, lambda: 0.0, synchronized=str(synchronized)))
+        for k in range(121):  # 60 s at 36 km/h, a reading and a frame every 0.5 s
+            log.readings([Reading(k / 2, "speed_kmh", 36.0, "obd")], k / 2)
+            log.frame(DashState(k / 2, "Hijet", 3000.0, False, 36.0, 3, None, 5500.0, 6500.0, 8000.0), k / 2)
+        log.close()
+    return path
+
+
+def test_keidash_trips_marks_a_date_no_clock_confirmed(tmp_path):
+    """keidash trips on a trip log the dash wrote: the trip dated by an NTP-synchronized clock is
+    listed as it was; the other's date gets a "?" and one line under the table says what it means
+    (and that such a trip is never deleted by age). A log of confirmed trips only has no note."""
+    path = _dated_trips(tmp_path)
+    env = {**__import__("os").environ, "TZ": "UTC"}
+    listed = subprocess.run([sys.executable, "-m", "keidash", "trips", str(path)], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 4, listed.stdout
+    assert lines[1].split()[:4] == ["1", "2026-01-01", "00:00", "0:01:00"]
+    assert lines[2].split()[:4] == ["2", "2026-01-02", "00:00?", "0:01:00"]
+    assert lines[3] == ("? the date is the Pi's clock, not confirmed by NTP or the GPS, and may be wrong: "
+                        "such a trip is never deleted by age, only by the size limit")
+    assert lines[0].index("duration") + len("duration") == lines[1].index("0:01:00") + len("0:01:00")
+    assert lines[2].index("0:01:00") == lines[1].index("0:01:00")  # the mark shifts no column
+
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM trips WHERE id = 2")
+    db.commit()
+    db.close()
+    listed = subprocess.run([sys.executable, "-m", "keidash", "trips", str(path)], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2, listed.stdout
+    assert "?" not in listed.stdout
+
+
+def test_the_report_says_when_a_trips_date_was_not_confirmed(tmp_path):
+    path = _dated_trips(tmp_path)
+    pages = {}
+    for trip in ("1", "2"):
+        out = tmp_path / f"trip{trip}.html"
+        made = subprocess.run([sys.executable, "-m", "keidash", "report", str(path), "--trip", trip, "-o", str(out)],
+                              capture_output=True, text=True, timeout=120,
+                              env={**__import__("os").environ, "TZ": "UTC"})
+        assert made.returncode == 0, made.stderr
+        pages[trip] = out.read_text()
+    assert "<td>2026-01-01 00:00</td>" in pages["1"] and "not confirmed" not in pages["1"]
+    assert f"<td>2026-01-02 00:00?<br>{reading.UNCONFIRMED_NOTE}</td>" in pages["2"]
 
 
 def test_summary_distance_is_the_integrated_speed(trip_db):
@@ -451,9 +519,139 @@ def test_replay_of_a_named_trip_keeps_the_main_speed_source(trip_db):
 
 def test_replay_holds_the_channel_not_measured():
     from keidash.replay.triplog import trip_samples
-    samples = trip_samples({"rpm": [(0.0, 900.0), (1.0, 950.0)], "speed_kmh": [(0.5, 10.0), (1.0, 12.0)]})
+    samples = trip_samples([(0.0, "rpm", 900.0), (0.5, "speed_kmh", 10.0), (1.0, "rpm", 950.0),
+                            (1.0, "speed_kmh", 12.0)])
     assert [(s.t, s.speed_kmh, s.rpm, s.fresh) for s in samples] == [
         (0.0, None, 900.0, ("rpm",)), (0.5, 10.0, 900.0, ("speed_kmh",)), (1.0, 12.0, 950.0, ("rpm", "speed_kmh"))]
+
+
+def read_whole(path):
+    """The last trip of a trip log as the replay read it before it streamed: every rpm and speed
+    reading fetched into Python, the main source's picked, all sorted, grouped by time."""
+    from collections import Counter
+
+    from keidash.replay.log import Sample, make_log
+    db = sqlite3.connect(path)
+    try:
+        trip = db.execute("SELECT max(id) FROM trips").fetchone()[0]
+        by_channel = {ch: db.execute("SELECT t, value, source FROM readings WHERE trip = ? AND channel = ? "
+                                     "ORDER BY t", (trip, ch)).fetchall() for ch in ("rpm", "speed_kmh")}
+    finally:
+        db.close()
+    picked = {}
+    for ch, rows in by_channel.items():
+        counts = Counter(src for _, _, src in rows)
+        picked[ch] = next(src for _, _, src in rows if counts[src] == max(counts.values()))
+    events = sorted((t, ch, v) for ch, rows in by_channel.items() for t, v, src in rows if src == picked[ch])
+    samples, latest, k = [], {}, 0
+    while k < len(events):
+        t, fresh = events[k][0], set()
+        while k < len(events) and events[k][0] == t:
+            latest[events[k][1]] = events[k][2]
+            fresh.add(events[k][1])
+            k += 1
+        samples.append(Sample(t, latest.get("speed_kmh"), latest.get("rpm"), None,
+                              tuple(ch for ch in ("rpm", "speed_kmh") if ch in fresh)))
+    used = ", ".join(f"{ch} from {src}" for ch, src in picked.items())
+    return make_log(str(path), "triplog", samples, Counter(),
+                    f"trip {trip}: times as recorded (s since the trip started); {used}")
+
+
+def test_replay_of_a_trip_the_dash_wrote_reads_the_samples_it_read_before_streaming(tmp_path, drive):
+    """A real drive written by keidash's own writer, with a GPS speed (outnumbered), a coolant
+    temperature and an rpm read twice at one time among its readings: the streamed replay gives,
+    sample by sample, what fetching every row and sorting them in Python gave."""
+    from keidash.readings import Reading
+    from keidash.triplog.writer import TripLog
+    path = tmp_path / "trips.db"
+    log = TripLog(str(path), profile="hijet-s500p", sources="obd,gps", clock=lambda: T1_START,
+                  mono=lambda: 0.0, keep_days=None, max_mb=None, commit_every_s=0.02, retry_s=0.02)
+    readings = [Reading(s.t, ch, s.rpm if ch == "rpm" else s.speed_kmh, "obd")
+                for s in drive.samples for ch in s.fresh]
+    readings += [Reading(k + 0.05, "speed_kmh", 30.0 + k % 7, "gps") for k in range(int(drive.duration_s))]
+    readings += [Reading(k * 10.0, "coolant_c", 80.0, "obd") for k in range(int(drive.duration_s // 10))]
+    twice = drive.samples[100]
+    readings += [Reading(twice.t, "rpm", twice.rpm + 50.0, "obd")]  # a second rpm at one time: the larger wins
+    readings.sort(key=lambda r: r.t)
+    for k in range(0, len(readings), 500):
+        log.readings(readings[k:k + 500], readings[min(k + 499, len(readings) - 1)].t)
+    log.close()
+    streamed, whole = load_log(path), read_whole(path)
+    assert len(streamed.samples) == len(whole.samples) == len(drive.samples)
+    for k, (got, want) in enumerate(zip(streamed.samples, whole.samples)):
+        assert got == want, f"sample {k}"
+    assert (streamed.time_base, streamed.refresh_s) == (whole.time_base, whole.refresh_s)
+    assert "speed_kmh from obd" in streamed.time_base
+    assert streamed.samples[100].rpm == twice.rpm + 50.0
+    assert [(s.t, s.speed_kmh, s.fresh) for s in streamed.samples[99:102:2]] == [
+        (pytest.approx(w.t, abs=1e-9), w.speed_kmh, w.fresh) for w in drive.samples[99:102:2]]
+
+
+def _long_trip_log(path: Path, samples: int) -> Path:
+    """One trip of ``samples`` times, an rpm and a speed reading from OBD at each (keidash's schema)."""
+    from keidash.triplog.writer import migrate
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(db)
+        db.execute("BEGIN")
+        db.execute("INSERT INTO trips (id, started_unix, profile, sources) VALUES (1, ?, '', 'obd')", (T1_START,))
+        db.executemany("INSERT INTO readings VALUES (1, ?, ?, ?, 'obd')",
+                       ((i * 0.1, ch, v) for i in range(samples)
+                        for ch, v in (("rpm", 2000.0 + i % 1000), ("speed_kmh", 40.0 + i % 7))))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return path
+
+
+def test_a_long_trip_is_read_into_columns_not_fetched_whole(tmp_path):
+    """A trip's readings come from SQLite's cursor straight into the log's columns (26 bytes a
+    sample): fetching them all into Python rows and sorting them took about 650 bytes a sample at the
+    peak. The cost of a sample is the difference between a short and a long trip, so the
+    interpreter's and the imports' memory cancel out (tracemalloc counts Python's allocations;
+    SQLite's own page cache is bounded, 2 MB by default)."""
+    import tracemalloc
+    figures = {}
+    for samples in (4_000, 40_000):
+        path = _long_trip_log(tmp_path / f"trips-{samples}.db", samples)
+        tracemalloc.start()
+        log = load_log(path)
+        held, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert len(log.samples) == samples and log.samples[-1].fresh == ("rpm", "speed_kmh")
+        figures[samples] = held, peak
+        del log
+    held_per_sample = (figures[40_000][0] - figures[4_000][0]) / 36_000
+    peak_per_sample = (figures[40_000][1] - figures[4_000][1]) / 36_000
+    assert held_per_sample < 40, f"{held_per_sample:.0f} bytes a sample held"
+    assert peak_per_sample < 120, f"{peak_per_sample:.0f} bytes a sample at the peak"
+
+
+def test_a_reading_that_is_not_a_number_is_a_bad_row_of_the_replay(tmp_path):
+    """Another program's rows in a trip log (text where a number belongs, an infinity: keidash's
+    writer drops both) are counted and skipped as bad rows, as every log reader does, and the
+    replay plays the rest (it was a ValueError traceback)."""
+    db = new_db(tmp_path / "odd.db")
+    db.execute("INSERT INTO trips VALUES (1, ?, ?, '', 'obd')", (T1_START, T1_START + 5))
+    db.executemany("INSERT INTO readings VALUES (1, ?, ?, ?, 'obd')",
+                   [(0.0, "rpm", 900.0), (0.0, "speed_kmh", 0.0), (1.0, "rpm", "fast"),
+                    (1.0, "speed_kmh", 5.0), (2.0, "rpm", 1500.0), (2.0, "speed_kmh", float("inf")),
+                    (3.0, "rpm", 1600.0), (3.0, "speed_kmh", 12.0)])
+    db.commit()
+    db.close()
+    out = tmp_path / "estimates.csv"
+    played = subprocess.run([sys.executable, "-m", "keidash", "replay", str(tmp_path / "odd.db"), "--headless",
+                             "--estimates", str(out)], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert played.returncode == 0, played.stderr
+    assert "Traceback" not in played.stderr
+    assert "2 bad rows skipped (2 number)" in played.stdout + played.stderr
+    log = load_log(tmp_path / "odd.db")
+    assert [(s.t, s.rpm, s.speed_kmh, s.fresh) for s in log.samples] == [
+        (0.0, 900.0, 0.0, ("rpm", "speed_kmh")), (1.0, 900.0, 5.0, ("speed_kmh",)), (2.0, 1500.0, 5.0, ("rpm",)),
+        (3.0, 1600.0, 12.0, ("rpm", "speed_kmh"))]
+    with open(out, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4
 
 
 def test_replay_of_a_trip_without_rpm_or_speed(tmp_path):

@@ -6,7 +6,8 @@ mode: a ``trips`` row per drive, every ``readings`` row the sources delivered
 saw, at most 10 Hz). This module only reads it, through a read-only
 connection, so it can run while the dash is writing the same file.
 
-- :func:`trips_main` lists the trips: start, duration, distance, top speed.
+- :func:`trips_main` lists the trips: start, duration, distance, top speed; a start that no
+  confirmed clock dated (``clock_confirmed``, keidash.triplog.clock) is marked "?".
 - :mod:`keidash.triplog.report` (``keidash report``) and :mod:`keidash.triplog.export`
   (``keidash export``) build on the reading and summing-up functions here.
 
@@ -25,6 +26,7 @@ import math
 import datetime as dt
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -59,6 +61,7 @@ class Trip:
     profile: str  # the profile name (or path) the dash ran with, '' when none
     sources: str  # the sources' names as stored
     bad_values: int = 0  # values the dash dropped as not numbers (schema v2; 0 before)
+    clock_confirmed: bool = False  # the UNIX times are from a clock NTP or the GPS confirmed (v2; never in v1)
 
 
 @dataclass(frozen=True)
@@ -149,12 +152,21 @@ def _query(db: sqlite3.Connection, path: str, sql: str, args: tuple = ()) -> lis
         raise _db_error(path, exc) from None
 
 
+def stream(db: sqlite3.Connection, path: str, sql: str, args: tuple = ()) -> Iterator[tuple]:
+    """The rows of a query one at a time from SQLite's cursor (a long trip is never held whole);
+    its errors, when it starts or midway, are the sentences of :func:`_db_error`."""
+    try:
+        yield from db.execute(sql, args)
+    except sqlite3.DatabaseError as exc:
+        raise _db_error(path, exc) from None
+
+
 def list_trips(db: sqlite3.Connection, path: str = "trip log") -> list[Trip]:
     v2 = "bad_values" in {row[1] for row in _query(db, path, "PRAGMA table_info(trips)")}
     rows = _query(db, path, "SELECT id, started_unix, ended_unix, profile, sources, "
-                            f"{'bad_values' if v2 else '0'} FROM trips ORDER BY id")
-    return [Trip(int(i), float(s), None if e is None else float(e), p or "", src or "", int(bad or 0))
-            for i, s, e, p, src, bad in rows]
+                            f"{'bad_values, clock_confirmed' if v2 else '0, 0'} FROM trips ORDER BY id")
+    return [Trip(int(i), float(s), None if e is None else float(e), p or "", src or "", int(bad or 0), bool(dated))
+            for i, s, e, p, src, bad, dated in rows]
 
 
 def find_trip(db: sqlite3.Connection, trip: str | int, path: str = "trip log") -> Trip:
@@ -402,18 +414,31 @@ def local_time(unix: float) -> str:
     return dt.datetime.fromtimestamp(unix).strftime("%Y-%m-%d %H:%M")
 
 
+#: after a start the clock did not confirm (``keidash trips``, the report), and what it means
+UNCONFIRMED_MARK = "?"
+UNCONFIRMED_NOTE = ("? the date is the Pi's clock, not confirmed by NTP or the GPS, and may be wrong: "
+                    "such a trip is never deleted by age, only by the size limit")
+
+
+def start_time(trip: Trip) -> str:
+    """The trip's start in local time, marked when no confirmed clock dated it."""
+    return local_time(trip.started_unix) + ("" if trip.clock_confirmed else UNCONFIRMED_MARK)
+
+
 def trips_table(summaries: list[TripSummary]) -> str:
-    """The ``keidash trips`` table, one line per trip."""
-    header = f"{'trip':>5}  {'start (local)':<16}  {'duration':>8}  {'km':>7}  {'miles':>7}  {'top km/h':>8}  profile"
+    """The ``keidash trips`` table, one line per trip (and a note when a start is marked)."""
+    header = f"{'trip':>5}  {'start (local)':<17} {'duration':>8}  {'km':>7}  {'miles':>7}  {'top km/h':>8}  profile"
     lines = [header]
     for s in summaries:
         top = f"{s.max_speed_kmh:.0f}" if s.max_speed_kmh is not None else "-"
         running = "" if s.trip.ended_unix is not None else " (not ended)"
         bad = s.trip.bad_values
         dropped = f" ({bad} bad value{'' if bad == 1 else 's'} dropped)" if bad else ""
-        lines.append(f"{s.trip.id:>5}  {local_time(s.trip.started_unix):<16}  {format_duration(s.duration_s):>8}  "
+        lines.append(f"{s.trip.id:>5}  {start_time(s.trip):<17} {format_duration(s.duration_s):>8}  "
                      f"{s.distance_km:>7.1f}  {s.distance_km / KM_PER_MILE:>7.1f}  {top:>8}  "
                      f"{s.trip.profile or '-'}{running}{dropped}")
+    if not all(s.trip.clock_confirmed for s in summaries):
+        lines.append(UNCONFIRMED_NOTE)
     return "\n".join(lines)
 
 

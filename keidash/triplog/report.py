@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from ..cab.trip import MAX_GAP_S
 from ..errors import ConfigError
 from ..readings import SPEED
-from .reading import (INSTALL_REPORT, KM_PER_MILE, LAST, Event, Frame, Trip, TripSummary, channel_readings, find_trip,
-                      format_duration, frames, local_time, lugging, open_trip_log, over_revs, summarise, time_in_gear,
-                      trip_limits, trip_ratios)
+from .reading import (INSTALL_REPORT, KM_PER_MILE, LAST, UNCONFIRMED_NOTE, Event, Frame, Trip, TripSummary,
+                      channel_readings, find_trip, format_duration, frames, lugging, open_trip_log, over_revs,
+                      start_time, summarise, time_in_gear, trip_limits, trip_ratios)
 
 
 # the chart's colours: the dash's cue lamps (amber up, blue down), red for over the red line
@@ -119,7 +119,7 @@ def report_html(report: Report) -> str:
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head><body>
 <h1>Trip {s.trip.id}</h1>
 <table class="summary">
-<tr><th>start (local)</th><td>{e(local_time(s.trip.started_unix))}</td></tr>
+<tr><th>start (local)</th><td>{e(start_time(s.trip))}{'' if s.trip.clock_confirmed else '<br>' + e(UNCONFIRMED_NOTE)}</td></tr>
 <tr><th>duration</th><td>{format_duration(s.duration_s)}</td></tr>
 <tr><th>distance</th><td>{s.distance_km:.2f} km ({s.distance_km / KM_PER_MILE:.2f} miles)</td></tr>
 <tr><th>top speed</th><td>{top}</td></tr>
