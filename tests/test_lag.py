@@ -99,3 +99,21 @@ def test_forgetting_the_launches_keeps_the_steady_histogram():
 def _learner():
     from keidash.estimate.learn import LearnerState
     return LearnerState()
+
+
+def test_an_rpm_judged_with_a_carried_speed_is_judged_again_when_the_late_speed_brackets_it():
+    """With the speed 0.6 s late, an rpm reading is judged at once with the speed carried along its
+    slope (the truck was speeding up); the speed measured at 10.2 s then says the acceleration had
+    stopped (a shift): the reading is judged again with the speed interpolated to its instant, the
+    tracker run again from where it stood before it, and it leaves the queue."""
+    from keidash.estimate.gears import GearModel, Pairing, TrackerState, follow, track
+    model = GearModel((279.0, 164.2, 113.1, 68.7, 51.0))
+    pairing, tracker = Pairing(), TrackerState()
+    for t, kmh in ((9.0, 20.0), (9.2, 21.0), (9.4, 22.0), (9.6, 23.0)):
+        pairing, tracker = follow(pairing, tracker, "speed", t, kmh, model, lag_s=0.6)
+    pairing, tracker = follow(pairing, tracker, "rpm", 10.0, 2600.0, model, lag_s=0.6)
+    (before, _, _, carried), = pairing.queued
+    assert carried == pytest.approx(23.0 + 5.0 * 0.4)  # carried along 5 km/h a second
+    pairing, tracker = follow(pairing, tracker, "speed", 10.2, 23.0, model, lag_s=0.6)
+    assert pairing.queued == ()
+    assert tracker == track(before, 10.0, 23.0, 2600.0, model)

@@ -217,7 +217,9 @@ def _measured_order(state: EstimatorState, reading: Reading,
     speed for the rpm the same way. (The gear tracker does not wait: it carries the speed to each
     rpm reading's instant along its slope, :func:`keidash.estimate.gears.pair_step`.)"""
     channel, t, value = reading.channel, reading.t, reading.value
-    lag = lag_step(state.lag, channel, t, value)
+    # behind a torque converter the ratio rises with the engine's pull (slip), as a late speed would
+    # make it: the lag is read only where the clutch holds the engine to the wheels (a manual)
+    lag = lag_step(state.lag, channel, t, value) if config.gearbox == MANUAL else state.lag
     lag_s, lag_at = state.lag_s, state.lag_at
     if t - lag_at >= config.relearn_every_s:
         found, lag_at = lag_estimate(lag), t

@@ -559,6 +559,8 @@ class Pairing:
     speed: tuple[tuple[float, float], ...] = ()
     pending: "tuple[TrackerState, float, float, float] | None" = None  # (tracker before, t s, rpm, speed
     #                                                                      carried to it) of the last rpm
+    queued: "tuple[tuple[TrackerState, float, float, float], ...]" = ()  # the same for every rpm reading
+    #                                                  a late speed (lag_s > 0) has not bracketed yet
 
 
 #: the speed is not carried further than this (s) to an rpm reading: too old to pair with it
@@ -572,6 +574,8 @@ MAX_CARRY_S = 0.5
 #: an rpm reading is judged again (:func:`follow`) when the speed interpolated to it differs from
 #: the one carried to it by more than this share of the speed's resolution
 REPAIR_SHARE = 0.5
+#: with a late speed, at most this many rpm readings wait to be judged again
+MAX_QUEUED = 24
 
 
 def pair_step(pairing: Pairing, channel: str, t: float, value: float,
@@ -622,7 +626,12 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
         pairing, pair = pair_step(pairing, "rpm", t, value, max(lag_s, 0.0))
         if pair is None:
             return pairing, tracker
+        if lag_s > 0.0:
+            return (replace(pairing, queued=(pairing.queued + ((tracker, t, value, pair[1]),))[-MAX_QUEUED:]),
+                    track(tracker, *pair, model))
         return replace(pairing, pending=(tracker, t, value, pair[1])), track(tracker, *pair, model)
+    if lag_s > 0.0:
+        return _judge_again(pairing, tracker, t, value, model, lag_s)
     pending, last = pairing.pending, pairing.speed[-1] if pairing.speed else None
     pairing, _ = pair_step(replace(pairing, pending=None), "speed", t, value)
     if pending is not None and last is not None:
@@ -633,6 +642,35 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
             if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE:  # else the same judgement
                 tracker = track(before, t_rpm, speed, rpm, model)
     return pairing, tracker
+
+
+def _judge_again(pairing: Pairing, tracker: TrackerState, t: float, value: float, model: GearModel,
+                 lag_s: float) -> tuple[Pairing, TrackerState]:
+    """A late speed reading (measured at ``t``, ``lag_s`` before it arrived) in :func:`follow`: every
+    rpm reading judged since with a speed carried to it is judged again, from the first whose
+    speed is now better known: interpolated where this reading brackets it, carried from this
+    reading where it does not yet. Those bracketed leave the queue."""
+    last, queued = (pairing.speed[-1] if pairing.speed else None), list(pairing.queued)
+    pairing, _ = pair_step(pairing, "speed", t, value)  # (a new Pairing: the queue is carried below)
+    if not queued or last is None:
+        return replace(pairing, queued=tuple(queued)), tracker
+    t_a, v_a = last
+    speeds = []
+    for _, t_rpm, rpm, carried in queued:
+        if t_a <= t_rpm <= t and 0.0 < t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
+            speeds.append((v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a), True))
+        else:
+            pair = pair_step(pairing, "rpm", t_rpm, rpm, lag_s)[1]
+            speeds.append((carried if pair is None else pair[1], False))
+    first = next((n for n, ((_, _, _, carried), (speed, _)) in enumerate(zip(queued, speeds))
+                  if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE), None)
+    if first is not None:  # run the tracker again from there, with the better speeds
+        tracker = queued[first][0]
+        for n in range(first, len(queued)):
+            _, t_rpm, rpm, _ = queued[n]
+            queued[n] = (tracker, t_rpm, rpm, speeds[n][0])
+            tracker = track(tracker, t_rpm, speeds[n][0], rpm, model)
+    return replace(pairing, queued=tuple(q for q, (_, bracketed) in zip(queued, speeds) if not bracketed)), tracker
 
 
 # -- running over a recorded drive and scoring against its labels -------------------------

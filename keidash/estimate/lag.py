@@ -17,7 +17,9 @@ far more, and counts the same for all). In a gear the true lag holds the ratio s
 while the truck speeds up and slows down; whole-km/h steps and rpm noise move every
 candidate alike. The best L is taken once it beats no lag by :data:`MIN_T` standard
 errors over at least :data:`MIN_STEPS` steps; a negative L is an rpm later than the speed
-(an engine note heard over a window). Pure, bounded: a few seconds of speed readings and
+(an engine note heard over a window). Only for a manual (the estimator's choice): behind a
+torque converter the ratio rises with the engine's pull, as a late speed makes it (the
+OpenXC Ford reads 0.25-0.35 s that way). Pure, bounded: a few seconds of speed readings and
 three sums per candidate.
 """
 
@@ -43,8 +45,8 @@ BASE_S = 1.0
 MAX_STEP_S = 1.6
 #: a step's square is capped at this (ln units, squared): a shift moves the ratio by 15-70 %
 STEP_CAP = 0.06
-#: the best lag is taken after at least this many steps ...
-MIN_STEPS = 300
+#: the best lag is taken after at least this many steps (half a minute above MIN_KMH at 5 Hz) ...
+MIN_STEPS = 150
 #: ... when it beats no lag by at least this many standard errors ...
 MIN_T = 3.0
 #: ... and is at least this far (s) from no lag: a pairing off by less changes little
