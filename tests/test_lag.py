@@ -117,3 +117,11 @@ def test_an_rpm_judged_with_a_carried_speed_is_judged_again_when_the_late_speed_
     pairing, tracker = follow(pairing, tracker, "speed", 10.2, 23.0, model, lag_s=0.6)
     assert pairing.queued == ()
     assert tracker == track(before, 10.0, 23.0, 2600.0, model)
+
+
+def test_behind_a_torque_converter_no_lag_is_read():
+    """A converter's slip raises the ratio with the engine's pull, as a late speed does: the lag is
+    read only for a manual (the same late-GPS drive, told it is an automatic, keeps its stamps)."""
+    config = config_for(load_profile("hijet-s500p"), {}, ("obd",), transmission="3AT")
+    log = record(_trace(), rpm_hz=5, seed=0, gps_lag_s=0.7)
+    assert all(state.lag_s == 0.0 and state.lag.steps == 0 for _, state, _ in _dashes(log, config))
