@@ -125,3 +125,15 @@ def test_behind_a_torque_converter_no_lag_is_read():
     config = config_for(load_profile("hijet-s500p"), {}, ("obd",), transmission="3AT")
     log = record(_trace(), rpm_hz=5, seed=0, gps_lag_s=0.7)
     assert all(state.lag_s == 0.0 and state.lag.steps == 0 for _, state, _ in _dashes(log, config))
+
+
+def test_a_new_speed_source_has_its_lag_read_afresh():
+    """The OBD adapter's speed, on time, gives way to a GPS's, late (the adapter unplugged): the
+    lag found for one source is not the other's. The evidence starts again with the new source."""
+    from keidash.readings import Reading
+    config = config_for(load_profile("hijet-s500p"), {}, ("obd", "gps"))
+    state = estimator.EstimatorState(lag_s=0.6, lag_at=0.0, lag_sources=((RPM, "obd"), (SPEED, "gps")))
+    state = estimator.step(state, Reading(1.0, SPEED, 30.0, "gps"), config)
+    assert state.lag_s == 0.6
+    state = estimator.step(state, Reading(1.1, SPEED, 30.0, "obd"), config)  # OBD's speed back, and first
+    assert state.lag_s == 0.0 and state.lag.steps == 0 and dict(state.lag_sources)[SPEED] == "obd"

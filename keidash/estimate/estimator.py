@@ -122,6 +122,7 @@ class EstimatorState:
     held: tuple[tuple[str, float, float], ...] = ()  # (channel, t, value) of the channel measured first,
     #                                                   waiting for the other's readings to pass its instant
     released_t: float = -math.inf  # measurement time of the last reading fed to learning and the tracker
+    lag_sources: tuple[tuple[str, str], ...] = ()  # (channel, source) the lag's evidence was read from
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,18 @@ def _measured_order(state: EstimatorState, reading: Reading,
     speed for the rpm the same way. (The gear tracker does not wait: it carries the speed to each
     rpm reading's instant along its slope, :func:`keidash.estimate.gears.pair_step`.)"""
     channel, t, value = reading.channel, reading.t, reading.value
+    sources = dict(state.lag_sources)
+    if sources.get(channel, reading.source) != reading.source:
+        # another source took over the channel (the OBD adapter lost, the GPS's speed in its place):
+        # its lag is its own, read afresh
+        sources[channel] = reading.source
+        state = replace(state, lag=LagState(), lag_at=t, lag_sources=tuple(sorted(sources.items())))
+        if state.lag_s:
+            state = replace(state, lag_s=0.0, pairing=Pairing(),
+                            learner=state.learner and forget_launches(state.learner))
+    elif channel not in sources:
+        sources[channel] = reading.source
+        state = replace(state, lag_sources=tuple(sorted(sources.items())))
     # behind a torque converter the ratio rises with the engine's pull (slip), as a late speed would
     # make it: the lag is read only where the clutch holds the engine to the wheels (a manual)
     lag = lag_step(state.lag, channel, t, value) if config.gearbox == MANUAL else state.lag
