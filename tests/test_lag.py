@@ -1,6 +1,7 @@
 """The speed's lag behind the rpm, read off the drive (keidash.estimate.lag), and the estimator
 pairing a late GPS speed by the instant it was measured."""
 
+import re
 from functools import lru_cache
 
 import pytest
@@ -137,3 +138,16 @@ def test_a_new_speed_source_has_its_lag_read_afresh():
     assert state.lag_s == 0.6
     state = estimator.step(state, Reading(1.1, SPEED, 30.0, "obd"), config)  # OBD's speed back, and first
     assert state.lag_s == 0.0 and state.lag.steps == 0 and dict(state.lag_sources)[SPEED] == "obd"
+
+
+def test_keidash_eval_says_a_logs_speed_lags_its_rpm(tmp_path, capsys):
+    """keidash eval on a log whose speed is a late GPS's names the lag it found."""
+    from keidash.cli import main
+    log = record(_trace(), rpm_hz=5, seed=0, gps_lag_s=0.7)
+    path = tmp_path / "gps-drive.csv"
+    path.write_text("time,rpm,speed_kmh,gear\n" + "".join(
+        f"{s.t},{'' if s.rpm is None else s.rpm},{'' if s.speed_kmh is None else s.speed_kmh},{s.gear}\n"
+        for s in log.samples))
+    main(["eval", str(path)])
+    out = capsys.readouterr().out
+    assert re.search(r"the speed lags the rpm by 0\.(55|6|65) s", out), out[-800:]  # 0.7 s less the rpm's 0.1

@@ -43,7 +43,8 @@ from ..profiles.engine import ShiftLimits, shift_limits
 from ..replay import DriveLog, load_log
 from .drives import estimate_log, learn_truck
 from .estimator import config_for
-from .gears import away_from_change, gearbox_kind, label_changes
+from .gears import MANUAL, away_from_change, gearbox_kind, label_changes
+from .lag import speed_lag
 from .learn import learn_from_logs
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
@@ -77,6 +78,7 @@ class LogFigures:
     gearbox: str = "manual"  # the tracker's model: keidash.estimate.gears.gearbox_kind
     learning_shown: float | None = None  # live learning from nothing: share of moving samples with a gear shown
     learning_wrong: float | None = None  # ... and with a wrong gear shown
+    speed_lag_s: float = 0.0  # how late the speed is measured against the rpm (keidash.estimate.lag; a manual)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -208,6 +210,12 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if not fig.moving:
         fig.notes.append("no moving samples with rpm")
         return fig
+    if fig.gearbox == MANUAL:
+        fig.speed_lag_s = speed_lag(log.samples)
+        if fig.speed_lag_s:
+            late, early = ("speed", "rpm") if fig.speed_lag_s > 0 else ("rpm", "speed")
+            fig.notes.append(f"the {late} lags the {early} by {abs(fig.speed_lag_s):g} s (a GPS's speed, an "
+                             f"engine note?): once the estimator found that, it paired each at its measured instant")
     alone = learn_from_logs([log], idle_rpm=limits.idle_rpm)
     fig.ratios = tuple(g.rpm_per_kmh for g in alone.gears)
     fig.ratio_confidence = tuple(round(g.confidence, 3) for g in alone.gears)

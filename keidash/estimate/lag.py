@@ -139,3 +139,15 @@ def lag_estimate(state: LagState) -> float:
     if mean <= 0.0 or mean < MIN_T * math.sqrt(variance / n):
         return 0.0
     return LAGS[best]
+
+
+def speed_lag(samples) -> float:
+    """The lag :func:`lag_estimate` finds over a whole recorded drive's rpm and speed readings
+    (keidash.replay Sample rows); 0.0 when it finds none."""
+    state = LagState()
+    for sample in samples:
+        for channel in sample.fresh:
+            value = sample.rpm if channel == RPM else sample.speed_kmh if channel == SPEED else None
+            if value is not None:
+                state = lag_step(state, channel, sample.t, value)
+    return lag_estimate(state)
