@@ -151,3 +151,11 @@ def test_keidash_eval_says_a_logs_speed_lags_its_rpm(tmp_path, capsys):
     main(["eval", str(path)])
     out = capsys.readouterr().out
     assert re.search(r"the speed lags the rpm by 0\.(55|6|65) s", out), out[-800:]  # 0.7 s less the rpm's 0.1
+
+
+def test_rpm_alone_keeps_nothing_waiting():
+    """A truck with a tach and no speed source: the rpm readings waiting for a speed are bounded."""
+    state = LagState()
+    for n in range(20_000):
+        state = lag_step(state, RPM, n * 0.05, 2000.0)
+    assert len(state.waiting) <= KEEP_S / 0.2 + 1 and state.steps == 0

@@ -75,8 +75,10 @@ def lag_step(state: LagState, channel: str, t: float, value: float) -> LagState:
     if channel == RPM:
         if value <= 0.0 or t - state.scored_at < EVERY_S:
             return state
-        return LagState(state.speed, state.waiting + ((t, math.log(value)),), state.last, t,
-                        state.sums, state.gain, state.gain_sq, state.steps)
+        # (a reading no speed has come for within KEEP_S never will be scored: a truck with a tach
+        # and no speed source keeps none)
+        waiting = tuple(w for w in state.waiting if t - w[0] <= KEEP_S) + ((t, math.log(value)),)
+        return LagState(state.speed, waiting, state.last, t, state.sums, state.gain, state.gain_sq, state.steps)
     if channel != SPEED:
         return state
     kept = tuple(r for r in state.speed if t - r[0] <= KEEP_S)
