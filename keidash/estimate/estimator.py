@@ -13,7 +13,8 @@ log gives the same gears and cues every time. The parts, each a pure module:
   automatic's converter slip, which needs the engine to pull, and its coast-down lines learned
   from the shifts seen: :mod:`keidash.estimate.shiftmap`), with each rpm reading
   paired with the speed at its instant and judged again once the next speed reading
-  brackets it.
+  brackets it. A speed measured well before its stamp (a GPS) is found late by
+  :mod:`keidash.estimate.lag` and taken at the instant it was measured.
 - **Gear from speed alone** (:mod:`keidash.estimate.speedonly`): a forward filter over the
   gears weighing what each gear can deliver at this speed, the clutch dip of an
   upshift, the driver's learned habits and keidash's own cues; rpm = ratio x speed,
