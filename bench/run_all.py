@@ -1,7 +1,11 @@
-"""Run every benchmark under bench/; exit non-zero if any misses its target."""
+"""Run every benchmark under bench/; exit non-zero if any misses its target.
+
+Each bench's output follows a line naming it; after it, its exit status and wall time, and at
+the end a summary of them all."""
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # each bench with its arguments; powercut: 100 SIGKILLs in make bench (about 2 min), 500 by hand;
@@ -11,8 +15,24 @@ BENCHES = [["first_frame.py"], ["obd_rate.py"], ["gps_health.py"], ["estimator.p
            ["powercut.py", "--kills", "100"], ["logs.py"], ["demo_rss.py"],
            ["audio.py"], ["audio_capture.py"], ["process_cost.py"]]
 
-failed = 0
-for name, *options in BENCHES:
-    result = subprocess.run([sys.executable, str(Path(__file__).with_name(name)), *options])
-    failed += result.returncode != 0
-sys.exit(1 if failed else 0)
+
+def main(benches: list[list[str]] = BENCHES, folder: Path = Path(__file__).parent) -> int:
+    done = []
+    started = time.monotonic()
+    for name, *options in benches:
+        command = " ".join([f"bench/{name}", *options])
+        print(f"\n=== {command}", flush=True)
+        t0 = time.monotonic()
+        result = subprocess.run([sys.executable, str(folder / name), *options])
+        seconds = time.monotonic() - t0
+        verdict = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+        print(f"=== {command}: {verdict}, {seconds / 60:.1f} min", flush=True)
+        done.append((command, result.returncode, seconds))
+    failed = [command for command, code, _ in done if code != 0]
+    print(f"\nmake bench: {len(done) - len(failed)} of {len(done)} benches met their targets in "
+          f"{(time.monotonic() - started) / 60:.0f} min" + (f"; exit 1: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
