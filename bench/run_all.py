@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-# each bench with its arguments. The whole run takes about 45 min on the 2-core development machine,
-# shared (43 min on 2026-12-06): logs: three commands on 100,000- and 500,000-row logs (about 20 min;
-# eval alone about 10); demo_rss: a 10-minute demo; estimator: about 4 min; process_cost: two rounds of four
-# runs of the real CLI (90 s and 30 s, about 3 min); powercut: 100 SIGKILLs (about 2 min, 500 by hand);
-# obd_rate about 1.5 min; the others a minute or less each
+# each bench with its arguments. The whole run took 43 min on the 2-core development machine, shared,
+# on 2026-12-06, before logs' trip-log case (about 5-10 min more, not measured in a whole run):
+# logs: three commands on 100,000- and 500,000-row CSV logs (about 20 min, eval alone about 10) and
+# the trip-log replay; demo_rss: a 10-minute demo; estimator: about 4 min; process_cost: two rounds
+# of four runs of the real CLI (90 s and 30 s, about 3 min); powercut: 100 SIGKILLs (about 2 min,
+# 500 by hand); obd_rate: about 1.5 min; the others a minute or less each
 BENCHES = [["first_frame.py"], ["obd_rate.py"], ["gps_health.py"], ["estimator.py"], ["render.py"], ["frame_times.py"],
            ["powercut.py", "--kills", "100"], ["logs.py"], ["demo_rss.py"],
            ["audio.py"], ["audio_capture.py"], ["process_cost.py"]]
