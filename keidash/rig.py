@@ -24,13 +24,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .config import URL_NUMBERS
 from .errors import ConfigError
 from .profiles import Profile, load_profile
-from .readings import RPM, SPEED, ReadingBus
+from .readings import RPM, SPEED, Reading, ReadingBus
 from .sources.base import CONNECTED, CONNECTING, Source
 
 logger = logging.getLogger(__name__)
@@ -128,9 +128,26 @@ class Rig:
 
     def drive_time(self, now: float) -> float:
         """The estimator's time at monotonic ``now``: a replay played faster or slower than real
-        time runs the drive's own clock (its readings are stamped on it), else ``now``."""
+        time runs the drive's own clock (its readings are stamped on it), a virtual truck run
+        faster or slower than real time its simulation's (:meth:`drive_readings`), else ``now``."""
         own = [s for s in self.sources if s.own_clock]
-        return own[0].drive_time(now) if own else now
+        if own:
+            return own[0].drive_time(now)
+        return self.truck.drive_time(now) if self._sped_up() else now
+
+    def drive_readings(self, readings: list[Reading]) -> list[Reading]:
+        """``readings`` on the drive's clock. The virtual truck's devices are read in real time and
+        stamp what they read on the monotonic clock; with ``speedup`` the truck lives speedup
+        seconds in each of them, so each stamp is taken to the simulation's time and each value
+        vouched for speedup times as long: the estimator, the trip meter and the trip log then see
+        the truck's own seconds (at 5x a 60 s demo drove 300 s of the day, not 60)."""
+        if not self._sped_up():
+            return readings
+        k = self.truck.speedup
+        return [replace(r, t=self.truck.drive_time(r.t), max_age=r.max_age * k) for r in readings]
+
+    def _sped_up(self) -> bool:
+        return self.truck is not None and getattr(self.truck, "speedup", 1.0) != 1.0
 
     def links(self) -> dict[str, tuple[bool, str, dict[str, int]]]:
         """Each source's (connected, message, error counts by kind) for the dash.

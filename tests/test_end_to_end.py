@@ -178,3 +178,32 @@ def test_speed_sensor_reading_5_percent_high_is_learned_against_gps_and_correcte
     # before calibration the speed sensor reads ~5 % high; after it, true within 1 %
     assert sum(d.speed_kmh / tr.speed_kmh for d, tr in early) / len(early) > 1.03
     assert all(abs(d.speed_kmh / tr.speed_kmh - 1) < 0.01 for d, tr in late)
+
+
+def test_a_sped_up_virtual_truck_runs_the_drive_on_its_own_clock():
+    """At speedup 4 the virtual truck lives 4 s each second, read by devices in real time: their
+    stamps are taken to the truck's clock and vouched for 4 times as long, so the estimator, the trip
+    meter and the trip log see the truck's seconds (a 60 s demo at 5x showed 1/5 of the distance)."""
+    from keidash.readings import Reading, ReadingBus
+    from keidash.rig import Rig
+
+    class Truck:  # paced as VirtualTruck is: began at monotonic 100 s, 30 s into the day
+        speedup = 4.0
+
+        def drive_time(self, now):
+            return 100.0 + (now - 100.0) * self.speedup
+
+    rig = Rig(ReadingBus(), truck=Truck())
+    (r,) = rig.drive_readings([Reading(110.0, "speed_kmh", 40.0, "gps", max_age=1.5)])
+    assert (r.t, r.max_age, r.value) == (140.0, 6.0, 40.0) and rig.drive_time(110.0) == 140.0
+    rig.truck.speedup = 1.0
+    assert rig.drive_time(110.0) == 110.0  # real time: the monotonic clock
+
+
+def test_the_virtual_trucks_clock_starts_on_the_monotonic_one_and_runs_speedup_times_faster():
+    from keidash.sim.truck import VirtualTruck
+    truck = VirtualTruck(load_profile("hijet-s500p"), speedup=5.0)
+    assert truck.drive_time(123.0) == 123.0  # not running yet
+    truck.fast_forward(30.0)
+    truck._start, truck._began = 100.0 - 30.0 / 5.0, (100.0, 30.0)  # as _run sets them at monotonic 100 s
+    assert truck.drive_time(100.0) == 100.0 and truck.drive_time(102.0) == 110.0

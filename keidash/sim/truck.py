@@ -47,6 +47,8 @@ class VirtualTruck(EmulatedDevice):
         self._cue: str | None = None
         self._lock = threading.Lock()
         self._truth = self._make_truth()
+        self._start: float | None = None  # monotonic s at which the simulation's time was 0 (paced)
+        self._began = (0.0, 0.0)  # (monotonic s, simulated s) when it began to run
 
     # -- stepping (pure given the inputs; no clock) ------------------------
     def advance(self, sim_seconds: float) -> None:
@@ -97,15 +99,26 @@ class VirtualTruck(EmulatedDevice):
             self._cue = cue
 
     # -- real-time running --------------------------------------------------
+    def drive_time(self, now: float) -> float:
+        """The truck's own clock at monotonic ``now``, on the monotonic scale: the monotonic time
+        when it began to run plus the simulated seconds since, as it is paced (a stall of the
+        host pauses it); ``now`` itself before it runs. With ``speedup`` 5 it runs 5 s a second."""
+        if self._start is None:
+            return now
+        mono0, sim0 = self._began
+        return mono0 + (now - self._start) * self.speedup - sim0
+
     def _run(self) -> None:
         # pace from where the truck already is (advance() may have fast-forwarded it)
-        start = time.monotonic() - self._state.t / self.speedup
+        began = time.monotonic()
+        self._began = (began, self._state.t)
+        self._start = began - self._state.t / self.speedup
         while not self._stop.is_set():
-            due = (time.monotonic() - start) * self.speedup
+            due = (time.monotonic() - self._start) * self.speedup
             behind = due - self._state.t
             if behind >= STEP_S:
                 self.advance(min(behind, 0.5))  # never spiral after a stall of the host
                 if behind > 0.5:
-                    start += (behind - 0.5) / self.speedup
+                    self._start += (behind - 0.5) / self.speedup
             else:
                 self._stop.wait(STEP_S / self.speedup)
