@@ -1214,22 +1214,13 @@ def test_a_long_log_costs_compact_columns_not_an_object_per_row(tmp_path, write,
     590 bytes a row at the peak too), now columns.
     The cost of a row is the difference between a short and a long log, so the interpreter's and the
     imports' memory cancel out (tracemalloc counts Python's own allocations: no timing)."""
-    import tracemalloc
+    from memory import bytes_per_row
 
-    from keidash.replay import load_log
-    figures = {}
-    for rows in (4_000, 40_000):
+    def path_for(rows):
         path = tmp_path / f"drive-{rows}.{suffix}"
         path.write_text(write(rows))
-        tracemalloc.start()
-        log = load_log(path)
-        held, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        assert len(log.samples) == rows
-        figures[rows] = held, peak
-        del log
-    held_per_row = (figures[40_000][0] - figures[4_000][0]) / 36_000
-    peak_per_row = (figures[40_000][1] - figures[4_000][1]) / 36_000
+        return path
+    held_per_row, peak_per_row = bytes_per_row(path_for)
     assert held_per_row < 40, f"{held_per_row:.0f} bytes a row held"
     assert peak_per_row < 120, f"{peak_per_row:.0f} bytes a row at the peak"
 

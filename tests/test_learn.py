@@ -468,20 +468,26 @@ def test_a_drive_whose_3rd_was_never_held_shows_its_gears_while_learning():
     learner finds 1st (from the launches), 2nd, 4th and 5th sure, and no steady 3rd. Live learning
     with the Hijet's gear count now shows gears on over half the moving samples (none before),
     and a wrong one on under 2 %."""
-    from dataclasses import replace
-    from keidash.estimate.drives import estimate_log
-    from keidash.estimate.estimator import config_for
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "kei-day", "everyday", 420, rpm_hz=5, seed=2)
     found = learn_from_logs([log], gears=5)
     assert found.gears[2].rpm_per_kmh is None and not found.ready and len(found.bridged()) == 5
+    shown, wrong = _learned_live(log)
+    assert shown > 0.5 and wrong < 0.02, (shown, wrong)
+
+
+def _learned_live(log) -> tuple[float, float]:
+    """(a gear shown, a wrong gear shown) over the moving labelled samples of ``log`` played through
+    the estimator with the Hijet's profile: its gear count, no ratios (learned live)."""
+    from dataclasses import replace
+    from keidash.estimate.drives import estimate_log
+    from keidash.estimate.estimator import config_for
     hijet = load_profile("hijet-s500p")
     config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
     counted = [(s, r) for s, r in zip(log.samples, estimate_log(log, config))
                if s.moving and s.rpm and s.gear and s.gear > 0]
-    shown = sum(r.gear_est > 0 for _, r in counted) / len(counted)
-    wrong = sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted)
-    assert shown > 0.5 and wrong < 0.02, (shown, wrong)
+    return (sum(r.gear_est > 0 for _, r in counted) / len(counted),
+            sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted))
 
 
 def _sure(*gears):
@@ -520,19 +526,11 @@ def test_a_drive_whose_3rd_was_weak_shows_its_gears_while_learning():
     in 7 minutes: a cluster at 0.50 confidence, just under the 0.5 every gear once had to reach,
     between a sure 2nd and 4th. No gear was shown all drive; now over half, a wrong one on under
     2 %."""
-    from dataclasses import replace
-    from keidash.estimate.drives import estimate_log
-    from keidash.estimate.estimator import config_for
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "kei-day", "brisk", 420, rpm_hz=5, seed=0)
     found = learn_from_logs([log], gears=5)
     assert not found.ready and found.gears[2].confidence < 0.5 and len(found.bridged()) == 5
-    hijet = load_profile("hijet-s500p")
-    config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
-    counted = [(s, r) for s, r in zip(log.samples, estimate_log(log, config))
-               if s.moving and s.rpm and s.gear and s.gear > 0]
-    shown = sum(r.gear_est > 0 for _, r in counted) / len(counted)
-    wrong = sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted)
+    shown, wrong = _learned_live(log)
     assert shown > 0.5 and wrong < 0.02, (shown, wrong)
 
 

@@ -610,19 +610,10 @@ def test_a_long_trip_is_read_into_columns_not_fetched_whole(tmp_path):
     peak. The cost of a sample is the difference between a short and a long trip, so the
     interpreter's and the imports' memory cancel out (tracemalloc counts Python's allocations;
     SQLite's own page cache is bounded, 2 MB by default)."""
-    import tracemalloc
-    figures = {}
-    for samples in (4_000, 40_000):
-        path = _long_trip_log(tmp_path / f"trips-{samples}.db", samples)
-        tracemalloc.start()
-        log = load_log(path)
-        held, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        assert len(log.samples) == samples and log.samples[-1].fresh == ("rpm", "speed_kmh")
-        figures[samples] = held, peak
-        del log
-    held_per_sample = (figures[40_000][0] - figures[4_000][0]) / 36_000
-    peak_per_sample = (figures[40_000][1] - figures[4_000][1]) / 36_000
+    from memory import bytes_per_row
+    held_per_sample, peak_per_sample = bytes_per_row(
+        lambda samples: _long_trip_log(tmp_path / f"trips-{samples}.db", samples))
+    assert load_log(_long_trip_log(tmp_path / "short.db", 10)).samples[-1].fresh == ("rpm", "speed_kmh")
     assert held_per_sample < 40, f"{held_per_sample:.0f} bytes a sample held"
     assert peak_per_sample < 120, f"{peak_per_sample:.0f} bytes a sample at the peak"
 
