@@ -34,7 +34,7 @@ from ..profiles.engine import shift_limits
 from ..readings import RPM
 from ..replay import DriveLog
 from .estimator import EstimatorConfig, EstimatorState, advise, config_for, step
-from .gears import AUTOMATIC
+from .gears import AUTOMATIC, MANUAL, gearbox_kind
 from .shiftmap import ShiftMap
 from .learn import learn_from_logs
 from .speedonly import learn_habits
@@ -102,7 +102,8 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     idle = _standing_rpm(logs)
     limits = shift_limits(profile, idle_rpm=None if profile.engine.idle_rpm else idle)
     gears = gears or profile.forward_gears
-    learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm)
+    manual = gearbox_kind(transmission or profile.transmission) == MANUAL
+    learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual)
     ratios = learned.rpm_per_kmh()  # every gear found; each gear's confidence is reported beside it
     habits = shift_map = None
     if ratios:

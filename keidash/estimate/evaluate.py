@@ -216,7 +216,7 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
             late, early = ("speed", "rpm") if fig.speed_lag_s > 0 else ("rpm", "speed")
             fig.notes.append(f"the {late} lags the {early} by {abs(fig.speed_lag_s):g} s (a GPS's speed, an "
                              f"engine note?): once the estimator found that, it paired each at its measured instant")
-    alone = learn_from_logs([log], idle_rpm=limits.idle_rpm)
+    alone = learn_from_logs([log], idle_rpm=limits.idle_rpm, manual=fig.gearbox == MANUAL)
     fig.ratios = tuple(g.rpm_per_kmh for g in alone.gears)
     fig.ratio_confidence = tuple(round(g.confidence, 3) for g in alone.gears)
     if log.has_gear:

@@ -399,8 +399,19 @@ def _replace(state: LearnerState, **changes) -> LearnerState:
     return LearnerState(**values)
 
 
-def learn_pairs(state: LearnerState, log: DriveLog) -> LearnerState:
-    """Fold every fresh reading of a drive log into ``state``, in log order."""
+def learn_pairs(state: LearnerState, log: DriveLog, lag_s: float = 0.0) -> LearnerState:
+    """Fold every fresh reading of a drive log into ``state``, in log order; with ``lag_s`` (the
+    speed measured that long before its stamp than the rpm, keidash.estimate.lag) in the order the
+    readings were measured, each at its measured instant."""
+    if lag_s:
+        late = SPEED if lag_s > 0 else RPM
+        measured = sorted((sample.t - abs(lag_s) if channel == late else sample.t, n, channel, value)
+                          for n, sample in enumerate(log.samples)
+                          for channel, value in ((RPM, sample.rpm), (SPEED, sample.speed_kmh))
+                          if channel in sample.fresh and value is not None)
+        for t, _, channel, value in measured:
+            state = learner_step(state, t, channel, value)
+        return state
     for sample in log.samples:
         if RPM in sample.fresh and sample.rpm is not None:
             state = learner_step(state, sample.t, RPM, sample.rpm)
@@ -410,12 +421,17 @@ def learn_pairs(state: LearnerState, log: DriveLog) -> LearnerState:
 
 
 def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
-                    idle_rpm: float = 850.0) -> LearnedRatios:
-    """Learn from whole drives (each starts a fresh run: log times are not comparable)."""
+                    idle_rpm: float = 850.0, manual: bool = False) -> LearnedRatios:
+    """Learn from whole drives (each starts a fresh run: log times are not comparable). ``manual``:
+    each log's speed is taken at the instant it was measured when it lags the rpm
+    (keidash.estimate.lag, read off the log: a GPS's speed). Only a manual's: behind a torque
+    converter the ratio rises with the engine's pull as a late speed makes it."""
+    from .lag import speed_lag
     state = LearnerState()
     for log in logs:
         state = learn_pairs(_replace(_close_launch(_close_sequence(state)), rpm=None, speed=None,
-                                     run_start=None, run_pending=None, stopped_at=None), log)
+                                     run_start=None, run_pending=None, stopped_at=None), log,
+                            speed_lag(log.samples) if manual else 0.0)
     return learned(state, gears, idle_rpm)
 
 
