@@ -181,3 +181,15 @@ def test_learning_from_a_log_takes_a_late_speed_at_its_measured_instant(tmp_path
     assert main(["learn", str(path), "--gears", "5"]) == 0
     assert re.search(r"the speed lags the rpm by 0\.(55|6|65) s .*learned at the instant it was measured",
                      capsys.readouterr().out)
+
+
+def test_an_rpm_measured_before_the_latest_speed_takes_the_speed_between():
+    """An engine note is stamped at the middle of its window and reaches the estimator after speed
+    readings stamped later: it is paired with the speed interpolated to its instant (it took the
+    latest speed, up to a third of a second newer)."""
+    from keidash.estimate.gears import Pairing, pair_step
+    pairing = Pairing()
+    for t, kmh in ((9.6, 20.0), (9.8, 21.0), (10.0, 22.0)):
+        pairing, _ = pair_step(pairing, "speed", t, kmh)
+    _, pair = pair_step(pairing, "rpm", 9.7, 2000.0)
+    assert pair == (9.7, pytest.approx(20.5), 2000.0)

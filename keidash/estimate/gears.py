@@ -590,7 +590,8 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float,
     measured and the speed brought to it, at once (no waiting for the next reading).
     No pair when no speed was read in the last MAX_PAIR_SKEW_S. ``lag_s``: the speed's readings
     are stamped at the instant they were measured, this long before they arrived (a GPS:
-    keidash.estimate.lag); the latest is carried that much further to an rpm reading's instant.
+    keidash.estimate.lag); the latest is carried that much further to an rpm reading's instant. An rpm
+    measured before the latest speed reading takes the speed interpolated between the two around it.
     """
     if channel != "rpm":
         kept = tuple(r for r in pairing.speed if t - r[0] <= SLOPE_BASE_S + MAX_PAIR_SKEW_S)
@@ -603,6 +604,10 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float,
     t_s, v_s = pairing.speed[-1]
     if abs(t - t_s) > MAX_PAIR_SKEW_S + lag_s:
         return pairing, None
+    if t < t_s:  # an rpm measured before the latest speed (an engine note, stamped mid-window): between two
+        for (t_0, v_0), (t_1, v_1) in zip(pairing.speed, pairing.speed[1:]):
+            if t_0 <= t <= t_1 and t_1 > t_0:
+                return pairing, (t, v_0 + (v_1 - v_0) * (t - t_0) / (t_1 - t_0), value)
     speed = v_s
     t_a, v_a = pairing.speed[0]
     if t_s - t_a >= SLOPE_BASE_S:
