@@ -33,15 +33,11 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
     logs = [load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in paths]
     learned = learn_truck(logs, profile, gears=gears, transmission=transmission)
     print(learned.report())
-    from .gears import MANUAL, gearbox_kind
-    from .lag import speed_lag
-    if gearbox_kind(transmission or (profile.transmission if profile else None)) == MANUAL:
-        for log in logs:  # learn_from_logs took each speed at its measured instant: say so
-            lag = speed_lag(log.samples)
-            if lag:
-                late, early = ("speed", "rpm") if lag > 0 else ("rpm", "speed")
-                print(f"keidash: in {log.name} the {late} lags the {early} by {abs(lag):g} s (a GPS's speed, "
-                      f"an engine note?): each was learned at the instant it was measured")
+    for log, lag in zip(logs, learned.ratios_learned.speed_lags):  # taken out by learn_from_logs: say so
+        if lag:
+            late, early = ("speed", "rpm") if lag > 0 else ("rpm", "speed")
+            print(f"keidash: in {log.name} the {late} lags the {early} by {abs(lag):g} s (a GPS's speed, "
+                  f"an engine note?): each was learned at the instant it was measured")
     from ..profiles.engine import gearing_warning
     found = tuple(g.rpm_per_kmh for g in learned.ratios_learned.gears if g.rpm_per_kmh is not None)
     warning = gearing_warning(profile, found, bool(learned.ratios))

@@ -72,6 +72,8 @@ class EstimatorConfig:
     obedience: float | None = None  # share of cues the driver follows; None = learned or speedonly's default
     mass_kg: float | None = None  # truck + load (kg), with the engine's figures: the acceleration envelope
     learn: bool = True  # learn the ratios live when rpm_per_kmh is ()
+    speed_lag_s: float | None = None  # how long before its stamp the speed is measured, against the rpm
+    #                                   (keidash.estimate.lag); None: read off the drive (a manual's)
     relearn_every_s: float = 5.0  # how often live learning re-reads its histogram (s of reading time)
     moving_kmh: float = 4.0  # below this the truck counts as stopped
     gear_dwell_s: float | None = None  # a new gear must hold this long (s) before it is shown (with rpm);
@@ -233,10 +235,11 @@ def _measured_order(state: EstimatorState, reading: Reading,
         state = replace(state, lag_sources=tuple(sorted(sources.items())))
     # behind a torque converter the ratio rises with the engine's pull (slip), as a late speed would
     # make it: the lag is read only where the clutch holds the engine to the wheels (a manual)
-    lag = lag_step(state.lag, channel, t, value) if config.gearbox == MANUAL else state.lag
+    reading_it = config.speed_lag_s is None and config.gearbox == MANUAL
+    lag = lag_step(state.lag, channel, t, value) if reading_it else state.lag
     lag_s, lag_at = state.lag_s, state.lag_at
-    if t - lag_at >= config.relearn_every_s:
-        found, lag_at = lag_estimate(lag), t
+    if t - lag_at >= config.relearn_every_s or config.speed_lag_s not in (None, lag_s):
+        found, lag_at = (lag_estimate(lag) if config.speed_lag_s is None else config.speed_lag_s), t
         if abs(found - lag_s) >= LAG_CHANGE_S or (found == 0.0) != (lag_s == 0.0):
             # the speed's instants move: the tracker's recent speeds are on the old time line, and
             # live learning's launches, paired across the lag (the speed changes fastest there), are

@@ -44,7 +44,6 @@ from ..replay import DriveLog, load_log
 from .drives import estimate_log, learn_truck
 from .estimator import config_for
 from .gears import MANUAL, away_from_change, gearbox_kind, label_changes
-from .lag import speed_lag
 from .learn import learn_from_logs
 
 #: the EU gear-shift indicator's standard speeds (km/h): 1st below 15, 2nd below 35, ...
@@ -210,13 +209,12 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if not fig.moving:
         fig.notes.append("no moving samples with rpm")
         return fig
-    if fig.gearbox == MANUAL:
-        fig.speed_lag_s = speed_lag(log.samples)
-        if fig.speed_lag_s:
-            late, early = ("speed", "rpm") if fig.speed_lag_s > 0 else ("rpm", "speed")
-            fig.notes.append(f"the {late} lags the {early} by {abs(fig.speed_lag_s):g} s (a GPS's speed, an "
-                             f"engine note?): once the estimator found that, it paired each at its measured instant")
     alone = learn_from_logs([log], idle_rpm=limits.idle_rpm, manual=fig.gearbox == MANUAL)
+    fig.speed_lag_s = alone.speed_lags[0]
+    if fig.speed_lag_s:
+        late, early = ("speed", "rpm") if fig.speed_lag_s > 0 else ("rpm", "speed")
+        fig.notes.append(f"the {late} lags the {early} by {abs(fig.speed_lag_s):g} s (a GPS's speed, an "
+                         f"engine note?): once the estimator found that, it paired each at its measured instant")
     fig.ratios = tuple(g.rpm_per_kmh for g in alone.gears)
     fig.ratio_confidence = tuple(round(g.confidence, 3) for g in alone.gears)
     if log.has_gear:

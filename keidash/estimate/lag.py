@@ -11,16 +11,16 @@ and no ratio is held long enough to learn, nor read.
 
 The lag is read off the drive itself. Each rpm reading's log ratio is taken against the
 speed interpolated at ``t + L`` for every candidate lag L in :data:`LAGS`, and each L
-scores how much that ratio moves from one rpm reading to the next (each step's square,
+scores how much that ratio moves over a second (:data:`BASE_S`; each step's square,
 capped at :data:`STEP_CAP`: a shift or a slipping clutch moves every candidate's ratio by
 far more, and counts the same for all). In a gear the true lag holds the ratio still
 while the truck speeds up and slows down; whole-km/h steps and rpm noise move every
 candidate alike. The best L is taken once it beats no lag by :data:`MIN_T` standard
 errors over at least :data:`MIN_STEPS` steps; a negative L is an rpm later than the speed
 (an engine note heard over a window). Only for a manual (the estimator's choice): behind a
-torque converter the ratio rises with the engine's pull, as a late speed makes it (the
-OpenXC Ford reads 0.25-0.35 s that way). Pure, bounded: a few seconds of speed readings and
-three sums per candidate.
+torque converter the ratio rises with the engine's pull, as a late speed makes it, and a
+lag that is not there would be read. Pure, bounded: a few seconds of speed readings and
+two sums per candidate.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class LagState:
     last: tuple[tuple[float, tuple[float, ...]], ...] = ()  # (t, ratio per lag) of the scored rpm readings
     #                                                         of the last MAX_STEP_S
     scored_at: float = -math.inf  # t of the last rpm reading taken for scoring
-    sums: tuple[float, ...] = (0.0,) * len(LAGS)  # sum of capped squared steps, per lag
-    gain: tuple[float, ...] = (0.0,) * len(LAGS)  # sum of (capped step^2 at no lag - at this lag) ...
+    gain: tuple[float, ...] = (0.0,) * len(LAGS)  # sum of (capped step^2 at no lag - at this lag): the best
+    #                                                  lag moves the ratio least, so gains most ...
     gain_sq: tuple[float, ...] = (0.0,) * len(LAGS)  # ... and of its squares: is the gain real?
     steps: int = 0
 
@@ -78,12 +78,12 @@ def lag_step(state: LagState, channel: str, t: float, value: float) -> LagState:
         # (a reading no speed has come for within KEEP_S never will be scored: a truck with a tach
         # and no speed source keeps none)
         waiting = tuple(w for w in state.waiting if t - w[0] <= KEEP_S) + ((t, math.log(value)),)
-        return LagState(state.speed, waiting, state.last, t, state.sums, state.gain, state.gain_sq, state.steps)
+        return LagState(state.speed, waiting, state.last, t, state.gain, state.gain_sq, state.steps)
     if channel != SPEED:
         return state
     kept = tuple(r for r in state.speed if t - r[0] <= KEEP_S)
     speed = kept + ((t, math.log(value) if value >= MIN_KMH else -math.inf),)
-    state = LagState(speed, state.waiting, state.last, state.scored_at, state.sums, state.gain,
+    state = LagState(speed, state.waiting, state.last, state.scored_at, state.gain,
                      state.gain_sq, state.steps)
     while state.waiting and state.waiting[0][0] + LAGS[-1] <= t:
         state = _score(state)
@@ -110,19 +110,18 @@ def _score(state: LagState) -> LagState:
     (t, log_rpm), waiting = state.waiting[0], state.waiting[1:]
     speeds = _speeds_at(state.speed, [t + lag for lag in LAGS])
     if speeds is None:
-        return LagState(state.speed, waiting, (), state.scored_at, state.sums, state.gain,
+        return LagState(state.speed, waiting, (), state.scored_at, state.gain,
                         state.gain_sq, state.steps)
     ratios = [log_rpm - v for v in speeds]
     recent = tuple(r for r in state.last if t - r[0] <= MAX_STEP_S)
     base = [r for r in recent if t - r[0] >= BASE_S]
     last = recent + ((t, tuple(ratios)),)
     if not base:
-        return LagState(state.speed, waiting, last, state.scored_at, state.sums, state.gain,
+        return LagState(state.speed, waiting, last, state.scored_at, state.gain,
                         state.gain_sq, state.steps)
     steps = [min((a - b) ** 2, STEP_CAP ** 2) for a, b in zip(ratios, base[-1][1])]
     zero = steps[_ZERO]
     return LagState(state.speed, waiting, last, state.scored_at,
-                    tuple(s + x for s, x in zip(state.sums, steps)),
                     tuple(g + (zero - x) for g, x in zip(state.gain, steps)),
                     tuple(g + (zero - x) ** 2 for g, x in zip(state.gain_sq, steps)),
                     state.steps + 1)
@@ -132,7 +131,7 @@ def lag_estimate(state: LagState) -> float:
     """The speed's lag behind the rpm (s) once the evidence says so; else 0.0."""
     if state.steps < MIN_STEPS:
         return 0.0
-    best = min(range(len(LAGS)), key=state.sums.__getitem__)
+    best = max(range(len(LAGS)), key=state.gain.__getitem__)
     if abs(LAGS[best]) < MIN_LAG_S:
         return 0.0
     n = state.steps

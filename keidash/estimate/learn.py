@@ -218,6 +218,7 @@ class LearnedRatios:
     gear_count_given: bool = False  # True when the gear count came from the caller
     numbering_certain: bool = True  # False when the evidence cannot tell which gear the highest cluster is
     launches: int = 0  # pull-aways from a standstill seen (each one a 1st-gear upper bound)
+    speed_lags: tuple[float, ...] = ()  # per log learned from: the speed's lag taken out (learn_from_logs)
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
@@ -427,12 +428,12 @@ def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
     (keidash.estimate.lag, read off the log: a GPS's speed). Only a manual's: behind a torque
     converter the ratio rises with the engine's pull as a late speed makes it."""
     from .lag import speed_lag
-    state = LearnerState()
+    state, lags = LearnerState(), []
     for log in logs:
+        lags.append(speed_lag(log.samples) if manual else 0.0)
         state = learn_pairs(_replace(_close_launch(_close_sequence(state)), rpm=None, speed=None,
-                                     run_start=None, run_pending=None, stopped_at=None), log,
-                            speed_lag(log.samples) if manual else 0.0)
-    return learned(state, gears, idle_rpm)
+                                     run_start=None, run_pending=None, stopped_at=None), log, lags[-1])
+    return replace(learned(state, gears, idle_rpm), speed_lags=tuple(lags))
 
 
 # -- from the histogram to gears ------------------------------------------------
@@ -743,15 +744,14 @@ def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tupl
     Without a fitting numbering, the cheapest by step is taken, uncertain.
     """
     fewest, most, likeliest = above
-    fits, best, best_cost = [], tuple(range(len(ratios))), math.inf
+    best, best_cost = tuple(range(len(ratios))), math.inf
     for chosen in combinations(range(gears), len(ratios)):
-        pairs = list(zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])))
+        pairs = zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:]))
         cost = sum(max(0.0, math.log(ra / rb) / (sb - sa) - math.log(MAX_STEP)) * 10 + (sb - sa - 1)
                    for (sa, ra), (sb, rb) in pairs) + 100 * max(fewest - chosen[0], chosen[0] - most, 0) + chosen[0]
         if cost < best_cost:
             best, best_cost = chosen, cost
-        if fewest <= chosen[0] <= most and all(_gap_fits(ra, rb, sb - sa) for (sa, ra), (sb, rb) in pairs):
-            fits.append(chosen)
+    fits = [chosen for chosen in _numberings(ratios, gears) if fewest <= chosen[0] <= most]
     if not fits:
         return best, False
     return min(fits, key=lambda c: (abs(c[0] - likeliest), c[0], c[-1])), len(fits) == 1
