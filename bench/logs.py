@@ -19,7 +19,9 @@ Baselines, measured in the same run: the interpreter with keidash's command modu
 (a child that imports them and exits: its peak RSS), and csv.reader over the same file (a
 child that only splits its rows: its time per row). Printed per command and length: peak RSS
 and its ratio to the import baseline, time per row and its ratio to csv.reader's; and the
-memory a row costs, the difference of the two peaks over the difference of the rows.
+memory a row costs, the difference of the two peaks over the difference of the rows. A baseline
+child that fails (does not exit 0) stops the bench with exit 1 and one sentence: every ratio would be
+to its figures.
 
 Goal (exit 1 when missed): every command under 150 MB peak RSS at --rows (default 500,000).
 """
@@ -142,6 +144,16 @@ IMPORTS = "import keidash.cli, keidash.app, keidash.replay, keidash.estimate.com
 SPLIT = "import csv, sys\nwith open(sys.argv[1], newline='') as f:\n    sum(1 for _ in csv.reader(f))"
 
 
+def baseline(what: str, arguments: list[str]) -> tuple[float, float]:
+    """(peak RSS MB, seconds) of a baseline child; exits the bench when the child failed, since every ratio
+    would then be to a crash's figures."""
+    mb, seconds, code = run(arguments)
+    if code != 0:
+        raise SystemExit(f"bench/logs.py: the {what} baseline exited {code} (its error is above), so no ratio "
+                         f"can be measured against it: fix that and run the bench again")
+    return mb, seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000, help="rows of the long log (default 500000)")
@@ -150,6 +162,7 @@ def main() -> int:
     kinds = (args.only,) if args.only else ("csv", "triplog")
     lengths = (args.rows // 5, args.rows)
     failed = False
+    base_mb = baseline("import", [IMPORTS])[0]
     with tempfile.TemporaryDirectory() as folder:
         logs = {}
         for rows in lengths:
@@ -159,8 +172,7 @@ def main() -> int:
                 logs["triplog", rows] = os.path.join(folder, f"trips-{rows}.db")
                 write_trip_log(logs["triplog", rows], rows)
         out = os.path.join(folder, "estimates.csv")
-        base_mb = run([IMPORTS])[0]
-        split_s = [run([SPLIT, logs["csv", rows]])[1] for rows in lengths]
+        split_s = [baseline("csv.reader", [SPLIT, logs["csv", rows]])[1] for rows in lengths]
         more = lengths[1] - lengths[0]
         split_us = (split_s[1] - split_s[0]) / more * 1e6  # start-up cancels out
         print(f"logs of {lengths[0]} and {lengths[1]} rows (virtual Hijet: {' and '.join(kinds)}); baselines: keidash imported "

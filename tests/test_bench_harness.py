@@ -29,6 +29,21 @@ def test_logs_bench_tells_a_crash_from_a_commands_verdict(tmp_path):
     assert logs.command_failed("replay --estimates", 0, 1)  # replay has no verdict: 1 is an error
 
 
+def test_logs_bench_stops_when_its_import_baseline_crashes(tmp_path):
+    """Every memory ratio of bench/logs.py is to the import baseline's peak: a baseline that crashed (here keidash's
+    modules not importable) stops the bench with one sentence and exit 1, before any command is measured."""
+    code = (f"import sys; sys.path.insert(0, {str(BENCH)!r}); import logs; "
+            f"logs.IMPORTS = \"raise ImportError('No module named keidash.cli')\"; "
+            f"sys.argv = ['logs.py', '--rows', '500', '--only', 'csv']; sys.exit(logs.main())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "ImportError: No module named keidash.cli" in done.stderr  # the child's own traceback
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"bench/logs.py: the import baseline exited {_bench('logs').CRASHED} (its error is above), so no ratio can "
+        "be measured against it: fix that and run the bench again")
+    assert "MB peak" not in done.stdout and "baselines:" not in done.stdout
+
+
 def test_make_bench_exits_1_and_names_the_bench_that_failed(tmp_path):
     (tmp_path / "good.py").write_text("print('figures')\n")
     (tmp_path / "bad.py").write_text("import sys\nprint('MISSED: a goal')\nsys.exit(3)\n")
