@@ -142,7 +142,8 @@ def test_trips_lists_both_trips(trip_db, drive, capsys, utc):
 def _dated_trips(tmp_path) -> Path:
     """A trip log written by keidash's writer: trip 1 on a clock NTP had synchronized (its
     timesyncd file there), trip 2, a day later, on a clock nothing confirmed (a Pi booted
-    without network or GPS fix)."""
+    without network, its GPS's positions logged but no time of it that agreed). Both have a
+    GPS fix every second."""
     from keidash.dashstate import DashState
     from keidash.readings import Reading
     from keidash.triplog.clock import WallClock
@@ -158,7 +159,9 @@ def _dated_trips(tmp_path) -> Path:
                       keep_days=365, max_mb=None, commit_every_s=0.02, retry_s=0.02,
                       wall=WallClock(lambda: start, lambda: 0.0, synchronized=str(synchronized)))
         for k in range(121):  # 60 s at 36 km/h, a reading and a frame every 0.5 s
-            log.readings([Reading(k / 2, "speed_kmh", 36.0, "obd")], k / 2)
+            log.readings([Reading(k / 2, "speed_kmh", 36.0, "obd")] + ([
+                Reading(k / 2, "lat_deg", 36.0 + k * 1e-5, "gps"), Reading(k / 2, "lon_deg", 138.0, "gps")]
+                if k % 2 == 0 else []), k / 2)
             log.frame(DashState(k / 2, "Hijet", 3000.0, False, 36.0, 3, None, 5500.0, 6500.0, 8000.0), k / 2)
         log.close()
     return path
@@ -485,10 +488,45 @@ def test_export_gpx(trip_db, tmp_path):
     points = root.findall("g:trk/g:trkseg/g:trkpt", ns)
     assert len(points) == TRIP1_GPS_FIXES
     assert float(points[3].get("lat")) == pytest.approx(35.0003) and float(points[3].get("lon")) == pytest.approx(139.0003)
-    assert points[0].find("g:time", ns).text == "2026-01-01T00:00:00.050Z"
-    assert points[59].find("g:time", ns).text == "2026-01-01T00:00:59.050Z"
+    # a version-1 log confirmed no date: no point has a time (the dated case: test_export_times_only_a_confirmed_date)
+    assert root.findall(".//g:time", ns) == [] and root.find("g:trk/g:desc", ns).text == export.UNTIMED
     speeds = [float(p.find("g:extensions/x:TrackPointExtension/x:speed", ns).text) for p in points]
     assert speeds[0] == 10.0 and speeds[-1] == 20.0  # the dash's 36 and 72 km/h, in m/s
+
+
+def test_export_times_only_a_confirmed_date(tmp_path, capsys):
+    """keidash export through the CLI on a trip log keidash's writer wrote: the GPX of the trip an NTP-synchronized
+    clock dated has a UTC time on each point; the one of the trip nothing confirmed has none (its start may be
+    1970 or the last shutdown), says why in its <desc> and on the terminal. The CSV holds no date to mark."""
+    from keidash.cli import main
+    path = _dated_trips(tmp_path)
+    ns = {"g": export.GPX_NS}
+    tracks = {}
+    for trip in ("1", "2"):
+        out = tmp_path / f"trip{trip}.gpx"
+        assert main(["export", str(path), "--trip", trip, "-o", str(out)]) == 0
+        tracks[trip] = (ET.parse(out).getroot(), capsys.readouterr().out.splitlines())
+    dated, said = tracks["1"]
+    points = dated.findall("g:trk/g:trkseg/g:trkpt", ns)
+    assert len(points) == 61 and dated.find("g:trk/g:desc", ns) is None
+    assert [p.find("g:time", ns).text for p in (points[0], points[60])] == ["2026-01-01T00:00:00.000Z",
+                                                                             "2026-01-01T00:01:00.000Z"]
+    assert said == [f"keidash: wrote trip 1 (61 track points) to {tmp_path / 'trip1.gpx'}"]
+    undated, said = tracks["2"]
+    points = undated.findall("g:trk/g:trkseg/g:trkpt", ns)
+    assert len(points) == 61 and float(points[60].get("lat")) == pytest.approx(36.0012)
+    assert undated.findall(".//g:time", ns) == []
+    assert undated.find("g:trk/g:desc", ns).text == export.UNTIMED
+    assert said == [f"keidash: wrote trip 2 (61 track points) to {tmp_path / 'trip2.gpx'}",
+                    "keidash: the trip's date is the Pi's clock, not confirmed by NTP or the GPS, so its track points "
+                    "have no time"]
+
+    out = tmp_path / "trip2.csv"
+    assert main(["export", str(path), "--trip", "2", "-o", str(out)]) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["t", "speed_kmh", "rpm", "rpm_estimated", "gear", "cue", "lat_deg", "lon_deg"]
+    assert rows[1][0] == "0.000" and rows[-1][0] == "60.000"  # seconds since the trip started, no date
 
 
 def test_export_gpx_of_a_trip_without_gps(trip_db, tmp_path):

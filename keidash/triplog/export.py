@@ -1,4 +1,12 @@
-"""One trip exported: ``keidash export`` as CSV (one row per frame) or GPX (the GPS track)."""
+"""One trip exported: ``keidash export`` as CSV (one row per frame) or GPX (the GPS track).
+
+A GPX point's time is absolute (UTC): the trip's start plus the fix's time in the trip. A trip no
+confirmed clock dated (``Trip.clock_confirmed``, keidash.triplog.clock) has a start that may be
+1970 or the last shutdown, so its points get no ``<time>`` (optional in GPX 1.1) and the track's
+``<desc>`` and the terminal say why. Its own GPS time does not date it either: a GPS that agreed
+with the Pi's clock would have confirmed it, and one that disagreed may be a replay or the virtual
+truck's. The CSV holds no date at all (``t`` is seconds since the trip started).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,9 @@ from ..errors import ConfigError
 from ..readings import SPEED
 from .reading import (LAST, MAX_POSITION_GAP_S, Frame, Position, Trip, nearest_index, channel_readings, find_trip, frames,
                       open_trip_log, positions)
+
+#: the GPX track's <desc>, and the terminal's line, when the trip's date was not confirmed
+UNTIMED = "the trip's date is the Pi's clock, not confirmed by NTP or the GPS, so its track points have no time"
 
 
 CSV_COLUMNS = ("t", "speed_kmh", "rpm", "rpm_estimated", "gear", "cue")
@@ -43,18 +54,22 @@ def export_rows(trip_frames: list[Frame], fixes: list[Position]) -> list[list[st
 
 
 def gpx_document(trip: Trip, fixes: list[Position], speeds: list[tuple[float, float]]) -> ET.ElementTree:
-    """A GPX 1.1 track of the fixes; speed (m/s, Garmin TrackPointExtension) from the nearest speed."""
+    """A GPX 1.1 track of the fixes; speed (m/s, Garmin TrackPointExtension) from the nearest speed; each
+    point's time only when a confirmed clock dated the trip."""
     ET.register_namespace("", GPX_NS)
     ET.register_namespace("gpxtpx", GPXTPX_NS)
     root = ET.Element(f"{{{GPX_NS}}}gpx", {"version": "1.1", "creator": "keidash"})
     track = ET.SubElement(root, f"{{{GPX_NS}}}trk")
     ET.SubElement(track, f"{{{GPX_NS}}}name").text = f"keidash trip {trip.id}"
+    if not trip.clock_confirmed:
+        ET.SubElement(track, f"{{{GPX_NS}}}desc").text = UNTIMED
     segment = ET.SubElement(track, f"{{{GPX_NS}}}trkseg")
     speed_times = [t for t, _ in speeds]
     for p in fixes:
         point = ET.SubElement(segment, f"{{{GPX_NS}}}trkpt", {"lat": f"{p.lat_deg:.7f}", "lon": f"{p.lon_deg:.7f}"})
-        when = dt.datetime.fromtimestamp(trip.started_unix + p.t, dt.timezone.utc)
-        ET.SubElement(point, f"{{{GPX_NS}}}time").text = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        if trip.clock_confirmed:
+            when = dt.datetime.fromtimestamp(trip.started_unix + p.t, dt.timezone.utc)
+            ET.SubElement(point, f"{{{GPX_NS}}}time").text = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         k = nearest_index(speed_times, p.t)
         if k is not None and abs(speed_times[k] - p.t) <= MAX_POSITION_GAP_S:
             ext = ET.SubElement(ET.SubElement(point, f"{{{GPX_NS}}}extensions"), f"{{{GPXTPX_NS}}}TrackPointExtension")
@@ -93,4 +108,6 @@ def export_main(db: str, trip: str = LAST, out: str = "") -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"keidash: wrote trip {chosen.id} ({count}) to {os.path.abspath(out)}")
+    if kind == ".gpx" and not chosen.clock_confirmed:
+        print(f"keidash: {UNTIMED}")
     return 0
