@@ -445,6 +445,41 @@ def test_report_png(trip_db, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def png_texts(path: Path) -> dict[str, str]:
+    """The tEXt chunks of a PNG file (keyword -> text)."""
+    data, texts, at = path.read_bytes(), {}, 8
+    while at < len(data):
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        if kind == b"tEXt":
+            keyword, _, text = data[at + 8:at + 8 + length].partition(b"\0")
+            texts[keyword.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return texts
+
+
+def test_the_png_report_marks_a_date_no_clock_confirmed(tmp_path, utc, capsys):
+    """keidash report FILE.png through the CLI on a trip log keidash's writer wrote: the title (built by
+    report.png_title, drawn above the chart and stored as the PNG's Title, read back here) gives the start as
+    keidash trips does, "?" and the note under it for the trip nothing dated, neither for the NTP-dated one."""
+    pytest.importorskip("matplotlib", reason="matplotlib (the keidash[report] extra) is not installed")
+    from keidash.cli import main
+    path = _dated_trips(tmp_path)
+    titles = {}
+    for trip in ("1", "2"):
+        out = tmp_path / f"trip{trip}.png"
+        assert main(["report", str(path), "--trip", trip, "-o", str(out)]) == 0, capsys.readouterr().err
+        titles[trip] = png_texts(out)["Title"]
+        db = reading.open_trip_log(path)
+        chosen = reading.find_trip(db, trip, str(path))
+        built = report.build_report(chosen, reading.frames(db, chosen.id), reading.channel_readings(db, chosen.id, "speed_kmh"))
+        db.close()
+        assert titles[trip] == report.png_title(built)
+    assert titles["1"].startswith("trip 1, 2026-01-01 00:00: 0.60 km, top 36 km/h")
+    assert len(titles["1"].splitlines()) == 2 and "?" not in titles["1"]
+    first, _, note = titles["2"].splitlines()
+    assert first.startswith("trip 2, 2026-01-02 00:00?: 0.60 km") and note == reading.UNCONFIRMED_NOTE
+
+
 def test_report_png_without_matplotlib_says_how_to_install_it(trip_db, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"PNG reports need matplotlib: pip install 'keidash\[report\]'"):

@@ -255,6 +255,18 @@ def _legend(x0: float, y: float) -> str:
     return "".join(parts)
 
 
+def png_title(report: Report) -> str:
+    """The PNG's title: the trip, its start (marked as ``keidash trips`` marks it, with the note under it when the
+    date was not confirmed), its figures and time in gear. Also the PNG's Title text, where it can be read back."""
+    s = report.summary
+    gears = ", ".join(f"{gear_name(g)} {secs:.0f} s" for g, secs in
+                      sorted(report.gear_s.items(), key=lambda kv: _gear_order(kv[0])))
+    top = f"{s.max_speed_kmh:.0f} km/h" if s.max_speed_kmh is not None else "-"
+    return (f"trip {s.trip.id}, {start_time(s.trip)}: {s.distance_km:.2f} km, top {top}, "
+            f"{len(report.over_revs)} over-rev, {len(report.lugging)} lugging\ntime in gear: {gears}"
+            + ("" if s.trip.clock_confirmed else f"\n{UNCONFIRMED_NOTE}"))
+
+
 def write_png(report: Report, out: str) -> None:
     """The report's chart and figures as a PNG; needs matplotlib (the ``report`` extra)."""
     try:
@@ -265,7 +277,6 @@ def write_png(report: Report, out: str) -> None:
         raise ConfigError(f"PNG reports need matplotlib: {INSTALL_REPORT} (or write .html, which needs "
                           f"nothing extra)") from None
     fs = report.frames
-    s = report.summary
     t = [f.t for f in fs]
     fig, (ax_speed, ax_rpm, ax_gear) = plt.subplots(3, 1, sharex=True, figsize=(13, 8))
     fig.subplots_adjust(right=0.8)  # the legends to the right of the panels, clear of the lines
@@ -297,13 +308,10 @@ def write_png(report: Report, out: str) -> None:
     ax_gear.set_ylim(-0.5, top_gear + 0.5)  # whole gears, N (0) to top, whatever the trip used
     ax_gear.set_yticks(range(top_gear + 1), ["N"] + [str(g) for g in range(1, top_gear + 1)])
     ax_gear.set_xlabel("s since the trip started")
-    gears = ", ".join(f"{gear_name(g)} {secs:.0f} s" for g, secs in
-                      sorted(report.gear_s.items(), key=lambda kv: _gear_order(kv[0])))
-    top = f"{s.max_speed_kmh:.0f} km/h" if s.max_speed_kmh is not None else "-"
-    fig.suptitle(f"trip {s.trip.id}: {s.distance_km:.2f} km, top {top}, {len(report.over_revs)} over-rev, "
-                 f"{len(report.lugging)} lugging\ntime in gear: {gears}", fontsize=10)
+    title = png_title(report)
+    fig.suptitle(title, fontsize=10)
     try:
-        fig.savefig(out, dpi=100)
+        fig.savefig(out, dpi=100, metadata={"Title": title})
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
