@@ -78,8 +78,13 @@ def test_openxc_gears_near_the_label_medians(name):
     result = learn_from_logs([log], gears=5)
     errors = [got / want - 1 for got, want in zip(result.rpm_per_kmh(), _label_medians(log))]
     assert len(errors) == 5
-    # 2 % on every gear but driving2's 1st, which is 2.1 % low (docs/learning.md)
-    assert sum(abs(e) <= 0.02 for e in errors) >= 4 and all(abs(e) <= 0.025 for e in errors), errors
+    assert all(abs(e) <= 0.02 for e in errors[1:]), errors
+    # 1st behind a slipping converter: its labels' median over all moving samples (from 4 km/h, the
+    # converter slipping at a crawl) and from 6 km/h (where the learner takes ratios) differ by up to
+    # 5 % (driving2: 139.5 and 132.8); the learner's 1st lies between them, within 1 %
+    from6 = statistics.median(s.rpm / s.speed_kmh for s in log.samples if s.gear == 1 and s.speed_kmh >= 6 and s.rpm)
+    low, high = sorted((from6, _label_medians(log)[0]))
+    assert 0.99 * low <= result.rpm_per_kmh()[0] <= 1.01 * high, (low, result.rpm_per_kmh()[0], high)
 
 
 @pytest.mark.parametrize("name", FORD)
@@ -95,7 +100,7 @@ def test_plain_kmeans_misses_gears_the_learner_finds(name):
     truth = _label_medians(log)
     kmeans_worst = max(abs(got / want - 1) for got, want in zip(kmeans, truth))
     learner_worst = max(abs(got / want - 1) for got, want in zip(learn_from_logs([log], 5).rpm_per_kmh(), truth))
-    assert kmeans_worst > 0.05 and learner_worst < 0.025
+    assert kmeans_worst > 0.05 and learner_worst < 0.03
 
 
 # -- synthetic drives -----------------------------------------------------------------
@@ -220,6 +225,46 @@ def test_learner_is_deterministic_and_bounded():
     for s in samples[:500]:
         state = learner_step(state, s.t, RPM, s.rpm)
     assert len(state.weights) == size
+
+
+def test_learner_waits_for_the_other_channel_a_bounded_while():
+    """A reading whose pair waits for the other channel's next reading (to interpolate it to its
+    instant) waits only while the other was read within PAIR_SKEW_S, at most MAX_WAITING of them:
+    a 200 Hz rpm source beside a speed that fell silent, or a tach with no speed source at all."""
+    from keidash.estimate.learn import MAX_WAITING
+    state = learner_step(LearnerState(), 0.0, SPEED, 30.0)
+    longest = 0
+    for n in range(1, 400):
+        state = learner_step(state, n / 200, RPM, 2000.0)
+        longest = max(longest, len(state.waiting))
+    assert longest == MAX_WAITING and sum(state.moving) > 0  # the oldest were paired with the speed before them
+    state = LearnerState()
+    for n in range(400):
+        state = learner_step(state, n / 10, RPM, 2000.0)
+    assert state.waiting == () and state.pairs == 0
+
+
+def test_a_10_hz_tach_beside_a_1_hz_gps_pairs_each_rpm_with_the_speed_of_its_instant():
+    """Pulling hard in 2nd from 12 to 35 km/h (1.5 m/s^2) and slowing back in gear, the rpm read 10
+    times a second and the speed once: each rpm reading paired with the latest speed (up to 0.6 s
+    old) read up to 25 % off, and the runs broke (38 steady pairs in 40 s); paired with the speed
+    interpolated to its instant, every pair is the gear's."""
+    second_gear = 164.0
+
+    def kmh(t: float) -> float:  # 12 -> 35 km/h at 5.4 km/h per s, and back
+        span = (35.0 - 12.0) / 5.4
+        return 12.0 + 5.4 * (span - abs(t % (2 * span) - span))
+
+    state = LearnerState()
+    for second in range(40):
+        state = learner_step(state, second, RPM, second_gear * kmh(second))
+        state = learner_step(state, second + 0.05, SPEED, kmh(second + 0.05))
+        for n in range(1, 10):
+            state = learner_step(state, second + n / 10, RPM, second_gear * kmh(second + n / 10))
+    found = clusters(state)
+    assert len(found) == 1 and found[0].rpm_per_kmh == pytest.approx(second_gear, rel=0.01)
+    # each second 7 pairs (the speed, the six rpm readings within 0.6 s after it): nearly all steady
+    assert found[0].mass > 0.8 * 7 * 40, found[0].mass
 
 
 def test_other_channels_are_ignored():
@@ -397,12 +442,13 @@ def test_gears_that_are_no_gearbox_are_never_ready():
     assert "longer than the one below" in gearbox_problem((279.0, 164.2, 136.0, 113.1, 68.7))
 
 
-@pytest.mark.parametrize("hz", [10, 5])
-def test_a_kei_truck_whose_1st_is_never_held_learns_it_from_its_launches(hz):
+@pytest.mark.parametrize("hz, held", [(10, False), (5, True)])
+def test_a_kei_truck_whose_1st_is_never_held_learns_it_from_its_launches(hz, held):
     """A kei truck's 1st runs out at 10-13 km/h within 2 s: no steady run (1 s) holds it, so the
-    histogram finds 2nd..5th only. Each launch shows its gear: the pairs with the rpm rising with
-    the speed, a gear step above 2nd, just before the rpm falls into 2nd. Locked that way in most
-    launches, that gear is 1st, learned from them."""
+    histogram finds 2nd..5th only (at 5 Hz a few runs in 1st, a weak cluster). Each launch shows its
+    gear: the pairs with the rpm rising with the speed, a gear step above 2nd, just before the rpm
+    falls into 2nd. Locked that way in most launches, that gear is 1st, learned from them; or,
+    where a weak cluster sits there and no launch locks above it, that cluster is 1st."""
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "town", "everyday", 600, rpm_hz=hz, seed=1)
     truth = [k * 1.02 for k in load_profile("hijet-s500p").rpm_per_kmh()]  # the recorded speed reads 2 % low
@@ -411,7 +457,8 @@ def test_a_kei_truck_whose_1st_is_never_held_learns_it_from_its_launches(hz):
         for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
             if channel in s.fresh and value is not None:
                 state = learner_step(state, s.t, channel, value)
-    assert not any(abs(c.rpm_per_kmh / truth[0] - 1) < 0.1 for c in clusters(state))  # 1st: no steady run
+    first = [c for c in clusters(state) if abs(c.rpm_per_kmh / truth[0] - 1) < 0.1]
+    assert len(first) == held and all(c.mass < 40 for c in first)  # 1st: no steady run, or a few
     result = learned(state)
     assert result.rpm_per_kmh() == pytest.approx(truth, rel=0.05)  # 1st from the launches, 2nd..5th steady
     assert result.numbering_certain and result.ready
@@ -463,15 +510,18 @@ def test_nothing_is_bridged_unless_every_number_is_certain(table):
     assert table.bridged() == () and not table.ready
 
 
-def test_a_drive_whose_3rd_was_never_held_shows_its_gears_while_learning():
-    """The virtual everyday driver's kei-day (seed 2) holds 3rd for under 2 s in 7 minutes: the
-    learner finds 1st (from the launches), 2nd, 4th and 5th sure, and no steady 3rd. Live learning
-    with the Hijet's gear count now shows gears on over half the moving samples (none before),
-    and a wrong one on under 2 %."""
+@pytest.mark.parametrize("style, seed", [("everyday", 2), ("brisk", 0)])
+def test_a_drive_whose_3rd_is_driven_through_shows_its_gears_while_learning(style, seed):
+    """The virtual everyday (seed 2) and brisk (seed 0) drivers' kei-days, rpm at 5 Hz, hold 3rd
+    steadily for a few dozen pairs in 7 minutes (1st for none: it comes from the launches). Live
+    learning with the Hijet's gear count shows gears on over half the moving samples, a wrong one on
+    under 2 %. (They showed none until a weak 3rd was bridged between two sure gears, and until
+    each reading was paired with the other channel at its instant; the
+    bridging itself: test_a_weak_gear_between_two_sure_ones_*.)"""
     from keidash.sim.recorded import virtual_log
-    log = virtual_log("hijet-s500p", "kei-day", "everyday", 420, rpm_hz=5, seed=2)
+    log = virtual_log("hijet-s500p", "kei-day", style, 420, rpm_hz=5, seed=seed)
     found = learn_from_logs([log], gears=5)
-    assert found.gears[2].rpm_per_kmh is None and not found.ready and len(found.bridged()) == 5
+    assert found.gears[2].samples < 40 and found.gears[0].samples == 0 and len(found.bridged()) == 5
     shown, wrong = _learned_live(log)
     assert shown > 0.5 and wrong < 0.02, (shown, wrong)
 
@@ -519,19 +569,6 @@ def test_a_weak_gear_between_two_sure_ones_does_not_hold_the_numbers_back():
 ], ids=["numbers-rest-on-weak-gears", "1st-weak", "top-weak"])
 def test_weak_gears_are_not_bridged_where_a_number_would_rest_on_them(table):
     assert table.bridged() == ()
-
-
-def test_a_drive_whose_3rd_was_weak_shows_its_gears_while_learning():
-    """The virtual brisk driver's kei-day (seed 0, rpm at 5 Hz) holds 3rd steadily for 22 pairs
-    in 7 minutes: a cluster at 0.50 confidence, just under the 0.5 every gear once had to reach,
-    between a sure 2nd and 4th. No gear was shown all drive; now over half, a wrong one on under
-    2 %."""
-    from keidash.sim.recorded import virtual_log
-    log = virtual_log("hijet-s500p", "kei-day", "brisk", 420, rpm_hz=5, seed=0)
-    found = learn_from_logs([log], gears=5)
-    assert not found.ready and found.gears[2].confidence < 0.5 and len(found.bridged()) == 5
-    shown, wrong = _learned_live(log)
-    assert shown > 0.5 and wrong < 0.02, (shown, wrong)
 
 
 def test_nothing_seen_with_the_gear_count_given_is_every_gear_missing():

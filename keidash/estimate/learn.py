@@ -7,10 +7,11 @@ and clutch slip, shifts, coasting with the clutch in, reverse, 4WD low range,
 readings of rpm and speed taken at different moments) scatters between and
 around those constants. The method:
 
-1. **Pairs.** Each fresh reading of one channel is paired with the other
-   channel's latest reading when the two were measured within
-   :data:`PAIR_SKEW_S` of each other (the carOBD logs poll both only every
-   ~2 s). Pairs below :data:`MIN_SPEED_KMH` or :data:`MIN_RPM` carry no ratio.
+1. **Pairs.** Each fresh reading of one channel makes a pair when the other
+   channel was read within :data:`PAIR_SKEW_S` before it (the carOBD logs poll
+   both only every ~2 s), with the other channel interpolated to its instant
+   between the readings around it (:func:`learner_step`). Pairs below
+   :data:`MIN_SPEED_KMH` or :data:`MIN_RPM` carry no ratio.
 2. **Steady runs.** A pair counts only inside a run of pairs whose log-ratio
    stays within a tolerance of the run's first pair for at least
    :data:`HOLD_S` (with sparse data: the second agreeing pair). The tolerance
@@ -78,13 +79,17 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..profiles import Profile
 from ..readings import RPM, SPEED
-from .gears import Pairing, pair_step
+from .gears import SLOPE_BASE_S, Pairing, pair_step
 
 if TYPE_CHECKING:  # the replay package is for logs only: the live dash need not import it
     from ..replay.log import DriveLog
 
-#: rpm and speed measured further apart than this (s) make no pair
+#: rpm and speed measured further apart than this (s) make no pair, unless ...
 PAIR_SKEW_S = 0.6
+#: ... the other channel's readings just before and after a reading, at most this far apart (s), bracket it
+MAX_BRACKET_S = 2.5
+#: readings waiting for the other channel's next reading: at most this many
+MAX_WAITING = 32
 #: below this road speed (km/h) a ratio is too coarse to find gears by (and a launch is likely)
 MIN_SPEED_KMH = 6.0
 #: from this road speed (km/h) the truck is moving: its pairs place each gear's centre
@@ -300,6 +305,8 @@ class LearnerState:
     pairing: Pairing = Pairing()  # recent speeds, to carry the speed to each rpm reading's instant
     launch_seq: tuple[tuple[float, float, float, float], ...] = ()  # its (t, log ratio, rpm, km/h) pairs
     launch_seqs: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()  # the last KEPT_LAUNCHES
+    waiting: tuple[tuple[float, str, float], ...] = ()  # (t, channel, value) of readings whose other
+    #                                                      channel has not been read since
 
 
 def _bin(log_ratio: float) -> int:
@@ -324,34 +331,87 @@ def _add(state: LearnerState, log_ratio: float, half_width: float, rpm: float) -
 
 
 def learner_step(state: LearnerState, t: float, channel: str, value: float) -> LearnerState:
-    """Fold one fresh reading (t in s, rpm or km/h) into the learner; other channels are ignored."""
+    """Fold one fresh reading (t in s, rpm or km/h) into the learner; other channels are ignored.
+
+    A reading makes a pair when the other channel was read within PAIR_SKEW_S before it (or at or
+    after it, already arrived), and the pair takes the other channel *at its instant*: interpolated
+    between the other's readings just before and just after it, so the reading waits (in
+    ``waiting``) for the other channel's next one. A 10 Hz tach beside a 1 Hz GPS: each rpm reading
+    gets the speed of its own tenth of a second, not one up to PAIR_SKEW_S old (at 1 m/s^2 and
+    30 km/h, 7 % off).
+    """
+    if channel not in (RPM, SPEED):
+        return state
+    latest = state.rpm if channel == RPM else state.speed
+    if state.waiting and state.waiting[0][1] != channel:  # the other channel's readings, bracketed now
+        for t_w, other, v_w in state.waiting:
+            at = _at(t_w, latest, (t, value))
+            state = _fold_pair(state, t_w, *((v_w, at) if other == RPM else (at, v_w)))
+        state = _replace(state, waiting=())
     if channel == RPM:
         state = _replace(state, rpm=(t, value))
-    elif channel == SPEED:
+    else:
         state = _replace(state, speed=(t, value))
         if value < STANDSTILL_KMH:
             state = _replace(_close_launch(_close_sequence(state)), stopped_at=t, launch_from=t)
-    else:
-        return state
     if state.launch_from is not None and t - state.launch_from > LAUNCH_SEQ_S:
         state = _close_sequence(state)
     if state.stopped_at is not None and t - state.stopped_at > LAUNCH_S:
         state = _replace(_close_launch(state), stopped_at=None)
     pairing, pair = pair_step(state.pairing, channel, t, value)
     state = _replace(state, pairing=pairing)
-    if (pair is not None and state.launch_from is not None and len(state.launch_seq) < LAUNCH_PAIRS
-            and pair[1] >= STANDSTILL_KMH and pair[2] >= MIN_RPM
+    if pair is not None and not _sparse_speed(state):
+        state = _launch_pair(state, *pair)
+    other = state.speed if channel == RPM else state.rpm
+    if other is None or abs(other[0] - t) > PAIR_SKEW_S:
+        return state
+    if other[0] >= t:  # read at or after this one, already arrived (an engine note stamped mid-window)
+        return _fold_pair(state, t, *((value, other[1]) if channel == RPM else (other[1], value)))
+    waiting = state.waiting + ((t, channel, value),)
+    while len(waiting) > MAX_WAITING:  # no reading of the other channel for long: the oldest paired with its latest
+        (t_w, _, v_w), waiting = waiting[0], waiting[1:]
+        state = _fold_pair(state, t_w, *((v_w, other[1]) if channel == RPM else (other[1], v_w)))
+    return _replace(state, waiting=waiting)
+
+
+def _at(t: float, before: tuple[float, float], after: tuple[float, float]) -> float:
+    """A channel's value at instant ``t`` from its readings (t, value) ``before`` (measured within
+    PAIR_SKEW_S before ``t``) and ``after`` it: interpolated when they are at most MAX_BRACKET_S
+    apart, else the one before."""
+    if before[0] <= t <= after[0] and 0.0 < after[0] - before[0] <= MAX_BRACKET_S:
+        return before[1] + (after[1] - before[1]) * (t - before[0]) / (after[0] - before[0])
+    return before[1]
+
+
+def _sparse_speed(state: LearnerState) -> bool:
+    """True when the speed's readings come further apart than SLOPE_BASE_S (a GPS at 1 Hz, OBD polled
+    at 1 Hz): a launch's rpm is then paired with the speed interpolated between the readings around
+    it, not carried along the slope of the latest ones (a kei truck's 1st lasts 2 s: carried 0.5 s and
+    held, the speed reads 20-50 % off). Readings closer together are carried: the slope over
+    SLOPE_BASE_S smooths OBD's whole-km/h steps, which interpolating 0.1-0.2 s apart would keep."""
+    speeds = state.pairing.speed
+    return len(speeds) >= 2 and speeds[-1][0] - speeds[-2][0] > SLOPE_BASE_S
+
+
+def _launch_pair(state: LearnerState, t: float, kmh: float, rpm: float) -> LearnerState:
+    """The state with the pair (rpm and km/h at instant t) in the current launch's sequence, if it belongs."""
+    if (state.launch_from is not None and state.launch_from <= t <= state.launch_from + LAUNCH_SEQ_S
+            and len(state.launch_seq) < LAUNCH_PAIRS and kmh >= STANDSTILL_KMH and rpm >= MIN_RPM
             and (not state.launch_seq or t - state.launch_seq[-1][0] >= LAUNCH_PAIR_S)):
         # pulling away the speed changes fastest: each rpm is paired with the speed at its instant
-        state = _replace(state, launch_seq=state.launch_seq + ((t, math.log(pair[2] / pair[1]), pair[2], pair[1]),))
-    if state.rpm is None or state.speed is None or abs(state.rpm[0] - state.speed[0]) > PAIR_SKEW_S:
-        return state
-    rpm, kmh = state.rpm[1], state.speed[1]
+        return _replace(state, launch_seq=state.launch_seq + ((t, math.log(rpm / kmh), rpm, kmh),))
+    return state
+
+
+def _fold_pair(state: LearnerState, t: float, rpm: float, kmh: float) -> LearnerState:
+    """Fold one pair (rpm and km/h at instant t) into the runs, the launches and the histograms."""
+    if _sparse_speed(state):
+        state = _launch_pair(state, t, kmh, rpm)
     if kmh < MOVING_KMH or rpm < MIN_RPM or not MIN_RATIO < rpm / kmh < MAX_RATIO:
         return _replace(state, run_start=None, run_pending=None)
     log_ratio = math.log(rpm / kmh)
     resolution = SPEED_RESOLUTION_KMH / kmh
-    if state.stopped_at is not None:  # pulling away: in 1st, clutch home or slipping
+    if state.stopped_at is not None and t - state.stopped_at <= LAUNCH_S:  # pulling away: in 1st
         if state.launch_pending is None or log_ratio < state.launch_pending:
             state = _replace(state, launch_pending=log_ratio)
     half_width = max(0.5 * resolution, BIN / 2)
@@ -431,7 +491,7 @@ def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
     state, lags = LearnerState(), []
     for log in logs:
         lags.append(speed_lag(log.samples) if manual else 0.0)
-        state = learn_pairs(_replace(_close_launch(_close_sequence(state)), rpm=None, speed=None,
+        state = learn_pairs(_replace(_close_launch(_close_sequence(state)), rpm=None, speed=None, waiting=(),
                                      run_start=None, run_pending=None, stopped_at=None), log, lags[-1])
     return replace(learned(state, gears, idle_rpm), speed_lags=tuple(lags))
 
@@ -852,11 +912,16 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     # A weak highest cluster (a few steady pairs: a kei truck's 1st is driven through, not held)
     # where the launches lock, read against the cluster below it: the same gear seen two ways, the
     # steady pairs and the pull-aways. Their confidences combine as independent evidence.
+    # The launches locked there and never above it also tell which gear it is: 1st (where the truck
+    # pulls away), however many pairs it holds; a 2nd with 1st unseen would show launches locked above it.
     corroborated = None
-    if launch_first is None and len(cands) >= 2 and _confidence(cands[0]) < READY_CONFIDENCE:
+    if launch_first is None and len(cands) >= 2:
         locks = launch_gears(state, cands[1].rpm_per_kmh, idle_rpm).first_gear()
         if locks is not None and abs(math.log(locks[0] / cands[0].rpm_per_kmh)) <= LOCK_TOL:
-            corroborated = 1.0 - (1.0 - _confidence(cands[0])) * (1.0 - locks[2])
+            if _confidence(cands[0]) < READY_CONFIDENCE:
+                corroborated = 1.0 - (1.0 - _confidence(cands[0])) * (1.0 - locks[2])
+            if seen is not None and not seen.locked_above:
+                above = (0, 0, 0)
 
     def gear(c: Cluster) -> GearRatio:
         if c is launch_first:
