@@ -40,7 +40,7 @@ from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, follow, gearbox_kind
 from .lag import LagState, lag_estimate, lag_step
-from .learn import LearnedRatios, LearnerState, forget_launches, learned, learner_step
+from .learn import LearnedRatios, LearnerState, learned, learner_step, shift_launches
 from .shiftmap import ShiftMap
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
@@ -227,9 +227,8 @@ def _measured_order(state: EstimatorState, reading: Reading,
         # its lag is its own, read afresh
         sources[channel] = reading.source
         state = replace(state, lag=LagState(), lag_at=t, lag_sources=tuple(sorted(sources.items())))
-        if state.lag_s:
-            state = replace(state, lag_s=0.0, pairing=Pairing(),
-                            learner=state.learner and forget_launches(state.learner))
+        if state.lag_s:  # (live learning's launches were paired under the lag that was theirs: kept)
+            state = replace(state, lag_s=0.0, pairing=Pairing())
     elif channel not in sources:
         sources[channel] = reading.source
         state = replace(state, lag_sources=tuple(sorted(sources.items())))
@@ -243,8 +242,8 @@ def _measured_order(state: EstimatorState, reading: Reading,
         if abs(found - lag_s) >= LAG_CHANGE_S or (found == 0.0) != (lag_s == 0.0):
             # the speed's instants move: the tracker's recent speeds are on the old time line, and
             # live learning's launches, paired across the lag (the speed changes fastest there), are
-            # learned afresh; its steady runs held the ratio still through the lag and are kept
-            learner = state.learner and forget_launches(state.learner)
+            # paired again from their readings; its steady runs held the ratio still through the lag
+            learner = state.learner and shift_launches(state.learner, found - lag_s)
             state, lag_s = replace(state, pairing=Pairing(), learner=learner), found
     state = replace(state, lag=lag, lag_s=lag_s, lag_at=lag_at)
     if lag_s == 0.0 and not state.held:

@@ -176,6 +176,8 @@ LAUNCH_PAIRS = 60
 #: ... one pair per this long (s) at most: a 50 Hz log keeps its launch's whole 5 s
 LAUNCH_PAIR_S = 0.085
 KEPT_LAUNCHES = 32
+#: ... and each launch's readings, at most this many (5 s of a 10 Hz tach and a 10 Hz GPS, and a margin)
+LAUNCH_READINGS = 160
 #: a launch's gear is a lock: its last pairs before the first upshift agree within this (log) of their
 #: median, at least LOCK_PAIRS of them at MIN_SPEED_KMH or more ...
 LOCK_TOL = 0.06
@@ -307,6 +309,9 @@ class LearnerState:
     launch_seqs: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()  # the last KEPT_LAUNCHES
     waiting: tuple[tuple[float, str, float], ...] = ()  # (t, channel, value) of readings whose other
     #                                                      channel has not been read since
+    launch_raw: tuple[tuple[float, str, float], ...] = ()  # the current launch's readings (t, channel, value)
+    launch_raws: tuple[tuple[tuple[float, str, float], ...], ...] = ()  # those of launch_seqs, one each:
+    #                                                  to pair them again when the speed's instants move
 
 
 def _bin(log_ratio: float) -> int:
@@ -358,6 +363,8 @@ def learner_step(state: LearnerState, t: float, channel: str, value: float) -> L
         state = _close_sequence(state)
     if state.stopped_at is not None and t - state.stopped_at > LAUNCH_S:
         state = _replace(_close_launch(state), stopped_at=None)
+    if state.launch_from is not None and len(state.launch_raw) < LAUNCH_READINGS:
+        state = _replace(state, launch_raw=state.launch_raw + ((t, channel, value),))
     pairing, pair = pair_step(state.pairing, channel, t, value)
     state = _replace(state, pairing=pairing)
     if pair is not None and not _sparse_speed(state):
@@ -442,16 +449,40 @@ def _close_launch(state: LearnerState) -> LearnerState:
 def _close_sequence(state: LearnerState) -> LearnerState:
     """The state with the current launch's pairs (if any) kept among the last KEPT_LAUNCHES."""
     if not state.launch_seq:
-        return _replace(state, launch_from=None) if state.launch_from is not None else state
-    return _replace(state, launch_from=None, launch_seq=(),
-                    launch_seqs=(state.launch_seqs + (state.launch_seq,))[-KEPT_LAUNCHES:])
+        return _replace(state, launch_from=None, launch_raw=()) if state.launch_from is not None else state
+    return _replace(state, launch_from=None, launch_seq=(), launch_raw=(),
+                    launch_seqs=(state.launch_seqs + (state.launch_seq,))[-KEPT_LAUNCHES:],
+                    launch_raws=(state.launch_raws + (state.launch_raw,))[-KEPT_LAUNCHES:])
 
 
 def forget_launches(state: LearnerState) -> LearnerState:
-    """The state without its launches: what it learned of 1st from pulling away is learned afresh
-    (after the speed's instants have moved: keidash.estimate.lag); the steady histogram is kept."""
+    """The state without its launches: what it learned of 1st from pulling away is learned afresh;
+    the steady histogram is kept."""
     return _replace(state, launches=_EMPTY, launch_pending=None, launch_seq=(), launch_seqs=(),
-                    launch_from=None, stopped_at=None, pairing=Pairing())
+                    launch_raw=(), launch_raws=(), launch_from=None, stopped_at=None, pairing=Pairing(),
+                    waiting=())
+
+
+def shift_launches(state: LearnerState, speed_earlier_s: float) -> LearnerState:
+    """The state with its kept launches paired again, each speed reading taken ``speed_earlier_s``
+    before the instant it was fed at (the speed's lag found, or changed: keidash.estimate.lag).
+    Pulling away the speed changes fastest, so a launch paired across the lag showed no gear or the
+    wrong one; its readings (LearnerState.launch_raws) are played again through a fresh learner. The
+    launch under way and the launches before the kept ones are dropped; the steady histogram is kept
+    (its runs held the ratio still through the lag)."""
+    kept = _close_sequence(state).launch_raws
+    launches, seqs, raws = _EMPTY, (), ()
+    for raw in kept:
+        moved = tuple(sorted((t - speed_earlier_s if channel == SPEED else t, channel, value)
+                             for t, channel, value in raw))
+        again = LearnerState()
+        for t, channel, value in moved:
+            again = learner_step(again, t, channel, value)
+        again = _close_launch(_close_sequence(again))
+        launches = tuple(a + b for a, b in zip(launches, again.launches))
+        seqs, raws = seqs + again.launch_seqs, raws + again.launch_raws
+    return _replace(forget_launches(state), launches=launches, launch_seqs=seqs[-KEPT_LAUNCHES:],
+                    launch_raws=raws[-KEPT_LAUNCHES:])
 
 
 def _replace(state: LearnerState, **changes) -> LearnerState:
