@@ -227,7 +227,7 @@ def _neutral(model: GearModel, rpm: float) -> float:
 def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None,
               ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0,
               rpm_rise: float = 0.0, commanded: frozenset[int] = frozenset(),
-              early: frozenset[int] = frozenset()) -> tuple[float, ...]:
+              early: frozenset[int] = frozenset(), speed_sd_kmh: float = 0.0) -> tuple[float, ...]:
     """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
 
     ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
@@ -247,7 +247,7 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
     manual = model.kind != AUTOMATIC
     moving = 0.0 if ratio_avg is None else log_ratio - ratio_avg  # > 0: the ratio rises (the engine gains)
     if manual:
-        noise = model.reading_noise(speed_kmh, rpm)
+        noise = model.reading_noise(speed_kmh, rpm) + (speed_sd_kmh / speed_kmh) ** 2
         # locked in a gear the ratio holds still; in a shift it sweeps towards the new gear's
         trend = 0.0  # where the ratio heads, this pair included: fast - slow average
         if ratio_avg is not None and ratio_slow is not None:
@@ -426,7 +426,8 @@ def _standing(model: GearModel, posterior: tuple[float, ...], dt: float) -> tupl
     return tuple(p / norm for p in out)
 
 
-def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: GearModel) -> TrackerState:
+def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: GearModel,
+          speed_sd_kmh: float = 0.0) -> TrackerState:
     """Fold one (speed km/h, rpm rev/min) pair measured at ``t`` (s) in; return the new state.
 
     Call once per new pair; ``state.gear`` (and ``state.low_range``) is what the dash shows.
@@ -454,7 +455,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         rise = 0.0
         if rpm > 0.0 and rpm_avg is not None:
             rise = math.log(rpm) - rpm_avg
-        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise, commanded, early)
+        likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise, commanded, early,
+                               speed_sd_kmh)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
@@ -576,6 +578,17 @@ MAX_CARRY_S = 0.5
 REPAIR_SHARE = 0.5
 #: with a late speed, at most this many rpm readings wait to be judged again
 MAX_QUEUED = 24
+#: a speed carried further than FREE_CARRY_S (s) to an rpm reading (a GPS's, late or once a second;
+#: OBD's speed polled in turn with the rpm comes within it) is less certain by CARRY_ACCEL_SD (km/h) per s
+#: beyond: the truck's acceleration may have changed since it was read (a shift, the brakes: a kei truck
+#: pulling at +1.5 m/s^2 in 2nd coasts through a shift at -0.3), and the slope it is carried along not
+FREE_CARRY_S = 0.3
+CARRY_ACCEL_SD = 3.0
+
+
+def carried_sd(carry_s: float) -> float:
+    """The speed's uncertainty (km/h) carried ``carry_s`` beyond its reading (see FREE_CARRY_S)."""
+    return CARRY_ACCEL_SD * max(0.0, carry_s - FREE_CARRY_S)
 
 
 def pair_step(pairing: Pairing, channel: str, t: float, value: float,
@@ -631,10 +644,11 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
         pairing, pair = pair_step(pairing, "rpm", t, value, max(lag_s, 0.0))
         if pair is None:
             return pairing, tracker
+        sd = carried_sd(t - pairing.speed[-1][0])
         if lag_s > 0.0:
             return (replace(pairing, queued=(pairing.queued + ((tracker, t, value, pair[1]),))[-MAX_QUEUED:]),
-                    track(tracker, *pair, model))
-        return replace(pairing, pending=(tracker, t, value, pair[1])), track(tracker, *pair, model)
+                    track(tracker, *pair, model, sd))
+        return replace(pairing, pending=(tracker, t, value, pair[1])), track(tracker, *pair, model, sd)
     if lag_s > 0.0:
         return _judge_again(pairing, tracker, t, value, model, lag_s)
     pending, last = pairing.pending, pairing.speed[-1] if pairing.speed else None
@@ -663,19 +677,19 @@ def _judge_again(pairing: Pairing, tracker: TrackerState, t: float, value: float
     speeds = []
     for _, t_rpm, rpm, carried in queued:
         if t_a <= t_rpm <= t and 0.0 < t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
-            speeds.append((v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a), True))
+            speeds.append((v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a), True, 0.0))
         else:
             pair = pair_step(pairing, "rpm", t_rpm, rpm, lag_s)[1]
-            speeds.append((carried if pair is None else pair[1], False))
-    first = next((n for n, ((_, _, _, carried), (speed, _)) in enumerate(zip(queued, speeds))
+            speeds.append((carried if pair is None else pair[1], False, carried_sd(t_rpm - t)))
+    first = next((n for n, ((_, _, _, carried), (speed, _, _)) in enumerate(zip(queued, speeds))
                   if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE), None)
     if first is not None:  # run the tracker again from there, with the better speeds
         tracker = queued[first][0]
         for n in range(first, len(queued)):
             _, t_rpm, rpm, _ = queued[n]
             queued[n] = (tracker, t_rpm, rpm, speeds[n][0])
-            tracker = track(tracker, t_rpm, speeds[n][0], rpm, model)
-    return replace(pairing, queued=tuple(q for q, (_, bracketed) in zip(queued, speeds) if not bracketed)), tracker
+            tracker = track(tracker, t_rpm, speeds[n][0], rpm, model, speeds[n][2])
+    return replace(pairing, queued=tuple(q for q, (_, bracketed, _) in zip(queued, speeds) if not bracketed)), tracker
 
 
 # -- running over a recorded drive and scoring against its labels -------------------------
