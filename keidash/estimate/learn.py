@@ -943,16 +943,11 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     # A weak highest cluster (a few steady pairs: a kei truck's 1st is driven through, not held)
     # where the launches lock, read against the cluster below it: the same gear seen two ways, the
     # steady pairs and the pull-aways. Their confidences combine as independent evidence.
-    # The launches locked there and never above it also tell which gear it is: 1st (where the truck
-    # pulls away), however many pairs it holds; a 2nd with 1st unseen would show launches locked above it.
     corroborated = None
-    if launch_first is None and len(cands) >= 2:
+    if launch_first is None and len(cands) >= 2 and _confidence(cands[0]) < READY_CONFIDENCE:
         locks = launch_gears(state, cands[1].rpm_per_kmh, idle_rpm).first_gear()
         if locks is not None and abs(math.log(locks[0] / cands[0].rpm_per_kmh)) <= LOCK_TOL:
-            if _confidence(cands[0]) < READY_CONFIDENCE:
-                corroborated = 1.0 - (1.0 - _confidence(cands[0])) * (1.0 - locks[2])
-            if seen is not None and not seen.locked_above:
-                above = (0, 0, 0)
+            corroborated = 1.0 - (1.0 - _confidence(cands[0])) * (1.0 - locks[2])
 
     def gear(c: Cluster) -> GearRatio:
         if c is launch_first:
