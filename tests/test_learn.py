@@ -548,6 +548,17 @@ def test_a_drive_whose_3rd_is_driven_through_shows_its_gears_while_learning(styl
     assert shown > 0.5 and wrong < 0.02, (shown, wrong)
 
 
+def test_launches_read_3_times_a_second_pair_the_rpm_with_the_speed_of_its_instant():
+    """OBD read 3 times a second (a slow K-line ECU): pulling away the speed moves 1.7 km/h between
+    readings. Carried along the slope of the last readings and held, it read 1st's launches too far
+    off to lock, and the lazy driver's town drive showed no gear in 7 minutes; interpolated between
+    the readings around each rpm reading (SPARSE_SPEED_S), the launches lock in 1st."""
+    from keidash.sim.recorded import record, simulate
+    log = record(simulate("hijet-s500p", "town", "lazy", 420.0, 0), rpm_hz=3, seed=0)
+    shown, wrong = _learned_live(log)
+    assert shown > 0.4 and wrong < 0.02, (shown, wrong)
+
+
 def _learned_live(log) -> tuple[float, float]:
     """(a gear shown, a wrong gear shown) over the moving labelled samples of ``log`` played through
     the estimator with the Hijet's profile: its gear count, no ratios (learned live)."""

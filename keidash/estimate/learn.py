@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..profiles import Profile
 from ..readings import RPM, SPEED
-from .gears import SLOPE_BASE_S, Pairing, pair_step
+from .gears import Pairing, pair_step
 
 if TYPE_CHECKING:  # the replay package is for logs only: the live dash need not import it
     from ..replay.log import DriveLog
@@ -178,6 +178,9 @@ LAUNCH_PAIR_S = 0.085
 KEPT_LAUNCHES = 32
 #: ... and each launch's readings, at most this many (5 s of a 10 Hz tach and a 10 Hz GPS, and a margin)
 LAUNCH_READINGS = 160
+#: a launch's pairs take the speed interpolated, not carried, when its readings come this far apart (s):
+#: pulling away at 5 km/h per s the speed moves over 1.2 km/h between them, more than OBD's whole km/h
+SPARSE_SPEED_S = 0.25
 #: a launch's gear is a lock: its last pairs before the first upshift agree within this (log) of their
 #: median, at least LOCK_PAIRS of them at MIN_SPEED_KMH or more ...
 LOCK_TOL = 0.06
@@ -391,13 +394,15 @@ def _at(t: float, before: tuple[float, float], after: tuple[float, float]) -> fl
 
 
 def _sparse_speed(state: LearnerState) -> bool:
-    """True when the speed's readings come further apart than SLOPE_BASE_S (a GPS at 1 Hz, OBD polled
-    at 1 Hz): a launch's rpm is then paired with the speed interpolated between the readings around
-    it, not carried along the slope of the latest ones (a kei truck's 1st lasts 2 s: carried 0.5 s and
-    held, the speed reads 20-50 % off). Readings closer together are carried: the slope over
-    SLOPE_BASE_S smooths OBD's whole-km/h steps, which interpolating 0.1-0.2 s apart would keep."""
+    """True when the speed's readings come SPARSE_SPEED_S or more apart (OBD polled 3 times a second
+    or slower, a 1 Hz GPS): a launch's rpm is then paired with the speed interpolated between the
+    readings around it, not carried along the slope of the latest ones (carried 0.5 s and held
+    through a kei truck's 2 s 1st, a 1 Hz speed read 20-50 % off). Pulling away at 5 km/h per s,
+    readings 0.1-0.2 s apart move 0.5-1 km/h, no more than OBD's whole-km/h steps: interpolating
+    would keep the steps, which the slope over SLOPE_BASE_S smooths (at 5 Hz, interpolated, one
+    virtual town drive lost 13 points while three others gained)."""
     speeds = state.pairing.speed
-    return len(speeds) >= 2 and speeds[-1][0] - speeds[-2][0] > SLOPE_BASE_S
+    return len(speeds) >= 2 and speeds[-1][0] - speeds[-2][0] >= SPARSE_SPEED_S
 
 
 def _launch_pair(state: LearnerState, t: float, kmh: float, rpm: float) -> LearnerState:
