@@ -87,3 +87,34 @@ def test_a_profile_with_a_gear_count_and_no_ratios_learns_without_crashing():
         state = step(state, r, config)
     dash = advise(state, 3.0, config)
     assert dash.gear is None and dash.gear_note == "learning 0/5"
+
+
+def test_without_a_gear_count_one_or_two_gears_found_number_nothing():
+    """A profile with no gear count (the Carry's: none is sourced) learns from the highest cluster
+    found. One gear found, even surely 1st by the launches, is no gearbox to number by: every other
+    gear would be shown as it (a demo showed "1" at 88 km/h in 5th). At least three (a kei 3AT's)."""
+    from keidash.estimate.learn import GearRatio, LearnedRatios
+    def table(*ratios):
+        return LearnedRatios(tuple(GearRatio(r, 0.99, 100, 0.01) for r in ratios), (), 500)
+    assert not table(162.0).ready and not table(162.0, 113.0).ready
+    assert table(162.0, 113.0, 68.8).ready and table(162.0, 113.0, 68.8).bridged() == (162.0, 113.0, 68.8)
+    assert LearnedRatios((GearRatio(162.0, 0.99, 100, 0.01),), (), 500, gear_count_given=True).ready
+
+
+def test_a_numbering_shown_is_dropped_when_learning_finds_another_count_of_gears():
+    """Numbered once, live learning keeps the gears numbered while it refines them. With no gear
+    count given, a table that now holds more gears than the numbering shown (a new cluster found,
+    and not ready yet) says that numbering may be wrong: the gear is blanked, not kept stale."""
+    from dataclasses import replace
+    from keidash.estimate import estimator
+    from keidash.estimate.learn import LearnerState, learn_pairs, learned
+    from keidash.sim.recorded import record, simulate
+    profile = unknown_profile()
+    config = replace(config_for(profile, {}, ("obd",)), gear_count=None)
+    log = record(simulate("hijet-s500p", "town", "everyday", 120.0, 0), rpm_hz=5, seed=0)
+    learner = learn_pairs(LearnerState(), log)
+    found = learned(learner, None)
+    assert len(found.gears) >= 3 and not found.ready  # several clusters, the numbering not sure yet
+    shown = estimator.EstimatorState(ratios=(162.0,), learner=learner, learned_at=-1e9)
+    after = estimator._learn(shown, 200.0, ((RPM, 200.0, 2000.0),), config)
+    assert after.ratios == ()

@@ -282,7 +282,10 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     if now - state.learned_at < config.relearn_every_s:
         return state
     found = learned(learner, config.gear_count, config.limits.idle_rpm)
-    ratios = found.bridged() or state.ratios
+    # numbered once, the gears stay numbered while learning refines them; but a table that now holds
+    # another count of gears (a gear count not given: a new cluster found) says the numbering shown
+    # may be wrong: no gear is shown until it is ready again
+    ratios = found.bridged() or (state.ratios if len(found.gears) == len(state.ratios) else ())
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
         state = replace(state, ratios=ratios, tracker=TrackerState(), speed_only=SpeedOnlyState(), engaged=None)
     elif ratios != state.ratios:

@@ -138,6 +138,8 @@ CONFIDENT_SAMPLES = 20.0
 SHARP_SE = 0.01
 #: every gear at least this confident makes the learned ratios ready to drive the dash
 READY_CONFIDENCE = 0.5
+#: without the gear count given, at least this many gears (a kei 3-speed automatic's) make them ready
+MIN_FORWARD_GEARS = 3
 #: a speed reading below this (km/h) is a standstill: the next pull-away is a launch in 1st
 STANDSTILL_KMH = 1.0
 #: for this long (s) after the last standstill the truck is surely still in 1st (drivers shift at ~3 s)
@@ -245,9 +247,12 @@ class LearnedRatios:
     def ready(self) -> bool:
         """Fit to drive the dash: every gear known and at least READY_CONFIDENCE sure, the
         numbering certain (which cluster is 1st) and the steps between the gears those of a
-        gearbox (:func:`gearbox_problem`). A wrong gear number is worse than none."""
+        gearbox (:func:`gearbox_problem`); without the gear count given, at least MIN_FORWARD_GEARS
+        of them (a truck seen in one or two gears so far would have every other gear numbered as
+        one of those). A wrong gear number is worse than none."""
         ratios = self.rpm_per_kmh()
         return (bool(ratios) and self.numbering_certain and not gearbox_problem(ratios)
+                and (self.gear_count_given or len(ratios) >= MIN_FORWARD_GEARS)
                 and all(g.confidence >= READY_CONFIDENCE for g in self.gears))
 
     def bridged(self) -> tuple[float, ...]:
