@@ -207,3 +207,9 @@ def test_the_virtual_trucks_clock_starts_on_the_monotonic_one_and_runs_speedup_t
     truck.fast_forward(30.0)
     truck._start, truck._began = 100.0 - 30.0 / 5.0, (100.0, 30.0)  # as _run sets them at monotonic 100 s
     assert truck.drive_time(100.0) == 100.0 and truck.drive_time(102.0) == 110.0
+    # a stall of the host at monotonic 102 s: _run paces the truck again from where it is (1 s of
+    # monotonic time later than the clock above assumed); the drive's clock holds rather than run
+    # back 5 s, then goes on; a reading stamped before the stall keeps its time
+    truck._stalled, truck._start = (102.0, truck.drive_time(102.0), truck._start), truck._start + 1.0
+    assert truck.drive_time(102.5) == 110.0 and truck.drive_time(104.0) == 115.0
+    assert truck.drive_time(101.0) == 105.0

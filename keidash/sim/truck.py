@@ -49,6 +49,9 @@ class VirtualTruck(EmulatedDevice):
         self._truth = self._make_truth()
         self._start: float | None = None  # monotonic s at which the simulation's time was 0 (paced)
         self._began = (0.0, 0.0)  # (monotonic s, simulated s) when it began to run
+        # the pace before the latest stall of the host: (monotonic s of the stall, the drive time then,
+        # the pace's _start before it): drive_time holds there rather than run back
+        self._stalled: tuple[float, float, float] | None = None
 
     # -- stepping (pure given the inputs; no clock) ------------------------
     def advance(self, sim_seconds: float) -> None:
@@ -101,12 +104,20 @@ class VirtualTruck(EmulatedDevice):
     # -- real-time running --------------------------------------------------
     def drive_time(self, now: float) -> float:
         """The truck's own clock at monotonic ``now``, on the monotonic scale: the monotonic time
-        when it began to run plus the simulated seconds since, as it is paced (a stall of the
-        host pauses it); ``now`` itself before it runs. With ``speedup`` 5 it runs 5 s a second."""
+        when it began to run plus the simulated seconds since, as it is paced; ``now`` itself
+        before it runs. With ``speedup`` 5 it runs 5 s a second. A stall of the host pauses the
+        truck (its pace starts again from where it is), which would set this clock back by the
+        stall: from the stall on it holds instead until the truck has caught up, so the drive's
+        time never runs backwards (a 2-core machine running two test suites stamped frames out of
+        order). A function of ``now`` alone: a reading stamped before the stall keeps its time."""
         if self._start is None:
             return now
         mono0, sim0 = self._began
-        return mono0 + (now - self._start) * self.speedup - sim0
+        stalled = self._stalled
+        if stalled is not None and now < stalled[0]:
+            return mono0 + (now - stalled[2]) * self.speedup - sim0
+        value = mono0 + (now - self._start) * self.speedup - sim0
+        return value if stalled is None else max(value, stalled[1])
 
     def _run(self) -> None:
         # pace from where the truck already is (advance() may have fast-forwarded it)
@@ -119,6 +130,8 @@ class VirtualTruck(EmulatedDevice):
             if behind >= STEP_S:
                 self.advance(min(behind, 0.5))  # never spiral after a stall of the host
                 if behind > 0.5:
-                    self._start += (behind - 0.5) / self.speedup
+                    now = time.monotonic()
+                    held = self.drive_time(now)
+                    self._stalled, self._start = (now, held, self._start), self._start + (behind - 0.5) / self.speedup
             else:
                 self._stop.wait(STEP_S / self.speedup)
