@@ -248,7 +248,7 @@ LAG_MODES = {"as stamped": 0.0, "found": None, "known": "known"}
 def _gps_drive(job: tuple[str, str, float, float, float]) -> dict:
     """One virtual drive whose speed is a late GPS's, with the lag taken three ways (LAG_MODES): the
     profile's ratios against nearest ratio, then learned live."""
-    from keidash.estimate.drives import _dashes, estimate_log
+    from keidash.estimate.drives import _dashes
     from keidash.estimate.gears import agreement, nearest_ratio_gears
     from keidash.sim.recorded import record, simulate
     style, route, rpm_hz, gps_hz, lag_s = job
@@ -268,11 +268,15 @@ def _gps_drive(job: tuple[str, str, float, float, float]) -> dict:
             lag = state.lag_s
             shown.append(-1 if dash.gear is None else dash.gear)
         live = replace(config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",)), speed_lag_s=told)
-        scored = [(s, r) for s, r in zip(log.samples, estimate_log(log, live))
-                  if s.moving and s.rpm and s.gear and s.gear > 0]
+        scored, numbered = [], ()
+        for sample, state, dash in _dashes(log, live):
+            numbered = state.ratios  # the gears live learning numbers the dash by, at the drive's end
+            if sample.moving and sample.rpm and sample.gear and sample.gear > 0:
+                scored.append((sample.gear, -1 if dash.gear is None else dash.gear))
         out[mode] = {"tracker": agreement(log.samples, shown)[0], "lag_s": lag, "lag_found_at_s": found_at,
-                     "shown": round(sum(r.gear_est > 0 for _, r in scored) / len(scored), 4),
-                     "wrong": round(sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in scored) / len(scored), 4)}
+                     "shown": round(sum(shown > 0 for _, shown in scored) / len(scored), 4),
+                     "wrong": round(sum(shown > 0 and shown != gear for gear, shown in scored) / len(scored), 4),
+                     "learned": [round(k, 1) for k in numbered]}
     return out
 
 
@@ -459,7 +463,8 @@ def main() -> int:
                     f"{mode} tracker {100 * d[mode]['tracker'] / d['samples']:.1f} % shown {100 * d[mode]['shown']:.1f} "
                     f"wrong {100 * d[mode]['wrong']:.2f} %" + (f" (lag {d[mode]['lag_s']:g} s from "
                                                                f"{d[mode]['lag_found_at_s']} s)" if mode == "found" else "")
-                    for mode in LAG_MODES))
+                    for mode in LAG_MODES)
+                      + f"; learned (lag found), rpm per km/h: {' / '.join(f'{k:g}' for k in d['found']['learned']) or '-'}")
     for name, f in report.get("logs", {}).items():
         if name == "goals":
             continue

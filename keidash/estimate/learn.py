@@ -483,16 +483,21 @@ def shift_launches(state: LearnerState, speed_earlier_s: float) -> LearnerState:
     kept = _close_sequence(state).launch_raws
     launches, seqs, raws = _EMPTY, (), ()
     for raw in kept:
-        moved = tuple(sorted((t - speed_earlier_s if channel == SPEED else t, channel, value)
-                             for t, channel, value in raw))
-        again = LearnerState()
-        for t, channel, value in moved:
-            again = learner_step(again, t, channel, value)
-        again = _close_launch(_close_sequence(again))
+        again = _close_launch(_close_sequence(_fold_measured(LearnerState(), raw, speed_earlier_s)))
         launches = tuple(a + b for a, b in zip(launches, again.launches))
         seqs, raws = seqs + again.launch_seqs, raws + again.launch_raws
     return _replace(forget_launches(state), launches=launches, launch_seqs=seqs[-KEPT_LAUNCHES:],
                     launch_raws=raws[-KEPT_LAUNCHES:])
+
+
+def _fold_measured(state: LearnerState, readings: Iterable[tuple[float, str, float]],
+                   speed_earlier_s: float) -> LearnerState:
+    """``state`` with ``readings`` (t, channel, value) folded in the order they were measured, each
+    speed reading taken ``speed_earlier_s`` before its stamp (readings of one instant in their order)."""
+    for t, channel, value in sorted(((t - speed_earlier_s if channel == SPEED else t, channel, value)
+                                     for t, channel, value in readings), key=lambda reading: reading[0]):
+        state = learner_step(state, t, channel, value)
+    return state
 
 
 def _replace(state: LearnerState, **changes) -> LearnerState:
@@ -506,14 +511,9 @@ def learn_pairs(state: LearnerState, log: DriveLog, lag_s: float = 0.0) -> Learn
     speed measured that long before its stamp than the rpm, keidash.estimate.lag) in the order the
     readings were measured, each at its measured instant."""
     if lag_s:
-        late = SPEED if lag_s > 0 else RPM
-        measured = sorted((sample.t - abs(lag_s) if channel == late else sample.t, n, channel, value)
-                          for n, sample in enumerate(log.samples)
-                          for channel, value in ((RPM, sample.rpm), (SPEED, sample.speed_kmh))
-                          if channel in sample.fresh and value is not None)
-        for t, _, channel, value in measured:
-            state = learner_step(state, t, channel, value)
-        return state
+        return _fold_measured(state, ((sample.t, channel, value) for sample in log.samples
+                                      for channel, value in ((RPM, sample.rpm), (SPEED, sample.speed_kmh))
+                                      if channel in sample.fresh and value is not None), lag_s)
     for sample in log.samples:
         if RPM in sample.fresh and sample.rpm is not None:
             state = learner_step(state, sample.t, RPM, sample.rpm)
