@@ -439,6 +439,28 @@ def test_connect_sets_the_adapter_up_without_sleeping():
     assert fake.closed
 
 
+def test_a_port_whose_device_went_mid_flush_is_an_adapter_lost():
+    """Unplugged while the link flushes its input before a request, pyserial's tcflush raises
+    termios.error, which is no OSError: it escaped as a traceback ("source failed") instead of the
+    adapter-lost sentence (seen once in test_obd_source's unplug test on a busy machine)."""
+    import termios
+
+    fake = FakePort(protocol="6")
+    link = link_on(fake, protocol="6")
+    link.connect()
+
+    def gone() -> None:
+        raise termios.error(5, "Input/output error")
+
+    fake.reset_input_buffer = gone
+    with pytest.raises(LinkLost, match="was it unplugged"):
+        link.query((RPM,))
+    probing = FakePort(chip_baud=9600)
+    probing.reset_input_buffer = gone
+    with pytest.raises(LinkLost, match="was it unplugged"):
+        Elm327("/dev/ttyUSB-keidash-fake", AdapterSettings(protocol="6"), PID_BYTES, open_port=probing).connect()
+
+
 def test_the_baud_rate_is_found_when_not_given():
     fake = FakePort(chip_baud=9600)
     Elm327("/dev/ttyUSB-keidash-fake", AdapterSettings(protocol="6"), PID_BYTES, open_port=fake).connect()

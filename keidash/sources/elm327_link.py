@@ -29,6 +29,7 @@ import errno
 import logging
 import os
 import re
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -256,8 +257,11 @@ class Elm327:
     def _find_baud_rate(self) -> None:
         """Try the usual rates until the chip answers with its prompt (python-obd's probe, bounded)."""
         for rate in BAUD_RATES:
-            self._serial.baudrate = rate
-            self._serial.reset_input_buffer()
+            try:
+                self._serial.baudrate = rate
+                self._serial.reset_input_buffer()
+            except (OSError, serial.SerialException, termios.error) as exc:
+                raise LinkLost(f"lost the OBD adapter at {self.port}: was it unplugged?") from exc
             self._write(b"\x7f\x7f\r")
             try:
                 raw, _ = self._read_reply(0.3)
@@ -361,7 +365,8 @@ class Elm327:
             raise LinkLost(f"lost the OBD adapter at {self.port}: was it unplugged?")
         try:
             self._serial.reset_input_buffer()  # nothing before our command can answer it
-        except (OSError, serial.SerialException) as exc:
+        except (OSError, serial.SerialException, termios.error) as exc:
+            # termios.error: pyserial's flush of a port whose device went with the adapter (no OSError)
             raise LinkLost(f"lost the OBD adapter at {self.port}: was it unplugged?") from exc
         self._framer.clear()
         self._write(command + b"\r")
