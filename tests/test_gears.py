@@ -115,6 +115,29 @@ def test_slip_during_a_launch_stays_in_1st():
     assert moving.count(1) >= len(moving) - 3  # at most the dwell on neutral at the first moving pairs
 
 
+@pytest.mark.parametrize("first", [200.0, 279.0, 340.0])  # 1.22, 1.70, 2.07 x the Hijet's 2nd
+@pytest.mark.parametrize("hz", [10.0, 1.0])
+def test_a_bounded_1st_is_shown_wherever_its_ratio_lies_in_the_bound(first, hz):
+    """Live learning that proved a gear above 2nd without finding 1st numbers the gears by the middle
+    of the range a gearbox leaves 1st (keidash.estimate.learn.LearnedRatios.first_spread). The tracker
+    reads 1st with the range's spread: a truck pulling away in a 1st anywhere in it shows 1, then 2 in
+    2nd. Read with a locked gear's spread, a short 1st (1.22 x 2nd) showed as 2nd."""
+    from keidash.estimate.learn import GearRatio, LearnedRatios
+    table = LearnedRatios((GearRatio(None, 0.0, 0, 0.0),) + tuple(GearRatio(k, 0.9, 100, 0.01) for k in K[1:]),
+                          (), 1000, gear_count_given=True, numbering_certain=True)
+    model = GearModel(table.bridged(), idle_rpm=MODEL.idle_rpm, spread=(table.first_spread(),))
+    stopped = [(i / hz, 0.0, MODEL.idle_rpm) for i in range(int(2 * hz))]
+    slip = [(2.0 + i / hz, 3.0 + 6.0 * i / hz, 1500.0 + 300.0 * i / hz) for i in range(int(0.5 * hz))]
+    n1, n2 = int(2 * hz), int(4 * hz)
+    in_1st = [(2.5 + i / hz, 6.0 + 6.0 * i / n1, first * (6.0 + 6.0 * i / n1)) for i in range(n1)]
+    in_2nd = [(4.5 + i / hz, 12.0 + 18.0 * i / n2, K[1] * (12.0 + 18.0 * i / n2)) for i in range(n2)]
+    states = feed(stopped + slip + in_1st + in_2nd, model=model)
+    shown = [s.gear for s in states]
+    assert shown[-n2 - n1:-n2] == [1] * n1 and shown[-n2:] == [2] * n2
+    if first == 200.0:  # a locked gear's spread: 2nd, slipping
+        assert feed(stopped + slip + in_1st, model=replace(model, spread=()))[-1].gear == 2
+
+
 def test_rpm_slower_than_top_gear_allows_is_neutral_and_no_rpm_is_neutral():
     states = feed(cruise(5, 80, 0.0, 2.0) + [(2.0 + i / 10, 80.0, 0.0) for i in range(10)])
     assert states[19].gear == 5 and states[-1].gear == 0

@@ -523,13 +523,55 @@ def test_a_gear_missing_between_two_found_ones_is_bridged():
 @pytest.mark.parametrize("table", [
     _table(270.0, 164.0, None, 68.8, 51.0, given=False),  # how many gears is a guess
     _table(270.0, 164.0, None, 68.8, 51.0, certain=False),  # which is 1st is not certain
-    _table(None, 164.0, 113.0, 68.8, 51.0),  # 1st missing: not between two found ones
+    _table(None, 164.0, 113.0, 68.8, 51.0, certain=False),  # 1st missing, no launch proved a gear above 164
     _table(270.0, 164.0, 113.0, 68.8, None),  # top missing (a town drive): 5th would read as 4th
     _table(270.0, 164.0, None, 68.8, 51.0, confidence=0.3),  # the found ones not sure: maybe a phantom
     _table(270.0, None, 250.0, 68.8, 51.0),  # bridged, no gearbox's steps
 ], ids=["count-not-given", "numbering-uncertain", "1st-missing", "top-missing", "weak", "no-gearbox"])
 def test_nothing_is_bridged_unless_every_number_is_certain(table):
     assert table.bridged() == () and not table.ready
+
+
+def test_1st_alone_unseen_is_bounded_by_the_gearbox_once_the_launches_prove_a_gear_above_2nd():
+    """Read once a second, a kei truck's 1st leaves neither a steady run nor a launch's lock, while the
+    launches prove a gear above the highest cluster. A manual has no forward gear above 2nd but 1st: its
+    number is certain, its ratio bounded by what makes a gearbox (at least 1.15 and 2nd/3rd / 1.2 above
+    2nd, at most 2.1). The dash numbers the gears by the bound's geometric middle, the tracker reads 1st
+    with a quarter of the bound's width as its spread, and nothing is written into a profile."""
+    table = _table(None, 164.0, 113.0, 68.8, 51.0)
+    low = max(1.15, 164.0 / 113.0 / 1.2)
+    assert not table.ready and table.rpm_per_kmh() == ()
+    bridged = table.bridged()
+    assert bridged[1:] == (164.0, 113.0, 68.8, 51.0) and not gearbox_problem(bridged)
+    assert bridged[0] == pytest.approx(164.0 * math.sqrt(low * 2.1), rel=1e-3)
+    assert table.first_spread() == pytest.approx(math.log(2.1 / low) / 4.0, rel=1e-3)
+    assert abs(math.log(279.0 / bridged[0])) < 2.0 * table.first_spread()  # the Hijet's own 1st
+    gap = _table(None, 164.0, None, 68.8, 51.0).bridged()  # a gap between two sure gears, bridged too
+    assert gap[2] == pytest.approx(math.sqrt(164.0 * 68.8), rel=1e-3) and gap[0] > 1.15 * 164.0
+    def weak(*confidences):
+        return LearnedRatios((GearRatio(None, 0.0, 0, 0.0),) + tuple(
+            GearRatio(k, c, 100, 0.01) for k, c in zip((164.0, 113.0, 68.8, 51.0), confidences)), (), 1000,
+            gear_count_given=True, numbering_certain=True)
+    # a weak 3rd between two sure gears keeps its own ratio, as with 1st found
+    assert weak(0.99, 0.3, 1.0, 1.0).bridged() == pytest.approx((bridged[0], 164.0, 113.0, 68.8, 51.0), rel=1e-3)
+    assert weak(0.99, 0.3, 0.3, 1.0).bridged() == ()  # two sure gears: their numbers rest on the weak ones
+    assert weak(0.99, 1.0, 1.0, 0.3).bridged() == ()  # top weak: a 5th may be unseen
+    assert _table(None, 164.0, 113.0, 68.8, None).bridged() == ()  # top missing too
+    assert _table(270.0, 164.0, None, 68.8, 51.0).first_spread() == 0.0  # 1st found: its own ratio
+
+
+def test_a_kei_truck_read_once_a_second_shows_its_gears_with_1st_bounded():
+    """The virtual brisk driver's kei-day, OBD read once a second: the launches prove a gear above 2nd
+    (each launch is above it) but never lock in the 2 s of 1st, so 1st is never found. It showed no
+    gear in 7 minutes; with 1st bounded it shows gears on over half the moving samples, a wrong one
+    on under 2 %, and a wrong 1st on under 0.5 %."""
+    from keidash.sim.recorded import record, simulate
+    log = record(simulate("hijet-s500p", "kei-day", "brisk", 420.0, 0), rpm_hz=1, seed=0)
+    found = learn_from_logs([log], gears=5)
+    assert found.numbering_certain and found.gears[0].rpm_per_kmh is None and found.first_spread() > 0.0
+    shown, wrong = _learned_live(log)
+    assert shown > 0.5 and wrong < 0.02, (shown, wrong)
+    assert _learned_live(log, gear=1)[1] < 0.005
 
 
 @pytest.mark.parametrize("style, seed", [("everyday", 2), ("brisk", 0)])
@@ -559,9 +601,10 @@ def test_launches_read_3_times_a_second_pair_the_rpm_with_the_speed_of_its_insta
     assert shown > 0.4 and wrong < 0.02, (shown, wrong)
 
 
-def _learned_live(log) -> tuple[float, float]:
+def _learned_live(log, gear: int | None = None) -> tuple[float, float]:
     """(a gear shown, a wrong gear shown) over the moving labelled samples of ``log`` played through
-    the estimator with the Hijet's profile: its gear count, no ratios (learned live)."""
+    the estimator with the Hijet's profile: its gear count, no ratios (learned live); with ``gear``,
+    that gear shown, and shown wrongly."""
     from dataclasses import replace
     from keidash.estimate.drives import estimate_log
     from keidash.estimate.estimator import config_for
@@ -569,8 +612,8 @@ def _learned_live(log) -> tuple[float, float]:
     config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
     counted = [(s, r) for s, r in zip(log.samples, estimate_log(log, config))
                if s.moving and s.rpm and s.gear and s.gear > 0]
-    return (sum(r.gear_est > 0 for _, r in counted) / len(counted),
-            sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted))
+    shown = [(s, r) for s, r in counted if r.gear_est > 0 and (gear is None or r.gear_est == gear)]
+    return len(shown) / len(counted), sum(r.gear_est != s.gear for s, r in shown) / len(counted)
 
 
 def _sure(*gears):

@@ -106,6 +106,8 @@ class EstimatorState:
     learned: LearnedRatios | None = None  # what live learning found at its last look
     learned_at: float = -math.inf
     ratios: tuple[float, ...] = ()  # the ratios in use: the config's, else learned live
+    first_spread: float = 0.0  # learned live with 1st not found: how uncertain its ratio is (ln units;
+    #                            LearnedRatios.first_spread), the tracker's spread of 1st; 0.0: known
     models: "Models | None" = None  # built from ratios and the config when ratios change
     tracker: TrackerState = TrackerState()  # gear with an rpm source
     pairing: Pairing = Pairing()  # recent speed readings, to pair each rpm reading by time
@@ -136,13 +138,16 @@ class Models:
     gear: GearModel
     speed: SpeedModel
     policy: ShiftPolicy
+    first_spread: float = 0.0  # the state's, when these were built
 
 
 def _models(state: EstimatorState, config: EstimatorConfig) -> Models:
-    if state.models is not None and state.models.ratios == state.ratios:
+    if (state.models is not None and state.models.ratios == state.ratios
+            and state.models.first_spread == state.first_spread):
         return state.models
     ratios, limits = state.ratios, config.limits
     gear_model = GearModel(ratios, idle_rpm=limits.idle_rpm, moving_kmh=config.moving_kmh,
+                           spread=(state.first_spread,) if state.first_spread else (),
                            dwell_s=config.gear_dwell_s, kind=config.gearbox, low_range=config.low_range_ratio,
                            shift_map=config.shift_map if config.gearbox == AUTOMATIC else None)
     policy = ShiftPolicy(ratios, limits, mode=config.shift_mode, engine=config.engine,
@@ -151,7 +156,7 @@ def _models(state: EstimatorState, config: EstimatorConfig) -> Models:
     speed_model = SpeedModel(ratios, limits, habits=_fitting(config.habits, ratios), engine=config.engine,
                              mass_kg=config.mass_kg, obedience=config.obedience,
                              automatic=config.gearbox == AUTOMATIC)  # an automatic shifts by itself
-    return Models(ratios, gear_model, speed_model, policy)
+    return Models(ratios, gear_model, speed_model, policy, state.first_spread)
 
 
 def _fitting(habits: Habits | None, ratios: tuple[float, ...]) -> Habits | None:
@@ -285,14 +290,18 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     # numbered once, the gears stay numbered while learning refines them; but a table that now holds
     # another count of gears (a gear count not given: a new cluster found) says the numbering shown
     # may be wrong: no gear is shown until it is ready again
-    ratios = found.bridged() or (state.ratios if len(found.gears) == len(state.ratios) else ())
+    ratios, first_spread = found.bridged(), found.first_spread()
+    if not ratios and len(found.gears) == len(state.ratios):
+        ratios, first_spread = state.ratios, state.first_spread
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
-        state = replace(state, ratios=ratios, tracker=TrackerState(), speed_only=SpeedOnlyState(), engaged=None)
-    elif ratios != state.ratios:
-        # the same gears, their ratios refined (by hundredths, every few seconds): the gear shown and
-        # the lever held stay, as they do in the truck; starting the trackers again lost them at
-        # each refinement (a coast to a stop in 5th with the clutch in walked down to 2nd)
-        state = replace(state, ratios=ratios)
+        state = replace(state, ratios=ratios, first_spread=first_spread, tracker=TrackerState(),
+                        speed_only=SpeedOnlyState(), engaged=None)
+    elif ratios != state.ratios or first_spread != state.first_spread:
+        # the same gears, their ratios refined (by hundredths, every few seconds), or 1st found where it
+        # was bounded: the gear shown and the lever held stay, as they do in the truck; starting the
+        # trackers again lost them at each refinement (a coast to a stop in 5th with the clutch in
+        # walked down to 2nd)
+        state = replace(state, ratios=ratios, first_spread=first_spread)
     return replace(state, learned=found, learned_at=now)
 
 

@@ -266,27 +266,60 @@ class LearnedRatios:
         its number whatever its exact ratio: a manual gearbox has no other forward ratio between
         them, so a weak peak there cannot move a number, whether it is that gear or a phantom.
         The whole set must be a gearbox's (with the weak ones' own ratios, else with them
-        bridged too). () when none of that holds."""
+        bridged too). 1st not found, with the numbering certain all the same (the launches proved a
+        gear above the highest cluster) and the sure gears from 2nd to top numbered by themselves
+        with a gear above them, is *bounded*: see :meth:`first_spread`. () when none of that holds."""
+        return self._numbered()[0]
+
+    def first_spread(self) -> float:
+        """How uncertain (ln units, one standard deviation) the 1st of :meth:`bridged` is: 0.0 when it
+        was found, else (1st *bounded*) a quarter of the width of the range a gearbox leaves it.
+
+        Read once a second, a kei truck's 1st (2 s long) leaves neither a steady run nor a launch's
+        lock, while the launches still prove a gear above 2nd. A manual gearbox has no forward gear
+        above 2nd but 1st, so a ratio clearly above 2nd's line with the clutch home is 1st whatever
+        1st's exact ratio: its number is certain, its ratio bounded by what makes a gearbox
+        (:func:`gearbox_problem`: 1st at least MIN_GEAR_STEP and at least 2nd/3rd over
+        STEP_PROGRESSION above 2nd, at most MAX_STEP). :meth:`bridged` gives the range's geometric
+        middle and the tracker reads 1st with this spread: wide, so it takes a ratio for 1st only
+        once it is clearly above 2nd's. Nothing is written into a profile from it
+        (:meth:`rpm_per_kmh` stays ())."""
+        return self._numbered()[1]
+
+    def _numbered(self) -> tuple[tuple[float, ...], float]:
         if self.ready:
-            return self.rpm_per_kmh()
+            return self.rpm_per_kmh(), 0.0
+        count = len(self.gears)
         sure = [n for n, g in enumerate(self.gears)
                 if g.rpm_per_kmh is not None and g.confidence >= READY_CONFIDENCE]
         if (not self.gear_count_given or not self.numbering_certain or len(sure) < 3
-                or sure[0] != 0 or sure[-1] != len(self.gears) - 1):
-            return ()
+                or sure[-1] != count - 1):
+            return (), 0.0
+        # 1st bounded: not found at all, and the numbering certain all the same, so the launches proved a
+        # gear above the highest cluster (a numbering from 1st fits whenever one from 2nd does)
+        first_unseen = sure[0] == 1 and self.gears[0].rpm_per_kmh is None
+        if sure[0] != 0 and not first_unseen:
+            return (), 0.0
         known = [self.gears[n].rpm_per_kmh for n in sure]
-        if _numberings(known, len(self.gears)) != [tuple(sure)]:
-            return ()  # the sure gears' numbers rest on a weak one
-        filled = [None] * len(self.gears)
+        if [c for c in _numberings(known, count) if c[0] >= sure[0]] != [tuple(sure)]:
+            return (), 0.0  # the sure gears' numbers rest on a weak one
+        filled: list[float | None] = [None] * count
         for (a, ka), (b, kb) in zip(zip(sure, known), zip(sure[1:], known[1:])):
             filled[a], filled[b] = ka, kb
             for n in range(a + 1, b):  # each gap between two sure gears, in geometric steps
                 filled[n] = round(ka * (kb / ka) ** ((n - a) / (b - a)), 2)
         own = [g.rpm_per_kmh if g.rpm_per_kmh is not None else k for g, k in zip(self.gears, filled)]
         for ratios in (own, filled):
+            spread = 0.0
+            if first_unseen:  # the range a gearbox leaves 1st above this 2nd and 3rd, and its middle
+                low = max(MIN_GEAR_STEP, ratios[1] / ratios[2] / STEP_PROGRESSION)
+                if low >= MAX_STEP:
+                    continue
+                ratios = [round(ratios[1] * math.sqrt(low * MAX_STEP), 2)] + ratios[1:]
+                spread = round(math.log(MAX_STEP / low) / 4.0, 4)
             if not gearbox_problem(ratios):
-                return tuple(ratios)
-        return ()
+                return tuple(ratios), spread
+        return (), 0.0
 
     @property
     def confident(self) -> int:
