@@ -312,6 +312,35 @@ def test_an_upshift_shows_the_new_gear_at_the_first_falling_rpm():
     assert all(s.gear == 3 for s in feed(accelerating + braking + clutch_in))
 
 
+def feed_carried(pairs, speed_sd_kmh, state=None, model=MODEL):
+    """Track (t, speed, rpm) pairs whose speed is carried (a late GPS's) with this uncertainty."""
+    state, out = state or TrackerState(), []
+    for t, speed, rpm in pairs:
+        state = track(state, t, speed, rpm, model, speed_sd_kmh)
+        out.append(state)
+    return out
+
+
+def test_with_a_late_speed_a_falling_rpm_at_a_cruise_is_not_read_as_an_upshift():
+    """A GPS speed 0.6 s late, carried to each rpm reading (keidash.estimate.gears.carried_sd): the
+    truck cruises in 4th at 30 km/h, then the driver brakes and puts the clutch in to stop. For the
+    first 0.6 s the carried speed still says 30 km/h, steady, and the rpm falls: read as the first
+    falling rpm of an upshift it showed 5th (the virtual everyday town drive with OBD rpm and a 0.7 s
+    late GPS: 48 samples of 4th shown as 5th, 24 since, most of them the rpm landing near 5th's line).
+    Whether the truck brakes is not known until
+    the speed of that instant arrives, so at a cruise the lever stays; accelerating (the speed last seen
+    rising), a falling rpm is still an upshift at once. With the speed fresh nothing changed."""
+    cruise_4th = [(i / 5, 30.0, K[3] * 30.0) for i in range(15)]
+    # (the rpm on its way down, not yet near 5th's line: once it is, 5th fits it as well as any upshift)
+    clutch_in = [(3.0 + i / 5, 30.0, K[3] * 30.0 * f) for i, f in enumerate((0.93, 0.87))]
+    assert all(s.gear == 4 for s in feed_carried(cruise_4th + clutch_in, 1.0))
+    assert feed(cruise_4th + clutch_in)[-1].gear == 5  # fresh and steady: an upshift from a cruise
+    accelerating = [(i / 5, 20.0 + 0.5 * i, K[2] * (20.0 + 0.5 * i)) for i in range(10)]
+    falling = [(2.0 + i / 5, 25.0 + 0.5 * i, K[2] * 25.0 * f) for i, f in enumerate((0.93, 0.85, 0.75))]
+    states = feed_carried(accelerating + falling, 1.0)
+    assert all(s.gear == 3 for s in states[:10]) and all(s.gear == 4 for s in states[10:])
+
+
 def test_at_1_hz_the_rpm_is_judged_again_with_the_speed_interpolated_to_its_instant():
     """rpm and speed polled in turn at 1 Hz, in 5th: the truck brakes from 45 to 35 km/h within a
     second, then speeds up again. The rpm read at 5.0 s is paired with the speed carried along the

@@ -26,7 +26,9 @@ never slip in the higher gear. The other way, with the clutch home the engine ca
 slower than the gear's line: an rpm falling (``rise_min``, within ``shift_s`` of the last
 pair) while the truck does not slow is the clutch in for an upshift, the lever already in
 a higher gear, so a gear whose line the engine is now below is ruled out at once rather
-than once the ratio has settled. With the clutch in and the engine idling while
+than once the ratio has settled. With the speed carried beyond ``FREE_CARRY_S`` (a late GPS's)
+whether the truck slows is not known yet (braking to a stop, the clutch goes in at once): only a
+truck last seen speeding up (``pulling_kmh_s``) has its falling rpm read so at once. With the clutch in and the engine idling while
 the truck rolls (coasting), the lever stays where it was: the dash shows the
 gear last engaged (``lever hold``), as a gear-position sensor would; an engine clearly
 below that gear's line yet well above idle while the truck does not brake is the clutch
@@ -124,6 +126,9 @@ class GearModel:
     speed_trend_s: float = 0.5  # manual: time constant (s) of the speed's average; the lag is the acceleration
     braking_kmh_s: float = 2.0  # manual: slowing faster than this (km/h per s), a falling ratio is the clutch
     #                             going in (the lever stays), never an upshift
+    pulling_kmh_s: float = 1.0  # manual: with the speed carried beyond FREE_CARRY_S (a late or 1 Hz GPS) a
+    #                             falling rpm is read as an upshift only while the truck was last seen speeding up
+    #                             this fast (km/h per s): whether it brakes now with the clutch in is not known yet
     steady_spread: float = 0.1  # locked: |ln ratio - its recent average| is about this small (ln units)
     slip_density: float = 0.25  # weight of the slipping part of a gear's emission ...
     slip_scale: float = 0.5  # ... decaying over this much slip (ln units); 0 = flat, any slip alike ...
@@ -272,7 +277,8 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
         # the rpm falling while the truck does not slow: the clutch is in for an upshift and the lever
         # already in a higher gear; with the clutch home the engine cannot fall below a gear's line
-        dropping = rpm_rise <= -model.rise_min and accel_kmh_s > -model.braking_kmh_s and dt <= model.shift_s
+        dropping = (rpm_rise <= -model.rise_min and accel_kmh_s > -model.braking_kmh_s and dt <= model.shift_s
+                    and (speed_sd_kmh == 0.0 or accel_kmh_s >= model.pulling_kmh_s))
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
         # slowing, the wheels drive the converter: the engine turns no faster than the gear's line
@@ -496,7 +502,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
             and speed_kmh >= model.moving_kmh and rpm > 0.0):
         # clutch in while rolling: the lever stays in the gear last engaged, unless the engine is
         # already below that gear's line on its way down to a higher one's (an upshift)
-        up = _upshift_target(model, engaged, speed_kmh, rpm, accel)
+        up = (_upshift_target(model, engaged, speed_kmh, rpm, accel)
+              if speed_sd_kmh == 0.0 or accel >= model.pulling_kmh_s else None)
         best = engaged if up is None else up
     if best == state.candidate:
         since = state.candidate_since
