@@ -28,11 +28,11 @@ pair) while the truck does not slow is the clutch in for an upshift, the lever a
 a higher gear, so a gear whose line the engine is now below is ruled out at once rather
 than once the ratio has settled. With the speed carried beyond ``FREE_CARRY_S`` (a late GPS's)
 whether the truck slows is not known yet (braking to a stop, the clutch goes in at once): only a
-truck last seen speeding up (``pulling_kmh_s``) has its falling rpm read so at once. With the clutch in and the engine idling while
-the truck rolls (coasting), the lever stays where it was: the dash shows the
-gear last engaged (``lever hold``), as a gear-position sensor would; an engine clearly
-below that gear's line yet well above idle while the truck does not brake is the clutch
-in for an upshift, and the dash shows the gear whose line it is falling to
+truck last seen speeding up (``pulling_kmh_s``) has its falling rpm read so at once. With the
+clutch in and the engine idling while the truck rolls (coasting), the lever stays where it was:
+the dash shows the gear last engaged (``lever hold``), as a gear-position sensor would; an
+engine clearly below that gear's line yet well above idle while the truck does not brake is the
+clutch in for an upshift, and the dash shows the gear whose line it is falling to
 (:func:`_upshift_target`: a 1 Hz reading often catches the clutch in mid-shift). While
 the truck brakes, an engine that does not follow the wheels (its ratio rising, its rpm
 not) or that idles says nothing of the gear: the posterior keeps it, as the lever does.
