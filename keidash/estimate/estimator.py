@@ -290,7 +290,7 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     # numbered once, the gears stay numbered while learning refines them; but a table that now holds
     # another count of gears (a gear count not given: a new cluster found) says the numbering shown
     # may be wrong: no gear is shown until it is ready again
-    ratios, first_spread = found.bridged(), found.first_spread()
+    ratios, first_spread = found.numbered()
     if not ratios and len(found.gears) == len(state.ratios):
         ratios, first_spread = state.ratios, state.first_spread
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them

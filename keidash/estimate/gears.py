@@ -278,7 +278,7 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         # the rpm falling while the truck does not slow: the clutch is in for an upshift and the lever
         # already in a higher gear; with the clutch home the engine cannot fall below a gear's line
         dropping = (rpm_rise <= -model.rise_min and accel_kmh_s > -model.braking_kmh_s and dt <= model.shift_s
-                    and (speed_sd_kmh == 0.0 or accel_kmh_s >= model.pulling_kmh_s))
+                    and _upshift_readable(model, accel_kmh_s, speed_sd_kmh))
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
         # slowing, the wheels drive the converter: the engine turns no faster than the gear's line
@@ -334,6 +334,13 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             slipping = model.slip_density
         out.append(locked + slipping)
     return tuple(out)
+
+
+def _upshift_readable(model: GearModel, accel_kmh_s: float, speed_sd_kmh: float) -> bool:
+    """Whether a falling rpm may be read as an upshift at once: with the speed fresh, yes (the caller
+    rules braking out); carried beyond FREE_CARRY_S (``speed_sd_kmh`` > 0), only while the truck was
+    last seen speeding up by ``pulling_kmh_s``: whether it brakes now is not known yet."""
+    return speed_sd_kmh == 0.0 or accel_kmh_s >= model.pulling_kmh_s
 
 
 #: a driver upshifts into a gear only where it turns the engine at least this many times its idle
@@ -503,7 +510,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         # clutch in while rolling: the lever stays in the gear last engaged, unless the engine is
         # already below that gear's line on its way down to a higher one's (an upshift)
         up = (_upshift_target(model, engaged, speed_kmh, rpm, accel)
-              if speed_sd_kmh == 0.0 or accel >= model.pulling_kmh_s else None)
+              if _upshift_readable(model, accel, speed_sd_kmh) else None)
         best = engaged if up is None else up
     if best == state.candidate:
         since = state.candidate_since

@@ -269,7 +269,7 @@ class LearnedRatios:
         bridged too). 1st not found, with the numbering certain all the same (the launches proved a
         gear above the highest cluster) and the sure gears from 2nd to top numbered by themselves
         with a gear above them, is *bounded*: see :meth:`first_spread`. () when none of that holds."""
-        return self._numbered()[0]
+        return self.numbered()[0]
 
     def first_spread(self) -> float:
         """How uncertain (ln units, one standard deviation) the 1st of :meth:`bridged` is: 0.0 when it
@@ -284,9 +284,10 @@ class LearnedRatios:
         middle and the tracker reads 1st with this spread: wide, so it takes a ratio for 1st only
         once it is clearly above 2nd's. Nothing is written into a profile from it
         (:meth:`rpm_per_kmh` stays ())."""
-        return self._numbered()[1]
+        return self.numbered()[1]
 
-    def _numbered(self) -> tuple[tuple[float, ...], float]:
+    def numbered(self) -> tuple[tuple[float, ...], float]:
+        """(:meth:`bridged`, :meth:`first_spread`), worked out once."""
         if self.ready:
             return self.rpm_per_kmh(), 0.0
         count = len(self.gears)
