@@ -250,6 +250,28 @@ def test_learn_and_eval_take_columns_and_speed_unit_for_every_log(tmp_path, caps
     assert status == 2 and "a.csv" in one_sentence(err)
 
 
+def test_a_decimal_comma_in_a_semicolon_csv_is_a_decimal_point(tmp_path, capsys):
+    """A spreadsheet in a European locale writes ``12,5`` and splits cells by semicolons: time, rpm
+    and speed are read as the same drive written with points (a comma-split file keeps its commas
+    as the cell boundaries they are)."""
+    def comma(value) -> str:
+        return str(value).replace(".", ",")
+    rows = [(comma(t), comma(rpm), comma(kmh)) for t, rpm, kmh in drive()]
+    log = write_csv(tmp_path / "komma.csv", ["time", "rpm", "speed_kmh"], rows, delimiter=";")
+    status, out, err = run(["learn", log, "--gears", "4", "--out", tmp_path / "truck.toml"], capsys)
+    assert status == 0, err + out
+    assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
+    samples = load_log(log).samples
+    plain = load_log(plain_csv(tmp_path)).samples
+    assert len(samples) == len(plain) == len(drive())
+    assert [(s.t, s.rpm, s.speed_kmh) for s in samples] == [(s.t, s.rpm, s.speed_kmh) for s in plain]
+    # a clock time's fraction with a comma too, and a speed-only column mapped by hand
+    clock = write_csv(tmp_path / "uhr.csv", ["Zeit", "km/h"], [("07:30:00,250", "12,5"), ("07:30:00,750", "13")],
+                      delimiter="\t")
+    log = load_log(clock, columns="time=Zeit,speed=km/h")
+    assert [(s.t - log.samples[0].t, s.speed_kmh) for s in log.samples] == [(0.0, 12.5), (0.5, 13.0)]
+
+
 # -- --ratios-from LOG2 with its own options -------------------------------------------------------------
 def test_ratios_from_a_csv_that_needs_columns(tmp_path, capsys):
     log, log2 = plain_csv(tmp_path), odd_csv(tmp_path)

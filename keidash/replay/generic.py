@@ -10,7 +10,9 @@ dashes do not matter. The speed's unit comes from its name (``_mph``,
 was assumed. Two columns that could play one part are never chosen between:
 :class:`AmbiguousHeader` names them.
 
-Time may be seconds (any origin, e.g. 12.5 or a UNIX time), ISO 8601
+In a file split by semicolons or tabs a decimal comma is read as a point
+(``12,5``: what a spreadsheet in a European locale writes). Time may be
+seconds (any origin, e.g. 12.5 or a UNIX time), ISO 8601
 date-times (``2024-06-01T07:30:00.250``, with or without a zone) or clock
 times ``HH:MM:SS(.fff)``, which roll over midnight. The style is taken from
 the first time cell that parses; a later cell in another style is a bad row.
@@ -271,6 +273,12 @@ def sniff_delimiter(header: str) -> str:
     return max((",", ";", "\t"), key=header.count)
 
 
+def decimal_point(cell: str) -> str:
+    """``'12,5'`` -> ``'12.5'``: a cell with one comma and no point, from a file whose cells are split by
+    semicolons or tabs (a European locale's decimal comma; a clock time's ``07:30:00,250`` too)."""
+    return cell.replace(",", ".") if cell.count(",") == 1 and "." not in cell else cell
+
+
 def find_column(name: str, wanted: str, header: list[str]) -> int:
     """Index of ``wanted`` in the header (exact, then ignoring case), or ConfigError naming the columns."""
     if wanted in header:
@@ -318,6 +326,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     parse_time = TimeParser()
     samples = Samples()
     first_time_cell = None
+    comma_decimals = delimiter != ","
     for row in csv_rows(lines, delimiter):
         if row is not None and not any(cell.strip() for cell in row):
             continue
@@ -328,6 +337,8 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
                 raise BadRow("csv")
             if len(row) <= needed:
                 raise BadRow("truncated")
+            if comma_decimals:
+                row = [decimal_point(cell) for cell in row]
             if first_time_cell is None:
                 first_time_cell = row[i_time].strip()
             t = parse_time(row[i_time])
