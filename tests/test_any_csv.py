@@ -272,6 +272,40 @@ def test_a_decimal_comma_in_a_semicolon_csv_is_a_decimal_point(tmp_path, capsys)
     assert [(s.t - log.samples[0].t, s.speed_kmh) for s in log.samples] == [(0.0, 12.5), (0.5, 13.0)]
 
 
+def test_a_csv_with_each_reading_on_a_row_of_its_own_reads_as_a_drive(tmp_path, capsys):
+    """A logger that writes each reading as it comes (rpm on one row, speed on the next, the gear
+    sensor's label only when it changes) leaves the other columns empty. Each row holds the latest
+    value of each column it lacks, not fresh (as Sample says); a label-only row is the label's
+    change, not an empty row: learn, eval and the tracker read the drive as the same drive
+    written a row per instant."""
+    rows, labels, last_label = [], [], None
+    for t, rpm, kmh in drive():
+        label = 0 if kmh < 1.0 else min(range(4), key=lambda g: abs(math.log(rpm / kmh / RATIOS[g]))) + 1
+        if label != last_label:
+            rows.append((round(t - 0.02, 3), "", "", label))
+            last_label = label
+        rows.append((t, rpm, "", ""))
+        rows.append((round(t + 0.05, 3), "", kmh, ""))
+        labels.append(label)
+    log = write_csv(tmp_path / "each.csv", ["time", "rpm", "speed_kmh", "gear"], rows)
+    samples = load_log(log).samples
+    assert len(samples) == len(rows) and not load_log(log).errors
+    fresh_rpm = [s for s in samples if s.fresh == ("rpm",)]
+    fresh_speed = [s for s in samples if s.fresh == ("speed_kmh",)]
+    assert len(fresh_rpm) == len(fresh_speed) == len(drive())
+    # after the first of each, every row holds both values and the label
+    assert all(s.rpm is not None and s.speed_kmh is not None and s.gear is not None for s in samples[3:])
+    assert [s.gear for s in fresh_rpm] == labels
+    assert [s.speed_kmh for s in fresh_rpm[1:]] == [kmh for _, _, kmh in drive()][:-1]  # the one before, held
+    status, out, err = run(["learn", log, "--gears", "4", "--out", tmp_path / "truck.toml"], capsys)
+    assert status == 0, err + out
+    assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
+    status, out, err = run(["eval", log, "--json", tmp_path / "eval.json"], capsys)
+    figures = json.loads((tmp_path / "eval.json").read_text())[0]
+    assert figures["gear_agree"] is not None and figures["gear_agree"] > 0.9, out
+    assert figures["speed_only"] is not None
+
+
 # -- --ratios-from LOG2 with its own options -------------------------------------------------------------
 def test_ratios_from_a_csv_that_needs_columns(tmp_path, capsys):
     log, log2 = plain_csv(tmp_path), odd_csv(tmp_path)

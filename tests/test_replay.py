@@ -266,7 +266,8 @@ def test_generic_csv_bad_rows_are_counted_not_fatal(tmp_path):
     log = load_log(write(tmp_path, text), columns="time=t,speed=speed,rpm=rpm")
     assert dict(log.errors) == {"truncated": 1, "number": 1, "time": 1, "range": 1, "time_backwards": 1,
                                 "empty": 1}
-    assert [(s.t, s.speed_kmh, s.rpm) for s in log.samples] == [(0, 0, 800), (4.5, 10, 900), (6, 20, None),
+    # the empty rpm at 6 s holds the latest rpm (measured 1.5 s before: within 3 of its intervals), not fresh
+    assert [(s.t, s.speed_kmh, s.rpm) for s in log.samples] == [(0, 0, 800), (4.5, 10, 900), (6, 20, 900),
                                                                 (7, 30, 2000)]
     assert log.samples[2].fresh == (SPEED,)
 

@@ -16,13 +16,19 @@ seconds (any origin, e.g. 12.5 or a UNIX time), ISO 8601
 date-times (``2024-06-01T07:30:00.250``, with or without a zone) or clock
 times ``HH:MM:SS(.fff)``, which roll over midnight. The style is taken from
 the first time cell that parses; a later cell in another style is a bad row.
-Every row is a fresh measurement of each mapped value it holds.
+Every row is a fresh measurement of each mapped value it holds; a row that leaves a
+column empty (a logger that writes each reading on a row of its own) holds that
+column's latest earlier value, not fresh, for up to MAX_AGE_PERIODS of its own
+interval between values, as a replayed reading stays live; a row with only a
+gear label is a label change.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import statistics
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,8 +36,9 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import (BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, gear_label, make_log, missing_column,
-                  number, rpm_value, speed_value)
+from .log import (DEFAULT_REFRESH_S, MAX_AGE_PERIODS, MIN_MAX_AGE_S, BadRow, DriveLog, Sample, Samples, csv_rows,
+                  fresh_channels, gear_label, make_log, missing_column, number, refresh_intervals, rpm_value,
+                  speed_value)
 
 #: km/h per unit of each speed unit
 SPEED_UNITS = {"kmh": 1.0, "mph": 1.609344, "ms": 3.6}
@@ -325,6 +332,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     errors: Counter[str] = Counter()
     parse_time = TimeParser()
     samples = Samples()
+    gear_times = array("d")  # when a gear label was read: its own interval
     first_time_cell = None
     comma_decimals = delimiter != ","
     for row in csv_rows(lines, delimiter):
@@ -345,7 +353,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
             speed = _cell(row[i_speed], lambda text: speed_value(number(text) * factor))
             rpm = _cell(row[i_rpm], lambda text: rpm_value(number(text))) if i_rpm is not None else None
             gear = gear_label(row[i_gear]) if i_gear is not None else None
-            if speed is None and rpm is None:
+            if speed is None and rpm is None and gear is None:
                 raise BadRow("empty")
             if samples and t <= samples.last_t:
                 raise BadRow("time_backwards")
@@ -354,6 +362,9 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
             continue
         fresh = fresh_channels([ch for ch, value in ((RPM, rpm), (SPEED, speed)) if value is not None])
         samples.append(Sample(t, speed, rpm, gear, fresh))
+        if gear is not None:
+            gear_times.append(t)
+    _hold_latest(samples, gear_times)
     hint = ""
     if parse_time.style is None and first_time_cell is not None:
         hint = (f"no value in time column {columns.time!r} is a time keidash can read (the first is "
@@ -369,6 +380,17 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     return make_log(name, "csv", samples, errors,
                     f"column {columns.time!r} as {parse_time.style or 'time'}; speed {columns.speed!r} in "
                     f"{shown_unit} ({how}); columns {mapped}: {columns}", hint)
+
+
+def _hold_latest(samples: Samples, gear_times) -> None:
+    """Each row's empty columns hold the latest value before them (:meth:`Samples.hold_latest`), for
+    MAX_AGE_PERIODS of that column's median interval between values (at least MIN_MAX_AGE_S)."""
+    intervals = dict(refresh_intervals(samples))
+    if len(gear_times) >= 3:
+        intervals["gear"] = statistics.median(b - a for a, b in zip(gear_times, gear_times[1:]))
+    elif gear_times:
+        intervals["gear"] = DEFAULT_REFRESH_S
+    samples.hold_latest({key: max(MAX_AGE_PERIODS * interval, MIN_MAX_AGE_S) for key, interval in intervals.items()})
 
 
 def _cell(text: str, convert):

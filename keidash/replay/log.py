@@ -108,6 +108,24 @@ class Samples(Sequence[Sample]):
         for i in range(len(t)):
             t[i] = round(t[i] - t0, 6)
 
+    def hold_latest(self, max_age_s: Mapping[str, float]) -> None:
+        """Give each row the latest earlier value of a channel it lacks (in place), held at most
+        ``max_age_s[channel]`` (s; channels ``RPM``, ``SPEED`` and ``"gear"``): what
+        :class:`Sample` says a row holds, for a log that writes each reading on a row of its own
+        (a CSV with the other columns empty). The values held are not fresh: no reading is made of them."""
+        t = self._t
+        for column, limit, missing in ((self._rpm, max_age_s.get(RPM), None), (self._speed, max_age_s.get(SPEED), None),
+                                       (self._gear, max_age_s.get("gear"), NO_GEAR)):
+            if limit is None:
+                continue
+            last, last_t = None, 0.0
+            for i, value in enumerate(column):
+                if value != value or value == missing:  # NaN, or no gear label
+                    if last is not None and t[i] - last_t <= limit:
+                        column[i] = last
+                else:
+                    last, last_t = value, t[i]
+
     def has_gear(self) -> bool:
         return any(g != NO_GEAR for g in self._gear)
 
