@@ -306,6 +306,26 @@ def test_a_csv_with_each_reading_on_a_row_of_its_own_reads_as_a_drive(tmp_path, 
     assert figures["speed_only"] is not None
 
 
+@pytest.mark.parametrize("header, stamp, says", [
+    ("time_ms", lambda t: round(t * 1000), "as milliseconds (from its name)"),
+    ("Time (ms)", lambda t: round(t * 1000), "as milliseconds (from its name)"),
+    ("timestamp", lambda t: 1_717_200_000_000 + round(t * 1000), "as UNIX time in milliseconds (from its size)"),
+    ("timestamp", lambda t: 1_717_200_000_000_000 + round(t * 1e6), "as UNIX time in microseconds (from its size)"),
+    ("timestamp", lambda t: 1_717_200_000 + t, "as seconds"),
+])
+def test_a_time_in_milliseconds_is_read_as_such(tmp_path, capsys, header, stamp, says):
+    """A logger's clock in milliseconds (its column named so, or a UNIX time too large to be seconds
+    until the year 5138) is not read as seconds, 1000 times too slow: the drive lasts what it lasted
+    and its ratios are learned; the time base says how the time was read."""
+    rows = [(stamp(t), rpm, kmh) for t, rpm, kmh in drive()]
+    log = write_csv(tmp_path / "clock.csv", [header, "rpm", "speed_kmh"], rows)
+    read = load_log(log)
+    assert read.samples[-1].t == pytest.approx(drive()[-1][0], abs=1e-3) and says in read.time_base
+    status, out, err = run(["learn", log, "--gears", "4", "--out", tmp_path / "truck.toml"], capsys)
+    assert status == 0, err + out
+    assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
+
+
 # -- --ratios-from LOG2 with its own options -------------------------------------------------------------
 def test_ratios_from_a_csv_that_needs_columns(tmp_path, capsys):
     log, log2 = plain_csv(tmp_path), odd_csv(tmp_path)
@@ -419,7 +439,7 @@ def test_a_replay_keeps_its_trip_log_elsewhere_and_never_writes_into_the_log_it_
 ROLES = {
     "time": ("time", None), "t": ("time", None), "t_s": ("time", None), "Timestamp": ("time", None),
     "seconds": ("time", None), "Time (s)": ("time", None), "elapsed_s": ("time", None),
-    "time_ms": None, "timestamp (ms)": None,  # milliseconds are not seconds: not guessed
+    "time_ms": ("time", "ms"), "timestamp (ms)": ("time", "ms"), "t_ms": ("time", "ms"),  # read as milliseconds
     "rpm": ("rpm", None), "engine_rpm": ("rpm", None), "Engine RPM": ("rpm", None), "Engine RPM(rpm)": ("rpm", None),
     "Engine-Speed": ("rpm", None), "Engine (rpm)": ("rpm", None),
     "speed": ("speed", None), "Vehicle Speed": ("speed", None), "GPS Speed": ("speed", None),

@@ -12,7 +12,8 @@ was assumed. Two columns that could play one part are never chosen between:
 
 In a file split by semicolons or tabs a decimal comma is read as a point
 (``12,5``: what a spreadsheet in a European locale writes). Time may be
-seconds (any origin, e.g. 12.5 or a UNIX time), ISO 8601
+seconds (any origin, e.g. 12.5 or a UNIX time; milliseconds when the column's
+name says so, ``time_ms``; a UNIX time in ms, us or ns by its size), ISO 8601
 date-times (``2024-06-01T07:30:00.250``, with or without a zone) or clock
 times ``HH:MM:SS(.fff)``, which roll over midnight. The style is taken from
 the first time cell that parses; a later cell in another style is a bad row.
@@ -85,8 +86,13 @@ def parse_columns(text: str) -> Columns:
 #: folded names (lower case; spaces, dashes and dots as "_"; a unit in brackets removed)
 TIME_NAMES = frozenset({"time", "t", "timestamp", "seconds", "secs", "sec", "elapsed", "elapsed_time",
                         "time_elapsed", "datetime", "date_time"})
-#: a suffix or a bracketed unit that says a time column is in seconds
+#: a suffix or a bracketed unit that says a time column is in seconds ...
 TIME_UNITS = frozenset({"s", "sec", "secs", "second", "seconds"})
+#: ... or in milliseconds (``time_ms``, ``Time (ms)``): seconds per unit
+TIME_MS_UNITS = frozenset({"ms", "msec", "msecs", "millis", "millisecond", "milliseconds"})
+#: a time in seconds this large or more is a UNIX time written in finer units (until the year 5138):
+#: (least value, seconds per unit, what) -- nanoseconds, microseconds, milliseconds
+EPOCH_SCALES = ((1e17, 1e-9, "nanoseconds"), (1e14, 1e-6, "microseconds"), (1e11, 1e-3, "milliseconds"))
 RPM_NAMES = frozenset({"rpm", "engine_rpm", "enginerpm", "eng_rpm", "rpm_engine", "engine_speed", "revs"})
 #: a name that is rpm only with an rpm unit beside it: "Engine (rpm)"
 RPM_BASES = frozenset({"engine", "engine_speed", "motor"})
@@ -126,11 +132,14 @@ def column_role(name: str) -> tuple[str, str | None] | None:
     base, unit = _split_unit(name)
     if not base:
         return None
-    # time: a usual name, maybe with a seconds suffix or unit ("t_s", "time (s)")
+    # time: a usual name, maybe with a seconds or milliseconds suffix or unit ("t_s", "time (ms)")
     stem, _, suffix = base.rpartition("_")
     if (base in TIME_NAMES and (unit is None or unit in TIME_UNITS)) or \
             (stem in TIME_NAMES and suffix in TIME_UNITS and unit is None):
         return "time", None
+    if (base in TIME_NAMES and unit in TIME_MS_UNITS) or (
+            stem in TIME_NAMES and suffix in TIME_MS_UNITS and unit is None):
+        return "time", "ms"
     # rpm
     if base in RPM_NAMES and (unit is None or unit in RPM_UNITS):
         return "rpm", None
@@ -229,10 +238,16 @@ def speed_factor(unit: str) -> float:
 
 
 class TimeParser:
-    """Cells -> seconds, locking onto the style of the first cell that parses."""
+    """Cells -> seconds, locking onto the style of the first cell that parses.
 
-    def __init__(self) -> None:
+    Numbers are seconds, or milliseconds when ``milliseconds`` (the column's name says so); a
+    first number so large that as seconds it would lie past the year 5138 is a UNIX time in
+    milliseconds, microseconds or nanoseconds (EPOCH_SCALES), and ``scaled`` says which."""
+
+    def __init__(self, milliseconds: bool = False) -> None:
         self.style: str | None = None
+        self.scale = 1e-3 if milliseconds else 1.0
+        self.scaled = "milliseconds (from its name)" if milliseconds else ""
         self._day = 0.0  # clock times: days added after midnight rollovers
         self._last_clock: float | None = None
 
@@ -251,7 +266,13 @@ class TimeParser:
 
     def _parse(self, style: str, text: str) -> float:
         if style == SECONDS:
-            return number(text, "time")
+            value = number(text, "time")
+            if self.style is None and not self.scaled:  # the first: its size may say its unit
+                for least, scale, what in EPOCH_SCALES:
+                    if abs(value) >= least:
+                        self.scale, self.scaled = scale, f"UNIX time in {what} (from its size)"
+                        break
+            return value * self.scale
         if style == CLOCK:
             match = _CLOCK.match(text)
             if not match:
@@ -330,7 +351,8 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     needed = max(i for i in (i_time, i_speed, i_rpm, i_gear) if i is not None)
 
     errors: Counter[str] = Counter()
-    parse_time = TimeParser()
+    time_role = column_role(columns.time)
+    parse_time = TimeParser(milliseconds=time_role == ("time", "ms"))
     samples = Samples()
     gear_times = array("d")  # when a gear label was read: its own interval
     first_time_cell = None
@@ -378,7 +400,8 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
         how = "assumed: its name gives no unit"
     mapped = "recognised from the header" if recognised else "as mapped"
     return make_log(name, "csv", samples, errors,
-                    f"column {columns.time!r} as {parse_time.style or 'time'}; speed {columns.speed!r} in "
+                    f"column {columns.time!r} as {parse_time.scaled or parse_time.style or 'time'}; speed "
+                    f"{columns.speed!r} in "
                     f"{shown_unit} ({how}); columns {mapped}: {columns}", hint)
 
 
