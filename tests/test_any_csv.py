@@ -326,6 +326,17 @@ def test_a_time_in_milliseconds_is_read_as_such(tmp_path, capsys, header, stamp,
     assert learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02)
 
 
+def test_a_gear_label_that_is_no_gear_number_leaves_the_row_unlabelled_not_dropped(tmp_path):
+    """An automatic's selector ("D", "S") in the gear column is no gear number: the row's rpm and speed
+    still count (it was a bad row, and the drive lost them), unlabelled, and the log counts the labels
+    it could not read. Ordinals ("3rd") are gear numbers."""
+    rows = [(t, rpm, kmh, ("D", "S", "2nd", "N", "4th")[i % 5]) for i, (t, rpm, kmh) in enumerate(drive())]
+    log = load_log(write_csv(tmp_path / "selector.csv", ["time", "rpm", "speed_kmh", "gear"], rows))
+    assert len(log.samples) == len(rows) and log.errors == {"gear": 2 * len(rows) // 5}
+    assert [s.gear for s in log.samples[:5]] == [None, None, 2, 0, 4]
+    assert [s.rpm for s in log.samples] == [rpm for _, rpm, _ in drive()]
+
+
 # -- --ratios-from LOG2 with its own options -------------------------------------------------------------
 def test_ratios_from_a_csv_that_needs_columns(tmp_path, capsys):
     log, log2 = plain_csv(tmp_path), odd_csv(tmp_path)

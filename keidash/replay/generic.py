@@ -374,7 +374,12 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
             t = parse_time(row[i_time])
             speed = _cell(row[i_speed], lambda text: speed_value(number(text) * factor))
             rpm = _cell(row[i_rpm], lambda text: rpm_value(number(text))) if i_rpm is not None else None
-            gear = gear_label(row[i_gear]) if i_gear is not None else None
+            gear = None
+            if i_gear is not None:
+                try:
+                    gear = gear_label(row[i_gear])
+                except BadRow:  # "D", "S", "M": no gear number; the row's rpm and speed still count
+                    errors["gear"] += 1
             if speed is None and rpm is None and gear is None:
                 raise BadRow("empty")
             if samples and t <= samples.last_t:

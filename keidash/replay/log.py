@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from array import array
 import statistics
 from collections import Counter
@@ -343,10 +344,12 @@ def rpm_value(value: float) -> float:
 GEAR_WORDS = {"neutral": 0, "reverse": -1, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
               "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
 GEAR_LETTERS = {"n": 0, "r": -1, "p": 0}  # park holds no gear: as neutral for ratio learning
+_ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)$")
 
 
 def gear_label(text: str) -> int | None:
-    """A gear from a log cell: 1-10, first..tenth, N/neutral/0, R/reverse/-1; empty or '-' is None."""
+    """A gear from a log cell: 1-10, first..tenth, 1st..10th, N/neutral/0, R/reverse/-1; empty or '-' is
+    None; anything else BadRow("gear")."""
     word = str(text).strip().lower()
     if word in ("", "-"):
         return None
@@ -354,6 +357,9 @@ def gear_label(text: str) -> int | None:
         return GEAR_WORDS[word]
     if word in GEAR_LETTERS:
         return GEAR_LETTERS[word]
+    ordinal = _ORDINAL.match(word)
+    if ordinal:
+        word = ordinal[1]
     try:
         value = float(word)
     except ValueError:
