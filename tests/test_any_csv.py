@@ -337,6 +337,20 @@ def test_a_gear_label_that_is_no_gear_number_leaves_the_row_unlabelled_not_dropp
     assert [s.rpm for s in log.samples] == [rpm for _, rpm, _ in drive()]
 
 
+def test_rows_of_one_time_are_one_instant(tmp_path, capsys):
+    """A logger stamping to the second (or the millisecond) writes rpm and speed on rows of their own
+    with one time: one instant, read as one sample with both fresh (the second row was a row "going
+    back in time", dropped: every speed of the drive was lost)."""
+    rows = [row for t, rpm, kmh in drive() for row in ((t, rpm, ""), (t, "", kmh))]
+    log = load_log(write_csv(tmp_path / "same.csv", ["time", "rpm", "speed_kmh"], rows))
+    assert not log.errors and [(s.t, s.rpm, s.speed_kmh) for s in log.samples] == [
+        (t, rpm, kmh) for t, rpm, kmh in drive()]
+    assert all(s.fresh == ("rpm", "speed_kmh") for s in log.samples)
+    status, out, err = run(["learn", tmp_path / "same.csv", "--gears", "4", "--out", tmp_path / "truck.toml"],
+                           capsys)
+    assert status == 0 and learned_ratios(tmp_path / "truck.toml") == pytest.approx(RATIOS, rel=0.02), err + out
+
+
 # -- --ratios-from LOG2 with its own options -------------------------------------------------------------
 def test_ratios_from_a_csv_that_needs_columns(tmp_path, capsys):
     log, log2 = plain_csv(tmp_path), odd_csv(tmp_path)

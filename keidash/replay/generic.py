@@ -17,7 +17,8 @@ name says so, ``time_ms``; a UNIX time in ms, us or ns by its size), ISO 8601
 date-times (``2024-06-01T07:30:00.250``, with or without a zone) or clock
 times ``HH:MM:SS(.fff)``, which roll over midnight. The style is taken from
 the first time cell that parses; a later cell in another style is a bad row.
-Every row is a fresh measurement of each mapped value it holds; a row that leaves a
+Every row is a fresh measurement of each mapped value it holds (rows of one time are
+one instant's: a logger writing each reading on a row of its own); a row that leaves a
 column empty (a logger that writes each reading on a row of its own) holds that
 column's latest earlier value, not fresh, for up to MAX_AGE_PERIODS of its own
 interval between values, as a replayed reading stays live; a row with only a
@@ -357,6 +358,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     gear_times = array("d")  # when a gear label was read: its own interval
     first_time_cell = None
     comma_decimals = delimiter != ","
+    instant = None  # [t, speed, rpm, gear] of the rows read at the latest time, appended when time moves on
     for row in csv_rows(lines, delimiter):
         if row is not None and not any(cell.strip() for cell in row):
             continue
@@ -382,15 +384,17 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
                     errors["gear"] += 1
             if speed is None and rpm is None and gear is None:
                 raise BadRow("empty")
-            if samples and t <= samples.last_t:
+            if instant is not None and t < instant[0]:
                 raise BadRow("time_backwards")
         except BadRow as bad:
             errors[bad.kind] += 1
             continue
-        fresh = fresh_channels([ch for ch, value in ((RPM, rpm), (SPEED, speed)) if value is not None])
-        samples.append(Sample(t, speed, rpm, gear, fresh))
-        if gear is not None:
-            gear_times.append(t)
+        if instant is not None and t == instant[0]:  # another row of the same instant (a reading a row)
+            instant = [t] + [new if new is not None else old for new, old in zip((speed, rpm, gear), instant[1:])]
+            continue
+        _append(samples, instant, gear_times)
+        instant = [t, speed, rpm, gear]
+    _append(samples, instant, gear_times)
     _hold_latest(samples, gear_times)
     hint = ""
     if parse_time.style is None and first_time_cell is not None:
@@ -408,6 +412,17 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
                     f"column {columns.time!r} as {parse_time.scaled or parse_time.style or 'time'}; speed "
                     f"{columns.speed!r} in "
                     f"{shown_unit} ({how}); columns {mapped}: {columns}", hint)
+
+
+def _append(samples: Samples, instant: list | None, gear_times) -> None:
+    """One sample of the values read at one instant (``[t, speed, rpm, gear]``, None where none was)."""
+    if instant is None:
+        return
+    t, speed, rpm, gear = instant
+    samples.append(Sample(t, speed, rpm, gear, fresh_channels(
+        [ch for ch, value in ((RPM, rpm), (SPEED, speed)) if value is not None])))
+    if gear is not None:
+        gear_times.append(t)
 
 
 def _hold_latest(samples: Samples, gear_times) -> None:
