@@ -923,6 +923,11 @@ def _phantoms(cands: list[Cluster]) -> list[Cluster]:
         out.append(cands.pop(n))
 
 
+def _below_a_phantom(cands: list[Cluster], phantoms: list[Cluster]) -> bool:
+    """Whether a phantom lies between two of the gears ``cands`` (1st first)."""
+    return any(cands[0].rpm_per_kmh > p.rpm_per_kmh > cands[-1].rpm_per_kmh for p in phantoms) if cands else False
+
+
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
     """Clusters (1st first) that are the engine at idle while rolling, not a gear (see IDLE_BAND)."""
     out, below = [], None  # below: the nearest gear with more rpm per km/h kept so far
@@ -1001,7 +1006,9 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         return _gear(c)
 
     if gears is None or len(cands) == gears:
-        certain = gears is not None or above[:2] == (0, 0)
+        # without the gear count, a cluster set apart as a phantom between two gears may be a gear
+        # driven through briefly (a close-ratio 6-speed's 3rd): the numbers above it are not certain
+        certain = gears is not None or (above[:2] == (0, 0) and not _below_a_phantom(cands, phantoms))
         table = tuple(gear(c) for c in cands)
     elif not cands:  # nothing steady yet: every gear still to be found
         certain, table = False, (_MISSING,) * gears

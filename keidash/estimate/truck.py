@@ -17,6 +17,16 @@ NUMBERING_UNCERTAIN = ("which gear each is cannot be told from these drives (no 
                        "starts from a stop can settle it")
 
 
+def phantom_sentence(ratio: float) -> str:
+    """Said when, without the gear count, a small cluster between two gears leaves the numbering unsure
+    (keidash.estimate.learn: a phantom, or a gear driven through briefly)."""
+    return (f"which gear each is cannot be told from these drives: {ratio:.1f} rpm per km/h, between two gears, "
+            f"was held too briefly to tell a gear driven through from clutch slip, and the gears above it may "
+            f"be numbered one too low; the numbers are the likeliest, not sure, and a profile written from "
+            f"them gives the dash no gear numbers; --gears N (the gearbox's count) and a drive holding "
+            f"that gear a few seconds settle it")
+
+
 def weak_gears_sentence(weak: tuple[int, ...]) -> str:
     """Said when gears were found but seen too little to be sure of their ratios (TruckKnowledge.weak)."""
     names = ", ".join(ordinal(n) for n in weak)
@@ -75,7 +85,11 @@ class TruckKnowledge:
             lines.append(f"  gear {number}: {k}, confidence {gear.confidence:.2f} ({gear.samples} samples)")
         for other in self.ratios_learned.other:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
-        if self.ratios_learned.found and not self.ratios_learned.numbering_certain:
+        found = [g.rpm_per_kmh for g in self.ratios_learned.gears if g.rpm_per_kmh is not None]
+        between = [o for o in self.ratios_learned.other if found and min(found) < o < max(found)]
+        if found and not self.ratios_learned.numbering_certain and between and not self.ratios_learned.gear_count_given:
+            lines.append(f"  {phantom_sentence(between[0])}")
+        elif found and not self.ratios_learned.numbering_certain:
             lines.append(f"  {NUMBERING_UNCERTAIN}")
         elif self.ratios and self.weak:
             lines.append(f"  {weak_gears_sentence(self.weak)}")
