@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
-from array import array
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,7 +36,7 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import (DEFAULT_REFRESH_S, MAX_AGE_PERIODS, MIN_MAX_AGE_S, BadRow, DriveLog, Sample, Samples, csv_rows,
+from .log import (MAX_AGE_PERIODS, MIN_MAX_AGE_S, BadRow, DriveLog, Sample, Samples, csv_rows,
                   fresh_channels, gear_label, make_log, missing_column, number, refresh_intervals, rpm_value,
                   speed_value)
 
@@ -355,7 +353,6 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     time_role = column_role(columns.time)
     parse_time = TimeParser(milliseconds=time_role == ("time", "ms"))
     samples = Samples()
-    gear_times = array("d")  # when a gear label was read: its own interval
     first_time_cell = None
     comma_decimals = delimiter != ","
     instant = None  # [t, speed, rpm, gear] of the rows read at the latest time, appended when time moves on
@@ -392,10 +389,10 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
         if instant is not None and t == instant[0]:  # another row of the same instant (a reading a row)
             instant = [t] + [new if new is not None else old for new, old in zip((speed, rpm, gear), instant[1:])]
             continue
-        _append(samples, instant, gear_times)
+        _append(samples, instant)
         instant = [t, speed, rpm, gear]
-    _append(samples, instant, gear_times)
-    _hold_latest(samples, gear_times)
+    _append(samples, instant)
+    _hold_latest(samples)
     hint = ""
     if parse_time.style is None and first_time_cell is not None:
         hint = (f"no value in time column {columns.time!r} is a time keidash can read (the first is "
@@ -414,25 +411,19 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
                     f"{shown_unit} ({how}); columns {mapped}: {columns}", hint)
 
 
-def _append(samples: Samples, instant: list | None, gear_times) -> None:
+def _append(samples: Samples, instant: list | None) -> None:
     """One sample of the values read at one instant (``[t, speed, rpm, gear]``, None where none was)."""
     if instant is None:
         return
     t, speed, rpm, gear = instant
     samples.append(Sample(t, speed, rpm, gear, fresh_channels(
         [ch for ch, value in ((RPM, rpm), (SPEED, speed)) if value is not None])))
-    if gear is not None:
-        gear_times.append(t)
 
 
-def _hold_latest(samples: Samples, gear_times) -> None:
+def _hold_latest(samples: Samples) -> None:
     """Each row's empty columns hold the latest value before them (:meth:`Samples.hold_latest`), for
     MAX_AGE_PERIODS of that column's median interval between values (at least MIN_MAX_AGE_S)."""
-    intervals = dict(refresh_intervals(samples))
-    if len(gear_times) >= 3:
-        intervals["gear"] = statistics.median(b - a for a, b in zip(gear_times, gear_times[1:]))
-    elif gear_times:
-        intervals["gear"] = DEFAULT_REFRESH_S
+    intervals = refresh_intervals(samples, labels=True)
     samples.hold_latest({key: max(MAX_AGE_PERIODS * interval, MIN_MAX_AGE_S) for key, interval in intervals.items()})
 
 

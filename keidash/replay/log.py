@@ -256,14 +256,15 @@ def readings_from_log(log: DriveLog, source: str = "replay") -> list[Reading]:
     return [reading for _, readings in log.with_readings(source) for reading in readings]
 
 
-def refresh_intervals(samples: Iterable[Sample]) -> dict[str, float]:
-    """Median interval (s) between fresh values of each channel; absent channels are left out."""
+def refresh_intervals(samples: Iterable[Sample], labels: bool = False) -> dict[str, float]:
+    """Median interval (s) between fresh values of each channel; absent channels are left out.
+    ``labels``: also between the rows with a gear label (key ``"gear"``)."""
     out = {}
-    for channel in (RPM, SPEED):
+    for channel in (RPM, SPEED) + (("gear",) if labels else ()):
         gaps = array("d")  # 8 bytes a gap, not a float object: a long log's peak stays low
         last = None
         for s in samples:
-            if channel in s.fresh:
+            if (s.gear is not None) if channel == "gear" else (channel in s.fresh):
                 if last is not None and s.t > last:
                     gaps.append(s.t - last)
                 last = s.t
