@@ -474,6 +474,9 @@ ROLES = {
     "ms": None,  # alone, more likely milliseconds than metres per second
     "speed_mph (km/h)": None, "Speed (%)": None, "Speed (knots)": None,
     "gear": ("gear", None), "Gear Position": ("gear", None), "latitude": None, "": None,
+    # an engineering tool's dimensionless marker, and names run together
+    "Gear [-]": ("gear", None), "Gear []": ("gear", None), "GearPosition": ("gear", None), "gear_pos": ("gear", None),
+    "Gear [%]": None, "VehicleSpeed": ("speed", None), "EngineSpeed": ("rpm", None),
 }
 
 

@@ -91,11 +91,12 @@ TIME_MS_UNITS = frozenset({"ms", "msec", "msecs", "millis", "millisecond", "mill
 #: a time in seconds this large or more is a UNIX time written in finer units (until the year 5138):
 #: (least value, seconds per unit, what) -- nanoseconds, microseconds, milliseconds
 EPOCH_SCALES = ((1e17, 1e-9, "nanoseconds"), (1e14, 1e-6, "microseconds"), (1e11, 1e-3, "milliseconds"))
-RPM_NAMES = frozenset({"rpm", "engine_rpm", "enginerpm", "eng_rpm", "rpm_engine", "engine_speed", "revs"})
+RPM_NAMES = frozenset({"rpm", "engine_rpm", "enginerpm", "eng_rpm", "rpm_engine", "engine_speed", "enginespeed",
+                       "revs"})
 #: a name that is rpm only with an rpm unit beside it: "Engine (rpm)"
 RPM_BASES = frozenset({"engine", "engine_speed", "motor"})
 RPM_UNITS = frozenset({"rpm", "1/min", "r/min", "rev/min", "revs/min", "min-1", "min^-1"})
-SPEED_NAMES = frozenset({"speed", "vehicle_speed", "road_speed", "gps_speed", "obd_speed", "speed_obd",
+SPEED_NAMES = frozenset({"speed", "vehicle_speed", "vehiclespeed", "road_speed", "gps_speed", "obd_speed", "speed_obd",
                          "speed_gps", "ground_speed", "wheel_speed", "velocity", "vss"})
 #: units as written in a name (suffix after "_", or in brackets) -> SPEED_UNITS key
 SPEED_UNIT_WORDS = {"kmh": "kmh", "km/h": "kmh", "km_h": "kmh", "kph": "kmh", "km/hr": "kmh", "kmph": "kmh",
@@ -103,8 +104,11 @@ SPEED_UNIT_WORDS = {"kmh": "kmh", "km/h": "kmh", "km_h": "kmh", "kph": "kmh", "k
                     "meters/second": "ms", "metres/second": "ms", "meter/second": "ms", "metre/second": "ms"}
 #: a whole column name that is a speed in that unit ("ms" alone is too likely milliseconds)
 BARE_SPEED_UNITS = {"kmh": "kmh", "kph": "kmh", "km/h": "kmh", "mph": "mph"}
-GEAR_NAMES = frozenset({"gear", "gear_position", "transmission_gear_position", "current_gear", "gear_selected",
-                        "selected_gear", "gear_engaged", "gear_label", "gear_num", "gear_number"})
+GEAR_NAMES = frozenset({"gear", "gear_position", "gearposition", "gear_pos", "transmission_gear_position",
+                        "current_gear", "currentgear", "gear_selected", "selected_gear", "gear_engaged",
+                        "engaged_gear", "actual_gear", "gear_actual", "gear_label", "gear_num", "gear_number"})
+#: a bracketed "unit" that says a column has none (an engineering tool's ``Gear [-]``)
+NO_UNIT = frozenset({"", "-", "1", "#", "none"})
 _BRACKET_UNIT = re.compile(r"^(.*?)\s*[(\[]([^()\[\]]*)[)\]]\s*$")
 _NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
 
@@ -143,6 +147,8 @@ def column_role(name: str) -> tuple[str, str | None] | None:
         return "rpm", None
     if base in RPM_BASES and unit in RPM_UNITS:
         return "rpm", None
+    if base in GEAR_NAMES and (unit is None or unit in NO_UNIT):
+        return "gear", None
     # speed: a usual name with its unit in brackets, as a suffix, or none; or a bare unit ("mph")
     if unit is not None:
         if unit not in SPEED_UNIT_WORDS:
@@ -157,8 +163,6 @@ def column_role(name: str) -> tuple[str, str | None] | None:
             return "speed", key
     if base in BARE_SPEED_UNITS and (unit is None or unit == BARE_SPEED_UNITS[base]):
         return "speed", BARE_SPEED_UNITS[base]
-    if base in GEAR_NAMES and unit is None:
-        return "gear", None
     return None
 
 
