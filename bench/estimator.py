@@ -200,17 +200,36 @@ def virtual_figures() -> dict:
 
 def _live_drive(job: tuple[str, str, int, int]) -> dict:
     """One virtual drive learned live from nothing known (a worker's job)."""
-    from keidash.estimate.drives import estimate_log
     from keidash.sim.recorded import record, simulate
     style, route, seed, hz = job
     hijet = load_profile("hijet-s500p")
     config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
     log = record(simulate("hijet-s500p", route, style, LIVE_SECONDS, seed), rpm_hz=hz, seed=seed)
+    return {"style": style, "route": route, "seed": seed, "hz": hz, **_learning_shares(log, config)}
+
+
+def _learning_shares(log, config) -> dict:
+    """Live learning over a drive with gear labels: its moving labelled samples (``samples``), the share
+    with a gear shown and the share with a wrong one, and the gears driven."""
+    from keidash.estimate.drives import estimate_log
     counted = [(s, r) for s, r in zip(log.samples, estimate_log(log, config))
                if s.moving and s.rpm and s.gear and s.gear > 0]
-    return {"style": style, "route": route, "seed": seed, "hz": hz, "samples": len(counted),
+    return {"samples": len(counted), "gears_driven": sorted({s.gear for s, _ in counted}),
             "shown": round(sum(r.gear_est > 0 for _, r in counted) / len(counted), 4),
             "wrong": round(sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted), 4)}
+
+
+def _learning_goals(wrong_what: str, shown_what: str, at: list[dict]) -> dict:
+    """The live-learning goals over the drives ``at`` (one rate): a wrong gear on at most
+    GOAL_LEARNING_WRONG of every drive, a gear shown on GOAL_LEARNING_SHOWN of every kei-day drive."""
+    worst = max(at, key=lambda d: d["wrong"])
+    mixed = [d for d in at if d["route"] == "kei-day"]
+    short = [d for d in mixed if d["shown"] < GOAL_LEARNING_SHOWN]
+    return {f"{wrong_what}: a wrong gear on at most {100 * worst['wrong']:.1f} % of a drive ({worst['style']} "
+            f"{worst['route']} seed {worst['seed']}) <= {100 * GOAL_LEARNING_WRONG:g} %":
+            worst["wrong"] <= GOAL_LEARNING_WRONG,
+            f"{shown_what}: a gear shown on at least {100 * GOAL_LEARNING_SHOWN:g} % on {len(mixed) - len(short)} "
+            f"of {len(mixed)} (least {100 * min(d['shown'] for d in mixed):.1f} %)": not short}
 
 
 def live_figures() -> dict:
@@ -223,16 +242,9 @@ def live_figures() -> dict:
         drives = pool.map(_live_drive, jobs)
     goals = {}
     for hz in VIRTUAL_RATES_HZ:
-        at = [d for d in drives if d["hz"] == hz]
-        worst = max(at, key=lambda d: d["wrong"])
-        goals[f"live learning, virtual drives at {hz} Hz: a wrong gear on at most {100 * worst['wrong']:.1f} % "
-              f"of a drive ({worst['style']} {worst['route']} seed {worst['seed']}) <= "
-              f"{100 * GOAL_LEARNING_WRONG:g} %"] = worst["wrong"] <= GOAL_LEARNING_WRONG
-        mixed = [d for d in at if d["route"] == "kei-day"]
-        short = [d for d in mixed if d["shown"] < GOAL_LEARNING_SHOWN]
-        goals[f"live learning, virtual 7-minute mixed (kei-day) drives at {hz} Hz: a gear shown on at least "
-              f"{100 * GOAL_LEARNING_SHOWN:g} % on {len(mixed) - len(short)} of {len(mixed)} (least "
-              f"{100 * min(d['shown'] for d in mixed):.1f} %)"] = not short
+        goals.update(_learning_goals(f"live learning, virtual drives at {hz} Hz",
+                                     f"live learning, virtual 7-minute mixed (kei-day) drives at {hz} Hz",
+                                     [d for d in drives if d["hz"] == hz]))
     return {"drives": drives, "goals": goals}
 
 
@@ -427,13 +439,8 @@ def _car_drive(job: tuple[str, str, int]) -> list[dict]:
         ours, counted = agreement(log.samples, [row.gear_est for row in estimate_log(log, known)])
         near, _ = agreement(log.samples, nearest_ratio_gears(log.samples, car.rpm_per_kmh()))
         moved, _ = moved_unseen(log.samples)
-        scored = [(s, r) for s, r in zip(log.samples, estimate_log(log, live))
-                  if s.moving and s.rpm and s.gear and s.gear > 0]
-        out.append({"style": style, "route": route, "seed": seed, "hz": hz, "samples": counted,
-                    "gears_driven": sorted({s.gear for s, _ in scored}),
-                    "tracker": ours, "nearest": near, "moved_unseen": moved,
-                    "shown": round(sum(r.gear_est > 0 for _, r in scored) / len(scored), 4),
-                    "wrong": round(sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in scored) / len(scored), 4)})
+        out.append({"style": style, "route": route, "seed": seed, "hz": hz, **_learning_shares(log, live),
+                    "samples": counted, "tracker": ours, "nearest": near, "moved_unseen": moved})
     return out
 
 
@@ -454,15 +461,8 @@ def car_figures() -> dict:
               f"{100 * f['nearest']:.1f} %"] = f["tracker"] >= f["nearest"]
         goals[f"close-ratio car at {hz} Hz: gear with rpm {100 * f['tracker']:.1f} % >= "
               f"{100 * GOAL_GEAR_AGREE_MANUAL:g} %"] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
-        worst = max(at, key=lambda d: d["wrong"])
-        goals[f"close-ratio car, live learning at {hz} Hz: a wrong gear on at most {100 * worst['wrong']:.1f} % "
-              f"of a drive ({worst['style']} {worst['route']}) <= {100 * GOAL_LEARNING_WRONG:g} %"] = (
-            worst["wrong"] <= GOAL_LEARNING_WRONG)
-        mixed = [d for d in at if d["route"] == "kei-day"]
-        short = [d for d in mixed if d["shown"] < GOAL_LEARNING_SHOWN]
-        goals[f"close-ratio car, live learning at {hz} Hz: a gear shown on at least {100 * GOAL_LEARNING_SHOWN:g} % "
-              f"of a 7-minute mixed (kei-day) drive on {len(mixed) - len(short)} of {len(mixed)} (least "
-              f"{100 * min(d['shown'] for d in mixed):.1f} %)"] = not short
+        goals.update(_learning_goals(f"close-ratio car, live learning at {hz} Hz",
+                                     f"close-ratio car, live learning, 7-minute mixed (kei-day) drives at {hz} Hz", at))
     return {"rates": rates, "drives": drives, "goals": goals}
 
 

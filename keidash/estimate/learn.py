@@ -231,6 +231,8 @@ class LearnedRatios:
     numbering_certain: bool = True  # False when the evidence cannot tell which gear the highest cluster is
     launches: int = 0  # pull-aways from a standstill seen (each one a 1st-gear upper bound)
     speed_lags: tuple[float, ...] = ()  # per log learned from: the speed's lag taken out (learn_from_logs)
+    unsure_at: float | None = None  # rpm per km/h of the phantom between two gears that alone leaves the
+    #                                 numbering unsure (no gear count given; the launches confirm 1st)
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
@@ -923,9 +925,10 @@ def _phantoms(cands: list[Cluster]) -> list[Cluster]:
         out.append(cands.pop(n))
 
 
-def _below_a_phantom(cands: list[Cluster], phantoms: list[Cluster]) -> bool:
-    """Whether a phantom lies between two of the gears ``cands`` (1st first)."""
-    return any(cands[0].rpm_per_kmh > p.rpm_per_kmh > cands[-1].rpm_per_kmh for p in phantoms) if cands else False
+def _phantom_between(cands: list[Cluster], phantoms: list[Cluster]) -> float | None:
+    """rpm per km/h of a phantom lying between two of the gears ``cands`` (1st first), or None."""
+    return next((p.rpm_per_kmh for p in phantoms if cands and cands[0].rpm_per_kmh > p.rpm_per_kmh
+                 > cands[-1].rpm_per_kmh), None)
 
 
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
@@ -1005,10 +1008,13 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             return replace(_gear(c), confidence=round(corroborated, 3))
         return _gear(c)
 
+    unsure_at = None
     if gears is None or len(cands) == gears:
         # without the gear count, a cluster set apart as a phantom between two gears may be a gear
         # driven through briefly (a close-ratio 6-speed's 3rd): the numbers above it are not certain
-        certain = gears is not None or (above[:2] == (0, 0) and not _below_a_phantom(cands, phantoms))
+        if gears is None and above[:2] == (0, 0):
+            unsure_at = _phantom_between(cands, phantoms)
+        certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None)
         table = tuple(gear(c) for c in cands)
     elif not cands:  # nothing steady yet: every gear still to be found
         certain, table = False, (_MISSING,) * gears
@@ -1022,7 +1028,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     return LearnedRatios(gears=table, other=tuple(round(c.rpm_per_kmh, 2) for c in
                                                   sorted(other, key=lambda c: -c.rpm_per_kmh)),
                          samples_used=state.pairs, gear_count_given=gears is not None,
-                         numbering_certain=certain, launches=launches)
+                         numbering_certain=certain, launches=launches,
+                         unsure_at=None if unsure_at is None else round(unsure_at, 2))
 
 
 # -- persistence: a profile with a [learned] table -------------------------------

@@ -85,11 +85,9 @@ class TruckKnowledge:
             lines.append(f"  gear {number}: {k}, confidence {gear.confidence:.2f} ({gear.samples} samples)")
         for other in self.ratios_learned.other:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
-        found = [g.rpm_per_kmh for g in self.ratios_learned.gears if g.rpm_per_kmh is not None]
-        between = [o for o in self.ratios_learned.other if found and min(found) < o < max(found)]
-        if found and not self.ratios_learned.numbering_certain and between and not self.ratios_learned.gear_count_given:
-            lines.append(f"  {phantom_sentence(between[0])}")
-        elif found and not self.ratios_learned.numbering_certain:
+        if self.ratios_learned.unsure_at is not None:
+            lines.append(f"  {phantom_sentence(self.ratios_learned.unsure_at)}")
+        elif self.ratios_learned.found and not self.ratios_learned.numbering_certain:
             lines.append(f"  {NUMBERING_UNCERTAIN}")
         elif self.ratios and self.weak:
             lines.append(f"  {weak_gears_sentence(self.weak)}")

@@ -35,9 +35,8 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..readings import RPM, SPEED
-from .log import (MAX_AGE_PERIODS, MIN_MAX_AGE_S, BadRow, DriveLog, Sample, Samples, csv_rows,
-                  fresh_channels, gear_label, make_log, missing_column, number, refresh_intervals, rpm_value,
-                  speed_value)
+from .log import (BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, gear_label, make_log, missing_column,
+                  number, rpm_value, speed_value)
 
 #: km/h per unit of each speed unit
 SPEED_UNITS = {"kmh": 1.0, "mph": 1.609344, "ms": 3.6}
@@ -395,7 +394,6 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
         _append(samples, instant)
         instant = [t, speed, rpm, gear]
     _append(samples, instant)
-    _hold_latest(samples)
     hint = ""
     if parse_time.style is None and first_time_cell is not None:
         hint = (f"no value in time column {columns.time!r} is a time keidash can read (the first is "
@@ -411,7 +409,7 @@ def read(lines: Iterable[str], name: str = "log", columns: Columns | str | None 
     return make_log(name, "csv", samples, errors,
                     f"column {columns.time!r} as {parse_time.scaled or parse_time.style or 'time'}; speed "
                     f"{columns.speed!r} in "
-                    f"{shown_unit} ({how}); columns {mapped}: {columns}", hint)
+                    f"{shown_unit} ({how}); columns {mapped}: {columns}", hint, hold=True)
 
 
 def _append(samples: Samples, instant: list | None) -> None:
@@ -421,13 +419,6 @@ def _append(samples: Samples, instant: list | None) -> None:
     t, speed, rpm, gear = instant
     samples.append(Sample(t, speed, rpm, gear, fresh_channels(
         [ch for ch, value in ((RPM, rpm), (SPEED, speed)) if value is not None])))
-
-
-def _hold_latest(samples: Samples) -> None:
-    """Each row's empty columns hold the latest value before them (:meth:`Samples.hold_latest`), for
-    MAX_AGE_PERIODS of that column's median interval between values (at least MIN_MAX_AGE_S)."""
-    intervals = refresh_intervals(samples, labels=True)
-    samples.hold_latest({key: max(MAX_AGE_PERIODS * interval, MIN_MAX_AGE_S) for key, interval in intervals.items()})
 
 
 def _cell(text: str, convert):

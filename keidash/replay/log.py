@@ -278,18 +278,23 @@ def refresh_intervals(samples: Iterable[Sample], labels: bool = False) -> dict[s
 
 
 def make_log(name: str, format: str, samples: Samples | Iterable[Sample], errors: Counter, time_base: str,
-             hint: str = "") -> DriveLog:
+             hint: str = "", hold: bool = False) -> DriveLog:
     """A DriveLog with log time starting at 0 (to the microsecond) and its refresh intervals measured.
 
     The readers append their rows to a :class:`Samples` as they go (never a list of Sample objects:
     that held a long log at about 190 bytes a row), and it becomes the log's own, shifted in place.
+    ``hold``: each row's missing values hold the latest before them (:meth:`Samples.hold_latest`) for
+    MAX_AGE_PERIODS of that column's own refresh interval (at least MIN_MAX_AGE_S), the gear label's too.
     """
     if not isinstance(samples, Samples):
         samples = Samples(samples)
     if samples and samples[0].t != 0.0:
         samples.shift_time(samples[0].t)  # e.g. a UNIX time: subtract before rounding away float noise
+    intervals = refresh_intervals(samples, labels=hold)
+    if hold:
+        samples.hold_latest({key: max(MAX_AGE_PERIODS * interval, MIN_MAX_AGE_S) for key, interval in intervals.items()})
     return DriveLog(name, format, samples, MappingProxyType(dict(errors)), time_base,
-                    MappingProxyType(refresh_intervals(samples)), hint)
+                    MappingProxyType({ch: intervals[ch] for ch in (RPM, SPEED) if ch in intervals}), hint)
 
 
 # -- small parsers shared by the readers --------------------------------------
