@@ -11,7 +11,7 @@ import pytest
 from keidash.estimate.evaluate import plain_kmeans
 
 from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, clusters, gearbox_problem,
-                                   launch_gears, learn_from_logs, learned, learner_step, profile_with_learned)
+                                   launch_gears, learn_from_logs, learn_pairs, learned, learner_step, profile_with_learned)
 from keidash.profiles import load_profile
 from keidash.readings import RPM, SPEED
 from keidash.replay import load_log
@@ -732,3 +732,43 @@ def test_a_weak_1st_cluster_where_the_launches_lock_is_1st_seen_two_ways():
     result = learned(state, 5)
     assert result.gears[0].samples == round(highest.mass)  # the histogram's cluster, not the launches' value
     assert result.gears[0].confidence >= 0.5 and result.ready
+
+
+def test_a_profile_with_too_few_gears_shows_no_wrong_gear_and_says_so(tmp_path, capsys):
+    """A 5-speed truck whose profile says 4 forward gears (another grade's profile picked, a 4-speed's
+    transmission typed): the count given decided the numbers by itself, 2nd..5th numbered 1st..4th or
+    1st..4th with 5th unseen, and the dash showed a wrong gear on 53-88 % of a 7-minute drive (the
+    Hijet's 6 town and kei-day drives at 10 Hz). More gears than the count (a cluster left out for
+    it, or launches locked in a gear above the highest cluster) leave the numbering unsure; the dash
+    shows no gear and says why, learn says so and exits 1. With the right count the drive is numbered.
+    The truck is the 2WD S500P: the 4WD's low range (1.782) puts low 2nd within 3 % of high 1st, so a
+    launch locked there may be either and only a fifth cluster or the launches' 1st decides (later)."""
+    from dataclasses import replace
+    from keidash.cli import main
+    from keidash.estimate.drives import _dashes
+    from keidash.estimate.estimator import config_for
+    from keidash.sim.recorded import record, simulate
+    log = record(simulate("hijet-s500p", "town", "everyday", 420.0, 0), rpm_hz=10, seed=0)
+    state = learn_pairs(LearnerState(), log)
+    four, five = learned(state, 4), learned(state, 5)
+    assert not four.numbering_certain and four.more_gears == 5 and four.numbered() == ((), 0.0)
+    assert five.numbering_certain and five.more_gears is None and five.ready
+    hijet = load_profile("hijet-s500p")
+    config = config_for(replace(hijet, gear_ratios=(), final_drive=None, gear_count=4, transfer_low_ratio=None),
+                        {}, ("obd",))
+    counted = wrong = 0
+    for sample, _, dash in _dashes(log, config):
+        if sample.moving and sample.rpm and sample.gear and sample.gear > 0:
+            counted += 1
+            wrong += dash.gear is not None and dash.gear != sample.gear
+    assert counted > 5000 and wrong / counted < 0.02, wrong / counted
+    assert dash.gear is None and dash.gear_note == "check gears" and "5 or more forward gears" in dash.message
+    path = tmp_path / "hijet.csv"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("time,rpm,speed_kmh\n")
+        for s in log.samples:
+            f.write(f"{s.t},{s.rpm if 'rpm' in s.fresh else ''},{s.speed_kmh if 'speed_kmh' in s.fresh else ''}\n")
+    status = main(["learn", str(path), "--gears", "4", "--out", str(tmp_path / "four.toml")])
+    out = capsys.readouterr().out
+    assert status == 1 and "show 5 or more forward gears, more than the 4 given" in out, out
+    assert load_profile(str(tmp_path / "four.toml")).rpm_per_kmh() == ()

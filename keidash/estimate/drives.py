@@ -33,7 +33,7 @@ from ..profiles import Profile, unknown_profile
 from ..profiles.engine import shift_limits
 from ..readings import RPM
 from ..replay import DriveLog
-from .estimator import EstimatorConfig, EstimatorState, advise, config_for, step
+from .estimator import EstimatorConfig, EstimatorState, advise, config_for, has_extra_low, step
 from .gears import AUTOMATIC, MANUAL, gearbox_kind
 from .shiftmap import ShiftMap
 from .learn import learn_from_logs
@@ -103,7 +103,9 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     limits = shift_limits(profile, idle_rpm=None if profile.engine.idle_rpm else idle)
     gears = gears or profile.forward_gears
     manual = gearbox_kind(transmission or profile.transmission) == MANUAL
-    learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual)
+    learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual,
+                              low_range=profile.transfer_low_ratio,
+                              extra_low=has_extra_low(profile, transmission))
     ratios = learned.rpm_per_kmh()  # every gear found; each gear's confidence is reported beside it
     habits = shift_map = None
     if ratios:

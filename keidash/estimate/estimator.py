@@ -80,6 +80,8 @@ class EstimatorConfig:
     #                                    None: the gearbox's (keidash.estimate.gears.GearModel)
     gearbox: str = MANUAL  # keidash.estimate.gears.gearbox_kind of the profile's transmission
     low_range_ratio: float | None = None  # the 4WD transfer's low ratio: low-range gears are tracked too
+    extra_low: bool = False  # an EL gear below 1st that the gear count leaves out (5MT+EL): live learning
+    #                          may see it above 1st
     shift_map: ShiftMap | None = None  # an automatic's coast-down lines learned on earlier drives
     match_tolerance: float = 0.08  # |ln(rpm per km/h / gear's)| of a reading that restarts the needle
     needle: NeedleConfig = field(default_factory=NeedleConfig)
@@ -286,12 +288,12 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     state = replace(state, learner=learner)
     if now - state.learned_at < config.relearn_every_s:
         return state
-    found = learned(learner, config.gear_count, config.limits.idle_rpm)
+    found = learned(learner, config.gear_count, config.limits.idle_rpm, config.low_range_ratio, config.extra_low)
     # numbered once, the gears stay numbered while learning refines them; but a table that now holds
-    # another count of gears (a gear count not given: a new cluster found) says the numbering shown
-    # may be wrong: no gear is shown until it is ready again
+    # another count of gears (a gear count not given: a new cluster found), or more gears seen than the
+    # count given, says the numbering shown may be wrong: no gear is shown until it is ready again
     ratios, first_spread = found.numbered()
-    if not ratios and len(found.gears) == len(state.ratios):
+    if not ratios and len(found.gears) == len(state.ratios) and found.more_gears is None:
         ratios, first_spread = state.ratios, state.first_spread
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
         state = replace(state, ratios=ratios, first_spread=first_spread, tracker=TrackerState(),
@@ -309,7 +311,8 @@ def learned_so_far(state: EstimatorState, config: EstimatorConfig) -> LearnedRat
     """Everything live learning has seen, read now (not at its last periodic look); None if nothing."""
     if state.learner is None:
         return None
-    return learned(state.learner, config.gear_count, config.limits.idle_rpm)
+    return learned(state.learner, config.gear_count, config.limits.idle_rpm, config.low_range_ratio,
+                   config.extra_low)
 
 
 def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig,
@@ -496,11 +499,19 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
 NEEDS_RATIOS = "no gear ratios yet: drive once with OBD, a tach or a mic"
 
 
+def more_gears_sentence(seen: int, count: int | None) -> str:
+    """The dash's sentence when the drive shows more forward gears than the profile's count."""
+    return (f"this truck shows {seen} or more forward gears, the profile {count}: no gear is numbered; "
+            f"check the profile's transmission (an EL or low-range gear it does not name counts too)")
+
+
 def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, speed_live: bool) -> tuple[str, str]:
     """(the note under a blank gear, a sentence for the message strip) while no ratios are known."""
     if state.ratios or not speed_live:
         return "", ""
     if rpm_live and config.learn:
+        if state.learned is not None and state.learned.more_gears:
+            return "check gears", more_gears_sentence(state.learned.more_gears, config.gear_count)
         found = state.learned.confident if state.learned is not None else 0
         return f"learning {found}/{config.gear_count or '?'}", ""
     return "no ratios", NEEDS_RATIOS
@@ -541,8 +552,14 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         shift_mode=mode, upshift_rpm_per_gear=per_gear,
         habits=learned_truck.habits if learned_truck else None,
         gearbox=gearbox_kind(transmission or profile.transmission),
-        low_range_ratio=profile.transfer_low_ratio,
+        low_range_ratio=profile.transfer_low_ratio, extra_low=has_extra_low(profile, transmission),
         shift_map=learned_truck.shift_map if learned_truck else _kept_shift_map(profile))
+
+
+def has_extra_low(profile: Profile, transmission: str | None = None) -> bool:
+    """Whether the gearbox has an EL (extra-low) gear below 1st, outside its gear count: the
+    ``transmission`` given or the profile's names it ("5MT+EL"), or the profile gives its ratio."""
+    return "EL" in (transmission or profile.transmission or "").upper() or profile.extra_low_ratio is not None
 
 
 def seen_idle(profile: Profile, learned_truck: "TruckKnowledge | None" = None) -> float | None:

@@ -233,6 +233,8 @@ class LearnedRatios:
     speed_lags: tuple[float, ...] = ()  # per log learned from: the speed's lag taken out (learn_from_logs)
     unsure_at: float | None = None  # rpm per km/h of the phantom between two gears that alone leaves the
     #                                 numbering unsure (no gear count given; the launches confirm 1st)
+    more_gears: int | None = None  # the drives show at least this many forward gears, more than the count
+    #                                given (a wrong profile or --gears): the numbering is not certain
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
@@ -559,18 +561,20 @@ def learn_pairs(state: LearnerState, log: DriveLog, lag_s: float = 0.0) -> Learn
 
 
 def learn_from_logs(logs: Iterable[DriveLog], gears: int | None = None,
-                    idle_rpm: float = 850.0, manual: bool = False) -> LearnedRatios:
+                    idle_rpm: float = 850.0, manual: bool = False,
+                    low_range: float | None = None, extra_low: bool = False) -> LearnedRatios:
     """Learn from whole drives (each starts a fresh run: log times are not comparable). ``manual``:
     each log's speed is taken at the instant it was measured when it lags the rpm
     (keidash.estimate.lag, read off the log: a GPS's speed). Only a manual's: behind a torque
-    converter the ratio rises with the engine's pull as a late speed makes it."""
+    converter the ratio rises with the engine's pull as a late speed makes it. ``low_range``,
+    ``extra_low``: as :func:`learned`."""
     from .lag import speed_lag
     state, lags = LearnerState(), []
     for log in logs:
         lags.append(speed_lag(log.samples) if manual else 0.0)
         state = learn_pairs(_replace(_close_launch(_close_sequence(state)), rpm=None, speed=None, waiting=(),
                                      run_start=None, run_pending=None, stopped_at=None), log, lags[-1])
-    return replace(learned(state, gears, idle_rpm), speed_lags=tuple(lags))
+    return replace(learned(state, gears, idle_rpm, low_range, extra_low), speed_lags=tuple(lags))
 
 
 # -- from the histogram to gears ------------------------------------------------
@@ -960,8 +964,50 @@ def _beyond_top(cands: list[Cluster]) -> list[Cluster]:
     return out
 
 
-def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0) -> LearnedRatios:
-    """The forward gears in ``state``: ``gears`` of them when given, else as many as found."""
+def _unexplained(ratios: list[float], cands: list[Cluster], low_range: float | None, extra_low: bool) -> list[float]:
+    """The rpm per km/h ``ratios`` (above the highest of the gears ``cands``) that no gear below 1st can be:
+    none with an extra-low gear or a low range of unknown ratio (``extra_low``), else those that are no
+    gear's low range (``low_range`` x a gear's, within LOW_RANGE_MATCH)."""
+    if extra_low:
+        return []
+    return [k for k in ratios if low_range is None
+            or all(abs(math.log(k / (c.rpm_per_kmh * low_range))) > LOW_RANGE_MATCH for c in cands)]
+
+
+def _more_gears(cands: list[Cluster], dropped: list[Cluster], first: tuple[float, float, float] | None,
+                seen: "LaunchGears | None", above: tuple[int, int, int], gears: int | None,
+                low_range: float | None, extra_low: bool) -> int | None:
+    """How many forward gears the drives show, when more than the count ``gears`` given; else None.
+
+    A cluster left out for the count (``dropped``: the lightest) between the count's gears or above the
+    highest of them (1st first in ``cands``), or the launches locked in a gear above the highest
+    (``first``, with the count filled), where the gears with it make a gearbox (:func:`gearbox_problem`);
+    or, with the count filled, (almost) every launch a gear step above the highest (``above``).
+    Above the highest, a gear below 1st the count leaves out (an EL gear, a 4WD low range) explains
+    what it can (:func:`_unexplained`). Below top gear a cluster is the engine idling
+    (:func:`_beyond_top`), never a gear."""
+    if gears is None or not cands:
+        return None
+    top = cands[0].rpm_per_kmh
+    extra = [c.rpm_per_kmh for c in dropped if top >= c.rpm_per_kmh > cands[-1].rpm_per_kmh]
+    over = [c.rpm_per_kmh for c in dropped if c.rpm_per_kmh > top and above[1] != 0]
+    if len(cands) == gears and first is not None and first[0] / top <= MAX_STEP:
+        over.append(first[0])
+    extra += _unexplained(over, cands, low_range, extra_low)
+    for k in extra:
+        if not gearbox_problem(sorted([c.rpm_per_kmh for c in cands] + [k], reverse=True)):
+            return gears + 1
+    if len(cands) == gears and above[0] >= 1 and low_range is None and not extra_low:
+        return gears + 1  # every launch a gear step above the highest of the count's gears: a gear above it
+    return None
+
+
+def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850.0,
+            low_range: float | None = None, extra_low: bool = False) -> LearnedRatios:
+    """The forward gears in ``state``: ``gears`` of them when given, else as many as found.
+
+    ``low_range`` (a 4WD transfer's low ratio) and ``extra_low`` (an EL gear, or a low range of unknown
+    ratio): gears below 1st that the count leaves out; a cluster or launch above 1st may be one of them."""
     found = clusters(state)
     other = [c for c in found if c.mean_rpm < idle_rpm + IDLE_MARGIN_RPM]
     other += _rolling_at_idle([c for c in found if c not in other], idle_rpm)
@@ -975,14 +1021,17 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     other += phantoms
     cands = [c for c in cands if c not in phantoms]
     other += _beyond_top(cands)  # takes them out of cands
+    dropped: list[Cluster] = []
     if gears is not None and len(cands) > gears:
         keep = sorted(cands, key=lambda c: -c.mass)[:gears]
-        other += [c for c in cands if c not in keep]
+        dropped = [c for c in cands if c not in keep]
+        other += dropped
         cands = [c for c in cands if c in keep]
     seen = launch_gears(state, cands[0].rpm_per_kmh, idle_rpm) if cands else None
     launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh, seen) if seen else (0, 0, 0, 0)
     above = tuple(above)
     first = seen.first_gear() if seen else None
+    more = _more_gears(cands, dropped, first, seen, above, gears, low_range, extra_low)
     if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
         # the launches were locked in a gear one step above the highest cluster: that is 1st
         value, spread, confidence = first
@@ -1022,6 +1071,13 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         by_slot = dict(zip(slots, cands))
         table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
+    # the count alone making the highest cluster 1st while more launches locked in a gear above it than went
+    # into it straight from the clutch's slip: the launches say otherwise (a count too low, seen early)
+    counted_first = (gears is not None and launch_first is None and seen is not None and bool(cands)
+                     and table[0].rpm_per_kmh is not None and table[0].rpm_per_kmh == round(cands[0].rpm_per_kmh, 2))
+    doubted = counted_first and len(_unexplained([math.exp(x) for x in seen.locked_above], cands, low_range,
+                                                 extra_low)) > seen.in_top
+    certain = certain and more is None and not doubted
     if not certain and gears is not None:  # without a count the numbering is "from the highest found"
         table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
                       for g in table)
@@ -1029,7 +1085,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                                                   sorted(other, key=lambda c: -c.rpm_per_kmh)),
                          samples_used=state.pairs, gear_count_given=gears is not None,
                          numbering_certain=certain, launches=launches,
-                         unsure_at=None if unsure_at is None else round(unsure_at, 2))
+                         unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more)
 
 
 # -- persistence: a profile with a [learned] table -------------------------------

@@ -27,6 +27,14 @@ def phantom_sentence(ratio: float) -> str:
             f"that gear a few seconds settle it")
 
 
+def more_gears_sentence(seen: int, count: int) -> str:
+    """Said when the drives show more forward gears than the count given (a wrong profile or --gears)."""
+    return (f"these drives show {seen} or more forward gears, more than the {count} given (a cluster left out "
+            f"for the count, or pull-aways locked in a gear above the highest, would number them otherwise): "
+            f"the numbers are not sure and a profile written from them gives the dash no gear numbers; "
+            f"check the gearbox's count (the profile's transmission, or --gears N)")
+
+
 def weak_gears_sentence(weak: tuple[int, ...]) -> str:
     """Said when gears were found but seen too little to be sure of their ratios (TruckKnowledge.weak)."""
     names = ", ".join(ordinal(n) for n in weak)
@@ -85,7 +93,9 @@ class TruckKnowledge:
             lines.append(f"  gear {number}: {k}, confidence {gear.confidence:.2f} ({gear.samples} samples)")
         for other in self.ratios_learned.other:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
-        if self.ratios_learned.unsure_at is not None:
+        if self.ratios_learned.more_gears:
+            lines.append(f"  {more_gears_sentence(self.ratios_learned.more_gears, len(self.ratios_learned.gears))}")
+        elif self.ratios_learned.unsure_at is not None:
             lines.append(f"  {phantom_sentence(self.ratios_learned.unsure_at)}")
         elif self.ratios_learned.found and not self.ratios_learned.numbering_certain:
             lines.append(f"  {NUMBERING_UNCERTAIN}")
