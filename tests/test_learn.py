@@ -753,6 +753,9 @@ def test_a_profile_with_too_few_gears_shows_no_wrong_gear_and_says_so(tmp_path, 
     four, five = learned(state, 4), learned(state, 5)
     assert not four.numbering_certain and four.more_gears == 5 and four.numbered() == ((), 0.0)
     assert five.numbering_certain and five.more_gears is None and five.ready
+    # an EL gear below 1st, left out of the count, may be what the launches locked in above 2nd: no evidence
+    assert learned(state, 4, extra_low=True).more_gears is None
+    assert learned(state, 4, low_range=1.782).more_gears == 5  # the 4WD's low 2nd is 6 % off that lock
     hijet = load_profile("hijet-s500p")
     config = config_for(replace(hijet, gear_ratios=(), final_drive=None, gear_count=4, transfer_low_ratio=None),
                         {}, ("obd",))
@@ -762,7 +765,7 @@ def test_a_profile_with_too_few_gears_shows_no_wrong_gear_and_says_so(tmp_path, 
             counted += 1
             wrong += dash.gear is not None and dash.gear != sample.gear
     assert counted > 5000 and wrong / counted < 0.02, wrong / counted
-    assert dash.gear is None and dash.gear_note == "check gears" and "5 or more forward gears" in dash.message
+    assert dash.gear is None and dash.gear_note == "check gears" and "5 or more forward gears seen, the profile says 4" in dash.message
     path = tmp_path / "hijet.csv"
     with open(path, "w", encoding="utf-8") as f:
         f.write("time,rpm,speed_kmh\n")

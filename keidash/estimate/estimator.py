@@ -501,8 +501,7 @@ NEEDS_RATIOS = "no gear ratios yet: drive once with OBD, a tach or a mic"
 
 def more_gears_sentence(seen: int, count: int | None) -> str:
     """The dash's sentence when the drive shows more forward gears than the profile's count."""
-    return (f"this truck shows {seen} or more forward gears, the profile {count}: no gear is numbered; "
-            f"check the profile's transmission (an EL or low-range gear it does not name counts too)")
+    return f"{seen} or more forward gears seen, the profile says {count}: check its transmission (EL, low range)"
 
 
 def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, speed_live: bool) -> tuple[str, str]:

@@ -964,37 +964,34 @@ def _beyond_top(cands: list[Cluster]) -> list[Cluster]:
     return out
 
 
-def _unexplained(ratios: list[float], cands: list[Cluster], low_range: float | None, extra_low: bool) -> list[float]:
-    """The rpm per km/h ``ratios`` (above the highest of the gears ``cands``) that no gear below 1st can be:
-    none with an extra-low gear or a low range of unknown ratio (``extra_low``), else those that are no
-    gear's low range (``low_range`` x a gear's, within LOW_RANGE_MATCH)."""
-    if extra_low:
-        return []
+def _no_low_range(ratios: list[float], cands: list[Cluster], low_range: float | None) -> list[float]:
+    """The rpm per km/h ``ratios`` that are no gear's low range (``low_range`` x one of the gears ``cands``,
+    within LOW_RANGE_MATCH): all of them without a known low range."""
     return [k for k in ratios if low_range is None
             or all(abs(math.log(k / (c.rpm_per_kmh * low_range))) > LOW_RANGE_MATCH for c in cands)]
 
 
 def _more_gears(cands: list[Cluster], dropped: list[Cluster], first: tuple[float, float, float] | None,
-                seen: "LaunchGears | None", above: tuple[int, int, int], gears: int | None,
-                low_range: float | None, extra_low: bool) -> int | None:
+                above: tuple[int, int, int], gears: int | None, low_range: float | None,
+                extra_low: bool) -> int | None:
     """How many forward gears the drives show, when more than the count ``gears`` given; else None.
 
     A cluster left out for the count (``dropped``: the lightest) between the count's gears or above the
     highest of them (1st first in ``cands``), or the launches locked in a gear above the highest
     (``first``, with the count filled), where the gears with it make a gearbox (:func:`gearbox_problem`);
-    or, with the count filled, (almost) every launch a gear step above the highest (``above``).
-    Above the highest, a gear below 1st the count leaves out (an EL gear, a 4WD low range) explains
-    what it can (:func:`_unexplained`). Below top gear a cluster is the engine idling
-    (:func:`_beyond_top`), never a gear."""
+    or, with the count filled, (almost) every launch a gear step above the highest (``above``). What a
+    gear the count leaves out can be is no evidence: a gear's low range (``low_range``, the 4WD
+    transfer's ratio when known), and above the highest an EL gear below 1st (``extra_low``). Below top
+    gear a cluster is the engine idling (:func:`_beyond_top`), never a gear."""
     if gears is None or not cands:
         return None
     top = cands[0].rpm_per_kmh
-    extra = [c.rpm_per_kmh for c in dropped if top >= c.rpm_per_kmh > cands[-1].rpm_per_kmh]
-    over = [c.rpm_per_kmh for c in dropped if c.rpm_per_kmh > top and above[1] != 0]
-    if len(cands) == gears and first is not None and first[0] / top <= MAX_STEP:
-        over.append(first[0])
-    extra += _unexplained(over, cands, low_range, extra_low)
-    for k in extra:
+    extra = [c.rpm_per_kmh for c in dropped if top > c.rpm_per_kmh > cands[-1].rpm_per_kmh]
+    if not extra_low:
+        extra += [c.rpm_per_kmh for c in dropped if c.rpm_per_kmh > top and above[1] != 0]
+        if len(cands) == gears and first is not None and first[0] / top <= MAX_STEP:
+            extra.append(first[0])
+    for k in _no_low_range(extra, cands, low_range):
         if not gearbox_problem(sorted([c.rpm_per_kmh for c in cands] + [k], reverse=True)):
             return gears + 1
     if len(cands) == gears and above[0] >= 1 and low_range is None and not extra_low:
@@ -1006,8 +1003,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             low_range: float | None = None, extra_low: bool = False) -> LearnedRatios:
     """The forward gears in ``state``: ``gears`` of them when given, else as many as found.
 
-    ``low_range`` (a 4WD transfer's low ratio) and ``extra_low`` (an EL gear, or a low range of unknown
-    ratio): gears below 1st that the count leaves out; a cluster or launch above 1st may be one of them."""
+    ``low_range`` (a 4WD transfer's low ratio) and ``extra_low`` (an EL gear below 1st): gears the count
+    leaves out, which a cluster or a launch may be (:func:`_more_gears`)."""
     found = clusters(state)
     other = [c for c in found if c.mean_rpm < idle_rpm + IDLE_MARGIN_RPM]
     other += _rolling_at_idle([c for c in found if c not in other], idle_rpm)
@@ -1031,7 +1028,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh, seen) if seen else (0, 0, 0, 0)
     above = tuple(above)
     first = seen.first_gear() if seen else None
-    more = _more_gears(cands, dropped, first, seen, above, gears, low_range, extra_low)
+    more = _more_gears(cands, dropped, first, above, gears, low_range, extra_low)
     if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
         # the launches were locked in a gear one step above the highest cluster: that is 1st
         value, spread, confidence = first
@@ -1058,26 +1055,27 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         return _gear(c)
 
     unsure_at = None
+    counted_first = False  # the count alone made the highest cluster 1st
     if gears is None or len(cands) == gears:
         # without the gear count, a cluster set apart as a phantom between two gears may be a gear
         # driven through briefly (a close-ratio 6-speed's 3rd): the numbers above it are not certain
         if gears is None and above[:2] == (0, 0):
             unsure_at = _phantom_between(cands, phantoms)
         certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None)
+        counted_first = gears is not None and launch_first is None
         table = tuple(gear(c) for c in cands)
     elif not cands:  # nothing steady yet: every gear still to be found
         certain, table = False, (_MISSING,) * gears
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
+        counted_first = launch_first is None and slots[0] == 0
         by_slot = dict(zip(slots, cands))
         table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
     # the count alone making the highest cluster 1st while more launches locked in a gear above it than went
     # into it straight from the clutch's slip: the launches say otherwise (a count too low, seen early)
-    counted_first = (gears is not None and launch_first is None and seen is not None and bool(cands)
-                     and table[0].rpm_per_kmh is not None and table[0].rpm_per_kmh == round(cands[0].rpm_per_kmh, 2))
-    doubted = counted_first and len(_unexplained([math.exp(x) for x in seen.locked_above], cands, low_range,
-                                                 extra_low)) > seen.in_top
-    certain = certain and more is None and not doubted
+    locked = [] if extra_low or seen is None else _no_low_range([math.exp(x) for x in seen.locked_above], cands,
+                                                                 low_range)
+    certain = certain and more is None and not (counted_first and len(locked) > seen.in_top)
     if not certain and gears is not None:  # without a count the numbering is "from the highest found"
         table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
                       for g in table)
