@@ -173,11 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     learn = sub.add_parser("learn", help="learn a truck's gear ratios from drives with rpm and speed")
     learn.add_argument("logs", nargs="+", metavar="LOG", help="drive logs (any format replay reads)")
     learn.add_argument("--profile", help="the truck's profile to add the learned ratios to")
-    learn.add_argument("--gears", type=GEAR_COUNT.arg, help="forward gears (default: the profile's, else found)")
+    learn.add_argument("--gears", type=GEAR_COUNT.arg,
+                       help="forward gears (default: the profile's, else the one --transmission names, else found)")
     learn.add_argument("--out", metavar="PROFILE.toml", help="write the profile with the learned ratios")
     learn.add_argument("--transmission", type=_transmission, metavar="T",
                        help="the gearbox, when no --profile says: 5MT, 4MT+EL, 3AT, CVT, manual or automatic "
-                            "(an automatic's coast-down lines are learned too; default: manual)")
+                            "(5MT: five forward gears; an automatic's coast-down lines are learned too; default: manual)")
     log_options(learn, which="every LOG")
 
     marks = sub.add_parser("marks", help="shift speeds per gear, as a table and a speedometer sticker")
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     ev.add_argument("--transmission", type=_transmission, metavar="T",
                     help="the gearbox of every log whose folder has no vehicle.toml: 5MT, 4AT, CVT, manual, "
-                         "automatic (default: manual)")
+                         "automatic (5MT: five forward gears, live learning's count; default: manual)")
     log_options(ev, which="every log (named, or found in a folder)")
 
     probe = sub.add_parser("probe", help="open one source and report its update rate and errors")

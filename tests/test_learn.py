@@ -775,3 +775,7 @@ def test_a_profile_with_too_few_gears_shows_no_wrong_gear_and_says_so(tmp_path, 
     out = capsys.readouterr().out
     assert status == 1 and "show 5 or more forward gears, more than the 4 given" in out, out
     assert load_profile(str(tmp_path / "four.toml")).rpm_per_kmh() == ()
+    status = main(["learn", str(path), "--transmission", "4MT"])  # the count the gearbox's name gives
+    assert status == 1 and "more than the 4 given" in capsys.readouterr().out
+    assert main(["learn", str(path), "--transmission", "5MT"]) == 0
+    assert "gear 5:" in capsys.readouterr().out

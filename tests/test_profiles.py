@@ -143,6 +143,10 @@ def _minimal(**changes):
     ({"engine__peak_power_kw": -3}, "peak_power_kw must be a positive number"),
     ({"gearbox__gear_ratios": [4.0, "x"]}, "gear_ratios must be a list"),
     ({"gearbox__gear_ratios": [4.0, 2.0], "gearbox__gear_count": 5}, "gear_count is 5 but 2"),
+    ({"gearbox__transmission": "5MT", "gearbox__gear_count": 4}, "transmission '5MT' names 5 forward gears but "
+                                                                 "gear_count is 4"),
+    ({"gearbox__transmission": "4MT+EL", "gearbox__gear_ratios": [4.0, 2.4, 1.6, 1.0, 0.8]},
+     r"transmission '4MT\+EL' names 4 forward gears but gear_ratios give 5"),
     ({"gearbox__gear_ratios": [4.0, 2.4, 2.4, 1.0]}, "gear_ratios must fall from 1st to top gear"),
     ({"gearbox__gear_ratios": [1.0, 2.4, 4.0]}, "gear_ratios must fall from 1st to top gear"),
     ({"gearbox__gear_ratios": [4.0, math.inf]}, "gear_ratios must be a list"),
@@ -260,3 +264,21 @@ def test_the_config_and_a_profile_file_say_the_same_about_the_same_fault(tmp_pat
     with pytest.raises(error) as info:  # a profile nested too deeply was a RecursionError traceback
         read()
     assert str(info.value).startswith(sentence.format(what=what, path=path)), str(info.value)
+
+
+@pytest.mark.parametrize("name, count", [("5MT", 5), ("5MT+EL", 5), ("4MT+EL", 4), ("3AT", 3), ("6-speed AT", 6),
+                                         ("5 M/T", 5), ("CVT", None), ("manual", None), ("AT", None),
+                                         ("12MT", None), ("0MT", None), (None, None)])
+def test_a_gearbox_name_gives_its_forward_gear_count(name, count):
+    """`learn --transmission 5MT` and a vehicle file's "5MT" give live learning and learn the count, as a
+    profile's gear_count does; an EL below 1st is not counted, and a name without a number gives none."""
+    from keidash.profiles import gears_named
+    assert gears_named(name) == count
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_a_profile_count_agrees_with_its_gearbox_name(name):
+    profile = load_profile(name)
+    from keidash.profiles import gears_named
+    named = gears_named(profile.transmission)
+    assert named is None or profile.forward_gears in (None, named)

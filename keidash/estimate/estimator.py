@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
 from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
-from ..profiles import Engine, Profile
+from ..profiles import Engine, Profile, gears_named
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
 from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, follow, gearbox_kind
@@ -547,7 +547,8 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
         per_gear = (float(shift["upshift_rpm"]),) * 9  # the owner's one upshift rpm for every gear
     return EstimatorConfig(
         limits=limits, rpm_per_kmh=tuple(rpm_per_kmh), profile_title=profile.title,
-        source_priority=tuple(priority), gear_count=profile.forward_gears, engine=profile.engine,
+        source_priority=tuple(priority),
+        gear_count=profile.forward_gears or gears_named(transmission or profile.transmission), engine=profile.engine,
         shift_mode=mode, upshift_rpm_per_gear=per_gear,
         habits=learned_truck.habits if learned_truck else None,
         gearbox=gearbox_kind(transmission or profile.transmission),

@@ -135,6 +135,19 @@ def is_gearbox(text) -> bool:
     return bool(t) and any(word in t for word in GEARBOX_WORDS)
 
 
+def gears_named(text) -> int | None:
+    """The forward gears a gearbox's name counts: "5MT" and "5MT+EL" 5 (the EL below 1st is not
+    counted), "3AT" 3, "6-speed AT" 6; None when it names none ("CVT", "manual", "AT")."""
+    if not isinstance(text, str):
+        return None
+    t = text.strip().upper().replace(" ", "").replace("-", "").replace("SPEED", "")
+    digits = len(t) - len(t.lstrip("0123456789"))
+    if not digits or not t[digits:].startswith(("MT", "AT", "M/T", "A/T")):
+        return None
+    count = int(t[:digits])
+    return count if GEAR_COUNT.low <= count <= GEAR_COUNT.high else None
+
+
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -237,6 +250,10 @@ def profile_from_dict(data: dict, origin: str) -> Profile:
                            f"\"4MT+EL\", \"3AT\" or \"CVT\", not {transmission!r}")
     if ratios and gear_count is not None and gear_count != len(ratios):
         raise ProfileError(f"{where}: gear_count is {gear_count} but {len(ratios)} gear_ratios are given")
+    named, given = gears_named(transmission), len(ratios) if ratios else gear_count
+    if named is not None and given is not None and named != given:
+        raise ProfileError(f"{where}: transmission {transmission!r} names {named} forward gears but "
+                           f"{'gear_ratios give' if ratios else 'gear_count is'} {given}")
     tyre_size = tyre_t.get("size")
     if tyre_size is None and "tyre" not in data:
         tyre = None  # only with [learned]: checked above
