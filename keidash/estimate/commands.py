@@ -19,9 +19,10 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
     says why).
 
     ``format``, ``columns`` and ``speed_unit`` apply to every log (see :func:`keidash.replay.load_log`);
-    ``transmission`` is the gearbox when the profile does not say (an automatic's shift map is learned too).
+    ``transmission`` is the gearbox when the profile does not say (an automatic's shift map is learned too),
+    and with a number the gear count when neither ``gears`` nor the profile gives one.
     """
-    from ..profiles import load_profile
+    from ..profiles import gears_named, load_profile
     from ..replay import load_log
     from .learn import profile_with_learned
     from .drives import learn_truck
@@ -30,6 +31,8 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
     if gears is not None and not 1 <= gears <= 10:
         raise ConfigError(f"--gears {gears}: a gearbox has 1 to 10 forward gears")
     profile = load_profile(profile_name) if profile_name else None
+    if gears is None and not (profile and profile.forward_gears):  # "5MT" counts five, as --gears 5
+        gears = gears_named(transmission or (profile.transmission if profile else None))
     logs = [load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in paths]
     learned = learn_truck(logs, profile, gears=gears, transmission=transmission)
     print(learned.report())

@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Sequence
 
-from ..profiles import Profile, gears_named, unknown_profile
+from ..profiles import Profile, unknown_profile
 from ..profiles.engine import shift_limits
 from ..readings import RPM
 from ..replay import DriveLog
@@ -101,7 +101,7 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     profile = profile or unknown_profile()
     idle = _standing_rpm(logs)
     limits = shift_limits(profile, idle_rpm=None if profile.engine.idle_rpm else idle)
-    gears = gears or profile.forward_gears or gears_named(transmission or profile.transmission)
+    gears = gears or profile.forward_gears
     manual = gearbox_kind(transmission or profile.transmission) == MANUAL
     learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual,
                               low_range=profile.transfer_low_ratio,
