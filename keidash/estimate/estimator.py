@@ -38,9 +38,9 @@ from ..dashstate import ABSENT, LIVE, STALE, DashState, SourceView
 from ..profiles import Engine, Profile, gears_named
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..readings import BATTERY, COOLANT, RPM, SPEED, THROTTLE, Reading
-from .gears import AUTOMATIC, CVT, MANUAL, GearModel, Pairing, TrackerState, follow, gearbox_kind
+from .gears import AUTOMATIC, CVT, MANUAL, UPSHIFT_FLOOR, GearModel, Pairing, TrackerState, follow, gearbox_kind
 from .lag import LagState, lag_estimate, lag_step
-from .learn import LearnedRatios, LearnerState, learned, learner_step, shift_launches
+from .learn import MIN_GEAR_STEP, LearnedRatios, LearnerState, learned, learner_step, shift_launches
 from .shiftmap import ShiftMap
 from .needle import NeedleConfig, NeedleState, needle_predict, needle_reset, needle_update
 from .shift import MODES, ShiftPolicy, cue as shift_cue, demand_from_throttle, upshift_rpm
@@ -341,8 +341,8 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig,
             pairing, tracker = follow(pairing, tracker, "rpm" if channel == RPM else "speed", t_measured,
                                       value, gear_model, state.lag_s)
         gear, shown_rpm, estimated, low_range = tracker.gear, rpm[1], False, tracker.low_range
-        if config.gearbox == CVT:
-            gear = None  # a CVT has no gears to show
+        if config.gearbox == CVT or (gear == len(ratios) and _below_top(state, config, rpm[1], speed_kmh)):
+            gear = None  # a CVT has no gears to show; a gear below the highest learned: not seen yet
         if reading.channel == RPM:
             matched = _matching_gear(rpm[1], speed_kmh, ratios, config)
             if matched and matched != engaged:  # the first reading that matches another gear:
@@ -408,6 +408,20 @@ def _rate_ms2(recent: tuple[tuple[float, float], ...] | None) -> float:
         return 0.0
     (t0, v0), (t1, v1) = recent[0], recent[-1]
     return (v1 - v0) / 3.6 / (t1 - t0)
+
+
+def _below_top(state: EstimatorState, config: EstimatorConfig, rpm: float, speed_kmh: float) -> bool:
+    """Learned live without the gear count, the engine driving well below the line of the lowest gear
+    found (half the smallest gear step under it, not at idle, the truck not braking): a gear not seen yet.
+
+    With the count the gears found are all there are and an engine under top gear's line is the clutch
+    in (the lever stays, as the tracker holds it); without it a truck that has not yet reached its top
+    gear would show the highest found (a kei-day drive's first minute in 5th shown as 4th)."""
+    if config.gear_count is not None or config.rpm_per_kmh or not state.ratios or speed_kmh < config.moving_kmh:
+        return False
+    if rpm < UPSHIFT_FLOOR * config.limits.idle_rpm or _rate_ms2(state.slowing) <= -BRAKING_MS2:
+        return False
+    return math.log(rpm / speed_kmh / state.ratios[-1]) < -0.5 * math.log(MIN_GEAR_STEP)
 
 
 def _matching_gear(rpm: float, speed_kmh: float, ratios: tuple[float, ...], config: EstimatorConfig) -> int | None:
