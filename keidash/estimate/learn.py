@@ -728,6 +728,9 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
     Each launch's lowest ratio is at or above 1st's: the truck pulls away in 1st, the clutch
     home or slipping (whole-km/h speeds at 4-8 km/h only raise it further). A launch below ``top`` x
     MIN_GEAR_STEP leaves no room for a gear above ``top``; enough of them make ``top`` 1st.
+    At least MIN_LAUNCHES launches, and all but LAUNCH_STRAY_SHARE of them, seen going from the slip
+    straight into ``top`` with none locked above it make it 1st whatever their lowest ratio (a brisk
+    driver is in 2nd within LAUNCH_S: the lowest ratio is then 2nd's, under ``top``).
     At least MIN_LAUNCHES launches, (almost) all above that, prove a gear above ``top``; as a
     slipping clutch raises a launch's ratio, only their lower quartile bounds how many.
     Anything else decides nothing: (n, 0, UNBOUNDED, 1 if every launch was above else 0).
@@ -741,6 +744,8 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
         return 0, 0, UNBOUNDED, 0
     near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
     below = sum(launches[:_bin(math.log(top * (1.0 - LAUNCH_BELOW)))])
+    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * n) and not seen.locked_above:
+        return round(n), 0, 0, 0
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
