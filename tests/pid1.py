@@ -48,10 +48,18 @@ def host_arch() -> str:
                           check=True).stdout.strip()
 
 
+#: where root's tools live (debootstrap, chroot): a CI's bare PATH (env -i PATH=/usr/local/bin:/usr/bin:/bin)
+#: has none of them, and debootstrap, installed there, was then "not found" right after apt-get installed it
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
 def ensure_host_tools(arch: str = "amd64") -> None:
-    """debootstrap and systemd-nspawn (and qemu-user for a foreign arch), from apt if missing."""
+    """debootstrap and systemd-nspawn (and qemu-user for a foreign arch), from apt if missing; root's
+    sbin folders on this process's PATH (debootstrap and the chroot it runs live there)."""
     if os.geteuid() != 0:
         raise Unavailable("booting a Debian root with systemd-nspawn needs root")
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(path + [folder for folder in SBIN if folder not in path])
     if shutil.which("apt-get") is None:
         raise Unavailable("no apt-get on this machine to install debootstrap and systemd-container")
     wanted = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "nsenter": "util-linux"}
