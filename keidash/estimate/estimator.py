@@ -411,8 +411,9 @@ def _rate_ms2(recent: tuple[tuple[float, float], ...] | None) -> float:
 
 
 def _below_top(state: EstimatorState, config: EstimatorConfig, rpm: float, speed_kmh: float) -> bool:
-    """Learned live without the gear count, the engine driving well below the line of the lowest gear
-    found (half the smallest gear step under it, not at idle, the truck not braking): a gear not seen yet.
+    """Learned live without the gear count, the engine driving well below the line of the highest gear
+    found (the fewest rpm per km/h; by half the smallest gear step, not at idle, the truck not braking):
+    a gear not seen yet.
 
     With the count the gears found are all there are and an engine under top gear's line is the clutch
     in (the lever stays, as the tracker holds it); without it a truck that has not yet reached its top
