@@ -24,6 +24,10 @@
    two of its steps shorter than one of a kei truck's), 3 styles x 3 routes at 10 and 5 Hz: the
    tracker with its ratios (>= 98 %, not below nearest ratio) and live learning with its gear count
    (the goals above): how what was tuned on kei trucks holds on a car's gearbox.
+   Part ``count``: the gear count wrong or absent, the same goals at 10, 5 and 1 Hz: the 2WD Hijet
+   learned with a profile of 4 gears (3 styles x town and kei-day; the wrong-gear goal), and every
+   style x route x seed written as a logger writes a CSV and learned with no count, as ``keidash
+   eval`` learns a folder without a vehicle.toml (what held-out logs get).
 4. Speed only: rpm hidden, share of moving samples within 10 % of the recorded rpm, beside a
    naive estimator (EU gear-shift-indicator speeds) and an oracle that knows the gear;
    goal: keidash at least 85 % of the oracle's share and above the naive bands on every log
@@ -466,9 +470,74 @@ def car_figures() -> dict:
     return {"rates": rates, "drives": drives, "goals": goals}
 
 
+#: a wrong or absent gear count: rates and routes of its drives
+COUNT_RATES_HZ = (10, 5, 1)
+COUNT_LOW_ROUTES = ("town", "kei-day")
+
+
+def _count_low_drive(job: tuple[str, str, int]) -> list[dict]:
+    """One virtual drive of the 2WD Hijet (no low range) learned live with a profile saying 4 forward
+    gears, no ratios: another grade's profile picked, a 4-speed's transmission typed (a worker's job)."""
+    from keidash.sim.recorded import record, simulate
+    style, route, seed = job
+    hijet = load_profile("hijet-s500p")
+    config = config_for(replace(hijet, gear_ratios=(), final_drive=None, gear_count=4, transfer_low_ratio=None),
+                        {}, ("obd",))
+    trace = simulate("hijet-s500p", route, style, LIVE_SECONDS, seed)
+    return [{"style": style, "route": route, "seed": seed, "hz": hz,
+             **_learning_shares(record(trace, rpm_hz=hz, seed=seed), config)} for hz in COUNT_RATES_HZ]
+
+
+def _no_count_drive(job: tuple[str, str, int]) -> list[dict]:
+    """One virtual drive written as a logger writes a CSV (every row the latest of both readings, mph,
+    the gear sensor's N), read back and learned live with no profile: what ``keidash eval`` does with a
+    folder of logs that has no vehicle.toml (a worker's job)."""
+    import tempfile
+    from keidash.sim.recorded import record, simulate
+    style, route, seed = job
+    trace = simulate("hijet-s500p", route, style, LIVE_SECONDS, seed)
+    out = []
+    for hz in COUNT_RATES_HZ:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "drive.csv")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("time,rpm,speed_mph,gear\n")
+                for s in record(trace, rpm_hz=hz, seed=seed).samples:
+                    gear = "" if s.gear is None else "N" if s.gear == 0 else s.gear
+                    f.write(f"{s.t:.2f},{'' if s.rpm is None else f'{s.rpm:.0f}'},"
+                            f"{'' if s.speed_kmh is None else f'{s.speed_kmh / 1.609344:.1f}'},{gear}\n")
+            log = load_log(path)
+        out.append({"style": style, "route": route, "seed": seed, "hz": hz,
+                    **_learning_shares(log, config_for(unknown_profile(), {}, ("replay",)))})
+    return out
+
+
+def count_figures() -> dict:
+    """Live learning where the gear count is wrong or absent: the 2WD Hijet with a profile of 4 gears
+    (3 styles x town, kei-day, seed 0), and every style x route x seed written as a CSV and learned with
+    no count (eval's path for held-out logs), at 10, 5 and 1 Hz."""
+    from multiprocessing import Pool
+    low_jobs = [(style, route, 0) for style in VIRTUAL_STYLES for route in COUNT_LOW_ROUTES]
+    none_jobs = [(style, route, seed) for style in VIRTUAL_STYLES for route in VIRTUAL_ROUTES for seed in VIRTUAL_SEEDS]
+    with Pool(min(len(none_jobs), os.cpu_count() or 1)) as pool:
+        low = [d for out in pool.map(_count_low_drive, low_jobs) for d in out]
+        none = [d for out in pool.map(_no_count_drive, none_jobs) for d in out]
+    goals = {}
+    for hz in COUNT_RATES_HZ:
+        at = [d for d in low if d["hz"] == hz]
+        worst = max(at, key=lambda d: d["wrong"])
+        goals[f"a profile of 4 gears on a 5-speed, live learning at {hz} Hz: a wrong gear on at most "
+              f"{100 * worst['wrong']:.1f} % of a drive ({worst['style']} {worst['route']}) <= "
+              f"{100 * GOAL_LEARNING_WRONG:g} %"] = worst["wrong"] <= GOAL_LEARNING_WRONG
+        goals.update(_learning_goals(f"no gear count, CSV logs learned live at {hz} Hz",
+                                     f"no gear count, CSV logs, 7-minute mixed (kei-day) drives at {hz} Hz",
+                                     [d for d in none if d["hz"] == hz]))
+    return {"low": low, "none": none, "goals": goals}
+
+
 #: the bench's parts, in the order they run (``--only`` picks some)
 PARTS = {"learning": learning, "logs": logs_figures, "virtual": virtual_figures, "live": live_figures,
-         "gps": gps_figures, "car": car_figures, "needle": needle_figures,
+         "gps": gps_figures, "car": car_figures, "count": count_figures, "needle": needle_figures,
          "cost": cost}
 
 
@@ -480,7 +549,7 @@ def main() -> int:
     args = parser.parse_args()
     report = {part: PARTS[part]() for part in (args.only or PARTS)}
     missed = 0
-    for part in ("learning", "logs", "virtual", "live", "gps", "car", "needle"):
+    for part in ("learning", "logs", "virtual", "live", "gps", "car", "count", "needle"):
         for goal, met in report.get(part, {}).get("goals", {}).items():
             print(f"{'MET   ' if met else 'MISSED'} {goal}")
             missed += not met
@@ -521,6 +590,14 @@ def main() -> int:
                              f"{100 * min(d['shown'] for d in at):.1f}), wrong at most "
                              f"{100 * max(d['wrong'] for d in at):.2f} %")
             print(f"live learning at {hz} Hz, {len(drives) // len(VIRTUAL_RATES_HZ)} drives: " + "; ".join(cells))
+    if "count" in report:
+        for which, what in (("low", "a profile of 4 gears on a 5-speed"), ("none", "no gear count, CSV logs")):
+            drives = report["count"][which]
+            print(f"{what}, {len(drives) // len(COUNT_RATES_HZ)} drives: " + "; ".join(
+                f"{hz} Hz shown {100 * statistics.mean(d['shown'] for d in at):.1f} % (kei-day least "
+                f"{100 * min(d['shown'] for d in at if d['route'] == 'kei-day'):.1f}), wrong at most "
+                f"{100 * max(d['wrong'] for d in at):.2f} %"
+                for hz in COUNT_RATES_HZ for at in [[d for d in drives if d["hz"] == hz]]))
     if "car" in report:
         for hz, f in report["car"]["rates"].items():
             print(f"close-ratio car at {hz} Hz: tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} % / "
