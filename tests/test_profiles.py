@@ -276,9 +276,8 @@ def test_a_gearbox_name_gives_its_forward_gear_count(name, count):
     assert gears_named(name) == count
 
 
-@pytest.mark.parametrize("name", PROFILES)
-def test_a_profile_count_agrees_with_its_gearbox_name(name):
-    profile = load_profile(name)
-    from keidash.profiles import gears_named
-    named = gears_named(profile.transmission)
-    assert named is None or profile.forward_gears in (None, named)
+
+def test_a_profile_whose_transmission_names_a_count_has_that_many_forward_gears():
+    assert profile_from_dict(_minimal(gearbox__transmission="5MT"), "test").forward_gears == 5
+    assert profile_from_dict(_minimal(gearbox__transmission="5MT+EL", gearbox__gear_count=5), "test").forward_gears == 5
+    assert profile_from_dict(_minimal(gearbox__transmission="manual"), "test").forward_gears is None

@@ -31,8 +31,8 @@ def learn_main(paths: list[str], profile_name: str | None = None, gears: int | N
     if gears is not None and not 1 <= gears <= 10:
         raise ConfigError(f"--gears {gears}: a gearbox has 1 to 10 forward gears")
     profile = load_profile(profile_name) if profile_name else None
-    if gears is None and not (profile and profile.forward_gears):  # "5MT" counts five, as --gears 5
-        gears = gears_named(transmission or (profile.transmission if profile else None))
+    # "--transmission 5MT" counts five, as --gears 5 does, where neither --gears nor the profile counts
+    gears = gears or (profile.forward_gears if profile else None) or gears_named(transmission)
     logs = [load_log(path, format=format, columns=columns, speed_unit=speed_unit) for path in paths]
     learned = learn_truck(logs, profile, gears=gears, transmission=transmission)
     print(learned.report())

@@ -514,7 +514,7 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
 NEEDS_RATIOS = "no gear ratios yet: drive once with OBD, a tach or a mic"
 
 
-def more_gears_sentence(seen: int, count: int | None) -> str:
+def more_gears_message(seen: int, count: int | None) -> str:
     """The dash's sentence when the drive shows more forward gears than the profile's count."""
     return f"{seen} or more forward gears seen, the profile says {count}: check its transmission (EL, low range)"
 
@@ -525,7 +525,7 @@ def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, s
         return "", ""
     if rpm_live and config.learn:
         if state.learned is not None and state.learned.more_gears:
-            return "check gears", more_gears_sentence(state.learned.more_gears, config.gear_count)
+            return "check gears", more_gears_message(state.learned.more_gears, config.gear_count)
         found = state.learned.confident if state.learned is not None else 0
         return f"learning {found}/{config.gear_count or '?'}", ""
     return "no ratios", NEEDS_RATIOS
@@ -563,7 +563,7 @@ def config_for(profile: Profile, shift: Mapping[str, object], priority: tuple[st
     return EstimatorConfig(
         limits=limits, rpm_per_kmh=tuple(rpm_per_kmh), profile_title=profile.title,
         source_priority=tuple(priority),
-        gear_count=profile.forward_gears or gears_named(transmission or profile.transmission), engine=profile.engine,
+        gear_count=profile.forward_gears or gears_named(transmission), engine=profile.engine,
         shift_mode=mode, upshift_rpm_per_gear=per_gear,
         habits=learned_truck.habits if learned_truck else None,
         gearbox=gearbox_kind(transmission or profile.transmission),

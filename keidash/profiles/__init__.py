@@ -107,7 +107,9 @@ class Profile:
 
     @property
     def forward_gears(self) -> int | None:
-        return len(self.gear_ratios) if self.gear_ratios else self.gear_count
+        """Forward gears: the ratios', else ``gear_count``, else the count the transmission's name gives
+        ("5MT": 5; the loader refuses the three disagreeing)."""
+        return len(self.gear_ratios) if self.gear_ratios else self.gear_count or gears_named(self.transmission)
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Engine rpm per km/h of road speed in each gear (high range); () if unknown.
