@@ -496,19 +496,14 @@ def _no_count_drive(job: tuple[str, str, int]) -> list[dict]:
     the gear sensor's N), read back and learned live with no profile: what ``keidash eval`` does with a
     folder of logs that has no vehicle.toml (a worker's job)."""
     import tempfile
-    from keidash.sim.recorded import record, simulate
+    from keidash.sim.recorded import record, simulate, write_logger_csv
     style, route, seed = job
     trace = simulate("hijet-s500p", route, style, LIVE_SECONDS, seed)
     out = []
     for hz in COUNT_RATES_HZ:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "drive.csv")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write("time,rpm,speed_mph,gear\n")
-                for s in record(trace, rpm_hz=hz, seed=seed).samples:
-                    gear = "" if s.gear is None else "N" if s.gear == 0 else s.gear
-                    f.write(f"{s.t:.2f},{'' if s.rpm is None else f'{s.rpm:.0f}'},"
-                            f"{'' if s.speed_kmh is None else f'{s.speed_kmh / 1.609344:.1f}'},{gear}\n")
+            write_logger_csv(record(trace, rpm_hz=hz, seed=seed), path)
             log = load_log(path)
         out.append({"style": style, "route": route, "seed": seed, "hz": hz,
                     **_learning_shares(log, config_for(unknown_profile(), {}, ("replay",)))})

@@ -129,15 +129,10 @@ def test_without_the_gear_count_a_gear_not_seen_yet_is_not_shown_as_the_highest_
     and not braking, is a gear not seen yet: no number."""
     from keidash.estimate.drives import estimate_log
     from keidash.replay import load_log
-    from keidash.sim.recorded import record, simulate
+    from keidash.sim.recorded import record, simulate, write_logger_csv
     drive = record(simulate("hijet-s500p", "kei-day", "everyday", 420.0, 1), rpm_hz=5, seed=1)
     path = tmp_path / "kei-day.csv"
-    with open(path, "w", encoding="utf-8") as f:  # as a logger writes it: mph, the gear sensor's N
-        f.write("time,rpm,speed_mph,gear\n")
-        for s in drive.samples:
-            gear = "" if s.gear is None else "N" if s.gear == 0 else s.gear
-            f.write(f"{s.t:.2f},{'' if s.rpm is None else f'{s.rpm:.0f}'},"
-                    f"{'' if s.speed_kmh is None else f'{s.speed_kmh / 1.609344:.1f}'},{gear}\n")
+    write_logger_csv(drive, str(path))  # as a logger writes it: mph, the gear sensor's N
     log = load_log(str(path))
     config = config_for(unknown_profile(), {}, ("replay",))
     assert config.gear_count is None

@@ -291,9 +291,11 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     found = learned(learner, config.gear_count, config.limits.idle_rpm, config.low_range_ratio, config.extra_low)
     # numbered once, the gears stay numbered while learning refines them; but a table that now holds
     # another count of gears (a gear count not given: a new cluster found), or more gears seen than the
-    # count given, says the numbering shown may be wrong: no gear is shown until it is ready again
+    # count given, or the launches doubting the 1st the count made where that is the 1st shown, says the
+    # numbering shown may be wrong: no gear is shown until it is ready again
     ratios, first_spread = found.numbered()
-    if not ratios and len(found.gears) == len(state.ratios) and found.more_gears is None:
+    if (not ratios and len(found.gears) == len(state.ratios) and found.more_gears is None
+            and not _doubted_first_shown(found, state.ratios)):
         ratios, first_spread = state.ratios, state.first_spread
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
         state = replace(state, ratios=ratios, first_spread=first_spread, tracker=TrackerState(),
@@ -305,6 +307,13 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
         # walked down to 2nd)
         state = replace(state, ratios=ratios, first_spread=first_spread)
     return replace(state, learned=found, learned_at=now)
+
+
+def _doubted_first_shown(found: LearnedRatios, shown: tuple[float, ...]) -> bool:
+    """True when the launches doubt the 1st the gear count made (:attr:`LearnedRatios.first_doubted`) and
+    the numbering ``shown`` has that cluster as its 1st (within half a gear step), not a gear above it."""
+    first = found.gears[0].rpm_per_kmh if found.first_doubted and found.gears else None
+    return bool(shown) and first is not None and abs(math.log(shown[0] / first)) < 0.5 * math.log(MIN_GEAR_STEP)
 
 
 def learned_so_far(state: EstimatorState, config: EstimatorConfig) -> LearnedRatios | None:

@@ -235,6 +235,8 @@ class LearnedRatios:
     #                                 numbering unsure (no gear count given; the launches confirm 1st)
     more_gears: int | None = None  # the drives show at least this many forward gears, more than the count
     #                                given (a wrong profile or --gears): the numbering is not certain
+    first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
+    #                              above it: the numbering is not certain, and one shown is dropped
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
@@ -635,13 +637,12 @@ def clusters(state: LearnerState) -> list[Cluster]:
     merged.sort()
     merged = _prominent(density, merged)
     reach = int(MAX_BASIN / BIN)
-    basins = []  # (peak bin, first bin, last bin, mass) of the significant peaks
+    every = []  # (peak bin, first bin, last bin, mass) of every peak
     for n, i in enumerate(merged):
         lo = max(i - reach, 0, _valley(density, merged[n - 1], i) if n else 0)
         hi = min(i + reach, N_BINS - 1, _valley(density, i, merged[n + 1]) if n + 1 < len(merged) else N_BINS)
-        mass = sum(state.weights[lo:hi + 1])
-        if mass >= max(MIN_CLUSTER_SAMPLES, MIN_CLUSTER_SHARE * total):
-            basins.append((i, lo, hi, mass))
+        every.append((i, lo, hi, sum(state.weights[lo:hi + 1])))
+    basins = _significant(every, total)
     found = []
     for n, (i, lo, hi, mass) in enumerate(basins):
         steady = list(state.weights[lo:hi + 1])
@@ -670,6 +671,23 @@ def clusters(state: LearnerState) -> list[Cluster]:
                              mean_kmh=sum(r / _ratio(j + 0.5)
                                           for j, r in enumerate(state.rpm_sums[lo:hi + 1], lo)) / mass))
     return sorted(found, key=lambda c: -c.rpm_per_kmh)
+
+
+def _significant(peaks: list[tuple[int, int, int, float]], total: float) -> list[tuple[int, int, int, float]]:
+    """The ``peaks`` (peak bin, first bin, last bin, mass; rpm per km/h rising) that are clusters: at least
+    MIN_CLUSTER_SAMPLES pairs and MIN_CLUSTER_SHARE of all; and, with MIN_CLUSTER_SAMPLES, a peak a gear step
+    or more from two such clusters that are more than MAX_STEP apart, where a gearbox must have a gear. A gear
+    driven steadily but briefly (a brisk driver's 3rd on a day of open road) falls under the share as the
+    pairs of top gear pile up: found at 3 minutes, it was lost at 5 and the gears above it with it."""
+    sure = [p for p in peaks if p[3] >= max(MIN_CLUSTER_SAMPLES, MIN_CLUSTER_SHARE * total)]
+    step = math.log(MAX_STEP) / BIN
+    for a, b in zip(sure, sure[1:]):
+        if b[0] - a[0] > step:
+            between = [p for p in peaks if a[0] < p[0] < b[0] and p[3] >= MIN_CLUSTER_SAMPLES
+                       and min(p[0] - a[0], b[0] - p[0]) * BIN >= math.log(MIN_GEAR_STEP)]
+            if between:
+                sure.append(max(between, key=lambda p: p[3]))
+    return sorted(sure)
 
 
 def _prominent(density: list[float], peaks: list[int]) -> list[int]:
@@ -744,7 +762,7 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
         return 0, 0, UNBOUNDED, 0
     near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
     below = sum(launches[:_bin(math.log(top * (1.0 - LAUNCH_BELOW)))])
-    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * n) and not seen.locked_above:
+    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * seen.shown, 0.5 * n) and not seen.locked_above:
         return round(n), 0, 0, 0
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
@@ -805,9 +823,10 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
         entry = next((n for n, (_, r, _, _) in enumerate(seq) if r <= edge), None)
         if entry is None:
             continue
-        # a gear held while pulling away: the rpm rising with the speed (a falling rpm is the clutch going in)
+        # a gear held while pulling away: the rpm rising with the speed (a falling rpm is the clutch going in,
+        # and so is the same reading again after it: a log's row repeating the latest rpm beside a new speed)
         before = [p for n, p in enumerate(seq[:entry])
-                  if p[3] >= MIN_SPEED_KMH and (n == 0 or p[2] >= seq[n - 1][2] * RPM_FALLING)]
+                  if p[3] >= MIN_SPEED_KMH and p[2] >= _previous_rpm(seq, n) * RPM_FALLING]
         lock_run = _lock(before, floor)
         t_entry, r_entry, rpm_entry, _ = seq[entry]
         if lock_run is None:
@@ -828,6 +847,11 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
         if t_entry - t_lock <= UPSHIFT_S and lock - r_entry >= math.log(MIN_GEAR_STEP) and rpm_entry < rpm_lock:
             locked.append(lock)
     return LaunchGears(tuple(locked), in_top)
+
+
+def _previous_rpm(seq: tuple[tuple[float, float, float, float], ...], n: int) -> float:
+    """The latest rpm before pair ``n`` of a launch's pairs that differs from its own (0.0 if none)."""
+    return next((p[2] for p in reversed(seq[:n]) if p[2] != seq[n][2]), 0.0)
 
 
 def _lock(pairs: list[tuple[float, float, float, float]], floor: float) -> tuple[int, list[float]] | None:
@@ -1076,11 +1100,17 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         counted_first = launch_first is None and slots[0] == 0
         by_slot = dict(zip(slots, cands))
         table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
-    # the count alone making the highest cluster 1st while more launches locked in a gear above it than went
-    # into it straight from the clutch's slip: the launches say otherwise (a count too low, seen early)
+    # the count alone making the highest cluster 1st while the launches say otherwise (a count too low, seen
+    # early): more of them locked in a gear above it than went into it straight from the clutch's slip, or
+    # none of them within a gear step of it in the LAUNCH_S after the standstill with none seen going
+    # straight into it (read once a second, a launch shows no lock; by LAUNCH_S a truck pulling away in the
+    # highest cluster's gear is in it, clutch home). Neither with an EL gear or a known low range, which a
+    # launch may be in.
     locked = [] if extra_low or seen is None else _no_low_range([math.exp(x) for x in seen.locked_above], cands,
                                                                  low_range)
-    certain = certain and more is None and not (counted_first and len(locked) > seen.in_top)
+    doubted = counted_first and (len(locked) > seen.in_top or (above[2] >= 1 and not seen.in_top and not extra_low
+                                                                 and low_range is None))
+    certain = certain and more is None and not doubted
     if not certain and gears is not None:  # without a count the numbering is "from the highest found"
         table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
                       for g in table)
@@ -1088,7 +1118,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                                                   sorted(other, key=lambda c: -c.rpm_per_kmh)),
                          samples_used=state.pairs, gear_count_given=gears is not None,
                          numbering_certain=certain, launches=launches,
-                         unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more)
+                         unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
+                         first_doubted=doubted)
 
 
 # -- persistence: a profile with a [learned] table -------------------------------

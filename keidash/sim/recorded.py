@@ -225,3 +225,16 @@ def virtual_log(profile_name: str = "hijet-s500p", route: str | tuple[Leg, ...] 
     trace = simulate(profile_name, route, style, seconds, seed)
     return record(trace, rpm_hz, speed_hz, gear_hz, seed, **noise)
 
+
+
+def write_logger_csv(log: DriveLog, path: str) -> None:
+    """Write ``log`` to ``path`` as a plain logger writes a CSV: ``time,rpm,speed_mph,gear``, every row
+    the latest of both readings (which of them is fresh is not told: a repeated value looks like a new
+    one), the speed in mph to a tenth, the gear sensor's neutral as N. What a held-out log from an app
+    or a data logger looks like to ``keidash eval``."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("time,rpm,speed_mph,gear\n")
+        for s in log.samples:
+            gear = "" if s.gear is None else "N" if s.gear == 0 else s.gear
+            f.write(f"{s.t:.2f},{'' if s.rpm is None else f'{s.rpm:.0f}'},"
+                    f"{'' if s.speed_kmh is None else f'{s.speed_kmh / 1.609344:.1f}'},{gear}\n")
