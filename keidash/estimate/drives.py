@@ -94,9 +94,12 @@ def write_estimates(rows: Iterable[EstimateRow], path: str) -> int:
 
 # -- learning a truck from its drives ---------------------------------------------------------
 def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
-                gears: int | None = None, transmission: str | None = None) -> TruckKnowledge:
+                gears: int | None = None, transmission: str | None = None,
+                top_unseen: bool = False) -> TruckKnowledge:
     """Gear ratios and habits from ``logs`` (drives with rpm and speed); for an automatic (``transmission``,
-    else the profile's) also its shift map: the coast-downs the tracker saw, drive after drive."""
+    else the profile's) also its shift map: the coast-downs the tracker saw, drive after drive.
+    ``top_unseen``: with the gears above those found never held, the gears from 1st up
+    (:meth:`~keidash.estimate.learn.LearnedRatios.lowest_found`: to score these logs, never for a profile)."""
 
     profile = profile or unknown_profile()
     idle = _standing_rpm(logs)
@@ -106,7 +109,8 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual,
                               low_range=profile.transfer_low_ratio,
                               extra_low=has_extra_low(profile, transmission))
-    ratios = learned.rpm_per_kmh()  # every gear found; each gear's confidence is reported beside it
+    ratios = learned.rpm_per_kmh() or (learned.lowest_found() if top_unseen else ())  # each gear's confidence
+    #                                                                                     is reported beside it
     habits = shift_map = None
     if ratios:
         # one run of the tracker the gearbox's own model (an automatic's converter), drive after drive:

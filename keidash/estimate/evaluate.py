@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 
 from ..config import read_toml
 from ..errors import ConfigError
-from ..profiles import Profile, is_gearbox, unknown_profile
+from ..profiles import Profile, gears_named, is_gearbox, unknown_profile
 from ..profiles.engine import ShiftLimits, shift_limits
 from ..replay import DriveLog, load_log
 from .drives import estimate_log, learn_truck
@@ -236,7 +236,7 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     if not others:
         others, fig.cross_validated = [log], False
         fig.notes.append("only log of its vehicle: trained on itself")
-    trained = learn_truck(others, profile, transmission=gearbox)
+    trained = _trained(others, profile, gearbox, fig.notes)
     ratios = trained.ratios
     fig.trained_ratios = ratios
     fig.trained_shift_map = trained.shift_map
@@ -275,6 +275,35 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
     fig.speed_only_oracle = _share(
         (g := oracle_gear(s)) is not None and _within(ratios[g - 1] * s.speed_kmh, s.rpm) for s in scored())
     return fig
+
+
+def _trained(logs: list[DriveLog], profile: Profile, gearbox: str | None, notes: list[str]):
+    """What the dash would know from ``logs``: :func:`learn_truck`, with the gear count the gearbox's name
+    gives (``5MT``: 5) when that numbers the gears found from 1st up, top gears never held left out; else
+    with as many gears as found, numbered from the highest (some logs never hold 1st steadily: a count
+    they cannot fill would leave no ratios at all, and the speed-only figure with them). ``notes`` gets a
+    sentence where the count could not be used or the numbering learned is not certain."""
+    count = None if profile.forward_gears else gears_named(gearbox)
+    tried = None
+    if count:
+        trained = learn_truck(logs, profile, gears=count, transmission=gearbox, top_unseen=True)
+        if trained.ratios:
+            if len(trained.ratios) < count:
+                unseen = (f"gear {count}" if len(trained.ratios) + 1 == count
+                          else f"gears {len(trained.ratios) + 1}-{count}")
+                notes.append(f"{unseen} of {gearbox} never held in the logs learned from: not tracked")
+            return trained
+        tried = f"learning with the {count} gears of {gearbox}, {trained.ratios_learned.found} found"
+    trained = learn_truck(logs, profile, transmission=gearbox)
+    unsure = bool(trained.ratios) and not trained.ratios_learned.numbering_certain
+    if tried:
+        notes.append(f"{tried}: the gears found are numbered from the highest"
+                     + (", and that numbering is not certain" if unsure else ""))
+    elif unsure:
+        notes.append("the gears' numbering learned is not certain (which cluster is 1st, or a light one that "
+                     "may be a gear): the gears found are numbered from the highest; a gear count settles it "
+                     "(a number in --transmission, 5MT, or in a vehicle.toml's transmission)")
+    return trained
 
 
 #: a tracker's miss this close (s) to a change of the log's gear label is one of timing

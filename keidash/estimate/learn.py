@@ -244,6 +244,17 @@ class LearnedRatios:
             return ()
         return tuple(g.rpm_per_kmh for g in self.gears)
 
+    def lowest_found(self) -> tuple[float, ...]:
+        """The gears found from 1st up, when the numbering is certain, at least MIN_FORWARD_GEARS of them
+        are found in a row from 1st, every gear above them is missing (top gears the drives never held)
+        and they make a gearbox; else (). What scores a log that never reached top: a gear it never drove
+        cannot be confused. Never written into a profile (its gear count would be wrong)."""
+        known = [g.rpm_per_kmh for g in self.gears if g.rpm_per_kmh is not None]
+        if (not self.numbering_certain or len(known) < MIN_FORWARD_GEARS
+                or any(g.rpm_per_kmh is None for g in self.gears[:len(known)]) or gearbox_problem(known)):
+            return ()
+        return tuple(known)
+
     @property
     def found(self) -> int:
         """How many gears have a learned value."""
@@ -1058,8 +1069,13 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     other += [c for n, c in enumerate(cands) if n in copies]
     cands = [c for n, c in enumerate(cands) if n not in copies]
     phantoms = _phantoms(cands)
-    other += phantoms
     cands = [c for c in cands if c not in phantoms]
+    for p in sorted(phantoms, key=lambda c: -c.mass) if gears is not None else ():
+        # the count wants more gears than found: a light peak that makes a gearbox with the gears is one
+        with_it = sorted(cands + [p], key=lambda c: -c.rpm_per_kmh)
+        if len(cands) < gears and not gearbox_problem([c.rpm_per_kmh for c in with_it]):
+            cands, phantoms = with_it, [c for c in phantoms if c is not p]
+    other += phantoms
     other += _beyond_top(cands)  # takes them out of cands
     dropped: list[Cluster] = []
     if gears is not None and len(cands) > gears:
