@@ -29,7 +29,7 @@
    style x route x seed written as a logger writes a CSV and learned with no count, as ``keidash
    eval`` learns a folder without a vehicle.toml (what held-out logs get).
    Part ``heldout``: each virtual drive of the Hijet and of the close-ratio car (3 styles x 3 routes,
-   seed 0, 5 Hz) written as a logger writes a CSV, alone in a folder with no vehicle.toml, scored
+   seed 0, 5 and 1 Hz) written as a logger writes a CSV, alone in a folder with no vehicle.toml, scored
    by ``keidash eval`` (keidash.estimate.evaluate): its ratios learned from the log itself with no
    gear count, and with the count (``--transmission 5MT`` / ``6MT``), the tracker against the gear
    sensor beside nearest ratio with the same ratios; goals >= 98 % of each vehicle's moving samples
@@ -536,16 +536,16 @@ def count_figures() -> dict:
     return {"low": low, "none": none, "goals": goals}
 
 
-#: held-out logs: the vehicles, routes and rate of their drives
+#: held-out logs: the vehicles and rates of their drives
 HELDOUT_VEHICLES = ("hijet-s500p", "close-ratio car")
-HELDOUT_RATE_HZ = 5
+HELDOUT_RATES_HZ = (5, 1)
 #: ... scored with no gear count, and with the count the gearbox's name gives (Hijet, car)
 HELDOUT_MODES = {"no count": None, "count": ("5MT", "6MT")}
 
 
-def _heldout_drive(job: tuple[str, str, str]) -> dict:
-    """One virtual drive written as a logger writes a CSV, alone in a folder, scored by ``keidash eval``:
-    trained on itself, no gear count (a worker's job)."""
+def _heldout_drive(job: tuple[str, str, str]) -> list[dict]:
+    """One virtual drive written as a logger writes a CSV at each of HELDOUT_RATES_HZ, alone in a folder,
+    scored by ``keidash eval``: trained on itself, with no gear count and with the count (a worker's job)."""
     import tempfile
     from keidash.profiles.body import Body
     from keidash.sim.recorded import record, simulate, write_logger_csv
@@ -553,16 +553,19 @@ def _heldout_drive(job: tuple[str, str, str]) -> dict:
     car = vehicle != "hijet-s500p"
     trace = simulate(str(CAR_PROFILE) if car else vehicle, route, style, LIVE_SECONDS, 0,
                      body=Body(**CAR_BODY) if car else Body())
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "drive.csv")
-        write_logger_csv(record(trace, rpm_hz=HELDOUT_RATE_HZ, seed=0), path)
-        labelled = sum(1 for s in load_log(path).samples if s.moving and s.rpm and s.gear and s.gear > 0)
-        out = {"vehicle": vehicle, "style": style, "route": route, "samples": labelled}
-        for mode, transmission in HELDOUT_MODES.items():
-            f = evaluate([path], transmission=transmission and transmission[car])[0]
-            out[mode] = {"tracker": f.gear_agree or 0.0, "nearest": f.gear_agree_nearest or 0.0,
-                         "ratios": list(f.trained_ratios or ())}
-    return out
+    drives = []
+    for hz in HELDOUT_RATES_HZ:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "drive.csv")
+            write_logger_csv(record(trace, rpm_hz=hz, seed=0), path)
+            labelled = sum(1 for s in load_log(path).samples if s.moving and s.rpm and s.gear and s.gear > 0)
+            out = {"vehicle": vehicle, "style": style, "route": route, "hz": hz, "samples": labelled}
+            for mode, transmission in HELDOUT_MODES.items():
+                f = evaluate([path], transmission=transmission and transmission[car])[0]
+                out[mode] = {"tracker": f.gear_agree or 0.0, "nearest": f.gear_agree_nearest or 0.0,
+                             "ratios": list(f.trained_ratios or ())}
+        drives.append(out)
+    return drives
 
 
 def heldout_figures() -> dict:
@@ -571,21 +574,22 @@ def heldout_figures() -> dict:
     jobs = [(vehicle, style, route) for vehicle in HELDOUT_VEHICLES for style in VIRTUAL_STYLES
             for route in VIRTUAL_ROUTES]
     with Pool(min(len(jobs), os.cpu_count() or 1)) as pool:
-        drives = pool.map(_heldout_drive, jobs)
+        drives = [d for out in pool.map(_heldout_drive, jobs) for d in out]
     goals, vehicles = {}, {}
     for vehicle in HELDOUT_VEHICLES:
-        at = [d for d in drives if d["vehicle"] == vehicle]
-        n = sum(d["samples"] for d in at)
-        for mode in HELDOUT_MODES:
-            f = vehicles.setdefault(vehicle, {"samples": n})[mode] = {
-                what: round(sum(d[mode][what] * d["samples"] for d in at) / n, 4) for what in ("tracker", "nearest")}
-            worst = min(at, key=lambda d: d[mode]["tracker"])
-            below = [d for d in at if d[mode]["tracker"] < d[mode]["nearest"]]
-            goals[f"held-out {vehicle} logs (eval alone, {mode}, {HELDOUT_RATE_HZ} Hz): gear with rpm "
-                  f"{100 * f['tracker']:.1f} % (least {100 * worst[mode]['tracker']:.1f} %, {worst['style']} "
-                  f"{worst['route']}) >= {100 * GOAL_GEAR_AGREE_MANUAL:g} %"] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
-            goals[f"held-out {vehicle} logs ({mode}): gear with rpm not below nearest ratio on "
-                  f"{len(at) - len(below)} of {len(at)} drives"] = not below
+        for hz in HELDOUT_RATES_HZ:
+            at = [d for d in drives if d["vehicle"] == vehicle and d["hz"] == hz]
+            n = sum(d["samples"] for d in at)
+            for mode in HELDOUT_MODES:
+                f = vehicles.setdefault(f"{vehicle} {hz} Hz", {"samples": n})[mode] = {
+                    what: round(sum(d[mode][what] * d["samples"] for d in at) / n, 4) for what in ("tracker", "nearest")}
+                worst = min(at, key=lambda d: d[mode]["tracker"])
+                below = [d for d in at if d[mode]["tracker"] < d[mode]["nearest"]]
+                goals[f"held-out {vehicle} logs (eval alone, {mode}, {hz} Hz): gear with rpm {100 * f['tracker']:.1f} % "
+                      f"(least {100 * worst[mode]['tracker']:.1f} %, {worst['style']} {worst['route']}) >= "
+                      f"{100 * GOAL_GEAR_AGREE_MANUAL:g} %"] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
+                goals[f"held-out {vehicle} logs ({mode}, {hz} Hz): gear with rpm not below nearest ratio on "
+                      f"{len(at) - len(below)} of {len(at)} drives"] = not below
     return {"vehicles": vehicles, "drives": drives, "goals": goals}
 
 
@@ -662,7 +666,7 @@ def main() -> int:
                   f"live learning shown {100 * d['shown']:.1f} %, wrong {100 * d['wrong']:.2f} %")
     if "heldout" in report:
         for d in report["heldout"]["drives"]:
-            print(f"held-out {d['vehicle']} {d['style']} {d['route']}: " + "; ".join(
+            print(f"held-out {d['vehicle']} {d['style']} {d['route']} {d['hz']} Hz: " + "; ".join(
                 f"{mode}: tracker {100 * d[mode]['tracker']:.1f} % / nearest {100 * d[mode]['nearest']:.1f} %, ratios "
                 f"{' / '.join(f'{k:g}' for k in d[mode]['ratios']) or '-'}" for mode in HELDOUT_MODES))
     if "gps" in report:

@@ -1,5 +1,6 @@
 """Ratio learning: real logs (carOBD Etios, OpenXC Ford) and synthetic drives with known ratios."""
 
+import dataclasses
 import json
 import math
 import random
@@ -810,29 +811,45 @@ def _logger_csv(tmp_path, style: str, seed: int, hz: float):
     return load_log(path)
 
 
-def test_a_logs_repeated_rpm_in_the_shift_is_no_part_of_1sts_lock(tmp_path):
-    """A plain CSV repeats the latest rpm on the row of each new speed. Pulling away in 1st, the rpm
-    falling into the first upshift was read on one row (left out of the lock: the clutch going in) and
-    repeated on the next, beside a new speed, where it passed for the rpm rising with the speed: each
-    launch's lock took the shift's lower ratio in, the locks of the everyday driver's kei-day (seed 0,
-    5 Hz) scattered from 222 to 274 rpm per km/h (1st is 279) and no 1st was found; without the gear
-    count nothing was numbered in 7 minutes. The rpm is compared with the last *other* rpm read."""
-    found = learn_from_logs([_logger_csv(tmp_path, "everyday", 0, 5)])
-    truth = load_profile("hijet-s500p").rpm_per_kmh()
-    assert found.numbering_certain and found.ready and found.launches == 5
-    assert found.rpm_per_kmh() == pytest.approx(truth, rel=0.03)
+def _launch(pairs) -> tuple:
+    """A launch's pairs (t s, log rpm per km/h, rpm, km/h) from (t, rpm, km/h)."""
+    return tuple((t, math.log(rpm / kmh), rpm, kmh) for t, rpm, kmh in pairs)
 
 
-def test_launches_that_show_no_gear_do_not_outvote_those_seen_going_into_1st(tmp_path):
-    """The brisk driver's kei-day (seed 1, 5 Hz, a plain CSV) holds 1st steadily; of its 5 launches 3 are
-    seen going from the slip straight into it and 2 show nothing (the speed read 6 km/h beside an rpm
-    from before the clutch bit: a ratio under any gear's). "Almost every launch" counted those two
-    against 1st and the gears were never numbered; the launches that show their gear decide, at least
-    MIN_LAUNCHES of them and half of all."""
-    found = learn_from_logs([_logger_csv(tmp_path, "brisk", 1, 5)])
+def test_an_rpm_read_again_after_the_shift_is_no_part_of_1sts_lock():
+    """A log may repeat the latest rpm on the row of a new speed. Pulling away in 1st, the rpm falling
+    into the first upshift was read on one row (left out of the lock: the clutch going in) and repeated
+    on the next, beside a new speed, where it passed for the rpm rising with the speed: the lock took
+    the shift's lower ratio in (the everyday driver's kei-day logged as CSV at 5 Hz locked from 222 to
+    274 rpm per km/h, 1st is 279). The rpm is compared with the last *other* rpm read."""
+    # 1st at 280 rpm per km/h, then the clutch in: 2300 rpm read at 9.5 km/h, again at 9.7 and 10.0
+    seq = _launch([(0.0, 1400, 2.0), (0.1, 1700, 6.1), (0.2, 1960, 7.0), (0.3, 2240, 8.0), (0.4, 2520, 9.0),
+                   (0.5, 2300, 9.5), (0.6, 2300, 9.7), (0.7, 2300, 10.0), (0.8, 1700, 10.3)])
+    top = 164.0  # 2nd: 1700 rpm at 10.3 km/h
+    locks = [launch_gears(LearnerState(launch_seqs=(seq,)), top).locked_above]
+    assert len(locks[0]) == 1 and math.exp(locks[0][0]) == pytest.approx(280.0, rel=0.01), [math.exp(x) for x in locks[0]]
+
+
+def test_launches_that_show_no_gear_do_not_outvote_those_seen_going_into_1st():
+    """A driver who holds 1st steadily (a cluster at 279 rpm per km/h) and is in 2nd within the 2.5 s after
+    each standstill: every launch's lowest ratio is 2nd's, under the cluster, so only the launches seen
+    going from the slip straight into it can make it 1st. Of 5 launches 3 are seen so and 2 show nothing
+    (the speed read at 6 km/h beside an rpm from before the clutch bit: a ratio under any gear's). "Almost
+    every launch" counted those two against 1st and the gears were never numbered without the count; the
+    launches that show their gear decide, at least MIN_LAUNCHES of them and half of all."""
+    from keidash.estimate import learn
     truth = load_profile("hijet-s500p").rpm_per_kmh()
-    assert found.numbering_certain and found.ready
-    assert found.rpm_per_kmh() == pytest.approx(truth, rel=0.02)
+    state = _histogram(dict(zip(truth, (1000.0, 1400.0, 500.0, 1100.0, 3000.0))))
+    into_1st = _launch([(0.0, 1300, 2.0), (0.1, 1300, 2.6), (0.2, 1350, 3.2), (0.3, 1400, 3.9), (0.4, 1450, 4.6),
+                        (0.5, 1500, 5.3)])  # the clutch slipping at a held rpm, the speed rising: into 1st
+    nothing = _launch([(0.0, 1527, 2.3), (0.1, 1435, 6.1)])
+    lowest = [0] * learn.N_BINS
+    lowest[learn._bin(math.log(truth[1]))] = 5.0  # each launch in 2nd within 2.5 s
+    state = dataclasses.replace(state, launches=tuple(lowest), launch_seqs=(into_1st,) * 3 + (nothing,) * 2)
+    seen = launch_gears(state, truth[0])
+    assert seen.in_top == 3 and not seen.locked_above
+    found = learned(state)
+    assert found.numbering_certain and [g.rpm_per_kmh for g in found.gears] == pytest.approx(truth, rel=0.01)
 
 
 def test_a_count_too_low_read_once_a_second_shows_no_wrong_gear():
@@ -898,7 +915,7 @@ def test_a_light_cluster_the_gearbox_needs_is_a_gear_not_a_phantom():
     need it: the close-ratio car's 5th, driven for seconds on a kei-day (1.21 and 1.30 from 4th and 6th),
     left out made 4th -> 6th 1.58, longer than 1.2 x the step below it, which no gearbox has; learned from
     the log itself, as `keidash eval` learns a held-out log with no vehicle.toml, 6th was numbered 5th and
-    the tracker agreed with the gear sensor on 60 % of the drive (98.7 % now). A peak of slip between the
+    the tracker agreed with the gear sensor on 60 % of the drive (98.9 % now). A peak of slip between the
     Hijet's 2nd and 3rd splits their step into two short ones below a long one: still a phantom."""
     car = load_profile(str(Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml")).rpm_per_kmh()
     found = learned(_histogram(dict(zip(car, (2500.0, 500.0, 1000.0, 400.0, 60.0, 2900.0)))))
@@ -916,7 +933,7 @@ def test_with_the_gear_count_a_light_cluster_that_makes_the_gearbox_is_a_gear():
     every step with it): set apart, the numbering unsure. With the count of 6 and five gears found, the
     count asks for one more and the light peak makes a gearbox with them: it is that gear. Before, the
     count placed the missing gear above top and nothing was shown (live learning with the count showed
-    no gear on that drive; eval with --transmission 6MT scored 41.8 %, 98.0 % now). A peak of slip
+    no gear on that drive; eval with --transmission 6MT scored 41.8 %, 98.2 % now). A peak of slip
     splitting a step into two short ones below a longer one makes no gearbox and stays out."""
     car = load_profile(str(Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml")).rpm_per_kmh()
     state = _histogram(dict(zip(car, (1800.0, 700.0, 80.0, 860.0, 400.0, 2900.0))))
@@ -946,9 +963,12 @@ def test_eval_learns_with_the_count_its_transmission_names_where_the_logs_fill_i
     write_logger_csv(record(trace, rpm_hz=5, seed=0), str(tmp_path / "logs" / "kei-day.csv"))
     figures = {}
     for gearbox in (None, "6MT"):
-        assert main(["eval", str(tmp_path / "logs"), "--json", str(tmp_path / "eval.json")]
-                    + (["--transmission", gearbox] if gearbox else [])) == 0
+        status = main(["eval", str(tmp_path / "logs"), "--json", str(tmp_path / "eval.json")]
+                      + (["--transmission", gearbox] if gearbox else []))
         out = capsys.readouterr().out
+        # without the count live learning numbers 2nd -> 4th (1.80) as one step before 3rd's peak is seen
+        # and shows a wrong gear on 5.8 %: eval says so and exits 1 (the roadmap); with it, nothing short
+        assert status == (1 if gearbox is None else 0), out
         figures[gearbox] = json.loads((tmp_path / "eval.json").read_text())[0]
         assert ("numbering learned is not certain" in out) == (gearbox is None), out
     assert figures[None]["gear_agree"] < 0.5 < 0.97 < figures["6MT"]["gear_agree"]
@@ -962,3 +982,29 @@ def test_eval_learns_with_the_count_its_transmission_names_where_the_logs_fill_i
     assert "gear 6 of 6MT never held in the logs learned from: not tracked" in capsys.readouterr().out
     farm = json.loads((tmp_path / "farm.json").read_text())[0]
     assert len(farm["trained_ratios"]) == 5 and farm["gear_agree"] > 0.97
+
+
+def test_one_km_h_written_in_mph_is_no_standstill():
+    """OBD's lowest speed above 0 is 1 km/h; a logger writing mph to a tenth writes 0.6, read back as 0.97
+    km/h, which was taken for a standstill: each launch's window of 1st began a reading late (at 1 Hz a
+    second), took 2nd's ratio for its lowest and decided nothing (the brisk kei-day at 1 Hz with the
+    count: eval's tracker 1.0 -> 97.3 %, 1st bounded above 2nd)."""
+    state = learner_step(LearnerState(), 0.0, SPEED, 0.0)
+    assert state.stopped_at == 0.0
+    state = learner_step(LearnerState(), 0.0, SPEED, 0.6 * 1.609344)
+    assert state.stopped_at is None and state.launch_from is None
+
+
+def test_eval_with_the_count_tracks_a_1st_never_held_within_the_range_a_gearbox_leaves_it(tmp_path):
+    """Read once a second a kei truck's 1st (2 s long) leaves no steady run and no launch's lock; with the
+    count the launches prove a gear above 2nd and the dash tracks 1st within the range a gearbox leaves it
+    (LearnedRatios.bridged). eval scored such a log with no ratios from the count (1st not found) and fell
+    back to numbering from the highest found: 2nd as 1st, every gear one too low (1.0 % on the brisk
+    driver's kei-day); it now scores what the dash would show, and says so."""
+    from keidash.estimate.evaluate import evaluate
+    from keidash.sim.recorded import record, simulate, write_logger_csv
+    path = str(tmp_path / "kei-day.csv")
+    write_logger_csv(record(simulate("hijet-s500p", "kei-day", "brisk", 420.0, 0), rpm_hz=1, seed=0), path)
+    figures = evaluate([path], transmission="5MT")[0]
+    assert figures.gear_agree > 0.95 and figures.gear_agree >= figures.gear_agree_nearest
+    assert any(note.startswith("1st of 5MT never held steadily") for note in figures.notes), figures.notes

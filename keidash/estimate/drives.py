@@ -95,11 +95,14 @@ def write_estimates(rows: Iterable[EstimateRow], path: str) -> int:
 # -- learning a truck from its drives ---------------------------------------------------------
 def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
                 gears: int | None = None, transmission: str | None = None,
-                top_unseen: bool = False) -> TruckKnowledge:
+                scoring: bool = False) -> TruckKnowledge:
     """Gear ratios and habits from ``logs`` (drives with rpm and speed); for an automatic (``transmission``,
     else the profile's) also its shift map: the coast-downs the tracker saw, drive after drive.
-    ``top_unseen``: with the gears above those found never held, the gears from 1st up
-    (:meth:`~keidash.estimate.learn.LearnedRatios.lowest_found`: to score these logs, never for a profile)."""
+    ``scoring``: the ratios to score these logs by (``keidash eval``), never for a profile: when not every
+    gear was found, the gears from 1st up with the gears above them never held
+    (:meth:`~keidash.estimate.learn.LearnedRatios.lowest_found`), else the ratios the dash would number
+    the gears by (:meth:`~keidash.estimate.learn.LearnedRatios.bridged`: a gear between two bridged, 1st
+    never held bounded above 2nd)."""
 
     profile = profile or unknown_profile()
     idle = _standing_rpm(logs)
@@ -109,8 +112,7 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual,
                               low_range=profile.transfer_low_ratio,
                               extra_low=has_extra_low(profile, transmission))
-    ratios = learned.rpm_per_kmh() or (learned.lowest_found() if top_unseen else ())  # each gear's confidence
-    #                                                                                     is reported beside it
+    ratios = learned.rpm_per_kmh() or ((learned.lowest_found() or learned.bridged()) if scoring else ())
     habits = shift_map = None
     if ratios:
         # one run of the tracker the gearbox's own model (an automatic's converter), drive after drive:

@@ -279,15 +279,19 @@ def _log_figures(log: DriveLog, name: str, vehicle: str, others: list[DriveLog],
 
 def _trained(logs: list[DriveLog], profile: Profile, gearbox: str | None, notes: list[str]):
     """What the dash would know from ``logs``: :func:`learn_truck`, with the gear count the gearbox's name
-    gives (``5MT``: 5) when that numbers the gears found from 1st up, top gears never held left out; else
+    gives (``5MT``: 5) when that numbers the gears found from 1st up, top gears never held left out (or as
+    the dash would: a gear between two bridged, 1st never held bounded above 2nd); else
     with as many gears as found, numbered from the highest (some logs never hold 1st steadily: a count
     they cannot fill would leave no ratios at all, and the speed-only figure with them). ``notes`` gets a
     sentence where the count could not be used or the numbering learned is not certain."""
     count = None if profile.forward_gears else gears_named(gearbox)
     tried = None
     if count:
-        trained = learn_truck(logs, profile, gears=count, transmission=gearbox, top_unseen=True)
+        trained = learn_truck(logs, profile, gears=count, transmission=gearbox, scoring=True)
         if trained.ratios:
+            if trained.ratios_learned.first_spread():
+                notes.append(f"1st of {gearbox} never held steadily in the logs learned from: tracked within "
+                             f"the range a gearbox leaves it above 2nd, at {trained.ratios[0]:g} rpm per km/h")
             if len(trained.ratios) < count:
                 unseen = (f"gear {count}" if len(trained.ratios) + 1 == count
                           else f"gears {len(trained.ratios) + 1}-{count}")

@@ -140,8 +140,9 @@ SHARP_SE = 0.01
 READY_CONFIDENCE = 0.5
 #: without the gear count given, at least this many gears (a kei 3-speed automatic's) make them ready
 MIN_FORWARD_GEARS = 3
-#: a speed reading below this (km/h) is a standstill: the next pull-away is a launch in 1st
-STANDSTILL_KMH = 1.0
+#: a speed reading below this (km/h) is a standstill: the next pull-away is a launch in 1st. OBD's lowest
+#: reading above 0 is 1 km/h; a logger writing it in mph to a tenth (0.6) reads back as 0.97 km/h: moving
+STANDSTILL_KMH = 0.9
 #: for this long (s) after the last standstill the truck is surely still in 1st (drivers shift at ~3 s)
 LAUNCH_S = 2.5
 #: adjacent forward gears differ by at least this factor (the smallest step of common 5-speeds is ~1.2)

@@ -17,7 +17,9 @@ name says so, ``time_ms``; a UNIX time in ms, us or ns by its size), ISO 8601
 date-times (``2024-06-01T07:30:00.250``, with or without a zone) or clock
 times ``HH:MM:SS(.fff)``, which roll over midnight. The style is taken from
 the first time cell that parses; a later cell in another style is a bad row.
-Every row is a fresh measurement of each mapped value it holds, and rows of one time
+Every row is a fresh measurement of each mapped value it holds (unless the rows show a
+logger that polled rpm and speed in turn, writing the latest of the other on each row:
+:meth:`~keidash.replay.log.Samples.polled_in_turn`), and rows of one time
 are one instant's. For a logger that writes each reading on a row of its own, a row
 that leaves a column empty holds that column's latest earlier value, not fresh, for
 up to MAX_AGE_PERIODS of its own interval between values (as a replayed reading stays

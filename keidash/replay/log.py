@@ -62,6 +62,12 @@ class Sample:
         return self.speed_kmh is not None and self.speed_kmh >= MOVING_KMH
 
 
+#: a log of at least IN_TURN_ROWS rows, both values changing together on at most IN_TURN_BOTH of the rows
+#: where one changed and the rpm the same on at least IN_TURN_SAME of all rows, was polled in turn
+#: (:meth:`Samples.polled_in_turn`): strictly in turn, both change on none and the rpm repeats on half
+IN_TURN_ROWS = 100
+IN_TURN_BOTH = 0.05
+IN_TURN_SAME = 0.3
 #: ``Samples`` keeps a missing gear label as this (int8), a missing value as NaN
 NO_GEAR = -128
 _BITS = {RPM: 1, SPEED: 2}
@@ -126,6 +132,40 @@ class Samples(Sequence[Sample]):
                         column[i] = last
                 else:
                     last, last_t = value, t[i]
+
+    def polled_in_turn(self) -> bool:
+        """Mark which value of each row is new, in place, for a log whose every row holds both values and
+        whose logger polled them in turn (OBD asks one PID at a time) writing a row per reply with the
+        latest of the other: True when the rows say so, else nothing changes.
+
+        Such a log repeats the other channel's latest value on each row, stamped with the row's time:
+        read as new, a repeated rpm beside a new speed pairs two instants half a poll apart (in a shift
+        the rpm falls 1000 rpm in a tenth of a second), and a repeated speed anchors the pairing at the
+        wrong instant. The rows say so when, of the rows where a value changed, both changed on at most
+        IN_TURN_BOTH of them while the rpm (read with noise, it changes at each poll) stays the same on
+        at least IN_TURN_SAME of all rows. A row's new value is then the one that changed; where neither
+        did (a steady speed's turn, an rpm read the same), the channel that was not new on the row before."""
+        rpm, speed, fresh = self._rpm, self._speed, self._fresh
+        # over the rows whose row before holds both values too (a missing value, NaN, is never equal to
+        # itself: such rows are left as they are); two passes of counters, no object per row
+        rows = both = either = same_rpm = 0
+        for i in range(1, len(rpm)):
+            if rpm[i] == rpm[i] and speed[i] == speed[i] and rpm[i - 1] == rpm[i - 1] and speed[i - 1] == speed[i - 1]:
+                r, v = rpm[i] != rpm[i - 1], speed[i] != speed[i - 1]
+                rows += 1
+                both += r and v
+                either += r or v
+                same_rpm += not r
+        if rows < IN_TURN_ROWS or not either or both > IN_TURN_BOTH * either or same_rpm < IN_TURN_SAME * rows:
+            return False
+        previous = _BITS[RPM] | _BITS[SPEED]
+        for i in range(1, len(rpm)):
+            if rpm[i] == rpm[i] and speed[i] == speed[i] and rpm[i - 1] == rpm[i - 1] and speed[i - 1] == speed[i - 1]:
+                bits = (_BITS[RPM] if rpm[i] != rpm[i - 1] else 0) | (_BITS[SPEED] if speed[i] != speed[i - 1] else 0)
+                if not bits:  # neither changed: the turn of the one not new on the row before
+                    bits = _BITS[SPEED] if previous == _BITS[RPM] else _BITS[RPM]
+                fresh[i] = previous = bits
+        return True
 
     def has_gear(self) -> bool:
         return any(g != NO_GEAR for g in self._gear)
@@ -290,6 +330,8 @@ def make_log(name: str, format: str, samples: Samples | Iterable[Sample], errors
         samples = Samples(samples)
     if samples and samples[0].t != 0.0:
         samples.shift_time(samples[0].t)  # e.g. a UNIX time: subtract before rounding away float noise
+    if hold and samples.polled_in_turn():
+        time_base += "; rows polled in turn, each with the latest of the other value: the value that changed is new"
     intervals = refresh_intervals(samples, labels=hold)
     if hold:
         samples.hold_latest({key: max(MAX_AGE_PERIODS * interval, MIN_MAX_AGE_S) for key, interval in intervals.items()})
