@@ -146,25 +146,27 @@ class Samples(Sequence[Sample]):
         at least IN_TURN_SAME of all rows. A row's new value is then the one that changed; where neither
         did (a steady speed's turn, an rpm read the same), the channel that was not new on the row before."""
         rpm, speed, fresh = self._rpm, self._speed, self._fresh
-        # over the rows whose row before holds both values too (a missing value, NaN, is never equal to
-        # itself: such rows are left as they are); two passes of counters, no object per row
+
+        def changes():  # (row, rpm changed, speed changed) of each row whose row before holds both values
+            # too (a missing value, NaN, is never equal to itself: such rows are left as they are); one
+            # tuple at a time, no object per row kept
+            for i in range(1, len(rpm)):
+                if rpm[i] == rpm[i] and speed[i] == speed[i] and rpm[i - 1] == rpm[i - 1] and speed[i - 1] == speed[i - 1]:
+                    yield i, rpm[i] != rpm[i - 1], speed[i] != speed[i - 1]
         rows = both = either = same_rpm = 0
-        for i in range(1, len(rpm)):
-            if rpm[i] == rpm[i] and speed[i] == speed[i] and rpm[i - 1] == rpm[i - 1] and speed[i - 1] == speed[i - 1]:
-                r, v = rpm[i] != rpm[i - 1], speed[i] != speed[i - 1]
-                rows += 1
-                both += r and v
-                either += r or v
-                same_rpm += not r
+        for _, r, v in changes():
+            rows += 1
+            both += r and v
+            either += r or v
+            same_rpm += not r
         if rows < IN_TURN_ROWS or not either or both > IN_TURN_BOTH * either or same_rpm < IN_TURN_SAME * rows:
             return False
         previous = _BITS[RPM] | _BITS[SPEED]
-        for i in range(1, len(rpm)):
-            if rpm[i] == rpm[i] and speed[i] == speed[i] and rpm[i - 1] == rpm[i - 1] and speed[i - 1] == speed[i - 1]:
-                bits = (_BITS[RPM] if rpm[i] != rpm[i - 1] else 0) | (_BITS[SPEED] if speed[i] != speed[i - 1] else 0)
-                if not bits:  # neither changed: the turn of the one not new on the row before
-                    bits = _BITS[SPEED] if previous == _BITS[RPM] else _BITS[RPM]
-                fresh[i] = previous = bits
+        for i, r, v in changes():
+            bits = (_BITS[RPM] if r else 0) | (_BITS[SPEED] if v else 0)
+            if not bits:  # neither changed: the turn of the one not new on the row before
+                bits = _BITS[SPEED] if previous == _BITS[RPM] else _BITS[RPM]
+            fresh[i] = previous = bits
         return True
 
     def has_gear(self) -> bool:
