@@ -531,7 +531,8 @@ def test_launches_read_3_times_a_second_never_number_2nd_as_1st():
 
 def test_a_kei_truck_read_once_a_second_is_not_numbered_from_2nd():
     """Read at 1 Hz the launches show no gear (1st lasts a second) and their lowest ratio is 2nd's,
-    after the shift: they decide nothing, and the four clusters are not numbered 1st..4th."""
+    after the shift: they decide nothing, and the four clusters are not numbered 1st..4th on the dash.
+    eval scores the likeliest numbering, from 2nd (most launches read 1st's line or above)."""
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "town", "everyday", 600, rpm_hz=1, seed=1)
     result = learn_from_logs([log])
@@ -540,6 +541,10 @@ def test_a_kei_truck_read_once_a_second_is_not_numbered_from_2nd():
     given = learn_from_logs([log], gears=5)  # with the profile's gear count: four of five, not ready
     assert given.found == 4 and not given.ready
     assert given.bridged() == ()  # the missing gear is 1st, not one between two found: nothing to number by
+    # most launches read 1st's line or above all the same: eval scores the log from 2nd, 1st bounded
+    assert result.likely_above == 1
+    assert result.for_scoring()[1:] == pytest.approx(result.rpm_per_kmh(), rel=1e-6)
+    assert 1.15 * 161 < result.for_scoring()[0] < 2.1 * 161
 
 
 def _table(*ratios, confidence=0.9, given=True, certain=True):
@@ -1008,3 +1013,80 @@ def test_eval_with_the_count_tracks_a_1st_never_held_within_the_range_a_gearbox_
     figures = evaluate([path], transmission="5MT")[0]
     assert figures.gear_agree > 0.95 and figures.gear_agree >= figures.gear_agree_nearest
     assert any(note.startswith("1st of 5MT never held steadily") for note in figures.notes), figures.notes
+
+
+# -- scoring a log whose numbering is not certain (keidash eval) ---------------------------------------
+def test_scored_numbers_the_gears_as_the_table_does_with_1st_bounded_and_top_never_held_left_out():
+    """eval scores the tracker with what the log's learning holds, however sure: a gear between two found
+    bridged geometrically, a 1st not found bounded above 2nd as the dash bounds it, top gears never held
+    left out; nothing with fewer than three gears or more than 1st missing below them."""
+    low = max(1.15, 164.0 / 113.0 / 1.2)
+    first = _table(None, 164.0, 113.0, 68.8, 51.0, certain=False).scored()
+    assert first == pytest.approx((164.0 * math.sqrt(low * 2.1), 164.0, 113.0, 68.8, 51.0), rel=1e-3)
+    assert _table(270.0, 164.0, 113.0, None, None, confidence=0.2).scored() == (270.0, 164.0, 113.0)
+    gap = _table(270.0, None, 113.0, 68.8, 51.0, certain=False).scored()
+    assert gap[1] == pytest.approx(math.sqrt(270.0 * 113.0), rel=1e-3)
+    assert _table(None, None, 113.0, 68.8, 51.0).scored() == ()
+    assert _table(None, 164.0, 113.0, None, None).scored() == ()
+    # with no count, the highest cluster 2nd where the launches make a 1st above it likeliest: on a manual
+    free = dataclasses.replace(_table(164.0, 113.0, 68.8, 51.0, given=False, certain=False), likely_above=1)
+    assert free.for_scoring() == pytest.approx(first, rel=1e-3) and free.first_bounded()
+    # behind a torque converter every pull-away slips above 1st: the launches bound nothing there
+    assert free.for_scoring(manual=False) == (164.0, 113.0, 68.8, 51.0) and not free.first_bounded(manual=False)
+    assert dataclasses.replace(free, likely_above=0).for_scoring() == (164.0, 113.0, 68.8, 51.0)
+
+
+def _launches(state: LearnerState, launches, idle: float = 850.0, every_s: float = 0.5) -> LearnerState:
+    """``state`` after pull-aways from a standstill at ``idle`` rpm, each a list of (rpm, km/h) read every
+    ``every_s`` (the speed 0.1 s after the rpm: a 1 Hz logger polling the two in turn), 60 s apart."""
+    for n, pairs in enumerate(launches):
+        t = 100.0 + 60.0 * n
+        state = learner_step(learner_step(state, t - 0.2, RPM, idle), t, SPEED, 0.0)
+        for k, (rpm, kmh) in enumerate(pairs, start=1):
+            state = learner_step(state, t + k * every_s, RPM, rpm)
+            state = learner_step(state, t + k * every_s + 0.1, SPEED, kmh)
+        state = learner_step(state, t + 30.0, SPEED, 40.0)  # the launch closed, under way
+    return state
+
+
+def test_launches_in_a_1st_never_held_make_it_likeliest_and_idle_creep_does_not():
+    """Read once a second a kei truck's 1st (2 s) is neither held steadily nor seen locked, and now and then
+    its 2nd falls inside the 2.5 s after the standstill: the launches prove nothing. Most of them still read
+    1st's line or above, with the engine working: a 1st above the highest cluster (2nd) is the likeliest,
+    and eval scores the log from 2nd (the dash still shows no gear: the numbering is not certain). A
+    pull-away with the engine at its standing rpm (the clutch slipping to hold the idle) bounds no gear,
+    nor does a launch with a pair or two (a log polled every 2 s): such launches say nothing of 1st."""
+    truth = load_profile("hijet-s500p").rpm_per_kmh()
+    steady = _histogram(dict(zip(truth[1:], (1400.0, 500.0, 1100.0, 3000.0))))
+    # 1st at 279 rpm per km/h for 1.5 s, the clutch slipping into 2nd (164) until 3 s after the standstill
+    in_1st = [(1400, 4.5), (2500, 9.0), (3300, 11.9), (2600, 12.5), (2500, 12.8), (2150, 13.1)]
+    quick = [(1400, 5.0), (2200, 8.0), (1650, 10.0), (1900, 11.6), (2150, 13.1)]  # in 2nd at 1.5 s
+    result = learned(_launches(steady, [in_1st, in_1st, quick, in_1st]))
+    assert [g.rpm_per_kmh for g in result.gears][0] == pytest.approx(truth[1], rel=0.02)
+    assert not result.numbering_certain and not result.ready and result.likely_above == 1
+    scored = result.for_scoring()
+    assert len(scored) == 5 and scored[1:] == pytest.approx(truth[1:], rel=0.02) and scored[0] > 1.15 * truth[1]
+    # creeping off at the idle, the clutch slipping (850 rpm at 4-5 km/h reads above 2nd's line): no bound
+    creep = [(850, 4.0), (850, 4.2), (900, 4.5), (950, 4.8), (980, 5.0), (1500, 9.0)]
+    assert learned(_launches(steady, [creep] * 4)).likely_above == 0
+    sparse = learned(_launches(steady, [[(2500, 9.0), (2150, 13.1)]] * 4, every_s=1.0))
+    assert sparse.likely_above == 0 and sparse.for_scoring()[0] == pytest.approx(truth[1], rel=0.02)
+
+
+def test_eval_scores_a_kei_truck_read_once_a_second_from_2nd(tmp_path, capsys):
+    """A kei truck's drive logged at 1 Hz, alone, with no count (the everyday driver's kei-day): its 1st
+    is never held steadily, the launches prove nothing, and its gears were scored numbered from 2nd as 1st
+    (1 % against the gear sensor, below nearest ratio). Most launches read 1st's line or above: eval scores
+    from 2nd, 1st bounded, and says so; with the count (5MT) the same. The dash still shows no gear."""
+    from keidash.cli import main
+    _logger_csv(tmp_path, "everyday", 0, 1)
+    for gearbox in (None, "5MT"):
+        status = main(["eval", str(tmp_path / "everyday-0.csv"), "--json", str(tmp_path / "eval.json")]
+                      + (["--transmission", gearbox] if gearbox else []))
+        out = capsys.readouterr().out
+        figures = json.loads((tmp_path / "eval.json").read_text())[0]
+        assert status == 0, out
+        assert f"1st{' of 5MT' if gearbox else ''} never held steadily" in out, out
+        assert ("2nd is the highest cluster found" in out) == (gearbox is None), out
+        assert figures["gear_agree"] > 0.95 and figures["gear_agree"] >= figures["gear_agree_nearest"], figures
+        assert len(figures["trained_ratios"]) == 5 and figures["learning_shown"] == 0.0

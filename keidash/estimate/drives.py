@@ -102,7 +102,8 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     gear was found, the gears from 1st up with the gears above them never held
     (:meth:`~keidash.estimate.learn.LearnedRatios.lowest_found`), else the ratios the dash would number
     the gears by (:meth:`~keidash.estimate.learn.LearnedRatios.bridged`: a gear between two bridged, 1st
-    never held bounded above 2nd)."""
+    never held bounded above 2nd), else the gears as numbered however unsure
+    (:meth:`~keidash.estimate.learn.LearnedRatios.for_scoring`)."""
 
     profile = profile or unknown_profile()
     idle = _standing_rpm(logs)
@@ -112,7 +113,7 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual,
                               low_range=profile.transfer_low_ratio,
                               extra_low=has_extra_low(profile, transmission))
-    ratios = learned.rpm_per_kmh() or ((learned.lowest_found() or learned.bridged()) if scoring else ())
+    ratios = learned.for_scoring(manual) if scoring else learned.rpm_per_kmh()
     habits = shift_map = None
     if ratios:
         # one run of the tracker the gearbox's own model (an automatic's converter), drive after drive:

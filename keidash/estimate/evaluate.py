@@ -281,33 +281,46 @@ def _trained(logs: list[DriveLog], profile: Profile, gearbox: str | None, notes:
     """What the dash would know from ``logs``: :func:`learn_truck`, with the gear count the gearbox's name
     gives (``5MT``: 5) when that numbers the gears found from 1st up, top gears never held left out (or as
     the dash would: a gear between two bridged, 1st never held bounded above 2nd); else
-    with as many gears as found, numbered from the highest (some logs never hold 1st steadily: a count
-    they cannot fill would leave no ratios at all, and the speed-only figure with them). ``notes`` gets a
-    sentence where the count could not be used or the numbering learned is not certain."""
+    with as many gears as found (some logs never hold 1st steadily: a count they cannot fill would leave
+    no ratios at all, and the speed-only figure with them). Either way, where the numbering is not
+    certain, the likeliest is scored (:meth:`~keidash.estimate.learn.LearnedRatios.scored`: the highest
+    cluster 1st, or 2nd where most launches pulled away above it). ``notes`` gets a sentence where the
+    count could not be used, 1st is bounded, top gears were never held or the numbering is not certain."""
     count = None if profile.forward_gears else gears_named(gearbox)
-    tried = None
+    manual = gearbox_kind(gearbox or profile.transmission) == MANUAL
     if count:
         trained = learn_truck(logs, profile, gears=count, transmission=gearbox, scoring=True)
         if trained.ratios:
-            if trained.ratios_learned.first_spread():
-                notes.append(f"1st of {gearbox} never held steadily in the logs learned from: tracked within "
-                             f"the range a gearbox leaves it above 2nd, at {trained.ratios[0]:g} rpm per km/h")
-            if len(trained.ratios) < count:
-                unseen = (f"gear {count}" if len(trained.ratios) + 1 == count
-                          else f"gears {len(trained.ratios) + 1}-{count}")
-                notes.append(f"{unseen} of {gearbox} never held in the logs learned from: not tracked")
+            notes.extend(_numbering_notes(trained, gearbox, count, manual))
             return trained
-        tried = f"learning with the {count} gears of {gearbox}, {trained.ratios_learned.found} found"
-    trained = learn_truck(logs, profile, transmission=gearbox)
-    unsure = bool(trained.ratios) and not trained.ratios_learned.numbering_certain
-    if tried:
-        notes.append(f"{tried}: the gears found are numbered from the highest"
-                     + (", and that numbering is not certain" if unsure else ""))
-    elif unsure:
-        notes.append("the gears' numbering learned is not certain (which cluster is 1st, or a light one that "
-                     "may be a gear): the gears found are numbered from the highest; a gear count settles it "
-                     "(a number in --transmission, 5MT, or in a vehicle.toml's transmission)")
+        notes.append(f"learning with the {count} gears of {gearbox}, {trained.ratios_learned.found} found: "
+                     "the gears found are numbered without that count")
+    trained = learn_truck(logs, profile, transmission=gearbox, scoring=True)
+    notes.extend(_numbering_notes(trained, gearbox, None, manual))
     return trained
+
+
+def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bool) -> list[str]:
+    """What a score rests on beside the gears learned: 1st bounded, top gears never held, a numbering
+    that is only the likeliest."""
+    ratios, learned, out = trained.ratios, trained.ratios_learned, []
+    if not ratios:
+        return out
+    if learned.first_bounded(manual):
+        out.append(f"1st{f' of {gearbox}' if count else ''} never held steadily in the logs learned from: "
+                   f"tracked within the range a gearbox leaves it above 2nd, at {ratios[0]:g} rpm per km/h")
+    if count and len(ratios) < count:
+        unseen = f"gear {count}" if len(ratios) + 1 == count else f"gears {len(ratios) + 1}-{count}"
+        out.append(f"{unseen} of {gearbox} never held in the logs learned from: not tracked")
+    if not learned.numbering_certain:
+        out.append("the gears' numbering learned is not certain (which cluster is 1st, or a light one that "
+                   "may be a gear): the likeliest is scored ("
+                   + ("2nd is the highest cluster found: most launches pulled away a gear step above it"
+                      if learned.first_bounded(manual) and not count else "the gears found numbered from the highest")
+                   + ")"
+                   + ("" if count else "; a gear count helps (a number in --transmission, 5MT, or in a "
+                      "vehicle.toml's transmission)"))
+    return out
 
 
 #: a tracker's miss this close (s) to a change of the log's gear label is one of timing

@@ -60,10 +60,14 @@ around those constants. The method:
    (>= :data:`LAUNCH_NEAR_SHARE` of them) make it 1st; at least
    :data:`MIN_LAUNCHES`, (almost) all above that, prove a gear above it (as
    few as fit). Any other case cannot decide: the likeliest numbering is
-   taken, ``numbering_certain`` is False and every confidence is multiplied
+   taken (from 2nd when most launches read with the engine working lie a
+   gear step above the highest cluster: :func:`_likely_above`),
+   ``numbering_certain`` is False and every confidence is multiplied
    by :data:`UNCERTAIN_NUMBERING`. Gears still missing are the top gears (a
    short town drive need not reach top). A missing gear has ``rpm_per_kmh``
-   None and confidence 0: nothing is made up.
+   None and confidence 0: nothing is made up. A numbering that is not certain
+   is never shown on the dash; ``keidash eval`` scores it
+   (:meth:`LearnedRatios.for_scoring`) and says so.
 
 Pure and deterministic: no clock, port or file; :func:`learner_step` costs a
 copy of two ~900-entry tuples, a few microseconds.
@@ -207,6 +211,10 @@ LAUNCH_LOCK_SHARE = 0.7
 #: a real gearbox's steps shrink from 1st towards top (progressive gearing): each step is at
 #: most this factor above the one below it (the Hijet's 2nd->3rd and 3rd->4th: 1.45, 1.65)
 STEP_PROGRESSION = 1.2
+#: a launch tells whether 1st lies above the highest cluster (:func:`_likely_above`) when at least this
+#: many of its pairs in LAUNCH_S were read with the engine above the standing rpm: its lowest is then not
+#: the clutch's slip seen once (a log polled every 2 s has one pair or two in a launch, slipping)
+WORKED_PAIRS = 3
 
 _EMPTY = (0.0,) * N_BINS
 
@@ -238,6 +246,11 @@ class LearnedRatios:
     #                                given (a wrong profile or --gears): the numbering is not certain
     first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
     #                              above it: the numbering is not certain, and one shown is dropped
+    likely_above: int = 0  # no gear count given: 1 when most launches pulled away a gear step above the
+    #                        highest cluster, the engine working (:func:`_likely_above`): a 1st not found is
+    #                        likeliest (read once a second a kei truck's 1st is neither held steadily nor
+    #                        seen locked). The table starts at the highest cluster all the same (the numbering
+    #                        is not certain); :meth:`for_scoring` numbers from 2nd
 
     def rpm_per_kmh(self) -> tuple[float, ...]:
         """Every gear's rpm per km/h, 1st..top; () unless every gear is known."""
@@ -340,6 +353,54 @@ class LearnedRatios:
                 return tuple(ratios), spread
         return (), 0.0
 
+    def scored(self) -> tuple[float, ...]:
+        """The ratios to score a drive by (``keidash eval``; never a profile's, never the dash's), when
+        neither :meth:`rpm_per_kmh`, :meth:`lowest_found` nor :meth:`bridged` gives them: the gears as
+        the table numbers them, the likeliest numbering where it is not certain (eval says so), each
+        found at its own ratio however few its pairs, a gear missing between two found bridged
+        geometrically, a 1st not found below a found 2nd bounded above it as :meth:`bridged` bounds it
+        (the middle of the range a gearbox leaves it), the top gears never found left out. () with fewer
+        than MIN_FORWARD_GEARS found, or more than 1st missing below them. A log read once a second
+        holds 2nd to top steadily and its 1st only in 2-second launches: the dash shows no gear until
+        the numbering is sure, but the tracker's figure on that log is of these ratios, not of the
+        gears numbered one too low."""
+        return self._scored(False)
+
+    def _scored(self, first_above: bool) -> tuple[float, ...]:
+        table = [None] * first_above + [g.rpm_per_kmh for g in self.gears]
+        while table and table[-1] is None:
+            table.pop()
+        found = [n for n, k in enumerate(table) if k is not None]
+        if len(found) < MIN_FORWARD_GEARS or found[0] > 1:
+            return ()
+        filled = list(table)
+        for a, b in zip(found, found[1:]):
+            for n in range(a + 1, b):
+                filled[n] = round(table[a] * (table[b] / table[a]) ** ((n - a) / (b - a)), 2)
+        if found[0] == 1:
+            low = max(MIN_GEAR_STEP, filled[1] / filled[2] / STEP_PROGRESSION)
+            if low >= MAX_STEP:
+                return ()
+            filled[0] = round(filled[1] * math.sqrt(low * MAX_STEP), 2)
+        return tuple(filled)
+
+    def for_scoring(self, manual: bool = True) -> tuple[float, ...]:
+        """The ratios ``keidash eval`` scores a drive by: :meth:`rpm_per_kmh`, else :meth:`lowest_found`,
+        else :meth:`bridged`, else :meth:`scored`; :meth:`scored` first where no count was given and the
+        launches make a 1st above the highest cluster likeliest (:attr:`likely_above`) on a ``manual``
+        gearbox. Not behind a torque converter: it slips at every pull-away (the Ford's driving2 reads
+        most launches a gear step above its 1st), so launches bound no gear there."""
+        if self._first_above(manual):
+            return self._scored(True)
+        return self.rpm_per_kmh() or self.lowest_found() or self.bridged() or self.scored()
+
+    def first_bounded(self, manual: bool = True) -> bool:
+        """True when :meth:`for_scoring` bounds a 1st not found (above 2nd, as :meth:`bridged` does)."""
+        return bool(self.gears) and (self.gears[0].rpm_per_kmh is None or self._first_above(manual))
+
+    def _first_above(self, manual: bool) -> bool:
+        return bool(manual and self.likely_above and not self.gear_count_given)
+
     @property
     def confident(self) -> int:
         """How many gears are found at least READY_CONFIDENCE sure (the dash's "learning gears 3/5")."""
@@ -363,6 +424,13 @@ class LearnerState:
     stopped_at: float | None = None  # t (s) of the latest standstill speed reading
     launch_pending: float | None = None  # lowest log(rpm per km/h) in the current launch so far
     launches: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches per bin of their lowest ratio
+    standing_rpm: float | None = None  # the latest rpm read before the last standstill speed reading (the
+    #                                    idle, or the driver already revving to pull away: a floor only stricter)
+    launch_worked: float | None = None  # launch_pending over the pairs read with the engine working (above
+    #                                     standing_rpm + IDLE_MARGIN_RPM) ...
+    launch_worked_pairs: int = 0  # ... and how many such pairs
+    launches_dense: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches with at least WORKED_PAIRS
+    #                                                        of those, per bin of launch_worked
     launch_from: float | None = None  # t (s) of the standstill the current launch left
     pairing: Pairing = Pairing()  # recent speeds, to carry the speed to each rpm reading's instant
     launch_seq: tuple[tuple[float, float, float, float], ...] = ()  # its (t, log ratio, rpm, km/h) pairs
@@ -418,7 +486,8 @@ def learner_step(state: LearnerState, t: float, channel: str, value: float) -> L
     else:
         state = _replace(state, speed=(t, value))
         if value < STANDSTILL_KMH:
-            state = _replace(_close_launch(_close_sequence(state)), stopped_at=t, launch_from=t)
+            state = _replace(_close_launch(_close_sequence(state)), stopped_at=t, launch_from=t,
+                             standing_rpm=state.rpm[1] if state.rpm is not None else state.standing_rpm)
     if state.launch_from is not None and t - state.launch_from > LAUNCH_SEQ_S:
         state = _close_sequence(state)
     if state.stopped_at is not None and t - state.stopped_at > LAUNCH_S:
@@ -483,6 +552,11 @@ def _fold_pair(state: LearnerState, t: float, rpm: float, kmh: float) -> Learner
     if state.stopped_at is not None and t - state.stopped_at <= LAUNCH_S:  # pulling away: in 1st
         if state.launch_pending is None or log_ratio < state.launch_pending:
             state = _replace(state, launch_pending=log_ratio)
+        # for the likeliest 1st (_likely_above) a pair at the rpm the truck stood at bounds no gear: the
+        # clutch slips to hold the idle (creeping off) at any speed below idle / 1st's rpm per km/h
+        if state.standing_rpm is None or rpm >= state.standing_rpm + IDLE_MARGIN_RPM:
+            lowest = log_ratio if state.launch_worked is None else min(log_ratio, state.launch_worked)
+            state = _replace(state, launch_worked=lowest, launch_worked_pairs=state.launch_worked_pairs + 1)
     half_width = max(0.5 * resolution, BIN / 2)
     state = _replace(state, moving=_spread(state.moving, *_span(log_ratio, half_width), 1.0))
     if kmh < MIN_SPEED_KMH:
@@ -501,7 +575,13 @@ def _fold_pair(state: LearnerState, t: float, rpm: float, kmh: float) -> Learner
 
 
 def _close_launch(state: LearnerState) -> LearnerState:
-    """The state with the current launch (if any pair was seen in it) counted in ``launches``."""
+    """The state with the current launch (if any pair was seen in it) counted in ``launches``, and in
+    ``launches_dense`` with at least WORKED_PAIRS pairs read with the engine working."""
+    if state.launch_worked is not None and state.launch_worked_pairs >= WORKED_PAIRS:
+        i = min(max(_bin(state.launch_worked), 0), N_BINS - 1)
+        state = _replace(state, launches_dense=_spread(state.launches_dense, i, i, 1.0))
+    if state.launch_worked is not None or state.launch_worked_pairs:
+        state = _replace(state, launch_worked=None, launch_worked_pairs=0)
     if state.launch_pending is None:
         return state
     i = min(max(_bin(state.launch_pending), 0), N_BINS - 1)
@@ -520,7 +600,8 @@ def _close_sequence(state: LearnerState) -> LearnerState:
 def forget_launches(state: LearnerState) -> LearnerState:
     """The state without its launches: what it learned of 1st from pulling away is learned afresh;
     the steady histogram is kept."""
-    return _replace(state, launches=_EMPTY, launch_pending=None, launch_seq=(), launch_seqs=(),
+    return _replace(state, launches=_EMPTY, launch_pending=None, launches_dense=_EMPTY, launch_worked=None,
+                    launch_worked_pairs=0, standing_rpm=None, launch_seq=(), launch_seqs=(),
                     launch_raw=(), launch_raws=(), launch_from=None, stopped_at=None, pairing=Pairing(),
                     waiting=())
 
@@ -533,13 +614,15 @@ def shift_launches(state: LearnerState, speed_earlier_s: float) -> LearnerState:
     launch under way and the launches before the kept ones are dropped; the steady histogram is kept
     (its runs held the ratio still through the lag)."""
     kept = _close_sequence(state).launch_raws
-    launches, seqs, raws = _EMPTY, (), ()
-    for raw in kept:
-        again = _close_launch(_close_sequence(_fold_measured(LearnerState(), raw, speed_earlier_s)))
+    launches, dense, seqs, raws = _EMPTY, _EMPTY, (), ()
+    for raw in kept:  # each launch's readings start at its standstill: the idle is the one seen last
+        fresh = LearnerState(standing_rpm=state.standing_rpm)
+        again = _close_launch(_close_sequence(_fold_measured(fresh, raw, speed_earlier_s)))
         launches = tuple(a + b for a, b in zip(launches, again.launches))
+        dense = tuple(a + b for a, b in zip(dense, again.launches_dense))
         seqs, raws = seqs + again.launch_seqs, raws + again.launch_raws
-    return _replace(forget_launches(state), launches=launches, launch_seqs=seqs[-KEPT_LAUNCHES:],
-                    launch_raws=raws[-KEPT_LAUNCHES:])
+    return _replace(forget_launches(state), launches=launches, launches_dense=dense,
+                    standing_rpm=state.standing_rpm, launch_seqs=seqs[-KEPT_LAUNCHES:], launch_raws=raws[-KEPT_LAUNCHES:])
 
 
 def _fold_measured(state: LearnerState, readings: Iterable[tuple[float, str, float]],
@@ -766,9 +849,7 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
     Anything else decides nothing: (n, 0, UNBOUNDED, 1 if every launch was above else 0).
     ``seen`` is :func:`launch_gears` read against ``top``.
     """
-    launches = list(state.launches)
-    if state.launch_pending is not None:
-        launches[min(max(_bin(state.launch_pending), 0), N_BINS - 1)] += 1.0
+    launches = _launch_lows(state)
     n = sum(launches)
     if n == 0:
         return 0, 0, UNBOUNDED, 0
@@ -789,6 +870,30 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
     if n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n:
         return round(n), 1, most, 1
     return round(n), 0, UNBOUNDED, int(near == 0)
+
+
+def _launch_lows(state: LearnerState, dense: bool = False) -> list[float]:
+    """Launches per bin of their lowest log ratio, the one under way included; ``dense``: only those with
+    at least WORKED_PAIRS pairs read with the engine working (LearnerState.launches_dense)."""
+    launches = list(state.launches_dense if dense else state.launches)
+    pending = ((state.launch_worked if state.launch_worked_pairs >= WORKED_PAIRS else None) if dense
+               else state.launch_pending)
+    if pending is not None:
+        launches[min(max(_bin(pending), 0), N_BINS - 1)] += 1.0
+    return launches
+
+
+def _likely_above(state: LearnerState, top: float) -> bool:
+    """True when most launches with at least WORKED_PAIRS pairs read with the engine working (at least
+    MIN_LAUNCHES such launches) pulled away a gear step (MIN_GEAR_STEP) or more above ``top`` (rpm per
+    km/h): a 1st above the highest cluster is likelier than not. Read once a second, a kei truck's 2 s in 1st is now and then followed by a 2nd
+    inside LAUNCH_S, so the launches prove nothing (:func:`_launch_verdict`), but most still read 1st's
+    line or above; a car's or a truck's whose highest cluster is 1st read it, clutch home, on most. A pair
+    at the standing rpm bounds no gear: the clutch slips to hold the idle at any speed below idle / 1st's
+    rpm per km/h."""
+    launches = _launch_lows(state, dense=True)
+    n = sum(launches)
+    return n >= MIN_LAUNCHES and sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1]) < 0.5 * n
 
 
 @dataclass(frozen=True)
@@ -1129,6 +1234,10 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         counted_first = launch_first is None and slots[0] == 0
+        if not certain and not above[2] and _likely_above(state, cands[0].rpm_per_kmh):
+            # the launches decide nothing, but most pulled away above the highest cluster: the likeliest
+            # numbering (never shown: eval scores it) starts at 2nd
+            slots = _slots([c.rpm_per_kmh for c in cands], gears, (*above[:2], 1))[0]
         by_slot = dict(zip(slots, cands))
         table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
     # the count alone making the highest cluster 1st while the launches say otherwise (a count too low, seen
@@ -1150,7 +1259,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          samples_used=state.pairs, gear_count_given=gears is not None,
                          numbering_certain=certain, launches=launches,
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
-                         first_doubted=doubted)
+                         first_doubted=doubted,
+                         likely_above=int(gears is None and bool(cands) and _likely_above(state, cands[0].rpm_per_kmh)))
 
 
 # -- persistence: a profile with a [learned] table -------------------------------
