@@ -1090,3 +1090,20 @@ def test_eval_scores_a_kei_truck_read_once_a_second_from_2nd(tmp_path, capsys):
         assert ("2nd is the highest cluster found" in out) == (gearbox is None), out
         assert figures["gear_agree"] > 0.95 and figures["gear_agree"] >= figures["gear_agree_nearest"], figures
         assert len(figures["trained_ratios"]) == 5 and figures["learning_shown"] == 0.0
+    # learn says the gears are likely 2nd and up, numbers them from the highest and exits 1
+    assert main(["learn", str(tmp_path / "everyday-0.csv")]) == 1
+    out = capsys.readouterr().out
+    assert "likely 2nd and up" in out and "gear 1:   16" in out, out
+
+
+def test_an_automatics_launches_bound_no_gear(monkeypatch):
+    """Behind a torque converter every pull-away slips: however the launches read, eval numbers an
+    automatic's gears from the highest found, and learn says nothing of a likely 2nd."""
+    from keidash.estimate import drives
+    found = dataclasses.replace(_table(164.0, 113.0, 68.8, 51.0, given=False, certain=False), likely_above=1)
+    monkeypatch.setattr(drives, "learn_from_logs", lambda *args, **kwargs: found)
+    monkeypatch.setattr(drives, "learn_habits", lambda *args, **kwargs: None)
+    manual = drives.learn_truck([], transmission="5MT", scoring=True)
+    assert manual.ratios[1:] == (164.0, 113.0, 68.8, 51.0) and "likely 2nd" in manual.report()
+    automatic = drives.learn_truck([], transmission="4AT", scoring=True)
+    assert automatic.ratios == (164.0, 113.0, 68.8, 51.0) and "likely 2nd" not in automatic.report()

@@ -113,6 +113,8 @@ def learn_truck(logs: Sequence[DriveLog], profile: Profile | None = None,
     learned = learn_from_logs(logs, gears=gears, idle_rpm=limits.idle_rpm, manual=manual,
                               low_range=profile.transfer_low_ratio,
                               extra_low=has_extra_low(profile, transmission))
+    if not manual:  # behind a torque converter every pull-away slips: the launches bound no gear there
+        learned = replace(learned, likely_above=0)
     ratios = learned.for_scoring(manual) if scoring else learned.rpm_per_kmh()
     habits = shift_map = None
     if ratios:

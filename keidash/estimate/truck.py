@@ -17,6 +17,14 @@ NUMBERING_UNCERTAIN = ("which gear each is cannot be told from these drives (no 
                        "starts from a stop can settle it")
 
 
+#: said instead when most pull-aways read a gear above the highest cluster (LearnedRatios.likely_above)
+LIKELY_FROM_2ND = ("which gear each is cannot be told from these drives for sure: most pull-aways from a "
+                   "standstill read a gear step above the highest found, so they are likely 2nd and up (1st "
+                   "not held steadily: read once a second, a pull-away in 1st is too short); the table numbers "
+                   "them from the highest, and a profile written from them gives the dash no gear numbers; "
+                   "--gears N (the gearbox's count) or a drive holding 1st a few seconds can settle it")
+
+
 def phantom_sentence(ratio: float) -> str:
     """Said when, without the gear count, a small cluster between two gears leaves the numbering unsure
     (keidash.estimate.learn: a phantom, or a gear driven through briefly)."""
@@ -98,7 +106,8 @@ class TruckKnowledge:
         elif self.ratios_learned.unsure_at is not None:
             lines.append(f"  {phantom_sentence(self.ratios_learned.unsure_at)}")
         elif self.ratios_learned.found and not self.ratios_learned.numbering_certain:
-            lines.append(f"  {NUMBERING_UNCERTAIN}")
+            likely = self.ratios_learned.likely_above and not self.ratios_learned.gear_count_given
+            lines.append(f"  {LIKELY_FROM_2ND if likely else NUMBERING_UNCERTAIN}")
         elif self.ratios and self.weak:
             lines.append(f"  {weak_gears_sentence(self.weak)}")
         if not self.ratios:
