@@ -112,10 +112,13 @@ def test_adapter_unplugged_mid_drive_shows_failed_and_the_dash_carries_on():
     unplugged = {}
 
     def pull_the_plug(rig, dash):
-        # once OBD has been live for 2 s, pull the adapter out
+        # once OBD has been live for 2 s, pull the adapter out while the dash shows its rpm (on a busy
+        # machine a reply can come later than the rpm's max age: for a frame or two the needle is then
+        # shown stale, not from the adapter)
         if "obd" in {v.name for v in dash.sources if v.state == LIVE}:
             unplugged.setdefault("live_since", dash.t)
-        if "t" not in unplugged and dash.t - unplugged.get("live_since", dash.t) > 2.0:
+        if ("t" not in unplugged and dash.t - unplugged.get("live_since", dash.t) > 2.0
+                and dash.rpm_source == "obd"):
             unplugged["t"] = dash.t
             rig.devices["obd"].unplug()
 
@@ -124,7 +127,10 @@ def test_adapter_unplugged_mid_drive_shows_failed_and_the_dash_carries_on():
     assert "t" in unplugged, "OBD never went live"
     before = [d for d, _, _ in frames if d.t < unplugged["t"]]
     after = [d for d, _, _ in frames if d.t > unplugged["t"] + 1.5]
-    assert before and all(d.rpm_source == "obd" for d in before[-5:])
+    # before it, the rpm shown was the adapter's (or none, stale, for a late reply): never another's
+    live = [d for d in before if d.t >= unplugged["live_since"]]
+    assert live and all(d.rpm_source in ("obd", None) for d in before)
+    assert sum(d.rpm_source == "obd" for d in live) > len(live) / 2
     # the frame loop never waited for the dead adapter: frames kept coming after it was pulled,
     # and after its source was declared failed (below: FAILED shown, then on every frame)
     assert after
