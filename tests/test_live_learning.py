@@ -142,3 +142,29 @@ def test_without_the_gear_count_a_gear_not_seen_yet_is_not_shown_as_the_highest_
     wrong = sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted)
     shown = sum(r.gear_est > 0 for s, r in counted) / len(counted)
     assert fifth_as_fourth <= 5 and wrong < 0.01 and shown > 0.5, (fifth_as_fourth, wrong, shown)
+
+
+def test_gears_found_but_not_yet_numbered_are_counted_and_said():
+    """Read once a second a kei truck's 1st is never held steadily and its launches prove nothing: with
+    the profile's count the numbering stays uncertain and no gear is shown, rightly. Its confidences are
+    halved so that none is used; counted as found they showed "learning 0/5" for the whole drive with four
+    gears held for minutes. The box counts the gears whose ratio is sure and the message strip says what
+    settles the rest."""
+    from dataclasses import replace
+
+    from keidash.estimate.drives import _dashes
+    from keidash.estimate.estimator import WHICH_IS_FIRST
+    from keidash.sim.recorded import virtual_log
+    hijet = load_profile("hijet-s500p")
+    config = config_for(replace(hijet, gear_ratios=(), final_drive=None), {}, ("obd",))
+    log = virtual_log("hijet-s500p", "town", "everyday", 420, rpm_hz=1, seed=1)
+    last = None
+    for _, state, dash in _dashes(log, config):
+        assert dash.gear is None or dash.gear == 0 or state.learned.numbering_certain
+        last = (state, dash)
+    state, dash = last
+    learned = state.learned
+    assert not learned.numbering_certain and learned.found == 4
+    assert all(g.confidence < 0.5 for g in learned.gears)  # halved: none used, and none counted before
+    assert learned.confident >= 2 and dash.gear_note == f"learning {learned.confident}/5"
+    assert dash.message == WHICH_IS_FIRST

@@ -521,6 +521,8 @@ def advise(state: EstimatorState, t: float, config: EstimatorConfig,
 
 #: the dash's sentence for a truck whose gear ratios nothing gives and nothing can learn now
 NEEDS_RATIOS = "no gear ratios yet: drive once with OBD, a tach or a mic"
+#: the sentence while gears are found but which is 1st is not sure yet (LearnedRatios.numbering_certain)
+WHICH_IS_FIRST = "gears found, numbering not sure yet: pull away from stops, hold each gear"
 
 
 def more_gears_message(seen: int, count: int | None) -> str:
@@ -536,7 +538,8 @@ def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, s
         if state.learned is not None and state.learned.more_gears:
             return "check gears", more_gears_message(state.learned.more_gears, config.gear_count)
         found = state.learned.confident if state.learned is not None else 0
-        return f"learning {found}/{config.gear_count or '?'}", ""
+        unsure = found and not state.learned.numbering_certain
+        return f"learning {found}/{config.gear_count or '?'}", WHICH_IS_FIRST if unsure else ""
     return "no ratios", NEEDS_RATIOS
 
 

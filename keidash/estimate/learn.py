@@ -403,8 +403,12 @@ class LearnedRatios:
 
     @property
     def confident(self) -> int:
-        """How many gears are found at least READY_CONFIDENCE sure (the dash's "learning gears 3/5")."""
-        return sum(g.rpm_per_kmh is not None and g.confidence >= READY_CONFIDENCE for g in self.gears)
+        """How many gears are found at least READY_CONFIDENCE sure of their ratio (the dash's "learning gears
+        3/5"), whether or not their numbers are certain yet: a numbering that is not certain halves each
+        confidence (UNCERTAIN_NUMBERING) so that none is used, and read as found, four gears held for minutes
+        showed "0/5" for a whole drive read once a second."""
+        scale = 1.0 if self.numbering_certain or not self.gear_count_given else 1.0 / UNCERTAIN_NUMBERING
+        return sum(g.rpm_per_kmh is not None and g.confidence * scale >= READY_CONFIDENCE for g in self.gears)
 
 
 @dataclass(frozen=True)
