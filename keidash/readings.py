@@ -24,6 +24,9 @@ GPS_TIME = "gps_utc_s"  # the GPS fix's UTC date and time, UNIX s (the trip log 
 
 CHANNELS = (RPM, SPEED, COOLANT, BATTERY, THROTTLE, LATITUDE, LONGITUDE, GPS_TIME)
 
+#: km/h in one mph (the international mile, 1609.344 m): every speed or distance read or shown in miles
+KMH_PER_MPH = 1.609344
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:

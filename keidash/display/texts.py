@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 from keidash.dashstate import ABSENT, BATTERY_HIGH, BATTERY_LOW, COOLANT_HOT, FAILED, LIVE, STALE
+from keidash.readings import KMH_PER_MPH
 
-KMH_TO_MPH = 0.621371  # mph per km/h
+KMH_TO_MPH = 1.0 / KMH_PER_MPH  # mph per km/h
 MISSING = "--"
 
 

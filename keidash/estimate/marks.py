@@ -26,9 +26,9 @@ from xml.sax.saxutils import escape
 from ..errors import ConfigError, ProfileError
 from ..profiles import Profile, load_profile
 from ..profiles.engine import ShiftLimits, shift_limits
+from ..readings import KMH_PER_MPH
 from .shift import MODES, ShiftPolicy, policy_from_profile, shift_speeds_kmh, upshift_rpm
 
-KMH_PER_MPH = 1.609344
 UNITS = ("kmh", "mph")
 UNIT_TEXT = {"kmh": "km/h", "mph": "mph"}
 #: numbered ticks every this many units (a minor tick halfway)

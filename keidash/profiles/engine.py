@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..readings import KMH_PER_MPH
 from . import Engine, Profile
 
 #: keidash's default idle speed: no kei-truck idle speed is sourced (set yours in the config)
@@ -54,7 +55,6 @@ def plausible(profile: Profile | None) -> Plausible:
 #: keidash knows, a 4-speed of the 1990s, about 97 km/h; a Hijet S500P 112 km/h); speeds in mph
 #: read as km/h make the ratios 1.609 times too high, and a 112 km/h gearbox look like 70 km/h
 MIN_TOP_GEAR_KMH = 85.0
-MPH_AS_KMH = 1.609344
 
 
 def gearing_warning(profile: Profile | None, found: tuple[float, ...], complete: bool) -> str:
@@ -67,9 +67,9 @@ def gearing_warning(profile: Profile | None, found: tuple[float, ...], complete:
     if sourced:
         # each gear found against the nearest sourced gear, as given and as if read in mph
         as_kmh = sum(min(abs(math.log(k / s)) for s in sourced) for k in found) / len(found)
-        as_mph = sum(min(abs(math.log(k / (MPH_AS_KMH * s))) for s in sourced) for k in found) / len(found)
+        as_mph = sum(min(abs(math.log(k / (KMH_PER_MPH * s))) for s in sourced) for k in found) / len(found)
         if as_mph < 0.03 and as_kmh > max(0.06, 3 * as_mph):
-            return (f"the gears learned are the {profile.name} gearbox's times {MPH_AS_KMH:.3f}: "
+            return (f"the gears learned are the {profile.name} gearbox's times {KMH_PER_MPH:.3f}: "
                     "the logs' speeds look like mph read as km/h (give --speed-unit mph)")
         return ""
     if not complete:

@@ -36,12 +36,12 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from ..errors import ConfigError
-from ..readings import RPM, SPEED
+from ..readings import KMH_PER_MPH, RPM, SPEED
 from .log import (BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, gear_label, make_log, missing_column,
                   number, rpm_value, speed_value)
 
 #: km/h per unit of each speed unit
-SPEED_UNITS = {"kmh": 1.0, "mph": 1.609344, "ms": 3.6}
+SPEED_UNITS = {"kmh": 1.0, "mph": KMH_PER_MPH, "ms": 3.6}
 COLUMN_KEYS = ("time", "speed", "rpm", "gear")
 SECONDS, ISO, CLOCK = "seconds", "ISO 8601 date-time", "clock time"
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")

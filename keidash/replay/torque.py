@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from ..errors import ConfigError
-from ..readings import RPM, SPEED
+from ..readings import KMH_PER_MPH, RPM, SPEED
 from .log import (BadRow, DriveLog, Sample, Samples, csv_rows, fresh_channels, make_log, missing_column, number,
                   rpm_value, speed_value)
 
@@ -29,7 +29,7 @@ RPM_PREFIX = "Engine RPM"
 #: speed columns by preference: (name prefix, source)
 SPEED_PREFIXES = (("Speed (OBD)", "OBD"), ("GPS Speed", "GPS"), ("Speed (GPS)", "GPS"))
 #: km/h per unit, by the unit Torque writes in brackets
-UNITS = {"km/h": 1.0, "kph": 1.0, "mph": 1.609344, "meters/second": 3.6, "m/s": 3.6}
+UNITS = {"km/h": 1.0, "kph": 1.0, "mph": KMH_PER_MPH, "meters/second": 3.6, "m/s": 3.6}
 _UNIT = re.compile(r"\(([^()]*)\)\s*$")
 _DEVICE_FORMATS = ("%d-%b-%Y %H:%M:%S.%f", "%d-%b-%Y %H:%M:%S")
 _GPS_TIME = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{2}:\d{2}:\d{2}) \S+ (\d{4})$")  # Java Date.toString()

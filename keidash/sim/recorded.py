@@ -44,8 +44,7 @@ from types import MappingProxyType
 from ..profiles import load_profile
 from ..profiles.body import Body
 from ..profiles.engine import shift_limits
-from ..readings import RPM, SPEED
-from ..replay.generic import SPEED_UNITS
+from ..readings import KMH_PER_MPH, RPM, SPEED
 from ..replay.log import DriveLog, Sample, refresh_intervals
 from .driver import ROUTES, Event, Leg, Style, make_driver, style_named
 from .physics import Controls, PhysicsState, TruckPhysics
@@ -232,10 +231,9 @@ def write_logger_csv(log: DriveLog, path: str) -> None:
     the latest of both readings (the file does not say which is new: the reader tells it from the rows,
     :meth:`~keidash.replay.log.Samples.polled_in_turn`), the speed in mph to a tenth, the gear sensor's
     neutral as N. What a held-out log from an app or a data logger looks like to ``keidash eval``."""
-    kmh_per_mph = SPEED_UNITS["mph"]
     with open(path, "w", encoding="utf-8") as f:
         f.write("time,rpm,speed_mph,gear\n")
         for s in log.samples:
             gear = "" if s.gear is None else "N" if s.gear == 0 else s.gear
             f.write(f"{s.t:.2f},{'' if s.rpm is None else f'{s.rpm:.0f}'},"
-                    f"{'' if s.speed_kmh is None else f'{s.speed_kmh / kmh_per_mph:.1f}'},{gear}\n")
+                    f"{'' if s.speed_kmh is None else f'{s.speed_kmh / KMH_PER_MPH:.1f}'},{gear}\n")

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from ..cab.trip import MAX_GAP_S, TripMeter, trip_step
 from ..errors import ConfigError, KeidashError, ProfileError
-from ..readings import LATITUDE, LONGITUDE, SPEED
+from ..readings import KMH_PER_MPH, LATITUDE, LONGITUDE, SPEED
 from .writer import APPLICATION_ID  # keidash's logs say so in their header (0 before schema v2)
 
 #: the newest trip-log schema this module reads (PRAGMA user_version)
@@ -47,7 +47,7 @@ LUG_FROM_GEAR = 3
 MAX_POSITION_GAP_S = 5.0
 #: a latitude and a longitude further apart than this (s) are not one fix
 MAX_FIX_SKEW_S = 1.0
-KM_PER_MILE = 1.609344
+KM_PER_MILE = KMH_PER_MPH
 INSTALL_REPORT = "pip install 'keidash[report]'"
 #: how long (s) to wait for another program's lock on the file before saying so
 LOCK_WAIT_S = 2.0
