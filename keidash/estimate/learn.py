@@ -433,8 +433,8 @@ class LearnerState:
     launch_worked: float | None = None  # launch_pending over the pairs read with the engine working (above
     #                                     standing_rpm + IDLE_MARGIN_RPM) ...
     launch_worked_pairs: int = 0  # ... and how many such pairs
-    launches_dense: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches with at least WORKED_PAIRS
-    #                                                        of those, per bin of launch_worked
+    launches_dense: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches with at least
+    #                                                                        WORKED_PAIRS of those, per bin
     launch_from: float | None = None  # t (s) of the standstill the current launch left
     pairing: Pairing = Pairing()  # recent speeds, to carry the speed to each rpm reading's instant
     launch_seq: tuple[tuple[float, float, float, float], ...] = ()  # its (t, log ratio, rpm, km/h) pairs
@@ -626,7 +626,8 @@ def shift_launches(state: LearnerState, speed_earlier_s: float) -> LearnerState:
         dense = tuple(a + b for a, b in zip(dense, again.launches_dense))
         seqs, raws = seqs + again.launch_seqs, raws + again.launch_raws
     return _replace(forget_launches(state), launches=launches, launches_dense=dense,
-                    standing_rpm=state.standing_rpm, launch_seqs=seqs[-KEPT_LAUNCHES:], launch_raws=raws[-KEPT_LAUNCHES:])
+                    standing_rpm=state.standing_rpm, launch_seqs=seqs[-KEPT_LAUNCHES:],
+                    launch_raws=raws[-KEPT_LAUNCHES:])
 
 
 def _fold_measured(state: LearnerState, readings: Iterable[tuple[float, str, float]],
@@ -890,11 +891,11 @@ def _launch_lows(state: LearnerState, dense: bool = False) -> list[float]:
 def _likely_above(state: LearnerState, top: float) -> bool:
     """True when most launches with at least WORKED_PAIRS pairs read with the engine working (at least
     MIN_LAUNCHES such launches) pulled away a gear step (MIN_GEAR_STEP) or more above ``top`` (rpm per
-    km/h): a 1st above the highest cluster is likelier than not. Read once a second, a kei truck's 2 s in 1st is now and then followed by a 2nd
-    inside LAUNCH_S, so the launches prove nothing (:func:`_launch_verdict`), but most still read 1st's
-    line or above; a car's or a truck's whose highest cluster is 1st read it, clutch home, on most. A pair
-    at the standing rpm bounds no gear: the clutch slips to hold the idle at any speed below idle / 1st's
-    rpm per km/h."""
+    km/h): a 1st above the highest cluster is likelier than not. Read once a second, a kei truck's 2 s
+    in 1st is now and then followed by a 2nd inside LAUNCH_S, so the launches prove nothing
+    (:func:`_launch_verdict`), but most still read 1st's line or above; a car's or a truck's whose
+    highest cluster is 1st read it, clutch home, on most. A pair at the standing rpm bounds no gear: the
+    clutch slips to hold the idle at any speed below idle / 1st's rpm per km/h."""
     launches = _launch_lows(state, dense=True)
     n = sum(launches)
     return n >= MIN_LAUNCHES and sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1]) < 0.5 * n
@@ -1264,7 +1265,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          numbering_certain=certain, launches=launches,
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
                          first_doubted=doubted,
-                         likely_above=int(gears is None and bool(cands) and _likely_above(state, cands[0].rpm_per_kmh)))
+                         likely_above=int(gears is None and bool(cands)
+                                          and _likely_above(state, cands[0].rpm_per_kmh)))
 
 
 # -- persistence: a profile with a [learned] table -------------------------------
