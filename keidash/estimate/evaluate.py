@@ -316,7 +316,7 @@ def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bo
         out.append("the gears' numbering learned is not certain (which cluster is 1st, or a light one that "
                    "may be a gear): the likeliest is scored ("
                    + ("2nd is the highest cluster found: most launches pulled away a gear step above it"
-                      if learned.first_bounded(manual) and not count else "the gears found numbered from the highest")
+                      if learned.first_bounded(manual) else "the highest cluster found is 1st")
                    + ")"
                    + ("" if count else "; a gear count helps (a number in --transmission, 5MT, or in a "
                       "vehicle.toml's transmission)"))
