@@ -1107,3 +1107,26 @@ def test_an_automatics_launches_bound_no_gear(monkeypatch):
     assert manual.ratios[1:] == (164.0, 113.0, 68.8, 51.0) and "likely 2nd" in manual.report()
     automatic = drives.learn_truck([], transmission="4AT", scoring=True)
     assert automatic.ratios == (164.0, 113.0, 68.8, 51.0) and "likely 2nd" not in automatic.report()
+
+
+def test_eval_says_when_the_count_named_could_not_be_used(monkeypatch):
+    """A count the logs cannot fill (fewer than three gears found with it) is not used: eval learns as many
+    gears as found, says so, and does not ask for the count it was given."""
+    from keidash.estimate import evaluate
+    from keidash.estimate.truck import TruckKnowledge
+    from keidash.profiles import unknown_profile
+    free = _table(164.0, 113.0, 68.8, 51.0, given=False, certain=False)
+
+    def learn_truck(logs, profile, gears=None, transmission=None, scoring=False):
+        if gears:
+            return TruckKnowledge(_table(None, 164.0, None, None, None, certain=False), (), None, ())
+        return TruckKnowledge(free, free.for_scoring(), None, ())
+    monkeypatch.setattr(evaluate, "learn_truck", learn_truck)
+    notes = []
+    trained = evaluate._trained([], unknown_profile(), "5MT", notes)
+    assert trained.ratios == (164.0, 113.0, 68.8, 51.0)
+    assert notes[0] == "learning with the 5 gears of 5MT, 1 found: the gears found are numbered without that count"
+    assert "the likeliest is scored (the highest cluster found is 1st)" in notes[1] and "helps" not in notes[1]
+    notes = []
+    evaluate._trained([], unknown_profile(), None, notes)
+    assert len(notes) == 1 and notes[0].endswith("or in a vehicle.toml's transmission)")

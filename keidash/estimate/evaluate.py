@@ -296,13 +296,15 @@ def _trained(logs: list[DriveLog], profile: Profile, gearbox: str | None, notes:
         notes.append(f"learning with the {count} gears of {gearbox}, {trained.ratios_learned.found} found: "
                      "the gears found are numbered without that count")
     trained = learn_truck(logs, profile, transmission=gearbox, scoring=True)
-    notes.extend(_numbering_notes(trained, gearbox, None, manual))
+    notes.extend(_numbering_notes(trained, gearbox, None, manual, count_named=bool(count)))
     return trained
 
 
-def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bool) -> list[str]:
-    """What a score rests on beside the gears learned: 1st bounded, top gears never held, a numbering
-    that is only the likeliest."""
+def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bool,
+                     count_named: bool = False) -> list[str]:
+    """What a score rests on beside the gears learned (with ``count`` gears, or as many as found): 1st
+    bounded, top gears never held, a numbering that is only the likeliest (and, unless a count was named,
+    ``count_named``, that one would help)."""
     ratios, learned, out = trained.ratios, trained.ratios_learned, []
     if not ratios:
         return out
@@ -318,8 +320,8 @@ def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bo
                    + ("2nd is the highest cluster found: most launches pulled away a gear step above it"
                       if learned.first_bounded(manual) else "the highest cluster found is 1st")
                    + ")"
-                   + ("" if count else "; a gear count helps (a number in --transmission, 5MT, or in a "
-                      "vehicle.toml's transmission)"))
+                   + ("" if count or count_named else "; a gear count helps (a number in --transmission, 5MT, "
+                                                     "or in a vehicle.toml's transmission)"))
     return out
 
 
