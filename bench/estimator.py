@@ -29,7 +29,7 @@
    style x route x seed written as a logger writes a CSV and learned with no count, as ``keidash
    eval`` learns a folder without a vehicle.toml (what held-out logs get).
    Part ``heldout``: each virtual drive of the Hijet and of the close-ratio car (3 styles x 3 routes,
-   seed 0, 5 and 1 Hz) written as a logger writes a CSV, alone in a folder with no vehicle.toml, scored
+   seed 0, 5, 2 and 1 Hz) written as a logger writes a CSV, alone in a folder with no vehicle.toml, scored
    by ``keidash eval`` (keidash.estimate.evaluate): its ratios learned from the log itself with no
    gear count, and with the count (``--transmission 5MT`` / ``6MT``), the tracker against the gear
    sensor beside nearest ratio with the same ratios; goals >= 98 % of each vehicle's moving samples
@@ -538,7 +538,7 @@ def count_figures() -> dict:
 
 #: held-out logs: the vehicles and rates of their drives
 HELDOUT_VEHICLES = ("hijet-s500p", "close-ratio car")
-HELDOUT_RATES_HZ = (5, 1)
+HELDOUT_RATES_HZ = (5, 2, 1)
 #: ... scored with no gear count, and with the count the gearbox's name gives (Hijet, car)
 HELDOUT_MODES = {"no count": None, "count": ("5MT", "6MT")}
 
