@@ -287,28 +287,26 @@ def _trained(logs: list[DriveLog], profile: Profile, gearbox: str | None, notes:
     cluster 1st, or 2nd where most launches pulled away above it). ``notes`` gets a sentence where the
     count could not be used, 1st is bounded, top gears were never held or the numbering is not certain."""
     count = None if profile.forward_gears else gears_named(gearbox)
-    manual = gearbox_kind(gearbox or profile.transmission) == MANUAL
     if count:
         trained = learn_truck(logs, profile, gears=count, transmission=gearbox, scoring=True)
         if trained.ratios:
-            notes.extend(_numbering_notes(trained, gearbox, count, manual))
+            notes.extend(_numbering_notes(trained, gearbox, count))
             return trained
         notes.append(f"learning with the {count} gears of {gearbox}, {trained.ratios_learned.found} found: "
                      "the gears found are numbered without that count")
     trained = learn_truck(logs, profile, transmission=gearbox, scoring=True)
-    notes.extend(_numbering_notes(trained, gearbox, None, manual, count_named=bool(count)))
+    notes.extend(_numbering_notes(trained, gearbox, None, count_named=bool(count)))
     return trained
 
 
-def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bool,
-                     count_named: bool = False) -> list[str]:
+def _numbering_notes(trained, gearbox: str | None, count: int | None, count_named: bool = False) -> list[str]:
     """What a score rests on beside the gears learned (with ``count`` gears, or as many as found): 1st
     bounded, top gears never held, a numbering that is only the likeliest (and, unless a count was named,
-    ``count_named``, that one would help)."""
+    ``count_named``, that one would help). An automatic's launches bound no gear: learn_truck says so."""
     ratios, learned, out = trained.ratios, trained.ratios_learned, []
     if not ratios:
         return out
-    if learned.first_bounded(manual):
+    if learned.first_bounded():
         out.append(f"1st{f' of {gearbox}' if count else ''} never held steadily in the logs learned from: "
                    f"tracked within the range a gearbox leaves it above 2nd, at {ratios[0]:g} rpm per km/h")
     if count and len(ratios) < count:
@@ -318,7 +316,7 @@ def _numbering_notes(trained, gearbox: str | None, count: int | None, manual: bo
         out.append("the gears' numbering learned is not certain (which cluster is 1st, or a light one that "
                    "may be a gear): the likeliest is scored ("
                    + ("2nd is the highest cluster found: most launches pulled away a gear step above it"
-                      if learned.first_bounded(manual) else "the highest cluster found is 1st")
+                      if learned.first_bounded() else "the highest cluster found is 1st")
                    + ")"
                    + ("" if count or count_named else "; a gear count helps (a number in --transmission, 5MT, "
                                                      "or in a vehicle.toml's transmission)"))

@@ -335,20 +335,15 @@ class LearnedRatios:
         known = [self.gears[n].rpm_per_kmh for n in sure]
         if [c for c in _numberings(known, count) if c[0] >= sure[0]] != [tuple(sure)]:
             return (), 0.0  # the sure gears' numbers rest on a weak one
-        filled: list[float | None] = [None] * count
-        for (a, ka), (b, kb) in zip(zip(sure, known), zip(sure[1:], known[1:])):
-            filled[a], filled[b] = ka, kb
-            for n in range(a + 1, b):  # each gap between two sure gears, in geometric steps
-                filled[n] = round(ka * (kb / ka) ** ((n - a) / (b - a)), 2)
+        filled = _geometric_gaps([self.gears[n].rpm_per_kmh if n in sure else None for n in range(count)])
         own = [g.rpm_per_kmh if g.rpm_per_kmh is not None else k for g, k in zip(self.gears, filled)]
         for ratios in (own, filled):
             spread = 0.0
-            if first_unseen:  # the range a gearbox leaves 1st above this 2nd and 3rd, and its middle
-                low = max(MIN_GEAR_STEP, ratios[1] / ratios[2] / STEP_PROGRESSION)
-                if low >= MAX_STEP:
+            if first_unseen:
+                bound = _bounded_first(ratios[1], ratios[2])
+                if bound is None:
                     continue
-                ratios = [round(ratios[1] * math.sqrt(low * MAX_STEP), 2)] + ratios[1:]
-                spread = round(math.log(MAX_STEP / low) / 4.0, 4)
+                ratios, spread = [bound[0]] + ratios[1:], bound[1]
             if not gearbox_problem(ratios):
                 return tuple(ratios), spread
         return (), 0.0
@@ -373,23 +368,20 @@ class LearnedRatios:
         found = [n for n, k in enumerate(table) if k is not None]
         if len(found) < MIN_FORWARD_GEARS or found[0] > 1:
             return ()
-        filled = list(table)
-        for a, b in zip(found, found[1:]):
-            for n in range(a + 1, b):
-                filled[n] = round(table[a] * (table[b] / table[a]) ** ((n - a) / (b - a)), 2)
+        filled = _geometric_gaps(table)
         if found[0] == 1:
-            low = max(MIN_GEAR_STEP, filled[1] / filled[2] / STEP_PROGRESSION)
-            if low >= MAX_STEP:
+            bound = _bounded_first(filled[1], filled[2])
+            if bound is None:
                 return ()
-            filled[0] = round(filled[1] * math.sqrt(low * MAX_STEP), 2)
+            filled[0] = bound[0]
         return tuple(filled)
 
     def for_scoring(self, manual: bool = True) -> tuple[float, ...]:
         """The ratios ``keidash eval`` scores a drive by: :meth:`rpm_per_kmh`, else :meth:`lowest_found`,
         else :meth:`bridged`, else :meth:`scored`; :meth:`scored` first where no count was given and the
         launches make a 1st above the highest cluster likeliest (:attr:`likely_above`) on a ``manual``
-        gearbox. Not behind a torque converter: it slips at every pull-away (the Ford's driving2 reads
-        most launches a gear step above its 1st), so launches bound no gear there."""
+        gearbox. Not behind a torque converter: it slips at every pull-away, so launches bound no gear
+        there."""
         if self._first_above(manual):
             return self._scored(True)
         return self.rpm_per_kmh() or self.lowest_found() or self.bridged() or self.scored()
@@ -409,6 +401,26 @@ class LearnedRatios:
         showed "0/5" for a whole drive read once a second."""
         scale = 1.0 if self.numbering_certain or not self.gear_count_given else 1.0 / UNCERTAIN_NUMBERING
         return sum(g.rpm_per_kmh is not None and g.confidence * scale >= READY_CONFIDENCE for g in self.gears)
+
+
+def _geometric_gaps(table: list[float | None]) -> list[float | None]:
+    """``table`` (rpm per km/h, 1st first, None where not known) with each gap between two known gears
+    filled in geometric steps (a gear driven too briefly to hold a steady ratio)."""
+    known = [n for n, k in enumerate(table) if k is not None]
+    filled = list(table)
+    for a, b in zip(known, known[1:]):
+        for n in range(a + 1, b):
+            filled[n] = round(table[a] * (table[b] / table[a]) ** ((n - a) / (b - a)), 2)
+    return filled
+
+
+def _bounded_first(second: float, third: float) -> tuple[float, float] | None:
+    """(rpm per km/h, spread in ln units) of a 1st never found above this 2nd and 3rd: the middle of the
+    range a gearbox leaves it (:func:`gearbox_problem`) and a quarter of its width; None when no 1st fits."""
+    low = max(MIN_GEAR_STEP, second / third / STEP_PROGRESSION)
+    if low >= MAX_STEP:
+        return None
+    return round(second * math.sqrt(low * MAX_STEP), 2), round(math.log(MAX_STEP / low) / 4.0, 4)
 
 
 @dataclass(frozen=True)
