@@ -156,7 +156,12 @@ class GearModel:
     #                         to a lower gear's line), a manual's falling while it does not (clutch in for an
     #                         upshift) ...
     shift_s: float = 0.5  # ... when seen within this long (s) of the last pair: across a longer gap the
-    #                       shift may be over and the ratio on the new gear's line (1 Hz)
+    #                       shift may be over and the ratio on the new gear's line (1 Hz) ...
+    fall_rate: float = 0.15  # ... and a manual's, at least this fast (ln units per s): an engine freed by the
+    #                          clutch falls to the next gear's line (25-40 % lower) within about half a second,
+    #                          one easing off with the truck in gear 1-2 km/h per s (10 % per s at 10 km/h,
+    #                          whole km/h hiding it for half a second). Matters only where readings are 0.27 s
+    #                          or more apart (2-3 Hz): closer, rise_min is the faster
     shift_map: ShiftMap | None = None  # automatic: coast-down lines learned on earlier drives (the drive's
     #                                    own are added as they come: TrackerState.shift_map)
     map_shift_s: float = 0.15  # automatic, slowing below a learned coast-down line: the lower gear is taken
@@ -276,8 +281,11 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         if trend < 0.0 and braking:
             heading = False  # braking: the engine falls because the clutch is in, the lever stays
         # the rpm falling while the truck does not slow: the clutch is in for an upshift and the lever
-        # already in a higher gear; with the clutch home the engine cannot fall below a gear's line
-        dropping = (rpm_rise <= -model.rise_min and accel_kmh_s > -model.braking_kmh_s and dt <= model.shift_s
+        # already in a higher gear; with the clutch home the engine cannot fall below a gear's line. It must
+        # fall as fast as a clutch let in does (fall_rate), not as an engine easing off with the truck (a car
+        # in 1st easing from 11.3 to 10.55 km/h over half a second, read 11 throughout, its engine 7 % slower)
+        dropping = (rpm_rise <= -max(model.rise_min, model.fall_rate * dt) and accel_kmh_s > -model.braking_kmh_s
+                    and dt <= model.shift_s
                     and _upshift_readable(model, accel_kmh_s, speed_sd_kmh))
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
@@ -577,6 +585,10 @@ class Pairing:
     #                                                                      carried to it) of the last rpm
     queued: "tuple[tuple[TrackerState, float, float, float], ...]" = ()  # the same for every rpm reading
     #                                                  a late speed (lag_s > 0) has not bracketed yet
+    rpm: "tuple[float, float] | None" = None  # (t s, rev/min) of the last rpm reading
+    judged: "TrackerState | None" = None  # the tracker as the rpm readings left it, while the one shown has
+    #                                       stepped on a speed reading since (with that rpm held): the next rpm
+    #                                       reading steps on from this one, so no reading's evidence counts twice
 
 
 #: the speed is not carried further than this (s) to an rpm reading: too old to pair with it
@@ -625,7 +637,7 @@ def pair_step(pairing: Pairing, channel: str, t: float, value: float,
         older = [r for r in kept if t - r[0] >= SLOPE_BASE_S]
         # keep the newest reading old enough to be the slope's base, and everything since
         kept = (older[-1:] + [r for r in kept if t - r[0] < SLOPE_BASE_S]) if older else list(kept)
-        return Pairing(tuple(kept[-12:]) + ((t, value),)), None
+        return replace(pairing, speed=tuple(kept[-12:]) + ((t, value),)), None
     if not pairing.speed:
         return pairing, None
     t_s, v_s = pairing.speed[-1]
@@ -652,9 +664,14 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
     better than one carried along an old slope (a truck that stops braking between two 1 Hz
     readings), so the tracker is run again from where it stood before that rpm, with it. Causal:
     only readings already arrived are used; at 1 Hz the gear is corrected half a second later.
+    A speed reading that ends a standstill is shown at once, stepped with the last rpm held to it
+    (``Pairing.judged`` keeps the tracker the next rpm reading steps on from).
     ``lag_s``: the speed's stamps are its measured instants, this long before it arrived (pair_step).
     """
     if channel == "rpm":
+        if pairing.judged is not None:  # the step shown since the last rpm reading was on its held value
+            tracker = pairing.judged
+        pairing = replace(pairing, rpm=(t, value), judged=None)
         pairing, pair = pair_step(pairing, "rpm", t, value, max(lag_s, 0.0))
         if pair is None:
             return pairing, tracker
@@ -666,7 +683,9 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
     if lag_s > 0.0:
         return _judge_again(pairing, tracker, t, value, model, lag_s)
     pending, last = pairing.pending, pairing.speed[-1] if pairing.speed else None
-    pairing, _ = pair_step(replace(pairing, pending=None), "speed", t, value)
+    if pairing.judged is not None:
+        tracker = pairing.judged
+    pairing, _ = pair_step(replace(pairing, pending=None, judged=None), "speed", t, value)
     if pending is not None and last is not None:
         before, t_rpm, rpm, carried = pending
         t_a, v_a = last
@@ -674,7 +693,16 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
             speed = v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a)
             if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE:  # else the same judgement
                 tracker = track(before, t_rpm, speed, rpm, model)
-    return pairing, tracker
+    if (pairing.rpm is None or tracker.t is None or not tracker.t < t or t - pairing.rpm[0] > MAX_PAIR_SKEW_S
+            or tracker.speed_avg is not None or value < model.moving_kmh):
+        return pairing, tracker
+    # a pull-away's first moving speed: shown now, a step on it with the last rpm held to its instant, not at
+    # the next rpm reading half a poll later. Only here: rolling, the tracker reads a shift from how the
+    # rpm moves between readings (a clutch let in, the engine sweeping down to the next gear), and an rpm
+    # held looks like an engine locked at a ratio it is leaving; standing, it had nothing to read. The next
+    # rpm reading steps on from the tracker as the rpm readings left it (judged), not from this step.
+    t_rpm, rpm = pairing.rpm
+    return replace(pairing, judged=tracker), track(tracker, t, value, rpm, model, carried_sd(t - t_rpm))
 
 
 def _judge_again(pairing: Pairing, tracker: TrackerState, t: float, value: float, model: GearModel,
