@@ -1096,6 +1096,33 @@ def test_eval_scores_a_kei_truck_read_once_a_second_from_2nd(tmp_path, capsys):
     assert "likely 2nd and up" in out and "gear 1:   16" in out, out
 
 
+def test_launches_locked_above_the_highest_cluster_make_it_2nd_likeliest_at_2_hz(tmp_path):
+    """The brisk driver's kei-day logged at 2 Hz, alone, no count: 1st lasts 1.5 s and 2nd is inside the
+    2.5 s after most standstills, so three of the five launches' lowest ratios read 2nd's line and the
+    lowest-ratio rule says nothing; eval scored the gears numbered from 2nd as 1st (1.8 % against the
+    gear sensor). Four of the five launches lock above 2nd for a second before the upshift, too scattered
+    (232-283 rpm per km/h) to prove 1st's ratio: a 1st above is the likeliest, and eval scores it so. A
+    car pulling away in its highest cluster's gear locks above it on no launch (the close-ratio car at
+    2 Hz: its 1st stays 1st)."""
+    from keidash.profiles.body import Body
+    from keidash.replay import load_log
+    from keidash.sim.recorded import record, simulate, write_logger_csv
+    from keidash.estimate.evaluate import evaluate
+    log = _logger_csv(tmp_path, "brisk", 0, 2)
+    found = learn_from_logs([log])
+    assert found.likely_above == 1 and not found.numbering_certain
+    assert found.gears[0].rpm_per_kmh == pytest.approx(164.3, rel=0.02)
+    figures = evaluate([str(tmp_path / "brisk-0.csv")])[0]
+    assert figures.gear_agree > 0.95 and figures.gear_agree >= figures.gear_agree_nearest
+    car = Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml"
+    trace = simulate(str(car), "town", "everyday", 420.0, 0, body=Body(mass_kg=1350.0, drag_area_m2=0.65,
+                                                                       clutch_capacity_nm=350.0,
+                                                                       engine_inertia_kgm2=0.15))
+    write_logger_csv(record(trace, rpm_hz=2, seed=0), str(tmp_path / "car.csv"))
+    car_found = learn_from_logs([load_log(str(tmp_path / "car.csv"))])
+    assert car_found.likely_above == 0 and car_found.gears[0].rpm_per_kmh == pytest.approx(130.0, rel=0.02)
+
+
 def test_an_automatics_launches_bound_no_gear(monkeypatch):
     """Behind a torque converter every pull-away slips: however the launches read, eval numbers an
     automatic's gears from the highest found, and learn says nothing of a likely 2nd."""

@@ -900,17 +900,31 @@ def _launch_lows(state: LearnerState, dense: bool = False) -> list[float]:
     return launches
 
 
-def _likely_above(state: LearnerState, top: float) -> bool:
+def _likely_above(state: LearnerState, top: float, seen: "LaunchGears | None" = None) -> bool:
     """True when most launches with at least WORKED_PAIRS pairs read with the engine working (at least
     MIN_LAUNCHES such launches) pulled away a gear step (MIN_GEAR_STEP) or more above ``top`` (rpm per
     km/h): a 1st above the highest cluster is likelier than not. Read once a second, a kei truck's 2 s
     in 1st is now and then followed by a 2nd inside LAUNCH_S, so the launches prove nothing
     (:func:`_launch_verdict`), but most still read 1st's line or above; a car's or a truck's whose
     highest cluster is 1st read it, clutch home, on most. A pair at the standing rpm bounds no gear: the
-    clutch slips to hold the idle at any speed below idle / 1st's rpm per km/h."""
+    clutch slips to hold the idle at any speed below idle / 1st's rpm per km/h.
+
+    Or, ``seen`` (:func:`launch_gears`; given only where the numbering is not certain), when at least half
+    of the launches (at least MIN_LAUNCHES of them) were seen locked above ``top`` and more of them than
+    went straight into it (a launch's slip can hold a ratio above 1st for a moment, so where the
+    launches' lowest ratios read 1st, the numbering certain, a lock is no sign of a gear above): read
+    twice a second, a brisk driver's 1st lasts 1.5 s and 2nd is inside LAUNCH_S on most launches, so
+    their lowest ratios read 2nd's line, while the launches lock above it for a second before the
+    upshift. Too few, or too scattered (232-283 rpm per km/h on one drive), to prove 1st's ratio, they
+    still show a gear above (a car pulling away in its highest cluster's gear locks above it on none)."""
     launches = _launch_lows(state, dense=True)
     n = sum(launches)
-    return n >= MIN_LAUNCHES and sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1]) < 0.5 * n
+    if n >= MIN_LAUNCHES and sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1]) < 0.5 * n:
+        return True
+    if seen is None:
+        return False
+    counted, locked = sum(_launch_lows(state, dense=False)), len(seen.locked_above)
+    return counted >= MIN_LAUNCHES and locked >= 0.5 * counted and locked > seen.in_top
 
 
 @dataclass(frozen=True)
@@ -1251,7 +1265,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         counted_first = launch_first is None and slots[0] == 0
-        if not certain and not above[2] and _likely_above(state, cands[0].rpm_per_kmh):
+        if not certain and not above[2] and _likely_above(state, cands[0].rpm_per_kmh, seen):
             # the launches decide nothing, but most pulled away above the highest cluster: the likeliest
             # numbering (never shown: eval scores it) starts at 2nd
             slots = _slots([c.rpm_per_kmh for c in cands], gears, (*above[:2], 1))[0]
@@ -1278,7 +1292,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
-                                          and _likely_above(state, cands[0].rpm_per_kmh)))
+                                          and _likely_above(state, cands[0].rpm_per_kmh,
+                                                            None if certain else seen)))
 
 
 # -- persistence: a profile with a [learned] table -------------------------------
