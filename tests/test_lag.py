@@ -234,3 +234,17 @@ def test_a_speed_carried_far_weighs_less_than_one_read_at_the_rpm_s_instant(monk
     weighed = right()
     monkeypatch.setattr(gears, "CARRY_ACCEL_SD", 0.0)
     assert weighed > right() + 0.01
+
+
+def test_a_pairing_started_afresh_leaves_the_tracker_as_the_rpm_readings_left_it():
+    """When the speed's lag changes the estimator starts the tracker's pairing afresh (the speed's
+    instants moved). A pull-away's first moving speed may have stepped the tracker for the dash since
+    the last rpm reading (keidash.estimate.gears.follow, Pairing.judged): that step is not one to step on
+    from, so the tracker goes back to the one the rpm readings left, as the next rpm reading would."""
+    from keidash.estimate.gears import Pairing, TrackerState
+    judged, shown = TrackerState(gear=0, t=5.0), TrackerState(gear=1, t=5.25)
+    state = estimator.EstimatorState(tracker=shown, pairing=Pairing(speed=((5.25, 6.0),), rpm=(5.0, 1500.0),
+                                                                      judged=judged))
+    fresh = estimator._unpaired(state)
+    assert fresh.tracker == judged and fresh.pairing == Pairing()
+    assert estimator._unpaired(replace(state, pairing=Pairing())).tracker == shown  # nothing stepped since

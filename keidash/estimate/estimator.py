@@ -235,7 +235,7 @@ def _measured_order(state: EstimatorState, reading: Reading,
         sources[channel] = reading.source
         state = replace(state, lag=LagState(), lag_at=t, lag_sources=tuple(sorted(sources.items())))
         if state.lag_s:  # (live learning's launches were paired under the lag that was theirs: kept)
-            state = replace(state, lag_s=0.0, pairing=Pairing())
+            state = replace(_unpaired(state), lag_s=0.0)
     elif channel not in sources:
         sources[channel] = reading.source
         state = replace(state, lag_sources=tuple(sorted(sources.items())))
@@ -251,7 +251,7 @@ def _measured_order(state: EstimatorState, reading: Reading,
             # live learning's launches, paired across the lag (the speed changes fastest there), are
             # paired again from their readings; its steady runs held the ratio still through the lag
             learner = state.learner and shift_launches(state.learner, found - lag_s)
-            state, lag_s = replace(state, pairing=Pairing(), learner=learner), found
+            state, lag_s = replace(_unpaired(state), learner=learner), found
     state = replace(state, lag=lag, lag_s=lag_s, lag_at=lag_at)
     if lag_s == 0.0 and not state.held:
         return replace(state, released_t=t), ((channel, t, value),)
@@ -299,7 +299,7 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
         ratios, first_spread = state.ratios, state.first_spread
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
         state = replace(state, ratios=ratios, first_spread=first_spread, tracker=TrackerState(),
-                        speed_only=SpeedOnlyState(), engaged=None)
+                        pairing=replace(state.pairing, judged=None), speed_only=SpeedOnlyState(), engaged=None)
     elif ratios != state.ratios or first_spread != state.first_spread:
         # the same gears, their ratios refined (by hundredths, every few seconds), or 1st found where it
         # was bounded: the gear shown and the lever held stay, as they do in the truck; starting the
@@ -322,6 +322,13 @@ def learned_so_far(state: EstimatorState, config: EstimatorConfig) -> LearnedRat
         return None
     return learned(state.learner, config.gear_count, config.limits.idle_rpm, config.low_range_ratio,
                    config.extra_low)
+
+
+def _unpaired(state: EstimatorState) -> EstimatorState:
+    """``state`` with the gear tracker's pairing started afresh (the speed's instants moved), and the
+    tracker as the rpm readings left it: a step shown on a speed reading since (a pull-away's first moving
+    speed, :func:`keidash.estimate.gears.follow`) is not one to step on from."""
+    return replace(state, pairing=Pairing(), tracker=state.pairing.judged or state.tracker)
 
 
 def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig,
