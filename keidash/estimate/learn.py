@@ -909,9 +909,9 @@ def _likely_above(state: LearnerState, top: float, seen: "LaunchGears | None" = 
     highest cluster is 1st read it, clutch home, on most. A pair at the standing rpm bounds no gear: the
     clutch slips to hold the idle at any speed below idle / 1st's rpm per km/h.
 
-    Or, ``seen`` (:func:`launch_gears`; given only where the numbering is not certain), when at least half
-    of the launches (at least MIN_LAUNCHES of them) were seen locked above ``top`` and more of them than
-    went straight into it (a launch's slip can hold a ratio above 1st for a moment, so where the
+    Or, ``seen`` (:func:`launch_gears`; given only where the numbering is not certain), when of at least
+    MIN_LAUNCHES launches at least half were seen locked above ``top``, and more of them than went
+    straight into it (a launch's slip can hold a ratio above 1st for a moment, so where the
     launches' lowest ratios read 1st, the numbering certain, a lock is no sign of a gear above): read
     twice a second, a brisk driver's 1st lasts 1.5 s and 2nd is inside LAUNCH_S on most launches, so
     their lowest ratios read 2nd's line, while the launches lock above it for a second before the
