@@ -1096,7 +1096,7 @@ def test_eval_scores_a_kei_truck_read_once_a_second_from_2nd(tmp_path, capsys):
     assert "likely 2nd and up" in out and "gear 1:   16" in out, out
 
 
-def test_launches_locked_above_the_highest_cluster_make_it_2nd_likeliest_at_2_hz(tmp_path):
+def test_launches_locked_above_the_highest_cluster_make_it_2nd_likeliest_at_2_hz(tmp_path, capsys):
     """The brisk driver's kei-day logged at 2 Hz, alone, no count: 1st lasts 1.5 s and 2nd is inside the
     2.5 s after most standstills, so three of the five launches' lowest ratios read 2nd's line and the
     lowest-ratio rule says nothing; eval scored the gears numbered from 2nd as 1st (1.8 % against the
@@ -1114,6 +1114,10 @@ def test_launches_locked_above_the_highest_cluster_make_it_2nd_likeliest_at_2_hz
     assert found.gears[0].rpm_per_kmh == pytest.approx(164.3, rel=0.02)
     figures = evaluate([str(tmp_path / "brisk-0.csv")])[0]
     assert figures.gear_agree > 0.95 and figures.gear_agree >= figures.gear_agree_nearest
+    from keidash.cli import main
+    assert main(["learn", str(tmp_path / "brisk-0.csv")]) == 1  # not certain: said, and no profile's numbers
+    out = capsys.readouterr().out
+    assert "held a gear above it for a moment, so they are likely 2nd and up" in out, out
     car = Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml"
     trace = simulate(str(car), "town", "everyday", 420.0, 0, body=Body(mass_kg=1350.0, drag_area_m2=0.65,
                                                                        clutch_capacity_nm=350.0,

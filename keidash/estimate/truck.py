@@ -19,8 +19,9 @@ NUMBERING_UNCERTAIN = ("which gear each is cannot be told from these drives (no 
 
 #: said instead when most pull-aways read a gear above the highest cluster (LearnedRatios.likely_above)
 LIKELY_FROM_2ND = ("which gear each is cannot be told from these drives for sure: most pull-aways from a "
-                   "standstill read a gear step above the highest found, so they are likely 2nd and up (1st "
-                   "not held steadily: read once a second, a pull-away in 1st is too short); the table numbers "
+                   "standstill read a gear step above the highest found, or held a gear above it for a moment, "
+                   "so they are likely 2nd and up (1st not held steadily: read once or twice a second, a "
+                   "pull-away in 1st is too short); the table numbers "
                    "them from the highest, and a profile written from them gives the dash no gear numbers; "
                    "--gears N (the gearbox's count) or a drive holding 1st a few seconds can settle it")
 
