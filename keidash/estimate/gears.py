@@ -689,7 +689,10 @@ def follow(pairing: Pairing, tracker: TrackerState, channel: str, t: float, valu
     if pending is not None and last is not None:
         before, t_rpm, rpm, carried = pending
         t_a, v_a = last
-        if t_a <= t_rpm < t and t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
+        # a speed stamped at the rpm's own instant (a logger writing both on one row) is its pair where the
+        # speed carried to it came from further than FREE_CARRY_S (a row a second old); closer, the carried
+        # one stands: a speed stamped with the rpm may have been measured before it (the Ford's, 10 Hz)
+        if (t_a <= t_rpm < t or t_rpm == t and t - t_a > FREE_CARRY_S) and t - t_a <= 2.0 * MAX_PAIR_SKEW_S:
             speed = v_a + (value - v_a) * (t_rpm - t_a) / (t - t_a)
             if abs(speed - carried) > model.speed_resolution_kmh * REPAIR_SHARE:  # else the same judgement
                 tracker = track(before, t_rpm, speed, rpm, model)
