@@ -333,7 +333,7 @@ class LearnedRatios:
         if sure[0] != 0 and not first_unseen:
             return (), 0.0
         known = [self.gears[n].rpm_per_kmh for n in sure]
-        if [c for c in _numberings(known, count) if c[0] >= sure[0]] != [tuple(sure)]:
+        if _numberings(known, count, sure[0]) != [tuple(sure)]:
             return (), 0.0  # the sure gears' numbers rest on a weak one
         filled = _geometric_gaps([self.gears[n].rpm_per_kmh if n in sure else None for n in range(count)])
         own = [g.rpm_per_kmh if g.rpm_per_kmh is not None else k for g, k in zip(self.gears, filled)]
@@ -1044,12 +1044,29 @@ def _gap_fits(ra: float, rb: float, gap: int) -> bool:
     return step > math.log(MAX_STEP) and math.log(MIN_GEAR_STEP) <= step / gap <= math.log(MAX_STEP)
 
 
-def _numberings(ratios: list[float], gears: int) -> list[tuple[int, ...]]:
-    """Every numbering (slots, 0 = 1st) of found ``ratios`` (falling) among ``gears`` whose gaps all
-    fit (:func:`_gap_fits`), wherever the first and the last fall."""
-    return [chosen for chosen in combinations(range(gears), len(ratios))
-            if all(_gap_fits(ra, rb, sb - sa) for (sa, ra), (sb, rb)
-                   in zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])))]
+def _numberings(ratios: list[float], gears: int, lowest: int = 0, highest: int | None = None) -> list[tuple[int, ...]]:
+    """Every numbering (slots, 0 = 1st) of found ``ratios`` (falling) among ``gears``, the first found in
+    slot ``lowest``..``highest``, that makes a gearbox: every gap fits (:func:`_gap_fits`) and the steps, a
+    gap's split geometrically, shrink towards top as :func:`gearbox_problem` wants. Where none does, a gap
+    may also hold a gear between two clusters no further apart than MAX_STEP (a gear skipped and one
+    driven too briefly: a brisk driver's 4th -> 6th, 2.0 x, after a 2nd -> 3rd of 1.42 is no single step
+    of a gearbox's)."""
+    highest = gears - 1 if highest is None else highest
+    chosen = [c for c in combinations(range(gears), len(ratios)) if lowest <= c[0] <= highest
+              and _progressive(ratios, c)]
+    strict = [c for c in chosen if all(_gap_fits(ra, rb, sb - sa) for (sa, ra), (sb, rb)
+                                       in zip(zip(c, ratios), zip(c[1:], ratios[1:])))]
+    return strict or chosen
+
+
+def _progressive(ratios: list[float], chosen: tuple[int, ...]) -> bool:
+    """True when ``ratios`` (falling) in slots ``chosen`` make a gearbox's steps (:func:`gearbox_problem`),
+    each gap between two found split in equal steps."""
+    steps = []
+    for (sa, ra), (sb, rb) in zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])):
+        steps += [(ra / rb) ** (1.0 / (sb - sa))] * (sb - sa)
+    return (all(MIN_GEAR_STEP <= step <= MAX_STEP for step in steps)
+            and all(upper <= STEP_PROGRESSION * lower for lower, upper in zip(steps, steps[1:])))
 
 
 def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tuple[tuple[int, ...], bool]:
@@ -1069,7 +1086,7 @@ def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tupl
                    for (sa, ra), (sb, rb) in pairs) + 100 * max(fewest - chosen[0], chosen[0] - most, 0) + chosen[0]
         if cost < best_cost:
             best, best_cost = chosen, cost
-    fits = [chosen for chosen in _numberings(ratios, gears) if fewest <= chosen[0] <= most]
+    fits = _numberings(ratios, gears, fewest, most)
     if not fits:
         return best, False
     return min(fits, key=lambda c: (abs(c[0] - likeliest), c[0], c[-1])), len(fits) == 1
@@ -1210,7 +1227,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     for p in sorted(phantoms, key=lambda c: -c.mass) if gears is not None else ():
         # the count wants more gears than found: a light peak that makes a gearbox with the gears is one
         with_it = sorted(cands + [p], key=lambda c: -c.rpm_per_kmh)
-        if len(cands) < gears and not gearbox_problem([c.rpm_per_kmh for c in with_it]):
+        if len(cands) < gears and _numberings([c.rpm_per_kmh for c in with_it], gears):
             cands, phantoms = with_it, [c for c in phantoms if c is not p]
     other += phantoms
     other += _beyond_top(cands)  # takes them out of cands
