@@ -312,6 +312,24 @@ def test_an_upshift_shows_the_new_gear_at_the_first_falling_rpm():
     assert all(s.gear == 3 for s in feed(accelerating + braking + clutch_in))
 
 
+def test_at_10_hz_an_upshift_is_read_from_the_rpm_falling_over_several_pairs():
+    """Accelerating in 3rd at 10 Hz, whole km/h: the clutch goes in and the engine, freed, falls 1.6 % a
+    pair while the speed holds (a slow lift off the throttle: the lazy driver's), under 3rd's line by 5 %
+    at the third pair. No pair falls rise_min (4 %) below the recent average (0.1 s), so the lever's move
+    into 4th showed only once the clutch came up and the rpm dropped 10 %; read from the highest rpm of the
+    last shift_s, the fall is 4.8 % after 0.3 s, faster than fall_rate: 4th at that pair. An engine easing
+    off with the truck (the speed falling with it, 1-2 km/h a second) is still no upshift."""
+    accelerating = [(i / 10, round(20.0 + 0.25 * i), K[2] * (20.0 + 0.25 * i)) for i in range(20)]
+    falling = [(2.0 + i / 10, 25.0, K[2] * 24.75 * f) for i, f in enumerate((0.984, 0.968, 0.952, 0.937, 0.90, 0.80))]
+    home = [(2.6 + i / 10, round(25.0 + 0.2 * i), K[3] * (25.0 + 0.2 * i)) for i in range(10)]
+    shown = [s.gear for s in feed(accelerating + falling + home)]
+    assert shown[:22] == [3] * 22 and shown[22:] == [4] * (len(shown) - 22)
+    for kmh_s in (1.0, 2.0):
+        for start in (25.45, 24.9):
+            easing = [(2.0 + i / 10, round(start - kmh_s * i / 10), K[2] * (start - kmh_s * i / 10)) for i in range(15)]
+            assert all(s.gear == 3 for s in feed(accelerating + easing)[10:])
+
+
 def feed_carried(pairs, speed_sd_kmh, state=None, model=MODEL):
     """Track (t, speed, rpm) pairs whose speed is carried (a late GPS's) with this uncertainty."""
     state, out = state or TrackerState(), []

@@ -24,9 +24,10 @@ moving towards a gear's rpm at this speed is evidence for that gear
 (``heading_*``), an rpm rise with falling or steady speed is a downshift and
 never slip in the higher gear. The other way, with the clutch home the engine cannot turn
 slower than the gear's line: an rpm falling (``rise_min``, within ``shift_s`` of the last
-pair) while the truck does not slow is the clutch in for an upshift, the lever already in
-a higher gear, so a gear whose line the engine is now below is ruled out at once rather
-than once the ratio has settled. With the speed carried beyond ``FREE_CARRY_S`` (a late GPS's)
+pair, or from its highest within ``shift_s`` at ``fall_rate`` or faster: read 10 times a second a
+freed engine falls a percent or two a pair) while the truck does not slow is the clutch in for an
+upshift, the lever already in a higher gear, so a gear whose line the engine is now below is
+ruled out at once rather than once the ratio has settled. With the speed carried beyond ``FREE_CARRY_S`` (a late GPS's)
 whether the truck slows is not known yet (braking to a stop, the clutch goes in at once): only a
 truck last seen speeding up (``pulling_kmh_s``) has its falling rpm read so at once. With the
 clutch in and the engine idling while the truck rolls (coasting), the lever stays where it was:
@@ -224,6 +225,8 @@ class TrackerState:
     shift_map: ShiftMap | None = None  # automatic: the coast-downs seen so far (None: the model's, from earlier drives)
     pulled_from: tuple[float, float, float, float] | None = None  # automatic: (t s, km/h, rpm) where the rpm last
     #                                            began to rise, and its highest since: where a downshift's swap began
+    rpm_peak: tuple[float, float, float] | None = None  # manual: (t s, ln rpm, km/h) of the highest rpm read within
+    #                                                      shift_s: an engine falling from it over several pairs
 
 
 def _gaussian(z: float) -> float:
@@ -237,7 +240,8 @@ def _neutral(model: GearModel, rpm: float) -> float:
 def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float | None,
               ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0,
               rpm_rise: float = 0.0, commanded: frozenset[int] = frozenset(),
-              early: frozenset[int] = frozenset(), speed_sd_kmh: float = 0.0) -> tuple[float, ...]:
+              early: frozenset[int] = frozenset(), speed_sd_kmh: float = 0.0,
+              peak_fall: tuple[float, float] = (0.0, 0.0)) -> tuple[float, ...]:
     """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
 
     ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
@@ -284,8 +288,10 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
         # already in a higher gear; with the clutch home the engine cannot fall below a gear's line. It must
         # fall as fast as a clutch let in does (fall_rate), not as an engine easing off with the truck (a car
         # in 1st easing from 11.3 to 10.55 km/h over half a second, read 11 throughout, its engine 7 % slower)
-        dropping = (rpm_rise <= -max(model.rise_min, model.fall_rate * dt) and accel_kmh_s > -model.braking_kmh_s
-                    and dt <= model.shift_s
+        fall, since = peak_fall
+        dropping = ((rpm_rise <= -max(model.rise_min, model.fall_rate * dt) and dt <= model.shift_s
+                     or fall <= -max(model.rise_min, model.fall_rate * since))
+                    and accel_kmh_s > -model.braking_kmh_s
                     and _upshift_readable(model, accel_kmh_s, speed_sd_kmh))
     else:
         steady = 1.0 if ratio_avg is None else _gaussian(moving / model.steady_spread)
@@ -460,7 +466,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         posterior, dt, fresh = state.posterior, (t - state.t if state.t is not None else 0.0), False
     per_range = model.top_gear + 1
     ratio_avg, ratio_slow, engaged, speed_avg = state.ratio_avg, state.ratio_slow, state.engaged, state.speed_avg
-    rpm_avg, pulled_from = state.rpm_avg, state.pulled_from
+    rpm_avg, pulled_from, rpm_peak = state.rpm_avg, state.pulled_from, state.rpm_peak
     shift_map = state.shift_map if state.shift_map is not None else model.shift_map
     moving = speed_kmh >= model.moving_kmh
     accel = 0.0 if speed_avg is None or not moving else (speed_kmh - speed_avg) / model.speed_trend_s
@@ -476,8 +482,13 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
         rise = 0.0
         if rpm > 0.0 and rpm_avg is not None:
             rise = math.log(rpm) - rpm_avg
+        peak_fall = (0.0, 0.0)
+        if (rpm > 0.0 and rpm_peak is not None and t - rpm_peak[0] <= model.shift_s
+                and speed_kmh >= rpm_peak[2] - model.speed_resolution_kmh):
+            # the engine falling from its highest within shift_s, the truck no slower (by the speed's resolution)
+            peak_fall = (math.log(rpm) - rpm_peak[1], t - rpm_peak[0])
         likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise, commanded, early,
-                               speed_sd_kmh)
+                               speed_sd_kmh, peak_fall)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
@@ -498,6 +509,9 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
                     and abs(log_ratio - ratio_avg) <= 2.0 * noise + 0.01):
                 engaged = best_now  # locked in it (not sweeping past): the lever is there until a shift
                 ratio_slow = ratio_avg  # and the ratio is going nowhere: no trend left over from the shift
+            if (model.kind != AUTOMATIC and (rpm_peak is None or t - rpm_peak[0] > model.shift_s
+                                             or math.log(rpm) >= rpm_peak[1])):
+                rpm_peak = (t, math.log(rpm), speed_kmh)
         follow = 1.0 - math.exp(-max(dt, 0.0) / model.speed_trend_s)
         speed_avg = speed_kmh if speed_avg is None else speed_avg + (speed_kmh - speed_avg) * follow
         if model.kind == AUTOMATIC and rpm > 0.0:
@@ -510,7 +524,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
                 pulled_from = (t, speed_kmh, rpm, rpm)
     else:
         new = _standing(model, prior, dt)
-        ratio_avg = ratio_slow = engaged = speed_avg = rpm_avg = pulled_from = None
+        ratio_avg = ratio_slow = engaged = speed_avg = rpm_avg = pulled_from = rpm_peak = None
 
     best = max(range(n), key=new.__getitem__)
     if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
@@ -545,7 +559,7 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     return TrackerState(gear=gear, low_range=low, posterior=new, candidate=best, candidate_since=since, t=t,
                         ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg,
                         rpm_avg=rpm_avg, shift_map=shift_map if model.kind == AUTOMATIC else None,
-                        pulled_from=pulled_from)
+                        pulled_from=pulled_from, rpm_peak=rpm_peak)
 
 
 #: a coast-down is noted at the speed where the rpm began to rise, when that was at most this long (s)
