@@ -951,7 +951,7 @@ def test_with_the_gear_count_a_light_cluster_that_makes_the_gearbox_is_a_gear():
     assert five.other == pytest.approx((slip,), rel=0.01) and five.found == 4
 
 
-def test_a_gear_skipped_leaves_a_gap_where_the_steps_are_no_gearboxs():
+def test_a_gear_skipped_leaves_a_gap_where_the_steps_are_no_gearboxs(tmp_path, capsys):
     """The brisk driver skips the close-ratio car's 5th on a kei-day (4th -> 6th) and drives its 4th for
     seconds: 1st, 2nd, 3rd and 6th held, 4th a light peak. 3rd -> 6th (2.0 x) fits one step by MAX_STEP, so
     6th was numbered 4th, the light 4th set apart as a phantom (with it 4th -> 6th, 1.57, would follow a
@@ -959,7 +959,9 @@ def test_a_gear_skipped_leaves_a_gap_where_the_steps_are_no_gearboxs():
     1.42 is no gearbox's either (the steps shrink towards top): where no numbering with adjacent
     neighbours makes one, a gap may lie between two clusters closer than MAX_STEP. With the light 4th the
     count of six has one numbering, 5th missing (bridged for the dash); without it the numbers are unsure,
-    never top as 4th."""
+    never top as 4th. Without the count (eval of a lone log with no vehicle.toml) the same numbering is the
+    likeliest, scored, never shown; `keidash learn` says so."""
+    from keidash.cli import main
     from keidash.profiles.body import Body
     from keidash.sim.recorded import record, simulate
     car = load_profile(str(SIX)).rpm_per_kmh()
@@ -980,6 +982,24 @@ def test_a_gear_skipped_leaves_a_gap_where_the_steps_are_no_gearboxs():
     assert [found.gears[n].rpm_per_kmh for n in (0, 1, 2, 3, 5)] == pytest.approx(
         [car[n] for n in (0, 1, 2, 3, 5)], rel=0.06)
     assert found.bridged() == pytest.approx(car, rel=0.06)
+    # without the count (eval of a lone log with no vehicle.toml): the same numbering as the likeliest only
+    # (never shown: a slip peak could stand there); with the gearbox's steps as found, none taken
+    alone = learn_from_logs([log], manual=True)
+    assert not alone.numbering_certain and not alone.ready and not alone.bridged() and not alone.other
+    assert alone.skipped_at == pytest.approx(car[3], rel=0.02) and alone.unsure_at is None
+    assert alone.for_scoring() == pytest.approx(car, rel=0.06)
+    lazy = learn_from_logs([record(simulate(str(SIX), "kei-day", "lazy", 420.0, 0, body=body), rpm_hz=5, seed=0)],
+                           manual=True)
+    assert lazy.skipped_at is None and lazy.unsure_at is not None  # 2nd -> 4th (1.80) fits one step as well
+    path = tmp_path / "brisk.csv"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("time,rpm,speed_kmh\n")
+        for s in log.samples:
+            f.write(f"{s.t},{s.rpm if 'rpm' in s.fresh else ''},{s.speed_kmh if 'speed_kmh' in s.fresh else ''}\n")
+    capsys.readouterr()
+    assert main(["learn", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "gear 5: not seen" in out and "a gear skipped" in out and "taken as a gear" in out
 
 
 def test_eval_learns_with_the_count_its_transmission_names_where_the_logs_fill_it(tmp_path, capsys):

@@ -242,6 +242,8 @@ class LearnedRatios:
     speed_lags: tuple[float, ...] = ()  # per log learned from: the speed's lag taken out (learn_from_logs)
     unsure_at: float | None = None  # rpm per km/h of the phantom between two gears that alone leaves the
     #                                 numbering unsure (no gear count given; the launches confirm 1st)
+    skipped_at: float | None = None  # no gear count given: rpm per km/h of the light peak taken as a gear in the
+    #                                  likeliest numbering, a gear missing beside it (:func:`_skipped`)
     more_gears: int | None = None  # the drives show at least this many forward gears, more than the count
     #                                given (a wrong profile or --gears): the numbering is not certain
     first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
@@ -1143,6 +1145,26 @@ def _phantom_between(cands: list[Cluster], phantoms: list[Cluster]) -> float | N
                  > cands[-1].rpm_per_kmh), None)
 
 
+def _skipped(cands: list[Cluster], phantoms: list[Cluster]) -> tuple[tuple[int, ...], list[Cluster], Cluster] | None:
+    """Without the gear count, where the gears found (1st first, 1st certain) make no gearbox's steps
+    (:func:`gearbox_problem`): (slots, the gears with it, the peak) for the heaviest light peak set apart
+    between two of them with which exactly one numbering from 1st, at most MAX_GEARS, makes a gearbox, a
+    gear missing beside it (:func:`_numberings`); else None. The brisk driver skips the close-ratio car's
+    5th and drives its 4th for seconds: 3rd -> 6th (2.0 after a 1.42) is no gearbox's step, and with the
+    light 4th only 1st-4th and 6th is one. The likeliest numbering, never a certain one: a peak of slip
+    could stand there too."""
+    if len(cands) < 2 or not gearbox_problem([c.rpm_per_kmh for c in cands]):
+        return None
+    for p in sorted(phantoms, key=lambda c: -c.mass):
+        if not cands[0].rpm_per_kmh > p.rpm_per_kmh > cands[-1].rpm_per_kmh:
+            continue
+        with_it = sorted(cands + [p], key=lambda c: -c.rpm_per_kmh)
+        fits = _numberings([c.rpm_per_kmh for c in with_it], MAX_GEARS, 0, 0)
+        if len(fits) == 1:
+            return fits[0], with_it, p
+    return None
+
+
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
     """Clusters (1st first) that are the engine at idle while rolling, not a gear (see IDLE_BAND)."""
     out, below = [], None  # below: the nearest gear with more rpm per km/h kept so far
@@ -1267,16 +1289,24 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             return replace(_gear(c), confidence=round(corroborated, 3))
         return _gear(c)
 
-    unsure_at = None
+    unsure_at, skipped = None, None
     counted_first = False  # the count alone made the highest cluster 1st
     if gears is None or len(cands) == gears:
         # without the gear count, a cluster set apart as a phantom between two gears may be a gear
         # driven through briefly (a close-ratio 6-speed's 3rd): the numbers above it are not certain
         if gears is None and above[:2] == (0, 0):
             unsure_at = _phantom_between(cands, phantoms)
-        certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None)
+            skipped = _skipped(cands, phantoms)
+        certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None and skipped is None)
         counted_first = gears is not None and launch_first is None
-        table = tuple(gear(c) for c in cands)
+        if skipped is None:
+            table = tuple(gear(c) for c in cands)
+        else:
+            # the likeliest (never certain): the light peak a gear, a gear skipped beside it
+            slots, cands, taken = skipped
+            other, unsure_at = [c for c in other if c is not taken], None
+            by_slot = dict(zip(slots, cands))
+            table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(slots[-1] + 1))
     elif not cands:  # nothing steady yet: every gear still to be found
         certain, table = False, (_MISSING,) * gears
     else:
@@ -1307,6 +1337,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          samples_used=state.pairs, gear_count_given=gears is not None,
                          numbering_certain=certain, launches=launches,
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
+                         skipped_at=None if skipped is None else round(skipped[2].rpm_per_kmh, 2),
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
                                           and _likely_above(state, cands[0].rpm_per_kmh,

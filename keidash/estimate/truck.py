@@ -36,6 +36,17 @@ def phantom_sentence(ratio: float) -> str:
             f"that gear a few seconds settle it")
 
 
+def skipped_sentence(ratio: float) -> str:
+    """Said when, without the gear count, the gears found make no gearbox's steps as they stand and a small
+    cluster between two of them, taken as a gear, makes one numbering that does (keidash.estimate.learn:
+    a gear skipped beside one driven briefly)."""
+    return (f"which gear each is cannot be told from these drives for sure: the gears found make no gearbox's "
+            f"steps as they stand (a gear skipped); with {ratio:.1f} rpm per km/h, held too briefly to tell a "
+            f"gear from clutch slip, taken as a gear, one numbering does, a gear never held beside it; the "
+            f"numbers are the likeliest, not sure, and a profile written from them gives the dash no gear "
+            f"numbers; --gears N (the gearbox's count) can settle it")
+
+
 def more_gears_sentence(seen: int, count: int) -> str:
     """Said when the drives show more forward gears than the count given (a wrong profile or --gears)."""
     return (f"these drives show {seen} or more forward gears, more than the {count} given (a cluster left out "
@@ -106,6 +117,8 @@ class TruckKnowledge:
             lines.append(f"  {more_gears_sentence(self.ratios_learned.more_gears, len(self.ratios_learned.gears))}")
         elif self.ratios_learned.unsure_at is not None:
             lines.append(f"  {phantom_sentence(self.ratios_learned.unsure_at)}")
+        elif self.ratios_learned.skipped_at is not None:
+            lines.append(f"  {skipped_sentence(self.ratios_learned.skipped_at)}")
         elif self.ratios_learned.found and not self.ratios_learned.numbering_certain:
             likely = self.ratios_learned.likely_above and not self.ratios_learned.gear_count_given
             lines.append(f"  {LIKELY_FROM_2ND if likely else NUMBERING_UNCERTAIN}")
