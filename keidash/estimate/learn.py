@@ -1038,7 +1038,8 @@ def _gap_fits(ra: float, rb: float, gap: int) -> bool:
     """True when ``gap`` gear steps can lie between rpm per km/h ``ra`` > ``rb`` of two clusters.
 
     Neighbours no further apart than MAX_STEP are adjacent gears (every gear between two gears
-    driven steadily is driven steadily too); a wider step holds gears of MIN_GEAR_STEP..MAX_STEP.
+    driven steadily is driven steadily too, unless the steps say otherwise: :func:`_numberings`); a
+    wider step holds gears of MIN_GEAR_STEP..MAX_STEP.
     """
     step = math.log(ra / rb)
     if gap == 1:
@@ -1051,7 +1052,7 @@ def _numberings(ratios: list[float], gears: int, lowest: int = 0, highest: int |
     slot ``lowest``..``highest``, that makes a gearbox: every gap fits (:func:`_gap_fits`) and the steps, a
     gap's split geometrically, shrink towards top as :func:`gearbox_problem` wants. Where none does, a gap
     may also hold a gear between two clusters no further apart than MAX_STEP (a gear skipped and one
-    driven too briefly: a brisk driver's 4th -> 6th, 2.0 x, after a 2nd -> 3rd of 1.42 is no single step
+    driven too briefly: a brisk driver's 3rd -> 6th, 2.0 x, after a 2nd -> 3rd of 1.42 is no single step
     of a gearbox's)."""
     highest = gears - 1 if highest is None else highest
     chosen = [c for c in combinations(range(gears), len(ratios)) if lowest <= c[0] <= highest
