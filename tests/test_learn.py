@@ -1002,6 +1002,25 @@ def test_a_gear_skipped_leaves_a_gap_where_the_steps_are_no_gearboxs(tmp_path, c
     assert "gear 5: not seen" in out and "a gear skipped" in out and "taken as a gear" in out
 
 
+def test_a_gearboxs_gears_found_in_part_keep_their_true_numbers_among_those_that_fit():
+    """Any 3 or more of the Hijet's five gears, found with the others missing, fit their true slots
+    (`learn._numberings`: the steps' progression checked with a gap's gears bridged in equal steps never
+    refuses a real gearbox's numbering). The close-ratio car's 1st-3rd and 6th (3rd -> 6th 2.0 x, after 1.42)
+    fit only with gears missing between 3rd and 6th, where one step of 2.0 was taken before; a step under 2.1
+    that makes a gearbox as one step (2nd -> 4th, 1.80 after 1.66) still reads as one: the count, or a light
+    peak between, decides (above)."""
+    from itertools import combinations
+    from keidash.estimate.learn import _numberings
+    hijet = load_profile("hijet-s500p").rpm_per_kmh()
+    for k in range(3, 6):
+        for found in combinations(range(5), k):
+            assert found in _numberings([hijet[n] for n in found], 5, found[0], found[0]), found
+    car = load_profile(str(SIX)).rpm_per_kmh()
+    brisk = _numberings([car[n] for n in (0, 1, 2, 5)], 6, 0, 0)
+    assert (0, 1, 2, 3) not in brisk and (0, 1, 2, 5) in brisk
+    assert _numberings([car[n] for n in (0, 1, 3)], 6, 0, 0) == [(0, 1, 2)]
+
+
 def test_eval_learns_with_the_count_its_transmission_names_where_the_logs_fill_it(tmp_path, capsys):
     """`keidash eval --transmission 6MT` learned a held-out log's ratios without the count (the Etios's
     other logs, which never hold 1st steadily, would leave no ratios with it): the close-ratio car's lazy
