@@ -330,6 +330,26 @@ def test_at_10_hz_an_upshift_is_read_from_the_rpm_falling_over_several_pairs():
             assert all(s.gear == 3 for s in feed(accelerating + easing)[10:])
 
 
+def test_a_coast_to_a_stop_in_2nd_with_the_clutch_in_stays_2nd():
+    """The close-ratio car's lazy driver brakes to a stop in 2nd with the clutch in (its town drive, 10 Hz,
+    the profile's ratios): the engine runs down to its idle more slowly than the wheels, so its ratio
+    sweeps up through 1st's line at 6-8 km/h. Whole km/h at that speed hide the ratio's rise (the trend
+    under the speed's steps), and the dash read 1st for the last half second of both stops. Braking, an
+    engine clearly above the line of the gear shown, its rpm not rising, is the clutch in: 2nd to the stop.
+    A downshift under braking still pulls the rpm up and is read (the tests above)."""
+    from keidash.estimate.drives import estimate_log
+    from keidash.estimate.estimator import config_for
+    from keidash.profiles.body import Body
+    from keidash.sim.recorded import record, simulate
+    six = str(Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml")
+    body = Body(mass_kg=1350.0, drag_area_m2=0.65, clutch_capacity_nm=350.0, engine_inertia_kgm2=0.15)
+    log = record(simulate(six, "town", "lazy", 420.0, 0, body=body), rpm_hz=10, seed=0)
+    rows = list(zip(log.samples, estimate_log(log, config_for(load_profile(six), {}, ("obd",)))))
+    for t0, t1 in ((291.7, 292.5), (399.3, 400.2)):
+        stop = [(s.gear, r.gear_est) for s, r in rows if t0 <= s.t <= t1 and s.moving]
+        assert len(stop) >= 10 and all(label == shown == 2 for label, shown in stop), stop
+
+
 def feed_carried(pairs, speed_sd_kmh, state=None, model=MODEL):
     """Track (t, speed, rpm) pairs whose speed is carried (a late GPS's) with this uncertainty."""
     state, out = state or TrackerState(), []

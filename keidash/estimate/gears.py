@@ -36,7 +36,8 @@ engine clearly below that gear's line yet well above idle while the truck does n
 clutch in for an upshift, and the dash shows the gear whose line it is falling to
 (:func:`_upshift_target`: a 1 Hz reading often catches the clutch in mid-shift). While
 the truck brakes, an engine that does not follow the wheels (its ratio rising, its rpm
-not) or that idles says nothing of the gear: the posterior keeps it, as the lever does.
+not; or, read at 2 Hz or faster, clearly above the line of the gear shown) or that idles
+says nothing of the gear: the posterior keeps it, as the lever does.
 Skip-shifts (5->3) are as possible as any change, only less likely.
 
 **An automatic** (3AT, 4AT, ...: a torque converter). Slip makes the engine turn
@@ -241,7 +242,7 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
               ratio_slow: float | None = None, accel_kmh_s: float = 0.0, dt: float = 0.0,
               rpm_rise: float = 0.0, commanded: frozenset[int] = frozenset(),
               early: frozenset[int] = frozenset(), speed_sd_kmh: float = 0.0,
-              peak_fall: tuple[float, float] = (0.0, 0.0)) -> tuple[float, ...]:
+              peak_fall: tuple[float, float] = (0.0, 0.0), shown_ratio: float | None = None) -> tuple[float, ...]:
     """Likelihood of one moving (speed, rpm) pair under each state (densities per ln unit).
 
     ``ratio_avg`` / ``ratio_slow``: recent averages of ln(rpm per km/h), over ``settle_s`` and
@@ -251,7 +252,8 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
     average (> 0: the engine speeds up). An automatic's shift map (slowing): the gears in ``commanded``
     have been commanded from the gear above (below its learned coast-down line), so a ratio still in
     transit from that gear's line is no evidence against them; those in ``early`` are not commanded yet
-    (well above their line), so an rpm rising as the truck slows is no downshift to them.
+    (well above their line), so an rpm rising as the truck slows is no downshift to them. ``shown_ratio``:
+    rpm per km/h of the gear shown before this pair (a manual's lever as the dash reads it).
     """
     per_range = model.top_gear + 1
     if rpm <= 0.0:  # engine stopped or stalled while rolling: no gear can be read
@@ -273,7 +275,12 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
             dt <= 2.0 * model.settle_s) else 1.0
         heading = abs(trend) >= max(model.heading_min, wander)
         braking = accel_kmh_s < -model.braking_kmh_s
-        if braking and (rpm_rise <= 0.0 and trend > 0.0 and heading
+        # the engine clearly above the line of the gear shown (read within shift_s: a downshift between two
+        # readings further apart lands unseen) is the clutch in: where the speed's steps hide the ratio's
+        # trend (whole km/h at 5-8 km/h), a coast to a stop in 2nd no longer reads 1st as the idle crosses it
+        above_shown = (shown_ratio is not None and dt <= model.shift_s
+                       and log_ratio - math.log(shown_ratio) > 2.0 * math.sqrt(model.lock_spread ** 2 + noise))
+        if braking and (rpm_rise <= 0.0 and trend > 0.0 and (heading or above_shown)
                         or abs(math.log(rpm / model.idle_rpm)) <= model.idle_spread):
             # braking, the engine not speeding up while its ratio rises (it runs down more slowly than
             # the wheels: the clutch is in) or already at idle: the rpm is the engine's own, and a gear
@@ -488,7 +495,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
             # the engine falling from its highest within shift_s, the truck no slower (by the speed's resolution)
             peak_fall = (math.log(rpm) - rpm_peak[1], t - rpm_peak[0])
         likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise, commanded, early,
-                               speed_sd_kmh, peak_fall)
+                               speed_sd_kmh, peak_fall,
+                               model.ratio(state.gear + (per_range if state.low_range else 0)) if state.gear else None)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
