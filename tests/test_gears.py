@@ -350,6 +350,18 @@ def test_a_coast_to_a_stop_in_2nd_with_the_clutch_in_stays_2nd():
         assert len(stop) >= 10 and all(label == shown == 2 for label, shown in stop), stop
 
 
+def test_a_tracker_stepped_with_another_gearbox_starts_afresh():
+    """A tracker's state stepped with a model of another gear count (a count changed: the estimator starts
+    its trackers anew then, but a caller may not) starts afresh instead of raising on the lever it held
+    (6th of six, then a model of four: an IndexError in the lever's line and the shown gear's)."""
+    six = GearModel((131.5, 79.5, 55.8, 44.0, 36.2, 27.8), idle_rpm=728.0)
+    four = GearModel((131.5, 79.5, 55.8, 44.0), idle_rpm=728.0)
+    state = feed([(i / 10, 60.0, 27.8 * 60.0) for i in range(30)], model=six)[-1]
+    assert state.gear == 6
+    after = feed([(3.1 + i / 10, 30.0, 44.0 * 30.0) for i in range(5)], state=state, model=four)
+    assert after[-1].gear == 4 and len(after[-1].posterior) == four.states
+
+
 def feed_carried(pairs, speed_sd_kmh, state=None, model=MODEL):
     """Track (t, speed, rpm) pairs whose speed is carried (a late GPS's) with this uncertainty."""
     state, out = state or TrackerState(), []

@@ -467,7 +467,9 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     Call once per new pair; ``state.gear`` (and ``state.low_range``) is what the dash shows.
     """
     n = model.states
-    if not state.posterior or len(state.posterior) != n:
+    if state.posterior and len(state.posterior) != n:
+        state = TrackerState()  # a tracker of another gearbox (the gear count changed): nothing of it carries over
+    if not state.posterior:
         posterior, dt, fresh = _standing(model, (), 0.0), 0.0, True
     else:
         posterior, dt, fresh = state.posterior, (t - state.t if state.t is not None else 0.0), False
@@ -496,7 +498,8 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
             peak_fall = (math.log(rpm) - rpm_peak[1], t - rpm_peak[0])
         likelihood = emissions(model, speed_kmh, rpm, ratio_avg, ratio_slow, accel, dt, rise, commanded, early,
                                speed_sd_kmh, peak_fall,
-                               model.ratio(state.gear + (per_range if state.low_range else 0)) if state.gear else None)
+                               model.ratio(state.gear + (per_range if state.low_range else 0))
+                               if state.gear and state.gear <= model.top_gear else None)
         # a pair at 100 Hz says little more than its neighbour: weigh evidence by time, not by pair
         weight = min(1.0, dt / model.evidence_s) if model.evidence_s > 0 and dt > 0 else 1.0
         joint = [p * e ** weight for p, e in zip(prior, likelihood)]
