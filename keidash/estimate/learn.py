@@ -1064,12 +1064,11 @@ def _numberings(ratios: list[float], gears: int, lowest: int = 0, highest: int |
 
 def _progressive(ratios: list[float], chosen: tuple[int, ...]) -> bool:
     """True when ``ratios`` (falling) in slots ``chosen`` make a gearbox's steps (:func:`gearbox_problem`),
-    each gap between two found split in equal steps."""
-    steps = []
-    for (sa, ra), (sb, rb) in zip(zip(chosen, ratios), zip(chosen[1:], ratios[1:])):
-        steps += [(ra / rb) ** (1.0 / (sb - sa))] * (sb - sa)
-    return (all(MIN_GEAR_STEP <= step <= MAX_STEP for step in steps)
-            and all(upper <= STEP_PROGRESSION * lower for lower, upper in zip(steps, steps[1:])))
+    each gap between two found bridged in equal steps (:func:`_geometric_gaps`)."""
+    table: list[float | None] = [None] * (chosen[-1] - chosen[0] + 1)
+    for slot, ratio in zip(chosen, ratios):
+        table[slot - chosen[0]] = ratio
+    return not gearbox_problem(_geometric_gaps(table))
 
 
 def _slots(ratios: list[float], gears: int, above: tuple[int, int, int]) -> tuple[tuple[int, ...], bool]:
