@@ -32,13 +32,14 @@ def ford():
     return {name: load_log(DRIVES / f"{name}.jsonl").samples for name in ("driving", "driving2")}
 
 
-# measured: driving 92.33 % (nearest-ratio 86.88 %), driving2 86.78 % (nearest 79.44 %), with the shift map
-# learned within each drive as it goes (before it: 91.89 % and 85.81 %); before the coast
+# measured: driving 93.88 % (nearest-ratio 86.88 %), driving2 87.36 % (nearest 79.44 %); before an engine held up
+# while braking was locked in no gear and the standing prior was 1st (the lever in D), 92.33 % and 86.78 %, with
+# the shift map learned within each drive as it goes (before it: 91.89 % and 85.81 %); before the coast
 # rule (an rpm rising while the truck slows is a downshift under way) 90.44 % and 83.98 %;
 # ratios and idle taken from the OTHER log (cross-validated), with the automatic's model (a torque
 # converter: tests/data/drives/openxc-ford/vehicle.toml). Nearly all misses lie within 0.75 s of a
 # label change: the labels are the automatic's commanded gear, which leads and lags the ratio.
-@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.92), ("driving2", "driving", 0.86)])
+@pytest.mark.parametrize("name, other, floor", [("driving", "driving2", 0.935), ("driving2", "driving", 0.87)])
 def test_agrees_with_openxc_labels_better_than_nearest_ratio(ford, name, other, floor):
     ratios = label_ratios(ford[other])
     model = GearModel(ratios, idle_rpm=standing_rpm(ford[other]), kind=AUTOMATIC)
@@ -628,10 +629,13 @@ def test_keidash_eval_counts_the_ford_s_misses_and_most_lie_next_to_a_change_of_
     """The bench prints how many of the tracker's misses are more than 0.5 s from a change of the
     label: on the Ford nearly all are next to one (the commanded gear leading or lagging the ratio)."""
     from keidash.estimate.evaluate import evaluate
+    away = 0
     for f in evaluate([str(DRIVES)]):
         counted = sum(1 for s in load_log(DRIVES / f.name).samples if s.moving and s.rpm and s.gear and s.gear > 0)
         assert f.gear_misses == round((1.0 - f.gear_agree) * counted) > 0
-        assert 0 < f.gear_misses_away < f.gear_misses / 4
+        assert 0 <= f.gear_misses_away < f.gear_misses / 4
+        away += f.gear_misses_away
+    assert away > 0  # driving2's 26: counted, not assumed
 
 
 def test_moved_unseen_counts_the_labels_that_changed_since_the_last_rpm_reading():
@@ -645,3 +649,30 @@ def test_moved_unseen_counts_the_labels_that_changed_since_the_last_rpm_reading(
     assert moved_unseen(rows) == (1, 4)
     assert agreement(rows, [3, 3, 3, 0, 4, 4])[1] == 4
 
+
+
+def test_an_automatic_braking_with_its_engine_held_up_keeps_2nd_through_1st_s_line():
+    """The Ford's coast to a stop: the converter open, its engine held near 1500 rpm while the truck
+    brakes through 10 km/h, the ratio sweeps up through 1st's line and beyond. Locked, the engine
+    would follow the wheels down: a ratio rising as the truck slows is locked in no gear, and 1st's
+    line it crosses is no downshift (it showed 1st from 5.2 km/h, 1.3 x above 1st's line)."""
+    hz = 20
+    cruise = [(i / hz, 12.0, K[1] * 12.0) for i in range(2 * hz)]
+    brake = [(2.0 + i / hz, 12.0 - 8.0 * i / hz, max(K[1] * (12.0 - 8.0 * i / hz), 1900.0))
+             for i in range(1, hz + 1)]  # 8 km/h per s down to 4 km/h, the engine held at 1900 rpm
+    states = feed(cruise + brake, model=AUTO)
+    assert brake[-1][1] * K[0] < 1900.0 / 1.3  # the ratio ends far above 1st's line
+    assert all(s.gear == 2 for s in states[2 * hz - 5:])
+
+
+def test_an_automatic_standing_in_d_pulls_away_in_1st():
+    """Stopped in D an automatic's controller commands 1st: the standing prior leans on 1st, not on
+    neutral as a manual's does (a driver stopping puts the lever in neutral or holds the clutch in), so
+    the converter's slip pulling away reads 1st from its first moving pair (it read neutral for 0.25 s)."""
+    hz = 20
+    stop = [(i / hz, 0.0, AUTO.idle_rpm) for i in range(3 * hz)]
+    away = [(3.0 + i / hz, 4.0 + 4.0 * i / hz, max(1400.0, 1.2 * K[0] * (4.0 + 4.0 * i / hz))) for i in range(hz)]
+    states = feed(cruise(2, 12, -2.0, 2.0, rate_hz=hz) + stop + away, model=AUTO)
+    assert all(s.gear == 1 for s in states[-hz:])
+    manual = feed(cruise(2, 12, -2.0, 2.0, rate_hz=hz) + stop, model=MODEL)
+    assert manual[-1].gear == 0  # a manual's standing prior is still neutral

@@ -49,9 +49,11 @@ with the slip, ``slip_scale``, down to ``slip_floor``; below 0 a narrow flank).
 One-sided, so the engine turning slower than a gear allows rules it out: that is
 how an upshift shows at once. Slip of that kind needs the engine to pull: while the
 truck slows (``coast_kmh_s``: foot off, braking) the wheels drive the converter, so an
-engine above a gear's line is idling on its own (every gear below the ratio alike),
-and an rpm *rising* while the truck slows (``rise_min``) is the converter pulling the
-engine up to a lower gear's line: a downshift under way, shown as it happens rather
+engine above a gear's line is idling on its own (every gear below the ratio alike), a
+ratio rising against its recent average is locked in no gear (locked, the engine would
+follow the wheels down: the lines it sweeps through say nothing), and an rpm *rising*
+while the truck slows (``rise_min``) is the converter pulling the engine up to a lower
+gear's line: a downshift under way, shown as it happens rather
 than once the ratio has settled (the commanded gear leads the ratio by 0.3-1.5 s).
 Its controller shifts by road speed and load, and with the foot off, slowing, it commands each
 coast-down at its own speed drive after drive: the tracker notes where each coast-down it shows
@@ -65,8 +67,9 @@ as likely and an rpm drifting up is no downshift to that gear.
 **A CVT** has no gears: :func:`gearbox_kind` says so and the estimator shows none.
 
 For both: neutral / clutch in explains any ratio, likelier with the engine near
-idle; a ratio below top gear's is explained by neutral only. Transitions are
-per second, not per sample (a gear is held ``hold_s`` on average; a change goes
+idle (standing, a manual's driver puts the lever in neutral; an automatic's stays in D,
+1st commanded: ``standing_neutral``); a ratio below top gear's is explained by neutral
+only. Transitions are per second, not per sample (a gear is held ``hold_s`` on average; a change goes
 to an adjacent gear likelier than a skip, to neutral from any gear, from neutral
 to any gear), and evidence is weighed by time (``evidence_s``), so 100 Hz and
 0.5 Hz logs agree. Below ``moving_kmh`` the ratio means nothing: the posterior
@@ -147,7 +150,9 @@ class GearModel:
     evidence_s: float = 0.05  # pairs closer than this (s) are not independent: their evidence is shared
     skip_weight: float = 0.2  # a change that skips a gear, relative to one to an adjacent gear
     neutral_weight: float = 0.5  # a change to neutral, relative to one to an adjacent gear
-    standing_neutral: float = 0.6  # standing prior: neutral's share (the rest is 1st)
+    standing_neutral: float | None = None  # standing prior: neutral's share (the rest is 1st); None: 0.6 for a
+    #                                        manual (a driver stopping puts it in neutral or holds the clutch
+    #                                        in), 0.1 for an automatic (its lever stays in D: 1st is commanded)
     standing_s: float = 0.5  # time constant (s) of the pull towards the standing prior when stopped
     low_range_prior: float = 0.1  # share of low range before anything says which
     range_hold_s: float = 60.0  # mean time (s) standing before the transfer is shifted
@@ -157,8 +162,9 @@ class GearModel:
     #                         an automatic's rising while the truck slows (the converter pulls the engine up
     #                         to a lower gear's line), a manual's falling while it does not (clutch in for an
     #                         upshift) ...
-    shift_s: float = 0.5  # ... when seen within this long (s) of the last pair: across a longer gap the
-    #                       shift may be over and the ratio on the new gear's line (1 Hz) ...
+    shift_s: float = 0.6  # ... when seen within this long (s) of the last pair: across a longer gap the
+    #                       shift may be over and the ratio on the new gear's line (1 Hz); an rpm polled twice
+    #                       a second comes 0.45-0.55 s apart, and a freed engine takes about half a second ...
     fall_rate: float = 0.15  # ... and a manual's, at least this fast (ln units per s): an engine freed by the
     #                          clutch falls to the next gear's line (25-40 % lower) within about half a second,
     #                          one easing off with the truck in gear 1-2 km/h per s (10 % per s at 10 km/h,
@@ -177,6 +183,8 @@ class GearModel:
             object.__setattr__(self, "dwell_s", 0.0 if manual else 0.25)
         if self.hold_s is None:
             object.__setattr__(self, "hold_s", 1.5 if manual else 3.0)
+        if self.standing_neutral is None:
+            object.__setattr__(self, "standing_neutral", 0.6 if manual else 0.1)
 
     @property
     def top_gear(self) -> int:
@@ -331,7 +339,10 @@ def emissions(model: GearModel, speed_kmh: float, rpm: float, ratio_avg: float |
                     model.slip_floor + (1.0 - model.slip_floor) * math.exp(-x / model.slip_scale))
             out.append(density)
             continue
-        locked = steady * _gaussian(x / own) / (_SQRT_2PI * own)
+        # locked, the engine follows the wheels: slowing, a ratio rising against its recent average is an
+        # engine held up on its own (its idle, the converter slipping), locked in no gear, and a gear's line it
+        # sweeps through (1st's at 10 km/h, braking with the engine held at 1500 rpm) is no evidence
+        locked = 0.0 if coasting and moving > model.rise_min else steady * _gaussian(x / own) / (_SQRT_2PI * own)
         if gear in commanded and _in_transit(model, state, log_ratio):
             # commanded, the clutches swapping: the ratio between the gear above's line and this one's; on
             # its way up (the engine pulled up as the truck slows) it says this gear, else it is no evidence
