@@ -12,7 +12,7 @@ import pytest
 
 from keidash.estimate.evaluate import plain_kmeans
 
-from keidash.estimate.learn import (GearRatio, LearnedRatios, LearnerState, clusters, gearbox_problem,
+from keidash.estimate.learn import (GearRatio, LaunchGears, LearnedRatios, LearnerState, clusters, gearbox_problem,
                                    launch_gears, learn_from_logs, learn_pairs, learned, learner_step, profile_with_learned)
 from keidash.profiles import load_profile
 from keidash.readings import RPM, SPEED
@@ -1231,3 +1231,41 @@ def test_eval_says_when_the_count_named_could_not_be_used(monkeypatch):
     notes = []
     evaluate._trained([], unknown_profile(), None, notes)
     assert len(notes) == 1 and notes[0].endswith("or in a vehicle.toml's transmission)")
+
+
+def test_launches_locked_in_1st_then_in_2nd_make_two_gears_above_the_highest_cluster():
+    """The lazy driver's town drive (seed 1, rpm at 10 Hz) at 226 s: its 2nd is driven through in every
+    launch and its few steady pairs no longer make a peak, so the highest cluster is 3rd. Each launch
+    locks in 1st, shifts, locks in 2nd and shifts into 3rd: the lock just above the highest cluster is 2nd
+    and the one before it 1st. Taken as 1st, that lock numbered 2nd..5th as 1st..4th, certain (and,
+    with no gear count, shown on the dash); now both come from the launches, the five gears whole."""
+    from keidash.sim.recorded import virtual_log
+    log = virtual_log("hijet-s500p", "town", "lazy", 420, rpm_hz=10, seed=1)
+    truth = [k * 1.02 for k in load_profile("hijet-s500p").rpm_per_kmh()]  # the recorded speed reads 2 % low
+    state = LearnerState()
+    for s in log.samples:
+        if s.t > 226.5:
+            break
+        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
+            if channel in s.fresh and value is not None:
+                state = learner_step(state, s.t, channel, value)
+    highest = max((c for c in clusters(state) if c.mean_rpm > 1000), key=lambda c: c.rpm_per_kmh)
+    assert highest.rpm_per_kmh == pytest.approx(truth[2], rel=0.03)  # 3rd: no cluster at 2nd's line
+    seen = launch_gears(state, highest.rpm_per_kmh)
+    assert len(seen.locked_higher) >= 3 and seen.first_gear()[0] == pytest.approx(truth[1], rel=0.05)
+    assert seen.higher_gear()[0] == pytest.approx(truth[0], rel=0.05)
+    for gears in (5, None):
+        found = learned(state, gears)
+        assert found.numbering_certain and found.bridged() == pytest.approx(truth, rel=0.05), gears
+
+
+def test_a_second_lock_on_few_launches_is_no_gear():
+    """A second lock above the lock just above the highest cluster must be on LAUNCH_LOCK_SHARE of the
+    launches locked there, at least three, agreeing: the close-ratio car's first virtual launch locks at
+    194 rpm per km/h in its slip before 1st (131), once."""
+    two = tuple(math.log(k) for k in (163.0, 164.0, 162.5, 163.5))
+    assert LaunchGears(two, 0, tuple(math.log(k) for k in (272.0, 270.0, 275.0))).higher_gear()[0] == \
+        pytest.approx(272.0, rel=0.01)
+    assert LaunchGears(two, 0, (math.log(194.0),)).higher_gear() is None
+    assert LaunchGears(two, 0, tuple(math.log(k) for k in (272.0, 270.0))).higher_gear() is None  # 2 of 4
+    assert LaunchGears(two, 0, tuple(math.log(k) for k in (240.0, 272.0, 310.0))).higher_gear() is None  # scatter

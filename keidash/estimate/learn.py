@@ -935,6 +935,8 @@ class LaunchGears:
 
     locked_above: tuple[float, ...]  # log ratio of each launch locked in a gear above the highest cluster
     in_top: int  # launches seen going from the clutch's slip straight into the highest cluster
+    locked_higher: tuple[float, ...] = ()  # of those locked above it, the log ratio of each locked before
+    #                                        that in a gear a step higher still, left by an upshift into it
 
     @property
     def shown(self) -> int:
@@ -943,17 +945,34 @@ class LaunchGears:
     def first_gear(self) -> tuple[float, float, float] | None:
         """(rpm per km/h, relative spread, confidence) of 1st when the launches prove it above the
         highest cluster: at least MIN_LAUNCHES locked in one gear, LAUNCH_LOCK_SHARE of the launches
-        that show their gear, agreeing within LOCK_TOL (robust spread)."""
-        n = len(self.locked_above)
-        if n < MIN_LAUNCHES or n < LAUNCH_LOCK_SHARE * self.shown:
+        that show their gear, agreeing within LOCK_TOL (robust spread). Where :meth:`higher_gear` is
+        not None that gear is 2nd, not 1st."""
+        return _lock_gear(self.locked_above, self.shown)
+
+    def higher_gear(self) -> tuple[float, float, float] | None:
+        """As :meth:`first_gear`, of the gear the launches were locked in before the one just above the
+        highest cluster (at least MIN_LAUNCHES of them, LAUNCH_LOCK_SHARE of those locked above it): two
+        gears above it, this one 1st. A kei truck's 2nd is often driven through, not held (no cluster),
+        while each launch locks in 1st, shifts, locks in 2nd and shifts again into 3rd: the lock just
+        above the highest cluster is then 2nd."""
+        if len(self.locked_higher) < LAUNCH_LOCK_SHARE * len(self.locked_above):
             return None
-        centre = _median(list(self.locked_above))
-        spread = sorted(abs(r - centre) for r in self.locked_above)[n // 2]
-        if spread > LOCK_TOL:
-            return None
-        standard_error = max(spread, BIN) / math.sqrt(n)
-        confidence = (1 - math.exp(-n / MIN_LAUNCHES)) / (1 + (standard_error / LAUNCH_SHARP_SE) ** 2)
-        return math.exp(centre), math.expm1(spread), confidence
+        return _lock_gear(self.locked_higher, len(self.locked_higher))
+
+
+def _lock_gear(locks: tuple[float, ...], shown: int) -> tuple[float, float, float] | None:
+    """(rpm per km/h, relative spread, confidence) of the gear ``locks`` (log ratios, one a launch) show:
+    at least MIN_LAUNCHES of them, LAUNCH_LOCK_SHARE of the ``shown`` launches, agreeing within LOCK_TOL."""
+    n = len(locks)
+    if n < MIN_LAUNCHES or n < LAUNCH_LOCK_SHARE * shown:
+        return None
+    centre = _median(list(locks))
+    spread = sorted(abs(r - centre) for r in locks)[n // 2]
+    if spread > LOCK_TOL:
+        return None
+    standard_error = max(spread, BIN) / math.sqrt(n)
+    confidence = (1 - math.exp(-n / MIN_LAUNCHES)) / (1 + (standard_error / LAUNCH_SHARP_SE) ** 2)
+    return math.exp(centre), math.expm1(spread), confidence
 
 
 def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> LaunchGears:
@@ -968,7 +987,7 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
     reaches ``top`` shows nothing: a slipping clutch or converter holds the ratio above any gear.
     """
     edge, floor = math.log(top * (1.0 + LAUNCH_BELOW)), math.log(top * MIN_GEAR_STEP)
-    locked, in_top = [], 0
+    locked, in_top, higher = [], 0, []
     for seq in state.launch_seqs + ((state.launch_seq,) if state.launch_seq else ()):
         entry = next((n for n, (_, r, _, _) in enumerate(seq) if r <= edge), None)
         if entry is None:
@@ -996,7 +1015,15 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
         lock = _median(held)
         if t_entry - t_lock <= UPSHIFT_S and lock - r_entry >= math.log(MIN_GEAR_STEP) and rpm_entry < rpm_lock:
             locked.append(lock)
-    return LaunchGears(tuple(locked), in_top)
+            # before it, a lock a gear step higher left by an upshift into this one: a second gear above
+            start = end - len(held) + 1
+            t_start, _, rpm_start, _ = before[start]
+            earlier = _lock(before[:start], lock + math.log(MIN_GEAR_STEP))
+            if earlier is not None:
+                t_high, _, rpm_high, _ = before[earlier[0]]
+                if t_start - t_high <= UPSHIFT_S and rpm_start < rpm_high:
+                    higher.append(_median(earlier[1]))
+    return LaunchGears(tuple(locked), in_top, tuple(higher))
 
 
 def _previous_rpm(seq: tuple[tuple[float, float, float, float], ...], n: int) -> float:
@@ -1264,14 +1291,21 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     above = tuple(above)
     first = seen.first_gear() if seen else None
     more = _more_gears(cands, dropped, first, above, gears, low_range, extra_low)
+    launch_made: dict[int, float] = {}  # id of a gear the launches' locks made -> its confidence
     if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
-        # the launches were locked in a gear one step above the highest cluster: that is 1st
-        value, spread, confidence = first
-        launch_first = Cluster(peak=value, rpm_per_kmh=value, mass=0.0, spread=spread, mean_rpm=0.0)
-        cands = [launch_first] + cands
+        # the launches were locked in a gear one step above the highest cluster: that is 1st, or 2nd where
+        # they were locked a step higher still before it (two gears above the highest cluster)
+        higher = seen.higher_gear()
+        steps = [first] if higher is None or higher[0] / first[0] > MAX_STEP or len(cands) + 2 > (
+            gears or UNBOUNDED) else [higher, first]
+        made = [Cluster(peak=value, rpm_per_kmh=value, mass=0.0, spread=spread, mean_rpm=0.0)
+                for value, spread, _ in steps]
+        launch_made = {id(c): confidence for c, (_, _, confidence) in zip(made, steps)}
+        launch_first = made[0]
+        cands = made + cands
         above = (0, 0, 0)
     else:
-        launch_first, confidence = None, 0.0
+        launch_first = None
 
     # A weak highest cluster (a few steady pairs: a kei truck's 1st is driven through, not held)
     # where the launches lock, read against the cluster below it: the same gear seen two ways, the
@@ -1283,8 +1317,8 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             corroborated = 1.0 - (1.0 - _confidence(cands[0])) * (1.0 - locks[2])
 
     def gear(c: Cluster) -> GearRatio:
-        if c is launch_first:
-            return GearRatio(round(c.rpm_per_kmh, 2), round(confidence, 3), 0, round(c.spread, 4))
+        if id(c) in launch_made:
+            return GearRatio(round(c.rpm_per_kmh, 2), round(launch_made[id(c)], 3), 0, round(c.spread, 4))
         if corroborated is not None and c is cands[0]:
             return replace(_gear(c), confidence=round(corroborated, 3))
         return _gear(c)
