@@ -570,12 +570,30 @@ def test_a_gear_missing_between_two_found_ones_is_bridged():
     _table(270.0, 164.0, None, 68.8, 51.0, given=False),  # how many gears is a guess
     _table(270.0, 164.0, None, 68.8, 51.0, certain=False),  # which is 1st is not certain
     _table(None, 164.0, 113.0, 68.8, 51.0, certain=False),  # 1st missing, no launch proved a gear above 164
-    _table(270.0, 164.0, 113.0, 68.8, None),  # top missing (a town drive): 5th would read as 4th
+    _table(270.0, 164.0, 113.0, 68.8, 40.0, confidence=0.3),  # top weak: the gears below may be any
     _table(270.0, 164.0, None, 68.8, 51.0, confidence=0.3),  # the found ones not sure: maybe a phantom
     _table(270.0, None, 250.0, 68.8, 51.0),  # bridged, no gearbox's steps
-], ids=["count-not-given", "numbering-uncertain", "1st-missing", "top-missing", "weak", "no-gearbox"])
+], ids=["count-not-given", "numbering-uncertain", "1st-missing", "top-weak", "weak", "no-gearbox"])
 def test_nothing_is_bridged_unless_every_number_is_certain(table):
     assert table.bridged() == () and not table.ready
+
+
+def test_top_gears_never_driven_leave_the_gears_below_numbered_from_1st():
+    """A town or farm drive need not reach top gear: with the count given, 1st certain and nothing found
+    above the sure gears, those are numbered from 1st and the table is shorter than the count (the
+    estimator shows no gear for an engine driving well below the highest numbered: a gear not seen yet).
+    Not where the sure gears could take other numbers from 1st, nor with a weak gear found above them
+    (a phantom, or a top gear with another unseen below it), nor where a step is longer than the one
+    below it: a gear driven through too briefly for a cluster may hide in it (the close-ratio car's lazy
+    2nd -> 4th, 1.80 after 1.65), and the Hijet's own 3rd -> 4th (1.65 after 1.45) waits for its 5th."""
+    assert _table(131.0, 79.5, 55.9, 44.0, None, None).bridged() == (131.0, 79.5, 55.9, 44.0)  # a 6-speed's town
+    assert _table(131.4, 79.3, 44.0, None, None, None).bridged() == ()  # its 3rd driven through: 4th as 3rd
+    assert _table(270.0, 164.0, 113.0, 68.8, None).bridged() == ()  # 1.65 after 1.45
+    assert _table(279.0, 164.0, 113.0, None, None).bridged() == (279.0, 164.0, 113.0)
+    assert _table(270.0, 164.0, None, 68.8, None).bridged() == ()  # 164 -> 68.8: 3rd and 4th, or 3rd to 5th
+    assert _table(None, 164.0, 113.0, 80.0, None).bridged()[1:] == (164.0, 113.0, 80.0)  # 1st bounded
+    assert _table(270.0, 164.0, 113.0, None, 40.0, confidence=0.3).bridged() == ()
+    assert not _table(131.0, 79.5, 55.9, 44.0, None, None).ready  # nothing of it written into a profile
 
 
 def test_1st_alone_unseen_is_bounded_by_the_gearbox_once_the_launches_prove_a_gear_above_2nd():
@@ -602,7 +620,8 @@ def test_1st_alone_unseen_is_bounded_by_the_gearbox_once_the_launches_prove_a_ge
     assert weak(0.99, 0.3, 1.0, 1.0).bridged() == pytest.approx((bridged[0], 164.0, 113.0, 68.8, 51.0), rel=1e-3)
     assert weak(0.99, 0.3, 0.3, 1.0).bridged() == ()  # two sure gears: their numbers rest on the weak ones
     assert weak(0.99, 1.0, 1.0, 0.3).bridged() == ()  # top weak: a 5th may be unseen
-    assert _table(None, 164.0, 113.0, 68.8, None).bridged() == ()  # top missing too
+    assert _table(None, 164.0, 113.0, 80.0, None).bridged()[1:] == (164.0, 113.0, 80.0)  # top never driven too
+    assert _table(None, 164.0, 113.0, 68.8, None).bridged() == ()  # ... but not past a step longer than below
     assert _table(270.0, 164.0, None, 68.8, 51.0).first_spread() == 0.0  # 1st found: its own ratio
 
 

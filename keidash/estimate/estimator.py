@@ -294,7 +294,9 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     # count given, or the launches doubting the 1st the count made where that is the 1st shown, says the
     # numbering shown may be wrong: no gear is shown until it is ready again
     ratios, first_spread = found.numbered()
-    if (not ratios and len(found.gears) == len(state.ratios) and found.more_gears is None
+    same_table = len(found.gears) == len(state.ratios) or (found.gear_count_given and 0 < len(state.ratios)
+                                                           < len(found.gears))  # top gears not driven yet
+    if (not ratios and same_table and found.more_gears is None
             and not _doubted_first_shown(found, state.ratios)):
         ratios, first_spread = state.ratios, state.first_spread
     if len(ratios) != len(state.ratios):  # the gears numbered at last (or anew): the trackers start with them
@@ -427,14 +429,15 @@ def _rate_ms2(recent: tuple[tuple[float, float], ...] | None) -> float:
 
 
 def _below_top(state: EstimatorState, config: EstimatorConfig, rpm: float, speed_kmh: float) -> bool:
-    """Learned live without the gear count, the engine driving well below the line of the highest gear
-    found (the fewest rpm per km/h; by half the smallest gear step, not at idle, the truck not braking):
-    a gear not seen yet.
+    """Learned live without the gear count, or with fewer gears numbered than it (top gears never driven
+    yet), the engine driving well below the line of the highest gear numbered (the fewest rpm per km/h; by
+    half the smallest gear step, not at idle, the truck not braking): a gear not seen yet.
 
-    With the count the gears found are all there are and an engine under top gear's line is the clutch
-    in (the lever stays, as the tracker holds it); without it a truck that has not yet reached its top
-    gear would show the highest found (a kei-day drive's first minute in 5th shown as 4th)."""
-    if config.gear_count is not None or config.rpm_per_kmh or not state.ratios or speed_kmh < config.moving_kmh:
+    With every gear of the count numbered an engine under top gear's line is the clutch in (the lever
+    stays, as the tracker holds it); short of them a truck that has not yet reached its top gear would
+    show the highest found (a kei-day drive's first minute in 5th shown as 4th)."""
+    if (config.gear_count is not None and len(state.ratios) >= config.gear_count or config.rpm_per_kmh
+            or not state.ratios or speed_kmh < config.moving_kmh):
         return False
     if rpm < UPSHIFT_FLOOR * config.limits.idle_rpm or _rate_ms2(state.slowing) <= -BRAKING_MS2:
         return False

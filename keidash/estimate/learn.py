@@ -326,8 +326,12 @@ class LearnedRatios:
         count = len(self.gears)
         sure = [n for n, g in enumerate(self.gears)
                 if g.rpm_per_kmh is not None and g.confidence >= READY_CONFIDENCE]
-        if (not self.gear_count_given or not self.numbering_certain or len(sure) < 3
-                or sure[-1] != count - 1):
+        if not self.gear_count_given or not self.numbering_certain or len(sure) < 3:
+            return (), 0.0
+        # top gears never driven (none found above the sure ones: a weak one there may be a phantom, and a
+        # top gear unseen above it) leave the gears below numbered from 1st: shorter than the count
+        top = sure[-1]
+        if any(g.rpm_per_kmh is not None for g in self.gears[top + 1:]):
             return (), 0.0
         # 1st bounded: not found at all, and the numbering certain all the same, so the launches proved a
         # gear above the highest cluster (a numbering from 1st fits whenever one from 2nd does)
@@ -335,10 +339,12 @@ class LearnedRatios:
         if sure[0] != 0 and not first_unseen:
             return (), 0.0
         known = [self.gears[n].rpm_per_kmh for n in sure]
-        if _numberings(known, count, sure[0]) != [tuple(sure)]:
+        if _numberings(known, count, sure[0], sure[0] if top < count - 1 else None) != [tuple(sure)]:
             return (), 0.0  # the sure gears' numbers rest on a weak one
-        filled = _geometric_gaps([self.gears[n].rpm_per_kmh if n in sure else None for n in range(count)])
+        filled = _geometric_gaps([self.gears[n].rpm_per_kmh if n in sure else None for n in range(top + 1)])
         own = [g.rpm_per_kmh if g.rpm_per_kmh is not None else k for g, k in zip(self.gears, filled)]
+        if top < count - 1 and _longer_above(own[1 if first_unseen else 0:]):
+            return (), 0.0
         for ratios in (own, filled):
             spread = 0.0
             if first_unseen:
@@ -414,6 +420,17 @@ def _geometric_gaps(table: list[float | None]) -> list[float | None]:
         for n in range(a + 1, b):
             filled[n] = round(table[a] * (table[b] / table[a]) ** ((n - a) / (b - a)), 2)
     return filled
+
+
+def _longer_above(ratios: list[float]) -> bool:
+    """True when a step between adjacent ``ratios`` (falling) is longer than the one below it. Numbered
+    from 1st with the top gears never driven, nothing pins the numbers from above: a gear driven through
+    too briefly for a cluster hides inside a step as long as two (the close-ratio car's lazy 2nd -> 4th,
+    1.80 after a 1st -> 2nd of 1.65, numbered 4th 3rd from 142 s to 228 s of a kei-day), and a gearbox's
+    steps mostly shrink towards top. Where one grows (the Hijet's 3rd -> 4th, 1.65 after 1.45) the top
+    gear is waited for."""
+    steps = [math.log(a / b) for a, b in zip(ratios, ratios[1:])]
+    return any(upper > lower for lower, upper in zip(steps, steps[1:]))
 
 
 def _bounded_first(second: float, third: float) -> tuple[float, float] | None:
