@@ -1054,9 +1054,21 @@ def _lock(pairs: list[tuple[float, float, float, float]], floor: float) -> tuple
     (the ratio falling through the shift) are passed over."""
     for end in range(len(pairs) - 1, LOCK_PAIRS - 2, -1):
         held = _held(pairs[:end + 1], floor)
-        if len(held) >= LOCK_PAIRS:
+        if len(held) >= LOCK_PAIRS and _with_the_speed(pairs[end - len(held) + 1:end + 1]):
             return end, held
     return None
+
+
+def _with_the_speed(run: list[tuple[float, float, float, float]]) -> bool:
+    """True when the engine rose with the truck over a run of (t, log ratio, rpm, km/h) pairs: locked in a
+    gear the rpm rises as the speed does, a slipping clutch holds it while the speed rises (the close-ratio
+    car's first virtual launch: 1345 then 1343 rpm at 6.4 then 7.5 km/h, 209 then 179 rpm per km/h, within a
+    lock's tolerance at whole-km/h speeds, read as a lock at 194 above its 1st). A speed risen by less than
+    its resolution says nothing; else the rpm must rise by at least half as much (ln units)."""
+    (_, _, rpm0, kmh0), (_, _, rpm1, kmh1) = run[0], run[-1]
+    if kmh1 - kmh0 <= SPEED_RESOLUTION_KMH:
+        return True
+    return math.log(rpm1 / rpm0) >= 0.5 * math.log(kmh1 / kmh0)
 
 
 def _held(pairs: list[tuple[float, float, float, float]], floor: float) -> list[float]:
