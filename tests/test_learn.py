@@ -547,6 +547,18 @@ def test_a_kei_truck_read_once_a_second_is_not_numbered_from_2nd():
     assert 1.15 * 161 < result.for_scoring()[0] < 2.1 * 161
 
 
+def _fed(log, until: float = math.inf) -> LearnerState:
+    """A learner fed ``log``'s fresh readings in order, up to ``until`` (s)."""
+    state = LearnerState()
+    for s in log.samples:
+        if s.t > until:
+            break
+        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
+            if channel in s.fresh and value is not None:
+                state = learner_step(state, s.t, channel, value)
+    return state
+
+
 def _table(*ratios, confidence=0.9, given=True, certain=True):
     return LearnedRatios(tuple(GearRatio(None, 0.0, 0, 0.0) if k is None else GearRatio(k, confidence, 100, 0.01)
                                for k in ratios), (), 1000, gear_count_given=given, numbering_certain=certain)
@@ -746,13 +758,7 @@ def test_a_weak_1st_cluster_where_the_launches_lock_is_1st_seen_two_ways():
     cluster fell under the histogram's share and the launches alone made 1st)."""
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "kei-day", "everyday", 420, rpm_hz=5, seed=1)
-    state = LearnerState()
-    for s in log.samples:
-        if s.t > 240.0:
-            break
-        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
-            if channel in s.fresh and value is not None:
-                state = learner_step(state, s.t, channel, value)
+    state = _fed(log, until=240.0)
     highest = clusters(state)[0]
     truth = load_profile("hijet-s500p").rpm_per_kmh()[0] * 1.02  # the recorded speed reads 2 % low
     assert highest.rpm_per_kmh == pytest.approx(truth, rel=0.05) and highest.mass < 20
@@ -1272,13 +1278,7 @@ def test_launches_locked_in_1st_then_in_2nd_make_two_gears_above_the_highest_clu
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "town", "lazy", 420, rpm_hz=10, seed=1)
     truth = [k * 1.02 for k in load_profile("hijet-s500p").rpm_per_kmh()]  # the recorded speed reads 2 % low
-    state = LearnerState()
-    for s in log.samples:
-        if s.t > 226.5:
-            break
-        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
-            if channel in s.fresh and value is not None:
-                state = learner_step(state, s.t, channel, value)
+    state = _fed(log, until=226.5)
     highest = max((c for c in clusters(state) if c.mean_rpm > 1000), key=lambda c: c.rpm_per_kmh)
     assert highest.rpm_per_kmh == pytest.approx(truth[2], rel=0.03)  # 3rd: no cluster at 2nd's line
     seen = launch_gears(state, highest.rpm_per_kmh)
