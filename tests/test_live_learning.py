@@ -195,3 +195,22 @@ def test_with_the_count_gears_driven_are_shown_before_top_is_reached(route, styl
     wrong = sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted)
     assert max(s.gear for s, _ in counted) == (4 if route == "town" else 6)
     assert wrong < 0.02 and shown > (0.5 if route == "town" else 0.4), (shown, wrong)
+
+
+def test_a_gear_not_seen_yet_beyond_the_numbered_ones_says_learning():
+    """With the count given and its top gears never driven, the gears found are numbered from 1st; in a gear
+    above them (an engine driving well under the highest numbered line) the gear box is blank and says how
+    many of the count are known: "learning 4/6", not an empty box."""
+    from dataclasses import replace
+    car = load_profile(str(Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml"))
+    config = config_for(replace(car, gear_ratios=(), final_drive=None), {}, ("obd",))
+    known = car.rpm_per_kmh()[:4]
+    state = EstimatorState(ratios=known)
+    for r in readings([(i / 10, 60.0, 60.0 * car.rpm_per_kmh()[5]) for i in range(30)]):  # 6th at 60 km/h
+        state = step(state, r, config)
+    dash = advise(state, 3.0, config)
+    assert dash.gear is None and dash.gear_note == "learning 4/6"
+    state = EstimatorState(ratios=known)
+    for r in readings([(i / 10, 40.0, 40.0 * known[3]) for i in range(30)]):  # 4th: shown, no note drawn
+        state = step(state, r, config)
+    assert advise(state, 3.0, config).gear == 4

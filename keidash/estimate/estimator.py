@@ -359,8 +359,9 @@ def _track(state: EstimatorState, reading: Reading, config: EstimatorConfig,
             pairing, tracker = follow(pairing, tracker, "rpm" if channel == RPM else "speed", t_measured,
                                       value, gear_model, state.lag_s)
         gear, shown_rpm, estimated, low_range = tracker.gear, rpm[1], False, tracker.low_range
-        if config.gearbox == CVT or (gear == len(ratios) and _below_top(state, config, rpm[1], speed_kmh)):
-            gear = None  # a CVT has no gears to show; a gear below the highest learned: not seen yet
+        if config.gearbox == CVT or (gear in (0, len(ratios)) and _below_top(state, config, rpm[1], speed_kmh)):
+            gear = None  # a CVT has no gears to show; an engine driving below the highest learned: a gear not
+            #              seen yet (the tracker holds the highest's lever, or reads neutral from a fresh start)
         if reading.channel == RPM:
             matched = _matching_gear(rpm[1], speed_kmh, ratios, config)
             if matched and matched != engaged:  # the first reading that matches another gear:
@@ -541,9 +542,13 @@ def more_gears_message(seen: int, count: int | None) -> str:
 
 
 def _gear_note(state: EstimatorState, config: EstimatorConfig, rpm_live: bool, speed_live: bool) -> tuple[str, str]:
-    """(the note under a blank gear, a sentence for the message strip) while no ratios are known."""
-    if state.ratios or not speed_live:
+    """(the note under a blank gear, a sentence for the message strip) while no ratios are known, or fewer
+    gears are numbered than the count (a gear not seen yet shows none: "learning 4/6")."""
+    if not speed_live:
         return "", ""
+    if state.ratios:
+        short = rpm_live and config.gear_count is not None and len(state.ratios) < config.gear_count
+        return (f"learning {len(state.ratios)}/{config.gear_count}" if short else ""), ""
     if rpm_live and config.learn:
         if state.learned is not None and state.learned.more_gears:
             return "check gears", more_gears_message(state.learned.more_gears, config.gear_count)
