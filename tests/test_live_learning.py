@@ -214,3 +214,24 @@ def test_a_gear_not_seen_yet_beyond_the_numbered_ones_says_learning():
     for r in readings([(i / 10, 40.0, 40.0 * known[3]) for i in range(30)]):  # 4th: shown, no note drawn
         state = step(state, r, config)
     assert advise(state, 3.0, config).gear == 4
+
+
+def test_a_shorter_table_shown_is_dropped_when_a_gear_is_found_between_its_numbers(monkeypatch):
+    """Numbered from 1st with the count's top gears never driven, nothing pins the numbers from above: while
+    the same gears are found (the numbering unsure for a moment) the numbers shown stay, as a full table's
+    do; a gear found between two of them moves every number above it, so they are dropped."""
+    from dataclasses import replace
+    from keidash.estimate import estimator
+    from keidash.estimate.learn import GearRatio, LearnedRatios, LearnerState
+
+    def table(*ratios):
+        return LearnedRatios(tuple(GearRatio(k, 0.9, 100, 0.01) if k else GearRatio(None, 0.0, 0, 0.0)
+                                   for k in ratios), (), 1000, gear_count_given=True, numbering_certain=False)
+    car = load_profile(str(Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml"))
+    config = config_for(replace(car, gear_ratios=(), final_drive=None), {}, ("obd",))
+    shown = EstimatorState(ratios=(131.0, 79.5, 55.9, 44.0), learner=LearnerState())
+    released = ((RPM, 100.0, 2000.0),)
+    monkeypatch.setattr(estimator, "learned", lambda *args: table(131.0, 79.5, 55.9, 44.0, None, None))
+    assert estimator._learn(shown, 100.0, released, config).ratios == shown.ratios
+    monkeypatch.setattr(estimator, "learned", lambda *args: table(131.0, 79.5, 66.0, 55.9, 44.0, None))
+    assert estimator._learn(shown, 100.0, released, config).ratios == ()

@@ -294,8 +294,12 @@ def _learn(state: EstimatorState, now: float, released: tuple[tuple[str, float, 
     # count given, or the launches doubting the 1st the count made where that is the 1st shown, says the
     # numbering shown may be wrong: no gear is shown until it is ready again
     ratios, first_spread = found.numbered()
-    same_table = len(found.gears) == len(state.ratios) or (found.gear_count_given and 0 < len(state.ratios)
-                                                           < len(found.gears))  # top gears not driven yet
+    # top gears not driven yet (a table shorter than the count): kept while the gears found still sit at the
+    # numbers shown (a gear found between two of them moves the numbers above it: dropped)
+    same_table = len(found.gears) == len(state.ratios) or (
+        found.gear_count_given and 0 < len(state.ratios) < len(found.gears)
+        and all(g.rpm_per_kmh is None or abs(math.log(g.rpm_per_kmh / shown)) < 0.5 * math.log(MIN_GEAR_STEP)
+                for g, shown in zip(found.gears, state.ratios)))
     if (not ratios and same_table and found.more_gears is None
             and not _doubted_first_shown(found, state.ratios)):
         ratios, first_spread = state.ratios, state.first_spread
