@@ -1274,7 +1274,8 @@ def test_launches_locked_in_1st_then_in_2nd_make_two_gears_above_the_highest_clu
     launch and its few steady pairs no longer make a peak, so the highest cluster is 3rd. Each launch
     locks in 1st, shifts, locks in 2nd and shifts into 3rd: the lock just above the highest cluster is 2nd
     and the one before it 1st. Taken as 1st, that lock numbered 2nd..5th as 1st..4th, certain (and,
-    with no gear count, shown on the dash); now both come from the launches, the five gears whole."""
+    with no gear count, shown on the dash); now both come from the launches, the five gears whole. With a
+    count of 4 there is no room for both: more gears than the count, said, and nothing numbered."""
     from keidash.sim.recorded import virtual_log
     log = virtual_log("hijet-s500p", "town", "lazy", 420, rpm_hz=10, seed=1)
     truth = [k * 1.02 for k in load_profile("hijet-s500p").rpm_per_kmh()]  # the recorded speed reads 2 % low
@@ -1287,6 +1288,9 @@ def test_launches_locked_in_1st_then_in_2nd_make_two_gears_above_the_highest_clu
     for gears in (5, None):
         found = learned(state, gears)
         assert found.numbering_certain and found.bridged() == pytest.approx(truth, rel=0.05), gears
+    # a count of 4 (too low) has no room for both: the drive shows five gears, and says so
+    four = learned(state, 4)
+    assert four.more_gears == 5 and not four.numbering_certain and four.bridged() == ()
 
 
 def test_a_second_lock_on_few_launches_is_no_gear():

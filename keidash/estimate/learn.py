@@ -1321,12 +1321,21 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     first = seen.first_gear() if seen else None
     more = _more_gears(cands, dropped, first, above, gears, low_range, extra_low)
     launch_made: dict[int, float] = {}  # id of a gear the launches' locks made -> its confidence
+    steps: list[tuple[float, float, float]] = []
     if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
         # the launches were locked in a gear one step above the highest cluster: that is 1st, or 2nd where
-        # they were locked a step higher still before it (two gears above the highest cluster)
+        # they were locked a step higher still before it (two gears above the highest cluster; where the
+        # count has no room for both, neither is taken: the count's numbering and its doubt decide)
         higher = seen.higher_gear()
-        steps = [first] if higher is None or higher[0] / first[0] > MAX_STEP or len(cands) + 2 > (
-            gears or UNBOUNDED) else [higher, first]
+        if higher is None or higher[0] / first[0] > MAX_STEP:
+            steps = [first]
+        elif len(cands) + 2 <= (gears or UNBOUNDED):
+            steps = [higher, first]
+        elif more is None and not extra_low and len(_no_low_range([higher[0], first[0]], cands, low_range)) == 2:
+            found_all = sorted([c.rpm_per_kmh for c in cands] + [higher[0], first[0]], reverse=True)
+            if not gearbox_problem(found_all):
+                more = len(found_all)  # two gears above the highest and the count full without them: more gears
+    if steps:
         made = [Cluster(peak=value, rpm_per_kmh=value, mass=0.0, spread=spread, mean_rpm=0.0)
                 for value, spread, _ in steps]
         launch_made = {id(c): confidence for c, (_, _, confidence) in zip(made, steps)}
