@@ -1258,14 +1258,16 @@ def _no_low_range(ratios: list[float], cands: list[Cluster], low_range: float | 
 
 
 def _more_gears(cands: list[Cluster], dropped: list[Cluster], first: tuple[float, float, float] | None,
-                above: tuple[int, int, int], gears: int | None, low_range: float | None,
-                extra_low: bool) -> int | None:
+                higher: tuple[float, float, float] | None, above: tuple[int, int, int], gears: int | None,
+                low_range: float | None, extra_low: bool) -> int | None:
     """How many forward gears the drives show, when more than the count ``gears`` given; else None.
 
     A cluster left out for the count (``dropped``: the lightest) between the count's gears or above the
     highest of them (1st first in ``cands``), or the launches locked in a gear above the highest
     (``first``, with the count filled), where the gears with it make a gearbox (:func:`gearbox_problem`);
-    or, with the count filled, (almost) every launch a gear step above the highest (``above``). What a
+    or, with the count filled, (almost) every launch a gear step above the highest (``above``); or the
+    launches locked in two gears above the highest (``first`` and ``higher``, :meth:`LaunchGears.higher_gear`)
+    with room in the count for one only, where the gears with both make a gearbox. What a
     gear the count leaves out can be is no evidence: a gear's low range (``low_range``, the 4WD
     transfer's ratio when known), and above the highest an EL gear below 1st (``extra_low``). Below top
     gear a cluster is the engine idling (:func:`_beyond_top`), never a gear."""
@@ -1282,6 +1284,11 @@ def _more_gears(cands: list[Cluster], dropped: list[Cluster], first: tuple[float
             return gears + 1
     if len(cands) == gears and above[0] >= 1 and low_range is None and not extra_low:
         return gears + 1  # every launch a gear step above the highest of the count's gears: a gear above it
+    if (first is not None and higher is not None and len(cands) + 1 == gears and first[0] / top <= MAX_STEP
+            and not extra_low and len(_no_low_range([higher[0], first[0]], cands, low_range)) == 2):
+        both = sorted([c.rpm_per_kmh for c in cands] + [higher[0], first[0]], reverse=True)
+        if not gearbox_problem(both):
+            return len(both)
     return None
 
 
@@ -1319,22 +1326,21 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     launches, *above = _launch_verdict(state, cands[0].rpm_per_kmh, seen) if seen else (0, 0, 0, 0)
     above = tuple(above)
     first = seen.first_gear() if seen else None
-    more = _more_gears(cands, dropped, first, above, gears, low_range, extra_low)
+    higher = seen.higher_gear() if first is not None else None
+    if higher is not None and higher[0] / first[0] > MAX_STEP:
+        higher = None  # more than a gear step above: no second gear
+    more = _more_gears(cands, dropped, first, higher, above, gears, low_range, extra_low)
     launch_made: dict[int, float] = {}  # id of a gear the launches' locks made -> its confidence
     steps: list[tuple[float, float, float]] = []
     if first is not None and first[0] / cands[0].rpm_per_kmh <= MAX_STEP and len(cands) < (gears or UNBOUNDED):
         # the launches were locked in a gear one step above the highest cluster: that is 1st, or 2nd where
         # they were locked a step higher still before it (two gears above the highest cluster; where the
-        # count has no room for both, neither is taken: the count's numbering and its doubt decide)
-        higher = seen.higher_gear()
-        if higher is None or higher[0] / first[0] > MAX_STEP:
+        # count has no room for both, neither is taken: the count's numbering and its doubt decide, and
+        # _more_gears says whether the drive shows more gears than it)
+        if higher is None:
             steps = [first]
         elif len(cands) + 2 <= (gears or UNBOUNDED):
             steps = [higher, first]
-        elif more is None and not extra_low and len(_no_low_range([higher[0], first[0]], cands, low_range)) == 2:
-            found_all = sorted([c.rpm_per_kmh for c in cands] + [higher[0], first[0]], reverse=True)
-            if not gearbox_problem(found_all):
-                more = len(found_all)  # two gears above the highest and the count full without them: more gears
     if steps:
         made = [Cluster(peak=value, rpm_per_kmh=value, mass=0.0, spread=spread, mean_rpm=0.0)
                 for value, spread, _ in steps]
