@@ -954,6 +954,9 @@ class LaunchGears:
     in_top: int  # launches seen going from the clutch's slip straight into the highest cluster
     locked_higher: tuple[float, ...] = ()  # of those locked above it, the log ratio of each locked before
     #                                        that in a gear a step higher still, left by an upshift into it
+    locked_late: tuple[float, ...] = ()  # log ratio of each launch whose lock above it is left by an upshift
+    #                                      seen only later than UPSHIFT_S, the rpm read seldom (see
+    #                                      :func:`launch_gears`): a gear above it, not which
 
     @property
     def shown(self) -> int:
@@ -1002,10 +1005,16 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
     and then dropping a gear step within UPSHIFT_S was in a gear above it; one that reaches ``top``
     with no lock above it went from slip straight into ``top`` (``in_top``). A launch that never
     reaches ``top`` shows nothing: a slipping clutch or converter holds the ratio above any gear.
+    Where the rpm is read less often than every DENSE_GAP_S, a lock whose upshift (the rpm falling
+    between it and ``top``) is seen later than UPSHIFT_S, by up to two rpm periods past DENSE_GAP_S,
+    is *locked late*: a gear above ``top``, never a ratio taken for one.
     """
     edge, floor = math.log(top * (1.0 + LAUNCH_BELOW)), math.log(top * MIN_GEAR_STEP)
-    locked, in_top, higher = [], 0, []
-    for seq in state.launch_seqs + ((state.launch_seq,) if state.launch_seq else ()):
+    locked, in_top, higher, late = [], 0, [], []
+    current = ((state.launch_seq, state.launch_raw),) if state.launch_seq else ()
+    raws = state.launch_raws[-len(state.launch_seqs):] if state.launch_seqs else ()
+    raws = ((),) * (len(state.launch_seqs) - len(raws)) + raws  # a state put together without its readings
+    for seq, raw in tuple(zip(state.launch_seqs, raws)) + current:
         entry = next((n for n, (_, r, _, _) in enumerate(seq) if r <= edge), None)
         if entry is None:
             continue
@@ -1030,17 +1039,46 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
         end, held = lock_run
         t_lock, _, rpm_lock, _ = before[end]
         lock = _median(held)
-        if t_entry - t_lock <= UPSHIFT_S and lock - r_entry >= math.log(MIN_GEAR_STEP) and rpm_entry < rpm_lock:
+        if lock - r_entry < math.log(MIN_GEAR_STEP):
+            continue
+        if t_entry - t_lock > UPSHIFT_S:
+            # read seldom, the last reading in the gear may come up to an rpm period before the clutch went
+            # down and the first in ``top`` a period after it came up, the engine pulling again: the rpm
+            # fell between them (an upshift, not a clutch slipping at a held rpm) shows a gear above ``top``,
+            # but a lock this far from its upshift may as well be 2nd's (1st driven through unseen) as 1st's
+            t_lock_at = next(n for n, p in enumerate(seq) if p[0] == t_lock)
+            if (t_entry - t_lock <= UPSHIFT_S + 2.0 * max(0.0, _rpm_period(raw) - DENSE_GAP_S)
+                    and min(p[2] for p in seq[t_lock_at + 1:entry + 1]) < rpm_lock):
+                late.append(lock)
+            continue
+        if rpm_entry < rpm_lock:
             locked.append(lock)
-            # before it, a lock a gear step higher left by an upshift into this one: a second gear above
-            start = end - len(held) + 1
-            t_start, _, rpm_start, _ = before[start]
-            earlier = _lock(before[:start], lock + math.log(MIN_GEAR_STEP))
+            earlier = _higher_lock(before, end, held, UPSHIFT_S)
             if earlier is not None:
-                t_high, _, rpm_high, _ = before[earlier[0]]
-                if t_start - t_high <= UPSHIFT_S and rpm_start < rpm_high:
-                    higher.append(_median(earlier[1]))
-    return LaunchGears(tuple(locked), in_top, tuple(higher))
+                higher.append(earlier)
+    return LaunchGears(tuple(locked), in_top, tuple(higher), tuple(late))
+
+
+def _higher_lock(before: list[tuple[float, float, float, float]], end: int, held: list[float],
+                 within_s: float) -> float | None:
+    """Log ratio of a lock a gear step higher than the one of ``held`` (ending at pair ``end`` of a launch's
+    ``before`` pairs) before it, left by an upshift into it seen within ``within_s``; None if none: a second
+    gear above the highest cluster."""
+    start = end - len(held) + 1
+    t_start, _, rpm_start, _ = before[start]
+    earlier = _lock(before[:start], _median(held) + math.log(MIN_GEAR_STEP))
+    if earlier is None:
+        return None
+    t_high, _, rpm_high, _ = before[earlier[0]]
+    return _median(earlier[1]) if t_start - t_high <= within_s and rpm_start < rpm_high else None
+
+
+def _rpm_period(raw: tuple[tuple[float, str, float], ...]) -> float:
+    """The median time (s) between a launch's rpm readings (``raw``: its (t, channel, value) readings); 0.0
+    with fewer than two."""
+    times = [t for t, channel, _ in raw if channel == RPM]
+    gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return _median(gaps) if gaps else 0.0
 
 
 def _previous_rpm(seq: tuple[tuple[float, float, float, float], ...], n: int) -> float:
@@ -1390,22 +1428,17 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
         counted_first = launch_first is None and slots[0] == 0
-        if not certain and not above[2] and _likely_above(state, cands[0].rpm_per_kmh, seen):
-            # the launches decide nothing, but most pulled away above the highest cluster: the likeliest
-            # numbering (never shown: eval scores it) starts at 2nd
+        if not certain and not above[2] and (_likely_above(state, cands[0].rpm_per_kmh, seen) or counted_first
+                                             and _launch_doubt(seen, cands, above, extra_low, low_range)):
+            # the launches decide nothing, but most pulled away above the highest cluster, or more locked above
+            # it (in time or read late) than went into it: the likeliest numbering (never shown: eval scores
+            # it) starts at 2nd
             slots = _slots([c.rpm_per_kmh for c in cands], gears, (*above[:2], 1))[0]
         by_slot = dict(zip(slots, cands))
         table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(gears))
     # the count alone making the highest cluster 1st while the launches say otherwise (a count too low, seen
-    # early): more of them locked in a gear above it than went into it straight from the clutch's slip, or
-    # none of them within a gear step of it in the LAUNCH_S after the standstill with none seen going
-    # straight into it (read once a second, a launch shows no lock; by LAUNCH_S a truck pulling away in the
-    # highest cluster's gear is in it, clutch home). Neither with an EL gear or a known low range, which a
-    # launch may be in.
-    locked = [] if extra_low or seen is None else _no_low_range([math.exp(x) for x in seen.locked_above], cands,
-                                                                 low_range)
-    doubted = counted_first and (len(locked) > seen.in_top or (above[2] >= 1 and not seen.in_top and not extra_low
-                                                                 and low_range is None))
+    # early, or a 1st read too seldom to cluster): the numbering is not certain
+    doubted = counted_first and _launch_doubt(seen, cands, above, extra_low, low_range)
     certain = certain and more is None and not doubted
     if not certain and gears is not None:  # without a count the numbering is "from the highest found"
         table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
@@ -1418,8 +1451,30 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          skipped_at=None if skipped is None else round(skipped[2].rpm_per_kmh, 2),
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
-                                          and _likely_above(state, cands[0].rpm_per_kmh,
-                                                            None if certain else seen)))
+                                          and (_likely_above(state, cands[0].rpm_per_kmh, None if certain else seen)
+                                               or not certain and _locked_above(seen, cands, extra_low,
+                                                                                low_range))))
+
+
+def _launch_doubt(seen: LaunchGears | None, cands: list[Cluster], above: tuple[int, int, int], extra_low: bool,
+                  low_range: float | None) -> bool:
+    """True when the launches say a gear above the highest cluster (``seen``: :func:`launch_gears` read
+    against it; ``above``: :func:`_launch_verdict`'s bounds): :func:`_locked_above`, or none of them within
+    a gear step of it in the LAUNCH_S after the standstill with none seen going straight into it (read once
+    a second, a launch shows no lock; by LAUNCH_S a truck pulling away in the highest cluster's gear is in
+    it, clutch home). Never with an EL gear or a known low range, which a launch may be in."""
+    return _locked_above(seen, cands, extra_low, low_range) or (
+        seen is not None and not extra_low and low_range is None and above[2] >= 1 and not seen.in_top)
+
+
+def _locked_above(seen: LaunchGears | None, cands: list[Cluster], extra_low: bool, low_range: float | None) -> bool:
+    """True when more launches locked in a gear above the highest cluster (in time or read late:
+    :class:`LaunchGears`) than went into it straight from the clutch's slip; never with an EL gear, and
+    not counting a lock at a known low range's copy of a gear."""
+    if extra_low or seen is None:
+        return False
+    return len(_no_low_range([math.exp(x) for x in seen.locked_above + seen.locked_late], cands,
+                             low_range)) > seen.in_top
 
 
 # -- persistence: a profile with a [learned] table -------------------------------
