@@ -34,7 +34,9 @@
    gear count, and with the count (``--transmission 5MT`` / ``6MT``), the tracker against the gear
    sensor beside nearest ratio with the same ratios; goals >= 98 % of each vehicle's moving samples
    and never below nearest ratio on a drive. The same drives at 2 and 1 Hz written with rpm and speed on
-   one row (a phone app's CSV, ``_one_row_csv``), scored with the count: never below nearest ratio.
+   one row (a phone app's CSV, ``_one_row_csv``), scored with the count: >= 98 % and never below nearest
+   ratio (until the seventeenth session only the second: a drive numbered one off all through, 2 %, was
+   level with nearest ratio and passed).
 4. Speed only: rpm hidden, share of moving samples within 10 % of the recorded rpm, beside a
    naive estimator (EU gear-shift-indicator speeds) and an oracle that knows the gear;
    goal: keidash at least 85 % of the oracle's share and above the naive bands on every log
@@ -614,6 +616,11 @@ def heldout_figures() -> dict:
                 what: round(sum(d["count"][what] * d["samples"] for d in at) / n, 4) for what in ("tracker", "nearest")}}
             goals[f"held-out {vehicle} logs, rpm and speed on one row (count, {hz} Hz): gear with rpm not below "
                   f"nearest ratio on {len(at) - len(below)} of {len(at)} drives"] = not below
+            share = vehicles[f"{vehicle} one row {hz} Hz"]["count"]["tracker"]
+            worst = min(at, key=lambda d: d["count"]["tracker"])
+            goals[f"held-out {vehicle} logs, rpm and speed on one row (eval alone, count, {hz} Hz): gear with rpm "
+                  f"{100 * share:.1f} % (least {100 * worst['count']['tracker']:.1f} %, {worst['style']} "
+                  f"{worst['route']}) >= {100 * GOAL_GEAR_AGREE_MANUAL:g} %"] = share >= GOAL_GEAR_AGREE_MANUAL
         for hz in HELDOUT_RATES_HZ:
             at = [d for d in drives if d["vehicle"] == vehicle and d["hz"] == hz and not d.get("one_row")]
             n = sum(d["samples"] for d in at)

@@ -202,6 +202,9 @@ DENSE_GAP_S = 0.35
 SLIP_SPEED_RISE = 1.3
 #: ... or reaching the highest cluster at most this far above idle (rpm): 2nd there would stall
 LAUNCH_IDLE_MARGIN_RPM = 350.0
+#: ... or reaching it this soon (s) after the last standstill reading: too soon to have pulled away in a gear
+#: above it and shifted out of it (the clutch biting, then out, the lever moved and the clutch in again)
+QUICK_ENTRY_S = 1.0
 #: the launch gear's ratio is known well enough to tell 1st from 2nd (>= 15 % apart) at this
 #: relative standard error over launches: its confidence halves there
 LAUNCH_SHARP_SE = 0.03
@@ -299,9 +302,10 @@ class LearnedRatios:
         its number whatever its exact ratio: a manual gearbox has no other forward ratio between
         them, so a weak peak there cannot move a number, whether it is that gear or a phantom.
         The whole set must be a gearbox's (with the weak ones' own ratios, else with them
-        bridged too). 1st not found, with the numbering certain all the same (the launches proved a
-        gear above the highest cluster) and the sure gears from 2nd to top numbered by themselves
-        with a gear above them, is *bounded*: see :meth:`first_spread`. () when none of that holds."""
+        bridged too). 1st not found (or made by a few launches' locks, less than READY_CONFIDENCE sure),
+        with the numbering certain all the same (the launches proved a gear above the highest cluster)
+        and the sure gears from 2nd to top numbered by themselves with a gear above them, is *bounded*:
+        see :meth:`first_spread`. () when none of that holds."""
         return self.numbered()[0]
 
     def first_spread(self) -> float:
@@ -333,9 +337,10 @@ class LearnedRatios:
         top = sure[-1]
         if any(g.rpm_per_kmh is not None for g in self.gears[top + 1:]):
             return (), 0.0
-        # 1st bounded: not found at all, and the numbering certain all the same, so the launches proved a
-        # gear above the highest cluster (a numbering from 1st fits whenever one from 2nd does)
-        first_unseen = sure[0] == 1 and self.gears[0].rpm_per_kmh is None
+        # 1st bounded: not found, or made by the launches' locks (no steady pair) less than READY_CONFIDENCE
+        # sure, and the numbering certain all the same, so the launches proved a gear above the highest
+        # cluster (a numbering from 1st fits whenever one from 2nd does); a weak 1st cluster may be a phantom
+        first_unseen = sure[0] == 1 and (self.gears[0].rpm_per_kmh is None or self.gears[0].samples == 0)
         if sure[0] != 0 and not first_unseen:
             return (), 0.0
         known = [self.gears[n].rpm_per_kmh for n in sure]
@@ -1032,8 +1037,10 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
             times = [p[0] for p in seq[:entry + 1]]
             lead = [p for p in seq[:entry] if t_entry - p[0] <= UPSHIFT_S]
             slipped = bool(lead) and seq[entry][3] >= SLIP_SPEED_RISE * lead[0][3]
+            standstill = raw[0][0] if raw and raw[0][1] == SPEED and raw[0][2] < STANDSTILL_KMH else None
             if (entry > LOCK_PAIRS and max(b - a for a, b in zip(times, times[1:])) <= DENSE_GAP_S and slipped
-                    or rpm_entry <= idle_rpm + LAUNCH_IDLE_MARGIN_RPM):
+                    or rpm_entry <= idle_rpm + LAUNCH_IDLE_MARGIN_RPM
+                    or standstill is not None and t_entry - standstill <= QUICK_ENTRY_S):
                 in_top += 1
             continue
         end, held = lock_run
