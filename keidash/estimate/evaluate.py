@@ -315,8 +315,8 @@ def _numbering_notes(trained, gearbox: str | None, count: int | None, count_name
     if not learned.numbering_certain:
         out.append("the gears' numbering learned is not certain (which cluster is 1st, or a light one that "
                    "may be a gear): the likeliest is scored ("
-                   + ("2nd is the highest cluster found: most launches pulled away a gear step above it"
-                      if learned.first_bounded() else "the highest cluster found is 1st")
+                   + ("2nd is the highest cluster found: the launches pulled away a gear step above it, or "
+                      "locked above it" if learned.first_bounded() else "the highest cluster found is 1st")
                    + ")"
                    + ("" if count or count_named else "; a gear count helps (a number in --transmission, 5MT, "
                                                      "or in a vehicle.toml's transmission)"))
