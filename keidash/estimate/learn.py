@@ -1053,31 +1053,29 @@ def launch_gears(state: LearnerState, top: float, idle_rpm: float = 850.0) -> La
             # down and the first in ``top`` a period after it came up, the engine pulling again: the rpm
             # fell between them (an upshift, not a clutch slipping at a held rpm) shows a gear above ``top``,
             # but a lock this far from its upshift may as well be 2nd's (1st driven through unseen) as 1st's
-            t_lock_at = next(n for n, p in enumerate(seq) if p[0] == t_lock)
             if (t_entry - t_lock <= UPSHIFT_S + 2.0 * max(0.0, _rpm_period(raw) - DENSE_GAP_S)
-                    and min(p[2] for p in seq[t_lock_at + 1:entry + 1]) < rpm_lock):
+                    and min(p[2] for p in seq[seq.index(before[end]) + 1:entry + 1]) < rpm_lock):
                 late.append(lock)
             continue
         if rpm_entry < rpm_lock:
             locked.append(lock)
-            earlier = _higher_lock(before, end, held, UPSHIFT_S)
+            earlier = _higher_lock(before, end, held)
             if earlier is not None:
                 higher.append(earlier)
     return LaunchGears(tuple(locked), in_top, tuple(higher), tuple(late))
 
 
-def _higher_lock(before: list[tuple[float, float, float, float]], end: int, held: list[float],
-                 within_s: float) -> float | None:
+def _higher_lock(before: list[tuple[float, float, float, float]], end: int, held: list[float]) -> float | None:
     """Log ratio of a lock a gear step higher than the one of ``held`` (ending at pair ``end`` of a launch's
-    ``before`` pairs) before it, left by an upshift into it seen within ``within_s``; None if none: a second
-    gear above the highest cluster."""
+    ``before`` pairs) before it, left by an upshift into it within UPSHIFT_S; None if none: a second gear
+    above the highest cluster."""
     start = end - len(held) + 1
     t_start, _, rpm_start, _ = before[start]
     earlier = _lock(before[:start], _median(held) + math.log(MIN_GEAR_STEP))
     if earlier is None:
         return None
     t_high, _, rpm_high, _ = before[earlier[0]]
-    return _median(earlier[1]) if t_start - t_high <= within_s and rpm_start < rpm_high else None
+    return _median(earlier[1]) if t_start - t_high <= UPSHIFT_S and rpm_start < rpm_high else None
 
 
 def _rpm_period(raw: tuple[tuple[float, str, float], ...]) -> float:
