@@ -317,6 +317,8 @@ def _numbering_notes(trained, gearbox: str | None, count: int | None, count_name
                    "may be a gear): the likeliest is scored ("
                    + ("2nd is the highest cluster found: the launches pulled away a gear step above it, or "
                       "locked above it" if learned.first_bounded() else "the highest cluster found is 1st")
+                   + "".join(f"; {k:g} rpm per km/h, held briefly between two gears with the engine pulled "
+                             "through it, a gear" for k in learned.through_at)
                    + ")"
                    + ("" if count or count_named else "; a gear count helps (a number in --transmission, 5MT, "
                                                      "or in a vehicle.toml's transmission)"))

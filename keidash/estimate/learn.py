@@ -176,6 +176,12 @@ IDLE_BAND = 1.3
 #: neighbours are one plausible gear step apart without it, is not a gear: a stretch of clutch
 #: slip, converter slip or low range that held steady long enough to leave a peak
 PHANTOM_SHARE = 0.25
+#: ... unless the engine was pulled through it: its steady pairs' rpm spread at least this much
+#: (standard deviation over mean) while their ratio held. A gear holds its ratio whatever the engine
+#: speed, so a gear driven through briefly on the way up shows the rpm rising with the road speed (the
+#: close-ratio car's lazy 3rd and 4th: 0.03-0.17); a stretch of slip held steady holds one engine speed
+#: and one road speed (within the rpm's noise, ~0.01): no other speed keeps its ratio
+PULLED_THROUGH = 0.02
 #: each launch's moving pairs are kept for this long (s) after its standstill, at most LAUNCH_PAIRS of
 #: them, for the last KEPT_LAUNCHES launches: bounded memory that tells which gear a launch was in
 LAUNCH_SEQ_S = 5.0
@@ -249,6 +255,9 @@ class LearnedRatios:
     #                                  likeliest numbering, a gear missing beside it (:func:`_skipped`)
     more_gears: int | None = None  # the drives show at least this many forward gears, more than the count
     #                                given (a wrong profile or --gears): the numbering is not certain
+    through_at: tuple[float, ...] = ()  # no gear count given: rpm per km/h of the light peaks between two gears
+    #                                   the engine was pulled through, taken as gears driven through briefly in
+    #                                   the likeliest numbering (:func:`_driven_through`)
     first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
     #                              above it: the numbering is not certain, and one shown is dropped
     likely_above: int = 0  # no gear count given: 1 when most launches pulled away a gear step above the
@@ -460,6 +469,7 @@ class LearnerState:
     weights: tuple[float, ...] = field(default=_EMPTY, repr=False)  # steady pairs per log-ratio bin
     moving: tuple[float, ...] = field(default=_EMPTY, repr=False)  # every moving pair per bin, steady or not
     rpm_sums: tuple[float, ...] = field(default=_EMPTY, repr=False)  # sum of rpm per bin
+    rpm_squares: tuple[float, ...] = field(default=_EMPTY, repr=False)  # sum of rpm squared per bin
     pairs: int = 0  # steady pairs counted
     stopped_at: float | None = None  # t (s) of the latest standstill speed reading
     launch_pending: float | None = None  # lowest log(rpm per km/h) in the current launch so far
@@ -500,7 +510,8 @@ def _add(state: LearnerState, log_ratio: float, half_width: float, rpm: float) -
     """The state with one steady pair spread evenly over [log_ratio +- half_width]."""
     lo, hi = _span(log_ratio, half_width)
     return _replace(state, weights=_spread(state.weights, lo, hi, 1.0),
-                    rpm_sums=_spread(state.rpm_sums, lo, hi, rpm), pairs=state.pairs + 1)
+                    rpm_sums=_spread(state.rpm_sums, lo, hi, rpm),
+                    rpm_squares=_spread(state.rpm_squares, lo, hi, rpm * rpm), pairs=state.pairs + 1)
 
 
 def learner_step(state: LearnerState, t: float, channel: str, value: float) -> LearnerState:
@@ -726,6 +737,7 @@ class Cluster:
     spread: float  # MAD / median
     mean_rpm: float  # mean engine rpm of the basin's pairs
     mean_kmh: float = 0.0  # mean road speed of the basin's pairs
+    rpm_spread: float = 0.0  # standard deviation of the basin's pairs' rpm over its mean (PULLED_THROUGH)
 
 
 def _smooth(weights: tuple[float, ...]) -> list[float]:
@@ -805,8 +817,16 @@ def clusters(state: LearnerState) -> list[Cluster]:
                              spread=math.expm1(mad_bins * BIN),
                              mean_rpm=sum(state.rpm_sums[lo:hi + 1]) / mass,
                              mean_kmh=sum(r / _ratio(j + 0.5)
-                                          for j, r in enumerate(state.rpm_sums[lo:hi + 1], lo)) / mass))
+                                          for j, r in enumerate(state.rpm_sums[lo:hi + 1], lo)) / mass,
+                             rpm_spread=_rpm_spread(state, lo, hi, mass)))
     return sorted(found, key=lambda c: -c.rpm_per_kmh)
+
+
+def _rpm_spread(state: LearnerState, lo: int, hi: int, mass: float) -> float:
+    """The standard deviation of the rpm of the steady pairs in bins lo..hi (``mass`` of them) over their mean."""
+    mean = sum(state.rpm_sums[lo:hi + 1]) / mass
+    square = sum(state.rpm_squares[lo:hi + 1]) / mass
+    return math.sqrt(max(square - mean * mean, 0.0)) / mean if mean > 0 else 0.0
 
 
 def _significant(peaks: list[tuple[int, int, int, float]], total: float) -> list[tuple[int, int, int, float]]:
@@ -1264,6 +1284,26 @@ def _skipped(cands: list[Cluster], phantoms: list[Cluster]) -> tuple[tuple[int, 
     return None
 
 
+def _driven_through(cands: list[Cluster], phantoms: list[Cluster]) -> list[Cluster]:
+    """Without the gear count, where the gears found (1st first) make a gearbox's steps: the light peaks set
+    apart between two of them (:func:`_phantoms`) that the engine was pulled through (PULLED_THROUGH) and
+    that make a gearbox with them (at most MAX_GEARS), heaviest first. A lazy driver drives the close-ratio
+    car's 3rd for seconds on the way to 4th: 2nd -> 4th (1.80) reads as one step after a 1.65, and 4th, 5th and
+    6th were scored as 3rd, 4th and 5th (eval 42 % of a kei-day). A gear driven through holds its ratio while
+    the engine speeds up with the truck; slip held steady holds one engine speed. The likeliest numbering,
+    never a certain one: nothing but the count proves a gearbox has no gear there."""
+    if len(cands) < 2 or gearbox_problem([c.rpm_per_kmh for c in cands]):
+        return []
+    taken: list[Cluster] = []
+    for p in sorted(phantoms, key=lambda c: -c.mass):
+        if not cands[0].rpm_per_kmh > p.rpm_per_kmh > cands[-1].rpm_per_kmh or p.rpm_spread < PULLED_THROUGH:
+            continue
+        with_it = sorted(cands + taken + [p], key=lambda c: -c.rpm_per_kmh)
+        if len(with_it) <= MAX_GEARS and not gearbox_problem([c.rpm_per_kmh for c in with_it]):
+            taken.append(p)
+    return taken
+
+
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
     """Clusters (1st first) that are the engine at idle while rolling, not a gear (see IDLE_BAND)."""
     out, below = [], None  # below: the nearest gear with more rpm per km/h kept so far
@@ -1410,15 +1450,24 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             return replace(_gear(c), confidence=round(corroborated, 3))
         return _gear(c)
 
-    unsure_at, skipped = None, None
+    unsure_at, skipped, through = None, None, []
     counted_first = False  # the count alone made the highest cluster 1st
     if gears is None or len(cands) == gears:
         # without the gear count, a cluster set apart as a phantom between two gears may be a gear
-        # driven through briefly (a close-ratio 6-speed's 3rd): the numbers above it are not certain
-        if gears is None and above[:2] == (0, 0):
-            unsure_at = _phantom_between(cands, phantoms)
+        # driven through briefly (a close-ratio 6-speed's 3rd): the numbers above it are not certain; one
+        # the engine was pulled through is the likeliest a gear (never certain: the dash waits), and so
+        # is one that alone makes the gears found a gearbox, a gear skipped beside it
+        if gears is None:
+            through = _driven_through(cands, phantoms)
+            if through:
+                cands = sorted(cands + through, key=lambda c: -c.rpm_per_kmh)
+                phantoms = [c for c in phantoms if c not in through]
+                other = [c for c in other if c not in through]
             skipped = _skipped(cands, phantoms)
-        certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None and skipped is None)
+            if above[:2] == (0, 0):
+                unsure_at = _phantom_between(cands, phantoms)
+        certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None and skipped is None
+                                         and not through)
         counted_first = gears is not None and launch_first is None
         if skipped is None:
             table = tuple(gear(c) for c in cands)
@@ -1454,6 +1503,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          numbering_certain=certain, launches=launches,
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
                          skipped_at=None if skipped is None else round(skipped[2].rpm_per_kmh, 2),
+                         through_at=tuple(round(c.rpm_per_kmh, 2) for c in through),
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
                                           and (_likely_above(state, cands[0].rpm_per_kmh, None if certain else seen)

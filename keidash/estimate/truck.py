@@ -36,6 +36,17 @@ def phantom_sentence(ratio: float) -> str:
             f"that gear a few seconds settle it")
 
 
+def through_sentence(ratios: tuple[float, ...]) -> str:
+    """Said when, without the gear count, small clusters between two gears were taken as gears driven through
+    briefly (keidash.estimate.learn: the engine pulled through them, their ratio held)."""
+    held = " and ".join(f"{k:.1f}" for k in ratios)
+    return (f"which gear each is cannot be told from these drives for sure: {held} rpm per km/h, between two "
+            f"gears, was held only briefly, but the engine speed rose with the road speed as in a gear (clutch "
+            f"slip holds one engine speed), so it is numbered as a gear driven through; the numbers are the "
+            f"likeliest, not sure, and a profile written from them gives the dash no gear numbers; --gears N "
+            f"(the gearbox's count) can settle it")
+
+
 def skipped_sentence(ratio: float) -> str:
     """Said when, without the gear count, the gears found make no gearbox's steps as they stand and a small
     cluster between two of them, taken as a gear, makes one numbering that does (keidash.estimate.learn:
@@ -115,6 +126,8 @@ class TruckKnowledge:
             lines.append(f"  also seen, not a forward gear: {other:.1f} rpm per km/h (reverse, low range or slip)")
         if self.ratios_learned.more_gears:
             lines.append(f"  {more_gears_sentence(self.ratios_learned.more_gears, len(self.ratios_learned.gears))}")
+        elif self.ratios_learned.through_at:
+            lines.append(f"  {through_sentence(self.ratios_learned.through_at)}")
         elif self.ratios_learned.unsure_at is not None:
             lines.append(f"  {phantom_sentence(self.ratios_learned.unsure_at)}")
         elif self.ratios_learned.skipped_at is not None:
