@@ -485,6 +485,10 @@ def car_figures() -> dict:
 #: a wrong or absent gear count: rates and routes of its drives
 COUNT_RATES_HZ = (10, 5, 1)
 COUNT_LOW_ROUTES = ("town", "kei-day")
+#: ... no count at all: the vehicles and rates of its CSV logs (the close-ratio car and 2 Hz since the
+#: eighteenth session)
+NO_COUNT_VEHICLES = ("hijet-s500p", "close-ratio car")
+NO_COUNT_RATES_HZ = (10, 5, 2, 1)
 
 
 def _count_low_drive(job: tuple[str, str, int]) -> list[dict]:
@@ -500,32 +504,37 @@ def _count_low_drive(job: tuple[str, str, int]) -> list[dict]:
              **_learning_shares(record(trace, rpm_hz=hz, seed=seed), config)} for hz in COUNT_RATES_HZ]
 
 
-def _no_count_drive(job: tuple[str, str, int]) -> list[dict]:
+def _no_count_drive(job: tuple[str, str, str, int]) -> list[dict]:
     """One virtual drive written as a logger writes a CSV (every row the latest of both readings, mph,
     the gear sensor's N), read back and learned live with no profile: what ``keidash eval`` does with a
     folder of logs that has no vehicle.toml (a worker's job)."""
     import tempfile
+    from keidash.profiles.body import Body
     from keidash.sim.recorded import record, simulate, write_logger_csv
-    style, route, seed = job
-    trace = simulate("hijet-s500p", route, style, LIVE_SECONDS, seed)
+    vehicle, style, route, seed = job
+    car = vehicle != "hijet-s500p"
+    trace = simulate(str(CAR_PROFILE) if car else vehicle, route, style, LIVE_SECONDS, seed,
+                     body=Body(**CAR_BODY) if car else Body())
     out = []
-    for hz in COUNT_RATES_HZ:
+    for hz in NO_COUNT_RATES_HZ:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "drive.csv")
             write_logger_csv(record(trace, rpm_hz=hz, seed=seed), path)
             log = load_log(path)
-        out.append({"style": style, "route": route, "seed": seed, "hz": hz,
+        out.append({"vehicle": vehicle, "style": style, "route": route, "seed": seed, "hz": hz,
                     **_learning_shares(log, config_for(unknown_profile(), {}, ("replay",)))})
     return out
 
 
 def count_figures() -> dict:
     """Live learning where the gear count is wrong or absent: the 2WD Hijet with a profile of 4 gears
-    (3 styles x town, kei-day, seed 0), and every style x route x seed written as a CSV and learned with
-    no count (eval's path for held-out logs), at 10, 5 and 1 Hz."""
+    (3 styles x town, kei-day, seed 0, at 10, 5 and 1 Hz), and every style x route x seed of the Hijet and of
+    the close-ratio car written as a CSV and learned with no count (eval's path for held-out logs), at 10, 5, 2
+    and 1 Hz."""
     from multiprocessing import Pool
     low_jobs = [(style, route, 0) for style in VIRTUAL_STYLES for route in COUNT_LOW_ROUTES]
-    none_jobs = [(style, route, seed) for style in VIRTUAL_STYLES for route in VIRTUAL_ROUTES for seed in VIRTUAL_SEEDS]
+    none_jobs = [(vehicle, style, route, seed) for vehicle in NO_COUNT_VEHICLES for style in VIRTUAL_STYLES
+                 for route in VIRTUAL_ROUTES for seed in VIRTUAL_SEEDS]
     with Pool(min(len(none_jobs), os.cpu_count() or 1)) as pool:
         low = [d for out in pool.map(_count_low_drive, low_jobs) for d in out]
         none = [d for out in pool.map(_no_count_drive, none_jobs) for d in out]
@@ -533,9 +542,11 @@ def count_figures() -> dict:
     for hz in COUNT_RATES_HZ:
         goals.update(_learning_goals(f"a profile of 4 gears on a 5-speed, live learning at {hz} Hz", None,
                                      [d for d in low if d["hz"] == hz]))
-        goals.update(_learning_goals(f"no gear count, CSV logs learned live at {hz} Hz",
-                                     f"no gear count, CSV logs, 7-minute mixed (kei-day) drives at {hz} Hz",
-                                     [d for d in none if d["hz"] == hz]))
+    for vehicle, hz in ((vehicle, hz) for vehicle in NO_COUNT_VEHICLES for hz in NO_COUNT_RATES_HZ):
+        which = "" if vehicle == "hijet-s500p" else f"{vehicle} "
+        goals.update(_learning_goals(f"no gear count, {which}CSV logs learned live at {hz} Hz",
+                                     f"no gear count, {which}CSV logs, 7-minute mixed (kei-day) drives at {hz} Hz",
+                                     [d for d in none if d["hz"] == hz and d["vehicle"] == vehicle]))
     return {"low": low, "none": none, "goals": goals}
 
 
@@ -693,13 +704,18 @@ def main() -> int:
                              f"{100 * max(d['wrong'] for d in at):.2f} %")
             print(f"live learning at {hz} Hz, {len(drives) // len(VIRTUAL_RATES_HZ)} drives: " + "; ".join(cells))
     if "count" in report:
-        for which, what in (("low", "a profile of 4 gears on a 5-speed"), ("none", "no gear count, CSV logs")):
-            drives = report["count"][which]
-            print(f"{what}, {len(drives) // len(COUNT_RATES_HZ)} drives: " + "; ".join(
+        count = report["count"]
+        for what, drives, rates in (("a profile of 4 gears on a 5-speed", count["low"], COUNT_RATES_HZ),
+                                    *((f"no gear count, {'' if vehicle == 'hijet-s500p' else vehicle + ' '}CSV logs",
+                                       [d for d in count["none"] if d["vehicle"] == vehicle], NO_COUNT_RATES_HZ)
+                                      for vehicle in NO_COUNT_VEHICLES)):
+            print(f"{what}, {len(drives) // len(rates)} drives: " + "; ".join(
                 f"{hz} Hz shown {100 * statistics.mean(d['shown'] for d in at):.1f} % (kei-day least "
                 f"{100 * min(d['shown'] for d in at if d['route'] == 'kei-day'):.1f}), wrong at most "
-                f"{100 * max(d['wrong'] for d in at):.2f} %"
-                for hz in COUNT_RATES_HZ for at in [[d for d in drives if d["hz"] == hz]]))
+                f"{100 * max(d['wrong'] for d in at):.2f} % ({at_worst['style']} {at_worst['route']} seed "
+                f"{at_worst['seed']})"
+                for hz in rates for at in [[d for d in drives if d["hz"] == hz]]
+                for at_worst in [max(at, key=lambda d: d["wrong"])]))
     if "car" in report:
         for hz, f in report["car"]["rates"].items():
             print(f"close-ratio car at {hz} Hz: tracker {100 * f['tracker']:.2f} % / nearest {100 * f['nearest']:.2f} % / "

@@ -1068,6 +1068,67 @@ def test_a_gear_skipped_leaves_a_gap_where_the_steps_are_no_gearboxs(tmp_path, c
     assert "gear 5: not seen" in out and "a gear skipped" in out and "taken as a gear" in out
 
 
+def test_without_the_gear_count_a_gear_passed_through_in_a_long_step_leaves_the_numbers_unsure(tmp_path, capsys):
+    """The lazy driver's kei-day in the close-ratio car (seed 1, 5 Hz), alone, no count: 4th is engaged for a
+    second at 186 s and for three at 270 s, never held steadily, so 3rd -> 5th (1.53, after a 2nd -> 3rd of
+    1.43) read as one step and the dash showed 5th as 4th and 6th as 5th from 180 s to the end: a wrong gear
+    on 41 % of the moving samples. The step is longer than the one below it, where a gear hides (a gearbox's
+    steps shrink towards top), and the moving pairs peak inside it, a gear step from both: a gear passed
+    through. The numbering is not certain (the dash waits): a wrong gear on under 1 %."""
+    from keidash.estimate.evaluate import evaluate
+    from keidash.profiles.body import Body
+    from keidash.sim.recorded import record, simulate, write_logger_csv
+    car = load_profile(str(SIX)).rpm_per_kmh()
+    body = Body(mass_kg=1350.0, drag_area_m2=0.65, clutch_capacity_nm=350.0, engine_inertia_kgm2=0.15)
+    log = record(simulate(str(SIX), "kei-day", "lazy", 420.0, 1, body=body), rpm_hz=5, seed=1)
+    path = str(tmp_path / "kei-day.csv")
+    write_logger_csv(log, path)
+    whole = load_log(path)
+    state = learn_pairs(LearnerState(), dataclasses.replace(whole, samples=tuple(
+        s for s in whole.samples if s.t <= 200.0)))
+    found = learned(state)
+    assert [g.rpm_per_kmh for g in found.gears] == pytest.approx(car[:3] + car[4:5], rel=0.02)  # no 4th, no 6th
+    assert found.glimpsed_at == pytest.approx(car[3], rel=0.03)
+    assert not found.numbering_certain and not found.ready
+    figures = evaluate([path])[0]
+    assert figures.learning_wrong < 0.01, figures
+    from keidash.cli import main
+    early = tmp_path / "early.csv"
+    with open(early, "w", encoding="utf-8") as f:
+        f.write("time,rpm,speed_kmh\n")
+        for s in whole.samples:
+            if s.t <= 200.0:
+                f.write(f"{s.t},{s.rpm if 'rpm' in s.fresh else ''},{s.speed_kmh if 'speed_kmh' in s.fresh else ''}\n")
+    assert main(["learn", str(early), "--out", str(tmp_path / "early.toml")]) == 1
+    assert "a gear was passed through at about 4" in capsys.readouterr().out
+    assert load_profile(str(tmp_path / "early.toml")).rpm_per_kmh() == ()
+
+
+def test_a_peak_of_moving_pairs_is_a_gear_glimpsed_the_tail_of_a_gears_cluster_is_not():
+    """`learn._glimpsed` reads the moving pairs inside a step longer than the one below it: a peak of them a
+    gear step from both gears is a gear passed through; the tail of a gear's cluster reaching into the step,
+    a peak read at idle (rolling with the clutch in), or a step no longer than the one below it, is not."""
+    from keidash.estimate import learn
+    car = load_profile(str(SIX)).rpm_per_kmh()
+    gears = [learn.Cluster(peak=k, rpm_per_kmh=k, mass=500.0, spread=0.01, mean_rpm=2500.0)
+             for k in car[:3] + car[4:]]
+
+    def moving(at: dict[float, float], rpm: float = 2500.0) -> LearnerState:  # the gears' own pairs, those ``at``
+        weights, rpms = [0.0] * learn.N_BINS, [0.0] * learn.N_BINS
+        every = [(g.rpm_per_kmh, 300.0, 2500.0) for g in gears] + [(k, n, rpm) for k, n in at.items()]
+        for ratio, pairs, at_rpm in every:
+            weights[learn._bin(math.log(ratio))] += pairs
+            rpms[learn._bin(math.log(ratio))] += pairs * at_rpm
+        return LearnerState(moving=tuple(weights), agreeing=tuple(weights), agreeing_rpm=tuple(rpms))
+    assert learn._glimpsed(moving({car[3]: 8.0}), gears, 850.0) == pytest.approx(car[3], rel=0.01)
+    assert learn._glimpsed(moving({car[3]: 3.0}), gears, 850.0) is None  # fewer than a cluster's pairs
+    assert learn._glimpsed(moving({car[3]: 8.0}, rpm=900.0), gears, 850.0) is None  # at idle
+    tail = {car[2] / 1.02 ** k: 200.0 * 0.6 ** k for k in range(1, 10)}  # falling away from 3rd into the step
+    assert learn._glimpsed(moving(tail), gears, 850.0) is None
+    # 2nd -> 3rd (1.42) is no longer than 1st -> 2nd (1.65): a peak there is no gear hidden
+    assert learn._glimpsed(moving({math.sqrt(car[1] * car[2]): 8.0}), gears, 850.0) is None
+
+
 def test_a_gearboxs_gears_found_in_part_keep_their_true_numbers_among_those_that_fit():
     """Any 3 or more of the Hijet's five gears, found with the others missing, fit their true slots
     (`learn._numberings`: the steps' progression checked with a gap's gears bridged in equal steps never
@@ -1108,9 +1169,10 @@ def test_eval_learns_with_the_count_its_transmission_names_where_the_logs_fill_i
         status = main(["eval", str(tmp_path / "logs"), "--json", str(tmp_path / "eval.json")]
                       + (["--transmission", gearbox] if gearbox else []))
         out = capsys.readouterr().out
-        # without the count live learning numbers 2nd -> 4th (1.80) as one step before 3rd's peak is seen
-        # and shows a wrong gear on 5.8 %: eval says so and exits 1 (the roadmap); with it, nothing short
-        assert status == (1 if gearbox is None else 0), out
+        # without the count live learning numbered 2nd -> 4th (1.80) as one step before 3rd's peak was seen
+        # and showed a wrong gear on 5.6 %, eval exiting 1; 3rd glimpsed there (learning.md rule 8), it waits
+        assert status == 0, out
+        assert "shown 0.0%, wrong 0.0%" in out or gearbox is not None, out
         figures[gearbox] = json.loads((tmp_path / "eval.json").read_text())[0]
         assert ("numbering learned is not certain" in out) == (gearbox is None), out
         assert ("held briefly between two gears with the engine pulled through it, a gear" in out) == (gearbox is None)
@@ -1401,6 +1463,28 @@ def test_launches_locked_above_with_the_upshift_read_late_doubt_the_counts_1st(t
         figures = evaluate([str(path)], transmission=gearbox)[0]
         assert figures.gear_agree > 0.95 and figures.gear_agree >= figures.gear_agree_nearest, figures
         assert figures.learning_shown == 0.0 and len(figures.trained_ratios) == 5
+
+
+def test_launches_locked_late_above_the_highest_cluster_never_make_it_1st_for_sure(tmp_path):
+    """The lazy driver's farm drive (seed 1) logged at 2 Hz, alone, with no count: 1st is held for a second
+    on each of three launches (262-295 rpm per km/h at 6-9 km/h, the engine rising), its upshift read just
+    over UPSHIFT_S later, so the locks are late; each launch's lowest ratio within LAUNCH_S is 2nd's (178-192),
+    within a gear step of the highest cluster (2nd, 161). Counted as launches near it with none locked in
+    time, they made the highest cluster 1st *for sure*: the dash showed 4th as 3rd from 280 s, a wrong gear on
+    30 % of the drive (eval's live learning). A lock read late is a gear above the highest cluster as a lock in
+    time is: the launches now decide nothing, the dash waits, and the likeliest numbering starts at 2nd."""
+    from keidash.estimate.evaluate import evaluate
+    from keidash.sim.recorded import record, simulate, write_logger_csv
+    path = str(tmp_path / "farm.csv")
+    write_logger_csv(record(simulate("hijet-s500p", "farm", "lazy", 420.0, 1), rpm_hz=2, seed=1), path)
+    state = learn_pairs(LearnerState(), load_log(path))
+    result = learned(state)
+    assert result.gears[0].rpm_per_kmh == pytest.approx(163.0, rel=0.02)  # 2nd: 1st never held steadily
+    seen = launch_gears(state, result.gears[0].rpm_per_kmh)
+    assert not seen.locked_above and len(seen.locked_late) >= 2 and seen.in_top <= 1
+    assert not result.numbering_certain and not result.ready and result.likely_above == 1
+    figures = evaluate([path])[0]
+    assert figures.learning_wrong <= 0.02 and figures.gear_agree > 0.95, figures
 
 
 def test_a_late_upshift_is_no_lock_read_ten_times_a_second():

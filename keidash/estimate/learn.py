@@ -182,6 +182,9 @@ PHANTOM_SHARE = 0.25
 #: close-ratio car's lazy 3rd and 4th: 0.03-0.17); a stretch of slip held steady holds one engine speed
 #: and one road speed (within the rpm's noise, ~0.01): no other speed keeps its ratio
 PULLED_THROUGH = 0.02
+#: a gear passed through but never held (:func:`_glimpsed`): its moving pairs lie within this (ln units) of
+#: its ratio (whole-km/h speeds at 40-60 km/h, the rpm's noise)
+GLIMPSE_WIDTH = 0.02
 #: each launch's moving pairs are kept for this long (s) after its standstill, at most LAUNCH_PAIRS of
 #: them, for the last KEPT_LAUNCHES launches: bounded memory that tells which gear a launch was in
 LAUNCH_SEQ_S = 5.0
@@ -258,6 +261,9 @@ class LearnedRatios:
     through_at: tuple[float, ...] = ()  # no gear count given: rpm per km/h of the light peaks between two gears
     #                                   the engine was pulled through, taken as gears driven through briefly in
     #                                   the likeliest numbering (:func:`_driven_through`)
+    glimpsed_at: float | None = None  # no gear count given: rpm per km/h of a gear passed through but never held,
+    #                                   inside a step longer than the one below it: the numbering is not certain
+    #                                   (:func:`_glimpsed`)
     first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
     #                              above it: the numbering is not certain, and one shown is dropped
     likely_above: int = 0  # no gear count given: 1 when most launches pulled away a gear step above the
@@ -465,9 +471,14 @@ class LearnerState:
     run_start: float | None = None  # t (s) of the current steady run's first pair
     run_last: float = 0.0  # t (s) of the run's latest pair
     run_ratio: float = 0.0  # log(rpm per km/h) of the run's first pair
+    run_rpm: float = 0.0  # rpm of the run's latest pair
     run_pending: tuple[float, float, float] | None = None  # (log ratio, half width, rpm): first pair, not counted yet
     weights: tuple[float, ...] = field(default=_EMPTY, repr=False)  # steady pairs per log-ratio bin
     moving: tuple[float, ...] = field(default=_EMPTY, repr=False)  # every moving pair per bin, steady or not
+    agreeing: tuple[float, ...] = field(default=_EMPTY, repr=False)  # moving pairs per bin that continue a
+    #                                        run (within STEADY_TOL of its first), held or not yet, read after the
+    #                                        run's pair before with the rpm not falling: not a clutch going in
+    agreeing_rpm: tuple[float, ...] = field(default=_EMPTY, repr=False)  # ... and the sum of their rpm
     rpm_sums: tuple[float, ...] = field(default=_EMPTY, repr=False)  # sum of rpm per bin
     rpm_squares: tuple[float, ...] = field(default=_EMPTY, repr=False)  # sum of rpm squared per bin
     pairs: int = 0  # steady pairs counted
@@ -615,9 +626,13 @@ def _fold_pair(state: LearnerState, t: float, rpm: float, kmh: float) -> Learner
     in_run = (state.run_start is not None and t - state.run_last <= MAX_GAP_S
               and abs(log_ratio - state.run_ratio) <= STEADY_TOL + resolution)
     if not in_run:
-        return _replace(state, run_start=t, run_last=t, run_ratio=log_ratio,
+        return _replace(state, run_start=t, run_last=t, run_ratio=log_ratio, run_rpm=rpm,
                         run_pending=(log_ratio, half_width, rpm))
-    state = _replace(state, run_last=t)
+    if t > state.run_last and rpm >= state.run_rpm * RPM_FALLING:  # a later instant, the rpm not falling
+        span = _span(log_ratio, half_width)
+        state = _replace(state, agreeing=_spread(state.agreeing, *span, 1.0),
+                         agreeing_rpm=_spread(state.agreeing_rpm, *span, rpm))
+    state = _replace(state, run_last=t, run_rpm=rpm)
     if t - state.run_start < HOLD_S:
         return state
     if state.run_pending is not None:
@@ -916,12 +931,13 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
         return 0, 0, UNBOUNDED, 0
     near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
     below = sum(launches[:_bin(math.log(top * (1.0 - LAUNCH_BELOW)))])
-    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * seen.shown, 0.5 * n) and not seen.locked_above:
+    locked_above = len(seen.locked_above) + len(seen.locked_late)  # in time or read late: a gear above ``top``
+    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * seen.shown, 0.5 * n) and not locked_above:
         return round(n), 0, 0, 0
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
-        if len(seen.locked_above) > LAUNCH_STRAY_SHARE * n or not seen.in_top:
+        if locked_above > LAUNCH_STRAY_SHARE * n or not seen.in_top:
             # a launch's lowest ratio may come after its first upshift (a kei truck's 1st runs out
             # within 2 s): only launches seen closely enough to show no lock above ``top`` make it 1st
             return round(n), 0, UNBOUNDED, 0
@@ -1304,6 +1320,41 @@ def _driven_through(cands: list[Cluster], phantoms: list[Cluster]) -> list[Clust
     return taken
 
 
+def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> float | None:
+    """Without the gear count: rpm per km/h of a gear passed through but never held (no steady run yet) in
+    a step between two gears found (1st first) longer than the step below it, else None. A gearbox's steps
+    mostly shrink towards top, so a gear skipped or driven through for a second hides in a long one: the
+    close-ratio car's 3rd -> 5th (1.53 after 1.43, 4th engaged for a second) numbered 5th 4th and 6th 5th for
+    the rest of a kei-day (a wrong gear on 41-43 % of two drives' moving samples, eval's live learning). Its
+    moving pairs that continue a run (within STEADY_TOL of its first), steady or not yet, the engine pulling
+    (the rpm not falling from the run's pair before; on average above ``idle_rpm`` + IDLE_MARGIN_RPM, not
+    rolling at idle with the clutch in), peak there: within GLIMPSE_WIDTH of one ratio a gear step
+    (MIN_GEAR_STEP) from both gears, at least MIN_CLUSTER_SAMPLES of them and at least half of those in the
+    step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it and either
+    gear. The smear of shifts' slip across a step (the Hijet's 3rd -> 4th) has no such peak, and the tail of
+    a gear's cluster reaching into the step no dip between it and the gear."""
+    ratios = [c.rpm_per_kmh for c in cands]
+    width = int(GLIMPSE_WIDTH / BIN)
+    for n in range(1, len(ratios) - 1):
+        if math.log(ratios[n] / ratios[n + 1]) <= math.log(ratios[n - 1] / ratios[n]):
+            continue
+        first, last = _bin(math.log(ratios[n + 1])), _bin(math.log(ratios[n]))
+        lo, hi = _bin(math.log(ratios[n + 1] * MIN_GEAR_STEP)) + 1, _bin(math.log(ratios[n] / MIN_GEAR_STEP))
+        if hi - lo < 2:
+            continue
+        pairs = state.agreeing
+        near = [sum(pairs[i - width:i + width + 1]) for i in range(first, last + 1)]
+        peak = max(range(lo - first, hi - first + 1), key=lambda i: near[i])
+        if near[peak] < max(MIN_CLUSTER_SAMPLES, 0.5 * sum(pairs[lo:hi + 1])):
+            continue
+        around = range(first + peak - width, first + peak + width + 1)
+        if sum(state.agreeing_rpm[i] for i in around) / near[peak] < idle_rpm + IDLE_MARGIN_RPM:
+            continue
+        if min(near[:peak]) <= MIN_DIP * near[peak] and min(near[peak + 1:]) <= MIN_DIP * near[peak]:
+            return _ratio(sum((i + 0.5) * pairs[i] for i in around) / near[peak])
+    return None
+
+
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
     """Clusters (1st first) that are the engine at idle while rolling, not a gear (see IDLE_BAND)."""
     out, below = [], None  # below: the nearest gear with more rpm per km/h kept so far
@@ -1450,7 +1501,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             return replace(_gear(c), confidence=round(corroborated, 3))
         return _gear(c)
 
-    unsure_at, skipped, through = None, None, []
+    unsure_at, skipped, through, glimpsed = None, None, [], None
     counted_first = False  # the count alone made the highest cluster 1st
     if gears is None or len(cands) == gears:
         # without the gear count, a cluster set apart as a phantom between two gears may be a gear
@@ -1466,8 +1517,10 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
             skipped = _skipped(cands, phantoms)
             if above[:2] == (0, 0):
                 unsure_at = _phantom_between(cands, phantoms)
+                if unsure_at is None and skipped is None and not through:
+                    glimpsed = _glimpsed(state, cands, idle_rpm)
         certain = gears is not None or (above[:2] == (0, 0) and unsure_at is None and skipped is None
-                                         and not through)
+                                         and not through and glimpsed is None)
         counted_first = gears is not None and launch_first is None
         if skipped is None:
             table = tuple(gear(c) for c in cands)
@@ -1494,6 +1547,9 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
     # early, or a 1st read too seldom to cluster): the numbering is not certain
     doubted = counted_first and _launch_doubt(seen, cands, above, extra_low, low_range)
     certain = certain and more is None and not doubted
+    # the launches proved the highest cluster 1st: a numbering unsure above it (a light peak or a gear glimpsed
+    # between two gears) leaves 1st where it is
+    first_sure = certain or gears is None and above[:2] == (0, 0)
     if not certain and gears is not None:  # without a count the numbering is "from the highest found"
         table = tuple(GearRatio(g.rpm_per_kmh, round(g.confidence * UNCERTAIN_NUMBERING, 3), g.samples, g.spread)
                       for g in table)
@@ -1504,11 +1560,12 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
                          skipped_at=None if skipped is None else round(skipped[2].rpm_per_kmh, 2),
                          through_at=tuple(round(c.rpm_per_kmh, 2) for c in through),
+                         glimpsed_at=None if glimpsed is None else round(glimpsed, 2),
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
-                                          and (_likely_above(state, cands[0].rpm_per_kmh, None if certain else seen)
-                                               or not certain and _locked_above(seen, cands, extra_low,
-                                                                                low_range))))
+                                          and (_likely_above(state, cands[0].rpm_per_kmh, None if first_sure else seen)
+                                               or not first_sure and _locked_above(seen, cands, extra_low,
+                                                                                   low_range))))
 
 
 def _launch_doubt(seen: LaunchGears | None, cands: list[Cluster], above: tuple[int, int, int], extra_low: bool,

@@ -47,6 +47,15 @@ def through_sentence(ratios: tuple[float, ...]) -> str:
             f"(the gearbox's count) can settle it")
 
 
+def glimpsed_sentence(ratio: float) -> str:
+    """Said when, without the gear count, a gear was passed through but never held inside a step longer than
+    the one below it (keidash.estimate.learn: the moving pairs peak there)."""
+    return (f"which gear each is cannot be told from these drives for sure: a gear was passed through at about "
+            f"{ratio:.1f} rpm per km/h, between two gears found, but never held, so the gears above it may be "
+            f"numbered one too low; a profile written from them gives the dash no gear numbers; --gears N (the "
+            f"gearbox's count) or a drive holding that gear a few seconds settles it")
+
+
 def skipped_sentence(ratio: float) -> str:
     """Said when, without the gear count, the gears found make no gearbox's steps as they stand and a small
     cluster between two of them, taken as a gear, makes one numbering that does (keidash.estimate.learn:
@@ -132,6 +141,8 @@ class TruckKnowledge:
             lines.append(f"  {phantom_sentence(self.ratios_learned.unsure_at)}")
         elif self.ratios_learned.skipped_at is not None:
             lines.append(f"  {skipped_sentence(self.ratios_learned.skipped_at)}")
+        elif self.ratios_learned.glimpsed_at is not None:
+            lines.append(f"  {glimpsed_sentence(self.ratios_learned.glimpsed_at)}")
         elif self.ratios_learned.found and not self.ratios_learned.numbering_certain:
             likely = self.ratios_learned.likely_above and not self.ratios_learned.gear_count_given
             lines.append(f"  {LIKELY_FROM_2ND if likely else NUMBERING_UNCERTAIN}")
