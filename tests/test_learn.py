@@ -1487,6 +1487,32 @@ def test_launches_locked_late_above_the_highest_cluster_never_make_it_1st_for_su
     assert figures.learning_wrong <= 0.02 and figures.gear_agree > 0.95, figures
 
 
+def test_two_launches_locked_in_one_gear_above_the_highest_cluster_prove_a_gear_above_it():
+    """The lazy driver's kei-day (seed 0, 5 Hz, live as the bench's live part learns it, the count of 5): by
+    215 s 2nd..5th are clusters, 1st is not, and of three launches two locked at 269 and 271 rpm per km/h
+    (1st) before their upshift into 2nd, the third showing nothing either way (no lock, none straight into
+    2nd); each launch's lowest ratio within LAUNCH_S is 2nd's. Two locks in one gear a gear step above the
+    highest cluster with none going into it prove a gear above it, though not yet its ratio (that wants
+    three): the count numbers the clusters 2nd..5th for sure and the dash shows them, 1st bounded, from
+    ~210 s instead of ~240 s, when the fourth launch locks."""
+    from keidash.sim.recorded import record, simulate
+    log = record(simulate("hijet-s500p", "kei-day", "lazy", 420.0, 0), rpm_hz=5, seed=0)
+    state = LearnerState()
+    for s in log.samples:
+        if s.t > 215.0:
+            break
+        for channel, value in ((RPM, s.rpm), (SPEED, s.speed_kmh)):
+            if channel in s.fresh:
+                state = learner_step(state, s.t, channel, value)
+    truth = load_profile("hijet-s500p").rpm_per_kmh()
+    five = learned(state, 5)
+    seen = launch_gears(state, five.gears[1].rpm_per_kmh)
+    assert len(seen.locked_above) == 2 and seen.in_top == 0 and seen.first_gear() is None
+    assert five.numbering_certain and five.gears[0].rpm_per_kmh is None and not five.first_doubted
+    assert [g.rpm_per_kmh for g in five.gears[1:]] == pytest.approx(truth[1:], rel=0.02)
+    assert five.bridged()[1:] == pytest.approx(truth[1:], rel=0.02) and five.first_spread() > 0.0
+
+
 def test_a_late_upshift_is_no_lock_read_ten_times_a_second():
     """The late allowance is the rpm's own reading period: read ten times a second, a lock left more than
     UPSHIFT_S before the ratio reaches the highest cluster is no sign of anything (a slipping clutch sliding

@@ -220,6 +220,9 @@ LAUNCH_SHARP_SE = 0.03
 #: launches locked in one gear above the highest cluster, at least this share of the launches that
 #: show their gear, make it 1st
 LAUNCH_LOCK_SHARE = 0.7
+#: launches locked above the highest cluster within 2 x LOCK_TOL of each other, none seen going into it, that
+#: prove a gear above it (:func:`_launch_verdict`; its ratio wants MIN_LAUNCHES locks)
+LOCKS_ABOVE = 2
 #: a real gearbox's steps shrink from 1st towards top (progressive gearing): each step is at
 #: most this factor above the one below it (the Hijet's 2nd->3rd and 3rd->4th: 1.45, 1.65)
 STEP_PROGRESSION = 1.2
@@ -936,6 +939,11 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
         return round(n), 0, 0, 0
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
+    if (n >= MIN_LAUNCHES and not seen.in_top and not seen.locked_late and len(seen.locked_above) >= LOCKS_ABOVE
+            and max(seen.locked_above) - min(seen.locked_above) <= 2 * LOCK_TOL):
+        # launches locked in one gear above ``top``, none seen going into it: a gear above it (not yet its ratio,
+        # which wants MIN_LAUNCHES locks), whatever their lowest ratios (the lazy driver in 2nd within LAUNCH_S)
+        return round(n), 1, max(int(math.log(math.exp(min(seen.locked_above)) / top) / math.log(MIN_GEAR_STEP)), 1), 1
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
         if locked_above > LAUNCH_STRAY_SHARE * n or not seen.in_top:
             # a launch's lowest ratio may come after its first upshift (a kei truck's 1st runs out
