@@ -183,8 +183,9 @@ PHANTOM_SHARE = 0.25
 #: and one road speed (within the rpm's noise, ~0.01): no other speed keeps its ratio
 PULLED_THROUGH = 0.02
 #: a gear passed through but never held (:func:`_glimpsed`): its moving pairs lie within this (ln units) of
-#: its ratio (whole-km/h speeds at 40-60 km/h, the rpm's noise)
-GLIMPSE_WIDTH = 0.02
+#: its ratio (whole-km/h speeds at 40-60 km/h, the rpm's noise: the close-ratio car's 4th read four times at
+#: 2 Hz spans 4.2 %)
+GLIMPSE_WIDTH = 0.03
 #: each launch's moving pairs are kept for this long (s) after its standstill, at most LAUNCH_PAIRS of
 #: them, for the last KEPT_LAUNCHES launches: bounded memory that tells which gear a launch was in
 LAUNCH_SEQ_S = 5.0
@@ -1336,9 +1337,9 @@ def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> flo
     the rest of a kei-day (a wrong gear on 41-43 % of two drives' moving samples, eval's live learning). Its
     moving pairs that continue a run (within STEADY_TOL of its first), steady or not yet, the engine pulling
     (the rpm not falling from the run's pair before; on average above ``idle_rpm`` + IDLE_MARGIN_RPM, not
-    rolling at idle with the clutch in), peak there: within GLIMPSE_WIDTH of one ratio a gear step
-    (MIN_GEAR_STEP) from both gears, at least MIN_CLUSTER_SAMPLES of them and at least half of those in the
-    step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it and either
+    rolling at idle with the clutch in), peak there: within GLIMPSE_WIDTH of one ratio, counting only those a
+    gear step (MIN_GEAR_STEP) from both gears, at least MIN_CLUSTER_SAMPLES of them and at least half of
+    those in the step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it and either
     gear. The smear of shifts' slip across a step (the Hijet's 3rd -> 4th) has no such peak, and the tail of
     a gear's cluster reaching into the step no dip between it and the gear."""
     ratios = [c.rpm_per_kmh for c in cands]
@@ -1351,9 +1352,12 @@ def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> flo
         if hi - lo < 2:
             continue
         pairs = state.agreeing
+        # pairs within a gear step of either gear count for none (the edge of a gear's own tail); the dips
+        # towards the gears are read over every pair
         near = [sum(pairs[i - width:i + width + 1]) for i in range(first, last + 1)]
-        peak = max(range(lo - first, hi - first + 1), key=lambda i: near[i])
-        if near[peak] < max(MIN_CLUSTER_SAMPLES, 0.5 * sum(pairs[lo:hi + 1])):
+        inside = [sum(pairs[max(i - width, lo):min(i + width, hi) + 1]) for i in range(lo, hi + 1)]
+        peak = lo - first + max(range(len(inside)), key=lambda i: inside[i])
+        if inside[peak - (lo - first)] < max(MIN_CLUSTER_SAMPLES, 0.5 * sum(pairs[lo:hi + 1])):
             continue
         around = range(first + peak - width, first + peak + width + 1)
         if sum(state.agreeing_rpm[i] for i in around) / near[peak] < idle_rpm + IDLE_MARGIN_RPM:
