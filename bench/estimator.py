@@ -434,6 +434,20 @@ def _cost(readings, config, repeats: int) -> dict:
 #: how the estimator, tuned on kei trucks' wide steps, holds where two steps are shorter than one of a kei's
 CAR_PROFILE = ROOT / "tests" / "data" / "profiles" / "close-ratio-6mt.toml"
 CAR_BODY = dict(mass_kg=1350.0, drag_area_m2=0.65, clutch_capacity_nm=350.0, engine_inertia_kgm2=0.15)
+
+
+def _vehicle_trace(vehicle: str, route: str, style: str, seed: int):
+    """A LIVE_SECONDS virtual drive of the Hijet (``hijet-s500p``) or, by any other name, the close-ratio car."""
+    from keidash.profiles.body import Body
+    from keidash.sim.recorded import simulate
+    if vehicle == "hijet-s500p":
+        return simulate(vehicle, route, style, LIVE_SECONDS, seed)
+    return simulate(str(CAR_PROFILE), route, style, LIVE_SECONDS, seed, body=Body(**CAR_BODY))
+
+
+def _no_count_label(vehicle: str) -> str:
+    """The no-count CSV logs' name in goals and figures: the Hijet's unnamed (as before the car joined)."""
+    return "no gear count, CSV logs" if vehicle == "hijet-s500p" else f"no gear count, {vehicle} CSV logs"
 CAR_RATES_HZ = (10, 5)
 
 
@@ -442,13 +456,12 @@ def _car_drive(job: tuple[str, str, int]) -> list[dict]:
     ratios against nearest ratio, and live learning with its gear count and no ratios (a worker's job)."""
     from keidash.estimate.drives import estimate_log
     from keidash.estimate.gears import agreement, moved_unseen, nearest_ratio_gears
-    from keidash.profiles.body import Body
-    from keidash.sim.recorded import record, simulate
+    from keidash.sim.recorded import record
     style, route, seed = job
     car = load_profile(str(CAR_PROFILE))
     known = config_for(car, {}, ("obd",))
     live = config_for(replace(car, gear_ratios=(), final_drive=None), {}, ("obd",))
-    trace = simulate(str(CAR_PROFILE), route, style, LIVE_SECONDS, seed, body=Body(**CAR_BODY))
+    trace = _vehicle_trace("close-ratio car", route, style, seed)
     out = []
     for hz in CAR_RATES_HZ:
         log = record(trace, rpm_hz=hz, seed=seed)
@@ -509,12 +522,9 @@ def _no_count_drive(job: tuple[str, str, str, int]) -> list[dict]:
     the gear sensor's N), read back and learned live with no profile: what ``keidash eval`` does with a
     folder of logs that has no vehicle.toml (a worker's job)."""
     import tempfile
-    from keidash.profiles.body import Body
-    from keidash.sim.recorded import record, simulate, write_logger_csv
+    from keidash.sim.recorded import record, write_logger_csv
     vehicle, style, route, seed = job
-    car = vehicle != "hijet-s500p"
-    trace = simulate(str(CAR_PROFILE) if car else vehicle, route, style, LIVE_SECONDS, seed,
-                     body=Body(**CAR_BODY) if car else Body())
+    trace = _vehicle_trace(vehicle, route, style, seed)
     out = []
     for hz in NO_COUNT_RATES_HZ:
         with tempfile.TemporaryDirectory() as folder:
@@ -543,9 +553,8 @@ def count_figures() -> dict:
         goals.update(_learning_goals(f"a profile of 4 gears on a 5-speed, live learning at {hz} Hz", None,
                                      [d for d in low if d["hz"] == hz]))
     for vehicle, hz in ((vehicle, hz) for vehicle in NO_COUNT_VEHICLES for hz in NO_COUNT_RATES_HZ):
-        which = "" if vehicle == "hijet-s500p" else f"{vehicle} "
-        goals.update(_learning_goals(f"no gear count, {which}CSV logs learned live at {hz} Hz",
-                                     f"no gear count, {which}CSV logs, 7-minute mixed (kei-day) drives at {hz} Hz",
+        goals.update(_learning_goals(f"{_no_count_label(vehicle)} learned live at {hz} Hz",
+                                     f"{_no_count_label(vehicle)}, 7-minute mixed (kei-day) drives at {hz} Hz",
                                      [d for d in none if d["hz"] == hz and d["vehicle"] == vehicle]))
     return {"low": low, "none": none, "goals": goals}
 
@@ -580,12 +589,10 @@ def _heldout_drive(job: tuple[str, str, str]) -> list[dict]:
     """One virtual drive written as a logger writes a CSV at each of HELDOUT_RATES_HZ, alone in a folder,
     scored by ``keidash eval``: trained on itself, with no gear count and with the count (a worker's job)."""
     import tempfile
-    from keidash.profiles.body import Body
-    from keidash.sim.recorded import record, simulate, write_logger_csv
+    from keidash.sim.recorded import record, write_logger_csv
     vehicle, style, route = job
     car = vehicle != "hijet-s500p"
-    trace = simulate(str(CAR_PROFILE) if car else vehicle, route, style, LIVE_SECONDS, 0,
-                     body=Body(**CAR_BODY) if car else Body())
+    trace = _vehicle_trace(vehicle, route, style, 0)
     drives = []
     for hz in HELDOUT_RATES_HZ:
         with tempfile.TemporaryDirectory() as folder:
@@ -706,7 +713,7 @@ def main() -> int:
     if "count" in report:
         count = report["count"]
         for what, drives, rates in (("a profile of 4 gears on a 5-speed", count["low"], COUNT_RATES_HZ),
-                                    *((f"no gear count, {'' if vehicle == 'hijet-s500p' else vehicle + ' '}CSV logs",
+                                    *((_no_count_label(vehicle),
                                        [d for d in count["none"] if d["vehicle"] == vehicle], NO_COUNT_RATES_HZ)
                                       for vehicle in NO_COUNT_VEHICLES)):
             print(f"{what}, {len(drives) // len(rates)} drives: " + "; ".join(

@@ -634,9 +634,10 @@ def _fold_pair(state: LearnerState, t: float, rpm: float, kmh: float) -> Learner
                         run_pending=(log_ratio, half_width, rpm))
     if t > state.run_last and rpm >= state.run_rpm * RPM_FALLING:  # a later instant, the rpm not falling
         span = _span(log_ratio, half_width)
-        state = _replace(state, agreeing=_spread(state.agreeing, *span, 1.0),
+        state = _replace(state, run_last=t, run_rpm=rpm, agreeing=_spread(state.agreeing, *span, 1.0),
                          agreeing_rpm=_spread(state.agreeing_rpm, *span, rpm))
-    state = _replace(state, run_last=t, run_rpm=rpm)
+    else:
+        state = _replace(state, run_last=t, run_rpm=rpm)
     if t - state.run_start < HOLD_S:
         return state
     if state.run_pending is not None:
@@ -935,8 +936,8 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
         return 0, 0, UNBOUNDED, 0
     near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
     below = sum(launches[:_bin(math.log(top * (1.0 - LAUNCH_BELOW)))])
-    locked_above = len(seen.locked_above) + len(seen.locked_late)  # in time or read late: a gear above ``top``
-    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * seen.shown, 0.5 * n) and not locked_above:
+    locks = len(seen.locked_above) + len(seen.locked_late)  # in time or read late: a gear above ``top``
+    if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * seen.shown, 0.5 * n) and not locks:
         return round(n), 0, 0, 0
     if below > LAUNCH_STRAY_SHARE * n:
         return round(n), 0, UNBOUNDED, 0
@@ -944,18 +945,22 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
             and max(seen.locked_above) - min(seen.locked_above) <= 2 * LOCK_TOL):
         # launches locked in one gear above ``top``, none seen going into it: a gear above it (not yet its ratio,
         # which wants MIN_LAUNCHES locks), whatever their lowest ratios (the lazy driver in 2nd within LAUNCH_S)
-        return round(n), 1, max(int(math.log(math.exp(min(seen.locked_above)) / top) / math.log(MIN_GEAR_STEP)), 1), 1
+        return round(n), 1, _steps_room(math.exp(min(seen.locked_above)), top), 1
     if near >= max(1.0, LAUNCH_NEAR_SHARE * n):
-        if locked_above > LAUNCH_STRAY_SHARE * n or not seen.in_top:
+        if locks > LAUNCH_STRAY_SHARE * n or not seen.in_top:
             # a launch's lowest ratio may come after its first upshift (a kei truck's 1st runs out
             # within 2 s): only launches seen closely enough to show no lock above ``top`` make it 1st
             return round(n), 0, UNBOUNDED, 0
         return round(n), 0, 0, 0
-    bound = _ratio(_weighted_quantile(launches, 0, 0.25))
-    most = max(int(math.log(bound / top) / math.log(MIN_GEAR_STEP)), 1)
+    most = _steps_room(_ratio(_weighted_quantile(launches, 0, 0.25)), top)
     if n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n:
         return round(n), 1, most, 1
     return round(n), 0, UNBOUNDED, int(near == 0)
+
+
+def _steps_room(bound: float, top: float) -> int:
+    """How many gear steps (MIN_GEAR_STEP each, at least one) fit between ``top`` and ``bound`` (rpm per km/h)."""
+    return max(int(math.log(bound / top) / math.log(MIN_GEAR_STEP)), 1)
 
 
 def _launch_lows(state: LearnerState, dense: bool = False) -> list[float]:
@@ -1339,9 +1344,9 @@ def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> flo
     (the rpm not falling from the run's pair before; on average above ``idle_rpm`` + IDLE_MARGIN_RPM, not
     rolling at idle with the clutch in), peak there: within GLIMPSE_WIDTH of one ratio, counting only those a
     gear step (MIN_GEAR_STEP) from both gears, at least MIN_CLUSTER_SAMPLES of them and at least half of
-    those in the step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it and either
-    gear. The smear of shifts' slip across a step (the Hijet's 3rd -> 4th) has no such peak, and the tail of
-    a gear's cluster reaching into the step no dip between it and the gear."""
+    those in the step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it
+    and either gear. The smear of shifts' slip across a step (the Hijet's 3rd -> 4th) has no such peak, and
+    the tail of a gear's cluster reaching into the step no dip between it and the gear."""
     ratios = [c.rpm_per_kmh for c in cands]
     width = int(GLIMPSE_WIDTH / BIN)
     for n in range(1, len(ratios) - 1):
@@ -1356,9 +1361,10 @@ def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> flo
         # towards the gears are read over every pair
         near = [sum(pairs[i - width:i + width + 1]) for i in range(first, last + 1)]
         inside = [sum(pairs[max(i - width, lo):min(i + width, hi) + 1]) for i in range(lo, hi + 1)]
-        peak = lo - first + max(range(len(inside)), key=lambda i: inside[i])
-        if inside[peak - (lo - first)] < max(MIN_CLUSTER_SAMPLES, 0.5 * sum(pairs[lo:hi + 1])):
+        best = max(range(len(inside)), key=lambda i: inside[i])
+        if inside[best] < max(MIN_CLUSTER_SAMPLES, 0.5 * sum(pairs[lo:hi + 1])):
             continue
+        peak = lo - first + best  # the same ratio, indexed in ``near``
         around = range(first + peak - width, first + peak + width + 1)
         if sum(state.agreeing_rpm[i] for i in around) / near[peak] < idle_rpm + IDLE_MARGIN_RPM:
             continue
