@@ -125,8 +125,8 @@ def test_without_the_gear_count_a_gear_not_seen_yet_is_not_shown_as_the_highest_
     the virtual everyday driver's kei-day (seed 1, OBD at 5 Hz, every row holding both readings) has
     four gears numbered at 181 s, then drives in 5th before its cluster is found at 191 s. The tracker
     held the lever of the lowest gear found, and the dash showed 4th on 65 samples in 5th (2.2 % of the
-    drive wrong, over the 2 % goal). An engine driving well under the lowest gear's line, not at idle
-    and not braking, is a gear not seen yet: no number."""
+    drive wrong, over the 2 % goal). An engine driving well under the lowest gear's line, not at idle,
+    is a gear not seen yet: no number (braking too: see the next test)."""
     from keidash.estimate.drives import estimate_log
     from keidash.replay import load_log
     from keidash.sim.recorded import record, simulate, write_logger_csv
@@ -142,6 +142,23 @@ def test_without_the_gear_count_a_gear_not_seen_yet_is_not_shown_as_the_highest_
     wrong = sum(r.gear_est > 0 and r.gear_est != s.gear for s, r in counted) / len(counted)
     shown = sum(r.gear_est > 0 for s, r in counted) / len(counted)
     assert fifth_as_fourth <= 5 and wrong < 0.01 and shown > 0.5, (fifth_as_fourth, wrong, shown)
+
+
+def test_braking_in_a_gear_not_seen_yet_shows_no_number():
+    """The close-ratio car's everyday kei-day (seed 1, 10 Hz) learned live with its count (6MT): the dash
+    numbers 1st-3rd, the top gears not held yet. Braking from 95 to 90 km/h in 6th at 319.9 s (27.9 rpm per
+    km/h, half 3rd's line) it showed 3rd, the lever the tracker last held 58 s before: an engine well under
+    the highest numbered gear's line was a gear not seen yet only while not braking."""
+    from keidash.estimate.drives import _dashes
+    from keidash.profiles.body import Body
+    from keidash.sim.recorded import record, simulate
+    body = Body(mass_kg=1350.0, drag_area_m2=0.65, clutch_capacity_nm=350.0, engine_inertia_kgm2=0.15)
+    six = Path(__file__).parent / "data" / "profiles" / "close-ratio-6mt.toml"  # made up (tests only)
+    log = record(simulate(str(six), "kei-day", "everyday", 420.0, 1, body=body), rpm_hz=10, seed=1)
+    config = config_for(unknown_profile(), {}, ("replay",), transmission="6MT")
+    braking_in_6th = [dash.gear for s, state, dash in _dashes(log, config)
+                      if 300.0 <= s.t <= 340.0 and s.gear == 6 and state.ratios and len(state.ratios) <= 3]
+    assert len(braking_in_6th) > 100 and set(braking_in_6th) == {None}
 
 
 def test_gears_found_but_not_yet_numbered_are_counted_and_said():

@@ -436,7 +436,11 @@ def _rate_ms2(recent: tuple[tuple[float, float], ...] | None) -> float:
 def _below_top(state: EstimatorState, config: EstimatorConfig, rpm: float, speed_kmh: float) -> bool:
     """Learned live without the gear count, or with fewer gears numbered than it (top gears never driven
     yet), the engine driving well below the line of the highest gear numbered (the fewest rpm per km/h; by
-    half the smallest gear step, not at idle, the truck not braking): a gear not seen yet.
+    half the smallest gear step, not at idle): a gear not seen yet, braking or not. Braking was first left
+    out (the clutch in, the engine running down to idle, the lever held); but braking in a gear not seen yet
+    showed the gear the tracker last held: the close-ratio car counted 6MT, 3rd shown at 90 km/h in 6th
+    (27.9 rpm per km/h, 3rd's 55.8) 58 s after 3rd was left. The clutch down, the engine is at idle within
+    a second, and the lever shows again there.
 
     With every gear of the count numbered an engine under top gear's line is the clutch in (the lever
     stays, as the tracker holds it); short of them a truck that has not yet reached its top gear would
@@ -444,7 +448,7 @@ def _below_top(state: EstimatorState, config: EstimatorConfig, rpm: float, speed
     if (config.gear_count is not None and len(state.ratios) >= config.gear_count or config.rpm_per_kmh
             or not state.ratios or speed_kmh < config.moving_kmh):
         return False
-    if rpm < UPSHIFT_FLOOR * config.limits.idle_rpm or _rate_ms2(state.slowing) <= -BRAKING_MS2:
+    if rpm < UPSHIFT_FLOOR * config.limits.idle_rpm:
         return False
     return math.log(rpm / speed_kmh / state.ratios[-1]) < -0.5 * math.log(MIN_GEAR_STEP)
 

@@ -319,6 +319,10 @@ def _numbering_notes(trained, gearbox: str | None, count: int | None, count_name
                       "locked above it" if learned.first_bounded() else "the highest cluster found is 1st")
                    + "".join(f"; {k:g} rpm per km/h, held briefly between two gears with the engine pulled "
                              "through it, a gear" for k in learned.through_at)
+                   + ("" if learned.glimpsed_at is None else f"; {learned.glimpsed_at:g} rpm per km/h, passed "
+                      "through between two gears but never held, a gear")
+                   + "".join(f"; gear {n} never held: the step between its neighbours is longer than a "
+                             "gearbox's, bridged" for n in learned.missing_between() if not count)
                    + ")"
                    + ("" if count or count_named else "; a gear count helps (a number in --transmission, 5MT, "
                                                      "or in a vehicle.toml's transmission)"))

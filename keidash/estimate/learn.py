@@ -265,9 +265,11 @@ class LearnedRatios:
     through_at: tuple[float, ...] = ()  # no gear count given: rpm per km/h of the light peaks between two gears
     #                                   the engine was pulled through, taken as gears driven through briefly in
     #                                   the likeliest numbering (:func:`_driven_through`)
-    glimpsed_at: float | None = None  # no gear count given: rpm per km/h of a gear passed through but never held,
-    #                                   inside a step longer than the one below it: the numbering is not certain
-    #                                   (:func:`_glimpsed`)
+    glimpsed_at: float | None = None  # rpm per km/h of a gear passed through but never held, inside a step longer
+    #                                   than the one below it (:func:`_glimpsed`): the numbering is not certain; a
+    #                                   gear in the likeliest one where it makes a gearbox with the gears found
+    #                                   (:meth:`scored`; with the count in the table, where the count's numbering
+    #                                   had no gear missing there)
     first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
     #                              above it: the numbering is not certain, and one shown is dropped
     likely_above: int = 0  # no gear count given: 1 when most launches pulled away a gear step above the
@@ -292,6 +294,11 @@ class LearnedRatios:
                 or any(g.rpm_per_kmh is None for g in self.gears[:len(known)]) or gearbox_problem(known)):
             return ()
         return tuple(known)
+
+    def missing_between(self) -> list[int]:
+        """Numbers (1 = 1st) of the gears not found between two found."""
+        found = [n for n, g in enumerate(self.gears, start=1) if g.rpm_per_kmh is not None]
+        return [n for n in range(found[0] + 1, found[-1]) if self.gears[n - 1].rpm_per_kmh is None] if found else []
 
     @property
     def found(self) -> int:
@@ -397,6 +404,16 @@ class LearnedRatios:
         table = [None] * first_above + [g.rpm_per_kmh for g in self.gears]
         while table and table[-1] is None:
             table.pop()
+        if self.glimpsed_at is not None and not self.gear_count_given:
+            # without the count a gear glimpsed is a gear in the likeliest numbering where it makes a gearbox
+            # with those found (the table is of the gears found: live, the numbering shown stays while it does)
+            known = sorted([k for k in table if k is not None] + [self.glimpsed_at], reverse=True)
+            if len(known) <= MAX_GEARS and not gearbox_problem(known):
+                at = 1 + max(n for n, k in enumerate(table) if k is not None and k > self.glimpsed_at)
+                if table[at] is None:
+                    table[at] = self.glimpsed_at
+                else:
+                    table.insert(at, self.glimpsed_at)
         found = [n for n, k in enumerate(table) if k is not None]
         if len(found) < MIN_FORWARD_GEARS or found[0] > 1:
             return ()
@@ -412,10 +429,12 @@ class LearnedRatios:
         """The ratios ``keidash eval`` scores a drive by: :meth:`rpm_per_kmh`, else :meth:`lowest_found`,
         else :meth:`bridged`, else :meth:`scored`; :meth:`scored` first where no count was given and the
         launches make a 1st above the highest cluster likeliest (:attr:`likely_above`) on a ``manual``
-        gearbox. Not behind a torque converter: it slips at every pull-away, so launches bound no gear
-        there."""
+        gearbox, or a gear was glimpsed between two found (:attr:`glimpsed_at`). Not behind a torque
+        converter: it slips at every pull-away, so launches bound no gear there."""
         if self._first_above(manual):
             return self._scored(True)
+        if self.glimpsed_at is not None and not self.gear_count_given and self.scored():
+            return self.scored()  # a gear glimpsed between two found: a gear (:meth:`scored`)
         return self.rpm_per_kmh() or self.lowest_found() or self.bridged() or self.scored()
 
     def first_bounded(self, manual: bool = True) -> bool:
@@ -1334,19 +1353,19 @@ def _driven_through(cands: list[Cluster], phantoms: list[Cluster]) -> list[Clust
     return taken
 
 
-def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> float | None:
-    """Without the gear count: rpm per km/h of a gear passed through but never held (no steady run yet) in
-    a step between two gears found (1st first) longer than the step below it, else None. A gearbox's steps
+def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> Cluster | None:
+    """A gear passed through but never held (no steady run yet) in a step between two gears found (1st first) longer
+    than the step below it, else None: its pairs as a Cluster (no steady pair among them). A gearbox's steps
     mostly shrink towards top, so a gear skipped or driven through for a second hides in a long one: the
     close-ratio car's 3rd -> 5th (1.53 after 1.43, 4th engaged for a second) numbered 5th 4th and 6th 5th for
     the rest of a kei-day (a wrong gear on 41-43 % of two drives' moving samples, eval's live learning). Its
     moving pairs that continue a run (within STEADY_TOL of its first), steady or not yet, the engine pulling
     (the rpm not falling from the run's pair before; on average above ``idle_rpm`` + IDLE_MARGIN_RPM, not
     rolling at idle with the clutch in), peak there: within GLIMPSE_WIDTH of one ratio, counting only those a
-    gear step (MIN_GEAR_STEP) from both gears, at least MIN_CLUSTER_SAMPLES of them and at least half of
-    those in the step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it
-    and either gear. The smear of shifts' slip across a step (the Hijet's 3rd -> 4th) has no such peak, and
-    the tail of a gear's cluster reaching into the step no dip between it and the gear."""
+    gear step (MIN_GEAR_STEP) from both gears, at least MIN_CLUSTER_SAMPLES of them and at least half of those
+    in the step that far from both gears, with fewer than MIN_DIP as many so near any ratio between it and
+    either gear. The smear of shifts' slip across a step (the Hijet's 3rd -> 4th) has no such peak, and the tail
+    of a gear's cluster reaching into the step no dip between it and the gear."""
     ratios = [c.rpm_per_kmh for c in cands]
     width = int(GLIMPSE_WIDTH / BIN)
     for n in range(1, len(ratios) - 1):
@@ -1369,8 +1388,29 @@ def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> flo
         if sum(state.agreeing_rpm[i] for i in around) / near[peak] < idle_rpm + IDLE_MARGIN_RPM:
             continue
         if min(near[:peak]) <= MIN_DIP * near[peak] and min(near[peak + 1:]) <= MIN_DIP * near[peak]:
-            return _ratio(sum((i + 0.5) * pairs[i] for i in around) / near[peak])
+            centre = sum((i + 0.5) * pairs[i] for i in around) / near[peak]
+            spread = BIN * sum(abs(i + 0.5 - centre) * pairs[i] for i in around) / near[peak]
+            return Cluster(peak=_ratio(centre), rpm_per_kmh=_ratio(centre), mass=near[peak], spread=spread,
+                           mean_rpm=sum(state.agreeing_rpm[i] for i in around) / near[peak])
     return None
+
+
+def _bridging_slots(ratios: list[float]) -> tuple[int, ...]:
+    """Without the gear count: slots (0 = the highest found) for the gears found (falling), a step longer than
+    MAX_STEP, which no gearbox has, holding as few gears not found as leave each step at most MAX_STEP (the
+    brisk driver's kei-day read once a second never holds the Hijet's 3rd: 2nd -> 4th, 2.37); numbered in a
+    row where that makes more than MAX_GEARS."""
+    slots = [0] * len(ratios)
+    for n in range(1, len(ratios)):
+        slots[n] = slots[n - 1] + max(1, math.ceil(math.log(ratios[n - 1] / ratios[n]) / math.log(MAX_STEP) - 1e-9))
+    return tuple(slots) if not slots or slots[-1] < MAX_GEARS else tuple(range(len(ratios)))
+
+
+def _glimpse_fits(cands: list[Cluster], glimpsed: Cluster, gears: int) -> bool:
+    """True when the gears found (1st first) with the one ``glimpsed`` between them make a gearbox of at most
+    ``gears`` (:func:`gearbox_problem`)."""
+    with_it = sorted(cands + [glimpsed], key=lambda c: -c.rpm_per_kmh)
+    return len(with_it) <= gears and not gearbox_problem([c.rpm_per_kmh for c in with_it])
 
 
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
@@ -1541,7 +1581,11 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                                          and not through and glimpsed is None)
         counted_first = gears is not None and launch_first is None
         if skipped is None:
-            table = tuple(gear(c) for c in cands)
+            slots = _bridging_slots([c.rpm_per_kmh for c in cands]) if gears is None else tuple(range(len(cands)))
+            if len(slots) < (slots[-1] + 1 if slots else 0):
+                certain = False  # a gear missing in a step no gearbox has: the likeliest numbering
+            by_slot = dict(zip(slots, cands))
+            table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(slots[-1] + 1 if slots else 0))
         else:
             # the likeliest (never certain): the light peak a gear, a gear skipped beside it
             slots, cands, taken = skipped
@@ -1552,6 +1596,19 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         certain, table = False, (_MISSING,) * gears
     else:
         slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)
+        if len(cands) < gears:
+            # fewer gears than the count: one passed through but never held between two found is the one
+            # missing there, not a top gear never reached. Where the numbering has a gear missing there
+            # already it agrees; else the gears numbered with it are the likeliest (the dash waits until it is
+            # held: a step no longer than MAX_STEP reads as one gear step, the close-ratio car's 3rd -> 5th)
+            glimpsed = _glimpsed(state, cands, idle_rpm)
+            below = None if glimpsed is None else sum(c.rpm_per_kmh > glimpsed.rpm_per_kmh for c in cands)
+            if (glimpsed is None or not _glimpse_fits(cands, glimpsed, gears)
+                    or certain and slots[below] - slots[below - 1] > 1):
+                glimpsed = None
+            else:
+                cands = sorted(cands + [glimpsed], key=lambda c: -c.rpm_per_kmh)
+                slots, certain = _slots([c.rpm_per_kmh for c in cands], gears, above)[0], False
         counted_first = launch_first is None and slots[0] == 0
         if not certain and not above[2] and (_likely_above(state, cands[0].rpm_per_kmh, seen) or counted_first
                                              and _launch_doubt(seen, cands, above, extra_low, low_range)):
@@ -1578,7 +1635,7 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          unsure_at=None if unsure_at is None else round(unsure_at, 2), more_gears=more,
                          skipped_at=None if skipped is None else round(skipped[2].rpm_per_kmh, 2),
                          through_at=tuple(round(c.rpm_per_kmh, 2) for c in through),
-                         glimpsed_at=None if glimpsed is None else round(glimpsed, 2),
+                         glimpsed_at=None if glimpsed is None else round(glimpsed.rpm_per_kmh, 2),
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
                                           and (_likely_above(state, cands[0].rpm_per_kmh, None if first_sure else seen)

@@ -47,13 +47,28 @@ def through_sentence(ratios: tuple[float, ...]) -> str:
             f"(the gearbox's count) can settle it")
 
 
-def glimpsed_sentence(ratio: float) -> str:
-    """Said when, without the gear count, a gear was passed through but never held inside a step longer than
-    the one below it (keidash.estimate.learn: the moving pairs peak there)."""
+def glimpsed_sentence(ratio: float, counted: bool = False) -> str:
+    """Said when a gear was passed through but never held inside a step longer than the one below it
+    (keidash.estimate.learn: the moving pairs peak there); ``counted``: the gear count was given (the table
+    then numbers it as a gear, the likeliest; without the count the table is of the gears found)."""
+    where = ("it is numbered as a gear here, the likeliest, not sure" if counted else
+             "it is likeliest a gear, so the gears above it may be numbered one too low here (eval scores it as "
+             "one)")
+    settle = "a drive holding that gear a few seconds" if counted else (
+        "--gears N (the gearbox's count) or a drive holding that gear a few seconds")
     return (f"which gear each is cannot be told from these drives for sure: a gear was passed through at about "
-            f"{ratio:.1f} rpm per km/h, between two gears found, but never held, so the gears above it may be "
-            f"numbered one too low; a profile written from them gives the dash no gear numbers; --gears N (the "
-            f"gearbox's count) or a drive holding that gear a few seconds settles it")
+            f"{ratio:.1f} rpm per km/h, between two gears found, but never held; {where}; a profile written from "
+            f"them gives the dash no gear numbers; {settle} settles it")
+
+
+def bridged_sentence(numbers: list[int]) -> str:
+    """Said when, without the gear count, the step between two gears found is longer than any gearbox's, so
+    gears not found are numbered between them (keidash.estimate.learn._bridging_slots)."""
+    which = " and ".join(f"gear {n}" for n in numbers)
+    return (f"which gear each is cannot be told from these drives for sure: {which} never held, the step "
+            f"between the gears found beside it longer than any gearbox's (2.1 x), so a gear is missing there "
+            f"and numbered so (the likeliest); a profile written from them gives the dash no gear numbers; "
+            f"--gears N (the gearbox's count) or a drive holding that gear a few seconds settles it")
 
 
 def skipped_sentence(ratio: float) -> str:
@@ -142,7 +157,10 @@ class TruckKnowledge:
         elif self.ratios_learned.skipped_at is not None:
             lines.append(f"  {skipped_sentence(self.ratios_learned.skipped_at)}")
         elif self.ratios_learned.glimpsed_at is not None:
-            lines.append(f"  {glimpsed_sentence(self.ratios_learned.glimpsed_at)}")
+            learned = self.ratios_learned
+            lines.append(f"  {glimpsed_sentence(learned.glimpsed_at, learned.gear_count_given)}")
+        elif not self.ratios_learned.gear_count_given and self.ratios_learned.missing_between():
+            lines.append(f"  {bridged_sentence(self.ratios_learned.missing_between())}")
         elif self.ratios_learned.found and not self.ratios_learned.numbering_certain:
             likely = self.ratios_learned.likely_above and not self.ratios_learned.gear_count_given
             lines.append(f"  {LIKELY_FROM_2ND if likely else NUMBERING_UNCERTAIN}")
