@@ -462,6 +462,23 @@ def test_a_pull_away_shows_1st_at_its_first_moving_speed_reading():
     assert after[1].gear == 1 and after[0].judged is None
 
 
+def test_a_downshift_read_with_the_clutch_in_shows_the_lower_gear_not_the_one_left():
+    """The brisk driver's town drive in the Hijet (seed 1) logged once a second, rpm and speed on one row: 4th
+    at 30 km/h, then braking hard, 4th -> 2nd, read at 20 km/h and 2835 rpm (141.8 rpm per km/h, the engine
+    blipped up towards 2nd's line). The tracker's likeliest is the clutch in (0.66), 2nd 0.34, 4th nil, and
+    rolling with the clutch in the lever was held where it was last engaged: 4th shown, nearest ratio's 2nd
+    right (it beat the tracker on that drive). An engine a gear step above the held gear's line and speeding
+    up is a downshift: the likeliest lower gear is shown. Held at the idle with the clutch in, it is not."""
+    rows = [(float(t), 30.0, 2075.0 + 5.0 * (t % 3)) for t in range(230, 245)] + [(245.0, 20.0, 2835.0)]
+    readings = [r for t, kmh, rpm in rows for r in ((t, "rpm", rpm), (t, "speed", kmh))]
+    _, state, shown = polled(readings)
+    assert shown[244.0] == 4 and state.posterior[0] > 0.5  # the likeliest: clutch in (neutral)
+    assert state.gear == 2
+    coasting = [r for t, kmh, rpm in rows[:-1] for r in ((t, "rpm", rpm), (t, "speed", kmh))]
+    coasting += [(245.0, "rpm", MODEL.idle_rpm), (245.0, "speed", 20.0)]  # clutch in, the engine at idle
+    assert polled(coasting)[1].gear == 4
+
+
 def test_rolling_a_speed_reading_does_not_step_the_tracker_on_the_rpm_held():
     """Rolling, the tracker reads a shift from how the rpm moves between readings. At 5 Hz in 3rd the
     clutch goes in for 4th: the rpm read at 2.0 s has fallen 10 % under 3rd's line (an upshift: 4th at

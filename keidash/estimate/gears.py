@@ -552,10 +552,17 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
     if (model.kind != AUTOMATIC and best % per_range == NEUTRAL and engaged is not None
             and speed_kmh >= model.moving_kmh and rpm > 0.0):
         # clutch in while rolling: the lever stays in the gear last engaged, unless the engine is
-        # already below that gear's line on its way down to a higher one's (an upshift)
+        # already below that gear's line on its way down to a higher one's (an upshift), or a gear step
+        # above it and speeding up, the likeliest forward gear a lower one (a downshift: the lever moved)
         up = (_upshift_target(model, engaged, speed_kmh, rpm, accel)
               if _upshift_readable(model, accel, speed_sd_kmh) else None)
         best = engaged if up is None else up
+        if up is None and rise >= model.rise_min and (
+                math.log(rpm / speed_kmh / model.ratio(engaged)) >= math.log(DOWNSHIFT_STEP)):
+            lower = max((k for k in range(n) if k % per_range != NEUTRAL), key=new.__getitem__)
+            if (lower % per_range < engaged % per_range and lower // per_range == engaged // per_range
+                    and new[lower] >= DOWNSHIFT_SHARE):
+                best = lower
     if best == state.candidate:
         since = state.candidate_since
     elif state.t is None:
@@ -582,6 +589,14 @@ def track(state: TrackerState, t: float, speed_kmh: float, rpm: float, model: Ge
                         ratio_avg=ratio_avg, ratio_slow=ratio_slow, engaged=engaged, speed_avg=speed_avg,
                         rpm_avg=rpm_avg, shift_map=shift_map if model.kind == AUTOMATIC else None,
                         pulled_from=pulled_from, rpm_peak=rpm_peak)
+
+
+#: rolling with the clutch in (neutral the likeliest), an engine at least this factor above the line of the
+#: gear last engaged and speeding up (by rise_min) is a downshift: the lever is shown in the likeliest lower
+#: gear where it holds at least DOWNSHIFT_SHARE of the posterior (a 4th -> 2nd under braking read once a
+#: second: 2835 rpm at 20 km/h, 2nd 0.34, 4th nil, and 4th was shown)
+DOWNSHIFT_STEP = 1.15
+DOWNSHIFT_SHARE = 0.2
 
 
 #: a coast-down is noted at the speed where the rpm began to rise, when that was at most this long (s)
