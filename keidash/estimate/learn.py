@@ -393,8 +393,9 @@ class LearnedRatios:
         the table numbers them, the likeliest numbering where it is not certain (eval says so), each
         found at its own ratio however few its pairs, a gear missing between two found bridged
         geometrically, a 1st not found below a found 2nd bounded above it as :meth:`bridged` bounds it
-        (the middle of the range a gearbox leaves it), the top gears never found left out. () with fewer
-        than MIN_FORWARD_GEARS found, or more than 1st missing below them. A log read once a second
+        (the middle of the range a gearbox leaves it), the top gears never found left out, and without the
+        count a gear glimpsed between two found (:attr:`glimpsed_at`) put in as a gear where it makes a
+        gearbox with them. () with fewer than MIN_FORWARD_GEARS found, or more than 1st missing below them. A log read once a second
         holds 2nd to top steadily and its 1st only in 2-second launches: the dash shows no gear until
         the numbering is sure, but the tracker's figure on that log is of these ratios, not of the
         gears numbered one too low."""
