@@ -395,10 +395,10 @@ class LearnedRatios:
         geometrically, a 1st not found below a found 2nd bounded above it as :meth:`bridged` bounds it
         (the middle of the range a gearbox leaves it), the top gears never found left out, and without the
         count a gear glimpsed between two found (:attr:`glimpsed_at`) put in as a gear where it makes a
-        gearbox with them. () with fewer than MIN_FORWARD_GEARS found, or more than 1st missing below them. A log read once a second
-        holds 2nd to top steadily and its 1st only in 2-second launches: the dash shows no gear until
-        the numbering is sure, but the tracker's figure on that log is of these ratios, not of the
-        gears numbered one too low."""
+        gearbox with them. () with fewer than MIN_FORWARD_GEARS found, or more than 1st missing below them.
+        A log read once a second holds 2nd to top steadily and its 1st only in 2-second launches: the dash
+        shows no gear until the numbering is sure, but the tracker's figure on that log is of these ratios,
+        not of the gears numbered one too low."""
         return self._scored(False)
 
     def _scored(self, first_above: bool) -> tuple[float, ...]:
@@ -408,8 +408,7 @@ class LearnedRatios:
         if self.glimpsed_at is not None and not self.gear_count_given:
             # without the count a gear glimpsed is a gear in the likeliest numbering where it makes a gearbox
             # with those found (the table is of the gears found: live, the numbering shown stays while it does)
-            known = sorted([k for k in table if k is not None] + [self.glimpsed_at], reverse=True)
-            if len(known) <= MAX_GEARS and not gearbox_problem(known):
+            if _fits_with([k for k in table if k is not None], self.glimpsed_at, MAX_GEARS):
                 at = 1 + max(n for n, k in enumerate(table) if k is not None and k > self.glimpsed_at)
                 if table[at] is None:
                     table[at] = self.glimpsed_at
@@ -434,9 +433,10 @@ class LearnedRatios:
         converter: it slips at every pull-away, so launches bound no gear there."""
         if self._first_above(manual):
             return self._scored(True)
-        if self.glimpsed_at is not None and not self.gear_count_given and self.scored():
-            return self.scored()  # a gear glimpsed between two found: a gear (:meth:`scored`)
-        return self.rpm_per_kmh() or self.lowest_found() or self.bridged() or self.scored()
+        scored = self.scored()
+        if self.glimpsed_at is not None and not self.gear_count_given and scored:
+            return scored  # a gear glimpsed between two found: a gear (:meth:`scored`)
+        return self.rpm_per_kmh() or self.lowest_found() or self.bridged() or scored
 
     def first_bounded(self, manual: bool = True) -> bool:
         """True when :meth:`for_scoring` bounds a 1st not found (above 2nd, as :meth:`bridged` does)."""
@@ -1386,13 +1386,14 @@ def _glimpsed(state: LearnerState, cands: list[Cluster], idle_rpm: float) -> Clu
             continue
         peak = lo - first + best  # the same ratio, indexed in ``near``
         around = range(first + peak - width, first + peak + width + 1)
-        if sum(state.agreeing_rpm[i] for i in around) / near[peak] < idle_rpm + IDLE_MARGIN_RPM:
+        mean_rpm = sum(state.agreeing_rpm[i] for i in around) / near[peak]
+        if mean_rpm < idle_rpm + IDLE_MARGIN_RPM:
             continue
         if min(near[:peak]) <= MIN_DIP * near[peak] and min(near[peak + 1:]) <= MIN_DIP * near[peak]:
             centre = sum((i + 0.5) * pairs[i] for i in around) / near[peak]
             spread = BIN * sum(abs(i + 0.5 - centre) * pairs[i] for i in around) / near[peak]
             return Cluster(peak=_ratio(centre), rpm_per_kmh=_ratio(centre), mass=near[peak], spread=spread,
-                           mean_rpm=sum(state.agreeing_rpm[i] for i in around) / near[peak])
+                           mean_rpm=mean_rpm)
     return None
 
 
@@ -1409,9 +1410,15 @@ def _bridging_slots(ratios: list[float]) -> tuple[int, ...]:
 
 def _glimpse_fits(cands: list[Cluster], glimpsed: Cluster, gears: int) -> bool:
     """True when the gears found (1st first) with the one ``glimpsed`` between them make a gearbox of at most
-    ``gears`` (:func:`gearbox_problem`)."""
-    with_it = sorted(cands + [glimpsed], key=lambda c: -c.rpm_per_kmh)
-    return len(with_it) <= gears and not gearbox_problem([c.rpm_per_kmh for c in with_it])
+    ``gears`` (:func:`_fits_with`)."""
+    return _fits_with([c.rpm_per_kmh for c in cands], glimpsed.rpm_per_kmh, gears)
+
+
+def _fits_with(ratios: list[float], ratio: float, gears: int) -> bool:
+    """True when rpm per km/h ``ratios`` with ``ratio`` among them make a gearbox of at most ``gears``
+    (:func:`gearbox_problem`)."""
+    with_it = sorted(ratios + [ratio], reverse=True)
+    return len(with_it) <= gears and not gearbox_problem(with_it)
 
 
 def _rolling_at_idle(cands: list[Cluster], idle_rpm: float) -> list[Cluster]:
@@ -1583,10 +1590,11 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
         counted_first = gears is not None and launch_first is None
         if skipped is None:
             slots = _bridging_slots([c.rpm_per_kmh for c in cands]) if gears is None else tuple(range(len(cands)))
-            if len(slots) < (slots[-1] + 1 if slots else 0):
+            size = slots[-1] + 1 if slots else 0
+            if len(slots) < size:
                 certain = False  # a gear missing in a step no gearbox has: the likeliest numbering
             by_slot = dict(zip(slots, cands))
-            table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(slots[-1] + 1 if slots else 0))
+            table = tuple(gear(by_slot[s]) if s in by_slot else _MISSING for s in range(size))
         else:
             # the likeliest (never certain): the light peak a gear, a gear skipped beside it
             slots, cands, taken = skipped
