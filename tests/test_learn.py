@@ -1346,7 +1346,11 @@ def test_launches_in_a_1st_never_held_make_it_likeliest_and_idle_creep_does_not(
     1st's line or above, with the engine working: a 1st above the highest cluster (2nd) is the likeliest,
     and eval scores the log from 2nd (the dash still shows no gear: the numbering is not certain). A
     pull-away with the engine at its standing rpm (the clutch slipping to hold the idle) bounds no gear,
-    nor does a launch with a pair or two (a log polled every 2 s): such launches say nothing of 1st."""
+    and where a launch or two reach the highest cluster within the 2.5 s, launches with a pair or two (a
+    log polled every 2 s) whose lowest ratios spread as a slipping clutch spreads them say nothing; where
+    most of them lie on one line (within 2 x LOCK_TOL) it is a gear's, the likeliest 1st (since the
+    twentieth session: learn._lows_agree_above). Every one of them a gear step above it proves a gear
+    there, as it does with the count (since the twentieth session without it too)."""
     truth = load_profile("hijet-s500p").rpm_per_kmh()
     steady = _histogram(dict(zip(truth[1:], (1400.0, 500.0, 1100.0, 3000.0))))
     # 1st at 279 rpm per km/h for 1.5 s, the clutch slipping into 2nd (164) until 3 s after the standstill
@@ -1360,8 +1364,12 @@ def test_launches_in_a_1st_never_held_make_it_likeliest_and_idle_creep_does_not(
     # creeping off at the idle, the clutch slipping (850 rpm at 4-5 km/h reads above 2nd's line): no bound
     creep = [(850, 4.0), (850, 4.2), (900, 4.5), (950, 4.8), (980, 5.0), (1500, 9.0)]
     assert learned(_launches(steady, [creep] * 4)).likely_above == 0
-    sparse = learned(_launches(steady, [[(2500, 9.0), (2150, 13.1)]] * 4, every_s=1.0))
+    slipping = [[(rpm, 9.0), (2150, 13.1)] for rpm in (2000, 2350, 2700, 3100)]  # 1.36-2.1 x 2nd's line
+    into_2nd = [(1700, 10.0), (2150, 13.1)]
+    sparse = learned(_launches(steady, slipping + [into_2nd], every_s=1.0))
     assert sparse.likely_above == 0 and sparse.for_scoring()[0] == pytest.approx(truth[1], rel=0.02)
+    assert learned(_launches(steady, [[(2500, 9.0), (2150, 13.1)]] * 4 + [into_2nd], every_s=1.0)).likely_above == 1
+    assert learned(_launches(steady, slipping, every_s=1.0)).likely_above == 1
 
 
 def test_eval_scores_a_kei_truck_read_once_a_second_from_2nd(tmp_path, capsys):
@@ -1647,3 +1655,50 @@ def test_a_launch_in_the_highest_clusters_gear_within_a_second_of_the_standstill
     for standstill, straight in ((9.8, 1), (8.8, 0)):
         raw = ((standstill, learn.SPEED, 0.0), (10.2, learn.RPM, 1400.0))
         assert launch_gears(LearnerState(launch_seqs=(seq,), launch_raws=(raw,)), 280.0).in_top == straight
+
+
+def _one_row(tmp_path, style: str, route: str, seed: int, hz: float) -> str:
+    """The virtual Hijet's 7-minute drive of ``style`` on ``route`` written as a phone app writes a CSV, rpm
+    and speed on one row ``hz`` times a second (keidash.sim.recorded.write_one_row_csv); its path."""
+    from keidash.sim.recorded import simulate, write_one_row_csv
+    path = str(tmp_path / f"{style}-{route}-{seed}.csv")
+    write_one_row_csv(simulate("hijet-s500p", route, style, 420.0, seed), path, hz, seed)
+    return path
+
+
+@pytest.mark.parametrize("style, route", [("brisk", "farm"), ("lazy", "kei-day")])
+def test_a_log_read_once_a_second_on_one_row_is_scored_from_2nd_where_the_launches_say_so(tmp_path, style, route):
+    """Read once a second on one row (a phone app's CSV), a kei truck's launch has two readings in the 2.5 s
+    after the standstill, and 1st is neither held steadily nor seen locked. The brisk driver's farm drive:
+    every launch reads a gear step or more above the highest cluster (2nd), which proves a gear above it,
+    and with no count eval still scored 2nd as 1st, every gear one too low (1.3 % against the gear sensor):
+    a gear proven above now makes the likeliest numbering start at 2nd, as with the count. The lazy
+    driver's kei-day: one launch of five reaches 2nd within the 2.5 s, so nothing is proven, but the four
+    others read one gear's line (1.55-1.68 x 2nd), not a slip's spread: 1st there is likeliest, with the
+    count too (1.8 % before, with it and without)."""
+    from keidash.estimate.evaluate import evaluate
+    path = _one_row(tmp_path, style, route, 0, 1)
+    for gearbox in (None, "5MT"):
+        figures = evaluate([path], transmission=gearbox)[0]
+        assert figures.gear_agree > 0.95 and figures.gear_agree >= figures.gear_agree_nearest, (gearbox, figures)
+
+
+def test_launches_reading_one_line_above_the_highest_cluster_make_1st_there_likeliest_a_spread_does_not():
+    """The launches' lowest ratios, per bin (learn._launch_lows): most of them within LOCK_TOL of one line a
+    gear step or more above the highest cluster read as a gear there (its last reading before the upshift
+    lies on 1st's line), the likeliest 1st; a slipping clutch spreads them (the Etios logs, polled every 2 s,
+    read 1.25-2.15 x their held 1st on 7 of 12 launches), and too few launches, or too few of them agreeing,
+    say nothing."""
+    from keidash.estimate.learn import _bin, _lows_agree_above, N_BINS
+
+    def lows(*times_top):
+        out = [0.0] * N_BINS
+        for k in times_top:
+            out[_bin(math.log(164.0 * k))] += 1.0
+        return LearnerState(launches_worked=tuple(out))
+    assert _lows_agree_above(lows(1.09, 1.55, 1.59, 1.68, 1.68), 164.0)
+    assert not _lows_agree_above(lows(0.9, 0.96, 1.03, 1.12, 1.25, 1.25, 1.28, 1.38, 1.43, 1.45, 1.99, 2.15), 164.0)
+    assert not _lows_agree_above(lows(1.0, 1.02, 1.6, 1.62), 164.0)  # half, not most
+    assert not _lows_agree_above(lows(1.6, 1.62), 164.0)  # too few launches
+    assert not _lows_agree_above(lows(1.01, 1.05, 1.12, 1.13, 1.14), 164.0)  # within a gear step: the cluster's own
+    assert not _lows_agree_above(lows(1.3, 1.45, 1.62, 1.8, 2.0), 164.0)  # a spread

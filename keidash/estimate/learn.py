@@ -61,7 +61,9 @@ around those constants. The method:
    :data:`MIN_LAUNCHES`, (almost) all above that, prove a gear above it (as
    few as fit). Any other case cannot decide: the likeliest numbering is
    taken (from 2nd when most launches read with the engine working lie a
-   gear step above the highest cluster: :func:`_likely_above`),
+   gear step above the highest cluster, :func:`_likely_above`, or most
+   launches' lowest ratios lie on one line a gear step or more above it,
+   :func:`_lows_agree_above`),
    ``numbering_certain`` is False and every confidence is multiplied
    by :data:`UNCERTAIN_NUMBERING`. Gears still missing are the top gears (a
    short town drive need not reach top). A missing gear has ``rpm_per_kmh``
@@ -272,8 +274,8 @@ class LearnedRatios:
     #                                   had no gear missing there)
     first_doubted: bool = False  # the count alone made the highest cluster 1st and the launches say a gear
     #                              above it: the numbering is not certain, and one shown is dropped
-    likely_above: int = 0  # no gear count given: 1 when most launches pulled away a gear step above the
-    #                        highest cluster, the engine working (:func:`_likely_above`): a 1st not found is
+    likely_above: int = 0  # no gear count given: 1 when the launches prove a gear above the highest cluster
+    #                        or make one likeliest (:func:`_worked_above`, :func:`_likely_above`): a 1st not found is
     #                        likeliest (read once a second a kei truck's 1st is neither held steadily nor
     #                        seen locked). The table starts at the highest cluster all the same (the numbering
     #                        is not certain); :meth:`for_scoring` numbers from 2nd
@@ -516,6 +518,8 @@ class LearnerState:
     launch_worked_pairs: int = 0  # ... and how many such pairs
     launches_dense: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches with at least
     #                                                                        WORKED_PAIRS of those, per bin
+    launches_worked: tuple[float, ...] = field(default=_EMPTY, repr=False)  # launches with one or more,
+    #                                                                         per bin of their lowest
     launch_from: float | None = None  # t (s) of the standstill the current launch left
     pairing: Pairing = Pairing()  # recent speeds, to carry the speed to each rpm reading's instant
     launch_seq: tuple[tuple[float, float, float, float], ...] = ()  # its (t, log ratio, rpm, km/h) pairs
@@ -666,11 +670,14 @@ def _fold_pair(state: LearnerState, t: float, rpm: float, kmh: float) -> Learner
 
 
 def _close_launch(state: LearnerState) -> LearnerState:
-    """The state with the current launch (if any pair was seen in it) counted in ``launches``, and in
-    ``launches_dense`` with at least WORKED_PAIRS pairs read with the engine working."""
-    if state.launch_worked is not None and state.launch_worked_pairs >= WORKED_PAIRS:
+    """The state with the current launch (if any pair was seen in it) counted in ``launches``, in
+    ``launches_worked`` with a pair read with the engine working, and in ``launches_dense`` with at least
+    WORKED_PAIRS such pairs."""
+    if state.launch_worked is not None:
         i = min(max(_bin(state.launch_worked), 0), N_BINS - 1)
-        state = _replace(state, launches_dense=_spread(state.launches_dense, i, i, 1.0))
+        state = _replace(state, launches_worked=_spread(state.launches_worked, i, i, 1.0))
+        if state.launch_worked_pairs >= WORKED_PAIRS:
+            state = _replace(state, launches_dense=_spread(state.launches_dense, i, i, 1.0))
     if state.launch_worked is not None or state.launch_worked_pairs:
         state = _replace(state, launch_worked=None, launch_worked_pairs=0)
     if state.launch_pending is None:
@@ -691,8 +698,8 @@ def _close_sequence(state: LearnerState) -> LearnerState:
 def forget_launches(state: LearnerState) -> LearnerState:
     """The state without its launches: what it learned of 1st from pulling away is learned afresh;
     the steady histogram is kept."""
-    return _replace(state, launches=_EMPTY, launch_pending=None, launches_dense=_EMPTY, launch_worked=None,
-                    launch_worked_pairs=0, standing_rpm=None, launch_seq=(), launch_seqs=(),
+    return _replace(state, launches=_EMPTY, launch_pending=None, launches_dense=_EMPTY, launches_worked=_EMPTY,
+                    launch_worked=None, launch_worked_pairs=0, standing_rpm=None, launch_seq=(), launch_seqs=(),
                     launch_raw=(), launch_raws=(), launch_from=None, stopped_at=None, pairing=Pairing(),
                     waiting=())
 
@@ -705,14 +712,15 @@ def shift_launches(state: LearnerState, speed_earlier_s: float) -> LearnerState:
     launch under way and the launches before the kept ones are dropped; the steady histogram is kept
     (its runs held the ratio still through the lag)."""
     kept = _close_sequence(state).launch_raws
-    launches, dense, seqs, raws = _EMPTY, _EMPTY, (), ()
+    launches, dense, worked, seqs, raws = _EMPTY, _EMPTY, _EMPTY, (), ()
     for raw in kept:  # each launch's readings start at its standstill: the idle is the one seen last
         fresh = LearnerState(standing_rpm=state.standing_rpm)
         again = _close_launch(_close_sequence(_fold_measured(fresh, raw, speed_earlier_s)))
         launches = tuple(a + b for a, b in zip(launches, again.launches))
         dense = tuple(a + b for a, b in zip(dense, again.launches_dense))
+        worked = tuple(a + b for a, b in zip(worked, again.launches_worked))
         seqs, raws = seqs + again.launch_seqs, raws + again.launch_raws
-    return _replace(forget_launches(state), launches=launches, launches_dense=dense,
+    return _replace(forget_launches(state), launches=launches, launches_dense=dense, launches_worked=worked,
                     standing_rpm=state.standing_rpm, launch_seqs=seqs[-KEPT_LAUNCHES:],
                     launch_raws=raws[-KEPT_LAUNCHES:])
 
@@ -970,12 +978,45 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
         if locks > LAUNCH_STRAY_SHARE * n or not seen.in_top:
             # a launch's lowest ratio may come after its first upshift (a kei truck's 1st runs out
             # within 2 s): only launches seen closely enough to show no lock above ``top`` make it 1st
-            return round(n), 0, UNBOUNDED, 0
+            return round(n), 0, UNBOUNDED, int(_lows_agree_above(state, top))
         return round(n), 0, 0, 0
     most = _steps_room(_ratio(_weighted_quantile(launches, 0, 0.25)), top)
     if n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n:
         return round(n), 1, most, 1
-    return round(n), 0, UNBOUNDED, int(near == 0)
+    return round(n), 0, UNBOUNDED, int(near == 0 or _lows_agree_above(state, top))
+
+
+def _lows_agree_above(state: LearnerState, top: float) -> bool:
+    """True when at least MIN_LAUNCHES launches, more than half of those with a pair read with the engine
+    working (:func:`_launch_lows`), have their lowest such pair a gear step (MIN_GEAR_STEP) or more above
+    ``top`` (rpm per km/h) and within a window 2 x LOCK_TOL wide: they read one gear above the highest
+    cluster, the likeliest 1st. A gear holds one ratio, so the last reading before each launch's upshift
+    lies on 1st's line; a slipping clutch raises a launch's lowest ratio by as much as it slips, a spread
+    (the Etios logs, polled every 2 s: 1.25-2.15 x their held 1st on 7 of 12 launches, at most 4 of them
+    in one such window), and a pair at the rpm the truck stood at (the clutch slipping to hold the idle,
+    creeping off) bounds no gear. Read once a second on one row, a kei truck's launch has two readings in
+    LAUNCH_S, too few for :func:`_likely_above`, and one launch in five reaching 2nd within it left
+    :func:`_launch_verdict` undecided and the highest cluster (2nd) numbered 1st."""
+    launches = _launch_lows(state, worked=True)
+    n = sum(launches)
+    lo = _bin(math.log(top * MIN_GEAR_STEP)) + 1
+    width = round(2 * LOCK_TOL / BIN)
+    most = max((sum(launches[i:i + width + 1]) for i in range(lo, N_BINS) if launches[i]), default=0.0)
+    return most >= MIN_LAUNCHES and most > 0.5 * n
+
+
+def _worked_above(state: LearnerState, top: float) -> bool:
+    """True when the launches read with the engine working put a 1st above ``top`` (rpm per km/h): at least
+    MIN_LAUNCHES of them, all but LAUNCH_STRAY_SHARE a gear step or more above it (as
+    :func:`_launch_verdict` proves a gear above, its creeping pairs left out: a pair at the rpm the truck
+    stood at bounds no gear), or most of them on one line there (:func:`_lows_agree_above`). Without the
+    count this is what makes 1st above the highest cluster likeliest (:attr:`LearnedRatios.likely_above`):
+    read once a second on one row the launches proved a gear above the Hijet's 2nd and eval still scored 2nd
+    as 1st (the count used the proof, the likeliest without it did not)."""
+    launches = _launch_lows(state, worked=True)
+    n = sum(launches)
+    near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
+    return n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n or _lows_agree_above(state, top)
 
 
 def _steps_room(bound: float, top: float) -> int:
@@ -983,11 +1024,13 @@ def _steps_room(bound: float, top: float) -> int:
     return max(int(math.log(bound / top) / math.log(MIN_GEAR_STEP)), 1)
 
 
-def _launch_lows(state: LearnerState, dense: bool = False) -> list[float]:
-    """Launches per bin of their lowest log ratio, the one under way included; ``dense``: only those with
-    at least WORKED_PAIRS pairs read with the engine working (LearnerState.launches_dense)."""
-    launches = list(state.launches_dense if dense else state.launches)
-    pending = ((state.launch_worked if state.launch_worked_pairs >= WORKED_PAIRS else None) if dense
+def _launch_lows(state: LearnerState, dense: bool = False, worked: bool = False) -> list[float]:
+    """Launches per bin of their lowest log ratio, the one under way included; ``worked``: of those with
+    a pair read with the engine working, their lowest such pair (LearnerState.launches_worked); ``dense``:
+    only those with at least WORKED_PAIRS such pairs (LearnerState.launches_dense)."""
+    need = WORKED_PAIRS if dense else 1
+    launches = list(state.launches_dense if dense else state.launches_worked if worked else state.launches)
+    pending = ((state.launch_worked if state.launch_worked_pairs >= need else None) if dense or worked
                else state.launch_pending)
     if pending is not None:
         launches[min(max(_bin(pending), 0), N_BINS - 1)] += 1.0
@@ -1647,7 +1690,9 @@ def learned(state: LearnerState, gears: int | None = None, idle_rpm: float = 850
                          glimpsed_at=None if glimpsed is None else round(glimpsed.rpm_per_kmh, 2),
                          first_doubted=doubted,
                          likely_above=int(gears is None and bool(cands)
-                                          and (_likely_above(state, cands[0].rpm_per_kmh, None if first_sure else seen)
+                                          and (not first_sure and not extra_low and low_range is None
+                                               and _worked_above(state, cands[0].rpm_per_kmh)
+                                               or _likely_above(state, cands[0].rpm_per_kmh, None if first_sure else seen)
                                                or not first_sure and _locked_above(seen, cands, extra_low,
                                                                                    low_range))))
 

@@ -4,7 +4,8 @@
 route with a driver :class:`~keidash.sim.driver.Style` and keeps its ground truth
 as a :class:`Trace`. :func:`record` turns a trace into a
 :class:`~keidash.replay.log.DriveLog` as an OBD logger would write it;
-:func:`virtual_log` does both.
+:func:`virtual_log` does both. :func:`write_logger_csv` and :func:`write_one_row_csv` write a drive as
+a plain logger and a phone app write a CSV.
 
 The logger:
 
@@ -237,3 +238,23 @@ def write_logger_csv(log: DriveLog, path: str) -> None:
             gear = "" if s.gear is None else "N" if s.gear == 0 else s.gear
             f.write(f"{s.t:.2f},{'' if s.rpm is None else f'{s.rpm:.0f}'},"
                     f"{'' if s.speed_kmh is None else f'{s.speed_kmh / KMH_PER_MPH:.1f}'},{gear}\n")
+
+
+def write_one_row_csv(trace: Trace, path: str, hz: float, seed: int, seconds: float | None = None) -> None:
+    """Write ``trace`` to ``path`` as a logger that polls rpm and speed each cycle (``hz`` cycles a second) and
+    writes both on one row stamped at the cycle's end, as a phone app's CSV does: ``time,rpm,speed_kmh,gear``,
+    the rpm measured 0.05-0.15 s before the stamp, the speed polled before it (0.1-0.3 s), whole km/h, the rpm
+    with 25 rpm of noise, the lever at the stamp (N for neutral). Until ``seconds`` (default: the trace's
+    end, less a second); deterministic for a ``seed``."""
+    rnd = random.Random(f"one-row:{seed}")
+    end = trace.duration_s if seconds is None else seconds
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("time,rpm,speed_kmh,gear\n")
+        k = 1
+        while k / hz <= end - 1.0:
+            t = k / hz
+            rpm = trace.rpm_at(t - rnd.uniform(0.05, 0.15)) + rnd.gauss(0.0, 25.0)
+            kmh = math.floor(trace.speed_at(t - rnd.uniform(0.1, 0.3)) + 0.5)
+            lever = trace.lever_at(t)
+            f.write(f"{t:.2f},{rpm:.0f},{kmh:.0f},{'N' if lever == 0 else lever}\n")
+            k += 1
