@@ -358,8 +358,19 @@ class LearnedRatios:
         count = len(self.gears)
         sure = [n for n, g in enumerate(self.gears)
                 if g.rpm_per_kmh is not None and g.confidence >= READY_CONFIDENCE]
-        if not self.gear_count_given or not self.numbering_certain or len(sure) < 3:
+        if not self.numbering_certain or len(sure) < 3:
             return (), 0.0
+        if not self.gear_count_given:
+            # without the count the table is the gears found, numbered for sure: 1st and the highest found
+            # sure, a weak one between two sure ones is a gear the gearbox needs there (else it was set
+            # apart as a phantom and the numbering left unsure), at its own ratio as with the count; but not
+            # where the top step is longer than the one below it (a gearbox's steps shrink towards top: a
+            # gear skipped and never seen hides there, the brisk driver's 5th in the close-ratio car, whose
+            # 6th was shown as 5th beside a weak 4th; with the count the count tells)
+            own = [g.rpm_per_kmh for g in self.gears]
+            if (sure[0] != 0 or sure[-1] != count - 1 or None in own
+                    or own[-2] / own[-1] > own[-3] / own[-2]):
+                return (), 0.0
         # top gears never driven (none found above the sure ones: a weak one there may be a phantom, and a
         # top gear unseen above it) leave the gears below numbered from 1st: shorter than the count
         top = sure[-1]
