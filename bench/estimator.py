@@ -572,35 +572,29 @@ HELDOUT_ONE_ROW_HZ = (2, 1)
 
 
 def _heldout_drive(job: tuple[str, str, str, int]) -> list[dict]:
-    """One virtual drive written as a logger writes a CSV at each of HELDOUT_RATES_HZ, alone in a folder,
-    scored by ``keidash eval``: trained on itself, with no gear count and with the count (a worker's job)."""
+    """One virtual drive written as a logger writes a CSV at each of HELDOUT_RATES_HZ (and with rpm and speed
+    on one row at each of HELDOUT_ONE_ROW_HZ), alone in a folder, scored by ``keidash eval``: trained on
+    itself, with no gear count and with the count (a worker's job)."""
     import tempfile
     from keidash.sim.recorded import record, write_logger_csv, write_one_row_csv
     vehicle, style, route, seed = job
     car = vehicle != "hijet-s500p"
     trace = _vehicle_trace(vehicle, route, style, seed)
     drives = []
-    for hz in HELDOUT_RATES_HZ:
+    for hz, one_row in [(hz, False) for hz in HELDOUT_RATES_HZ] + [(hz, True) for hz in HELDOUT_ONE_ROW_HZ]:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "drive.csv")
-            write_logger_csv(record(trace, rpm_hz=hz, seed=seed), path)
+            if one_row:
+                write_one_row_csv(trace, path, hz, seed, LIVE_SECONDS)
+            else:
+                write_logger_csv(record(trace, rpm_hz=hz, seed=seed), path)
             labelled = sum(1 for s in load_log(path).samples if s.moving and s.rpm and s.gear and s.gear > 0)
-            out = {"vehicle": vehicle, "style": style, "route": route, "seed": seed, "hz": hz, "samples": labelled}
+            out = {"vehicle": vehicle, "style": style, "route": route, "seed": seed, "hz": hz, "samples": labelled,
+                   **({"one_row": True} if one_row else {})}
             for mode, transmission in HELDOUT_MODES.items():
                 f = evaluate([path], transmission=transmission and transmission[car])[0]
                 out[mode] = {"tracker": f.gear_agree or 0.0, "nearest": f.gear_agree_nearest or 0.0,
                              "ratios": list(f.trained_ratios or ())}
-        drives.append(out)
-    for hz in HELDOUT_ONE_ROW_HZ:
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "drive.csv")
-            write_one_row_csv(trace, path, hz, seed, LIVE_SECONDS)
-            labelled = sum(1 for s in load_log(path).samples if s.moving and s.rpm and s.gear and s.gear > 0)
-            out = {"vehicle": vehicle, "style": style, "route": route, "seed": seed, "hz": hz, "one_row": True,
-                   "samples": labelled}
-            for mode, transmission in HELDOUT_MODES.items():
-                f = evaluate([path], transmission=transmission and transmission[car])[0]
-                out[mode] = {"tracker": f.gear_agree or 0.0, "nearest": f.gear_agree_nearest or 0.0}
         drives.append(out)
     return drives
 
@@ -614,34 +608,22 @@ def heldout_figures() -> dict:
         drives = [d for out in pool.map(_heldout_drive, jobs) for d in out]
     goals, vehicles = {}, {}
     for vehicle in HELDOUT_VEHICLES:
-        for hz in HELDOUT_ONE_ROW_HZ:
-            at = [d for d in drives if d["vehicle"] == vehicle and d["hz"] == hz and d.get("one_row")]
-            n = sum(d["samples"] for d in at)
-            for mode in HELDOUT_MODES:
-                below = [d for d in at if d[mode]["tracker"] < d[mode]["nearest"]]
-                f = vehicles.setdefault(f"{vehicle} one row {hz} Hz", {"samples": n})[mode] = {
-                    what: round(sum(d[mode][what] * d["samples"] for d in at) / n, 4) for what in ("tracker", "nearest")}
-                goals[f"held-out {vehicle} logs, rpm and speed on one row ({mode}, {hz} Hz): gear with rpm not below "
-                      f"nearest ratio on {len(at) - len(below)} of {len(at)} drives"] = not below
-                worst = min(at, key=lambda d: d[mode]["tracker"])
-                goals[f"held-out {vehicle} logs, rpm and speed on one row (eval alone, {mode}, {hz} Hz): gear with rpm "
-                      f"{100 * f['tracker']:.1f} % (least {100 * worst[mode]['tracker']:.1f} %, {worst['style']} "
-                      f"{worst['route']} seed {worst['seed']}) >= {100 * GOAL_GEAR_AGREE_MANUAL:g} %"
-                      ] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
-        for hz in HELDOUT_RATES_HZ:
-            at = [d for d in drives if d["vehicle"] == vehicle and d["hz"] == hz and not d.get("one_row")]
-            n = sum(d["samples"] for d in at)
-            for mode in HELDOUT_MODES:
-                f = vehicles.setdefault(f"{vehicle} {hz} Hz", {"samples": n})[mode] = {
-                    what: round(sum(d[mode][what] * d["samples"] for d in at) / n, 4) for what in ("tracker", "nearest")}
-                worst = min(at, key=lambda d: d[mode]["tracker"])
-                below = [d for d in at if d[mode]["tracker"] < d[mode]["nearest"]]
-                goals[f"held-out {vehicle} logs (eval alone, {mode}, {hz} Hz): gear with rpm {100 * f['tracker']:.1f} % "
-                      f"(least {100 * worst[mode]['tracker']:.1f} %, {worst['style']} {worst['route']} "
-                      f"seed {worst['seed']}) >= "
-                      f"{100 * GOAL_GEAR_AGREE_MANUAL:g} %"] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
-                goals[f"held-out {vehicle} logs ({mode}, {hz} Hz): gear with rpm not below nearest ratio on "
-                      f"{len(at) - len(below)} of {len(at)} drives"] = not below
+        for one_row, rates in ((True, HELDOUT_ONE_ROW_HZ), (False, HELDOUT_RATES_HZ)):
+            logs = ", rpm and speed on one row" if one_row else ""
+            for hz in rates:
+                at = [d for d in drives if d["vehicle"] == vehicle and d["hz"] == hz and d.get("one_row", False) == one_row]
+                n = sum(d["samples"] for d in at)
+                for mode in HELDOUT_MODES:
+                    f = vehicles.setdefault(f"{vehicle}{' one row' if one_row else ''} {hz} Hz", {"samples": n})[mode] = {
+                        what: round(sum(d[mode][what] * d["samples"] for d in at) / n, 4) for what in ("tracker", "nearest")}
+                    worst = min(at, key=lambda d: d[mode]["tracker"])
+                    below = [d for d in at if d[mode]["tracker"] < d[mode]["nearest"]]
+                    goals[f"held-out {vehicle} logs{logs} (eval alone, {mode}, {hz} Hz): gear with rpm "
+                          f"{100 * f['tracker']:.1f} % (least {100 * worst[mode]['tracker']:.1f} %, {worst['style']} "
+                          f"{worst['route']} seed {worst['seed']}) >= {100 * GOAL_GEAR_AGREE_MANUAL:g} %"
+                          ] = f["tracker"] >= GOAL_GEAR_AGREE_MANUAL
+                    goals[f"held-out {vehicle} logs{logs} ({mode}, {hz} Hz): gear with rpm not below nearest ratio on "
+                          f"{len(at) - len(below)} of {len(at)} drives"] = not below
     return {"vehicles": vehicles, "drives": drives, "goals": goals}
 
 
@@ -723,12 +705,8 @@ def main() -> int:
                   f"live learning shown {100 * d['shown']:.1f} %, wrong {100 * d['wrong']:.2f} %")
     if "heldout" in report:
         for d in report["heldout"]["drives"]:
-            if d.get("one_row"):
-                print(f"held-out {d['vehicle']} {d['style']} {d['route']} seed {d['seed']} {d['hz']} Hz, one row: " + "; ".join(
-                    f"{mode}: tracker {100 * d[mode]['tracker']:.1f} % / nearest {100 * d[mode]['nearest']:.1f} %"
-                    for mode in HELDOUT_MODES))
-                continue
-            print(f"held-out {d['vehicle']} {d['style']} {d['route']} seed {d['seed']} {d['hz']} Hz: " + "; ".join(
+            print(f"held-out {d['vehicle']} {d['style']} {d['route']} seed {d['seed']} {d['hz']} Hz"
+                  f"{', one row' if d.get('one_row') else ''}: " + "; ".join(
                 f"{mode}: tracker {100 * d[mode]['tracker']:.1f} % / nearest {100 * d[mode]['nearest']:.1f} %, ratios "
                 f"{' / '.join(f'{k:g}' for k in d[mode]['ratios']) or '-'}" for mode in HELDOUT_MODES))
     if "gps" in report:

@@ -973,7 +973,7 @@ def _launch_verdict(state: LearnerState, top: float, seen: LaunchGears) -> tuple
     n = sum(launches)
     if n == 0:
         return 0, 0, UNBOUNDED, 0
-    near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
+    near = _near(launches, top)
     below = sum(launches[:_bin(math.log(top * (1.0 - LAUNCH_BELOW)))])
     locks = len(seen.locked_above) + len(seen.locked_late)  # in time or read late: a gear above ``top``
     if seen.in_top >= max(MIN_LAUNCHES, (1.0 - LAUNCH_STRAY_SHARE) * seen.shown, 0.5 * n) and not locks:
@@ -1010,7 +1010,7 @@ def _lows_agree_above(state: LearnerState, top: float) -> bool:
     :func:`_launch_verdict` undecided and the highest cluster (2nd) numbered 1st."""
     launches = _launch_lows(state, worked=True)
     n = sum(launches)
-    lo = _bin(math.log(top * MIN_GEAR_STEP)) + 1
+    lo = _step_bin(top)
     width = round(2 * LOCK_TOL / BIN)
     most = max((sum(launches[i:i + width + 1]) for i in range(lo, N_BINS) if launches[i]), default=0.0)
     return most >= MIN_LAUNCHES and most > 0.5 * n
@@ -1026,8 +1026,17 @@ def _worked_above(state: LearnerState, top: float) -> bool:
     as 1st (the count used the proof, the likeliest without it did not)."""
     launches = _launch_lows(state, worked=True)
     n = sum(launches)
-    near = sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1])
-    return n >= MIN_LAUNCHES and near <= LAUNCH_STRAY_SHARE * n or _lows_agree_above(state, top)
+    return n >= MIN_LAUNCHES and _near(launches, top) <= LAUNCH_STRAY_SHARE * n or _lows_agree_above(state, top)
+
+
+def _step_bin(top: float) -> int:
+    """The first histogram bin a gear step (MIN_GEAR_STEP) or more above ``top`` (rpm per km/h)."""
+    return _bin(math.log(top * MIN_GEAR_STEP)) + 1
+
+
+def _near(launches: list[float], top: float) -> float:
+    """How many of ``launches`` (per bin of their lowest log ratio) lie within a gear step of ``top`` or below."""
+    return sum(launches[:_step_bin(top)])
 
 
 def _steps_room(bound: float, top: float) -> int:
@@ -1067,7 +1076,7 @@ def _likely_above(state: LearnerState, top: float, seen: "LaunchGears | None" = 
     still show a gear above (a car pulling away in its highest cluster's gear locks above it on none)."""
     launches = _launch_lows(state, dense=True)
     n = sum(launches)
-    if n >= MIN_LAUNCHES and sum(launches[:_bin(math.log(top * MIN_GEAR_STEP)) + 1]) < 0.5 * n:
+    if n >= MIN_LAUNCHES and _near(launches, top) < 0.5 * n:
         return True
     if seen is None:
         return False
